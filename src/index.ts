@@ -1,0 +1,11 @@
+/**
+ * bnlab: train neural networks with batch normalization, in Node or the browser.
+ * This entry point is browser-safe; Node-only helpers (files, datasets from npm packages, the CLI)
+ * live in 'bnlab/node'.
+ */
+export { Tensor, shapeSize, shapeToString } from './tensor/tensor.js';
+export { Rng, type RngState } from './tensor/rng.js';
+export * from './kernels/index.js';
+export * from './nn/index.js';
+export * from './optim/index.js';
+export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, type Preset, type PresetOptions } from './models/presets.js';

@@ -1,0 +1,99 @@
+/**
+ * The kernel interface: every hot loop of training goes through one of these functions, so a faster
+ * backend (WebAssembly SIMD, workers) can replace the reference TypeScript one without touching the
+ * modules. Kernels work on flat row-major Float32Arrays plus their sizes, as in llm.c: no shapes, no
+ * allocation, no validation (the modules validate; kernels trust their arguments).
+ *
+ * Shape legend: M, K, N = matmul sizes (out[M,N] = A[M,K] · B[K,N]); R = rows, C = columns or channels;
+ * B = batch; L = values per channel and sample (1 for (B, C) input, H*W for images).
+ */
+export interface Kernels {
+  readonly name: string;
+
+  /** Allocate a zeroed Float32Array the backend can work on directly (a fast backend may place it in its own memory). */
+  allocate(length: number): Float32Array;
+
+  /**
+   * out[M,N] = op(a)[M,K] · op(b)[K,N] (or += when `accumulate`).
+   * op(a) = a ([M,K]) or aᵀ (a stored as [K,M] when `transA`); op(b) = b ([K,N]) or bᵀ (b stored as [N,K]).
+   */
+  matmul(a: Float32Array, b: Float32Array, out: Float32Array, m: number, k: number, n: number, opts?: MatmulOptions): void;
+
+  /** out[r,c] = x[r,c] + v[c] (out may be x). */
+  addRowVector(x: Float32Array, v: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out[c] = Σ_r x[r,c] (or += when `accumulate`). */
+  sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number, accumulate: boolean): void;
+  /** out[o,i] = Σ_a x[o,a,i] for x of shape [outer, axis, inner]: a sum over any one axis. */
+  sumAxis(x: Float32Array, out: Float32Array, outer: number, axis: number, inner: number): void;
+
+  /** Element-wise out = a + b, out = a * s, out = a * b, out += s * a. */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  scale(a: Float32Array, s: number, out: Float32Array): void;
+  mul(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  axpy(s: number, a: Float32Array, out: Float32Array): void;
+
+  /** Activations: forward from x, backward from the cached forward output y (sigmoid, tanh) or input x (relu). */
+  sigmoid(x: Float32Array, y: Float32Array): void;
+  sigmoidBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  tanh(x: Float32Array, y: Float32Array): void;
+  tanhBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  relu(x: Float32Array, y: Float32Array): void;
+  reluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  /** Row-wise softmax of x[R,C], subtracting the row maximum first for stability. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /**
+   * Mean softmax cross-entropy of logits[R,C] against integer labels; writes the probabilities
+   * (needed by the backward) and returns the loss.
+   */
+  softmaxCrossEntropy(logits: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
+  /** dlogits = (probs - onehot(labels)) / R: the gradient of the mean loss. */
+  softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dlogits: Float32Array, rows: number, cols: number): void;
+
+  /** Per-channel batch mean and biased variance of x[B,C,L] over B and L. */
+  channelMoments(x: Float32Array, mean: Float32Array, variance: Float32Array, batch: number, channels: number, inner: number): void;
+  /**
+   * y = xhat * scale[c] + shift[c] with xhat = (x - mean[c]) * invStd[c]; stores xhat when given (training
+   * keeps it for the backward). `scale`/`shift` null means 1/0 (affine off).
+   */
+  batchNormApply(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array | null, batch: number, channels: number, inner: number): void;
+  /**
+   * Backward of training-mode batch norm over batch statistics (closed form, see nn/batchnorm.ts).
+   * Accumulates dGamma += Σ dy·xhat and dBeta += Σ dy when given; writes dx.
+   */
+  batchNormBackward(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
+  /** Backward when the statistics were constants (eval mode): dx = dy·gamma·invStd, plus the same parameter gradients. */
+  batchNormBackwardFixedStats(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
+
+  /** PyTorch SGD step: g += wd·p; buf = momentum·buf + (1 - dampening)·g (buf = g at the first step); p -= lr·(nesterov ? g + momentum·buf : buf). */
+  sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, opts: SgdStepOptions): void;
+  /** Adam step (PyTorch semantics, L2 weight decay added to the gradient, or decoupled for AdamW). */
+  adamStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, opts: AdamStepOptions): void;
+}
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  accumulate?: boolean;
+}
+
+export interface SgdStepOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** True at the buffer's first use: PyTorch sets buf = g instead of decaying a zero buffer. */
+  firstStep: boolean;
+}
+
+export interface AdamStepOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupledWeightDecay: boolean;
+  /** 1-based step count, for the bias corrections 1 - beta^t. */
+  step: number;
+}

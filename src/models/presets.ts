@@ -1,0 +1,78 @@
+/**
+ * Named model presets. `ioffe-mlp` is the MNIST network of Ioffe & Szegedy (2015), section 4.1:
+ * 784-100-100-100-10, sigmoid hidden units, weights initialized to small Gaussian values, and with
+ * `bn` a batch-norm layer in front of each sigmoid (on the pre-activation Wu + b, as the paper has it).
+ */
+import { Rng } from '../tensor/rng.js';
+import type { InitSpec } from '../nn/init.js';
+import { buildSequential, type LayerSpec } from '../nn/registry.js';
+import type { Sequential } from '../nn/sequential.js';
+
+export interface PresetOptions {
+  /** Insert batch norm. Default true. */
+  bn?: boolean;
+  seed?: number;
+  init?: InitSpec;
+  /** Options for every batch-norm layer (momentum, eps, biasCorrection, ...). */
+  batchNorm?: Record<string, unknown>;
+}
+
+export interface Preset {
+  name: string;
+  description: string;
+  /** Shape of one input sample, e.g. [784] or [1, 28, 28]. */
+  inputShape: number[];
+  defaultInit: InitSpec;
+  layers(options: PresetOptions): LayerSpec[];
+}
+
+const presets = new Map<string, Preset>();
+
+export function registerPreset(preset: Preset): void {
+  presets.set(preset.name, preset);
+}
+
+export function presetNames(): string[] {
+  return [...presets.keys()];
+}
+
+export function getPreset(name: string): Preset {
+  const p = presets.get(name);
+  if (!p) throw new Error(`Unknown model "${name}". Available: ${presetNames().join(', ')}`);
+  return p;
+}
+
+export function buildPreset(name: string, options: PresetOptions = {}): Sequential {
+  const preset = getPreset(name);
+  const rng = new Rng(options.seed ?? 0);
+  return buildSequential(preset.layers(options), { rng, init: options.init ?? preset.defaultInit, batchNorm: options.batchNorm });
+}
+
+/** Hidden layers of `sizes`, each Linear → [BatchNorm1d] → activation, then a Linear classifier. */
+export function mlpLayers(sizes: number[], activation: string, bn: boolean): LayerSpec[] {
+  const layers: LayerSpec[] = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    layers.push({ type: 'Linear', inFeatures: sizes[i], outFeatures: sizes[i + 1] });
+    if (i + 2 < sizes.length) {
+      if (bn) layers.push({ type: 'BatchNorm1d', numFeatures: sizes[i + 1] });
+      layers.push({ type: activation });
+    }
+  }
+  return layers;
+}
+
+registerPreset({
+  name: 'ioffe-mlp',
+  description: 'Ioffe & Szegedy (2015) MNIST network: 784-100-100-100-10, sigmoid, BN before each sigmoid',
+  inputShape: [784],
+  defaultInit: { name: 'normal', std: 0.1 },
+  layers: (o) => mlpLayers([784, 100, 100, 100, 10], 'Sigmoid', o.bn ?? true),
+});
+
+registerPreset({
+  name: 'mlp-relu',
+  description: 'A 784-256-256-10 ReLU network with He initialization',
+  inputShape: [784],
+  defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
+  layers: (o) => mlpLayers([784, 256, 256, 10], 'ReLU', o.bn ?? true),
+});

@@ -1,0 +1,11 @@
+export { Module, makeParameter, reuse, type Parameter, type StateDict } from './module.js';
+export { Linear, type LinearOptions } from './linear.js';
+export { Sigmoid, Tanh, ReLU } from './activations.js';
+export { Dropout } from './dropout.js';
+export { Sequential } from './sequential.js';
+export { BatchNormBase, BatchNorm1d, BatchNorm2d, momentumFromKeras, type BatchNormOptions } from './batchnorm.js';
+export { CrossEntropyLoss, softmax, argmax } from './loss.js';
+export { initWeight, initBias, initNames, type InitSpec, type InitName } from './init.js';
+export { registerLayer, buildLayer, buildSequential, layerSpec, layerTypes, type LayerSpec, type BuildContext } from './registry.js';
+export { summary, summaryRows, type SummaryRow } from './summary.js';
+export { setWarningHandler, warnOnce, resetWarnings } from './warnings.js';

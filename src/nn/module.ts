@@ -1,0 +1,208 @@
+/**
+ * The module base class. A module owns its parameters and buffers, runs `forward(x)` and then
+ * `backward(dy)` with whatever it cached in the forward pass, and accumulates parameter gradients with
+ * `+=` (call `zeroGrad()` between steps, as in PyTorch).
+ *
+ * Output tensors are buffers the module reuses from one call to the next (no allocation per training
+ * step): a returned tensor is valid until the module's next `forward`/`backward`. `clone()` it to keep it.
+ */
+import { getBackend, type Kernels } from '../kernels/index.js';
+import { Tensor, sameShape, shapeToString } from '../tensor/tensor.js';
+
+/** A trainable tensor and its gradient. `trainable: false` freezes it (the optimizer skips it). */
+export interface Parameter {
+  value: Tensor;
+  grad: Tensor;
+  trainable: boolean;
+}
+
+export type StateDict = Map<string, Tensor>;
+
+export abstract class Module {
+  /** Layer type as PyTorch names it ('Linear', 'BatchNorm1d', ...). */
+  abstract readonly typeName: string;
+  /** Path in the model, as in PyTorch's state dict ('1', 'features.0'); set by the container. */
+  path = '';
+  training = true;
+  protected kernels: Kernels;
+
+  constructor() {
+    this.kernels = getBackend();
+  }
+
+  abstract forward(x: Tensor): Tensor;
+  abstract backward(dy: Tensor): Tensor;
+  /** Output shape for a given input shape (the batch dimension included); throws on an incompatible input. */
+  abstract outputShape(inputShape: readonly number[]): number[];
+
+  /** Own parameters by local name ('weight', 'bias'); containers override `children`. */
+  namedOwnParameters(): Array<[string, Parameter]> {
+    return [];
+  }
+  /** Own buffers (state that is saved but not trained: 'running_mean', 'num_batches_tracked'). */
+  namedOwnBuffers(): Array<[string, Tensor]> {
+    return [];
+  }
+  children(): Array<[string, Module]> {
+    return [];
+  }
+
+  /** Every module in the tree, depth first, this one included. */
+  *modules(): Generator<Module> {
+    yield this;
+    for (const [, child] of this.children()) yield* child.modules();
+  }
+
+  namedParameters(prefix = ''): Array<[string, Parameter]> {
+    const out: Array<[string, Parameter]> = this.namedOwnParameters().map(([n, p]) => [prefix + n, p]);
+    for (const [name, child] of this.children()) out.push(...child.namedParameters(`${prefix}${name}.`));
+    return out;
+  }
+
+  namedBuffers(prefix = ''): Array<[string, Tensor]> {
+    const out: Array<[string, Tensor]> = this.namedOwnBuffers().map(([n, b]) => [prefix + n, b]);
+    for (const [name, child] of this.children()) out.push(...child.namedBuffers(`${prefix}${name}.`));
+    return out;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad.data.fill(0);
+  }
+
+  /** Training mode: batch statistics, dropout on. Applies to every submodule. */
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  /** Inference mode: running statistics, dropout off. Same as `train(false)`. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Parameters and buffers under PyTorch's state-dict names ('0.weight', '1.running_mean',
+   * '1.num_batches_tracked'). The tensors are the live ones, not copies.
+   */
+  stateDict(): StateDict {
+    const dict: StateDict = new Map();
+    // PyTorch orders a module's parameters before its buffers, module by module.
+    const visit = (m: Module, prefix: string) => {
+      for (const [n, p] of m.namedOwnParameters()) dict.set(prefix + n, p.value);
+      for (const [n, b] of m.namedOwnBuffers()) dict.set(prefix + n, b);
+      for (const [n, c] of m.children()) visit(c, `${prefix}${n}.`);
+    };
+    visit(this, '');
+    return dict;
+  }
+
+  /**
+   * Copy values from a state dict. With `strict` (the default) missing and unexpected keys are errors,
+   * listed together so one run shows every problem; shapes must match exactly.
+   */
+  loadStateDict(dict: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): void {
+    const strict = options.strict ?? true;
+    const src = dict instanceof Map ? dict : new Map(Object.entries(dict));
+    const own = this.stateDict();
+    const problems: string[] = [];
+    for (const [name, target] of own) {
+      const value = src.get(name);
+      if (!value) {
+        if (name.endsWith('num_batches_tracked')) {
+          // Without the step count, bias-corrected running averages cannot be un-biased (PyTorch files
+          // from before 0.4.1 lack it too): say so instead of silently assuming 0.
+          if (strict) problems.push(`missing key "${name}" (the number of batches behind the running statistics; bias correction needs it. Save it with the model, or load with { strict: false } into a layer built with biasCorrection: false)`);
+        } else if (strict) problems.push(`missing key "${name}"`);
+        continue;
+      }
+      if (!sameShape(value.shape, target.shape)) {
+        problems.push(`"${name}": expected shape ${shapeToString(target.shape)}, got ${shapeToString(value.shape)}`);
+      }
+    }
+    if (strict) for (const name of src.keys()) if (!own.has(name)) problems.push(`unexpected key "${name}"`);
+    if (problems.length) throw new Error(`loadStateDict: ${problems.join('; ')}`);
+    for (const [name, target] of own) {
+      const value = src.get(name);
+      if (value) target.data.set(value.data);
+    }
+    for (const m of this.modules()) m.afterLoad();
+  }
+
+  /** Hook for modules that derive state from loaded tensors. */
+  protected afterLoad(): void {}
+
+  /** Switch every module to another kernel backend, moving parameters and buffers into memory it can use. */
+  useBackend(kernels: Kernels): this {
+    for (const m of this.modules()) m.moveTo(kernels);
+    return this;
+  }
+
+  protected moveTo(kernels: Kernels): void {
+    this.kernels = kernels;
+    this.releaseBuffers();
+  }
+
+  /** Drop cached work buffers (they are reallocated on the next forward). */
+  protected releaseBuffers(): void {}
+
+  /** One-line description of the layer's configuration, for `summary()`. */
+  describe(): string {
+    return this.typeName;
+  }
+
+  /** The layer's constructor options as JSON, enough to rebuild it (used by model files). */
+  config(): Record<string, unknown> {
+    return {};
+  }
+}
+
+/** A parameter with a zeroed gradient of the same shape. */
+export function makeParameter(value: Tensor, kernels: Kernels): Parameter {
+  const data = kernels.allocate(value.size);
+  data.set(value.data);
+  return { value: new Tensor(value.shape, data), grad: new Tensor(value.shape, kernels.allocate(value.size)), trainable: true };
+}
+
+/**
+ * A reusable output buffer: returns `current` when it already has `shape`, else a fresh tensor from the
+ * backend. This is how modules avoid allocating on every step.
+ */
+export function reuse(current: Tensor | null, shape: readonly number[], kernels: Kernels): Tensor {
+  if (current && sameShape(current.shape, shape)) return current;
+  let size = 1;
+  for (const d of shape) size *= d;
+  return new Tensor(shape, kernels.allocate(size));
+}
+
+/** Error for a forward/backward called with a tensor of the wrong shape; names the layer. */
+export function shapeError(module: Module, expected: string, got: readonly number[]): Error {
+  const where = module.path ? ` (layer "${module.path}")` : '';
+  return new Error(`${module.describe()}${where}: expected input ${expected}, got ${shapeToString(got)}`);
+}
+
+/** Error for backward called before forward, or with a gradient whose shape is not the output's. */
+export function checkBackward(module: Module, output: Tensor | null, dy: Tensor): asserts output is Tensor {
+  if (!output) throw new Error(`${module.describe()}: backward() called before forward()`);
+  if (!sameShape(output.shape, dy.shape)) {
+    throw new Error(`${module.describe()}: backward() expected a gradient of shape ${shapeToString(output.shape)} (the output's), got ${shapeToString(dy.shape)}`);
+  }
+}
+
+/** The same parameter (values, gradient, trainable flag) in memory owned by another backend. */
+export function moveParameter(p: Parameter, kernels: Kernels): Parameter {
+  const moved = makeParameter(p.value, kernels);
+  moved.grad.data.set(p.grad.data);
+  moved.trainable = p.trainable;
+  return moved;
+}
+
+/** A tensor copied into memory owned by `kernels`. */
+export function moveTensor(t: Tensor, kernels: Kernels): Tensor {
+  const data = kernels.allocate(t.size);
+  data.set(t.data);
+  return new Tensor(t.shape, data);
+}

@@ -1,0 +1,114 @@
+/**
+ * Layers as JSON: `{ "type": "Linear", "inFeatures": 784, "outFeatures": 100 }`. The same specs build
+ * models from the conformance fixtures, from model files and from presets. Every number is checked
+ * before anything is allocated, so a hostile or mistaken spec gets an error, not a 10 GB allocation.
+ */
+import { Rng } from '../tensor/rng.js';
+import { Sigmoid, ReLU, Tanh } from './activations.js';
+import { BatchNorm1d, BatchNorm2d } from './batchnorm.js';
+import { Dropout } from './dropout.js';
+import type { InitSpec } from './init.js';
+import { Linear } from './linear.js';
+import type { Module } from './module.js';
+import { Sequential } from './sequential.js';
+
+export interface LayerSpec {
+  type: string;
+  [option: string]: unknown;
+}
+
+export interface BuildContext {
+  rng: Rng;
+  init?: InitSpec;
+  /** Defaults for every batch-norm layer (e.g. biasCorrection: false to match PyTorch). */
+  batchNorm?: Record<string, unknown>;
+}
+
+export type LayerBuilder = (spec: LayerSpec, ctx: BuildContext) => Module;
+
+/** Largest size of any one dimension a spec may ask for. */
+export const MAX_DIMENSION = 1 << 20;
+
+const builders = new Map<string, LayerBuilder>();
+
+export function registerLayer(type: string, builder: LayerBuilder): void {
+  builders.set(type, builder);
+}
+
+export function layerTypes(): string[] {
+  return [...builders.keys()];
+}
+
+export function buildLayer(spec: LayerSpec, ctx: BuildContext): Module {
+  if (!spec || typeof spec !== 'object' || typeof spec.type !== 'string') throw new Error(`Layer spec must be an object with a string "type", got ${JSON.stringify(spec)}`);
+  const builder = builders.get(spec.type);
+  if (!builder) throw new Error(`Unknown layer type "${spec.type}". Known types: ${layerTypes().join(', ')}`);
+  return builder(spec, ctx);
+}
+
+export function buildSequential(specs: LayerSpec[], ctx: BuildContext): Sequential {
+  if (!Array.isArray(specs) || specs.length === 0) throw new Error('A model needs a non-empty array of layer specs');
+  return new Sequential(...specs.map((s, i) => {
+    try {
+      return buildLayer(s, ctx);
+    } catch (e) {
+      throw new Error(`layer ${i}: ${(e as Error).message}`);
+    }
+  }));
+}
+
+/** The spec that rebuilds `module` (its type plus its config). */
+export function layerSpec(module: Module): LayerSpec {
+  return { type: module.typeName, ...module.config() };
+}
+
+/** An integer option, under its name or an alias ('in' for 'inFeatures'), checked against [min, max]. */
+export function intOption(spec: LayerSpec, names: string[], opts: { min?: number; max?: number; default?: number } = {}): number {
+  const name = names.find((n) => spec[n] !== undefined);
+  const value = name === undefined ? opts.default : spec[name];
+  const label = `${spec.type}.${names[0]}`;
+  if (value === undefined) throw new Error(`${label} is required`);
+  const min = opts.min ?? 1;
+  const max = opts.max ?? MAX_DIMENSION;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${label} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export function numberOption(spec: LayerSpec, name: string, fallback: number, check: (v: number) => boolean, what: string): number {
+  const value = spec[name] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) throw new Error(`${spec.type}.${name} must be ${what}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function boolOption(spec: LayerSpec, name: string, fallback: boolean): boolean {
+  const value = spec[name] ?? fallback;
+  if (typeof value !== 'boolean') throw new Error(`${spec.type}.${name} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+registerLayer('Linear', (spec, ctx) =>
+  new Linear(intOption(spec, ['inFeatures', 'in']), intOption(spec, ['outFeatures', 'out']), { bias: boolOption(spec, 'bias', true), init: ctx.init, rng: ctx.rng }),
+);
+registerLayer('Sigmoid', () => new Sigmoid());
+registerLayer('Tanh', () => new Tanh());
+registerLayer('ReLU', () => new ReLU());
+registerLayer('Dropout', (spec, ctx) => new Dropout(numberOption(spec, 'p', 0.5, (p) => p >= 0 && p < 1, 'in [0, 1)'), { rng: new Rng(ctx.rng.nextUint32()) }));
+
+function batchNormOptions(spec: LayerSpec, ctx: BuildContext) {
+  const merged: LayerSpec = { ...ctx.batchNorm, ...spec };
+  const momentum = merged.momentum === undefined ? 0.1 : merged.momentum;
+  if (momentum !== null && (typeof momentum !== 'number' || !(momentum > 0 && momentum <= 1))) {
+    throw new Error(`${spec.type}.momentum must be in (0, 1] or null, got ${JSON.stringify(momentum)}`);
+  }
+  return {
+    eps: numberOption(merged, 'eps', 1e-5, (e) => e > 0, 'a positive number'),
+    momentum: momentum as number | null,
+    affine: boolOption(merged, 'affine', true),
+    trackRunningStats: boolOption(merged, 'trackRunningStats', true),
+    biasCorrection: boolOption(merged, 'biasCorrection', true),
+  };
+}
+registerLayer('BatchNorm1d', (spec, ctx) => new BatchNorm1d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
+registerLayer('BatchNorm2d', (spec, ctx) => new BatchNorm2d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));

@@ -1,0 +1,67 @@
+/**
+ * A chain of modules; children are named '0', '1', ... as in PyTorch's nn.Sequential, which makes the
+ * state-dict keys '0.weight', '1.running_mean', ...
+ */
+import { findNonFinite, shapeToString, type Tensor } from '../tensor/tensor.js';
+import type { Kernels } from '../kernels/index.js';
+import { Module } from './module.js';
+
+export class Sequential extends Module {
+  readonly typeName = 'Sequential';
+  readonly layers: Module[];
+  /** Check the input for NaN/Infinity on every forward (cheap next to a matmul; catches bad data at the door). */
+  checkInput = true;
+
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    this.setPaths('');
+  }
+
+  /** Give every descendant its state-dict path, so errors can name the layer. */
+  setPaths(prefix: string): void {
+    this.path = prefix.replace(/\.$/, '');
+    this.layers.forEach((layer, i) => {
+      const path = `${prefix}${i}`;
+      if (layer instanceof Sequential) layer.setPaths(`${path}.`);
+      else layer.path = path;
+    });
+  }
+
+  override children(): Array<[string, Module]> {
+    return this.layers.map((l, i) => [String(i), l]);
+  }
+
+  outputShape(inputShape: readonly number[]): number[] {
+    let shape = [...inputShape];
+    for (const layer of this.layers) shape = layer.outputShape(shape);
+    return shape;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (this.checkInput) {
+      const bad = findNonFinite(x.data);
+      if (bad >= 0) {
+        const row = x.shape.length > 1 ? Math.floor(bad / (x.size / x.shape[0])) : bad;
+        throw new Error(`Input contains ${x.data[bad]} at flat index ${bad} (sample ${row} of a batch of shape ${shapeToString(x.shape)}). Clean the data (e.g. replace missing values) before training or predicting.`);
+      }
+    }
+    let h = x;
+    for (const layer of this.layers) h = layer.forward(h);
+    return h;
+  }
+
+  backward(dy: Tensor): Tensor {
+    let g = dy;
+    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
+    return g;
+  }
+
+  protected override moveTo(kernels: Kernels): void {
+    this.kernels = kernels;
+  }
+
+  override describe(): string {
+    return `Sequential(${this.layers.length} layers)`;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * A tensor is a shape plus a row-major Float32Array. Nothing more: no autograd tape, no device.
+ * Modules do their own backward passes, so a tensor only has to hold numbers.
+ */
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+
+  constructor(shape: readonly number[], data?: Float32Array) {
+    const size = shapeSize(shape);
+    if (data && data.length !== size) {
+      throw new Error(`Tensor data has ${data.length} values but shape [${shape.join(', ')}] needs ${size}`);
+    }
+    this.shape = Object.freeze([...shape]);
+    this.data = data ?? new Float32Array(size);
+  }
+
+  static zeros(shape: readonly number[]): Tensor {
+    return new Tensor(shape);
+  }
+
+  static full(shape: readonly number[], value: number): Tensor {
+    const t = new Tensor(shape);
+    t.data.fill(value);
+    return t;
+  }
+
+  static from(shape: readonly number[], values: ArrayLike<number>): Tensor {
+    return new Tensor(shape, Float32Array.from(values));
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Same data, another shape with the same number of elements. */
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(shape, this.data);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.shape, this.data.slice());
+  }
+
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`Invalid tensor shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
+    n *= d;
+  }
+  return n;
+}
+
+export function shapeToString(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Index of the first NaN or infinite value, or -1. */
+export function findNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v !== v || v === Infinity || v === -Infinity) return i;
+  }
+  return -1;
+}
