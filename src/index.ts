@@ -9,3 +9,5 @@ export * from './kernels/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, type Preset, type PresetOptions } from './models/presets.js';
+export * from './data/index.js';
+export * from './train/index.js';

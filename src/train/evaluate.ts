@@ -1,0 +1,47 @@
+/**
+ * Evaluation over a whole dataset in eval mode (running statistics, no dropout); the model's previous
+ * mode is restored afterwards, so evaluating in the middle of training cannot leave it in eval mode.
+ */
+import { DataLoader } from '../data/loader.js';
+import type { Dataset } from '../data/dataset.js';
+import { CrossEntropyLoss, argmax } from '../nn/loss.js';
+import type { Module } from '../nn/module.js';
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  count: number;
+}
+
+export interface EvaluateOptions {
+  batchSize?: number;
+  /** Shape of one sample as the model expects it (e.g. [784] for an MLP fed 28x28 images). */
+  inputShape?: readonly number[];
+  /** Evaluate in train mode (batch statistics) instead; used to show what batch statistics do at test time. */
+  useBatchStatistics?: boolean;
+}
+
+export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions = {}): EvalResult {
+  const wasTraining = model.training;
+  const modes = [...model.modules()].map((m) => m.training);
+  model.train(options.useBatchStatistics ?? false);
+  const loss = new CrossEntropyLoss();
+  const loader = new DataLoader(dataset, { batchSize: Math.min(options.batchSize ?? 1000, dataset.count), shuffle: false });
+  let total = 0;
+  let correct = 0;
+  try {
+    for (const batch of loader.epochBatches()) {
+      const b = batch.labels.length;
+      const x = options.inputShape ? batch.x.reshape([b, ...options.inputShape]) : batch.x;
+      const logits = model.forward(x);
+      total += loss.forward(logits, batch.labels) * b;
+      const predicted = argmax(logits);
+      for (let i = 0; i < b; i++) if (predicted[i] === batch.labels[i]) correct++;
+    }
+  } finally {
+    // Restore each module's own flag (a frozen layer may have been in eval on purpose).
+    [...model.modules()].forEach((m, i) => (m.training = modes[i]));
+    model.training = wasTraining;
+  }
+  return { loss: total / dataset.count, accuracy: correct / dataset.count, count: dataset.count };
+}

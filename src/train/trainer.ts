@@ -1,0 +1,177 @@
+/**
+ * The training loop: mini-batch SGD (or any Optimizer) for a fixed number of steps or epochs, test-set
+ * evaluation at intervals, metrics as JSON-serializable records, and a hard stop on divergence.
+ * Browser-safe: progress and metrics go to callbacks; the CLI turns them into a progress bar and a
+ * metrics.jsonl file.
+ */
+import { DataLoader, type DataLoaderState } from '../data/loader.js';
+import type { Dataset } from '../data/dataset.js';
+import { BatchNormBase } from '../nn/batchnorm.js';
+import { CrossEntropyLoss } from '../nn/loss.js';
+import type { Module } from '../nn/module.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { applySchedule, type LrSchedule } from '../optim/schedule.js';
+import { evaluate, type EvalResult } from './evaluate.js';
+
+export interface TrainMetrics {
+  step: number;
+  epoch: number;
+  split: 'train' | 'test';
+  loss: number;
+  accuracy?: number;
+  lr: number;
+  /** Seconds since training started. */
+  time: number;
+}
+
+export interface TrainerOptions {
+  model: Module;
+  optimizer: Optimizer;
+  trainSet: Dataset;
+  testSet?: Dataset;
+  batchSize: number;
+  /** Stop after this many steps; or give `epochs`. */
+  steps?: number;
+  epochs?: number;
+  /** Evaluate on the test set every this many steps (and at the end). 0 = only at the end. */
+  evalEvery?: number;
+  /** Record the training loss (averaged since the last record) every this many steps. Default 100. */
+  logEvery?: number;
+  schedule?: LrSchedule;
+  /** Seed of the data loader's shuffling. */
+  seed?: number;
+  /** Drop the short last batch of each epoch. Default: true when the model has batch norm (a tiny last batch gives noisy statistics; a batch of 1 gives none). */
+  dropLast?: boolean;
+  /** Shape of one sample as the model expects it; the loader's samples are reshaped to it. */
+  inputShape?: readonly number[];
+  evalBatchSize?: number;
+  onMetrics?: (m: TrainMetrics) => void;
+  /** Called after every step (progress bars, checkpoints). */
+  onStep?: (trainer: Trainer, loss: number) => void;
+}
+
+/** Training stopped because the loss became NaN or infinite. */
+export class DivergenceError extends Error {
+  constructor(readonly step: number, readonly loss: number, lr: number) {
+    super(`Training diverged at step ${step}: the loss is ${loss}. Lower the learning rate (now ${lr}), add batch norm, or check the input data for extreme values.`);
+    this.name = 'DivergenceError';
+  }
+}
+
+export class Trainer {
+  readonly loader: DataLoader;
+  readonly totalSteps: number;
+  /** Steps completed so far. */
+  step = 0;
+  readonly history: TrainMetrics[] = [];
+  private loss = new CrossEntropyLoss();
+  private startTime = Date.now();
+  private elapsedBefore = 0;
+  private lossSum = 0;
+  private lossCount = 0;
+  private epoch = 0;
+
+  constructor(readonly options: TrainerOptions) {
+    const { trainSet, batchSize } = options;
+    const hasBatchNorm = [...options.model.modules()].some((m) => m instanceof BatchNormBase);
+    this.loader = new DataLoader(trainSet, { batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: options.dropLast ?? hasBatchNorm });
+    if (options.steps !== undefined) {
+      if (!Number.isInteger(options.steps) || options.steps < 1) throw new Error(`steps must be a positive integer, got ${options.steps}`);
+      this.totalSteps = options.steps;
+    } else if (options.epochs !== undefined) {
+      if (!(options.epochs > 0)) throw new Error(`epochs must be positive, got ${options.epochs}`);
+      this.totalSteps = Math.round(options.epochs * this.loader.batchesPerEpoch);
+    } else throw new Error('Give either steps or epochs');
+    if (options.inputShape) {
+      const per = options.inputShape.reduce((a, b) => a * b, 1);
+      const have = trainSet.sampleShape.reduce((a, b) => a * b, 1);
+      if (per !== have) throw new Error(`The model expects samples of shape [${options.inputShape.join(', ')}] (${per} values), but dataset "${trainSet.name}" has samples of shape [${trainSet.sampleShape.join(', ')}] (${have} values)`);
+    }
+  }
+
+  /** Seconds of training so far (including before a resume). */
+  get elapsed(): number {
+    return this.elapsedBefore + (Date.now() - this.startTime) / 1000;
+  }
+
+  /** One optimization step on the next batch; returns its loss. */
+  trainStep(): number {
+    const { model, optimizer, schedule, inputShape } = this.options;
+    if (schedule) applySchedule(schedule, optimizer, this.step);
+    const batch = this.loader.next();
+    this.epoch = batch.epoch;
+    const b = batch.labels.length;
+    const x = inputShape ? batch.x.reshape([b, ...inputShape]) : batch.x;
+    model.train();
+    optimizer.zeroGrad();
+    const logits = model.forward(x);
+    const loss = this.loss.forward(logits, batch.labels);
+    if (!Number.isFinite(loss)) throw new DivergenceError(this.step + 1, loss, optimizer.lr);
+    model.backward(this.loss.backward());
+    optimizer.step();
+    this.step++;
+    this.lossSum += loss;
+    this.lossCount++;
+    return loss;
+  }
+
+  evaluateTest(): EvalResult | null {
+    const { testSet, model, inputShape, evalBatchSize } = this.options;
+    if (!testSet) return null;
+    const r = evaluate(model, testSet, { inputShape, batchSize: evalBatchSize });
+    this.record({ step: this.step, epoch: this.epoch, split: 'test', loss: r.loss, accuracy: r.accuracy, lr: this.options.optimizer.lr, time: this.elapsed });
+    return r;
+  }
+
+  /** Train to `totalSteps`, evaluating and logging on the way. Returns the final test result. */
+  run(): EvalResult | null {
+    const { evalEvery = 0, logEvery = 100, onStep } = this.options;
+    while (this.step < this.totalSteps) {
+      const loss = this.trainStep();
+      if (this.step % logEvery === 0 || this.step === this.totalSteps) this.flushTrainLoss();
+      if (evalEvery > 0 && this.step % evalEvery === 0 && this.step !== this.totalSteps) this.evaluateTest();
+      onStep?.(this, loss);
+    }
+    return this.evaluateTest();
+  }
+
+  private flushTrainLoss(): void {
+    if (this.lossCount === 0) return;
+    this.record({ step: this.step, epoch: this.epoch, split: 'train', loss: this.lossSum / this.lossCount, lr: this.options.optimizer.lr, time: this.elapsed });
+    this.lossSum = 0;
+    this.lossCount = 0;
+  }
+
+  private record(m: TrainMetrics): void {
+    this.history.push(m);
+    this.options.onMetrics?.(m);
+  }
+
+  /** What a checkpoint needs besides the model and optimizer: step, loader position, metrics so far. */
+  getState(): TrainerState {
+    return { step: this.step, epoch: this.epoch, elapsed: this.elapsed, loader: this.loader.getState(), history: [...this.history], lossSum: this.lossSum, lossCount: this.lossCount };
+  }
+
+  setState(state: TrainerState): void {
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`Trainer state has an invalid step ${state.step}`);
+    this.step = state.step;
+    this.epoch = state.epoch;
+    this.loader.setState(state.loader);
+    this.history.length = 0;
+    this.history.push(...state.history);
+    this.elapsedBefore = state.elapsed;
+    this.startTime = Date.now();
+    this.lossSum = state.lossSum;
+    this.lossCount = state.lossCount;
+  }
+}
+
+export interface TrainerState {
+  step: number;
+  epoch: number;
+  elapsed: number;
+  loader: DataLoaderState;
+  history: TrainMetrics[];
+  lossSum: number;
+  lossCount: number;
+}
