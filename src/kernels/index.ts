@@ -1,7 +1,7 @@
 import type { Kernels } from './kernels.js';
 import { referenceKernels } from './reference.js';
 
-export type { Kernels, MatmulOptions, SgdStepOptions, AdamStepOptions } from './kernels.js';
+export type { Kernels, MatmulOptions, SgdStepOptions, AdamStepOptions, Window2d } from './kernels.js';
 export { referenceKernels } from './reference.js';
 
 const registry = new Map<string, Kernels>([[referenceKernels.name, referenceKernels]]);

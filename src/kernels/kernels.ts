@@ -6,6 +6,7 @@
  *
  * Shape legend: M, K, N = matmul sizes (out[M,N] = A[M,K] · B[K,N]); R = rows, C = columns or channels;
  * B = batch; L = values per channel and sample (1 for (B, C) input, H*W for images).
+ * Images: H, W = height, width; KH, KW = kernel; OH, OW = output height, width; P = B·C planes.
  */
 export interface Kernels {
   readonly name: string;
@@ -50,6 +51,14 @@ export interface Kernels {
   /** dlogits = (probs - onehot(labels)) / R: the gradient of the mean loss. */
   softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dlogits: Float32Array, rows: number, cols: number): void;
 
+  /**
+   * Per-channel affine map out[b,c,l] = x[b,c,l]·scale[c] + shift[c] (`shift` null means 0). The
+   * elementwise affine of LayerNorm ([R, D] as B = R, C = D, L = 1) and GroupNorm ([B, C, L]).
+   */
+  channelAffine(x: Float32Array, scale: Float32Array, shift: Float32Array | null, out: Float32Array, batch: number, channels: number, inner: number): void;
+  /** Backward of channelAffine: dx = dy·scale[c]; accumulates dScale[c] += Σ dy·x and dShift[c] += Σ dy when given. */
+  channelAffineBackward(dy: Float32Array, x: Float32Array, scale: Float32Array, dx: Float32Array, dScale: Float32Array | null, dShift: Float32Array | null, batch: number, channels: number, inner: number): void;
+
   /** Per-channel batch mean and biased variance of x[B,C,L] over B and L. */
   channelMoments(x: Float32Array, mean: Float32Array, variance: Float32Array, batch: number, channels: number, inner: number): void;
   /**
@@ -64,6 +73,27 @@ export interface Kernels {
   batchNormBackward(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
   /** Backward when the statistics were constants (eval mode): dx = dy·gamma·invStd, plus the same parameter gradients. */
   batchNormBackwardFixedStats(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
+
+  /**
+   * Unfold the windows of a convolution: x[B,C,H,W] → cols[B, C·KH·KW, OH·OW], where row (c,i,j) of
+   * sample b holds x[b, c, oh·strideH - padH + i, ow·strideW - padW + j] for every output position
+   * (0 where the window covers padding). A convolution is then one matmul per sample.
+   */
+  im2col(x: Float32Array, cols: Float32Array, batch: number, channels: number, g: Window2d): void;
+  /** The adjoint of im2col: dx = 0, then every cols entry is added back to the input position it came from. */
+  col2im(cols: Float32Array, dx: Float32Array, batch: number, channels: number, g: Window2d): void;
+
+  /**
+   * Max pooling over P = B·C independent planes x[P,H,W] → y[P,OH,OW]; padding counts as -∞. Writes
+   * the flat index into x of each window's maximum (the first one on ties) to `argmax`, for the backward.
+   */
+  maxPoolForward(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d): void;
+  /** dx = 0, then dx[argmax[i]] += dy[i]: each output's gradient goes to the input that won its window. */
+  maxPoolBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void;
+  /** Average pooling over P planes; padding counts as 0 and every window divides by KH·KW (PyTorch's count_include_pad). */
+  avgPoolForward(x: Float32Array, y: Float32Array, planes: number, g: Window2d): void;
+  /** dx = 0, then each dy[p,oh,ow]/(KH·KW) is added to every input of its window. */
+  avgPoolBackward(dy: Float32Array, dx: Float32Array, planes: number, g: Window2d): void;
 
   /** PyTorch SGD step: g += wd·p; buf = momentum·buf + (1 - dampening)·g (buf = g at the first step); p -= lr·(nesterov ? g + momentum·buf : buf). */
   sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, opts: SgdStepOptions): void;
@@ -96,4 +126,21 @@ export interface AdamStepOptions {
   decoupledWeightDecay: boolean;
   /** 1-based step count, for the bias corrections 1 - beta^t. */
   step: number;
+}
+
+/**
+ * A window sliding over an H×W plane, shared by convolution and pooling:
+ * outH = floor((height + 2·padH - kernelH) / strideH) + 1, the same for the width.
+ */
+export interface Window2d {
+  height: number;
+  width: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
 }

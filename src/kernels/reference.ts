@@ -3,7 +3,8 @@
  * against this one. Loop orders keep the innermost loop on contiguous memory, which is most of what
  * makes JavaScript loops fast; nothing else is tuned.
  *
- * Shape legend: see kernels.ts (M, K, N for matmul; B, C, L for batch norm).
+ * Shape legend: see kernels.ts (M, K, N for matmul; B, C, L for batch norm; H, W, KH, KW, OH, OW, P for
+ * convolution and pooling).
  */
 import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions } from './kernels.js';
 
@@ -145,6 +146,35 @@ export const referenceKernels: Kernels = {
     }
   },
 
+  channelAffine(x, scale, shift, out, batch, channels, inner) {
+    for (let b = 0; b < batch; b++) {
+      for (let c = 0; c < channels; c++) {
+        const o = (b * channels + c) * inner;
+        const g = scale[c];
+        const s = shift ? shift[c] : 0;
+        for (let l = 0; l < inner; l++) out[o + l] = x[o + l] * g + s;
+      }
+    }
+  },
+
+  channelAffineBackward(dy, x, scale, dx, dScale, dShift, batch, channels, inner) {
+    for (let b = 0; b < batch; b++) {
+      for (let c = 0; c < channels; c++) {
+        const o = (b * channels + c) * inner;
+        const g = scale[c];
+        let sumDy = 0;
+        let sumDyX = 0;
+        for (let l = 0; l < inner; l++) {
+          sumDy += dy[o + l];
+          sumDyX += dy[o + l] * x[o + l];
+          dx[o + l] = dy[o + l] * g;
+        }
+        if (dScale) dScale[c] += sumDyX;
+        if (dShift) dShift[c] += sumDy;
+      }
+    }
+  },
+
   channelMoments(x, mean, variance, batch, channels, inner) {
     const count = batch * inner;
     for (let c = 0; c < channels; c++) {
@@ -226,6 +256,143 @@ export const referenceKernels: Kernels = {
     }
   },
 
+  im2col(x, cols, batch, channels, g) {
+    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+    const plane = height * width;
+    let dst = 0; // cols is written row after row: (b, c, i, j), then (oh, ow)
+    for (let bc = 0; bc < batch * channels; bc++) {
+      const src = bc * plane;
+      for (let i = 0; i < kernelH; i++) {
+        for (let j = 0; j < kernelW; j++) {
+          // Output columns whose input column ow·strideW - padW + j lies inside the image; the rest read padding.
+          const lo = firstInside(j - padW, strideW, outW);
+          const hi = endInside(j - padW, strideW, width, outW);
+          for (let oh = 0; oh < outH; oh++, dst += outW) {
+            const ih = oh * strideH - padH + i;
+            if (ih < 0 || ih >= height || lo >= hi) {
+              cols.fill(0, dst, dst + outW);
+              continue;
+            }
+            const rowStart = src + ih * width + j - padW;
+            for (let ow = 0; ow < lo; ow++) cols[dst + ow] = 0;
+            for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[rowStart + ow * strideW];
+            for (let ow = hi; ow < outW; ow++) cols[dst + ow] = 0;
+          }
+        }
+      }
+    }
+  },
+
+  col2im(cols, dx, batch, channels, g) {
+    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+    const plane = height * width;
+    dx.fill(0, 0, batch * channels * plane);
+    let src = 0; // the same walk as im2col, adding instead of copying
+    for (let bc = 0; bc < batch * channels; bc++) {
+      const dst = bc * plane;
+      for (let i = 0; i < kernelH; i++) {
+        for (let j = 0; j < kernelW; j++) {
+          const lo = firstInside(j - padW, strideW, outW);
+          const hi = endInside(j - padW, strideW, width, outW);
+          for (let oh = 0; oh < outH; oh++, src += outW) {
+            const ih = oh * strideH - padH + i;
+            if (ih < 0 || ih >= height) continue;
+            const rowStart = dst + ih * width + j - padW;
+            for (let ow = lo; ow < hi; ow++) dx[rowStart + ow * strideW] += cols[src + ow];
+          }
+        }
+      }
+    }
+  },
+
+  maxPoolForward(x, y, argmax, planes, g) {
+    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+    let o = 0;
+    for (let p = 0; p < planes; p++) {
+      const base = p * height * width;
+      for (let oh = 0; oh < outH; oh++) {
+        const h0 = oh * strideH - padH;
+        const hFrom = Math.max(h0, 0);
+        const hTo = Math.min(h0 + kernelH, height);
+        for (let ow = 0; ow < outW; ow++, o++) {
+          const w0 = ow * strideW - padW;
+          const wFrom = Math.max(w0, 0);
+          const wTo = Math.min(w0 + kernelW, width);
+          let best = -Infinity;
+          let at = -1;
+          for (let ih = hFrom; ih < hTo; ih++) {
+            for (let iw = wFrom; iw < wTo; iw++) {
+              const idx = base + ih * width + iw;
+              if (at < 0 || x[idx] > best) {
+                best = x[idx];
+                at = idx;
+              }
+            }
+          }
+          y[o] = best;
+          argmax[o] = at;
+        }
+      }
+    }
+  },
+
+  maxPoolBackward(dy, argmax, dx, planes, g) {
+    dx.fill(0, 0, planes * g.height * g.width);
+    const count = planes * g.outH * g.outW;
+    // += because windows overlap when stride < kernel: one input can win several of them.
+    for (let o = 0; o < count; o++) dx[argmax[o]] += dy[o];
+  },
+
+  avgPoolForward(x, y, planes, g) {
+    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+    const inv = 1 / (kernelH * kernelW);
+    let o = 0;
+    for (let p = 0; p < planes; p++) {
+      const base = p * height * width;
+      for (let oh = 0; oh < outH; oh++) {
+        const h0 = oh * strideH - padH;
+        const hFrom = Math.max(h0, 0);
+        const hTo = Math.min(h0 + kernelH, height);
+        for (let ow = 0; ow < outW; ow++, o++) {
+          const w0 = ow * strideW - padW;
+          const wFrom = Math.max(w0, 0);
+          const wTo = Math.min(w0 + kernelW, width);
+          let sum = 0;
+          for (let ih = hFrom; ih < hTo; ih++) {
+            const row = base + ih * width;
+            for (let iw = wFrom; iw < wTo; iw++) sum += x[row + iw];
+          }
+          y[o] = sum * inv;
+        }
+      }
+    }
+  },
+
+  avgPoolBackward(dy, dx, planes, g) {
+    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+    const inv = 1 / (kernelH * kernelW);
+    dx.fill(0, 0, planes * height * width);
+    let o = 0;
+    for (let p = 0; p < planes; p++) {
+      const base = p * height * width;
+      for (let oh = 0; oh < outH; oh++) {
+        const h0 = oh * strideH - padH;
+        const hFrom = Math.max(h0, 0);
+        const hTo = Math.min(h0 + kernelH, height);
+        for (let ow = 0; ow < outW; ow++, o++) {
+          const w0 = ow * strideW - padW;
+          const wFrom = Math.max(w0, 0);
+          const wTo = Math.min(w0 + kernelW, width);
+          const share = dy[o] * inv;
+          for (let ih = hFrom; ih < hTo; ih++) {
+            const row = base + ih * width;
+            for (let iw = wFrom; iw < wTo; iw++) dx[row + iw] += share;
+          }
+        }
+      }
+    }
+  },
+
   sgdStep(p, g, buf, o: SgdStepOptions) {
     for (let i = 0; i < p.length; i++) {
       let d = g[i];
@@ -271,4 +438,18 @@ function dotRows(aSrc: Float32Array, aOff: number, b: Float32Array, out: Float32
     for (; p < k; p++) s0 += aSrc[aOff + p] * b[bOff + p];
     out[outOff + j] += s0 + s1 + s2 + s3;
   }
+}
+
+/**
+ * A window sweep reads input index o·stride + offset at output o. The outputs inside the input are
+ * [firstInside, endInside); im2col copies those and writes padding zeros around them, so the copy loop
+ * needs no bounds test.
+ */
+function firstInside(offset: number, stride: number, count: number): number {
+  return offset >= 0 ? 0 : Math.min(count, Math.ceil(-offset / stride));
+}
+
+function endInside(offset: number, stride: number, size: number, count: number): number {
+  const last = size - 1 - offset; // largest o·stride that stays inside
+  return last < 0 ? 0 : Math.min(count, Math.floor(last / stride) + 1);
 }

@@ -6,10 +6,13 @@
 import { Rng } from '../tensor/rng.js';
 import { Sigmoid, ReLU, Tanh } from './activations.js';
 import { BatchNorm1d, BatchNorm2d } from './batchnorm.js';
+import { Conv2d, type Size2 } from './conv2d.js';
 import { Dropout } from './dropout.js';
+import { Flatten } from './flatten.js';
 import type { InitSpec } from './init.js';
 import { Linear } from './linear.js';
 import type { Module } from './module.js';
+import { AvgPool2d, MaxPool2d } from './pool.js';
 import { Sequential } from './sequential.js';
 
 export interface LayerSpec {
@@ -112,3 +115,51 @@ function batchNormOptions(spec: LayerSpec, ctx: BuildContext) {
 }
 registerLayer('BatchNorm1d', (spec, ctx) => new BatchNorm1d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
 registerLayer('BatchNorm2d', (spec, ctx) => new BatchNorm2d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
+
+/**
+ * A size option of a convolution or pooling layer: an integer or a [height, width] pair, under its
+ * name or an alias ('kernel' for 'kernelSize'), each value checked against [min, max].
+ */
+export function sizeOption(spec: LayerSpec, names: string[], opts: { min?: number; max?: number; default?: number } = {}): Size2 {
+  const name = names.find((n) => spec[n] !== undefined);
+  const value = name === undefined ? undefined : spec[name];
+  if (!Array.isArray(value)) return intOption(spec, names, opts);
+  const label = `${spec.type}.${names[0]}`;
+  if (value.length !== 2) throw new Error(`${label} must be an integer or a pair [height, width], got ${JSON.stringify(value)}`);
+  const [h, w] = value.map((v) => intOption({ type: spec.type, [names[0]]: v }, [names[0]], { ...opts, default: undefined }));
+  return [h, w];
+}
+
+/** More weights than this in one convolution is a mistake in the spec (256 MB of float32). */
+const MAX_CONV_WEIGHTS = 1 << 26;
+
+registerLayer('Conv2d', (spec, ctx) => {
+  const inChannels = intOption(spec, ['inChannels', 'in']);
+  const outChannels = intOption(spec, ['outChannels', 'out']);
+  const kernelSize = sizeOption(spec, ['kernelSize', 'kernel']);
+  const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+  if (inChannels * outChannels * kh * kw > MAX_CONV_WEIGHTS) {
+    throw new Error(`Conv2d: ${outChannels}x${inChannels}x${kh}x${kw} = ${outChannels * inChannels * kh * kw} weights is more than the limit of ${MAX_CONV_WEIGHTS}; check inChannels, outChannels and kernelSize`);
+  }
+  return new Conv2d({
+    inChannels,
+    outChannels,
+    kernelSize,
+    stride: sizeOption(spec, ['stride'], { default: 1 }),
+    padding: sizeOption(spec, ['padding'], { min: 0, default: 0 }),
+    bias: boolOption(spec, 'bias', true),
+    init: ctx.init,
+    rng: ctx.rng,
+  });
+});
+for (const [type, Pool] of [['MaxPool2d', MaxPool2d], ['AvgPool2d', AvgPool2d]] as const) {
+  registerLayer(type, (spec) => {
+    const kernelSize = sizeOption(spec, ['kernelSize', 'kernel']);
+    return new Pool({
+      kernelSize,
+      stride: spec.stride === undefined ? undefined : sizeOption(spec, ['stride']),
+      padding: sizeOption(spec, ['padding'], { min: 0, default: 0 }),
+    });
+  });
+}
+registerLayer('Flatten', () => new Flatten());

@@ -1,0 +1,253 @@
+/**
+ * 2D convolution (PyTorch's nn.Conv2d, cross-correlation as every framework computes it), implemented
+ * as im2col + one matmul per sample.
+ *
+ * Shape legend: B = batch, C = inChannels, O = outChannels, H, W = input height and width,
+ * KH, KW = kernel, OH, OW = output height and width, L = OH·OW output positions, K = C·KH·KW.
+ *
+ * Forward:  cols_b[K, L] = im2col(x_b),  y_b[O, L] = weight[O, K] · cols_b (+ bias[O] on every row),
+ *           OH = floor((H + 2·padH - KH) / strideH) + 1 (the same for OW).
+ * Backward: dWeight += dy_b[O, L] · cols_bᵀ,  dBias += Σ_b Σ_L dy_b,
+ *           dcols_b = weightᵀ · dy_b,  dx_b = col2im(dcols_b) (im2col's adjoint sums overlapping windows).
+ */
+import type { Kernels, MatmulOptions, Window2d } from '../kernels/index.js';
+import { Rng } from '../tensor/rng.js';
+import { Tensor, shapeToString } from '../tensor/tensor.js';
+import { initBias, initWeight, type InitSpec } from './init.js';
+import { Module, checkBackward, makeParameter, moveParameter, reuse, type Parameter } from './module.js';
+
+/** A size given once for both dimensions (3) or as [height, width]. */
+export type Size2 = number | readonly [number, number];
+
+export interface Conv2dOptions {
+  inChannels: number;
+  outChannels: number;
+  kernelSize: Size2;
+  /** Default 1. */
+  stride?: Size2;
+  /** Zeros added on each side of the input. Default 0. */
+  padding?: Size2;
+  /** Learn a per-channel bias. Default true; turn it off when batch norm follows (its beta replaces it). */
+  bias?: boolean;
+  /** Weight initialization; default PyTorch's U(-1/√fanIn, 1/√fanIn) with fanIn = C·KH·KW. */
+  init?: InitSpec;
+  rng?: Rng;
+}
+
+const FORWARD: MatmulOptions = {};
+const FORWARD_ONTO_BIAS: MatmulOptions = { accumulate: true };
+const WEIGHT_GRAD: MatmulOptions = { transB: true, accumulate: true };
+const INPUT_GRAD: MatmulOptions = { transA: true };
+
+export class Conv2d extends Module {
+  readonly typeName = 'Conv2d';
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  weight: Parameter; // [O, C, KH, KW]
+  bias: Parameter | null; // [O]
+
+  private cols: Tensor | null = null; // [B, K, L], kept for dWeight = dy·colsᵀ instead of unfolding x again
+  private dcols: Tensor | null = null; // [B, K, L]
+  private y: Tensor | null = null;
+  private dx: Tensor | null = null;
+  private dBiasPerSample: Float32Array | null = null; // [B·O], Σ_L dy before summing over the batch
+  private inputShape: readonly number[] | null = null;
+  private window: Window2d | null = null;
+  private readonly colViews = new SampleViews();
+  private readonly dcolViews = new SampleViews();
+  private readonly yViews = new SampleViews();
+  private readonly dyViews = new SampleViews();
+
+  constructor(options: Conv2dOptions) {
+    super();
+    this.inChannels = positiveInt('inChannels', options.inChannels);
+    this.outChannels = positiveInt('outChannels', options.outChannels);
+    this.kernelSize = pair('kernelSize', options.kernelSize, 1);
+    this.stride = pair('stride', options.stride ?? 1, 1);
+    this.padding = pair('padding', options.padding ?? 0, 0);
+    const init = options.init ?? { name: 'pytorch' };
+    const rng = options.rng ?? new Rng(0);
+    const [kh, kw] = this.kernelSize;
+    const w = new Tensor([this.outChannels, this.inChannels, kh, kw]);
+    initWeight(w.data, w.shape, init, rng);
+    this.weight = makeParameter(w, this.kernels);
+    if (options.bias ?? true) {
+      const b = new Tensor([this.outChannels]);
+      initBias(b.data, this.inChannels * kh * kw, init, rng);
+      this.bias = makeParameter(b, this.kernels);
+    } else this.bias = null;
+  }
+
+  override namedOwnParameters(): Array<[string, Parameter]> {
+    return this.bias ? [['weight', this.weight], ['bias', this.bias]] : [['weight', this.weight]];
+  }
+
+  outputShape(inputShape: readonly number[]): number[] {
+    const g = this.geometry(inputShape);
+    return [inputShape[0], this.outChannels, g.outH, g.outW];
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = this.geometry(x.shape);
+    const batch = x.shape[0];
+    const rows = this.inChannels * g.kernelH * g.kernelW; // K
+    const positions = g.outH * g.outW; // L
+    const k = this.kernels;
+    this.inputShape = x.shape;
+    this.cols = reuse(this.cols, [batch, rows, positions], k);
+    k.im2col(x.data, this.cols.data, batch, this.inChannels, g);
+    this.y = reuse(this.y, [batch, this.outChannels, g.outH, g.outW], k);
+    const cols = this.colViews.of(this.cols.data, batch);
+    const ys = this.yViews.of(this.y.data, batch);
+    const bias = this.bias?.value.data;
+    for (let b = 0; b < batch; b++) {
+      // Each output row starts at its channel's bias and the matmul adds onto it.
+      if (bias) for (let o = 0; o < this.outChannels; o++) ys[b].fill(bias[o], o * positions, (o + 1) * positions);
+      k.matmul(this.weight.value.data, cols[b], ys[b], this.outChannels, rows, positions, bias ? FORWARD_ONTO_BIAS : FORWARD);
+    }
+    return this.y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    checkBackward(this, this.y, dy);
+    const g = this.window!;
+    const batch = dy.shape[0];
+    const rows = this.inChannels * g.kernelH * g.kernelW;
+    const positions = g.outH * g.outW;
+    const k = this.kernels;
+    const cols = this.colViews.of(this.cols!.data, batch);
+    const dys = this.dyViews.of(dy.data, batch);
+    // dWeight[O, K] += dy_b[O, L] · cols_b[K, L]ᵀ
+    for (let b = 0; b < batch; b++) k.matmul(dys[b], cols[b], this.weight.grad.data, this.outChannels, positions, rows, WEIGHT_GRAD);
+    if (this.bias) {
+      // dBias[O] += Σ_B Σ_L dy: first over L per (b, o), then over the batch.
+      if (this.dBiasPerSample?.length !== batch * this.outChannels) this.dBiasPerSample = k.allocate(batch * this.outChannels);
+      k.sumAxis(dy.data, this.dBiasPerSample, batch * this.outChannels, positions, 1);
+      k.sumRows(this.dBiasPerSample, this.bias.grad.data, batch, this.outChannels, true);
+    }
+    // dcols_b[K, L] = weight[O, K]ᵀ · dy_b[O, L], then folded back onto the input positions.
+    this.dcols = reuse(this.dcols, [batch, rows, positions], k);
+    const dcols = this.dcolViews.of(this.dcols.data, batch);
+    for (let b = 0; b < batch; b++) k.matmul(this.weight.value.data, dys[b], dcols[b], rows, this.outChannels, positions, INPUT_GRAD);
+    this.dx = reuse(this.dx, this.inputShape!, k);
+    k.col2im(this.dcols.data, this.dx.data, batch, this.inChannels, g);
+    return this.dx;
+  }
+
+  /** Checks the input shape and returns the window geometry for it (cached while H and W stay the same). */
+  private geometry(shape: readonly number[]): Window2d {
+    const [kh, kw] = this.kernelSize;
+    if (shape.length !== 4 || shape[1] !== this.inChannels) {
+      const fix =
+        shape.length === 4
+          ? `inChannels (${this.inChannels}) must equal the input's channel count (dimension 1, here ${shape[1]}): set inChannels to the previous layer's output channels`
+          : shape.length === 2
+            ? `Conv2d needs images (batch, channels, height, width), not flattened vectors: give the input its image shape, e.g. [B, ${this.inChannels}, 28, 28]`
+            : `Conv2d needs 4D input (batch, channels, height, width)${shape.length === 3 ? '; add the batch dimension for a single image' : ''}`;
+      throw new Error(`${this.describe()}${this.where()}: expected input [B, ${this.inChannels}, H, W], got ${shapeToString(shape)}. ${fix}.`);
+    }
+    const [, , height, width] = shape;
+    const g = this.window;
+    if (g && g.height === height && g.width === width) return g;
+    const [ph, pw] = this.padding;
+    if (height + 2 * ph < kh || width + 2 * pw < kw) {
+      throw new Error(
+        `${this.describe()}${this.where()}: kernel ${kh}x${kw} is larger than the padded input ${height + 2 * ph}x${width + 2 * pw} (input ${shapeToString(shape)}, padding ${ph}x${pw}). Use a smaller kernel, more padding, or fewer pooling layers before this one.`,
+      );
+    }
+    const [sh, sw] = this.stride;
+    this.window = {
+      height,
+      width,
+      kernelH: kh,
+      kernelW: kw,
+      strideH: sh,
+      strideW: sw,
+      padH: ph,
+      padW: pw,
+      outH: Math.floor((height + 2 * ph - kh) / sh) + 1,
+      outW: Math.floor((width + 2 * pw - kw) / sw) + 1,
+    };
+    return this.window;
+  }
+
+  private where(): string {
+    return this.path ? ` (layer "${this.path}")` : '';
+  }
+
+  protected override releaseBuffers(): void {
+    this.cols = this.dcols = this.y = this.dx = null;
+    this.dBiasPerSample = null;
+    this.inputShape = null;
+  }
+
+  protected override moveTo(kernels: Kernels): void {
+    super.moveTo(kernels);
+    this.weight = moveParameter(this.weight, kernels);
+    if (this.bias) this.bias = moveParameter(this.bias, kernels);
+  }
+
+  override describe(): string {
+    const opts = [`kernel=${sizeText(this.kernelSize)}`];
+    if (this.stride[0] !== 1 || this.stride[1] !== 1) opts.push(`stride=${sizeText(this.stride)}`);
+    if (this.padding[0] !== 0 || this.padding[1] !== 0) opts.push(`padding=${sizeText(this.padding)}`);
+    if (!this.bias) opts.push('bias=false');
+    return `Conv2d(${this.inChannels}, ${this.outChannels}, ${opts.join(', ')})`;
+  }
+
+  override config(): Record<string, unknown> {
+    return {
+      inChannels: this.inChannels,
+      outChannels: this.outChannels,
+      kernelSize: sizeConfig(this.kernelSize),
+      stride: sizeConfig(this.stride),
+      padding: sizeConfig(this.padding),
+      bias: this.bias !== null,
+    };
+  }
+}
+
+/**
+ * Per-sample subarrays of a batch buffer for the per-sample matmuls, rebuilt only when the buffer or
+ * the batch size changes, so a training step allocates nothing.
+ */
+export class SampleViews {
+  private data: Float32Array | null = null;
+  private views: Float32Array[] = [];
+
+  of(data: Float32Array, batch: number): Float32Array[] {
+    if (data !== this.data || this.views.length !== batch) {
+      const size = data.length / batch;
+      this.views = Array.from({ length: batch }, (_, b) => data.subarray(b * size, (b + 1) * size));
+      this.data = data;
+    }
+    return this.views;
+  }
+}
+
+/** A Size2 as [h, w], each an integer >= min; names the option in the error. */
+export function pair(name: string, value: Size2, min: number, owner = 'Conv2d'): [number, number] {
+  const v: readonly number[] = typeof value === 'number' ? [value, value] : value;
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((d) => Number.isInteger(d) && d >= min)) {
+    throw new Error(`${owner}: ${name} must be an integer >= ${min} or a pair [height, width] of them, got ${JSON.stringify(value)}`);
+  }
+  return [v[0], v[1]];
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`Conv2d: ${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** '3' for a square size, '3x5' otherwise (height x width). */
+export function sizeText([h, w]: readonly [number, number]): string {
+  return h === w ? `${h}` : `${h}x${w}`;
+}
+
+/** The JSON form of a size: a number when square, as PyTorch users write it. */
+export function sizeConfig([h, w]: readonly [number, number]): number | [number, number] {
+  return h === w ? h : [h, w];
+}

@@ -1,0 +1,148 @@
+/**
+ * 2D max and average pooling (PyTorch's nn.MaxPool2d, nn.AvgPool2d), each channel of each sample pooled
+ * on its own.
+ *
+ * Shape legend: B = batch, C = channels, H, W = input height and width, KH, KW = kernel,
+ * OH, OW = output height and width; P = B·C planes.
+ *
+ * Max:      y = max over the window (padding is -∞); the backward routes dy to the argmax input only.
+ * Average:  y = Σ window / (KH·KW) (padding counts as 0, PyTorch's count_include_pad); the backward
+ *           spreads dy/(KH·KW) over the window. Overlapping windows (stride < kernel) add up in dx.
+ * OH = floor((H + 2·padH - KH) / strideH) + 1, the same for OW.
+ */
+import type { Window2d } from '../kernels/index.js';
+import { Tensor, shapeToString } from '../tensor/tensor.js';
+import { pair, sizeConfig, sizeText, type Size2 } from './conv2d.js';
+import { Module, checkBackward, reuse } from './module.js';
+
+export interface Pool2dOptions {
+  kernelSize: Size2;
+  /** Default: the kernel size (non-overlapping windows). */
+  stride?: Size2;
+  /** Padding on each side, at most half the kernel. Default 0. */
+  padding?: Size2;
+}
+
+abstract class Pool2d extends Module {
+  readonly kernelSize: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  protected y: Tensor | null = null;
+  protected dx: Tensor | null = null;
+  protected inputShape: readonly number[] | null = null;
+  protected window: Window2d | null = null;
+
+  constructor(options: Pool2dOptions) {
+    super();
+    const name = new.target.name;
+    this.kernelSize = pair('kernelSize', options.kernelSize, 1, name);
+    this.stride = options.stride === undefined ? this.kernelSize : pair('stride', options.stride, 1, name);
+    this.padding = pair('padding', options.padding ?? 0, 0, name);
+    // PyTorch's limit: a window must never lie entirely in the padding.
+    if (this.padding[0] > this.kernelSize[0] / 2 || this.padding[1] > this.kernelSize[1] / 2) {
+      throw new Error(`${name}: padding ${sizeText(this.padding)} must be at most half the kernel size ${sizeText(this.kernelSize)}`);
+    }
+  }
+
+  outputShape(inputShape: readonly number[]): number[] {
+    const g = this.geometry(inputShape);
+    return [inputShape[0], inputShape[1], g.outH, g.outW];
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = this.geometry(x.shape);
+    this.inputShape = x.shape;
+    this.y = reuse(this.y, [x.shape[0], x.shape[1], g.outH, g.outW], this.kernels);
+    this.pool(x, this.y, x.shape[0] * x.shape[1], g);
+    return this.y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    checkBackward(this, this.y, dy);
+    this.dx = reuse(this.dx, this.inputShape!, this.kernels);
+    this.unpool(dy, this.dx, dy.shape[0] * dy.shape[1], this.window!);
+    return this.dx;
+  }
+
+  protected abstract pool(x: Tensor, y: Tensor, planes: number, g: Window2d): void;
+  protected abstract unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void;
+
+  /** Checks the input shape and returns the window geometry for it (cached while H and W stay the same). */
+  private geometry(shape: readonly number[]): Window2d {
+    const where = this.path ? ` (layer "${this.path}")` : '';
+    if (shape.length !== 4) {
+      throw new Error(`${this.describe()}${where}: expected input [B, C, H, W], got ${shapeToString(shape)}. Pooling works on images (batch, channels, height, width); put it before Flatten, not after.`);
+    }
+    const [, , height, width] = shape;
+    const g = this.window;
+    if (g && g.height === height && g.width === width) return g;
+    const [kh, kw] = this.kernelSize;
+    const [ph, pw] = this.padding;
+    if (height + 2 * ph < kh || width + 2 * pw < kw) {
+      throw new Error(`${this.describe()}${where}: kernel ${kh}x${kw} is larger than the padded input ${height + 2 * ph}x${width + 2 * pw} (input ${shapeToString(shape)}). Use a smaller kernel or fewer downsampling layers before this one.`);
+    }
+    const [sh, sw] = this.stride;
+    this.window = {
+      height,
+      width,
+      kernelH: kh,
+      kernelW: kw,
+      strideH: sh,
+      strideW: sw,
+      padH: ph,
+      padW: pw,
+      outH: Math.floor((height + 2 * ph - kh) / sh) + 1,
+      outW: Math.floor((width + 2 * pw - kw) / sw) + 1,
+    };
+    return this.window;
+  }
+
+  protected override releaseBuffers(): void {
+    this.y = this.dx = null;
+    this.inputShape = null;
+  }
+
+  override describe(): string {
+    const opts = [`kernel=${sizeText(this.kernelSize)}`];
+    if (this.stride[0] !== this.kernelSize[0] || this.stride[1] !== this.kernelSize[1]) opts.push(`stride=${sizeText(this.stride)}`);
+    if (this.padding[0] !== 0 || this.padding[1] !== 0) opts.push(`padding=${sizeText(this.padding)}`);
+    return `${this.typeName}(${opts.join(', ')})`;
+  }
+
+  override config(): Record<string, unknown> {
+    return { kernelSize: sizeConfig(this.kernelSize), stride: sizeConfig(this.stride), padding: sizeConfig(this.padding) };
+  }
+}
+
+/** Max pooling; caches the index of each window's maximum for the backward. */
+export class MaxPool2d extends Pool2d {
+  readonly typeName = 'MaxPool2d';
+  private argmax: Int32Array | null = null; // flat input index of each output's maximum: the backward's routing table
+
+  protected pool(x: Tensor, y: Tensor, planes: number, g: Window2d): void {
+    if (this.argmax?.length !== y.size) this.argmax = new Int32Array(y.size);
+    this.kernels.maxPoolForward(x.data, y.data, this.argmax, planes, g);
+  }
+
+  protected unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void {
+    this.kernels.maxPoolBackward(dy.data, this.argmax!, dx.data, planes, g);
+  }
+
+  protected override releaseBuffers(): void {
+    super.releaseBuffers();
+    this.argmax = null;
+  }
+}
+
+/** Average pooling over each window, padding included in the count. */
+export class AvgPool2d extends Pool2d {
+  readonly typeName = 'AvgPool2d';
+
+  protected pool(x: Tensor, y: Tensor, planes: number, g: Window2d): void {
+    this.kernels.avgPoolForward(x.data, y.data, planes, g);
+  }
+
+  protected unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void {
+    this.kernels.avgPoolBackward(dy.data, dx.data, planes, g);
+  }
+}
