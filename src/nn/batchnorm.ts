@@ -1,8 +1,10 @@
 /**
- * Batch normalization (Ioffe & Szegedy, 2015) for (B, C), (B, C, L) and (B, C, H, W) inputs.
+ * Batch normalization (Ioffe & Szegedy, 2015) for (B, C), (B, C, L) and (B, C, H, W) inputs, with its
+ * variants: explicit statistics modes (freezing), ghost batches and Batch Renormalization.
  *
  * Shape legend: B = batch, C = channels (numFeatures), L = values per channel and sample (1, length, or
- * H·W). Statistics are per channel over the M = B·L values of that channel.
+ * H·W), G = ghost batches per batch (1 unless `virtualBatchSize`), V = B/G samples per ghost batch.
+ * Statistics are per channel over the M = V·L values of that channel in one ghost batch.
  *
  * Forward, training:  mean = Σx/M,  var = Σ(x - mean)²/M (biased),  invStd = 1/√(var + eps),
  *                     xhat = (x - mean)·invStd,  y = gamma·xhat + beta.
@@ -21,15 +23,57 @@
  * With `biasCorrection: false` behaviour is exactly PyTorch's: runningMean starts at 0, runningVar at 1,
  * and both are used as they are.
  *
+ * Statistics modes (`statistics`; the full table is docs/batchnorm-modes.md): 'auto' follows the module
+ * mode (train: batch statistics and running averages updated; eval: running statistics); 'batch-update',
+ * 'batch-frozen' (batch statistics, running averages left alone) and 'running' hold in both modes.
+ *
+ * Ghost batches (`virtualBatchSize` V): each of the G = B/V sub-batches is normalized with its own
+ * statistics; the running averages get one update per batch, with the mean over ghost batches of their
+ * means and unbiased variances (as Keras's `virtual_batch_size` does).
+ *
+ * Batch Renormalization (`renorm`, Ioffe 2017): in training xhat = (x - mean)·invStd·r + d with
+ * r = clip(σ_B/σ, 1/rMax, rMax) and d = clip((mean - μ)/σ, -dMax, dMax) against the running estimates
+ * μ, σ = √(var + eps) before this batch's update; r and d are constants for the backward.
+ *
  * Backward (training; the statistics depend on x). With dxhat = dy·gamma, differentiating through
  * mean and var gives dx = invStd/M · (M·dxhat - Σdxhat - xhat·Σ(dxhat·xhat)), and
  * dGamma = Σ dy·xhat, dBeta = Σ dy. In eval mode the statistics are constants: dx = dy·gamma·invStd.
+ * Renorm: the same with gamma·r in place of gamma, and dGamma = r·Σ dy·xhat_B + d·Σ dy.
  * Full derivation: docs/batchnorm.md.
  */
 import type { Kernels } from '../kernels/index.js';
 import { Tensor, shapeToString } from '../tensor/tensor.js';
 import { Module, checkBackward, makeParameter, moveParameter, moveTensor, reuse, type Parameter } from './module.js';
 import { warnOnce } from './warnings.js';
+
+/**
+ * Which statistics a batch-norm layer normalizes with, and whether its running averages change:
+ * - 'auto': train mode → 'batch-update', eval mode → 'running' (PyTorch's behaviour; the default);
+ * - 'batch-update': batch statistics, running averages updated, in either mode;
+ * - 'batch-frozen': batch statistics, running averages never change;
+ * - 'running': the running statistics, which never change (Keras's frozen BN, `trainable = False`).
+ */
+export type BatchNormStatistics = 'auto' | 'batch-update' | 'batch-frozen' | 'running';
+
+export const BATCH_NORM_STATISTICS: readonly BatchNormStatistics[] = Object.freeze(['auto', 'batch-update', 'batch-frozen', 'running']);
+
+/**
+ * Batch Renormalization limits and their warm-up (Ioffe 2017, section 4: "rmax = 1, dmax = 0 for the
+ * first 5k steps, after which we gradually relaxed them to reach rmax = 3 and dmax = 5 at 40k and 25k
+ * steps"). Steps count the layer's running-average updates ('batch-update' forwards).
+ */
+export interface RenormOptions {
+  /** Limit of r = σ_B/σ, clipped to [1/rMax, rMax]; at least 1 (1 = no correction of the scale). */
+  rMax: number;
+  /** Limit of d = (μ_B - μ)/σ, clipped to [-dMax, dMax]; at least 0 (0 = no correction of the shift). */
+  dMax: number;
+  /** Steps with rMax = 1, dMax = 0 (plain batch norm) before the limits start to relax. Default 0. */
+  relaxFrom?: number;
+  /** Step at which rMax reaches its target, rising linearly from 1 at `relaxFrom`. Default `relaxFrom`. */
+  rMaxAt?: number;
+  /** Step at which dMax reaches its target, rising linearly from 0 at `relaxFrom`. Default `relaxFrom`. */
+  dMaxAt?: number;
+}
 
 export interface BatchNormOptions {
   /** Added to the variance inside the square root. Default 1e-5. */
@@ -42,6 +86,12 @@ export interface BatchNormOptions {
   trackRunningStats?: boolean;
   /** Start the running averages at 0 and divide by 1 - (1-momentum)^t when using them. Default true. */
   biasCorrection?: boolean;
+  /** Statistics mode (see `BatchNormStatistics`). Default 'auto'. */
+  statistics?: BatchNormStatistics;
+  /** Ghost batch norm: normalize each sub-batch of this many samples with its own statistics. Default null (the whole batch). */
+  virtualBatchSize?: number | null;
+  /** Batch Renormalization limits; null (the default) is plain batch norm. Needs running statistics. */
+  renorm?: RenormOptions | null;
 }
 
 /** Convert a Keras/TensorFlow BatchNormalization momentum (e.g. 0.99) to bnlab's (0.01). */
@@ -50,37 +100,66 @@ export function momentumFromKeras(kerasMomentum: number): number {
   return 1 - kerasMomentum;
 }
 
-/** Shared by BatchNorm1d and BatchNorm2d, which differ only in the input shapes they accept. */
+/** Largest integer a Float32 num_batches_tracked holds exactly. */
+const MAX_EXACT_STEPS = 2 ** 24;
+
+/**
+ * Shared by BatchNorm1d and BatchNorm2d, which differ only in the input shapes they accept.
+ *
+ * Batch Renormalization is an option of this base rather than BatchRenorm1d/2d classes: it changes
+ * only how the training forward normalizes, so as an option it works with both input shapes, ghost
+ * batches and the statistics modes without a class per combination (Keras does the same, `renorm=True`).
+ */
 export abstract class BatchNormBase extends Module {
   readonly eps: number;
   readonly momentum: number | null;
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
   readonly biasCorrection: boolean;
+  readonly virtualBatchSize: number | null;
+  readonly renorm: Readonly<Required<RenormOptions>> | null;
   weight: Parameter | null; // gamma
   bias: Parameter | null; // beta
   runningMean: Tensor | null;
   runningVar: Tensor | null;
   /** Shape [] (one value): the number of batches averaged into the running statistics, t. */
   numBatchesTrackedTensor: Tensor | null;
+  /** Shape [] (one value), only with `renorm`: the step of the rMax/dMax warm-up, saved so a resumed run continues it. */
+  renormStepsTensor: Tensor | null;
+  private statisticsMode: BatchNormStatistics = 'auto';
 
-  // Per-channel work buffers [C], allocated once.
+  // Work buffers [G, C] (one row per ghost batch), grown when a batch has more ghost batches than before.
   private mean: Float32Array;
   private variance: Float32Array;
   private invStd: Float32Array; // kept for the backward: dx scales by it
-  private cache: { xhat: Tensor; usedBatchStats: boolean } | null = null; // xhat kept instead of recomputing (x - mean)·invStd
-  private xhat: Tensor | null = null;
+  private r: Float32Array; // renorm corrections, kept for dGamma = r·Σdy·xhat_B + d·Σdy
+  private d: Float32Array;
+  private scale: Float32Array; // gamma·r and gamma·d + beta: renorm as a plain affine map of xhat_B
+  private shift: Float32Array;
+  private groupCapacity = 1;
+  // [C] buffers: running estimates for renorm, its per-ghost-batch gradient sums, and the batch statistics
+  // folded into the running averages (float64: precise BN averages them over many batches).
+  private runMean: Float32Array;
+  private runVar: Float32Array;
+  private dScaleSum: Float32Array;
+  private dShiftSum: Float32Array;
+  private foldMean: Float64Array;
+  private foldVar: Float64Array;
+  private hasBatchStatistics = false;
+  private cache: { mode: 'batch-update' | 'batch-frozen' | 'running'; groups: number; renorm: boolean } | null = null;
+  private xhat: Tensor | null = null; // kept instead of recomputing (x - mean)·invStd in the backward
   private y: Tensor | null = null;
   private dx: Tensor | null = null;
 
   constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
     super();
-    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`${this.constructor.name}: numFeatures must be a positive integer, got ${numFeatures}`);
+    const name = this.constructor.name;
+    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`${name}: numFeatures must be a positive integer, got ${numFeatures}`);
     this.eps = options.eps ?? 1e-5;
-    if (!(this.eps > 0) || !Number.isFinite(this.eps)) throw new Error(`${this.constructor.name}: eps must be a positive number, got ${this.eps}`);
+    if (!(this.eps > 0) || !Number.isFinite(this.eps)) throw new Error(`${name}: eps must be a positive number, got ${this.eps}`);
     this.momentum = options.momentum === undefined ? 0.1 : options.momentum;
     if (this.momentum !== null && !(this.momentum > 0 && this.momentum <= 1)) {
-      throw new Error(`${this.constructor.name}: momentum must be in (0, 1] or null (cumulative average), got ${this.momentum}. bnlab uses PyTorch's convention (weight of the new batch); Keras's momentum m is 1 - m here.`);
+      throw new Error(`${name}: momentum must be in (0, 1] or null (cumulative average), got ${this.momentum}. bnlab uses PyTorch's convention (weight of the new batch); Keras's momentum m is 1 - m here.`);
     }
     if (this.momentum !== null && this.momentum >= 0.9) {
       warnOnce(`keras-momentum-${this.momentum}`, `BatchNorm momentum ${this.momentum} gives each new batch ${Math.round(this.momentum * 100)}% of the weight in the running averages. bnlab uses PyTorch's convention: if you meant Keras's momentum=${this.momentum}, pass ${+(1 - this.momentum).toFixed(6)} (= 1 - ${this.momentum}) or momentumFromKeras(${this.momentum}).`);
@@ -88,6 +167,12 @@ export abstract class BatchNormBase extends Module {
     this.affine = options.affine ?? true;
     this.trackRunningStats = options.trackRunningStats ?? true;
     this.biasCorrection = options.biasCorrection ?? true;
+    this.virtualBatchSize = options.virtualBatchSize ?? null;
+    if (this.virtualBatchSize !== null && !(Number.isInteger(this.virtualBatchSize) && this.virtualBatchSize >= 1)) {
+      throw new Error(`${name}: virtualBatchSize must be a positive integer that divides the batch size (or null for the whole batch), got ${JSON.stringify(options.virtualBatchSize)}`);
+    }
+    this.renorm = options.renorm ? renormSettings(name, options.renorm) : null;
+    if (this.renorm && !this.trackRunningStats) throw new Error(`${name}: renorm corrects batch statistics towards the running ones, so it needs trackRunningStats: true`);
     const k = this.kernels;
     this.weight = this.affine ? makeParameter(Tensor.full([numFeatures], 1), k) : null;
     this.bias = this.affine ? makeParameter(Tensor.zeros([numFeatures]), k) : null;
@@ -99,9 +184,21 @@ export abstract class BatchNormBase extends Module {
     } else {
       this.runningMean = this.runningVar = this.numBatchesTrackedTensor = null;
     }
+    this.renormStepsTensor = this.renorm ? new Tensor([], k.allocate(1)) : null;
     this.mean = k.allocate(numFeatures);
     this.variance = k.allocate(numFeatures);
     this.invStd = k.allocate(numFeatures);
+    this.r = k.allocate(numFeatures);
+    this.d = k.allocate(numFeatures);
+    this.scale = k.allocate(numFeatures);
+    this.shift = k.allocate(numFeatures);
+    this.runMean = k.allocate(numFeatures);
+    this.runVar = k.allocate(numFeatures);
+    this.dScaleSum = k.allocate(numFeatures);
+    this.dShiftSum = k.allocate(numFeatures);
+    this.foldMean = new Float64Array(numFeatures);
+    this.foldVar = new Float64Array(numFeatures);
+    if (options.statistics !== undefined) this.statistics = options.statistics;
   }
 
   /** Input shape to [B, C, L]; throws with the expected and actual shape. */
@@ -109,6 +206,58 @@ export abstract class BatchNormBase extends Module {
 
   get numBatchesTracked(): number {
     return this.numBatchesTrackedTensor ? this.numBatchesTrackedTensor.data[0] : 0;
+  }
+
+  /** Running-average updates so far that count towards the renorm warm-up (0 without renorm). */
+  get renormSteps(): number {
+    return this.renormStepsTensor ? this.renormStepsTensor.data[0] : 0;
+  }
+
+  /** The statistics mode set on this layer ('auto' follows train/eval). See `BatchNormStatistics`. */
+  get statistics(): BatchNormStatistics {
+    return this.statisticsMode;
+  }
+
+  set statistics(mode: BatchNormStatistics) {
+    if (!BATCH_NORM_STATISTICS.includes(mode)) {
+      throw new Error(`${this.describe()}${this.where()}: statistics must be one of ${BATCH_NORM_STATISTICS.map((s) => `'${s}'`).join(', ')}, got ${JSON.stringify(mode)}`);
+    }
+    if (!this.trackRunningStats && (mode === 'batch-update' || mode === 'running')) {
+      throw new Error(`${this.describe()}${this.where()}: statistics '${mode}' needs running statistics, but the layer was built with trackRunningStats: false. Use 'auto' or 'batch-frozen', or build it with trackRunningStats: true.`);
+    }
+    this.statisticsMode = mode;
+  }
+
+  /** What the next forward does: `statistics` resolved against the train/eval mode. */
+  get activeStatistics(): 'batch-update' | 'batch-frozen' | 'running' {
+    if (this.statisticsMode !== 'auto') return this.statisticsMode;
+    if (!this.trackRunningStats) return 'batch-frozen';
+    return this.training ? 'batch-update' : 'running';
+  }
+
+  /**
+   * True when the running averages cannot change ('batch-frozen' or 'running'). Setting it to true
+   * selects 'running' (Keras's frozen BN: a fixed affine map, the same in train and eval mode) unless
+   * the layer is already 'batch-frozen'; false goes back to 'auto'. No effect without running statistics.
+   */
+  get freezeStatistics(): boolean {
+    return this.statisticsMode === 'batch-frozen' || this.statisticsMode === 'running';
+  }
+
+  set freezeStatistics(frozen: boolean) {
+    if (!this.trackRunningStats) return;
+    if (!frozen) this.statistics = 'auto';
+    else if (!this.freezeStatistics) this.statistics = 'running';
+  }
+
+  /** True when gamma and beta are frozen (`trainable: false`: no gradient, the optimizers skip them). */
+  get freezeAffine(): boolean {
+    return this.weight !== null && !this.weight.trainable;
+  }
+
+  set freezeAffine(frozen: boolean) {
+    if (this.weight) this.weight.trainable = !frozen;
+    if (this.bias) this.bias.trainable = !frozen;
   }
 
   /** Running averages back to their initial values: mean 0, var 1 (0 with bias correction), t = 0. */
@@ -140,8 +289,8 @@ export abstract class BatchNormBase extends Module {
   private writeInferenceStatistics(mean: Float32Array, variance: Float32Array): void {
     if (!this.runningMean || !this.runningVar) throw new Error(`${this.describe()}: no running statistics (trackRunningStats is false)`);
     if (this.numBatchesTracked === 0 && this.biasCorrection) {
-      mean.fill(0);
-      variance.fill(1);
+      mean.fill(0, 0, this.numFeatures);
+      variance.fill(1, 0, this.numFeatures);
       return;
     }
     const inv = 1 / this.biasCorrectionFactor();
@@ -151,6 +300,56 @@ export abstract class BatchNormBase extends Module {
     }
   }
 
+  /**
+   * Replace the running averages by estimates that are already unbiased (e.g. population statistics,
+   * see `recomputeBatchNormStats`), so that eval mode normalizes with exactly these values.
+   *
+   * num_batches_tracked becomes `batches`, raised where needed until the bias-correction factor
+   * 1 - (1-momentum)^t is exactly 1 in double precision (t ≈ 357 for momentum 0.1), which is also true:
+   * the values are no zero-started average, and further training continues the EWA from them. For a
+   * momentum below about 2e-6 that t exceeds what the Float32 counter holds exactly; the values are
+   * then stored multiplied by the factor, which eval divides out again (equal up to float32 rounding).
+   */
+  setRunningStatistics(mean: ArrayLike<number>, variance: ArrayLike<number>, batches: number): void {
+    if (!this.runningMean || !this.runningVar || !this.numBatchesTrackedTensor) {
+      throw new Error(`${this.describe()}${this.where()}: no running statistics to set (trackRunningStats is false)`);
+    }
+    const c = this.numFeatures;
+    if (mean.length !== c || variance.length !== c) {
+      throw new Error(`${this.describe()}${this.where()}: expected ${c} means and ${c} variances (one per channel), got ${mean.length} and ${variance.length}`);
+    }
+    for (let i = 0; i < c; i++) {
+      if (!Number.isFinite(mean[i]) || !(variance[i] >= 0) || !Number.isFinite(variance[i])) {
+        throw new Error(`${this.describe()}${this.where()}: channel ${i} has mean ${mean[i]} and variance ${variance[i]}; expected a finite mean and a finite variance >= 0`);
+      }
+    }
+    if (!Number.isInteger(batches) || batches < 1) throw new Error(`${this.describe()}${this.where()}: batches must be a positive integer, got ${batches}`);
+    let t = Math.min(batches, MAX_EXACT_STEPS);
+    if (this.biasCorrection && this.momentum !== null) t = Math.max(t, Math.min(stepsUntilUnbiased(this.momentum), MAX_EXACT_STEPS));
+    this.numBatchesTrackedTensor.data[0] = t;
+    const f = this.biasCorrectionFactor();
+    for (let i = 0; i < c; i++) {
+      this.runningMean.data[i] = mean[i] * f;
+      this.runningVar.data[i] = variance[i] * f;
+    }
+  }
+
+  /**
+   * The batch statistics of the last forward that used them, as they are (or would be, in
+   * 'batch-frozen') folded into the running averages: per channel the mean and the unbiased variance,
+   * averaged over ghost batches. Null after a forward with running statistics. Valid until the next forward.
+   */
+  lastBatchStatistics(): { mean: Float64Array; variance: Float64Array } | null {
+    return this.hasBatchStatistics ? { mean: this.foldMean, variance: this.foldVar } : null;
+  }
+
+  /** The renorm limits at a warm-up step (default: the current one); rMax = 1, dMax = 0 before `relaxFrom`. */
+  renormLimits(step = this.renormSteps): { rMax: number; dMax: number } {
+    if (!this.renorm) return { rMax: 1, dMax: 0 };
+    const { rMax, dMax, relaxFrom, rMaxAt, dMaxAt } = this.renorm;
+    return { rMax: ramp(step, relaxFrom, rMaxAt, 1, rMax), dMax: ramp(step, relaxFrom, dMaxAt, 0, dMax) };
+  }
+
   outputShape(inputShape: readonly number[]): number[] {
     this.viewAs3d(inputShape);
     return [...inputShape];
@@ -158,56 +357,194 @@ export abstract class BatchNormBase extends Module {
 
   forward(x: Tensor): Tensor {
     const [batch, channels, inner] = this.viewAs3d(x.shape);
-    const count = batch * inner;
     const k = this.kernels;
-    const useBatchStats = this.training || !this.trackRunningStats;
+    const mode = this.activeStatistics;
     this.y = reuse(this.y, x.shape, k);
     this.xhat = reuse(this.xhat, x.shape, k);
-    if (useBatchStats) {
-      if (this.training && count < 2) throw this.singleValueError(x.shape);
-      k.channelMoments(x.data, this.mean, this.variance, batch, channels, inner);
-      if (this.training && this.trackRunningStats) this.updateRunningStats(count);
-    } else {
+    const gamma = this.weight?.value.data ?? null;
+    const beta = this.bias?.value.data ?? null;
+    if (mode === 'running') {
       if (this.numBatchesTracked === 0) {
-        warnOnce(`bn-never-updated-${this.path}-${this.uid}`, `${this.describe()}${this.where()} is in eval mode but its running statistics were never updated (num_batches_tracked = 0), so it normalizes with mean 0 and variance 1. Train in train() mode first, load trained statistics, or call recomputeBatchNormStats.`);
+        warnOnce(`bn-never-updated-${this.path}-${this.uid}`, `${this.describe()}${this.where()} normalizes with its running statistics but they were never updated (num_batches_tracked = 0), so it uses mean 0 and variance 1. Train in train() mode first, load trained statistics, or call recomputeBatchNormStats.`);
       }
       this.writeInferenceStatistics(this.mean, this.variance);
+      this.computeInvStd(1);
+      k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y.data, this.xhat.data, batch, channels, inner);
+      this.hasBatchStatistics = false;
+      this.cache = { mode, groups: 1, renorm: false };
+      return this.y;
     }
-    for (let c = 0; c < channels; c++) this.invStd[c] = 1 / Math.sqrt(this.variance[c] + this.eps);
-    k.batchNormApply(x.data, this.mean, this.invStd, this.weight?.value.data ?? null, this.bias?.value.data ?? null, this.y.data, this.xhat.data, batch, channels, inner);
-    this.cache = { xhat: this.xhat, usedBatchStats: useBatchStats };
+    const groups = this.ghostBatches(batch, inner, x.shape);
+    const rows = batch / groups; // V
+    const span = rows * channels * inner; // values per ghost batch: the batch is the outer dimension, so each is a contiguous slice
+    this.ensureGroups(groups);
+    for (let g = 0; g < groups; g++) {
+      k.channelMoments(slice(x.data, g, span, groups), this.row(this.mean, g), this.row(this.variance, g), rows, channels, inner);
+    }
+    this.computeInvStd(groups);
+    this.foldBatchStatistics(groups, rows * inner);
+    const renorm = this.renorm !== null;
+    if (renorm) this.renormCorrections(groups, gamma, beta);
+    for (let g = 0; g < groups; g++) {
+      k.batchNormApply(
+        slice(x.data, g, span, groups),
+        this.row(this.mean, g),
+        this.row(this.invStd, g),
+        renorm ? this.row(this.scale, g) : gamma,
+        renorm ? this.row(this.shift, g) : beta,
+        slice(this.y.data, g, span, groups),
+        slice(this.xhat.data, g, span, groups),
+        rows,
+        channels,
+        inner,
+      );
+    }
+    if (mode === 'batch-update') this.updateRunningStats();
+    this.cache = { mode, groups, renorm };
     return this.y;
   }
 
   backward(dy: Tensor): Tensor {
     checkBackward(this, this.y, dy);
     const [batch, channels, inner] = this.viewAs3d(dy.shape);
-    const { xhat, usedBatchStats } = this.cache!;
-    this.dx = reuse(this.dx, dy.shape, this.kernels);
+    const { mode, groups, renorm } = this.cache!;
+    const k = this.kernels;
+    const dx = (this.dx = reuse(this.dx, dy.shape, k));
+    const xhat = this.xhat!.data;
     const gamma = this.weight?.value.data ?? null;
-    const dGamma = this.weight?.grad.data ?? null;
-    const dBeta = this.bias?.grad.data ?? null;
-    const backward = usedBatchStats ? this.kernels.batchNormBackward : this.kernels.batchNormBackwardFixedStats;
-    backward.call(this.kernels, dy.data, xhat.data, this.invStd, gamma, this.dx.data, dGamma, dBeta, batch, channels, inner);
-    return this.dx;
+    // Frozen gamma/beta (trainable: false) get no gradient, like PyTorch parameters with requires_grad off.
+    const dGamma = this.weight?.trainable ? this.weight.grad.data : null;
+    const dBeta = this.bias?.trainable ? this.bias.grad.data : null;
+    if (mode === 'running') {
+      k.batchNormBackwardFixedStats(dy.data, xhat, this.invStd, gamma, dx.data, dGamma, dBeta, batch, channels, inner);
+      return dx;
+    }
+    const rows = batch / groups;
+    const span = rows * channels * inner;
+    for (let g = 0; g < groups; g++) {
+      const dyG = slice(dy.data, g, span, groups);
+      const xhatG = slice(xhat, g, span, groups);
+      const dxG = slice(dx.data, g, span, groups);
+      if (!renorm) {
+        k.batchNormBackward(dyG, xhatG, this.row(this.invStd, g), gamma, dxG, dGamma, dBeta, rows, channels, inner);
+        continue;
+      }
+      // y = (gamma·r)·xhat_B + (gamma·d + beta) with r, d constants: batch norm's backward with gamma·r
+      // for gamma gives dx, and Σdy·xhat_B, Σdy give dGamma = r·Σdy·xhat_B + d·Σdy, dBeta = Σdy.
+      this.dScaleSum.fill(0);
+      this.dShiftSum.fill(0);
+      k.batchNormBackward(dyG, xhatG, this.row(this.invStd, g), this.row(this.scale, g), dxG, this.dScaleSum, this.dShiftSum, rows, channels, inner);
+      const r = this.row(this.r, g);
+      const d = this.row(this.d, g);
+      for (let c = 0; c < channels; c++) {
+        if (dGamma) dGamma[c] += r[c] * this.dScaleSum[c] + d[c] * this.dShiftSum[c];
+        if (dBeta) dBeta[c] += this.dShiftSum[c];
+      }
+    }
+    return dx;
+  }
+
+  /** Ghost batches in a batch of `batch` samples: B / virtualBatchSize, checked (1 without ghost batches). */
+  private ghostBatches(batch: number, inner: number, shape: readonly number[]): number {
+    const v = this.virtualBatchSize;
+    if (v === null) {
+      if (batch * inner < 2) throw this.singleValueError(shape);
+      return 1;
+    }
+    if (batch % v === 0 && v * inner >= 2) return batch / v;
+    const valid: number[] = [];
+    for (let s = 1; s <= batch; s++) if (batch % s === 0 && s * inner >= 2) valid.push(s);
+    const validText = valid.length ? `Valid virtual batch sizes for a batch of ${batch}: ${valid.join(', ')}` : `No virtual batch size works for a batch of ${batch} with ${inner} value(s) per sample and channel`;
+    const problem = batch % v !== 0
+      ? `virtualBatchSize ${v} does not divide the batch size ${batch} (input shape ${shapeToString(shape)})`
+      : `virtualBatchSize ${v} leaves ${v * inner} value per channel in each ghost batch (input shape ${shapeToString(shape)}, batch size ${batch}); batch statistics need at least 2`;
+    throw new Error(`${this.describe()}${this.where()}: ${problem}. ${validText}. Fix: choose one of those, or a batch size that is a multiple of ${v} (and drop the short last batch: DataLoader dropLast: true).`);
+  }
+
+  /** Row g of a [G, C] work buffer (the buffer itself for g = 0: no view allocated in the common case). */
+  private row(a: Float32Array, g: number): Float32Array {
+    return g === 0 ? a : a.subarray(g * this.numFeatures, (g + 1) * this.numFeatures);
+  }
+
+  private ensureGroups(groups: number): void {
+    if (groups <= this.groupCapacity) return;
+    const n = groups * this.numFeatures;
+    const k = this.kernels;
+    this.mean = k.allocate(n);
+    this.variance = k.allocate(n);
+    this.invStd = k.allocate(n);
+    this.r = k.allocate(n);
+    this.d = k.allocate(n);
+    this.scale = k.allocate(n);
+    this.shift = k.allocate(n);
+    this.groupCapacity = groups;
+  }
+
+  private computeInvStd(groups: number): void {
+    for (let i = 0; i < groups * this.numFeatures; i++) this.invStd[i] = 1 / Math.sqrt(this.variance[i] + this.eps);
+  }
+
+  /**
+   * The statistics this batch contributes to the running averages: per channel the mean over ghost
+   * batches of their means and of their unbiased variances var·M/(M-1) (one batch: plain BN's).
+   */
+  private foldBatchStatistics(groups: number, count: number): void {
+    const unbias = count / (count - 1);
+    const C = this.numFeatures;
+    for (let c = 0; c < C; c++) {
+      let m = 0;
+      let v = 0;
+      for (let g = 0; g < groups; g++) {
+        m += this.mean[g * C + c];
+        v += this.variance[g * C + c];
+      }
+      this.foldMean[c] = m / groups;
+      this.foldVar[c] = (v / groups) * unbias;
+    }
+    this.hasBatchStatistics = true;
+  }
+
+  /**
+   * r = clip(σ_B/σ, 1/rMax, rMax), d = clip((μ_B - μ)/σ, -dMax, dMax) per ghost batch and channel,
+   * against the running estimates before this batch's update (σ = √(var + eps), as eval normalizes:
+   * unclipped, training then computes exactly eval's (x - μ)/σ). Writes scale = gamma·r, shift = gamma·d + beta.
+   */
+  private renormCorrections(groups: number, gamma: Float32Array | null, beta: Float32Array | null): void {
+    const { rMax, dMax } = this.renormLimits();
+    this.writeInferenceStatistics(this.runMean, this.runVar);
+    const C = this.numFeatures;
+    for (let c = 0; c < C; c++) {
+      const sigma = Math.sqrt(this.runVar[c] + this.eps);
+      const gm = gamma ? gamma[c] : 1;
+      const bt = beta ? beta[c] : 0;
+      for (let g = 0; g < groups; g++) {
+        const i = g * C + c;
+        const r = clamp(Math.sqrt(this.variance[i] + this.eps) / sigma, 1 / rMax, rMax);
+        const d = clamp((this.mean[i] - this.runMean[c]) / sigma, -dMax, dMax);
+        this.r[i] = r;
+        this.d[i] = d;
+        this.scale[i] = gm * r;
+        this.shift[i] = gm * d + bt;
+      }
+    }
   }
 
   /** running = (1 - m)·running + m·stat, with m = momentum, or 1/t for the cumulative average. */
-  private updateRunningStats(count: number): void {
+  private updateRunningStats(): void {
     const t = ++this.numBatchesTrackedTensor!.data[0];
+    if (this.renormStepsTensor) this.renormStepsTensor.data[0]++;
     const m = this.momentum ?? 1 / t;
-    const unbias = count / (count - 1);
     const rm = this.runningMean!.data;
     const rv = this.runningVar!.data;
     for (let c = 0; c < this.numFeatures; c++) {
-      rm[c] = (1 - m) * rm[c] + m * this.mean[c];
-      rv[c] = (1 - m) * rv[c] + m * this.variance[c] * unbias;
+      rm[c] = (1 - m) * rm[c] + m * this.foldMean[c];
+      rv[c] = (1 - m) * rv[c] + m * this.foldVar[c];
     }
   }
 
   private singleValueError(shape: readonly number[]): Error {
     return new Error(
-      `${this.describe()}${this.where()}: training needs more than one value per channel to compute batch statistics, got input shape ${shapeToString(shape)} (1 value per channel). ` +
+      `${this.describe()}${this.where()}: batch statistics need more than one value per channel, got input shape ${shapeToString(shape)} (1 value per channel). ` +
         'Fixes: drop the short last batch (DataLoader dropLast: true, the default for models with batch norm); call model.eval() to predict single examples with the running statistics; or train with a batch of at least 2.',
     );
   }
@@ -225,7 +562,9 @@ export abstract class BatchNormBase extends Module {
 
   override namedOwnBuffers(): Array<[string, Tensor]> {
     if (!this.runningMean || !this.runningVar || !this.numBatchesTrackedTensor) return [];
-    return [['running_mean', this.runningMean], ['running_var', this.runningVar], ['num_batches_tracked', this.numBatchesTrackedTensor]];
+    const buffers: Array<[string, Tensor]> = [['running_mean', this.runningMean], ['running_var', this.runningVar], ['num_batches_tracked', this.numBatchesTrackedTensor]];
+    if (this.renormStepsTensor) buffers.push(['renorm_steps', this.renormStepsTensor]);
+    return buffers;
   }
 
   protected override releaseBuffers(): void {
@@ -240,8 +579,9 @@ export abstract class BatchNormBase extends Module {
     if (this.runningMean) this.runningMean = moveTensor(this.runningMean, kernels);
     if (this.runningVar) this.runningVar = moveTensor(this.runningVar, kernels);
     if (this.numBatchesTrackedTensor) this.numBatchesTrackedTensor = moveTensor(this.numBatchesTrackedTensor, kernels);
-    for (const name of ['mean', 'variance', 'invStd'] as const) {
-      const moved = kernels.allocate(this.numFeatures);
+    if (this.renormStepsTensor) this.renormStepsTensor = moveTensor(this.renormStepsTensor, kernels);
+    for (const name of ['mean', 'variance', 'invStd', 'r', 'd', 'scale', 'shift', 'runMean', 'runVar', 'dScaleSum', 'dShiftSum'] as const) {
+      const moved = kernels.allocate(this[name].length);
       moved.set(this[name]);
       this[name] = moved;
     }
@@ -252,11 +592,18 @@ export abstract class BatchNormBase extends Module {
     if (!this.affine) opts.push('affine=false');
     if (!this.trackRunningStats) opts.push('trackRunningStats=false');
     if (!this.biasCorrection) opts.push('biasCorrection=false');
+    if (this.virtualBatchSize !== null) opts.push(`virtualBatchSize=${this.virtualBatchSize}`);
+    if (this.renorm) opts.push(`renorm(rMax=${this.renorm.rMax}, dMax=${this.renorm.dMax})`);
+    if (this.statisticsMode !== 'auto') opts.push(`statistics=${this.statisticsMode}`);
     return `${this.typeName}(${this.numFeatures}, ${opts.join(', ')})`;
   }
 
   override config(): Record<string, unknown> {
-    return { numFeatures: this.numFeatures, eps: this.eps, momentum: this.momentum, affine: this.affine, trackRunningStats: this.trackRunningStats, biasCorrection: this.biasCorrection };
+    const config: Record<string, unknown> = { numFeatures: this.numFeatures, eps: this.eps, momentum: this.momentum, affine: this.affine, trackRunningStats: this.trackRunningStats, biasCorrection: this.biasCorrection };
+    if (this.virtualBatchSize !== null) config.virtualBatchSize = this.virtualBatchSize;
+    if (this.renorm) config.renorm = { ...this.renorm };
+    if (this.statisticsMode !== 'auto') config.statistics = this.statisticsMode;
+    return config;
   }
 }
 
@@ -288,4 +635,50 @@ export class BatchNorm2d extends BatchNormBase {
     }
     return [shape[0], shape[1], shape[2] * shape[3]];
   }
+}
+
+/** Slice g of G equal contiguous slices of `span` values (the array itself when G = 1). */
+function slice(a: Float32Array, g: number, span: number, groups: number): Float32Array {
+  return groups === 1 ? a : a.subarray(g * span, (g + 1) * span);
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(Math.max(v, lo), hi);
+}
+
+/** `from` before step `start`, `to` from step `end` on, linear in between. */
+function ramp(step: number, start: number, end: number, from: number, to: number): number {
+  if (step < start) return from;
+  if (step >= end) return to;
+  return from + ((to - from) * (step - start)) / (end - start);
+}
+
+/** Smallest t with 1 - (1 - momentum)^t exactly 1 in double precision. */
+function stepsUntilUnbiased(momentum: number): number {
+  if (momentum >= 1) return 1;
+  let t = Math.max(1, Math.ceil(Math.log(2 ** -54) / Math.log1p(-momentum)) - 2);
+  if (t > MAX_EXACT_STEPS) return t; // the caller caps it anyway
+  while (1 - Math.pow(1 - momentum, t) !== 1) t++;
+  return t;
+}
+
+function renormSettings(layer: string, o: RenormOptions): Required<RenormOptions> {
+  if (typeof o !== 'object') throw new Error(`${layer}: renorm must be { rMax, dMax } (plus optional relaxFrom, rMaxAt, dMaxAt), got ${JSON.stringify(o)}`);
+  const { rMax, dMax } = o;
+  if (typeof rMax !== 'number' || !Number.isFinite(rMax) || rMax < 1) {
+    throw new Error(`${layer}: renorm rMax must be a finite number >= 1 (r is clipped to [1/rMax, rMax]; rMax = 1 turns the scale correction off), got ${JSON.stringify(rMax)}`);
+  }
+  if (typeof dMax !== 'number' || !Number.isFinite(dMax) || dMax < 0) {
+    throw new Error(`${layer}: renorm dMax must be a finite number >= 0 (d is clipped to [-dMax, dMax]; dMax = 0 turns the shift correction off), got ${JSON.stringify(dMax)}`);
+  }
+  const relaxFrom = o.relaxFrom ?? 0;
+  const rMaxAt = o.rMaxAt ?? relaxFrom;
+  const dMaxAt = o.dMaxAt ?? relaxFrom;
+  for (const [name, v] of [['relaxFrom', relaxFrom], ['rMaxAt', rMaxAt], ['dMaxAt', dMaxAt]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${layer}: renorm ${name} must be a step count (an integer >= 0), got ${JSON.stringify(v)}`);
+  }
+  if (rMaxAt < relaxFrom || dMaxAt < relaxFrom) {
+    throw new Error(`${layer}: renorm rMaxAt (${rMaxAt}) and dMaxAt (${dMaxAt}) must not come before relaxFrom (${relaxFrom}): the limits start relaxing at relaxFrom and reach their targets at those steps`);
+  }
+  return { rMax, dMax, relaxFrom, rMaxAt, dMaxAt };
 }

@@ -5,11 +5,13 @@
  */
 import { Rng } from '../tensor/rng.js';
 import { Sigmoid, ReLU, Tanh } from './activations.js';
-import { BatchNorm1d, BatchNorm2d } from './batchnorm.js';
+import { BATCH_NORM_STATISTICS, BatchNorm1d, BatchNorm2d, type BatchNormOptions, type BatchNormStatistics, type RenormOptions } from './batchnorm.js';
 import { Conv2d, type Size2 } from './conv2d.js';
 import { Dropout } from './dropout.js';
 import { Flatten } from './flatten.js';
+import { GroupNorm } from './groupnorm.js';
 import type { InitSpec } from './init.js';
+import { LayerNorm } from './layernorm.js';
 import { Linear } from './linear.js';
 import type { Module } from './module.js';
 import { AvgPool2d, MaxPool2d } from './pool.js';
@@ -111,7 +113,26 @@ function batchNormOptions(spec: LayerSpec, ctx: BuildContext) {
     affine: boolOption(merged, 'affine', true),
     trackRunningStats: boolOption(merged, 'trackRunningStats', true),
     biasCorrection: boolOption(merged, 'biasCorrection', true),
+    ...batchNormVariantOptions(merged),
   };
+}
+
+/** `statistics`, `virtualBatchSize` and `renorm` (ranges are checked again, with more context, by the layer). */
+function batchNormVariantOptions(spec: LayerSpec): Pick<BatchNormOptions, 'statistics' | 'virtualBatchSize' | 'renorm'> {
+  const statistics = spec.statistics ?? 'auto';
+  if (!BATCH_NORM_STATISTICS.includes(statistics as BatchNormStatistics)) {
+    throw new Error(`${spec.type}.statistics must be one of ${BATCH_NORM_STATISTICS.map((m) => `"${m}"`).join(', ')}, got ${JSON.stringify(statistics)}`);
+  }
+  const virtualBatchSize = spec.virtualBatchSize === null || spec.virtualBatchSize === undefined ? null : intOption(spec, ['virtualBatchSize']);
+  const renorm = spec.renorm ?? null;
+  if (renorm !== null) {
+    if (typeof renorm !== 'object' || Array.isArray(renorm)) throw new Error(`${spec.type}.renorm must be null or { "rMax": ..., "dMax": ... } (plus optional relaxFrom, rMaxAt, dMaxAt), got ${JSON.stringify(renorm)}`);
+    const r = renorm as Record<string, unknown>;
+    const unknown = Object.keys(r).filter((k) => !['rMax', 'dMax', 'relaxFrom', 'rMaxAt', 'dMaxAt'].includes(k));
+    if (unknown.length) throw new Error(`${spec.type}.renorm: unknown option(s) ${unknown.join(', ')}; known: rMax, dMax, relaxFrom, rMaxAt, dMaxAt`);
+    for (const k of ['relaxFrom', 'rMaxAt', 'dMaxAt']) if (r[k] !== undefined) intOption({ type: `${spec.type}.renorm`, [k]: r[k] }, [k], { min: 0, max: 1e9 });
+  }
+  return { statistics: statistics as BatchNormStatistics, virtualBatchSize, renorm: renorm as RenormOptions | null };
 }
 registerLayer('BatchNorm1d', (spec, ctx) => new BatchNorm1d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
 registerLayer('BatchNorm2d', (spec, ctx) => new BatchNorm2d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
@@ -163,3 +184,23 @@ for (const [type, Pool] of [['MaxPool2d', MaxPool2d], ['AvgPool2d', AvgPool2d]] 
   });
 }
 registerLayer('Flatten', () => new Flatten());
+
+registerLayer('LayerNorm', (spec) => {
+  const raw = spec.normalizedShape;
+  const dims = typeof raw === 'number' ? [raw] : raw;
+  if (!Array.isArray(dims) || dims.length === 0 || dims.length > 8) throw new Error(`LayerNorm.normalizedShape must be an integer or a list of 1 to 8 integers (the trailing dims of the input), got ${JSON.stringify(raw)}`);
+  const normalizedShape = dims.map((d, i) => intOption({ type: 'LayerNorm', [`normalizedShape[${i}]`]: d }, [`normalizedShape[${i}]`]));
+  const size = normalizedShape.reduce((a, b) => a * b, 1);
+  if (size > MAX_DIMENSION) throw new Error(`LayerNorm.normalizedShape [${normalizedShape.join(', ')}] has ${size} values; at most ${MAX_DIMENSION} (gamma and beta have one per value)`);
+  return new LayerNorm(normalizedShape, {
+    eps: numberOption(spec, 'eps', 1e-5, (e) => e > 0, 'a positive number'),
+    elementwiseAffine: boolOption(spec, 'elementwiseAffine', true),
+    bias: boolOption(spec, 'bias', true),
+  });
+});
+registerLayer('GroupNorm', (spec) =>
+  new GroupNorm(intOption(spec, ['numGroups']), intOption(spec, ['numChannels']), {
+    eps: numberOption(spec, 'eps', 1e-5, (e) => e > 0, 'a positive number'),
+    affine: boolOption(spec, 'affine', true),
+  }),
+);

@@ -4,6 +4,7 @@
  */
 import { findNonFinite, shapeToString, type Tensor } from '../tensor/tensor.js';
 import type { Kernels } from '../kernels/index.js';
+import { checkDropoutBeforeBatchNorm } from './batchnorm-modes.js';
 import { Module } from './module.js';
 
 export class Sequential extends Module {
@@ -16,6 +17,7 @@ export class Sequential extends Module {
     super();
     this.layers = layers;
     this.setPaths('');
+    checkDropoutBeforeBatchNorm(layers);
   }
 
   /** Give every descendant its state-dict path, so errors can name the layer. */
