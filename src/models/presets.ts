@@ -76,3 +76,31 @@ registerPreset({
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
   layers: (o) => mlpLayers([784, 256, 256, 10], 'ReLU', o.bn ?? true),
 });
+
+/**
+ * Convolutional blocks for 28x28 images: each Conv2d(3x3, padding 1) → [BatchNorm2d] → ReLU →
+ * MaxPool2d(2), halving the resolution, then Flatten and a Linear classifier. The convolution has a
+ * bias only without BN: BN subtracts the channel mean, which would cancel it (beta plays its part).
+ */
+export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, bn: boolean): LayerSpec[] {
+  const layers: LayerSpec[] = [];
+  let [channels, height, width] = inputShape;
+  for (const out of widths) {
+    layers.push({ type: 'Conv2d', inChannels: channels, outChannels: out, kernelSize: 3, padding: 1, bias: !bn });
+    if (bn) layers.push({ type: 'BatchNorm2d', numFeatures: out });
+    layers.push({ type: 'ReLU' }, { type: 'MaxPool2d', kernelSize: 2 });
+    channels = out;
+    height = Math.floor(height / 2);
+    width = Math.floor(width / 2);
+  }
+  layers.push({ type: 'Flatten' }, { type: 'Linear', inFeatures: channels * height * width, outFeatures: classes });
+  return layers;
+}
+
+registerPreset({
+  name: 'mnist-cnn',
+  description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 32 and 64 channels, then Linear(64·7·7 → 10)',
+  inputShape: [1, 28, 28],
+  defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
+  layers: (o) => cnnLayers([1, 28, 28], [32, 64], 10, o.bn ?? true),
+});
