@@ -6,6 +6,7 @@ export { Sequential } from './sequential.js';
 export { Conv2d, type Conv2dOptions, type Size2 } from './conv2d.js';
 export { MaxPool2d, AvgPool2d, type Pool2dOptions } from './pool.js';
 export { Flatten } from './flatten.js';
+export { fuseBatchNorm } from './fuse.js';
 export { BatchNormBase, BatchNorm1d, BatchNorm2d, momentumFromKeras, BATCH_NORM_STATISTICS, type BatchNormOptions, type BatchNormStatistics, type RenormOptions } from './batchnorm.js';
 export { freezeBatchNorm, unfreezeBatchNorm, batchNormLayers, checkDropoutBeforeBatchNorm, type FreezeBatchNormOptions, type UnfreezeBatchNormOptions } from './batchnorm-modes.js';
 export { recomputeBatchNormStats, type RecomputeBatchNormStatsOptions, type RecomputeBatchNormStatsResult } from './precise-bn.js';
