@@ -23,6 +23,8 @@ export interface Preset {
   /** Shape of one input sample, e.g. [784] or [1, 28, 28]. */
   inputShape: number[];
   defaultInit: InitSpec;
+  /** SGD learning rate that trains this preset well from `defaultInit` (the CLI's default `--lr`). */
+  defaultLr?: number;
   layers(options: PresetOptions): LayerSpec[];
 }
 
@@ -66,6 +68,7 @@ registerPreset({
   description: 'Ioffe & Szegedy (2015) MNIST network: 784-100-100-100-10, sigmoid, BN before each sigmoid',
   inputShape: [784],
   defaultInit: { name: 'normal', std: 0.1 },
+  defaultLr: 0.5,
   layers: (o) => mlpLayers([784, 100, 100, 100, 10], 'Sigmoid', o.bn ?? true),
 });
 
@@ -74,6 +77,7 @@ registerPreset({
   description: 'A 784-256-256-10 ReLU network with He initialization',
   inputShape: [784],
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
+  defaultLr: 0.1,
   layers: (o) => mlpLayers([784, 256, 256, 10], 'ReLU', o.bn ?? true),
 });
 

@@ -1,0 +1,390 @@
+/**
+ * `bnlab train`: train a preset model on a bundled dataset and record the run in a directory:
+ *   config.json    every setting, resolved (dataset sizes, layer specs, versions), written before step 1
+ *   metrics.jsonl  one TrainMetrics object per line, written as training goes
+ *
+ * The loop itself is `runTraining(config, hooks)`, shared with `bnlab start` (which runs it in worker
+ * threads) and open to extension through hooks (checkpoints, saving the model at the end).
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { takeFirst, type Dataset } from '../../data/dataset.js';
+import { DATASET_NAMES, loadDataset } from '../../data/node.js';
+import { referenceKernels, setBackend } from '../../kernels/index.js';
+import { buildPreset, getPreset, presetNames } from '../../models/presets.js';
+import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
+import { layerSpec, type LayerSpec } from '../../nn/registry.js';
+import type { Sequential } from '../../nn/sequential.js';
+import { Adam, SGD, type Optimizer } from '../../optim/optimizer.js';
+import { constantSchedule, cosineSchedule, stepSchedule, type LrSchedule } from '../../optim/schedule.js';
+import type { EvalResult } from '../../train/evaluate.js';
+import { Trainer, type TrainMetrics } from '../../train/trainer.js';
+import { MOMENTUM_CONVENTION, bnMomentum, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
+import { createProgress, formatAccuracy } from '../progress.js';
+import { packageInfo } from '../version.js';
+
+/** Written into config.json; bump when its layout changes. */
+export const RUN_CONFIG_FORMAT = 'bnlab-run/1';
+export const DEFAULT_STEPS = 10000;
+export const DEFAULT_BATCH = 60;
+export const DEFAULT_EVAL_EVERY = 1000;
+export const DEFAULT_SEED = 1;
+/** SGD learning rate for presets that do not set their own `defaultLr`. */
+export const FALLBACK_SGD_LR = 0.1;
+export const DEFAULT_ADAM_LR = 1e-3;
+
+export type OptimizerConfig =
+  | { name: 'sgd'; lr: number; momentum: number; weightDecay: number; nesterov: boolean }
+  | { name: 'adam'; lr: number; weightDecay: number; beta1: number; beta2: number };
+
+export type ScheduleConfig = { name: 'constant' } | { name: 'step'; stepSize: number; gamma: number } | { name: 'cosine'; minLr: number };
+
+/** Everything that determines a training run. Plain JSON, so it can cross to a worker thread. */
+export interface TrainConfig {
+  dataset: string;
+  /** Use only the first N training / test images (null = all). */
+  trainLimit: number | null;
+  testLimit: number | null;
+  model: string;
+  bn: boolean;
+  init: InitSpec;
+  /** Options for every batch-norm layer. `momentum` in PyTorch's convention, null = cumulative average. */
+  batchNorm: { momentum: number | null; eps: number; biasCorrection: boolean };
+  optimizer: OptimizerConfig;
+  schedule: ScheduleConfig;
+  /** Exactly one of steps and epochs. */
+  steps: number | null;
+  epochs: number | null;
+  batchSize: number;
+  /** Test-set evaluation every N steps (and always at the end); 0 = only at the end. */
+  evalEvery: number;
+  seed: number;
+  backend: string;
+  /** Run directory. */
+  out: string;
+  /** Replace an existing run directory at `out`. */
+  overwrite: boolean;
+}
+
+/** A run in progress: what hooks get to see and change. */
+export interface TrainingRun {
+  config: TrainConfig;
+  runDir: string;
+  model: Sequential;
+  optimizer: Optimizer;
+  trainer: Trainer;
+  trainSet: Dataset;
+  testSet: Dataset;
+}
+
+export interface TrainHooks {
+  /** After everything is built and config.json written, before the first step (e.g. to restore a checkpoint). */
+  onStart?(run: TrainingRun): void | Promise<void>;
+  onMetrics?(m: TrainMetrics, run: TrainingRun): void;
+  /** After every step, with that step's loss. */
+  onStep?(run: TrainingRun, loss: number): void;
+  /** After the final evaluation (e.g. to save the model). Not called when training fails. */
+  onEnd?(run: TrainingRun, result: TrainResult): void | Promise<void>;
+}
+
+export interface TrainResult {
+  runDir: string;
+  steps: number;
+  /** The final test-set evaluation. */
+  test: EvalResult;
+  /** Every metrics record of the run (also in metrics.jsonl). */
+  history: TrainMetrics[];
+  /** Wall time of the training loop, evaluations included. */
+  seconds: number;
+}
+
+/**
+ * Run a training job: select the backend, load the data, build the model and optimizer, write
+ * config.json and metrics.jsonl into `config.out`, train, and evaluate on the test set.
+ * Throws before creating anything if `config.out` is a non-empty directory and `overwrite` is off;
+ * a DivergenceError from the trainer propagates after the metrics so far are written.
+ */
+export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const runDir = resolve(config.out);
+  checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
+
+  setBackend(config.backend);
+  const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
+  const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
+  const preset = getPreset(config.model);
+  const model = buildPreset(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm });
+  const optimizer = makeOptimizer(config.optimizer, model);
+
+  let run: TrainingRun | undefined;
+  let metricsFd: number | null = null;
+  const trainer = new Trainer({
+    model,
+    optimizer,
+    trainSet,
+    testSet,
+    batchSize: config.batchSize,
+    steps: config.steps ?? undefined,
+    epochs: config.epochs ?? undefined,
+    evalEvery: config.evalEvery,
+    logEvery: logInterval(config.evalEvery),
+    schedule: makeSchedule(config.schedule, config),
+    seed: config.seed,
+    inputShape: preset.inputShape,
+    onMetrics: (m) => {
+      // writeSync: each line reaches the file as it happens, so a killed run keeps its curve.
+      if (metricsFd !== null) writeSync(metricsFd, JSON.stringify(m) + '\n');
+      hooks.onMetrics?.(m, run!);
+    },
+    onStep: (_, loss) => hooks.onStep?.(run!, loss),
+  });
+
+  if (config.overwrite && existsSync(runDir)) rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const resolved = {
+    format: RUN_CONFIG_FORMAT,
+    createdAt: new Date().toISOString(),
+    ...config,
+    out: runDir,
+    totalSteps: trainer.totalSteps,
+    dropLast: trainer.loader.dropLast,
+    batchesPerEpoch: trainer.loader.batchesPerEpoch,
+    data: {
+      name: config.dataset,
+      trainCount: trainSet.count,
+      testCount: testSet.count,
+      sampleShape: trainSet.sampleShape,
+      numClasses: trainSet.numClasses,
+    },
+    modelSpec: {
+      preset: preset.name,
+      description: preset.description,
+      inputShape: preset.inputShape,
+      layers: model.layers.map((l): LayerSpec => layerSpec(l)),
+      parameters: model.parameters().reduce((n, p) => n + p.value.size, 0),
+    },
+    versions: { bnlab: packageInfo().version, node: process.versions.node, platform: process.platform, arch: process.arch },
+  };
+  writeFileSync(join(runDir, 'config.json'), JSON.stringify(resolved, null, 2) + '\n');
+  metricsFd = openSync(join(runDir, 'metrics.jsonl'), 'w');
+
+  run = { config, runDir, model, optimizer, trainer, trainSet, testSet };
+  try {
+    await hooks.onStart?.(run);
+    const test = trainer.run()!;
+    const result: TrainResult = { runDir, steps: trainer.step, test, history: [...trainer.history], seconds: trainer.elapsed };
+    await hooks.onEnd?.(run, result);
+    return result;
+  } finally {
+    closeSync(metricsFd);
+  }
+}
+
+/** Every 100 steps, or a divisor of evalEvery (>= 10), so each evaluation comes with a fresh training loss. */
+function logInterval(evalEvery: number): number {
+  if (evalEvery <= 0) return 100;
+  let [a, b] = [evalEvery, 100];
+  while (b) [a, b] = [b, a % b];
+  return a >= 10 || evalEvery < 10 ? Math.min(a, evalEvery) : 100;
+}
+
+/** Refuse to write into a directory that already holds something, unless it is a run we may replace. */
+function checkRunDir(dir: string, overwrite: boolean): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new Error(`--out ${dir} exists and is not a directory; choose another --out`);
+  const entries = readdirSync(dir);
+  if (entries.length === 0) return;
+  if (!overwrite) throw new Error(`Run directory ${dir} already exists and is not empty (${entries.length} entries); choose another --out, or pass --overwrite to replace that run`);
+  // --overwrite deletes the directory, so make sure it is a run and not, say, the project root.
+  if (!entries.includes('config.json')) throw new Error(`Refusing to --overwrite ${dir}: it does not look like a bnlab run directory (no config.json); choose another --out`);
+}
+
+function limit(ds: Dataset, n: number | null, flag: string): Dataset {
+  if (n === null) return ds;
+  if (n > ds.count) throw new Error(`${flag} ${n} is larger than the ${ds.name} set (${ds.count} images); use at most ${ds.count}`);
+  return takeFirst(ds, n);
+}
+
+function makeOptimizer(o: OptimizerConfig, model: Sequential): Optimizer {
+  if (o.name === 'sgd') return new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov });
+  return new Adam(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2 });
+}
+
+/** Schedules run over the whole budget; `stepSize` and cosine's length are in steps. */
+function makeSchedule(s: ScheduleConfig, config: TrainConfig): LrSchedule {
+  switch (s.name) {
+    case 'constant':
+      return constantSchedule;
+    case 'step':
+      return stepSchedule(s.stepSize, s.gamma);
+    case 'cosine': {
+      const total = config.steps ?? Math.max(1, Math.round((config.epochs ?? 1) * Math.floor((config.trainLimit ?? 60000) / config.batchSize)));
+      return cosineSchedule(total, s.minLr);
+    }
+  }
+}
+
+/** Options as commander hands them to the action (after the argument parsers ran). */
+interface TrainFlags {
+  dataset: string;
+  model: string;
+  bn: boolean;
+  steps?: number;
+  epochs?: number;
+  batch: number;
+  lr?: number;
+  optimizer: 'sgd' | 'adam';
+  momentum?: number;
+  weightDecay: number;
+  nesterov?: boolean;
+  schedule: 'constant' | 'step' | 'cosine';
+  lrStep?: number;
+  lrGamma: number;
+  seed: number;
+  evalEvery: number;
+  bnMomentum: number | null;
+  bnEps: number;
+  biasCorrection: boolean;
+  init?: InitName;
+  initStd?: number;
+  backend: string;
+  trainLimit?: number;
+  testLimit?: number;
+  out?: string;
+  overwrite?: boolean;
+}
+
+/** Turn parsed flags into a complete TrainConfig, rejecting combinations that make no sense. */
+export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainConfig {
+  const preset = getPreset(flags.model);
+  if (flags.optimizer === 'adam' && (flags.momentum !== undefined || flags.nesterov)) {
+    throw new Error('--momentum and --nesterov are SGD options; Adam has its own moment estimates (drop them, or use --optimizer sgd)');
+  }
+  if (flags.nesterov && !(flags.momentum !== undefined && flags.momentum > 0)) throw new Error('--nesterov needs SGD momentum: add e.g. --momentum 0.9');
+  if (flags.initStd !== undefined && flags.init !== undefined && flags.init !== 'normal') throw new Error(`--init-std applies to --init normal only, not ${flags.init}`);
+  if (flags.lrStep !== undefined && flags.schedule !== 'step') throw new Error('--lr-step applies to --schedule step only');
+
+  let init: InitSpec = flags.init ? { name: flags.init } : { ...preset.defaultInit };
+  if (flags.initStd !== undefined) init = { name: 'normal', std: flags.initStd };
+  else if (init.name === 'normal' && init.std === undefined) init.std = 0.01;
+
+  const steps = flags.steps ?? (flags.epochs === undefined ? DEFAULT_STEPS : null);
+  const lr = flags.lr ?? (flags.optimizer === 'adam' ? DEFAULT_ADAM_LR : (preset.defaultLr ?? FALLBACK_SGD_LR));
+  const optimizer: OptimizerConfig =
+    flags.optimizer === 'adam'
+      ? { name: 'adam', lr, weightDecay: flags.weightDecay, beta1: 0.9, beta2: 0.999 }
+      : { name: 'sgd', lr, momentum: flags.momentum ?? 0, weightDecay: flags.weightDecay, nesterov: Boolean(flags.nesterov) };
+
+  let schedule: ScheduleConfig = { name: 'constant' };
+  if (flags.schedule === 'cosine') schedule = { name: 'cosine', minLr: 0 };
+  else if (flags.schedule === 'step') {
+    const budget = steps ?? Math.round((flags.epochs ?? 1) * Math.floor((flags.trainLimit ?? 60000) / flags.batch));
+    schedule = { name: 'step', stepSize: flags.lrStep ?? Math.max(1, Math.round(budget / 3)), gamma: flags.lrGamma };
+  }
+
+  return {
+    dataset: flags.dataset,
+    trainLimit: flags.trainLimit ?? null,
+    testLimit: flags.testLimit ?? null,
+    model: flags.model,
+    bn: flags.bn,
+    init,
+    batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection },
+    optimizer,
+    schedule,
+    steps,
+    epochs: steps === null ? flags.epochs! : null,
+    batchSize: flags.batch,
+    evalEvery: flags.evalEvery,
+    seed: flags.seed,
+    backend: flags.backend,
+    out: flags.out ?? defaultRunDir(flags.model, flags.bn, now),
+    overwrite: Boolean(flags.overwrite),
+  };
+}
+
+/** <parent>/<model>-<bn|nobn>-<YYYYMMDD-HHMMSS>, with a suffix if that name is taken. */
+export function defaultRunDir(model: string, bn: boolean, now = new Date(), parent = 'runs'): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  const base = join(parent, `${model}-${bn ? 'bn' : 'nobn'}-${stamp}`);
+  let dir = base;
+  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
+  return dir;
+}
+
+export const BN_MOMENTUM_HELP = `batch-norm momentum m, the weight of each new batch in the running averages: ${MOMENTUM_CONVENTION}; "cumulative" = cumulative average`;
+
+/** The batch-norm options, shared with other commands that build models. */
+export function addBatchNormOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--bn-momentum <m>', BN_MOMENTUM_HELP).argParser(bnMomentum).default(0.1))
+    .addOption(new Option('--bn-eps <e>', 'added to the variance inside the square root').argParser(positiveNumber).default(1e-5))
+    .option('--no-bias-correction', "use the running averages as they are, exactly as PyTorch (running var starts at 1) instead of dividing by 1 - (1 - m)^t");
+}
+
+export function register(program: Command): Command {
+  const cmd = program
+    .command('train')
+    .summary('train a model and record the run (config.json, metrics.jsonl)')
+    .description('Train a preset model on MNIST or Fashion-MNIST with mini-batch SGD or Adam, evaluating on the test set as it goes. The run directory gets config.json (every setting, resolved) and metrics.jsonl (one JSON object per line).')
+    .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('mnist'))
+    .addOption(new Option('--model <name>', 'model preset (see `bnlab summary --model NAME`)').choices(presetNames()).default('ioffe-mlp'))
+    .option('--bn', 'insert batch norm before each activation', true)
+    .option('--no-bn', 'the same network without batch norm')
+    .addOption(new Option('--steps <n>', `number of training steps (default ${DEFAULT_STEPS})`).argParser(positiveInt).conflicts('epochs'))
+    .addOption(new Option('--epochs <e>', 'train for this many passes over the training set instead (may be fractional)').argParser(positiveNumber))
+    .addOption(new Option('--batch <n>', 'mini-batch size').argParser(positiveInt).default(DEFAULT_BATCH))
+    .addOption(new Option('--lr <x>', `learning rate (default: the preset's for SGD, ${DEFAULT_ADAM_LR} for Adam)`).argParser(positiveNumber))
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam']).default('sgd'))
+    .addOption(new Option('--momentum <m>', 'SGD momentum in [0, 1) (default 0)').argParser(unitIntervalOpen))
+    .addOption(new Option('--weight-decay <wd>', 'L2 weight decay').argParser(nonNegativeNumber).default(0))
+    .option('--nesterov', 'Nesterov momentum (SGD, needs --momentum > 0)')
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant'))
+    .addOption(new Option('--lr-step <n>', 'step schedule: multiply the rate by --lr-gamma every n steps (default: a third of the run)').argParser(positiveInt))
+    .addOption(new Option('--lr-gamma <g>', 'step schedule: factor').argParser(positiveNumber).default(0.1))
+    .addOption(new Option('--seed <s>', 'seed for initial weights and shuffling').argParser(seed).default(DEFAULT_SEED))
+    .addOption(new Option('--eval-every <n>', 'evaluate on the test set every n steps (0 = only at the end)').argParser(nonNegativeInt).default(DEFAULT_EVAL_EVERY));
+  addBatchNormOptions(cmd)
+    .addOption(new Option('--init <name>', "weight initializer (default: the preset's)").choices(initNames))
+    .addOption(new Option('--init-std <s>', 'standard deviation for --init normal').argParser(positiveNumber))
+    .addOption(new Option('--backend <name>', 'kernel backend').default(referenceKernels.name))
+    .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
+    .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
+    .option('--out <dir>', 'run directory (default runs/<model>-<bn|nobn>-<timestamp>)')
+    .option('--overwrite', 'replace an existing run directory at --out')
+    .addHelpText(
+      'after',
+      `
+Batch-norm momentum convention:
+  ${MOMENTUM_CONVENTION}
+  bnlab's default m = 0.1 is Keras's momentum=0.9; Keras's default 0.99 is --bn-momentum 0.01.
+
+Examples:
+  $ bnlab train --model ioffe-mlp --bn --steps 10000 --batch 60
+  $ bnlab train --model ioffe-mlp --no-bn --steps 10000 --out runs/nobn
+  $ bnlab train --dataset fashion-mnist --model mlp-relu --optimizer adam --epochs 5
+  $ bnlab train --optimizer sgd --momentum 0.9 --nesterov --schedule cosine --lr 0.1
+  $ bnlab train --bn-momentum 0.01 --no-bias-correction --steps 2000`,
+    )
+    .action(async (flags: TrainFlags) => {
+      const config = resolveTrainConfig(flags);
+      if (!config.bn && (cmd.getOptionValueSource('bnMomentum') === 'cli' || cmd.getOptionValueSource('bnEps') === 'cli')) {
+        console.warn('bnlab warning: --bn-momentum/--bn-eps have no effect with --no-bn');
+      }
+      const progress = { current: null as ReturnType<typeof createProgress> | null };
+      const result = await runTraining(config, {
+        onStart: (run) => {
+          console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test images): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
+          console.log(`Run directory: ${run.runDir}`);
+          progress.current = createProgress({ total: run.trainer.totalSteps });
+        },
+        onMetrics: (m) => progress.current?.onMetrics(m),
+        onStep: (run) => progress.current?.onStep(run.trainer.step),
+      }).finally(() => progress.current?.stop());
+      const rate = result.steps / Math.max(result.seconds, 1e-9);
+      console.log(`Test accuracy after ${result.steps} steps: ${formatAccuracy(result.test.accuracy)} (loss ${result.test.loss.toFixed(4)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
+      console.log(`Saved ${join(result.runDir, 'config.json')} and metrics.jsonl`);
+    });
+  return cmd;
+}

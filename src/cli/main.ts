@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * The `bnlab` command. Each subcommand lives in src/cli/commands/<name>.ts and exports
+ * `register(program)`, which adds it to the program; adding a command is one line in COMMANDS.
+ */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { packageInfo } from './version.js';
+
+/** Subcommands, in the order `bnlab --help` lists them. */
+export const COMMANDS: readonly string[] = ['start', 'train', 'summary'];
+
+interface CommandModule {
+  register(program: Command): Command;
+}
+
+/** The program with every subcommand registered (not yet parsed). */
+export async function createProgram(): Promise<Command> {
+  const program = new Command()
+    .name('bnlab')
+    .description('Train neural networks with batch normalization on MNIST, and see why it works.')
+    .version(packageInfo().version, '-v, --version')
+    // Set before adding commands: subcommands copy these settings when created.
+    .showHelpAfterError('(add --help for usage and examples)')
+    .showSuggestionAfterError()
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bnlab start                                    train the paper's MNIST network with and without BN
+  $ bnlab train --model ioffe-mlp --bn --steps 10000 --batch 60
+  $ bnlab summary --model ioffe-mlp
+  $ bnlab train --help                             every training option`,
+    );
+  for (const name of COMMANDS) {
+    const mod = (await import(`./commands/${name}.js`)) as Partial<CommandModule>;
+    if (typeof mod.register !== 'function') throw new Error(`src/cli/commands/${name}: expected an exported register(program) function`);
+    mod.register(program);
+  }
+  return program;
+}
+
+/** Parse `argv` and run the command; errors from commands become "error: ..." and exit code 1. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = await createProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    console.error(`error: ${e.message}`);
+    if (process.env.BNLAB_DEBUG) console.error(e.stack);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main();
+}

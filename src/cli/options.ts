@@ -1,0 +1,75 @@
+/**
+ * Argument parsers shared by the CLI commands. Each rejects what commander would otherwise pass through
+ * as NaN or a nonsense value (`--steps abc`, `--lr -1`, `--batch 0`) with an InvalidArgumentError, which
+ * commander prints as "error: option '--steps <n>' argument 'abc' is invalid. <reason>" and exits 1.
+ */
+import { InvalidArgumentError } from 'commander';
+
+/** A plain decimal number: digits with an optional point, sign and exponent; no hex, no blanks, no "Infinity". */
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function toNumber(value: string): number {
+  const n = NUMBER.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`Expected a number, got "${value}".`);
+  return n;
+}
+
+/** An integer >= 1 (`--steps`, `--batch`). Accepts `1e4`. */
+export function positiveInt(value: string): number {
+  const n = toNumber(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`Expected a positive integer (1, 2, 3, ...), got "${value}".`);
+  return n;
+}
+
+/** An integer >= 0 (`--eval-every 0` = only at the end). */
+export function nonNegativeInt(value: string): number {
+  const n = toNumber(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`Expected an integer >= 0, got "${value}".`);
+  return n;
+}
+
+/** A finite number > 0 (`--lr`, `--bn-eps`, `--epochs`). */
+export function positiveNumber(value: string): number {
+  const n = toNumber(value);
+  if (!(n > 0)) throw new InvalidArgumentError(`Expected a number greater than 0, got "${value}".`);
+  return n;
+}
+
+/** A finite number >= 0 (`--weight-decay`, SGD `--momentum`). */
+export function nonNegativeNumber(value: string): number {
+  const n = toNumber(value);
+  if (!(n >= 0)) throw new InvalidArgumentError(`Expected a number >= 0, got "${value}".`);
+  return n;
+}
+
+/** A number in [0, 1) (SGD momentum: 1 or more never forgets a gradient). */
+export function unitIntervalOpen(value: string): number {
+  const n = toNumber(value);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`Expected a number in [0, 1), got "${value}".`);
+  return n;
+}
+
+/** A seed: an integer in [0, 2^32). */
+export function seed(value: string): number {
+  const n = toNumber(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError(`Expected an integer seed in [0, 4294967295], got "${value}".`);
+  return n;
+}
+
+/**
+ * Batch-norm momentum in PyTorch's convention: a number in (0, 1], or `cumulative` (null: the
+ * cumulative moving average). Values >= 0.9 are accepted; the BatchNorm layer warns that they look like
+ * Keras's convention.
+ */
+export function bnMomentum(value: string): number | null {
+  if (value === 'cumulative' || value === 'null') return null;
+  const n = toNumber(value);
+  if (!(n > 0 && n <= 1)) {
+    throw new InvalidArgumentError(`Expected a number in (0, 1] or "cumulative", got "${value}". bnlab's momentum is the weight of the new batch (PyTorch's convention, default 0.1); Keras's momentum m is 1 - m here.`);
+  }
+  return n;
+}
+
+/** The batch-norm momentum convention as written in `--help` and the docs. */
+export const MOMENTUM_CONVENTION =
+  'running = (1 - m)·running + m·batch (PyTorch convention); Keras/TensorFlow momentum = 1 - m';
