@@ -231,4 +231,14 @@ test('channelAffine kernels: out = x·scale[c] + shift[c]; dx = dy·scale[c], dS
   assert.deepEqual(Array.from(dx, (v) => v + 0), [2, 0, 0, -1, 2, 2, -2, 0]); // + 0 turns -0 into 0
   assert.deepEqual(Array.from(dScale), [10 + 1 + 5 + 6, 10 + 4 + 14]);
   assert.deepEqual(Array.from(dShift), [3, 3]);
+  // inner = 1 (LayerNorm's [R, D] layout) takes its own loop: the same results.
+  const rows = new Float32Array(8);
+  referenceKernels.channelAffine(x, Float32Array.from([1, 2, 3, 4]), Float32Array.from([0, 0, 0, 1]), rows, 2, 4, 1);
+  assert.deepEqual(Array.from(rows), [1, 4, 9, 17, 5, 12, 21, 33]);
+  const dScale1 = new Float32Array(4);
+  const dShift1 = new Float32Array(4);
+  referenceKernels.channelAffineBackward(dy, x, Float32Array.from([1, 2, 3, 4]), dx, dScale1, dShift1, 2, 4, 1);
+  assert.deepEqual(Array.from(dx), [1, 0, 0, 4, 1, 2, 6, 0]);
+  assert.deepEqual(Array.from(dScale1), [1 + 5, 6, 14, 4]);
+  assert.deepEqual(Array.from(dShift1), [2, 1, 2, 1]);
 });

@@ -141,6 +141,15 @@ export const referenceKernels: Kernels = {
   },
 
   channelAffine(x, scale, shift, out, batch, channels, inner) {
+    if (inner === 1) {
+      // LayerNorm's [R, D] layout: one parameter per column, so walk rows instead of 1-value channels.
+      for (let b = 0; b < batch; b++) {
+        const o = b * channels;
+        if (shift) for (let c = 0; c < channels; c++) out[o + c] = x[o + c] * scale[c] + shift[c];
+        else for (let c = 0; c < channels; c++) out[o + c] = x[o + c] * scale[c];
+      }
+      return;
+    }
     for (let b = 0; b < batch; b++) {
       for (let c = 0; c < channels; c++) {
         const o = (b * channels + c) * inner;
@@ -152,6 +161,18 @@ export const referenceKernels: Kernels = {
   },
 
   channelAffineBackward(dy, x, scale, dx, dScale, dShift, batch, channels, inner) {
+    if (inner === 1) {
+      for (let b = 0; b < batch; b++) {
+        const o = b * channels;
+        for (let c = 0; c < channels; c++) {
+          const g = dy[o + c];
+          dx[o + c] = g * scale[c];
+          if (dScale) dScale[c] += g * x[o + c];
+          if (dShift) dShift[c] += g;
+        }
+      }
+      return;
+    }
     for (let b = 0; b < batch; b++) {
       for (let c = 0; c < channels; c++) {
         const o = (b * channels + c) * inner;
