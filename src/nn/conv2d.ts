@@ -5,10 +5,13 @@
  * Shape legend: B = batch, C = inChannels, O = outChannels, H, W = input height and width,
  * KH, KW = kernel, OH, OW = output height and width, L = OH·OW output positions, K = C·KH·KW.
  *
- * Forward:  cols_b[K, L] = im2col(x_b),  y_b[O, L] = weight[O, K] · cols_b (+ bias[O] on every row),
+ * Forward:  cols[K, L] = im2col(x_b),  y_b[O, L] = weight[O, K] · cols (+ bias[O] on every row),
  *           OH = floor((H + 2·padH - KH) / strideH) + 1 (the same for OW).
- * Backward: dWeight += dy_b[O, L] · cols_bᵀ,  dBias += Σ_b Σ_L dy_b,
- *           dcols_b = weightᵀ · dy_b,  dx_b = col2im(dcols_b) (im2col's adjoint sums overlapping windows).
+ * Backward: cols = im2col(x_b) again,  dWeight += dy_b[O, L] · colsᵀ,  dBias += Σ_b Σ_L dy_b,
+ *           dcols = weightᵀ · dy_b,  dx_b = col2im(dcols) (im2col's adjoint sums overlapping windows).
+ * One sample at a time, so the column buffers are K·L values however large the batch (a batch of
+ * 1000 MNIST images would need 225 MB of columns at once), and they stay in cache. The backward
+ * unfolds x again instead of keeping every sample's columns: K·L copies next to O·K·L products.
  */
 import type { Kernels, MatmulOptions, Window2d } from '../kernels/index.js';
 import { Rng } from '../tensor/rng.js';
@@ -49,17 +52,17 @@ export class Conv2d extends Module {
   weight: Parameter; // [O, C, KH, KW]
   bias: Parameter | null; // [O]
 
-  private cols: Tensor | null = null; // [B, K, L], kept for dWeight = dy·colsᵀ instead of unfolding x again
-  private dcols: Tensor | null = null; // [B, K, L]
+  private x: Tensor | null = null; // kept for the backward, which unfolds it again
   private y: Tensor | null = null;
   private dx: Tensor | null = null;
+  private cols: Float32Array | null = null; // [K, L], one sample's columns
+  private dcols: Float32Array | null = null; // [K, L]
   private dBiasPerSample: Float32Array | null = null; // [B·O], Σ_L dy before summing over the batch
-  private inputShape: readonly number[] | null = null;
   private window: Window2d | null = null;
-  private readonly colViews = new SampleViews();
-  private readonly dcolViews = new SampleViews();
+  private readonly xViews = new SampleViews();
   private readonly yViews = new SampleViews();
   private readonly dyViews = new SampleViews();
+  private readonly dxViews = new SampleViews();
 
   constructor(options: Conv2dOptions) {
     super();
@@ -96,45 +99,59 @@ export class Conv2d extends Module {
     const rows = this.inChannels * g.kernelH * g.kernelW; // K
     const positions = g.outH * g.outW; // L
     const k = this.kernels;
-    this.inputShape = x.shape;
-    this.cols = reuse(this.cols, [batch, rows, positions], k);
-    k.im2col(x.data, this.cols.data, batch, this.inChannels, g);
+    this.x = x;
     this.y = reuse(this.y, [batch, this.outChannels, g.outH, g.outW], k);
-    const cols = this.colViews.of(this.cols.data, batch);
+    const cols = this.columnBuffer('cols', rows * positions);
+    const xs = this.xViews.of(x.data, batch);
     const ys = this.yViews.of(this.y.data, batch);
+    const weight = this.weight.value.data;
     const bias = this.bias?.value.data;
     for (let b = 0; b < batch; b++) {
+      k.im2col(xs[b], cols, 1, this.inChannels, g);
       // Each output row starts at its channel's bias and the matmul adds onto it.
       if (bias) for (let o = 0; o < this.outChannels; o++) ys[b].fill(bias[o], o * positions, (o + 1) * positions);
-      k.matmul(this.weight.value.data, cols[b], ys[b], this.outChannels, rows, positions, bias ? FORWARD_ONTO_BIAS : FORWARD);
+      k.matmul(weight, cols, ys[b], this.outChannels, rows, positions, bias ? FORWARD_ONTO_BIAS : FORWARD);
     }
     return this.y;
   }
 
   backward(dy: Tensor): Tensor {
     checkBackward(this, this.y, dy);
+    const x = this.x!;
     const g = this.window!;
     const batch = dy.shape[0];
     const rows = this.inChannels * g.kernelH * g.kernelW;
     const positions = g.outH * g.outW;
     const k = this.kernels;
-    const cols = this.colViews.of(this.cols!.data, batch);
-    const dys = this.dyViews.of(dy.data, batch);
-    // dWeight[O, K] += dy_b[O, L] · cols_b[K, L]ᵀ
-    for (let b = 0; b < batch; b++) k.matmul(dys[b], cols[b], this.weight.grad.data, this.outChannels, positions, rows, WEIGHT_GRAD);
     if (this.bias) {
       // dBias[O] += Σ_B Σ_L dy: first over L per (b, o), then over the batch.
       if (this.dBiasPerSample?.length !== batch * this.outChannels) this.dBiasPerSample = k.allocate(batch * this.outChannels);
       k.sumAxis(dy.data, this.dBiasPerSample, batch * this.outChannels, positions, 1);
       k.sumRows(this.dBiasPerSample, this.bias.grad.data, batch, this.outChannels, true);
     }
-    // dcols_b[K, L] = weight[O, K]ᵀ · dy_b[O, L], then folded back onto the input positions.
-    this.dcols = reuse(this.dcols, [batch, rows, positions], k);
-    const dcols = this.dcolViews.of(this.dcols.data, batch);
-    for (let b = 0; b < batch; b++) k.matmul(this.weight.value.data, dys[b], dcols[b], rows, this.outChannels, positions, INPUT_GRAD);
-    this.dx = reuse(this.dx, this.inputShape!, k);
-    k.col2im(this.dcols.data, this.dx.data, batch, this.inChannels, g);
+    this.dx = reuse(this.dx, x.shape, k);
+    const cols = this.columnBuffer('cols', rows * positions);
+    const dcols = this.columnBuffer('dcols', rows * positions);
+    const xs = this.xViews.of(x.data, batch);
+    const dys = this.dyViews.of(dy.data, batch);
+    const dxs = this.dxViews.of(this.dx.data, batch);
+    const weight = this.weight.value.data;
+    for (let b = 0; b < batch; b++) {
+      k.im2col(xs[b], cols, 1, this.inChannels, g);
+      // dWeight[O, K] += dy_b[O, L] · cols[K, L]ᵀ
+      k.matmul(dys[b], cols, this.weight.grad.data, this.outChannels, positions, rows, WEIGHT_GRAD);
+      // dcols[K, L] = weight[O, K]ᵀ · dy_b[O, L], then folded back onto the input positions.
+      k.matmul(weight, dys[b], dcols, rows, this.outChannels, positions, INPUT_GRAD);
+      k.col2im(dcols, dxs[b], 1, this.inChannels, g);
+    }
     return this.dx;
+  }
+
+  /** A [K, L] column buffer, reallocated only when the input size changes. */
+  private columnBuffer(name: 'cols' | 'dcols', size: number): Float32Array {
+    const current = this[name];
+    if (current && current.length === size) return current;
+    return (this[name] = this.kernels.allocate(size));
   }
 
   /** Checks the input shape and returns the window geometry for it (cached while H and W stay the same). */
@@ -179,9 +196,8 @@ export class Conv2d extends Module {
   }
 
   protected override releaseBuffers(): void {
-    this.cols = this.dcols = this.y = this.dx = null;
-    this.dBiasPerSample = null;
-    this.inputShape = null;
+    this.x = this.y = this.dx = null;
+    this.cols = this.dcols = this.dBiasPerSample = null;
   }
 
   protected override moveTo(kernels: Kernels): void {
