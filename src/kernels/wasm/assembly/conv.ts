@@ -1,0 +1,231 @@
+/**
+ * Convolution and pooling helpers: im2col / col2im (a convolution is then a gemm per sample), max and
+ * average pooling, and the per-channel affine map of LayerNorm/GroupNorm.
+ *
+ * Shape legend: x, dx: [P, H, W] planes (P = B·C); cols: [B, C·KH·KW, OH·OW]; y, dy, argmax: [P, OH, OW];
+ * for channelAffine [B, C, L]. The window geometry arrives as ten i32 arguments (see Window2d in
+ * kernels.ts): h, w, kh, kw, sh, sw, ph, pw, oh, ow.
+ */
+
+// @ts-ignore: decorator
+@inline function f(p: usize, i: i32): usize {
+  return p + ((<usize>i) << 2);
+}
+
+/** First output column whose input column o·stride + offset is ≥ 0. */
+// @ts-ignore: decorator
+@inline function firstInside(offset: i32, stride: i32, count: i32): i32 {
+  return offset >= 0 ? 0 : min(count, (-offset + stride - 1) / stride);
+}
+
+/** One past the last output column whose input column o·stride + offset is < size. */
+// @ts-ignore: decorator
+@inline function endInside(offset: i32, stride: i32, size: i32, count: i32): i32 {
+  const last = size - 1 - offset;
+  return last < 0 ? 0 : min(count, last / stride + 1);
+}
+
+export function im2col(x: usize, cols: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  const plane = h * w;
+  let dst = cols;
+  const rowBytes = (<usize>ow) << 2;
+  for (let bc = 0; bc < planes; bc++) {
+    const src = f(x, bc * plane);
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const lo = firstInside(j - pw, sw, ow);
+        const hi = endInside(j - pw, sw, w, ow);
+        for (let o = 0; o < oh; o++, dst += rowBytes) {
+          const ih = o * sh - ph + i;
+          if (ih < 0 || ih >= h || lo >= hi) {
+            memory.fill(dst, 0, rowBytes);
+            continue;
+          }
+          const rowStart = f(src, ih * w + j - pw);
+          if (lo > 0) memory.fill(dst, 0, (<usize>lo) << 2);
+          if (sw == 1) {
+            memory.copy(f(dst, lo), f(rowStart, lo), (<usize>(hi - lo)) << 2);
+          } else {
+            for (let q = lo; q < hi; q++) store<f32>(f(dst, q), load<f32>(f(rowStart, q * sw)));
+          }
+          if (hi < ow) memory.fill(f(dst, hi), 0, (<usize>(ow - hi)) << 2);
+        }
+      }
+    }
+  }
+}
+
+/** dx = 0, then each cols entry is added back onto the input position it was copied from. */
+export function col2im(cols: usize, dx: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  const plane = h * w;
+  memory.fill(dx, 0, (<usize>(planes * plane)) << 2);
+  let src = cols;
+  const rowBytes = (<usize>ow) << 2;
+  for (let bc = 0; bc < planes; bc++) {
+    const dst = f(dx, bc * plane);
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const lo = firstInside(j - pw, sw, ow);
+        const hi = endInside(j - pw, sw, w, ow);
+        for (let o = 0; o < oh; o++, src += rowBytes) {
+          const ih = o * sh - ph + i;
+          if (ih < 0 || ih >= h) continue;
+          const rowStart = f(dst, ih * w + j - pw);
+          if (sw == 1) {
+            let q = lo;
+            for (; q + 4 <= hi; q += 4) v128.store(f(rowStart, q), f32x4.add(v128.load(f(rowStart, q)), v128.load(f(src, q))));
+            for (; q < hi; q++) store<f32>(f(rowStart, q), load<f32>(f(rowStart, q)) + load<f32>(f(src, q)));
+          } else {
+            for (let q = lo; q < hi; q++) store<f32>(f(rowStart, q * sw), load<f32>(f(rowStart, q * sw)) + load<f32>(f(src, q)));
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Window maxima; argmax gets the flat input index of each (the first on ties), padding counts as -∞. */
+export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    const base = p * h * w;
+    for (let r = 0; r < oh; r++) {
+      const h0 = r * sh - ph;
+      const hFrom = max(h0, 0);
+      const hTo = min(h0 + kh, h);
+      for (let c = 0; c < ow; c++, o++) {
+        const w0 = c * sw - pw;
+        const wFrom = max(w0, 0);
+        const wTo = min(w0 + kw, w);
+        let best: f32 = -Infinity;
+        let at = -1;
+        for (let ih = hFrom; ih < hTo; ih++) {
+          for (let iw = wFrom; iw < wTo; iw++) {
+            const idx = base + ih * w + iw;
+            const v = load<f32>(f(x, idx));
+            if (at < 0 || v > best) {
+              best = v;
+              at = idx;
+            }
+          }
+        }
+        store<f32>(f(y, o), best);
+        store<i32>(f(argmax, o), at);
+      }
+    }
+  }
+}
+
+/** dx = 0, then dx[argmax[i]] += dy[i] (windows may overlap). */
+export function maxPoolBackward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32): void {
+  memory.fill(dx, 0, (<usize>(planes * h * w)) << 2);
+  const count = planes * oh * ow;
+  for (let o = 0; o < count; o++) {
+    const at = f(dx, load<i32>(f(argmax, o)));
+    store<f32>(at, load<f32>(at) + load<f32>(f(dy, o)));
+  }
+}
+
+/** Window means, padding counted as 0 and every window divided by KH·KW. */
+export function avgPoolForward(x: usize, y: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  const inv: f64 = 1 / <f64>(kh * kw);
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    const base = p * h * w;
+    for (let r = 0; r < oh; r++) {
+      const h0 = r * sh - ph;
+      const hFrom = max(h0, 0);
+      const hTo = min(h0 + kh, h);
+      for (let c = 0; c < ow; c++, o++) {
+        const w0 = c * sw - pw;
+        const wFrom = max(w0, 0);
+        const wTo = min(w0 + kw, w);
+        let sum: f64 = 0;
+        for (let ih = hFrom; ih < hTo; ih++) {
+          const row = base + ih * w;
+          for (let iw = wFrom; iw < wTo; iw++) sum += <f64>load<f32>(f(x, row + iw));
+        }
+        store<f32>(f(y, o), <f32>(sum * inv));
+      }
+    }
+  }
+}
+
+export function avgPoolBackward(dy: usize, dx: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  const inv: f64 = 1 / <f64>(kh * kw);
+  memory.fill(dx, 0, (<usize>(planes * h * w)) << 2);
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    const base = p * h * w;
+    for (let r = 0; r < oh; r++) {
+      const h0 = r * sh - ph;
+      const hFrom = max(h0, 0);
+      const hTo = min(h0 + kh, h);
+      for (let c = 0; c < ow; c++, o++) {
+        const w0 = c * sw - pw;
+        const wFrom = max(w0, 0);
+        const wTo = min(w0 + kw, w);
+        const share = <f32>(<f64>load<f32>(f(dy, o)) * inv);
+        for (let ih = hFrom; ih < hTo; ih++) {
+          const row = base + ih * w;
+          for (let iw = wFrom; iw < wTo; iw++) store<f32>(f(dx, row + iw), load<f32>(f(dx, row + iw)) + share);
+        }
+      }
+    }
+  }
+}
+
+/** out[b,c,l] = x[b,c,l]·scale[c] + shift[c] (shift pointer 0 = no shift). */
+export function channelAffine(x: usize, scale: usize, shift: usize, out: usize, batch: i32, channels: i32, inner: i32): void {
+  for (let b = 0; b < batch; b++) {
+    if (inner == 1) {
+      const o = b * channels;
+      let c = 0;
+      for (; c + 4 <= channels; c += 4) {
+        let v = f32x4.mul(v128.load(f(x, o + c)), v128.load(f(scale, c)));
+        if (shift) v = f32x4.add(v, v128.load(f(shift, c)));
+        v128.store(f(out, o + c), v);
+      }
+      for (; c < channels; c++) store<f32>(f(out, o + c), load<f32>(f(x, o + c)) * load<f32>(f(scale, c)) + (shift ? load<f32>(f(shift, c)) : 0));
+      continue;
+    }
+    for (let c = 0; c < channels; c++) {
+      const o = (b * channels + c) * inner;
+      const g = load<f32>(f(scale, c));
+      const s: f32 = shift ? load<f32>(f(shift, c)) : 0;
+      const gv = f32x4.splat(g), sv = f32x4.splat(s);
+      let l = 0;
+      for (; l + 4 <= inner; l += 4) v128.store(f(out, o + l), f32x4.add(f32x4.mul(v128.load(f(x, o + l)), gv), sv));
+      for (; l < inner; l++) store<f32>(f(out, o + l), load<f32>(f(x, o + l)) * g + s);
+    }
+  }
+}
+
+/** dx = dy·scale[c]; dScale[c] += Σ dy·x, dShift[c] += Σ dy (pointers may be 0). */
+export function channelAffineBackward(dy: usize, x: usize, scale: usize, dx: usize, dScale: usize, dShift: usize, batch: i32, channels: i32, inner: i32): void {
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      const o = (b * channels + c) * inner;
+      const g = load<f32>(f(scale, c));
+      const gv = f32x4.splat(g);
+      let s0 = f32x4.splat(0), t0 = f32x4.splat(0);
+      let l = 0;
+      for (; l + 4 <= inner; l += 4) {
+        const d = v128.load(f(dy, o + l));
+        s0 = f32x4.add(s0, d);
+        t0 = f32x4.add(t0, f32x4.mul(d, v128.load(f(x, o + l))));
+        v128.store(f(dx, o + l), f32x4.mul(d, gv));
+      }
+      let s: f64 = <f64>(f32x4.extract_lane(s0, 0) + f32x4.extract_lane(s0, 1) + (f32x4.extract_lane(s0, 2) + f32x4.extract_lane(s0, 3)));
+      let t: f64 = <f64>(f32x4.extract_lane(t0, 0) + f32x4.extract_lane(t0, 1) + (f32x4.extract_lane(t0, 2) + f32x4.extract_lane(t0, 3)));
+      for (; l < inner; l++) {
+        const d = load<f32>(f(dy, o + l));
+        s += <f64>d;
+        t += <f64>d * <f64>load<f32>(f(x, o + l));
+        store<f32>(f(dx, o + l), d * g);
+      }
+      if (dScale) store<f32>(f(dScale, c), load<f32>(f(dScale, c)) + <f32>t);
+      if (dShift) store<f32>(f(dShift, c), load<f32>(f(dShift, c)) + <f32>s);
+    }
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Packed, register-blocked matrix multiply (the GotoBLAS/BLIS scheme) in f32x4 SIMD.
+ *
+ * Shape legend: C[M,N] (+)= op(A)[M,K] · op(B)[K,N]; lda/ldb/ldc = row strides in floats, so a caller
+ * (or a worker) can pass a sub-block of a larger matrix. MR×NR = the register tile (6×8: 12 f32x4
+ * accumulators + 2 B vectors + 1 broadcast A fill 15 of the 16 x64 vector registers); KC, MC, NC = the
+ * cache blocks (a KC×NR sliver of packed B stays in L1, the packed KC×NC block of B in L2).
+ *
+ * Both operands are copied ("packed") into tile order first: packed A holds MR rows interleaved per k,
+ * packed B holds NR columns per k, zero-padded at the edges. That makes the micro-kernel's loads
+ * contiguous whatever the transposes, and handles odd sizes without a separate slow path.
+ */
+
+export const MR: i32 = 6;
+export const NR: i32 = 8;
+export const KC: i32 = 256;
+export const MC: i32 = 72;
+export const NC: i32 = 512;
+
+/** Floats of scratch one gemm call needs (packed A block, packed B block, one edge tile). */
+export function gemmScratchFloats(): i32 {
+  return MC * KC + KC * NC + MR * NR;
+}
+
+// Packed B block: for each NR-wide panel, kc rows of NR floats.
+function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize): void {
+  for (let j0 = 0; j0 < nc; j0 += NR) {
+    const cols = min(NR, nc - j0);
+    const panel = dst + <usize>(j0 * kc) * 4;
+    if (!transB) {
+      // B[K,N]: a panel row is NR contiguous floats of a row of B.
+      let src = b + (<usize>(pc * ldb + jc + j0)) * 4;
+      const stride = <usize>ldb * 4;
+      if (cols == NR) {
+        for (let p = 0; p < kc; p++) {
+          const d = panel + <usize>(p * NR) * 4;
+          v128.store(d, v128.load(src));
+          v128.store(d, v128.load(src, 16), 16);
+          src += stride;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          const d = panel + <usize>(p * NR) * 4;
+          for (let c = 0; c < NR; c++) store<f32>(d + (<usize>c) * 4, c < cols ? load<f32>(src + (<usize>c) * 4) : 0);
+          src += stride;
+        }
+      }
+    } else {
+      // B stored [N,K]: column j of op(B) is row j of B; gather NR rows, one float from each per k.
+      for (let c = 0; c < NR; c++) {
+        const d = panel + (<usize>c) * 4;
+        if (c < cols) {
+          const src = b + (<usize>((jc + j0 + c) * ldb + pc)) * 4;
+          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>(p * NR)) * 4, load<f32>(src + (<usize>p) * 4));
+        } else {
+          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>(p * NR)) * 4, 0);
+        }
+      }
+    }
+  }
+}
+
+// Packed A block: for each MR-tall panel, kc groups of MR floats (one per row).
+function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: i32, dst: usize): void {
+  for (let i0 = 0; i0 < mc; i0 += MR) {
+    const rows = min(MR, mc - i0);
+    const panel = dst + <usize>(i0 * kc) * 4;
+    if (transA) {
+      // A stored [K,M]: MR consecutive floats of a row of A are one group.
+      let src = a + (<usize>(pc * lda + ic + i0)) * 4;
+      const stride = <usize>lda * 4;
+      for (let p = 0; p < kc; p++) {
+        const d = panel + <usize>(p * MR) * 4;
+        for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r) * 4, r < rows ? load<f32>(src + (<usize>r) * 4) : 0);
+        src += stride;
+      }
+    } else {
+      for (let r = 0; r < MR; r++) {
+        const d = panel + (<usize>r) * 4;
+        if (r < rows) {
+          const src = a + (<usize>((ic + i0 + r) * lda + pc)) * 4;
+          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>(p * MR)) * 4, load<f32>(src + (<usize>p) * 4));
+        } else {
+          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>(p * MR)) * 4, 0);
+        }
+      }
+    }
+  }
+}
+
+// C tile [MR,NR] at c (row stride ldc floats) = or += packed A panel · packed B panel.
+function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 16);
+    c40 = f32x4.add(c40, f32x4.mul(a, b0));
+    c41 = f32x4.add(c41, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 20);
+    c50 = f32x4.add(c50, f32x4.mul(a, b0));
+    c51 = f32x4.add(c51, f32x4.mul(a, b1));
+    pa += 24;
+    pb += 32;
+  }
+  const s = <usize>ldc * 4;
+  if (add) {
+    c00 = f32x4.add(c00, v128.load(c)); c01 = f32x4.add(c01, v128.load(c, 16));
+    c10 = f32x4.add(c10, v128.load(c + s)); c11 = f32x4.add(c11, v128.load(c + s, 16));
+    c20 = f32x4.add(c20, v128.load(c + 2 * s)); c21 = f32x4.add(c21, v128.load(c + 2 * s, 16));
+    c30 = f32x4.add(c30, v128.load(c + 3 * s)); c31 = f32x4.add(c31, v128.load(c + 3 * s, 16));
+    c40 = f32x4.add(c40, v128.load(c + 4 * s)); c41 = f32x4.add(c41, v128.load(c + 4 * s, 16));
+    c50 = f32x4.add(c50, v128.load(c + 5 * s)); c51 = f32x4.add(c51, v128.load(c + 5 * s, 16));
+  }
+  v128.store(c, c00); v128.store(c, c01, 16);
+  v128.store(c + s, c10); v128.store(c + s, c11, 16);
+  v128.store(c + 2 * s, c20); v128.store(c + 2 * s, c21, 16);
+  v128.store(c + 3 * s, c30); v128.store(c + 3 * s, c31, 16);
+  v128.store(c + 4 * s, c40); v128.store(c + 4 * s, c41, 16);
+  v128.store(c + 5 * s, c50); v128.store(c + 5 * s, c51, 16);
+}
+
+/**
+ * C[M,N] = op(A)·op(B), or += when `accumulate`. All pointers are byte addresses in this memory;
+ * `scratch` holds gemmScratchFloats() floats, 16-byte aligned, private to the caller's thread.
+ */
+export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, scratch: usize): void {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate) for (let i = 0; i < m; i++) memory.fill(c + (<usize>(i * ldc)) * 4, 0, <usize>n * 4);
+    return;
+  }
+  const packedA = scratch;
+  const packedB = scratch + (<usize>(MC * KC)) * 4;
+  const tile = packedB + (<usize>(KC * NC)) * 4;
+  // Equal K blocks (784 = 4 × 196, not 3 × 256 + 16): no short, inefficient last block.
+  const kBlocks = (k + KC - 1) / KC;
+  const kcStep = (k + kBlocks - 1) / kBlocks;
+  for (let jc = 0; jc < n; jc += NC) {
+    const nc = min(NC, n - jc);
+    for (let pc = 0; pc < k; pc += kcStep) {
+      const kc = min(kcStep, k - pc);
+      const add = accumulate || pc > 0;
+      packB(b, ldb, transB, pc, kc, jc, nc, packedB);
+      for (let ic = 0; ic < m; ic += MC) {
+        const mc = min(MC, m - ic);
+        packA(a, lda, transA, ic, mc, pc, kc, packedA);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const cols = min(NR, nc - jr);
+          const pb = packedB + (<usize>(jr * kc)) * 4;
+          for (let ir = 0; ir < mc; ir += MR) {
+            const rows = min(MR, mc - ir);
+            const pa = packedA + (<usize>(ir * kc)) * 4;
+            const cTile = c + (<usize>((ic + ir) * ldc + jc + jr)) * 4;
+            if (rows == MR && cols == NR) {
+              microKernel(kc, pa, pb, cTile, ldc, add);
+            } else {
+              // Edge tile: compute a full tile in scratch, then write back only the valid part.
+              microKernel(kc, pa, pb, tile, NR, false);
+              for (let r = 0; r < rows; r++) {
+                const dst = cTile + (<usize>(r * ldc)) * 4;
+                const src = tile + (<usize>(r * NR)) * 4;
+                for (let q = 0; q < cols; q++) {
+                  const v = load<f32>(src + (<usize>q) * 4);
+                  store<f32>(dst + (<usize>q) * 4, add ? load<f32>(dst + (<usize>q) * 4) + v : v);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Not a kernel: the micro-kernel alone, `repeats` times on one L1-resident pair of panels (kc = KC), so
+ * the bench can report the f32x4 multiply-add rate this engine reaches with no memory traffic.
+ * Performs 2·MR·NR·KC·repeats flops; `scratch` as for gemm.
+ */
+export function microKernelPeak(repeats: i32, scratch: usize): void {
+  const pa = scratch;
+  const pb = scratch + (<usize>(MC * KC)) * 4;
+  const tile = pb + (<usize>(KC * NC)) * 4;
+  for (let i = 0; i < repeats; i++) microKernel(KC, pa, pb, tile, NR, true);
+}

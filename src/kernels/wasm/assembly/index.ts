@@ -1,0 +1,13 @@
+/**
+ * The WebAssembly backend's kernels, compiled by AssemblyScript (`npm run build:wasm`) with SIMD into
+ * dist/src/kernels/wasm/bnlab-kernels{,-shared}.wasm. Every export works on raw byte addresses in the
+ * one linear memory the JavaScript side owns (src/kernels/wasm/backend.ts allocates, this code never
+ * does: it is built with the stub runtime, has no globals and no data segments, so several instances —
+ * one per worker — can share a memory).
+ */
+export { gemm, gemmScratchFloats, microKernelPeak } from './gemm';
+export { add, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sigmoid, sigmoidBackward, tanh, tanhBackward, relu, reluBackward } from './elementwise';
+export { channelMoments, batchNormApply, batchNormBackward, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
+export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
+export { sgdStep, adamStep } from './optim';
+export { im2col, col2im, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';

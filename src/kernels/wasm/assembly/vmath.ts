@@ -1,0 +1,98 @@
+/**
+ * Vector exp for f32x4 (Cephes expf: exp(x) = 2^n · e^r with |r| ≤ ln2/2 and a degree-6 polynomial for
+ * e^r), within 2 ulp of the correctly rounded result on [-87, 88]. wasm SIMD has no transcendental
+ * instructions, and calling the scalar Mathf.exp per lane would cost more than the rest of the kernel.
+ */
+
+// @ts-ignore: decorator
+@inline export function expV(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.37626));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  // r = x - n·ln2, with ln2 split in two so n·ln2_hi is exact.
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  // 2^n built from its exponent bits.
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, pow2);
+}
+
+/** 1 / (1 + e^-x). */
+// @ts-ignore: decorator
+@inline export function sigmoidV(x: v128): v128 {
+  const one = f32x4.splat(1);
+  return f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
+}
+
+/** tanh x = sign(x) · (1 - 2 / (e^{2|x|} + 1)); absolute error below 1e-7 (relative error grows only for |x| < 1e-3). */
+// @ts-ignore: decorator
+@inline export function tanhV(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const e = expV(f32x4.add(ax, ax));
+  const t = f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
+  // Copy the sign bit of x onto t (t ≥ 0).
+  return v128.or(t, v128.and(x, i32x4.splat(0x80000000)));
+}
+
+/**
+ * Scalar f64 exp and log, within a few ulp, without lookup tables: AssemblyScript's Math.exp/log carry
+ * data segments, and a module with data segments would rewrite them into the shared memory each time a
+ * worker instantiates it.
+ */
+export function exp64(x: f64): f64 {
+  if (x < -708) return 0;
+  if (x > 709) return Infinity;
+  const n = Math.round(x * 1.4426950408889634);
+  const r = x - n * 6.93147180369123816490e-1 - n * 1.90821492927058770002e-10;
+  // Taylor series of e^r to degree 13; |r| ≤ 0.35 makes the remainder < 1e-17.
+  let p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // Scale by 2^n in two steps so n down to -1074 stays representable.
+  const n1 = <i64>n >> 1;
+  const n2 = <i64>n - n1;
+  return p * reinterpret<f64>((n1 + 1023) << 52) * reinterpret<f64>((n2 + 1023) << 52);
+}
+
+/** Natural log for finite x > 0: x = 2^k·m with m in [√½, √2), log m = 2·atanh((m-1)/(m+1)) as a series. */
+export function log64(x: f64): f64 {
+  const bits = reinterpret<i64>(x);
+  let k = <i32>((bits >> 52) & 0x7ff) - 1023;
+  let m = reinterpret<f64>((bits & 0x000fffffffffffff) | 0x3ff0000000000000);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    k++;
+  }
+  const s = (m - 1) / (m + 1);
+  const s2 = s * s;
+  let p = 1.0 / 23.0;
+  p = p * s2 + 1.0 / 21.0;
+  p = p * s2 + 1.0 / 19.0;
+  p = p * s2 + 1.0 / 17.0;
+  p = p * s2 + 1.0 / 15.0;
+  p = p * s2 + 1.0 / 13.0;
+  p = p * s2 + 1.0 / 11.0;
+  p = p * s2 + 1.0 / 9.0;
+  p = p * s2 + 1.0 / 7.0;
+  p = p * s2 + 1.0 / 5.0;
+  p = p * s2 + 1.0 / 3.0;
+  p = p * s2 + 1.0;
+  return <f64>k * 0.6931471805599453 + 2 * s * p;
+}
