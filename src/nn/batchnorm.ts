@@ -305,7 +305,7 @@ export abstract class BatchNormBase extends Module {
    * see `recomputeBatchNormStats`), so that eval mode normalizes with exactly these values.
    *
    * num_batches_tracked becomes `batches`, raised where needed until the bias-correction factor
-   * 1 - (1-momentum)^t is exactly 1 in double precision (t ≈ 357 for momentum 0.1), which is also true:
+   * 1 - (1-momentum)^t is exactly 1 in double precision (t = 356 for momentum 0.1), which is also true:
    * the values are no zero-started average, and further training continues the EWA from them. For a
    * momentum below about 2e-6 that t exceeds what the Float32 counter holds exactly; the values are
    * then stored multiplied by the factor, which eval divides out again (equal up to float32 rounding).
