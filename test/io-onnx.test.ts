@@ -1,0 +1,131 @@
+/**
+ * ONNX export, run in onnxruntime-node: the outputs equal bnlab's eval-mode outputs within 1e-4, with
+ * batch norm as BatchNormalization nodes or folded into the layer before it, for an MLP and a CNN.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { ModelFileError } from '../src/io/errors.js';
+import { exportOnnx } from '../src/io/onnx.js';
+import { BatchNormBase } from '../src/nn/batchnorm.js';
+import { softmax } from '../src/nn/loss.js';
+import { buildSequential, type LayerSpec } from '../src/nn/registry.js';
+import type { Sequential } from '../src/nn/sequential.js';
+import { setWarningHandler } from '../src/nn/warnings.js';
+import { Rng } from '../src/tensor/rng.js';
+import { Tensor } from '../src/tensor/tensor.js';
+
+let restoreWarnings: ReturnType<typeof setWarningHandler>;
+before(() => (restoreWarnings = setWarningHandler(() => {})));
+after(() => setWarningHandler(restoreWarnings));
+
+function randomTensor(shape: number[], rng: Rng, scale = 1): Tensor {
+  const t = new Tensor(shape);
+  for (let i = 0; i < t.size; i++) t.data[i] = scale * rng.normal();
+  return t;
+}
+
+/** Batch-norm layers with trained-looking state: running statistics after a few batches, gamma/beta away from 1/0. */
+function prepare(layers: LayerSpec[], inputShape: number[], seed: number): Sequential {
+  const rng = new Rng(seed);
+  const model = buildSequential(layers, { rng });
+  for (const m of model.modules()) {
+    if (m instanceof BatchNormBase && m.weight && m.bias) {
+      for (let c = 0; c < m.numFeatures; c++) {
+        m.weight.value.data[c] = 0.5 + rng.uniform();
+        m.bias.value.data[c] = rng.normal(0, 0.3);
+      }
+    }
+  }
+  model.train();
+  for (let i = 0; i < 3; i++) model.forward(randomTensor([16, ...inputShape], rng, 2));
+  return model.eval();
+}
+
+async function runOnnx(bytes: Uint8Array, x: Tensor, output: string): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  const result = await session.run({ input: new ort.Tensor('float32', x.data, [...x.shape]) });
+  return result[output].data as Float32Array;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function opTypes(bytes: Uint8Array): string[] {
+  return onnxProto.onnx.ModelProto.decode(bytes).graph!.node!.map((n) => n.opType!);
+}
+
+const MLP: LayerSpec[] = [
+  { type: 'Linear', inFeatures: 20, outFeatures: 16 },
+  { type: 'BatchNorm1d', numFeatures: 16 },
+  { type: 'Sigmoid' },
+  { type: 'Linear', inFeatures: 16, outFeatures: 12 },
+  { type: 'BatchNorm1d', numFeatures: 12, biasCorrection: false },
+  { type: 'Tanh' },
+  { type: 'Dropout', p: 0.5 },
+  { type: 'Linear', inFeatures: 12, outFeatures: 8, bias: false },
+  { type: 'BatchNorm1d', numFeatures: 8, affine: false },
+  { type: 'ReLU' },
+  { type: 'Linear', inFeatures: 8, outFeatures: 5 },
+];
+
+const CNN: LayerSpec[] = [
+  { type: 'Conv2d', inChannels: 1, outChannels: 4, kernelSize: 3, padding: 1 },
+  { type: 'BatchNorm2d', numFeatures: 4 },
+  { type: 'ReLU' },
+  { type: 'MaxPool2d', kernelSize: 2 },
+  { type: 'Conv2d', inChannels: 4, outChannels: 6, kernelSize: [3, 2], stride: [2, 1], padding: [1, 0], bias: false },
+  { type: 'BatchNorm2d', numFeatures: 6 },
+  { type: 'Tanh' },
+  { type: 'AvgPool2d', kernelSize: 3, stride: 2, padding: 1 },
+  { type: 'Flatten' },
+  { type: 'Linear', inFeatures: 24, outFeatures: 10 },
+  { type: 'BatchNorm1d', numFeatures: 10 },
+  { type: 'Sigmoid' },
+  { type: 'Linear', inFeatures: 10, outFeatures: 3 },
+];
+
+for (const [name, layers, inputShape] of [['MLP', MLP, [20]], ['CNN', CNN, [1, 10, 8]]] as const) {
+  for (const foldBatchNorm of [false, true]) {
+    test(`${name}${foldBatchNorm ? ' with batch norm folded' : ''}: onnxruntime's logits and probabilities equal bnlab's within 1e-4`, async () => {
+      const model = prepare([...layers], [...inputShape], 11);
+      const x = randomTensor([7, ...inputShape], new Rng(3), 2);
+      const expected = model.forward(x).clone();
+      const logitsGraph = exportOnnx(model, { inputShape: [...inputShape], foldBatchNorm });
+      const ops = opTypes(logitsGraph);
+      const bnCount = layers.filter((l) => l.type.startsWith('BatchNorm')).length;
+      // Folding removes every BN that follows a Linear/Conv2d; the MLP's affine-free BN after a bias-free Linear folds too.
+      assert.equal(ops.filter((op) => op === 'BatchNormalization').length, foldBatchNorm ? 0 : bnCount, ops.join(' '));
+      assert.ok(!ops.includes('Dropout'));
+      const logits = await runOnnx(logitsGraph, x, 'logits');
+      assert.ok(maxAbsDiff(logits, expected.data) < 1e-4, `max diff ${maxAbsDiff(logits, expected.data)}`);
+
+      const probabilities = await runOnnx(exportOnnx(model, { inputShape: [...inputShape], foldBatchNorm, softmax: true }), x, 'probabilities');
+      assert.ok(maxAbsDiff(probabilities, softmax(expected).data) < 1e-4);
+      // The graph has a symbolic batch dimension: one sample works too (the case the running statistics are for).
+      const one = new Tensor([1, ...inputShape], x.data.slice(0, x.size / 7));
+      assert.ok(maxAbsDiff(await runOnnx(logitsGraph, one, 'logits'), expected.data.slice(0, expected.shape[1])) < 1e-4);
+    });
+  }
+}
+
+test('the exported graph uses the standard operators and opset 13', () => {
+  const model = prepare([...CNN], [1, 10, 8], 1);
+  const proto = onnxProto.onnx.ModelProto.decode(exportOnnx(model, { inputShape: [1, 10, 8], softmax: true }));
+  assert.equal(Number(proto.opsetImport![0].version), 13);
+  assert.deepEqual(proto.graph!.node!.map((n) => n.opType), ['Conv', 'BatchNormalization', 'Relu', 'MaxPool', 'Conv', 'BatchNormalization', 'Tanh', 'AveragePool', 'Flatten', 'Gemm', 'BatchNormalization', 'Sigmoid', 'Gemm', 'Softmax']);
+  assert.equal(proto.graph!.input![0].type!.tensorType!.shape!.dim![0].dimParam, 'batch');
+});
+
+test('a layer without an ONNX export, or batch norm on batch statistics in eval, is a clear error', () => {
+  const layerNorm = buildSequential([{ type: 'Linear', inFeatures: 4, outFeatures: 4 }, { type: 'LayerNorm', normalizedShape: 4 }, { type: 'Linear', inFeatures: 4, outFeatures: 2 }], { rng: new Rng(0) });
+  assert.throws(() => exportOnnx(layerNorm, { inputShape: [4], fileName: 'out.onnx' }), (e: unknown) => e instanceof ModelFileError && e.defect === 'not exportable' && /LayerNorm/.test(e.message) && e.message.startsWith('out.onnx'));
+  const batchStats = buildSequential([{ type: 'Linear', inFeatures: 4, outFeatures: 4 }, { type: 'BatchNorm1d', numFeatures: 4, trackRunningStats: false }, { type: 'Linear', inFeatures: 4, outFeatures: 2 }], { rng: new Rng(0) });
+  assert.throws(() => exportOnnx(batchStats, { inputShape: [4] }), (e: unknown) => e instanceof ModelFileError && /batch statistics/.test(e.message));
+  assert.throws(() => exportOnnx(layerNorm, { inputShape: [5] }), (e: unknown) => e instanceof ModelFileError && /does not take input \[5\]/.test(e.message));
+});
