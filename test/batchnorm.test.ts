@@ -204,3 +204,18 @@ test('train() and eval() switch every submodule', () => {
   model.train();
   assert.ok([...model.modules()].every((m) => m.training));
 });
+
+test('evaluate() with batch statistics leaves the running averages and the modes as they were', async () => {
+  const { evaluate } = await import('../src/train/evaluate.js');
+  const rng = new Rng(9);
+  const model = buildPreset('ioffe-mlp', { bn: true, seed: 3 });
+  model.forward(randomTensor([16, 784], rng, 0.3, 0.5));
+  const before = [...model.stateDict()].map(([k, v]) => [k, Array.from(v.data)]);
+  const images = new Float32Array(20 * 784).map(() => rng.uniform());
+  const dataset = { name: 'random', images, labels: new Uint8Array(20).map((_, i) => i % 10), count: 20, sampleShape: [784], numClasses: 10 };
+  const r = evaluate(model, dataset, { batchSize: 10, useBatchStatistics: true });
+  assert.ok(r.accuracy >= 0 && r.count === 20);
+  assert.deepEqual([...model.stateDict()].map(([k, v]) => [k, Array.from(v.data)]), before);
+  assert.ok(model.training, 'train mode restored');
+  assert.ok(model.layers.filter((l) => l instanceof BatchNorm1d).every((b) => (b as BatchNorm1d).statistics === 'auto'));
+});

@@ -5,6 +5,7 @@
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
 import { CrossEntropyLoss, argmax } from '../nn/loss.js';
+import { BatchNormBase } from '../nn/batchnorm.js';
 import type { Module } from '../nn/module.js';
 
 export interface EvalResult {
@@ -23,8 +24,14 @@ export interface EvaluateOptions {
 
 export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions = {}): EvalResult {
   const wasTraining = model.training;
-  const modes = [...model.modules()].map((m) => m.training);
-  model.train(options.useBatchStatistics ?? false);
+  const modules = [...model.modules()];
+  const modes = modules.map((m) => m.training);
+  // Batch statistics at test time must not leak test data into the running averages: those layers
+  // normalize with batch statistics but leave their averages alone ('batch-frozen'), then go back.
+  const batchNorms = modules.filter((m): m is BatchNormBase => m instanceof BatchNormBase);
+  const statistics = batchNorms.map((b) => b.statistics);
+  model.train(false);
+  if (options.useBatchStatistics) for (const b of batchNorms) b.statistics = 'batch-frozen';
   const loss = new CrossEntropyLoss();
   const loader = new DataLoader(dataset, { batchSize: Math.min(options.batchSize ?? 1000, dataset.count), shuffle: false });
   let total = 0;
@@ -40,7 +47,8 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
     }
   } finally {
     // Restore each module's own flag (a frozen layer may have been in eval on purpose).
-    [...model.modules()].forEach((m, i) => (m.training = modes[i]));
+    modules.forEach((m, i) => (m.training = modes[i]));
+    batchNorms.forEach((b, i) => (b.statistics = statistics[i]));
     model.training = wasTraining;
   }
   return { loss: total / dataset.count, accuracy: correct / dataset.count, count: dataset.count };
