@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatResult, runFixtureFile, type CaseResult } from '../conformance/fixtures.js';
 import { setWarningHandler } from '../nn/warnings.js';
-import { setBackend } from '../kernels/index.js';
+import { initBackend } from '../kernels/index.js';
 
 export function runConformance(dirs: string[], log: (line: string) => void = console.log): { passed: number; failed: number; skipped: number } {
   const results: CaseResult[] = [];
@@ -57,7 +57,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const args = process.argv.slice(2);
   const backendIndex = args.indexOf('--backend');
   if (backendIndex >= 0) {
-    setBackend(args[backendIndex + 1]);
+    // initBackend, not setBackend: the wasm backend compiles its module first.
+    await initBackend(args[backendIndex + 1]);
     args.splice(backendIndex, 2);
   }
   if (args.length === 0 || args.includes('--help')) {

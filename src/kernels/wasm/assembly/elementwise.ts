@@ -113,17 +113,17 @@ export function tanh(x: usize, y: usize, n: i32): void {
   for (; i < n; i++) store<f32>(f(y, i), f32x4.extract_lane(tanhV(f32x4.splat(load<f32>(f(x, i)))), 0));
 }
 
-/** dx = dy·(1 - y²) */
+/** dx = dy·(1 - y²), computed as dy·(1 - y)·(1 + y): 1 - y is exact near |y| = 1, where 1 - y·y would cancel. */
 export function tanhBackward(y: usize, dy: usize, dx: usize, n: i32): void {
   const one = f32x4.splat(1);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const yv = v128.load(f(y, i));
-    v128.store(f(dx, i), f32x4.mul(v128.load(f(dy, i)), f32x4.sub(one, f32x4.mul(yv, yv))));
+    v128.store(f(dx, i), f32x4.mul(v128.load(f(dy, i)), f32x4.mul(f32x4.sub(one, yv), f32x4.add(one, yv))));
   }
   for (; i < n; i++) {
     const yv = load<f32>(f(y, i));
-    store<f32>(f(dx, i), load<f32>(f(dy, i)) * (1 - yv * yv));
+    store<f32>(f(dx, i), load<f32>(f(dy, i)) * ((1 - yv) * (1 + yv)));
   }
 }
 

@@ -12,8 +12,8 @@
  * SGD: d = g + wd·p; with a momentum buffer: buf = firstStep ? d : momentum·buf + (1 - dampening)·d,
  * d = nesterov ? d + momentum·buf : buf; then p -= lr·d. buf = 0 means plain SGD.
  */
-export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, dampening: f32, weightDecay: f32, nesterov: bool, firstStep: bool): void {
-  const lrV = f32x4.splat(lr), wdV = f32x4.splat(weightDecay), momV = f32x4.splat(momentum), dampV = f32x4.splat(1 - dampening);
+export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, oneMinusDampening: f32, weightDecay: f32, nesterov: bool, firstStep: bool): void {
+  const lrV = f32x4.splat(lr), wdV = f32x4.splat(weightDecay), momV = f32x4.splat(momentum), dampV = f32x4.splat(oneMinusDampening);
   const useBuf = buf != 0 && momentum != 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -32,7 +32,7 @@ export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentu
     let dv = load<f32>(f(g, i));
     if (weightDecay != 0) dv += weightDecay * pv;
     if (useBuf) {
-      const b = firstStep ? dv : momentum * load<f32>(f(buf, i)) + (1 - dampening) * dv;
+      const b = firstStep ? dv : momentum * load<f32>(f(buf, i)) + oneMinusDampening * dv;
       store<f32>(f(buf, i), b);
       dv = nesterov ? dv + momentum * b : b;
     }
@@ -41,21 +41,21 @@ export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentu
 }
 
 /**
- * Adam / AdamW: m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g², p -= stepSize·m / (√v / √bc2 + eps) with
- * stepSize = lr / bc1, bc = 1 - β^t; weight decay added to g (L2) or applied to p first (decoupled).
+ * Adam / AdamW: m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g², p -= stepSize·m / (√v·invSqrtBc2 + eps) with
+ * stepSize = lr / (1 - β1^t), invSqrtBc2 = 1/√(1 - β2^t). Weight decay: g += l2·p (Adam), or p -= decay·p
+ * first (AdamW, decay = lr·wd). The caller computes 1-β and the corrections in f64: 1 - 0.999 rounded
+ * from an f32 β2 would be off by 1e-5 relative.
  */
-export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, beta1: f32, beta2: f32, eps: f32, weightDecay: f32, decoupled: bool, stepSize: f32, invSqrtBc2: f32): void {
-  const b1 = f32x4.splat(beta1), b1c = f32x4.splat(1 - beta1), b2 = f32x4.splat(beta2), b2c = f32x4.splat(1 - beta2);
+export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, eps: f32, l2: f32, decay: f32, stepSize: f32, invSqrtBc2: f32): void {
+  const b1 = f32x4.splat(beta1), b1c = f32x4.splat(oneMinusBeta1), b2 = f32x4.splat(beta2), b2c = f32x4.splat(oneMinusBeta2);
   const epsV = f32x4.splat(eps), ssV = f32x4.splat(stepSize), ibc = f32x4.splat(invSqrtBc2);
-  const wdV = f32x4.splat(weightDecay), decayV = f32x4.splat(lr * weightDecay);
-  const l2 = weightDecay != 0 && !decoupled;
-  const dec = weightDecay != 0 && decoupled;
+  const l2V = f32x4.splat(l2), decayV = f32x4.splat(decay);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     let pv = v128.load(f(p, i));
     let gv = v128.load(f(g, i));
-    if (dec) pv = f32x4.sub(pv, f32x4.mul(decayV, pv));
-    if (l2) gv = f32x4.add(gv, f32x4.mul(wdV, pv));
+    if (decay != 0) pv = f32x4.sub(pv, f32x4.mul(decayV, pv));
+    if (l2 != 0) gv = f32x4.add(gv, f32x4.mul(l2V, pv));
     const mv = f32x4.add(f32x4.mul(b1, v128.load(f(m, i))), f32x4.mul(b1c, gv));
     const vv = f32x4.add(f32x4.mul(b2, v128.load(f(v, i))), f32x4.mul(f32x4.mul(b2c, gv), gv));
     v128.store(f(m, i), mv);
@@ -66,10 +66,10 @@ export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32
   for (; i < n; i++) {
     let pv = load<f32>(f(p, i));
     let gv = load<f32>(f(g, i));
-    if (dec) pv -= lr * weightDecay * pv;
-    if (l2) gv += weightDecay * pv;
-    const mv = beta1 * load<f32>(f(m, i)) + (1 - beta1) * gv;
-    const vv = beta2 * load<f32>(f(v, i)) + (1 - beta2) * gv * gv;
+    if (decay != 0) pv -= decay * pv;
+    if (l2 != 0) gv += l2 * pv;
+    const mv = beta1 * load<f32>(f(m, i)) + oneMinusBeta1 * gv;
+    const vv = beta2 * load<f32>(f(v, i)) + oneMinusBeta2 * gv * gv;
     store<f32>(f(m, i), mv);
     store<f32>(f(v, i), vv);
     store<f32>(f(p, i), pv - (stepSize * mv) / (Mathf.sqrt(vv) * invSqrtBc2 + eps));

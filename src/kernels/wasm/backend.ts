@@ -1,0 +1,636 @@
+/**
+ * The WebAssembly SIMD backend: the Kernels interface over the AssemblyScript kernels in ./assembly.
+ *
+ * Why AssemblyScript: the kernels stay in a TypeScript dialect the project's readers already know, the
+ * compiler is an npm package (no C toolchain or Emscripten SDK to install), it exposes every wasm SIMD
+ * instruction directly (v128.load, f32x4.add, ...), and with the stub runtime it emits a module with no
+ * allocator, no GC and no data segments — a few kilobytes of pure functions on byte addresses, which is
+ * what several threads sharing one memory need.
+ *
+ * Zero copies: `allocate()` returns Float32Arrays that are views of the module's memory, so a kernel call
+ * just passes their byteOffsets. Arrays that live elsewhere (a plain `new Float32Array`, labels, a
+ * dataset) still work: they are copied into a per-call scratch area and outputs copied back. The memory
+ * is shared (SharedArrayBuffer) wherever the platform allows: workers need that, and growing a shared
+ * memory keeps the existing views valid (growing an ordinary one detaches them, so the ordinary-memory
+ * build used by browsers without cross-origin isolation gets a fixed size and falls back to ordinary
+ * arrays, and to the reference kernels, if it fills up).
+ *
+ * Shape legend: see kernels.ts.
+ */
+import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions, Window2d } from '../kernels.js';
+import { referenceKernels } from '../reference.js';
+import { WasmHeap } from './heap.js';
+import { currentPlatform, type Platform } from './platform.js';
+import { CONTROL_BYTES, ThreadPool, WORKER_OPS } from './threads.js';
+
+/** The module's exports (see assembly/index.ts); pointers are byte offsets, booleans 0/1. */
+export interface WasmExports {
+  gemm(transA: number, transB: number, m: number, n: number, k: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: number, scratch: number): void;
+  gemmScratchFloats(): number;
+  microKernelPeak(repeats: number, scratch: number): void;
+  add(a: number, b: number, out: number, n: number): void;
+  scale(a: number, s: number, out: number, n: number): void;
+  mul(a: number, b: number, out: number, n: number): void;
+  axpy(s: number, a: number, out: number, n: number): void;
+  triad(a: number, b: number, c: number, s: number, n: number): void;
+  addRowVector(x: number, v: number, out: number, rows: number, cols: number): void;
+  sumRows(x: number, out: number, rows: number, cols: number, accumulate: number): void;
+  sumAxis(x: number, out: number, outer: number, axis: number, inner: number): void;
+  sigmoid(x: number, y: number, n: number): void;
+  sigmoidBackward(y: number, dy: number, dx: number, n: number): void;
+  tanh(x: number, y: number, n: number): void;
+  tanhBackward(y: number, dy: number, dx: number, n: number): void;
+  relu(x: number, y: number, n: number): void;
+  reluBackward(x: number, dy: number, dx: number, n: number): void;
+  softmax(x: number, out: number, rows: number, cols: number): void;
+  softmaxCrossEntropy(logits: number, labels: number, probs: number, rows: number, cols: number): number;
+  softmaxCrossEntropyBackward(probs: number, labels: number, dlogits: number, rows: number, cols: number): void;
+  channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number): void;
+  batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number): void;
+  batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number): void;
+  batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number): void;
+  batchNormScratchFloats(channels: number): number;
+  channelAffine(x: number, scale: number, shift: number, out: number, batch: number, channels: number, inner: number): void;
+  channelAffineBackward(dy: number, x: number, scale: number, dx: number, dScale: number, dShift: number, batch: number, channels: number, inner: number): void;
+  im2col(x: number, cols: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
+  col2im(cols: number, dx: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
+  maxPoolForward(x: number, y: number, argmax: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
+  maxPoolBackward(dy: number, argmax: number, dx: number, planes: number, h: number, w: number, oh: number, ow: number): void;
+  avgPoolForward(x: number, y: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
+  avgPoolBackward(dy: number, dx: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
+  sgdStep(p: number, g: number, buf: number, n: number, lr: number, momentum: number, oneMinusDampening: number, weightDecay: number, nesterov: number, firstStep: number): void;
+  adamStep(p: number, g: number, m: number, v: number, n: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, eps: number, l2: number, decay: number, stepSize: number, invSqrtBc2: number): void;
+}
+
+export interface WasmBackendOptions {
+  /**
+   * Threads for the big matmuls, the calling one included: 1 runs everything on the calling thread,
+   * 2 adds one worker. Needs shared memory. Default 1 (see the bench for where 2 pays).
+   */
+  threads?: number;
+  /** Matmuls with at least this many multiply-adds (M·N·K) are split across the threads. Default 1.5e6. */
+  parallelMinMacs?: number;
+  /** How long an idle worker spins before it sleeps, in µs. Default 200. */
+  spinMicros?: number;
+  /** Use the shared-memory build (default: wherever SharedArrayBuffer is available). */
+  shared?: boolean;
+  /** Largest memory in MB (shared build; default 4096) or its fixed size (ordinary-memory build; default 256). */
+  memoryMB?: number;
+  /** Where to load the module and workers from (default: the current platform's). */
+  platform?: Platform;
+}
+
+const PAGE = 65536;
+/** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
+const RESERVED = 1024;
+const NO_ARRAY = 0;
+
+/** Kernels on WebAssembly SIMD; create with `createWasmKernels()` (async: the module must be compiled). */
+export class WasmKernels implements Kernels {
+  readonly name = 'wasm';
+  /** Whether the memory is a SharedArrayBuffer (workers possible, memory can grow). */
+  readonly shared: boolean;
+  /** Threads a big matmul is split across (1 = no workers). */
+  get threads(): number {
+    return (this.pool?.size ?? 0) + 1;
+  }
+  readonly parallelMinMacs: number;
+  readonly heap: WasmHeap;
+  private readonly x: WasmExports;
+  private readonly gemmScratch: number[];
+  private f32: Float32Array;
+  private i32: Int32Array;
+  private viewBuffer: ArrayBufferLike;
+  // Per-call scratch for arrays outside the memory and for kernels' work space: a bump area, reset every call.
+  private scratch = 0;
+  private scratchBytes = 0;
+  private scratchTop = 0;
+  private readonly retired: number[] = []; // outgrown scratch blocks, freed when the call ends
+  private failed = false;
+  private readonly pendingArrays: Array<Float32Array | Int32Array> = [];
+  private readonly pendingPtrs: number[] = [];
+  private pendingCount = 0;
+  private warnedFull = false;
+
+  /** @internal use createWasmKernels() */
+  constructor(readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, shared: boolean, maxBytes: number, private pool: ThreadPool | null, controlBytes: number, options: WasmBackendOptions) {
+    this.x = instance.exports as unknown as WasmExports;
+    this.shared = shared;
+    this.parallelMinMacs = options.parallelMinMacs ?? 1.5e6;
+    this.heap = new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
+    this.viewBuffer = memory.buffer;
+    this.f32 = new Float32Array(this.viewBuffer);
+    this.i32 = new Int32Array(this.viewBuffer);
+    const gemmBytes = this.x.gemmScratchFloats() * 4;
+    this.gemmScratch = [];
+    for (let t = 0; t < this.threads; t++) this.gemmScratch.push(this.mustAlloc(gemmBytes));
+  }
+
+  /** Stop the workers (the backend keeps working, on the calling thread only). */
+  close(): void {
+    this.pool?.close();
+    this.pool = null;
+  }
+
+  allocate(length: number): Float32Array {
+    if (length === 0) return new Float32Array(0);
+    const ptr = this.heap.alloc(length * 4);
+    if (ptr < 0) {
+      if (!this.warnedFull) {
+        this.warnedFull = true;
+        console.warn(`wasm backend: its ${this.heap.memoryBytes >> 20} MB of memory are full; further buffers are ordinary arrays (copied on every kernel call). Serve the page cross-origin isolated (shared memory can grow) or pass a larger memoryMB.`);
+      }
+      return new Float32Array(length);
+    }
+    const arr = new Float32Array(this.heap.buffer, ptr, length);
+    arr.fill(0);
+    this.heap.freeWhenCollected(arr, ptr);
+    return arr;
+  }
+
+  matmul(a: Float32Array, b: Float32Array, out: Float32Array, m: number, k: number, n: number, opts?: MatmulOptions): void {
+    const transA = opts?.transA ?? false;
+    const transB = opts?.transB ?? false;
+    const accumulate = opts?.accumulate ?? false;
+    this.begin();
+    const pa = this.in(a, m * k);
+    const pb = this.in(b, k * n);
+    const pc = this.out(out, m * n, accumulate);
+    if (this.failed) return referenceKernels.matmul(a, b, out, m, k, n, opts);
+    const lda = transA ? m : k;
+    const ldb = transB ? k : n;
+    if (this.pool && m * n * k >= this.parallelMinMacs && (n >= 16 || m >= 12)) {
+      this.parallelGemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, accumulate);
+    } else {
+      this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, n, +accumulate, this.gemmScratch[0]);
+    }
+    this.end();
+  }
+
+  /**
+   * Split C into one block of columns (or of rows, when N is narrow) per thread; workers take the
+   * first blocks, this thread the last. Blocks are whole register tiles (8 columns, 6 rows).
+   */
+  private parallelGemm(transA: boolean, transB: boolean, m: number, n: number, k: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, accumulate: boolean): void {
+    const pool = this.pool!;
+    const parts = this.threads;
+    const byColumns = n >= 16;
+    const total = byColumns ? n : m;
+    const unit = byColumns ? 8 : 6;
+    const op = WORKER_OPS.indexOf('gemm');
+    let start = 0;
+    for (let t = 0; t < parts; t++) {
+      const end = t === parts - 1 ? total : Math.min(total, Math.round((total * (t + 1)) / parts / unit) * unit);
+      const size = end - start;
+      let a = pa, b = pb, c = pc, mm = m, nn = n;
+      if (byColumns) {
+        b = transB ? pb + start * ldb * 4 : pb + start * 4;
+        c = pc + start * 4;
+        nn = size;
+      } else {
+        a = transA ? pa + start * 4 : pa + start * lda * 4;
+        c = pc + start * ldc * 4;
+        mm = size;
+      }
+      if (t < parts - 1) {
+        pool.arg(t, 0, +transA);
+        pool.arg(t, 1, +transB);
+        pool.arg(t, 2, mm);
+        pool.arg(t, 3, nn);
+        pool.arg(t, 4, k);
+        pool.arg(t, 5, a);
+        pool.arg(t, 6, lda);
+        pool.arg(t, 7, b);
+        pool.arg(t, 8, ldb);
+        pool.arg(t, 9, c);
+        pool.arg(t, 10, ldc);
+        pool.arg(t, 11, +accumulate);
+        pool.arg(t, 12, this.gemmScratch[t + 1]);
+        pool.run(t, op);
+      } else if (size > 0) {
+        this.x.gemm(+transA, +transB, mm, nn, k, a, lda, b, ldb, c, ldc, +accumulate, this.gemmScratch[0]);
+      }
+      start = end;
+    }
+    for (let t = 0; t < parts - 1; t++) pool.wait(t);
+  }
+
+  addRowVector(x: Float32Array, v: Float32Array, out: Float32Array, rows: number, cols: number): void {
+    this.begin();
+    const px = this.in(x, rows * cols), pv = this.in(v, cols), po = this.out(out, rows * cols, false);
+    if (this.failed) return referenceKernels.addRowVector(x, v, out, rows, cols);
+    this.x.addRowVector(px, pv, po, rows, cols);
+    this.end();
+  }
+
+  sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number, accumulate: boolean): void {
+    this.begin();
+    const px = this.in(x, rows * cols), po = this.out(out, cols, accumulate);
+    if (this.failed) return referenceKernels.sumRows(x, out, rows, cols, accumulate);
+    this.x.sumRows(px, po, rows, cols, +accumulate);
+    this.end();
+  }
+
+  sumAxis(x: Float32Array, out: Float32Array, outer: number, axis: number, inner: number): void {
+    this.begin();
+    const px = this.in(x, outer * axis * inner), po = this.out(out, outer * inner, false);
+    if (this.failed) return referenceKernels.sumAxis(x, out, outer, axis, inner);
+    this.x.sumAxis(px, po, outer, axis, inner);
+    this.end();
+  }
+
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void {
+    const n = out.length;
+    this.begin();
+    const pa = this.in(a, n), pb = this.in(b, n), po = this.out(out, n, false);
+    if (this.failed) return referenceKernels.add(a, b, out);
+    this.x.add(pa, pb, po, n);
+    this.end();
+  }
+
+  scale(a: Float32Array, s: number, out: Float32Array): void {
+    const n = out.length;
+    this.begin();
+    const pa = this.in(a, n), po = this.out(out, n, false);
+    if (this.failed) return referenceKernels.scale(a, s, out);
+    this.x.scale(pa, s, po, n);
+    this.end();
+  }
+
+  mul(a: Float32Array, b: Float32Array, out: Float32Array): void {
+    const n = out.length;
+    this.begin();
+    const pa = this.in(a, n), pb = this.in(b, n), po = this.out(out, n, false);
+    if (this.failed) return referenceKernels.mul(a, b, out);
+    this.x.mul(pa, pb, po, n);
+    this.end();
+  }
+
+  axpy(s: number, a: Float32Array, out: Float32Array): void {
+    const n = out.length;
+    this.begin();
+    const pa = this.in(a, n), po = this.out(out, n, true);
+    if (this.failed) return referenceKernels.axpy(s, a, out);
+    this.x.axpy(s, pa, po, n);
+    this.end();
+  }
+
+  sigmoid(x: Float32Array, y: Float32Array): void {
+    this.unary(x, y, this.x.sigmoid, referenceKernels.sigmoid);
+  }
+  sigmoidBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    this.binary(y, dy, dx, this.x.sigmoidBackward, referenceKernels.sigmoidBackward);
+  }
+  tanh(x: Float32Array, y: Float32Array): void {
+    this.unary(x, y, this.x.tanh, referenceKernels.tanh);
+  }
+  tanhBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    this.binary(y, dy, dx, this.x.tanhBackward, referenceKernels.tanhBackward);
+  }
+  relu(x: Float32Array, y: Float32Array): void {
+    this.unary(x, y, this.x.relu, referenceKernels.relu);
+  }
+  reluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    this.binary(x, dy, dx, this.x.reluBackward, referenceKernels.reluBackward);
+  }
+
+  /** y = f(x) over x.length values (the reference's count). */
+  private unary(x: Float32Array, y: Float32Array, kernel: (x: number, y: number, n: number) => void, fallback: (x: Float32Array, y: Float32Array) => void): void {
+    const n = x.length;
+    this.begin();
+    const px = this.in(x, n), py = this.out(y, n, false);
+    if (this.failed) return fallback(x, y);
+    kernel(px, py, n);
+    this.end();
+  }
+
+  /** dx = f(first, dy) over first.length values. */
+  private binary(first: Float32Array, dy: Float32Array, dx: Float32Array, kernel: (a: number, dy: number, dx: number, n: number) => void, fallback: (a: Float32Array, dy: Float32Array, dx: Float32Array) => void): void {
+    const n = first.length;
+    this.begin();
+    const pa = this.in(first, n), pd = this.in(dy, n), po = this.out(dx, n, false);
+    if (this.failed) return fallback(first, dy, dx);
+    kernel(pa, pd, po, n);
+    this.end();
+  }
+
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+    this.begin();
+    const px = this.in(x, rows * cols), po = this.out(out, rows * cols, false);
+    if (this.failed) return referenceKernels.softmax(x, out, rows, cols);
+    this.x.softmax(px, po, rows, cols);
+    this.end();
+  }
+
+  softmaxCrossEntropy(logits: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number {
+    this.begin();
+    const pz = this.in(logits, rows * cols), pl = this.inInt(labels, rows), pp = this.out(probs, rows * cols, false);
+    if (this.failed) return referenceKernels.softmaxCrossEntropy(logits, labels, probs, rows, cols);
+    const loss = this.x.softmaxCrossEntropy(pz, pl, pp, rows, cols);
+    this.end();
+    return loss;
+  }
+
+  softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dlogits: Float32Array, rows: number, cols: number): void {
+    this.begin();
+    const pp = this.in(probs, rows * cols), pl = this.inInt(labels, rows), pd = this.out(dlogits, rows * cols, false);
+    if (this.failed) return referenceKernels.softmaxCrossEntropyBackward(probs, labels, dlogits, rows, cols);
+    this.x.softmaxCrossEntropyBackward(pp, pl, pd, rows, cols);
+    this.end();
+  }
+
+  channelAffine(x: Float32Array, scale: Float32Array, shift: Float32Array | null, out: Float32Array, batch: number, channels: number, inner: number): void {
+    const size = batch * channels * inner;
+    this.begin();
+    const px = this.in(x, size), ps = this.in(scale, channels), pt = this.inOrNull(shift, channels), po = this.out(out, size, false);
+    if (this.failed) return referenceKernels.channelAffine(x, scale, shift, out, batch, channels, inner);
+    this.x.channelAffine(px, ps, pt, po, batch, channels, inner);
+    this.end();
+  }
+
+  channelAffineBackward(dy: Float32Array, x: Float32Array, scale: Float32Array, dx: Float32Array, dScale: Float32Array | null, dShift: Float32Array | null, batch: number, channels: number, inner: number): void {
+    const size = batch * channels * inner;
+    this.begin();
+    const pdy = this.in(dy, size), px = this.in(x, size), ps = this.in(scale, channels), pdx = this.out(dx, size, false);
+    const pds = this.outOrNull(dScale, channels, true), pdt = this.outOrNull(dShift, channels, true);
+    if (this.failed) return referenceKernels.channelAffineBackward(dy, x, scale, dx, dScale, dShift, batch, channels, inner);
+    this.x.channelAffineBackward(pdy, px, ps, pdx, pds, pdt, batch, channels, inner);
+    this.end();
+  }
+
+  channelMoments(x: Float32Array, mean: Float32Array, variance: Float32Array, batch: number, channels: number, inner: number): void {
+    this.begin();
+    const px = this.in(x, batch * channels * inner), pm = this.out(mean, channels, false), pv = this.out(variance, channels, false);
+    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    if (this.failed) return referenceKernels.channelMoments(x, mean, variance, batch, channels, inner);
+    this.x.channelMoments(px, pm, pv, batch, channels, inner, work);
+    this.end();
+  }
+
+  batchNormApply(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array | null, batch: number, channels: number, inner: number): void {
+    const size = batch * channels * inner;
+    this.begin();
+    const px = this.in(x, size), pm = this.in(mean, channels), pi = this.in(invStd, channels);
+    const ps = this.inOrNull(scale, channels), pt = this.inOrNull(shift, channels);
+    const py = this.out(y, size, false), ph = this.outOrNull(xhat, size, false);
+    if (this.failed) return referenceKernels.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, inner);
+    this.x.batchNormApply(px, pm, pi, ps, pt, py, ph, batch, channels, inner);
+    this.end();
+  }
+
+  batchNormBackward(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void {
+    this.bnBackward(false, dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+  }
+
+  batchNormBackwardFixedStats(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void {
+    this.bnBackward(true, dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+  }
+
+  private bnBackward(fixed: boolean, dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void {
+    const size = batch * channels * inner;
+    this.begin();
+    const pdy = this.in(dy, size), ph = this.in(xhat, size), pi = this.in(invStd, channels), pg = this.inOrNull(gamma, channels);
+    const pdx = this.out(dx, size, false), pdg = this.outOrNull(dGamma, channels, true), pdb = this.outOrNull(dBeta, channels, true);
+    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    if (this.failed) {
+      const ref = fixed ? referenceKernels.batchNormBackwardFixedStats : referenceKernels.batchNormBackward;
+      return ref(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+    }
+    (fixed ? this.x.batchNormBackwardFixedStats : this.x.batchNormBackward)(pdy, ph, pi, pg, pdx, pdg, pdb, batch, channels, inner, work);
+    this.end();
+  }
+
+  im2col(x: Float32Array, cols: Float32Array, batch: number, channels: number, g: Window2d): void {
+    const planes = batch * channels;
+    this.begin();
+    const px = this.in(x, planes * g.height * g.width), pc = this.out(cols, planes * g.kernelH * g.kernelW * g.outH * g.outW, false);
+    if (this.failed) return referenceKernels.im2col(x, cols, batch, channels, g);
+    this.x.im2col(px, pc, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    this.end();
+  }
+
+  col2im(cols: Float32Array, dx: Float32Array, batch: number, channels: number, g: Window2d): void {
+    const planes = batch * channels;
+    this.begin();
+    const pc = this.in(cols, planes * g.kernelH * g.kernelW * g.outH * g.outW), pd = this.out(dx, planes * g.height * g.width, false);
+    if (this.failed) return referenceKernels.col2im(cols, dx, batch, channels, g);
+    this.x.col2im(pc, pd, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    this.end();
+  }
+
+  maxPoolForward(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d): void {
+    const outSize = planes * g.outH * g.outW;
+    this.begin();
+    const px = this.in(x, planes * g.height * g.width), py = this.out(y, outSize, false), pa = this.outInt(argmax, outSize);
+    if (this.failed) return referenceKernels.maxPoolForward(x, y, argmax, planes, g);
+    this.x.maxPoolForward(px, py, pa, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    this.end();
+  }
+
+  maxPoolBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {
+    const outSize = planes * g.outH * g.outW;
+    this.begin();
+    const pd = this.in(dy, outSize), pa = this.inInt(argmax, outSize), px = this.out(dx, planes * g.height * g.width, false);
+    if (this.failed) return referenceKernels.maxPoolBackward(dy, argmax, dx, planes, g);
+    this.x.maxPoolBackward(pd, pa, px, planes, g.height, g.width, g.outH, g.outW);
+    this.end();
+  }
+
+  avgPoolForward(x: Float32Array, y: Float32Array, planes: number, g: Window2d): void {
+    this.begin();
+    const px = this.in(x, planes * g.height * g.width), py = this.out(y, planes * g.outH * g.outW, false);
+    if (this.failed) return referenceKernels.avgPoolForward(x, y, planes, g);
+    this.x.avgPoolForward(px, py, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    this.end();
+  }
+
+  avgPoolBackward(dy: Float32Array, dx: Float32Array, planes: number, g: Window2d): void {
+    this.begin();
+    const pd = this.in(dy, planes * g.outH * g.outW), px = this.out(dx, planes * g.height * g.width, false);
+    if (this.failed) return referenceKernels.avgPoolBackward(dy, dx, planes, g);
+    this.x.avgPoolBackward(pd, px, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    this.end();
+  }
+
+  sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, o: SgdStepOptions): void {
+    const n = p.length;
+    this.begin();
+    const pp = this.out(p, n, true), pg = this.in(g, n), pb = this.outOrNull(buf, n, true);
+    if (this.failed) return referenceKernels.sgdStep(p, g, buf, o);
+    this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep);
+    this.end();
+  }
+
+  adamStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, o: AdamStepOptions): void {
+    const n = p.length;
+    this.begin();
+    const pp = this.out(p, n, true), pg = this.in(g, n), pm = this.out(m, n, true), pv = this.out(v, n, true);
+    if (this.failed) return referenceKernels.adamStep(p, g, m, v, o);
+    const stepSize = o.lr / (1 - Math.pow(o.beta1, o.step));
+    const invSqrtBc2 = 1 / Math.sqrt(1 - Math.pow(o.beta2, o.step));
+    const l2 = o.decoupledWeightDecay ? 0 : o.weightDecay;
+    const decay = o.decoupledWeightDecay ? o.lr * o.weightDecay : 0;
+    this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2);
+    this.end();
+  }
+
+  /**
+   * Memory bandwidth of this engine: the STREAM triad a = b + s·c over `floats`-long arrays, in GB/s
+   * (12 bytes per element; the best of `repeats` runs).
+   */
+  measureTriad(floats: number, repeats: number): number {
+    const a = this.allocate(floats), b = this.allocate(floats), c = this.allocate(floats);
+    b.fill(1);
+    c.fill(2);
+    let best = Infinity;
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      this.x.triad(a.byteOffset, b.byteOffset, c.byteOffset, 0.5, floats);
+      best = Math.min(best, performance.now() - t0);
+    }
+    return (12 * floats) / (best * 1e6);
+  }
+
+  /** The micro-kernel's multiply-add rate with all data in L1, in GFLOPS on one thread (best of `repeats`). */
+  measureMicroKernelPeak(repeats: number): number {
+    const calls = 2000;
+    const flops = 2 * 6 * 8 * 256 * calls;
+    let best = Infinity;
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      this.x.microKernelPeak(calls, this.gemmScratch[0]);
+      best = Math.min(best, performance.now() - t0);
+    }
+    return flops / (best * 1e6);
+  }
+
+  // ---- argument passing ----
+
+  private begin(): void {
+    this.scratchTop = 0;
+    this.failed = false;
+    this.pendingCount = 0;
+    while (this.retired.length) this.heap.free(this.retired.pop()!);
+    this.refreshViews();
+  }
+
+  /** Copy outputs that live outside the memory back to their arrays. */
+  private end(): void {
+    for (let i = 0; i < this.pendingCount; i++) {
+      const arr = this.pendingArrays[i];
+      const p = this.pendingPtrs[i];
+      if (arr instanceof Float32Array) arr.set(this.f32.subarray(p >> 2, (p >> 2) + arr.length));
+      else arr.set(this.i32.subarray(p >> 2, (p >> 2) + arr.length));
+    }
+    this.pendingCount = 0;
+    while (this.retired.length) this.heap.free(this.retired.pop()!);
+  }
+
+  private inMemory(a: ArrayBufferView): boolean {
+    return a.buffer === this.viewBuffer || this.heap.buffers.has(a.buffer);
+  }
+
+  /** Byte address of the first n floats of `a` (copied into scratch when `a` is not in the memory). */
+  private in(a: Float32Array, n: number): number {
+    if (this.inMemory(a)) return a.byteOffset;
+    const p = this.tmp(n * 4);
+    if (p > 0) this.f32.set(a.length === n ? a : a.subarray(0, n), p >> 2);
+    return p;
+  }
+
+  private inOrNull(a: Float32Array | null, n: number): number {
+    return a ? this.in(a, n) : NO_ARRAY;
+  }
+
+  /** Address an output array; when it is copied, `read` says whether the kernel reads it first (+=). */
+  private out(a: Float32Array, n: number, read: boolean): number {
+    if (this.inMemory(a)) return a.byteOffset;
+    const p = read ? this.in(a, n) : this.tmp(n * 4);
+    if (p > 0) this.pending(a.length === n ? a : a.subarray(0, n), p);
+    return p;
+  }
+
+  private outOrNull(a: Float32Array | null, n: number, read: boolean): number {
+    return a ? this.out(a, n, read) : NO_ARRAY;
+  }
+
+  private inInt(a: Int32Array, n: number): number {
+    if (this.inMemory(a)) return a.byteOffset;
+    const p = this.tmp(n * 4);
+    if (p > 0) this.i32.set(a.length === n ? a : a.subarray(0, n), p >> 2);
+    return p;
+  }
+
+  private outInt(a: Int32Array, n: number): number {
+    if (this.inMemory(a)) return a.byteOffset;
+    const p = this.tmp(n * 4);
+    if (p > 0) this.pending(a.length === n ? a : a.subarray(0, n), p);
+    return p;
+  }
+
+  private pending(a: Float32Array | Int32Array, p: number): void {
+    this.pendingArrays[this.pendingCount] = a;
+    this.pendingPtrs[this.pendingCount] = p;
+    this.pendingCount++;
+  }
+
+  /** `bytes` of per-call scratch (16-byte aligned), or 0 with `failed` set when the memory cannot hold it. */
+  private tmp(bytes: number): number {
+    const size = (bytes + 15) & ~15;
+    if (this.scratchTop + size > this.scratchBytes) {
+      // Grow into a new block; the old one stays allocated until the call ends, since earlier arguments of
+      // this call may sit in it.
+      const want = Math.max(2 * this.scratchBytes, this.scratchTop + size, 1 << 16);
+      const ptr = this.heap.alloc(want);
+      if (ptr < 0) {
+        this.failed = true;
+        return 0;
+      }
+      if (this.scratch > 0) this.retired.push(this.scratch);
+      this.scratch = ptr;
+      this.scratchBytes = want;
+      this.scratchTop = 0;
+      this.refreshViews();
+    }
+    const p = this.scratch + this.scratchTop;
+    this.scratchTop += size;
+    return p;
+  }
+
+  /** Refresh the typed views after the memory grew (shared memory: old views stay valid but are shorter). */
+  private refreshViews(): void {
+    if (this.heap.buffer !== this.viewBuffer) {
+      this.viewBuffer = this.heap.buffer;
+      this.f32 = new Float32Array(this.viewBuffer);
+      this.i32 = new Int32Array(this.viewBuffer);
+    }
+  }
+
+  private mustAlloc(bytes: number): number {
+    const p = this.heap.alloc(bytes);
+    if (p < 0) throw new Error(`wasm backend: cannot reserve ${bytes} bytes of work space`);
+    return p;
+  }
+}
+
+/**
+ * Compile the kernel module and create the backend. Async because compiling (and starting workers)
+ * is; every kernel call after that is synchronous.
+ */
+export async function createWasmKernels(options: WasmBackendOptions = {}): Promise<WasmKernels> {
+  const platform = options.platform ?? (await currentPlatform());
+  const shared = options.shared ?? platform.sharedMemory;
+  if (shared && !platform.sharedMemory) throw new Error('wasm backend: shared memory is not available here (browsers need a cross-origin isolated page: COOP/COEP headers)');
+  const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  if (threads > 1 && !shared) throw new Error('wasm backend: threads need shared memory (in browsers, a cross-origin isolated page)');
+  const module = await WebAssembly.compile(await platform.readWasm(shared));
+  const maxBytes = (options.memoryMB ?? (shared ? 4096 : 256)) * 1024 * 1024;
+  const maxPages = Math.min(65536, Math.floor(maxBytes / PAGE));
+  const memory = shared
+    ? new WebAssembly.Memory({ initial: Math.min(256, maxPages), maximum: maxPages, shared: true })
+    : new WebAssembly.Memory({ initial: maxPages });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const controls = Array.from({ length: threads - 1 }, (_, w) => RESERVED + w * CONTROL_BYTES);
+  const pool = controls.length ? await ThreadPool.start(platform.spawnWorker, module, memory, controls, options.spinMicros ?? 200) : null;
+  return new WasmKernels(memory, instance, shared, maxPages * PAGE, pool, controls.length * CONTROL_BYTES, options);
+}

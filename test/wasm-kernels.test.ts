@@ -1,0 +1,362 @@
+/**
+ * The WebAssembly backend against the reference kernels, on random shapes that include 1, odd sizes
+ * (not multiples of the 4-lane vectors or of the 6×8 register tile) and sizes past every cache block;
+ * with arrays in the wasm memory (zero-copy) and outside it (copied); on two threads; with the memory
+ * growing under live arrays; and with the fixed-size ordinary-memory build filling up. Then the PyTorch
+ * conformance suite on the wasm backend.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { Rng, referenceKernels as ref, createWasmKernels, initBackend, setBackend, getBackend, type Kernels, type Window2d } from '../src/index.js';
+import { runConformance } from '../src/cli/conformance.js';
+
+const wasm = await createWasmKernels();
+const wasm2 = await createWasmKernels({ threads: 2, parallelMinMacs: 1 });
+after(() => wasm2.close());
+
+type Place = 'wasm' | 'js';
+
+function random(n: number, rng: Rng, place: Place, scale = 1, offset = 0): Float32Array {
+  const a = place === 'wasm' ? wasm.allocate(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = offset + scale * rng.normal();
+  return a;
+}
+
+function copy(a: Float32Array, k: Kernels = wasm): Float32Array {
+  const b = k.allocate(a.length);
+  b.set(a);
+  return b;
+}
+
+/** |actual - expected| ≤ abs + rel·|expected| everywhere; the message names the first index that fails. */
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, abs = 1e-6, rel = 1e-5): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const e = expected[i];
+    const ok = Math.abs(actual[i] - e) <= abs + rel * Math.abs(e) || (Number.isNaN(e) && Number.isNaN(actual[i])) || actual[i] === e;
+    if (!ok) assert.fail(`${what}[${i}]: got ${actual[i]}, expected ${e}`);
+  }
+}
+
+const SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 31, 64, 100, 257, 1000, 4099];
+
+test('matmul: all transpose forms, accumulate, odd sizes and sizes past the 72×256×512 cache blocks', () => {
+  const rng = new Rng(1);
+  const shapes = [[1, 1, 1], [1, 7, 1], [5, 1, 3], [6, 8, 8], [7, 9, 17], [13, 31, 5], [60, 784, 10], [12, 300, 16], [150, 600, 530], [73, 257, 9]];
+  for (const [m, k, n] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        for (const place of ['wasm', 'js'] as Place[]) {
+          const a = random(m * k, rng, place);
+          const b = random(k * n, rng, place);
+          const start = random(m * n, rng, place);
+          const expected = start.slice();
+          ref.matmul(a, b, expected, m, k, n, { transA, transB, accumulate: true });
+          const out = place === 'wasm' ? copy(start) : start.slice();
+          wasm.matmul(a, b, out, m, k, n, { transA, transB, accumulate: true });
+          const what = `${m}x${k}x${n} transA=${transA} transB=${transB} ${place}`;
+          close(out, expected, `${what} accumulate`, 1e-4, 1e-4);
+          ref.matmul(a, b, expected, m, k, n, { transA, transB });
+          wasm.matmul(a, b, out, m, k, n, { transA, transB });
+          close(out, expected, what, 1e-4, 1e-4);
+        }
+      }
+    }
+  }
+});
+
+test('matmul split across two threads equals the single-thread result bit for bit', () => {
+  const rng = new Rng(2);
+  for (const [m, k, n] of [[60, 784, 100], [100, 60, 784], [13, 5, 9], [12, 40, 15], [200, 33, 17], [1, 3, 1000]]) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const a = random(m * k, rng, 'wasm');
+        const b = random(k * n, rng, 'wasm');
+        const one = wasm.allocate(m * n);
+        wasm.matmul(a, b, one, m, k, n, { transA, transB });
+        const a2 = copy(a, wasm2), b2 = copy(b, wasm2), two = wasm2.allocate(m * n);
+        two.fill(1);
+        wasm2.matmul(a2, b2, two, m, k, n, { transA, transB, accumulate: true });
+        wasm2.matmul(a2, b2, two, m, k, n, { transA, transB });
+        assert.deepEqual(two, one, `${m}x${k}x${n} transA=${transA} transB=${transB}`);
+      }
+    }
+  }
+});
+
+test('element-wise kernels, bias broadcast and reductions', () => {
+  const rng = new Rng(3);
+  for (const n of SIZES) {
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const a = random(n, rng, place), b = random(n, rng, place);
+      const out = random(n, rng, place), exp = new Float32Array(n);
+      ref.add(a, b, exp), wasm.add(a, b, out), close(out, exp, `add ${n}`, 0, 0);
+      ref.mul(a, b, exp), wasm.mul(a, b, out), close(out, exp, `mul ${n}`, 0, 0);
+      ref.scale(a, 0.37, exp), wasm.scale(a, 0.37, out), close(out, exp, `scale ${n}`, 1e-7, 1e-7);
+      exp.set(out);
+      ref.axpy(-1.5, a, exp), wasm.axpy(-1.5, a, out), close(out, exp, `axpy ${n}`, 1e-6, 1e-6);
+    }
+  }
+  for (const [rows, cols] of [[1, 1], [3, 5], [60, 100], [7, 1], [1, 13], [33, 257]]) {
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const x = random(rows * cols, rng, place), v = random(cols, rng, place);
+      const out = random(rows * cols, rng, place), exp = new Float32Array(rows * cols);
+      ref.addRowVector(x, v, exp, rows, cols), wasm.addRowVector(x, v, out, rows, cols), close(out, exp, `addRowVector ${rows}x${cols}`, 0, 0);
+      wasm.addRowVector(x, v, x, rows, cols), close(x, exp, `addRowVector in place ${rows}x${cols}`, 0, 0);
+      const s = random(cols, rng, place), se = s.slice();
+      ref.sumRows(x, se, rows, cols, true), wasm.sumRows(x, s, rows, cols, true), close(s, se, `sumRows += ${rows}x${cols}`, 1e-5, 1e-5);
+      ref.sumRows(x, se, rows, cols, false), wasm.sumRows(x, s, rows, cols, false), close(s, se, `sumRows ${rows}x${cols}`, 1e-5, 1e-5);
+    }
+  }
+  for (const [outer, axis, inner] of [[1, 1, 1], [2, 3, 5], [64, 32, 1], [3, 196, 7], [5, 1, 9]]) {
+    const x = random(outer * axis * inner, rng, 'wasm');
+    const out = wasm.allocate(outer * inner), exp = new Float32Array(outer * inner);
+    ref.sumAxis(x, exp, outer, axis, inner), wasm.sumAxis(x, out, outer, axis, inner), close(out, exp, `sumAxis ${outer}x${axis}x${inner}`, 1e-5, 1e-5);
+  }
+});
+
+test('activations and their backward, including saturated inputs', () => {
+  const rng = new Rng(4);
+  for (const n of SIZES) {
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const x = random(n, rng, place, 6);
+      if (n > 4) x.set([0, -0, 100, -100, 1e-8].slice(0, Math.min(5, n)));
+      const dy = random(n, rng, place);
+      const y = random(n, rng, place), ye = new Float32Array(n), dx = random(n, rng, place), dxe = new Float32Array(n);
+      ref.sigmoid(x, ye), wasm.sigmoid(x, y), close(y, ye, `sigmoid ${n}`, 2e-7, 2e-6);
+      ref.sigmoidBackward(ye, dy, dxe), wasm.sigmoidBackward(ye, dy, dx), close(dx, dxe, `sigmoidBackward ${n}`, 1e-9, 1e-6);
+      ref.tanh(x, ye), wasm.tanh(x, y), close(y, ye, `tanh ${n}`, 2e-7, 2e-6);
+      ref.tanhBackward(ye, dy, dxe), wasm.tanhBackward(ye, dy, dx), close(dx, dxe, `tanhBackward ${n}`, 1e-9, 1e-6);
+      ref.relu(x, ye), wasm.relu(x, y), close(y, ye, `relu ${n}`, 0, 0);
+      ref.reluBackward(x, dy, dxe), wasm.reluBackward(x, dy, dx), close(dx, dxe, `reluBackward ${n}`, 0, 0);
+    }
+  }
+});
+
+test('softmax and softmax cross-entropy with its backward', () => {
+  const rng = new Rng(5);
+  for (const [rows, cols] of [[1, 1], [1, 10], [60, 10], [7, 3], [5, 1000]]) {
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const logits = random(rows * cols, rng, place, 5);
+      if (cols > 2) logits[1] = 80; // a class whose probability underflows next to it
+      const labels = Int32Array.from({ length: rows }, () => rng.int(cols));
+      const p = random(rows * cols, rng, place), pe = new Float32Array(rows * cols);
+      ref.softmax(logits, pe, rows, cols), wasm.softmax(logits, p, rows, cols), close(p, pe, `softmax ${rows}x${cols}`, 1e-7, 1e-6);
+      const le = ref.softmaxCrossEntropy(logits, labels, pe, rows, cols);
+      const l = wasm.softmaxCrossEntropy(logits, labels, p, rows, cols);
+      close([l], [le], `loss ${rows}x${cols}`, 1e-7, 1e-7);
+      close(p, pe, `probs ${rows}x${cols}`, 1e-7, 1e-6);
+      const d = random(rows * cols, rng, place), de = new Float32Array(rows * cols);
+      ref.softmaxCrossEntropyBackward(pe, labels, de, rows, cols), wasm.softmaxCrossEntropyBackward(pe, labels, d, rows, cols);
+      close(d, de, `softmaxCrossEntropyBackward ${rows}x${cols}`, 1e-8, 1e-6);
+    }
+  }
+});
+
+/** [batch, channels, inner] shapes for the batch-norm kernels: BN1d (L = 1), odd L, BN2d-like. */
+const BN_SHAPES = [[2, 1, 1], [60, 100, 1], [7, 13, 1], [3, 5, 3], [4, 3, 17], [8, 6, 1024], [2, 2, 4099], [1, 4, 9], [256, 33, 1], [200, 3, 2]];
+
+test('batch norm: channelMoments, batchNormApply and both backwards', () => {
+  const rng = new Rng(6);
+  for (const [batch, channels, inner] of BN_SHAPES) {
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const size = batch * channels * inner;
+      const what = `[${batch}, ${channels}, ${inner}] ${place}`;
+      // An offset far from 0 checks the variance does not lose digits to cancellation.
+      const x = random(size, rng, place, 2, 100);
+      const mean = random(channels, rng, place), variance = random(channels, rng, place);
+      const me = new Float32Array(channels), ve = new Float32Array(channels);
+      ref.channelMoments(x, me, ve, batch, channels, inner);
+      wasm.channelMoments(x, mean, variance, batch, channels, inner);
+      close(mean, me, `mean ${what}`, 1e-5, 1e-6);
+      close(variance, ve, `variance ${what}`, 1e-5, 1e-4);
+
+      const invStd = Float32Array.from(ve, (v) => 1 / Math.sqrt(v + 1e-5));
+      const gamma = random(channels, rng, place), beta = random(channels, rng, place);
+      for (const affine of [true, false]) {
+        const y = random(size, rng, place), ye = new Float32Array(size);
+        const xhat = random(size, rng, place), xe = new Float32Array(size);
+        const g = affine ? gamma : null, b = affine ? beta : null;
+        ref.batchNormApply(x, me, invStd, g, b, ye, xe, batch, channels, inner);
+        wasm.batchNormApply(x, me, invStd, g, b, y, xhat, batch, channels, inner);
+        close(y, ye, `y ${what} affine=${affine}`, 1e-6, 1e-6);
+        close(xhat, xe, `xhat ${what}`, 1e-6, 1e-6);
+        wasm.batchNormApply(x, me, invStd, g, b, y, null, batch, channels, inner);
+        close(y, ye, `y without xhat ${what}`, 1e-6, 1e-6);
+
+        const dy = random(size, rng, place);
+        for (const fixed of [false, true]) {
+          const dx = random(size, rng, place), dxe = new Float32Array(size);
+          const dGamma = random(channels, rng, place), dBeta = random(channels, rng, place);
+          const dge = dGamma.slice(), dbe = dBeta.slice();
+          const refFn = fixed ? ref.batchNormBackwardFixedStats : ref.batchNormBackward;
+          const wasmFn = (fixed ? wasm.batchNormBackwardFixedStats : wasm.batchNormBackward).bind(wasm);
+          refFn(dy, xe, invStd, g, dxe, affine ? dge : null, affine ? dbe : null, batch, channels, inner);
+          wasmFn(dy, xe, invStd, g, dx, affine ? dGamma : null, affine ? dBeta : null, batch, channels, inner);
+          // dx is a difference of terms as large as gamma·invStd·dy (M·dy - Σdy - xhat·Σdy·xhat, times gamma·invStd/M):
+          // compare against that scale, not against dx, which can cancel to almost 0 (M = 2).
+          let scale = 0;
+          for (let i = 0; i < size; i++) scale = Math.max(scale, Math.abs(dy[i] * invStd[Math.floor(i / inner) % channels] * (g ? g[Math.floor(i / inner) % channels] : 1)));
+          close(dx, dxe, `dx ${what} affine=${affine} fixed=${fixed}`, 2e-5 * scale, 1e-4);
+          close(dGamma, dge, `dGamma ${what} fixed=${fixed}`, 1e-4, 1e-5);
+          close(dBeta, dbe, `dBeta ${what} fixed=${fixed}`, 1e-4, 1e-5);
+        }
+      }
+    }
+  }
+});
+
+test('channelAffine and its backward', () => {
+  const rng = new Rng(7);
+  for (const [batch, channels, inner] of [[1, 1, 1], [5, 7, 1], [3, 4, 9], [2, 6, 64], [60, 33, 1]]) {
+    const size = batch * channels * inner;
+    const x = random(size, rng, 'wasm'), scale = random(channels, rng, 'js'), shift = random(channels, rng, 'wasm');
+    for (const s of [shift, null]) {
+      const out = wasm.allocate(size), oe = new Float32Array(size);
+      ref.channelAffine(x, scale, s, oe, batch, channels, inner), wasm.channelAffine(x, scale, s, out, batch, channels, inner);
+      close(out, oe, `channelAffine ${batch}x${channels}x${inner}`, 1e-7, 1e-6);
+    }
+    const dy = random(size, rng, 'wasm');
+    const dx = wasm.allocate(size), dxe = new Float32Array(size);
+    const ds = random(channels, rng, 'wasm'), dt = random(channels, rng, 'js');
+    const dse = ds.slice(), dte = dt.slice();
+    ref.channelAffineBackward(dy, x, scale, dxe, dse, dte, batch, channels, inner);
+    wasm.channelAffineBackward(dy, x, scale, dx, ds, dt, batch, channels, inner);
+    close(dx, dxe, 'channelAffineBackward dx', 1e-7, 1e-6);
+    close(ds, dse, 'dScale', 1e-5, 1e-5);
+    close(dt, dte, 'dShift', 1e-5, 1e-5);
+  }
+});
+
+function window(height: number, width: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padH: number, padW: number): Window2d {
+  return { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH: Math.floor((height + 2 * padH - kernelH) / strideH) + 1, outW: Math.floor((width + 2 * padW - kernelW) / strideW) + 1 };
+}
+
+const WINDOWS: Array<[number, number, Window2d]> = [
+  [2, 3, window(28, 28, 3, 3, 1, 1, 1, 1)],
+  [1, 1, window(1, 1, 1, 1, 1, 1, 0, 0)],
+  [3, 2, window(7, 9, 3, 2, 2, 3, 1, 0)],
+  [2, 4, window(14, 14, 2, 2, 2, 2, 0, 0)],
+  [1, 2, window(5, 6, 5, 3, 1, 2, 2, 1)],
+  [2, 1, window(9, 8, 3, 3, 1, 1, 0, 0)],
+];
+
+test('im2col, col2im, max and average pooling', () => {
+  const rng = new Rng(8);
+  for (const [batch, channels, g] of WINDOWS) {
+    const planes = batch * channels;
+    const what = `B=${batch} C=${channels} ${JSON.stringify(g)}`;
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const x = random(planes * g.height * g.width, rng, place);
+      const colSize = planes * g.kernelH * g.kernelW * g.outH * g.outW;
+      const cols = random(colSize, rng, place), ce = new Float32Array(colSize);
+      ref.im2col(x, ce, batch, channels, g), wasm.im2col(x, cols, batch, channels, g);
+      close(cols, ce, `im2col ${what}`, 0, 0);
+      const dcols = random(colSize, rng, place);
+      const dx = random(x.length, rng, place), dxe = new Float32Array(x.length);
+      ref.col2im(dcols, dxe, batch, channels, g), wasm.col2im(dcols, dx, batch, channels, g);
+      close(dx, dxe, `col2im ${what}`, 1e-6, 1e-6);
+
+      const outSize = planes * g.outH * g.outW;
+      const y = random(outSize, rng, place), ye = new Float32Array(outSize);
+      const arg = new Int32Array(outSize), arge = new Int32Array(outSize);
+      ref.maxPoolForward(x, ye, arge, planes, g), wasm.maxPoolForward(x, y, arg, planes, g);
+      close(y, ye, `maxPool ${what}`, 0, 0);
+      assert.deepEqual(arg, arge, `maxPool argmax ${what}`);
+      const dy = random(outSize, rng, place);
+      ref.maxPoolBackward(dy, arge, dxe, planes, g), wasm.maxPoolBackward(dy, arg, dx, planes, g);
+      close(dx, dxe, `maxPoolBackward ${what}`, 0, 0);
+      ref.avgPoolForward(x, ye, planes, g), wasm.avgPoolForward(x, y, planes, g);
+      close(y, ye, `avgPool ${what}`, 0, 0);
+      ref.avgPoolBackward(dy, dxe, planes, g), wasm.avgPoolBackward(dy, dx, planes, g);
+      close(dx, dxe, `avgPoolBackward ${what}`, 1e-7, 1e-6);
+    }
+  }
+});
+
+test('SGD (momentum, dampening, Nesterov, weight decay) and Adam/AdamW over several steps', () => {
+  const rng = new Rng(9);
+  for (const n of [1, 3, 4, 7, 100, 1001]) {
+    for (const [momentum, dampening, nesterov, weightDecay] of [[0, 0, false, 0], [0.9, 0, false, 1e-2], [0.9, 0, true, 0], [0.5, 0.3, false, 0]] as const) {
+      const p = random(n, rng, 'wasm'), pe = p.slice();
+      const buf = momentum ? wasm.allocate(n) : null, bufe = momentum ? new Float32Array(n) : null;
+      for (let step = 0; step < 3; step++) {
+        const g = random(n, rng, step === 1 ? 'js' : 'wasm');
+        const o = { lr: 0.1, momentum, dampening, weightDecay, nesterov, firstStep: step === 0 };
+        ref.sgdStep(pe, g, bufe, o), wasm.sgdStep(p, g, buf, o);
+      }
+      close(p, pe, `sgd n=${n} momentum=${momentum} nesterov=${nesterov}`, 1e-6, 1e-6);
+    }
+    for (const [weightDecay, decoupledWeightDecay] of [[0, false], [0.01, false], [0.01, true]] as const) {
+      const p = random(n, rng, 'wasm'), pe = p.slice();
+      const m = wasm.allocate(n), v = wasm.allocate(n), me = new Float32Array(n), ve = new Float32Array(n);
+      for (let step = 1; step <= 3; step++) {
+        const g = random(n, rng, 'wasm');
+        const o = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, decoupledWeightDecay, step };
+        ref.adamStep(pe, g, me, ve, o), wasm.adamStep(p, g, m, v, o);
+      }
+      close(p, pe, `adam n=${n} wd=${weightDecay} decoupled=${decoupledWeightDecay}`, 1e-6, 1e-5);
+      close(v, ve, `adam v n=${n}`, 1e-9, 1e-5);
+    }
+  }
+});
+
+test('allocate: zeroed views of the wasm memory that stay valid while it grows; freed blocks are reused', () => {
+  const k = wasm;
+  const a = k.allocate(1000);
+  assert.equal(a.buffer, k.heap.buffer);
+  assert.ok(a.every((v) => v === 0));
+  a.fill(3);
+  const before = k.heap.memoryBytes;
+  const big = k.allocate((before >> 2) + 1000); // more than the whole memory: it must grow
+  assert.ok(k.heap.memoryBytes > before);
+  assert.equal(a.length, 1000);
+  assert.ok(a.every((v) => v === 3), 'an array allocated before the growth keeps its values');
+  const out = k.allocate(1000);
+  k.add(a, a, out);
+  assert.ok(out.every((v) => v === 6), 'and kernels still see it');
+  big[big.length - 1] = 1;
+  // The allocator reuses freed space.
+  const p = k.heap.alloc(4096);
+  k.heap.free(p);
+  assert.equal(k.heap.alloc(4096), p);
+  k.heap.free(p);
+});
+
+test('ordinary-memory build (browsers without cross-origin isolation): fills up, then falls back to ordinary arrays', async () => {
+  const k = await createWasmKernels({ shared: false, memoryMB: 4 });
+  assert.equal(k.shared, false);
+  await assert.rejects(createWasmKernels({ shared: false, threads: 2 }), /threads need shared memory/);
+  const rng = new Rng(10);
+  const inMemory = k.allocate(1000);
+  assert.equal(inMemory.buffer, k.memory.buffer);
+  const arrays: Float32Array[] = [];
+  for (let i = 0; i < 6; i++) arrays.push(k.allocate(250_000)); // 6 MB > 4 MB: the last ones are ordinary arrays
+  assert.ok(arrays.some((a) => a.buffer !== k.memory.buffer));
+  assert.ok(arrays.some((a) => a.buffer === k.memory.buffer));
+  // Kernels work on both kinds; an operand too big for the remaining scratch goes to the reference kernel.
+  for (const a of arrays) for (let i = 0; i < a.length; i += 997) a[i] = rng.normal();
+  for (let i = 0; i + 1 < arrays.length; i++) {
+    const out = new Float32Array(250_000), exp = new Float32Array(250_000);
+    k.add(arrays[i], arrays[i + 1], out), ref.add(arrays[i], arrays[i + 1], exp);
+    assert.deepEqual(out, exp);
+  }
+  const x = random(60 * 50, rng, 'js'), w = random(10 * 50, rng, 'js'), y = k.allocate(600), ye = new Float32Array(600);
+  k.matmul(x, w, y, 60, 50, 10, { transB: true }), ref.matmul(x, w, ye, 60, 50, 10, { transB: true });
+  close(y, ye, 'matmul on a full memory', 1e-5, 1e-5);
+});
+
+test('the PyTorch conformance suite passes on the wasm backend', async () => {
+  const previous = getBackend().name;
+  await initBackend('wasm');
+  try {
+    assert.equal(getBackend().name, 'wasm');
+    const lines: string[] = [];
+    const r = runConformance([fileURLToPath(new URL('./fixtures/pytorch', import.meta.url))], (l) => lines.push(l));
+    assert.equal(r.failed, 0, lines.join('\n'));
+    assert.ok(r.passed >= 14, lines.join('\n'));
+  } finally {
+    setBackend(previous);
+  }
+});
