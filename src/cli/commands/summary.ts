@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { setBackend, referenceKernels } from '../../kernels/index.js';
-import { buildPreset, getPreset, presetNames } from '../../models/presets.js';
+import { MODEL_OPTION_HELP, loadModelSource, modelArgument } from '../model-files.js';
 import { summary } from '../../nn/summary.js';
 import { addBatchNormOptions } from './train.js';
 
@@ -23,7 +23,7 @@ export function register(program: Command): Command {
     .command('summary')
     .summary("print a model's layers, output shapes and parameter counts")
     .description('Print a Keras-style summary of a preset model: one row per layer with its output shape, trainable and non-trainable parameters (running statistics), and the state of the running statistics; then the totals.')
-    .addOption(new Option('--model <name>', 'model preset').choices(presetNames()).makeOptionMandatory())
+    .addOption(new Option('--model <name>', MODEL_OPTION_HELP).argParser(modelArgument).makeOptionMandatory())
     .option('--bn', 'with batch norm', true)
     .option('--no-bn', 'without batch norm');
   addBatchNormOptions(cmd)
@@ -34,15 +34,17 @@ export function register(program: Command): Command {
       `
 Examples:
   $ bnlab summary --model ioffe-mlp
-  $ bnlab summary --model ioffe-mlp --no-bn`,
+  $ bnlab summary --model ioffe-mlp --no-bn
+  $ bnlab summary --model runs/NAME               a trained model (its running statistics included)`,
     )
     .action((flags: SummaryFlags) => {
       setBackend(flags.backend);
-      const preset = getPreset(flags.model);
-      const model = buildPreset(flags.model, { bn: flags.bn, batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection } });
-      if (flags.eval) model.eval();
-      console.log(`${preset.name}: ${preset.description}`);
-      console.log(summary(model, [1, ...preset.inputShape], flags.bn ? `${preset.name} (bn)` : `${preset.name} (no bn)`));
+      // A preset is built with the flags; a model directory is shown as saved (--bn and the BN flags do not apply).
+      const source = loadModelSource(flags.model, { bn: flags.bn, batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection } });
+      const model = source.model.train(!flags.eval);
+      const name = source.dir ?? source.preset!;
+      console.log(`${source.dir ? source.dir : name}: ${source.dir ? `${source.preset ? `preset ${source.preset}, ` : ''}trained model` : source.description}`);
+      console.log(summary(model, [1, ...source.inputShape], source.dir ? name : flags.bn ? `${name} (bn)` : `${name} (no bn)`));
     });
   return cmd;
 }

@@ -2,6 +2,8 @@
  * `bnlab train`: train a preset model on a bundled dataset and record the run in a directory:
  *   config.json    every setting, resolved (dataset sizes, layer specs, versions), written before step 1
  *   metrics.jsonl  one TrainMetrics object per line, written as training goes
+ *   model.json, model.safetensors   the trained model, when training ends (a `--model DIR` for other commands)
+ *   checkpoints/step-N/             the full training state, with --checkpoint-every N (for --resume)
  *
  * The loop itself is `runTraining(config, hooks)`, shared with `bnlab start` (which runs it in worker
  * threads) and open to extension through hooks (checkpoints, saving the model at the end).
@@ -12,7 +14,6 @@ import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
 import { referenceKernels, setBackend } from '../../kernels/index.js';
-import { buildPreset, getPreset, presetNames } from '../../models/presets.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
 import type { Sequential } from '../../nn/sequential.js';
@@ -20,6 +21,7 @@ import { Adam, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { constantSchedule, cosineSchedule, stepSchedule, type LrSchedule } from '../../optim/schedule.js';
 import type { EvalResult } from '../../train/evaluate.js';
 import { Trainer, type TrainMetrics } from '../../train/trainer.js';
+import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
 import { MOMENTUM_CONVENTION, bnMomentum, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
 import { packageInfo } from '../version.js';
@@ -65,6 +67,12 @@ export interface TrainConfig {
   out: string;
   /** Replace an existing run directory at `out`. */
   overwrite: boolean;
+  /** Write a checkpoint every N steps and at the end (0 or absent: never). */
+  checkpointEvery?: number;
+  /** Checkpoints to keep (default 3). */
+  keepCheckpoints?: number;
+  /** Continue the run in `out` from its latest checkpoint instead of starting one. */
+  resume?: boolean;
 }
 
 /** A run in progress: what hooks get to see and change. */
@@ -107,13 +115,14 @@ export interface TrainResult {
  */
 export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const runDir = resolve(config.out);
-  checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
+  if (!config.resume) checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
 
   setBackend(config.backend);
   const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
   const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
-  const preset = getPreset(config.model);
-  const model = buildPreset(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm });
+  // A preset is built; a model directory (--model DIR) is loaded and trained further.
+  const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm });
+  const model = source.model;
   const optimizer = makeOptimizer(config.optimizer, model);
 
   let run: TrainingRun | undefined;
@@ -130,14 +139,20 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     logEvery: logInterval(config.evalEvery),
     schedule: makeSchedule(config.schedule, config),
     seed: config.seed,
-    inputShape: preset.inputShape,
+    inputShape: source.inputShape,
     onMetrics: (m) => {
       // writeSync: each line reaches the file as it happens, so a killed run keeps its curve.
       if (metricsFd !== null) writeSync(metricsFd, JSON.stringify(m) + '\n');
       hooks.onMetrics?.(m, run!);
     },
-    onStep: (_, loss) => hooks.onStep?.(run!, loss),
+    onStep: (t, loss) => {
+      files.onStep(t);
+      hooks.onStep?.(run!, loss);
+    },
   });
+  const parts = () => ({ model, optimizer, trainer, schedule: trainer.options.schedule });
+  const files = new RunFiles(runDir, config, parts, () => ({ inputShape: source.inputShape, preset: source.preset, classNames: trainSet.classNames, dataset: config.dataset }));
+  if (config.resume) resumeFromLatest(runDir, parts());
 
   if (config.overwrite && existsSync(runDir)) rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
@@ -157,9 +172,9 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       numClasses: trainSet.numClasses,
     },
     modelSpec: {
-      preset: preset.name,
-      description: preset.description,
-      inputShape: preset.inputShape,
+      preset: source.preset,
+      description: source.description,
+      inputShape: source.inputShape,
       layers: model.layers.map((l): LayerSpec => layerSpec(l)),
       parameters: model.parameters().reduce((n, p) => n + p.value.size, 0),
     },
@@ -167,11 +182,13 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   };
   writeFileSync(join(runDir, 'config.json'), JSON.stringify(resolved, null, 2) + '\n');
   metricsFd = openSync(join(runDir, 'metrics.jsonl'), 'w');
+  for (const m of trainer.history) writeSync(metricsFd, JSON.stringify(m) + '\n'); // a resumed run's metrics so far
 
   run = { config, runDir, model, optimizer, trainer, trainSet, testSet };
   try {
     await hooks.onStart?.(run);
     const test = trainer.run()!;
+    files.finish();
     const result: TrainResult = { runDir, steps: trainer.step, test, history: [...trainer.history], seconds: trainer.elapsed };
     await hooks.onEnd?.(run, result);
     return result;
@@ -252,11 +269,14 @@ interface TrainFlags {
   testLimit?: number;
   out?: string;
   overwrite?: boolean;
+  checkpointEvery?: number;
+  keepCheckpoints?: number;
+  resume?: string;
 }
 
 /** Turn parsed flags into a complete TrainConfig, rejecting combinations that make no sense. */
 export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainConfig {
-  const preset = getPreset(flags.model);
+  const preset = presetDefaults(flags.model);
   if (flags.optimizer === 'adam' && (flags.momentum !== undefined || flags.nesterov)) {
     throw new Error('--momentum and --nesterov are SGD options; Adam has its own moment estimates (drop them, or use --optimizer sgd)');
   }
@@ -298,8 +318,10 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
     evalEvery: flags.evalEvery,
     seed: flags.seed,
     backend: flags.backend,
-    out: flags.out ?? defaultRunDir(flags.model, flags.bn, now),
+    out: flags.out ?? defaultRunDir(modelLabel(flags.model), flags.bn, now),
     overwrite: Boolean(flags.overwrite),
+    checkpointEvery: flags.checkpointEvery ?? 0,
+    keepCheckpoints: flags.keepCheckpoints ?? 3,
   };
 }
 
@@ -329,7 +351,7 @@ export function register(program: Command): Command {
     .summary('train a model and record the run (config.json, metrics.jsonl)')
     .description('Train a preset model on MNIST or Fashion-MNIST with mini-batch SGD or Adam, evaluating on the test set as it goes. The run directory gets config.json (every setting, resolved) and metrics.jsonl (one JSON object per line).')
     .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('mnist'))
-    .addOption(new Option('--model <name>', 'model preset (see `bnlab summary --model NAME`)').choices(presetNames()).default('ioffe-mlp'))
+    .addOption(new Option('--model <name>', `${MODEL_OPTION_HELP}; see \`bnlab summary --model NAME\``).argParser(modelArgument).default('ioffe-mlp'))
     .option('--bn', 'insert batch norm before each activation', true)
     .option('--no-bn', 'the same network without batch norm')
     .addOption(new Option('--steps <n>', `number of training steps (default ${DEFAULT_STEPS})`).argParser(positiveInt).conflicts('epochs'))
@@ -352,7 +374,8 @@ export function register(program: Command): Command {
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--out <dir>', 'run directory (default runs/<model>-<bn|nobn>-<timestamp>)')
-    .option('--overwrite', 'replace an existing run directory at --out')
+    .option('--overwrite', 'replace an existing run directory at --out');
+  addCheckpointOptions(cmd)
     .addHelpText(
       'after',
       `
@@ -365,10 +388,12 @@ Examples:
   $ bnlab train --model ioffe-mlp --no-bn --steps 10000 --out runs/nobn
   $ bnlab train --dataset fashion-mnist --model mlp-relu --optimizer adam --epochs 5
   $ bnlab train --optimizer sgd --momentum 0.9 --nesterov --schedule cosine --lr 0.1
-  $ bnlab train --bn-momentum 0.01 --no-bias-correction --steps 2000`,
+  $ bnlab train --bn-momentum 0.01 --no-bias-correction --steps 2000
+  $ bnlab train --steps 1000 --checkpoint-every 100 --out runs/a
+  $ bnlab train --resume runs/a --steps 2000       continue runs/a from its latest checkpoint`,
     )
     .action(async (flags: TrainFlags) => {
-      const config = resolveTrainConfig(flags);
+      const config = flags.resume ? resumeTrainConfig(resolve(flags.resume), cmd, flags) : resolveTrainConfig(flags);
       if (!config.bn && (cmd.getOptionValueSource('bnMomentum') === 'cli' || cmd.getOptionValueSource('bnEps') === 'cli')) {
         console.warn('bnlab warning: --bn-momentum/--bn-eps have no effect with --no-bn');
       }
@@ -377,6 +402,7 @@ Examples:
         onStart: (run) => {
           console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test images): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
           console.log(`Run directory: ${run.runDir}`);
+          if (config.resume) console.log(`Resuming at step ${run.trainer.step} from the latest checkpoint`);
           progress.current = createProgress({ total: run.trainer.totalSteps });
         },
         onMetrics: (m) => progress.current?.onMetrics(m),
@@ -384,7 +410,7 @@ Examples:
       }).finally(() => progress.current?.stop());
       const rate = result.steps / Math.max(result.seconds, 1e-9);
       console.log(`Test accuracy after ${result.steps} steps: ${formatAccuracy(result.test.accuracy)} (loss ${result.test.loss.toFixed(4)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
-      console.log(`Saved ${join(result.runDir, 'config.json')} and metrics.jsonl`);
+      console.log(`Saved ${join(result.runDir, 'config.json')}, metrics.jsonl, model.json and model.safetensors${config.checkpointEvery ? ' (checkpoints in checkpoints/)' : ''}`);
     });
   return cmd;
 }

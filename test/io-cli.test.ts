@@ -1,0 +1,126 @@
+/**
+ * The built `bnlab` command and model files (dist/src/cli/main.js; `npm test` builds first): every
+ * training run ends with model.json + model.safetensors, --checkpoint-every/--keep-checkpoints, a
+ * --resume that is byte-identical to an uninterrupted run, and predict/export/summary on a run directory.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { loadDataset } from '../src/data/node.js';
+import { pngBytes } from './io-hostile-cases.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+let tmp: string;
+
+function bnlab(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await bnlab(args);
+  assert.equal(r.code, 0, `bnlab ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function fails(args: string[], pattern: RegExp): Promise<void> {
+  const r = await bnlab(args);
+  assert.notEqual(r.code, 0, `bnlab ${args.join(' ')} should fail`);
+  assert.match(r.stderr, pattern);
+}
+
+before(() => {
+  assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build first (npm test does)`);
+  tmp = mkdtempSync(join(tmpdir(), 'bnlab-io-cli-'));
+});
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+// Small and fast: 2000 training images, batches of 32, a 300-image test set.
+const RUN = ['--batch', '32', '--train-limit', '2000', '--test-limit', '300', '--eval-every', '20', '--optimizer', 'sgd', '--momentum', '0.9'];
+
+describe('bnlab train with model files and checkpoints', () => {
+  const straight = () => join(tmp, 'straight');
+  const resumed = () => join(tmp, 'resumed');
+
+  test('40 steps + --resume to 60 gives a model.safetensors byte-identical to 60 straight steps', async () => {
+    await ok(['train', ...RUN, '--steps', '60', '--out', straight()]);
+    await ok(['train', ...RUN, '--steps', '40', '--checkpoint-every', '10', '--keep-checkpoints', '2', '--out', resumed()]);
+    assert.deepEqual(readdirSync(join(resumed(), 'checkpoints')), ['step-00000030', 'step-00000040']);
+    assert.ok(existsSync(join(straight(), 'model.json')) && existsSync(join(straight(), 'model.safetensors')), 'every run ends with its model files');
+    assert.notDeepEqual(readFileSync(join(resumed(), 'model.safetensors')), readFileSync(join(straight(), 'model.safetensors')));
+
+    const out = await ok(['train', '--resume', resumed(), '--steps', '60']);
+    assert.match(out, /Resuming at step 40/);
+    assert.deepEqual(readFileSync(join(resumed(), 'model.safetensors')), readFileSync(join(straight(), 'model.safetensors')));
+    assert.deepEqual(readdirSync(join(resumed(), 'checkpoints')), ['step-00000050', 'step-00000060']);
+    // The metrics so far came back with the checkpoint: the curve is the uninterrupted run's. (Stopped at a
+    // step that is not a multiple of --eval-every, the first run's own closing records would stay in it.)
+    const curve = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => { const { time: _, ...m } = JSON.parse(l); return m; });
+    assert.deepEqual(curve(resumed()), curve(straight()));
+  });
+
+  test('--resume refuses settings that would change the run, and runs without checkpoints', async () => {
+    await fails(['train', '--resume', resumed(), '--lr', '0.3'], /--resume continues a run with its own settings; --lr cannot change them/);
+    await fails(['train', '--resume', straight(), '--steps', '80'], /checkpoints: not found: no checkpoints: train with --checkpoint-every N/);
+    await fails(['train', '--resume', join(tmp, 'nothing')], /not a bnlab run directory \(no config\.json\)/);
+  });
+
+  test('predict: --mnist-test and the same digit as a PNG (and inverted) give the same probabilities', async () => {
+    const digit = loadDataset('mnist', 'test').images.subarray(0, 784);
+    const byte = (x: number, y: number) => Math.round(digit[y * 28 + x] * 255);
+    writeFileSync(join(tmp, 'digit.png'), pngBytes(28, 28, { fill: byte }));
+    writeFileSync(join(tmp, 'inverted.png'), pngBytes(28, 28, { colorType: 0, fill: (x, y) => 255 - byte(x, y) }));
+    const predict = async (args: string[]) => JSON.parse(await ok(['predict', '--model', straight(), ...args, '--json']));
+    const fromSet = await predict(['--mnist-test', '0']);
+    assert.equal(fromSet.label, 7);
+    const sum = fromSet.probabilities.reduce((s: number, p: { probability: number }) => s + p.probability, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-5);
+    for (const file of ['digit.png', 'inverted.png']) {
+      const fromPng = await predict(['--image', join(tmp, file)]);
+      assert.equal(fromPng.predicted, fromSet.predicted);
+      fromPng.probabilities.forEach((p: { probability: number }, i: number) => assert.ok(Math.abs(p.probability - fromSet.probabilities[i].probability) < 1e-5, file));
+    }
+    const text = await ok(['predict', '--model', straight(), '--mnist-test', '0']);
+    assert.match(text, /eval mode: 3 batch-norm layers normalizing with running statistics \(bias-corrected\), after 60 training batches/);
+    assert.match(text, /Predicted: \d/);
+  });
+
+  test('predict: a PNG of the wrong size or a truncated one is a clear error', async () => {
+    writeFileSync(join(tmp, 'big.png'), pngBytes(64, 48));
+    await fails(['predict', '--model', straight(), '--image', join(tmp, 'big.png')], /big\.png: wrong size: the image is 64x48 pixels, the model takes 28x28/);
+    writeFileSync(join(tmp, 'cut.png'), pngBytes(28, 28).subarray(0, 50));
+    await fails(['predict', '--model', straight(), '--image', join(tmp, 'cut.png')], /cut\.png: truncated: /);
+    await fails(['predict', '--model', straight(), '--image', join(tmp, 'none.png')], /none\.png: not found/);
+    await fails(['predict', '--model', join(tmp, 'nothing'), '--mnist-test', '0'], /'--model <dir>' argument .* is invalid\. Allowed choices are ioffe-mlp, .*, or a model directory/);
+  });
+
+  test('export --onnx: onnxruntime gives the probabilities predict prints', async () => {
+    const file = join(tmp, 'model.onnx');
+    const out = await ok(['export', '--model', straight(), '--onnx', file, '--fold-bn', '--softmax']);
+    assert.match(out, /Graph: Gemm → Sigmoid → Gemm → Sigmoid → Gemm → Sigmoid → Gemm → Softmax/);
+    const session = await ort.InferenceSession.create(readFileSync(file));
+    const x = loadDataset('mnist', 'test').images.slice(0, 784);
+    const probs = (await session.run({ input: new ort.Tensor('float32', x, [1, 784]) })).probabilities.data as Float32Array;
+    const expected = JSON.parse(await ok(['predict', '--model', straight(), '--mnist-test', '0', '--json'])).probabilities;
+    probs.forEach((p, i) => assert.ok(Math.abs(p - expected[i].probability) < 1e-4));
+  });
+
+  test('summary accepts a run directory', async () => {
+    const out = await ok(['summary', '--model', straight(), '--eval']);
+    assert.match(out, /running stats: t=60/);
+    assert.match(out, /Total params: 100,910/);
+  });
+});
