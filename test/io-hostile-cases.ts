@@ -200,6 +200,12 @@ export function hostileCases(): HostileCase[] {
       j.inputShape = [5];
       j.layers[0].inFeatures = 5;
     }), good.safetensors)),
+    M('model.json claims Linear 4096x2048 (32 MB) over a 3x4 weight', 'shape mismatch', files(modelJsonWith((j) => {
+      j.layers[0] = { type: 'Linear', inFeatures: 2048, outFeatures: 4096 };
+    }), good.safetensors)),
+    M('model.json claims Conv2d 1024x1024x7x7 over a Linear weight', 'shape mismatch', files(modelJsonWith((j) => {
+      j.layers[0] = { type: 'Conv2d', inChannels: 1024, outChannels: 1024, kernelSize: 7 };
+    }), good.safetensors)),
     M('no model.json and no architecture', 'missing tensor', () => decodeModel({ safetensors: good.safetensors })),
 
     J('not JSON', 'not JSON', mj('{"format": "bnlab-model",')),

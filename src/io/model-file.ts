@@ -30,8 +30,8 @@ export const MODEL_JSON = 'model.json';
 export const MODEL_SAFETENSORS = 'model.safetensors';
 /** More layers than this is not a model bnlab can train; a larger array is a corrupt or hostile file. */
 export const MAX_LAYERS = 1000;
-/** Parameter budget checked before building: 2^27 float32 values (512 MB, as much again for gradients). */
-export const MAX_PARAMETERS = 2 ** 27;
+/** Parameter budget checked before building: 2^25 float32 values (128 MB, as much again for gradients). */
+export const MAX_PARAMETERS = 2 ** 25;
 const MAX_INPUT_VALUES = 2 ** 24;
 const MAX_CLASS_NAMES = 100_000;
 
@@ -286,10 +286,40 @@ export function decodeModel(input: DecodeModelInput): LoadedModel {
     json = parseModelJson(JSON.stringify({ format: MODEL_FORMAT, formatVersion: MODEL_FORMAT_VERSION, inputShape: a.inputShape, layers: a.layers, batchNorm: { biasCorrection: a.biasCorrection ?? false } }), '(architecture)');
   } else throw new ModelFileError(weightsName, 'missing tensor', `no ${MODEL_JSON} beside it and no architecture given: a safetensors file holds only tensors; give the layers (e.g. --preset) to load it`);
   const file = parseSafetensors(input.safetensors, weightsName);
+  checkLargeWeights(json, file);
   const model = buildModel(json, jsonName);
   loadWeights(model, file);
   model.eval();
   return { model, json };
+}
+
+/**
+ * The large tensors (Linear and Conv2d weights, products of two or four sizes) checked against the
+ * safetensors header before the model is built, so a model.json that lies about its sizes is caught by
+ * the real file rather than by allocating what it claims. Everything else is small (each size is at
+ * most MAX_DIMENSION) and checked after building, together with these.
+ */
+function checkLargeWeights(json: ModelJson, file: SafetensorsFile): void {
+  const size = (spec: LayerSpec, names: string[]): number | null => {
+    const v = names.map((n) => spec[n]).find((x) => x !== undefined);
+    return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : null;
+  };
+  json.layers.forEach((spec, i) => {
+    let expected: Array<number | null>;
+    if (spec.type === 'Linear') expected = [size(spec, ['outFeatures', 'out']), size(spec, ['inFeatures', 'in'])];
+    else if (spec.type === 'Conv2d') {
+      const k = spec.kernelSize ?? spec.kernel;
+      const [kh, kw] = typeof k === 'number' ? [k, k] : Array.isArray(k) && k.length === 2 ? k : [null, null];
+      expected = [size(spec, ['outChannels', 'out']), size(spec, ['inChannels', 'in']), size({ type: '', k: kh }, ['k']), size({ type: '', k: kw }, ['k'])];
+    } else return;
+    if (expected.some((d) => d === null)) return; // the builder reports the bad size
+    const name = `${i}.weight`;
+    const entry = file.entries.get(name);
+    if (!entry) throw new ModelFileError(file.fileName, 'missing tensor', `no tensor "${name}" for layer ${i} (${spec.type}, weight of shape ${shapeToString(expected as number[])})`);
+    if (entry.shape.length !== expected.length || entry.shape.some((d, j) => d !== expected[j])) {
+      throw new ModelFileError(file.fileName, 'shape mismatch', `tensor "${name}" has shape ${shapeToString(entry.shape)}, the architecture needs ${shapeToString(expected as number[])}`);
+    }
+  });
 }
 
 function isObject(v: unknown): boolean {
