@@ -159,7 +159,7 @@ export class WasmKernels implements Kernels {
     if (this.failed) return referenceKernels.matmul(a, b, out, m, k, n, opts);
     const lda = transA ? m : k;
     const ldb = transB ? k : n;
-    if (this.pool && m * n * k >= this.parallelMinMacs && (n >= 16 || m >= 12)) {
+    if (this.pool && m * n * k >= this.parallelMinMacs && (n >= 16 || m >= 8)) {
       this.parallelGemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, accumulate);
     } else {
       this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, n, +accumulate, this.gemmScratch[0]);
@@ -169,14 +169,14 @@ export class WasmKernels implements Kernels {
 
   /**
    * Split C into one block of columns (or of rows, when N is narrow) per thread; workers take the
-   * first blocks, this thread the last. Blocks are whole register tiles (8 columns, 6 rows).
+   * first blocks, this thread the last. Blocks are whole register tiles (8 columns, 4 rows).
    */
   private parallelGemm(transA: boolean, transB: boolean, m: number, n: number, k: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, accumulate: boolean): void {
     const pool = this.pool!;
     const parts = this.threads;
     const byColumns = n >= 16;
     const total = byColumns ? n : m;
-    const unit = byColumns ? 8 : 6;
+    const unit = byColumns ? 8 : 4;
     const op = WORKER_OPS.indexOf('gemm');
     let start = 0;
     for (let t = 0; t < parts; t++) {
@@ -494,7 +494,7 @@ export class WasmKernels implements Kernels {
   /** The micro-kernel's multiply-add rate with all data in L1, in GFLOPS on one thread (best of `repeats`). */
   measureMicroKernelPeak(repeats: number): number {
     const calls = 2000;
-    const flops = 2 * 6 * 8 * 256 * calls;
+    const flops = 2 * 4 * 8 * 256 * calls;
     let best = Infinity;
     for (let r = 0; r < repeats; r++) {
       const t0 = performance.now();

@@ -2,19 +2,22 @@
  * Packed, register-blocked matrix multiply (the GotoBLAS/BLIS scheme) in f32x4 SIMD.
  *
  * Shape legend: C[M,N] (+)= op(A)[M,K] · op(B)[K,N]; lda/ldb/ldc = row strides in floats, so a caller
- * (or a worker) can pass a sub-block of a larger matrix. MR×NR = the register tile (6×8: 12 f32x4
- * accumulators + 2 B vectors + 1 broadcast A fill 15 of the 16 x64 vector registers); KC, MC, NC = the
- * cache blocks (a KC×NR sliver of packed B stays in L1, the packed KC×NC block of B in L2).
+ * (or a worker) can pass a sub-block of a larger matrix. MR×NR = the register tile, 4×8: 8 f32x4
+ * accumulators, 2 B vectors, 1 broadcast A value and the product. Measured on V8 (x64), 4×8 runs at the
+ * mul+add issue limit (16 flops/cycle) with all data in L1, while 6×8 and 5×8, which need 14-16 of the
+ * 16 vector registers, lose a quarter to spills; 2×16 ties with 4×8 but loads twice the A broadcasts
+ * per flop. KC, MC, NC = the cache blocks (a KC×NR sliver of packed B stays in L1, the packed KC×NC
+ * block of B in L2).
  *
  * Both operands are copied ("packed") into tile order first: packed A holds MR rows interleaved per k,
  * packed B holds NR columns per k, zero-padded at the edges. That makes the micro-kernel's loads
  * contiguous whatever the transposes, and handles odd sizes without a separate slow path.
  */
 
-export const MR: i32 = 6;
+export const MR: i32 = 4;
 export const NR: i32 = 8;
 export const KC: i32 = 256;
-export const MC: i32 = 72;
+export const MC: i32 = 96;
 export const NC: i32 = 512;
 
 /** Floats of scratch one gemm call needs (packed A block, packed B block, one edge tile). */
@@ -45,8 +48,23 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
           src += stride;
         }
       }
+    } else if (cols == NR) {
+      // B stored [N,K]: column j of op(B) is row j of B. Four k at a time: load 4 floats from each of
+      // the 8 rows and transpose the two 4×4 blocks in registers.
+      const stride = <usize>ldb * 4;
+      const r0 = b + (<usize>((jc + j0) * ldb + pc)) * 4;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = (<usize>p) * 4;
+        const d = panel + (<usize>(p * NR)) * 4;
+        transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), d, 32);
+        transpose4(v128.load(r0 + 4 * stride + o), v128.load(r0 + 5 * stride + o), v128.load(r0 + 6 * stride + o), v128.load(r0 + 7 * stride + o), d + 16, 32);
+      }
+      for (; p < kc; p++) {
+        const d = panel + <usize>(p * NR) * 4;
+        for (let c = 0; c < NR; c++) store<f32>(d + (<usize>c) * 4, load<f32>(r0 + (<usize>c) * stride + (<usize>p) * 4));
+      }
     } else {
-      // B stored [N,K]: column j of op(B) is row j of B; gather NR rows, one float from each per k.
       for (let c = 0; c < NR; c++) {
         const d = panel + (<usize>c) * 4;
         if (c < cols) {
@@ -60,6 +78,19 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
   }
 }
 
+/** Store the transpose of the 4×4 block with rows a, b, c, d: column q goes to dst + q·step bytes. */
+// @ts-ignore: decorator
+@inline function transpose4(a: v128, b: v128, c: v128, d: v128, dst: usize, step: usize): void {
+  const t0 = f32x4.shuffle(a, b, 0, 4, 1, 5); // a0 b0 a1 b1
+  const t1 = f32x4.shuffle(a, b, 2, 6, 3, 7); // a2 b2 a3 b3
+  const t2 = f32x4.shuffle(c, d, 0, 4, 1, 5);
+  const t3 = f32x4.shuffle(c, d, 2, 6, 3, 7);
+  v128.store(dst, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + step, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * step, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * step, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
+}
+
 // Packed A block: for each MR-tall panel, kc groups of MR floats (one per row).
 function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: i32, dst: usize): void {
   for (let i0 = 0; i0 < mc; i0 += MR) {
@@ -69,10 +100,30 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
       // A stored [K,M]: MR consecutive floats of a row of A are one group.
       let src = a + (<usize>(pc * lda + ic + i0)) * 4;
       const stride = <usize>lda * 4;
-      for (let p = 0; p < kc; p++) {
+      if (rows == MR) {
+        for (let p = 0; p < kc; p++) {
+          v128.store(panel + <usize>(p * MR) * 4, v128.load(src));
+          src += stride;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          const d = panel + <usize>(p * MR) * 4;
+          for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r) * 4, r < rows ? load<f32>(src + (<usize>r) * 4) : 0);
+          src += stride;
+        }
+      }
+    } else if (rows == MR) {
+      // A[M,K]: MR rows, four k at a time, transposed in registers.
+      const stride = <usize>lda * 4;
+      const r0 = a + (<usize>((ic + i0) * lda + pc)) * 4;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = (<usize>p) * 4;
+        transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), panel + (<usize>(p * MR)) * 4, 16);
+      }
+      for (; p < kc; p++) {
         const d = panel + <usize>(p * MR) * 4;
-        for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r) * 4, r < rows ? load<f32>(src + (<usize>r) * 4) : 0);
-        src += stride;
+        for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r) * 4, load<f32>(r0 + (<usize>r) * stride + (<usize>p) * 4));
       }
     } else {
       for (let r = 0; r < MR; r++) {
@@ -94,8 +145,6 @@ function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: boo
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
-  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
   for (let p = 0; p < kc; p++) {
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
@@ -111,13 +160,7 @@ function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: boo
     a = v128.load32_splat(pa, 12);
     c30 = f32x4.add(c30, f32x4.mul(a, b0));
     c31 = f32x4.add(c31, f32x4.mul(a, b1));
-    a = v128.load32_splat(pa, 16);
-    c40 = f32x4.add(c40, f32x4.mul(a, b0));
-    c41 = f32x4.add(c41, f32x4.mul(a, b1));
-    a = v128.load32_splat(pa, 20);
-    c50 = f32x4.add(c50, f32x4.mul(a, b0));
-    c51 = f32x4.add(c51, f32x4.mul(a, b1));
-    pa += 24;
+    pa += 16;
     pb += 32;
   }
   const s = <usize>ldc * 4;
@@ -126,15 +169,11 @@ function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: boo
     c10 = f32x4.add(c10, v128.load(c + s)); c11 = f32x4.add(c11, v128.load(c + s, 16));
     c20 = f32x4.add(c20, v128.load(c + 2 * s)); c21 = f32x4.add(c21, v128.load(c + 2 * s, 16));
     c30 = f32x4.add(c30, v128.load(c + 3 * s)); c31 = f32x4.add(c31, v128.load(c + 3 * s, 16));
-    c40 = f32x4.add(c40, v128.load(c + 4 * s)); c41 = f32x4.add(c41, v128.load(c + 4 * s, 16));
-    c50 = f32x4.add(c50, v128.load(c + 5 * s)); c51 = f32x4.add(c51, v128.load(c + 5 * s, 16));
   }
   v128.store(c, c00); v128.store(c, c01, 16);
   v128.store(c + s, c10); v128.store(c + s, c11, 16);
   v128.store(c + 2 * s, c20); v128.store(c + 2 * s, c21, 16);
   v128.store(c + 3 * s, c30); v128.store(c + 3 * s, c31, 16);
-  v128.store(c + 4 * s, c40); v128.store(c + 4 * s, c41, 16);
-  v128.store(c + 5 * s, c50); v128.store(c + 5 * s, c51, 16);
 }
 
 /**
