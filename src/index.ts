@@ -11,3 +11,4 @@ export * from './optim/index.js';
 export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, type Preset, type PresetOptions } from './models/presets.js';
 export * from './data/index.js';
 export * from './train/index.js';
+export * from './io/index.js';

@@ -3,3 +3,7 @@
  * files, checkpoints and worker threads). Import from 'bnlab/node'; the browser-safe library is 'bnlab'.
  */
 export { loadDataset, loadMnist, loadFashionMnist, readIdxFile, clearLoadedDatasets, DATASET_NAMES, type Split } from './data/node.js';
+export { writeFileAtomic, writeDirectoryAtomic, fsyncDirectory, leftoverTemporaries, removeLeftoverTemporaries } from './io/node-atomic.js';
+export { saveModelDir, loadModelDir, isModelDir, readFileChecked, type LoadModelOptions } from './io/node-model-dir.js';
+export { saveCheckpoint, loadCheckpoint, loadLatestCheckpoint, listCheckpoints, checkpointName, CHECKPOINTS_DIR, type SaveCheckpointOptions } from './io/node-checkpoint.js';
+export { readPngGray, decodePngGray, MAX_PNG_BYTES, type PngGray } from './io/node-png.js';
