@@ -1,6 +1,6 @@
 /**
- * The PyTorch reference fixtures (test/fixtures/pytorch, copied from the shared fixture set) through
- * the same runner as `npm run conformance`.
+ * The PyTorch reference fixtures through the same runner as `npm run conformance`: test/fixtures/pytorch
+ * (copied from the shared fixture set) and test/fixtures/pytorch-extra (made by scripts/make_fixtures.py).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +21,13 @@ test('every PyTorch fixture case passes; only cases needing missing layers are s
   const needsConv = !layerTypes().includes('Conv2d');
   assert.equal(r.skipped, needsConv ? 1 : 0, lines.join('\n'));
   assert.match(lines.at(-1)!, /^\d+ passed, 0 failed, \d+ skipped$/);
+});
+
+test('a second PyTorch fixture set in the same format (scripts/make_fixtures.py) passes too', () => {
+  const lines: string[] = [];
+  const r = runConformance([fileURLToPath(new URL('./fixtures/pytorch-extra', import.meta.url))], (l) => lines.push(l));
+  assert.equal(r.failed, 0, lines.join('\n'));
+  assert.equal(r.passed, 9, lines.join('\n'));
 });
 
 test('a wrong expected value fails the case and the run', () => {
