@@ -11,7 +11,11 @@
 export interface Kernels {
   readonly name: string;
 
-  /** Allocate a zeroed Float32Array the backend can work on directly (a fast backend may place it in its own memory). */
+  /**
+   * Allocate a zeroed Float32Array the backend can work on directly (a fast backend may place it in its own
+   * memory, and reclaim it once the array is garbage-collected: keep the returned array itself referenced
+   * for as long as any subarray of it is in use).
+   */
   allocate(length: number): Float32Array;
 
   /**
