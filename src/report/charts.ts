@@ -1,0 +1,196 @@
+/**
+ * Vega-Lite specs for the experiment figures. Plain JSON with the data inline, so the same spec renders
+ * to SVG in Node (render.ts) and in a browser (vega-embed). Every chart has axis titles with units, a
+ * legend when there is more than one series, and log scales where a quantity spans decades.
+ */
+
+/**
+ * A Vega-Lite spec as JSON (https://vega.github.io/vega-lite/docs/spec.html). Kept as plain JSON here:
+ * the builders below assemble it from parts, and `renderSvg` hands it to the Vega-Lite compiler, which
+ * validates it.
+ */
+export type VegaLiteSpec = Record<string, unknown>;
+
+/** A chart with its title and a one-line caption saying how to read it. */
+export interface Figure {
+  /** File name stem: `<id>.svg`, `<id>.png`. */
+  id: string;
+  title: string;
+  caption: string;
+  spec: VegaLiteSpec;
+}
+
+export type Row = Record<string, string | number | boolean | null>;
+
+export interface AxisOptions {
+  field: string;
+  title: string;
+  scale?: 'linear' | 'log' | 'symlog';
+  /** d3 number format for the axis labels, e.g. '%' or '~g'. */
+  format?: string;
+  domain?: [number, number];
+  zero?: boolean;
+  /** Tick values (e.g. the learning rates of a sweep); default: the scale's own. */
+  values?: number[];
+}
+
+export interface SeriesOptions {
+  field: string;
+  title: string;
+  /** Legend order (and color assignment). */
+  domain?: string[];
+  /** Colors in `domain` order. */
+  range?: string[];
+}
+
+export interface ReferenceLine {
+  /** A horizontal line at this y, or a vertical one at this x. */
+  y?: number;
+  x?: number;
+  label: string;
+}
+
+export interface XYChartOptions {
+  values: Row[];
+  x: AxisOptions;
+  y: AxisOptions;
+  color?: SeriesOptions;
+  /** A second series dimension drawn as line dashes (lines) or shapes (points). */
+  detail?: SeriesOptions;
+  /** One panel per value of this field. */
+  column?: { field: string; title: string; domain?: string[] };
+  /** With `column`: each panel gets its own y range. */
+  independentY?: boolean;
+  mark?: 'line' | 'point' | 'line+point';
+  /** Curves through series of reference values (e.g. 1/√B), drawn as grey dashed lines. */
+  rules?: ReferenceLine[];
+  width?: number;
+  height?: number;
+  /** Tooltip fields (used by the browser). */
+  tooltip?: string[];
+}
+
+/** Colors that stay apart for the color-blind (Okabe-Ito). */
+export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000'];
+
+/** Fonts: DejaVu Sans is what the PNG renderer finds on Debian; browsers fall back to their sans-serif. */
+export const CHART_CONFIG = {
+  font: 'DejaVu Sans, Verdana, sans-serif',
+  axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#e6e6e6' },
+  legend: { labelFontSize: 11, titleFontSize: 12, orient: 'right' as const, labelLimit: 260 },
+  title: { fontSize: 14 },
+  view: { stroke: '#ccc' },
+  background: 'white',
+};
+
+/**
+ * Tick values for a log axis over [min, max]: powers of ten, with 2 and 5 in between when the range is
+ * under three decades (Vega's own log ticks label every 1..9 multiple, too crowded to read).
+ */
+export function logTicks(min: number, max: number): number[] {
+  if (!(min > 0) || !(max >= min)) return [];
+  const lo = Math.floor(Math.log10(min));
+  const hi = Math.ceil(Math.log10(max));
+  const steps = hi - lo <= 2 ? [1, 2, 5] : [1];
+  const out: number[] = [];
+  for (let e = lo; e <= hi; e++) for (const m of steps) out.push(Number((m * 10 ** e).toPrecision(1)));
+  const inside = out.filter((v) => v >= min / 1.0001 && v <= max * 1.0001);
+  // Keep at least two labels: extend by one tick on each side when the data sits inside one decade.
+  return inside.length >= 2 ? inside : out.filter((v) => v >= min / 10 && v <= max * 10);
+}
+
+function fieldRange(values: Row[], field: string): [number, number] {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const r of values) {
+    const v = r[field];
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) {
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+    }
+  }
+  return [min, max];
+}
+
+function axisEncoding(a: AxisOptions, padding = 0, values: Row[] = []) {
+  const log = a.scale === 'log';
+  const ticks = a.values ?? (log ? logTicks(...fieldRange(values, a.field)) : undefined);
+  return {
+    field: a.field,
+    type: 'quantitative',
+    title: a.title,
+    scale: {
+      type: a.scale ?? 'linear',
+      ...(a.domain ? { domain: a.domain } : {}),
+      ...(a.zero !== undefined ? { zero: a.zero } : log ? {} : { zero: false }),
+      // Points at the edge of the domain would be cut in half.
+      ...(padding ? { padding, nice: false } : {}),
+    },
+    axis: {
+      ...(a.format ? { format: a.format } : log ? { format: '~g' } : {}),
+      ...(ticks && ticks.length ? { values: ticks } : {}),
+    },
+  };
+}
+
+/** A line and/or point chart with optional series, dash/shape detail, facets and reference lines. */
+export function xyChart(o: XYChartOptions): VegaLiteSpec {
+  const markType = o.mark ?? 'line';
+  const padding = markType === 'line' ? 0 : 10;
+  const encoding: Record<string, unknown> = { x: axisEncoding(o.x, padding, o.values), y: axisEncoding(o.y, padding, o.values) };
+  if (o.color) {
+    encoding.color = {
+      field: o.color.field,
+      type: 'nominal',
+      title: o.color.title,
+      scale: { ...(o.color.domain ? { domain: o.color.domain } : {}), range: o.color.range ?? PALETTE },
+    };
+  }
+  if (o.detail) {
+    const channel = markType === 'point' ? 'shape' : 'strokeDash';
+    encoding[channel] = { field: o.detail.field, type: 'nominal', title: o.detail.title, ...(o.detail.domain ? { scale: { domain: o.detail.domain } } : {}) };
+  }
+  if (o.tooltip) encoding.tooltip = o.tooltip.map((f) => ({ field: f }));
+  const mark =
+    markType === 'line'
+      ? { type: 'line' as const, strokeWidth: 1.8, clip: true }
+      : markType === 'point'
+        ? { type: 'point' as const, filled: true, size: 60, clip: true }
+        : { type: 'line' as const, strokeWidth: 1.8, clip: true, point: { filled: true, size: 40 } };
+  const layers: Record<string, unknown>[] = [{ mark, encoding }];
+  // One row per panel, so each reference line is drawn once rather than once per data row.
+  const oneRow = [{ aggregate: [{ op: 'count', as: 'rows' }], groupby: o.column ? [o.column.field] : [] }];
+  for (const rule of o.rules ?? []) {
+    const at = rule.y !== undefined ? { y: { datum: rule.y } } : { x: { datum: rule.x } };
+    layers.push({ transform: oneRow, mark: { type: 'rule', color: '#888', strokeDash: [4, 4] }, encoding: at });
+    layers.push({
+      transform: oneRow,
+      mark: { type: 'text', color: '#555', fontSize: 10, align: 'left', dx: 4, dy: rule.y !== undefined ? -6 : 0, baseline: 'bottom', ...(rule.x !== undefined ? { angle: 270 } : {}) },
+      encoding: { ...at, ...(rule.y !== undefined ? { x: { value: 2 } } : { y: { value: 2 } }), text: { value: rule.label } },
+    });
+  }
+  const inner = { width: o.width ?? 420, height: o.height ?? 260, layer: layers };
+  const spec = o.column
+    ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner, resolve: { scale: { y: o.independentY ? 'independent' : 'shared' } } }
+    : { data: { values: o.values }, ...inner };
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec };
+}
+
+/** Vertical lines, bands or bars over categories: a grouped bar chart (x = category, color = series). */
+export function barChart(o: { values: Row[]; x: { field: string; title: string; domain?: string[] }; y: AxisOptions; color: SeriesOptions; column?: { field: string; title: string; domain?: string[] }; width?: number; height?: number }): VegaLiteSpec {
+  const inner = {
+    width: o.width ?? 300,
+    height: o.height ?? 240,
+    mark: { type: 'bar' as const },
+    encoding: {
+      x: { field: o.x.field, type: 'nominal', title: o.x.title, ...(o.x.domain ? { sort: o.x.domain } : {}) },
+      xOffset: { field: o.color.field, type: 'nominal', ...(o.color.domain ? { sort: o.color.domain } : {}) },
+      y: axisEncoding({ zero: true, ...o.y }, 0, o.values),
+      color: { field: o.color.field, type: 'nominal', title: o.color.title, scale: { ...(o.color.domain ? { domain: o.color.domain } : {}), range: o.color.range ?? PALETTE } },
+    },
+  };
+  const spec = o.column
+    ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner }
+    : { data: { values: o.values }, ...inner };
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec };
+}
