@@ -6,7 +6,7 @@
  * claimed size of gigabytes fails with a RangeError, which is not a documented class.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { IdxFormatError, encodeIdx, parseIdx } from '../src/data/idx.js';
 import { ImageFileError, ModelFileError } from '../src/io/errors.js';
@@ -17,7 +17,13 @@ import { setWarningHandler } from '../src/nn/warnings.js';
 import { pngBytes, rawSafetensors, smallModelFiles } from './io-hostile-cases.js';
 
 const TIME_LIMIT_MS = 1500;
-const settings = (seed: number) => ({ seed, numRuns: 1_000_000, interruptAfterTimeLimit: TIME_LIMIT_MS });
+
+/** Check `property` for TIME_LIMIT_MS with a fixed seed; reports the number of inputs tried. */
+function fuzz<T>(t: TestContext, property: fc.IProperty<T>, seed: number): void {
+  const details = fc.check(property, { seed, numRuns: 1_000_000, interruptAfterTimeLimit: TIME_LIMIT_MS });
+  if (details.failed) throw new Error(fc.defaultReportMessage(details));
+  t.diagnostic(`${details.numRuns} inputs in ${TIME_LIMIT_MS} ms (seed ${seed})`);
+}
 
 let restoreWarnings: ReturnType<typeof setWarningHandler>;
 before(() => (restoreWarnings = setWarningHandler(() => {})));
@@ -48,7 +54,7 @@ function damaged(valid: Uint8Array): fc.Arbitrary<Uint8Array> {
 /** Four little-endian bytes of a u32, for splicing lengths into headers. */
 const le32 = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24];
 
-test('safetensors: random bytes, random headers and damaged files get a result or a ModelFileError', () => {
+test('safetensors: random bytes, random headers and damaged files get a result or a ModelFileError', (t) => {
   const valid = smallModelFiles().safetensors;
   const dims = fc.oneof(fc.integer({ min: -2, max: 8 }), fc.constantFrom(2 ** 31, 2 ** 53, 1.5, Number.MAX_SAFE_INTEGER));
   const entry = fc.record({
@@ -87,7 +93,8 @@ test('safetensors: random bytes, random headers and damaged files get a result o
     });
   const random = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.tuple(fc.nat(0xffffffff), fc.nat(0xffffffff), fc.uint8Array({ maxLength: 64 })).map(([lo, hi, rest]) => Uint8Array.from([...le32(lo), ...le32(hi), ...rest])));
   let accepted = 0;
-  fc.assert(
+  fuzz(
+    t,
     fc.property(fc.oneof(structured, nearlyValid, random, damaged(valid)), (bytes) => {
       const file = only(ModelFileError, () => parseSafetensors(bytes, 'fuzz.safetensors'));
       if (!file) return;
@@ -101,12 +108,12 @@ test('safetensors: random bytes, random headers and damaged files get a result o
       }
       assert.equal(total, file.data.length, 'the tensors cover the data section exactly');
     }),
-    settings(101),
+    101,
   );
   assert.ok(accepted > 0, 'some generated files were valid');
 });
 
-test('model.json: random JSON and damaged valid files get a model or a ModelFileError', () => {
+test('model.json: random JSON and damaged valid files get a model or a ModelFileError', (t) => {
   const { modelJson, safetensors } = smallModelFiles();
   const base = JSON.parse(modelJson);
   const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.integer({ min: -3, max: 2 ** 22 }), fc.constantFrom(0, -1, 1e400, 2 ** 20, 2 ** 31, '4', null));
@@ -123,19 +130,20 @@ test('model.json: random JSON and damaged valid files get a model or a ModelFile
     damaged(new TextEncoder().encode(modelJson)).map((b) => new TextDecoder().decode(b)),
   );
   let built = 0;
-  fc.assert(
+  fuzz(
+    t,
     fc.property(text, (t) => {
       if (!only(ModelFileError, () => parseModelJson(t, 'model.json'))) return;
       // A model.json that parses is built against real weights: they must match, or a ModelFileError.
       const loaded = only(ModelFileError, () => decodeModel({ modelJson: t, safetensors }));
       if (loaded) built++;
     }),
-    settings(202),
+    202,
   );
   assert.ok(built > 0, 'some mutations left a loadable model');
 });
 
-test('IDX: random bytes, random headers and damaged files get data or an IdxFormatError', () => {
+test('IDX: random bytes, random headers and damaged files get data or an IdxFormatError', (t) => {
   const valid = encodeIdx([3, 4, 5], Array.from({ length: 60 }, (_, i) => i));
   const header = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 6 }), fc.array(fc.oneof(fc.nat(8), fc.nat(0xffffffff)), { maxLength: 6 }), fc.uint8Array({ maxLength: 100 })).map(([type, n, dims, rest]) => {
     const out = new Uint8Array(4 + 4 * dims.length + rest.length);
@@ -146,21 +154,23 @@ test('IDX: random bytes, random headers and damaged files get data or an IdxForm
     out.set(rest, 4 + 4 * dims.length);
     return out;
   });
-  fc.assert(
+  fuzz(
+    t,
     fc.property(fc.oneof(header, fc.uint8Array({ maxLength: 40 }), damaged(valid)), (bytes) => {
       const idx = only(IdxFormatError, () => parseIdx(bytes, 'fuzz-idx3-ubyte'));
       if (idx) assert.equal(idx.data.length, idx.dims.reduce((a, b) => a * b, 1));
     }),
-    settings(303),
+    303,
   );
 });
 
-test('PNG: random bytes and damaged files get 28x28 pixels in [0, 1] or an ImageFileError', () => {
+test('PNG: random bytes and damaged files get 28x28 pixels in [0, 1] or an ImageFileError', (t) => {
   const valid = [pngBytes(28, 28), pngBytes(28, 28, { colorType: 0 }), pngBytes(28, 28, { colorType: 2, bitDepth: 16 })];
   const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
   const afterSignature = fc.uint8Array({ maxLength: 120 }).map((rest) => Uint8Array.from([...signature, ...rest]));
   let decoded = 0;
-  fc.assert(
+  fuzz(
+    t,
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), afterSignature, fc.constantFrom(...valid), ...valid.map(damaged)), (bytes) => {
       const png = only(ImageFileError, () => decodePngGray(bytes, 'fuzz.png', { width: 28, height: 28 }));
       if (!png) return;
@@ -168,7 +178,7 @@ test('PNG: random bytes and damaged files get 28x28 pixels in [0, 1] or an Image
       assert.equal(png.pixels.length, 784);
       assert.ok(png.pixels.every((v) => v >= 0 && v <= 1));
     }),
-    settings(404),
+    404,
   );
   assert.ok(decoded > 0, 'the undamaged files decode');
 });

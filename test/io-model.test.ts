@@ -220,7 +220,7 @@ describe('a safetensors file written by PyTorch', () => {
   const architecture = { layers: fixture.layers as LayerSpec[], inputShape: fixture.inputShape as number[] };
   const x = () => Tensor.from(fixture.eval.x.shape, fixture.eval.x.data);
 
-  test('loads with PyTorch semantics (no bias correction) and reproduces PyTorch eval logits', () => {
+  test('loads with PyTorch semantics (no bias correction) and reproduces PyTorch eval logits', (t) => {
     const { model, json } = loadModelDir(fixtureWeights, { architecture });
     assert.equal(json.batchNorm.biasCorrection, false);
     for (const m of model.modules()) if (m instanceof BatchNormBase) {
@@ -230,6 +230,7 @@ describe('a safetensors file written by PyTorch', () => {
     const logits = model.forward(x());
     assert.deepEqual(logits.shape, fixture.eval.logits.shape);
     assert.ok(maxAbsDiff(logits.data, fixture.eval.logits.data) < 1e-5, `max diff ${maxAbsDiff(logits.data, fixture.eval.logits.data)}`);
+    t.diagnostic(`max |bnlab - PyTorch| over the eval logits: ${maxAbsDiff(logits.data, fixture.eval.logits.data).toExponential(2)}`);
   });
 
   test('a model.json saying biasCorrection: false means the same; biasCorrection: true would not match PyTorch', () => {
