@@ -18,9 +18,10 @@ import type { TrainConfig } from './commands/train.js';
 
 export const MODEL_OPTION_HELP = `model preset (${presetNames().join(', ')}) or a model directory (model.json + model.safetensors, e.g. a run directory)`;
 
-/** commander parser for `--model`: a preset name or a directory holding model.safetensors. */
+/** commander parser for `--model`: a preset name, or a directory holding model.safetensors (made absolute). */
 export function modelArgument(value: string): string {
-  if (presetNames().includes(value) || isModelDir(value)) return value;
+  if (presetNames().includes(value)) return value;
+  if (isModelDir(value)) return resolve(value); // absolute, so a run's config.json still finds it from elsewhere
   const hint = existsSync(value) ? ` "${value}" exists but holds no model.safetensors (a run directory gets one when training ends).` : '';
   throw new InvalidArgumentError(`Allowed choices are ${presetNames().join(', ')}, or a model directory (model.json + model.safetensors).${hint}`);
 }
