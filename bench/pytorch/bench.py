@@ -1,0 +1,117 @@
+"""
+PyTorch side of `npm run bench`: the same workloads as bench/run.ts, timed the same way (best of
+several repeats, data already in memory), printed as one JSON object on stdout.
+
+    python3 bench/pytorch/bench.py --threads 1 [--quick]
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+
+
+def best_time(fn, repeats, inner):
+    """Seconds per call: the fastest of `repeats` runs of `inner` calls (timings on a shared machine only get slower)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return best
+
+
+def ioffe_mlp(bn):
+    """784-100-100-100-10, sigmoid, BatchNorm1d before each sigmoid (Ioffe & Szegedy 2015, section 4.1)."""
+    sizes = [784, 100, 100, 100, 10]
+    layers = []
+    for i in range(4):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < 3:
+            if bn:
+                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+def mnist_cnn():
+    """The mnist-cnn preset: (conv 3x3 → BN → ReLU → max-pool 2) with 32 then 64 channels, Linear(64·7·7 → 10)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+    )
+
+
+def training_rate(model, batch, shape, lr, momentum, repeats, inner):
+    """Training steps per second: SGD on batches taken in turn from 20 batches already in memory."""
+    batches = 20
+    x = torch.rand(batches * batch, *shape)
+    y = torch.randint(0, 10, (batches * batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    loss_fn = nn.CrossEntropyLoss()
+    state = {"i": 0}
+
+    def step():
+        j = (state["i"] % batches) * batch
+        state["i"] += 1
+        opt.zero_grad()
+        loss_fn(model(x[j:j + batch]), y[j:j + batch]).backward()
+        opt.step()
+
+    for _ in range(20):
+        step()
+    return 1 / best_time(step, repeats, inner)
+
+
+def bn_fwd_bwd_ms(layer, shape, repeats, inner):
+    x = torch.randn(*shape, requires_grad=True)
+    dy = torch.randn(*shape)
+
+    def run():
+        x.grad = None
+        layer.zero_grad()
+        layer(x).backward(dy)
+
+    for _ in range(5):
+        run()
+    return best_time(run, repeats, inner) * 1000
+
+
+def matmul_gflops(m, k, n, repeats, inner):
+    a = torch.randn(m, k)
+    w = torch.randn(n, k)  # as nn.Linear stores it: out = a · wᵀ
+    for _ in range(3):
+        torch.mm(a, w.t())
+    return 2 * m * n * k / best_time(lambda: torch.mm(a, w.t()), repeats, inner) / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    q = 0.25 if args.quick else 1
+    r = lambda n: max(1, int(n * q))
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "ioffe_mlp_bn_steps_per_s": training_rate(ioffe_mlp(True), 60, (784,), 0.5, 0, 5, r(200)),
+        "ioffe_mlp_nobn_steps_per_s": training_rate(ioffe_mlp(False), 60, (784,), 0.5, 0, 5, r(200)),
+        "mnist_cnn_bn_images_per_s": 64 * training_rate(mnist_cnn(), 64, (1, 28, 28), 0.05, 0.9, 3, r(10)),
+        "bn1d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm1d(1024), (256, 1024), 5, r(40)),
+        "bn2d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm2d(64), (32, 64, 32, 32), 5, r(5)),
+        "matmul_gflops": {
+            "60x784x100": matmul_gflops(60, 784, 100, 5, r(200)),
+            "1024x1024x1024": matmul_gflops(1024, 1024, 1024, 3, r(4)),
+        },
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

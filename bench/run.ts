@@ -1,0 +1,287 @@
+#!/usr/bin/env node
+/**
+ * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy]
+ *
+ * The performance figures of issue "Fast", measured in one process so that ratios compare like with
+ * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
+ * one thread ('wasm') and on two ('wasm×2', big matmuls split with a worker), @tensorflow/tfjs with its
+ * wasm backend, and PyTorch (bench/pytorch/bench.py, best of 1 and 2 threads) when `import torch`
+ * works. Prints a table, or with --json one JSON object. A benchmark, not a test: nothing here fails.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus, totalmem, platform, release } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { createWasmKernels, referenceKernels, buildPreset, CrossEntropyLoss, SGD, setBackend, type Kernels, type WasmKernels } from '../src/index.js';
+import { DataLoader } from '../src/data/loader.js';
+import { loadDataset } from '../src/data/node.js';
+import { evaluate } from '../src/train/evaluate.js';
+import { batchNormMs, heapGrowthMb, matmulGflops, trainer, trainingRate, withKernels } from './workloads.js';
+import { runTfjs, type TfjsResults } from './tfjs.js';
+
+const args = new Set(process.argv.slice(2));
+const json = args.has('--json');
+const quick = args.has('--quick');
+const q = quick ? 0.2 : 1;
+const r = (n: number) => Math.max(1, Math.round(n * q));
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+type Impl = 'ts' | 'wasm' | 'wasm2' | 'tfjs' | 'pytorch';
+type Values = Partial<Record<Impl, number | null>>;
+
+const root = findRoot(dirname(fileURLToPath(import.meta.url)));
+
+async function main(): Promise<void> {
+  const machine = describeMachine();
+  log(`bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
+  const wasm = await createWasmKernels();
+  const wasm2 = args.has('--no-threads') ? null : await createWasmKernels({ threads: 2 });
+  const fast: Array<[Impl, WasmKernels]> = [['wasm', wasm], ...(wasm2 ? [['wasm2', wasm2] as [Impl, WasmKernels]] : [])];
+
+  log('limits: triad bandwidth, micro-kernel peak');
+  const triad = {
+    dram: wasm.measureTriad(8 << 20, r(10)), // 3 × 32 MB: past every cache
+    bn1d: wasm.measureTriad(256 * 1024, r(40)), // the BN1d tensor's size
+    bn2d: wasm.measureTriad(32 * 64 * 32 * 32, r(20)), // the BN2d tensor's size
+  };
+  const simdPeak = wasm.measureMicroKernelPeak(r(20));
+
+  log('matmul');
+  const matmul: Record<string, Values> = { '60x784x100': {}, '1024x1024x1024': {} };
+  matmul['60x784x100'].ts = matmulGflops(referenceKernels, 60, 784, 100, true, r(5), r(20));
+  matmul['1024x1024x1024'].ts = matmulGflops(referenceKernels, 1024, 1024, 1024, false, 1, 1);
+  for (const [impl, k] of fast) {
+    matmul['60x784x100'][impl] = matmulGflops(k, 60, 784, 100, true, r(20), r(50));
+    matmul['1024x1024x1024'][impl] = matmulGflops(k, 1024, 1024, 1024, false, r(5), 2);
+  }
+
+  log('batch norm');
+  const bn1d: Values = { ts: batchNormMs(referenceKernels, [256, 1024], r(5), r(10)), wasm: batchNormMs(wasm, [256, 1024], r(20), r(40)) };
+  const bn2d: Values = { ts: batchNormMs(referenceKernels, [32, 64, 32, 32], r(3), 1), wasm: batchNormMs(wasm, [32, 64, 32, 32], r(10), r(5)) };
+
+  log('training: ioffe-mlp (batch 60, SGD) and mnist-cnn (batch 64, SGD + momentum)');
+  const mlpBn: Values = {}, mlpNoBn: Values = {}, cnn: Values = {};
+  mlpBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), 10, r(5), r(30));
+  mlpNoBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', false, 60, 0.5, 0), 10, r(5), r(30));
+  cnn.ts = 64 * trainingRate(trainer(referenceKernels, 'mnist-cnn', true, 64, 0.05, 0.9), 1, r(3), 1);
+  for (const [impl, k] of fast) {
+    mlpBn[impl] = trainingRate(trainer(k, 'ioffe-mlp', true, 60, 0.5, 0), 50, r(10), r(200));
+    mlpNoBn[impl] = trainingRate(trainer(k, 'ioffe-mlp', false, 60, 0.5, 0), 50, r(10), r(200));
+    cnn[impl] = 64 * trainingRate(trainer(k, 'mnist-cnn', true, 64, 0.05, 0.9), 3, r(5), r(5));
+  }
+
+  const heapSteps = quick ? 1000 : 10000;
+  log(`heap and wasm memory growth over ${heapSteps} training steps`);
+  const heap: Values = {
+    ts: heapGrowthMb(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => 0, gc),
+    wasm: heapGrowthMb(trainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => wasm.heap.memoryBytes, gc),
+  };
+
+  const accuracy = args.has('--no-accuracy') || quick ? null : mnistAccuracy(wasm2 ?? wasm);
+
+  let tfjs: TfjsResults | null = null;
+  if (!args.has('--no-tfjs')) {
+    log('@tensorflow/tfjs, wasm backend');
+    try {
+      tfjs = await runTfjs(q);
+    } catch (e) {
+      log(`tfjs: skipped (${(e as Error).message})`);
+    }
+  }
+  const torch = args.has('--no-pytorch') ? null : runPytorch();
+  wasm2?.close();
+
+  const fromTfjs = (v: number | null | undefined) => (tfjs ? v ?? null : undefined);
+  mlpBn.tfjs = fromTfjs(tfjs?.ioffe_mlp_bn_steps_per_s);
+  mlpNoBn.tfjs = fromTfjs(tfjs?.ioffe_mlp_nobn_steps_per_s);
+  cnn.tfjs = fromTfjs(tfjs?.mnist_cnn_bn_images_per_s);
+  bn1d.tfjs = fromTfjs(tfjs?.bn1d_fwd_bwd_ms);
+  bn2d.tfjs = fromTfjs(tfjs?.bn2d_fwd_bwd_ms);
+  for (const s of Object.keys(matmul)) matmul[s].tfjs = fromTfjs(tfjs?.matmul_gflops[s]);
+  if (torch) {
+    mlpBn.pytorch = torch.best.ioffe_mlp_bn_steps_per_s;
+    mlpNoBn.pytorch = torch.best.ioffe_mlp_nobn_steps_per_s;
+    cnn.pytorch = torch.best.mnist_cnn_bn_images_per_s;
+    bn1d.pytorch = torch.best.bn1d_fwd_bwd_ms;
+    bn2d.pytorch = torch.best.bn2d_fwd_bwd_ms;
+    for (const s of Object.keys(matmul)) matmul[s].pytorch = torch.best.matmul_gflops[s];
+  }
+
+  // Batch norm against memory: our kernels move 9 floats per element (forward: read x for the
+  // statistics, read x and write y and xhat; backward: read dy and xhat for the sums, read both again
+  // and write dx); a pass that only touched each tensor once would move 5 (x, y, dy, xhat, dx).
+  const bnBandwidth = (ms: number | null | undefined, elements: number, triadGbs: number) =>
+    ms ? { effective_gb_per_s: (36 * elements) / (ms * 1e6), triad_gb_per_s: triadGbs, time_vs_5_float_pass: ms / ((20 * elements) / (triadGbs * 1e6)) } : null;
+
+  const report = {
+    machine: { ...machine, triad_gb_per_s: triad, simd_peak_gflops_1_thread: simdPeak, wasm_threads: wasm2 ? 2 : 1 },
+    ioffe_mlp_bn_steps_per_s: withRatios(mlpBn, 'rate'),
+    ioffe_mlp_nobn_steps_per_s: withRatios(mlpNoBn, 'rate'),
+    mnist_cnn_bn_images_per_s: { ...withRatios(cnn, 'rate'), tfjs_error: tfjs?.mnist_cnn_error ?? undefined },
+    bn1d_fwd_bwd_ms: { ...withRatios(bn1d, 'time'), input: [256, 1024], bandwidth: bnBandwidth(bn1d.wasm, 256 * 1024, triad.bn1d) },
+    bn2d_fwd_bwd_ms: { ...withRatios(bn2d, 'time'), input: [32, 64, 32, 32], bandwidth: bnBandwidth(bn2d.wasm, 32 * 64 * 32 * 32, triad.bn2d) },
+    matmul_gflops: Object.fromEntries(Object.entries(matmul).map(([s, v]) => [s, { ...withRatios(v, 'rate'), fraction_of_simd_peak: best(v, 'rate') / (simdPeak * (v.wasm2 && v.wasm2 > (v.wasm ?? 0) ? 2 : 1)) }])),
+    heap_growth_mb: { ...heap, steps: heapSteps },
+    ioffe_mlp_bn_mnist_accuracy: accuracy,
+    tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
+    pytorch: torch ? { version: torch.version, threads_tried: [1, 2], per_threads: torch.perThreads } : null,
+  };
+
+  if (json) console.log(JSON.stringify(report, null, 2));
+  else printTable(report, mlpBn, mlpNoBn, cnn, bn1d, bn2d, matmul, heap, heapSteps);
+}
+
+/** The fastest of the wasm settings: highest rate, or lowest time. */
+function best(v: Values, kind: 'rate' | 'time'): number {
+  const xs = [v.wasm, v.wasm2].filter((x): x is number => typeof x === 'number');
+  return kind === 'rate' ? Math.max(...xs) : Math.min(...xs);
+}
+
+/** Speed-up of the best wasm setting over each other implementation (>1 = wasm faster). */
+function withRatios(v: Values, kind: 'rate' | 'time') {
+  const b = best(v, kind);
+  const ratio = (x: number | null | undefined) => (typeof x === 'number' && x > 0 ? (kind === 'rate' ? b / x : x / b) : null);
+  return { ...v, wasm_best: b, speedup: { vs_ts: ratio(v.ts), vs_tfjs_wasm: ratio(v.tfjs), vs_pytorch: ratio(v.pytorch) } };
+}
+
+/** Test accuracy of the paper's network with BN after 10,000 steps of batch 60 on MNIST (SGD, lr 0.5). */
+function mnistAccuracy(k: Kernels): { steps: number; accuracy: number; seconds: number } | null {
+  log('ioffe-mlp with BN on MNIST: 10,000 steps, then test accuracy');
+  let train, test;
+  try {
+    train = loadDataset('mnist', 'train');
+    test = loadDataset('mnist', 'test');
+  } catch (e) {
+    log(`accuracy: skipped (${(e as Error).message})`);
+    return null;
+  }
+  const model = withKernels(k, () => buildPreset('ioffe-mlp', { bn: true, seed: 0 }));
+  const loss = new CrossEntropyLoss(k);
+  const optimizer = new SGD(model.parameters(), { lr: 0.5 });
+  const loader = new DataLoader(train, { batchSize: 60, shuffle: true, seed: 0, dropLast: true });
+  const steps = 10000;
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) {
+    const batch = loader.next();
+    optimizer.zeroGrad();
+    loss.forward(model.forward(batch.x.reshape([60, 784])), batch.labels);
+    model.backward(loss.backward());
+    optimizer.step();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const result = evaluate(model, test, { inputShape: [784] });
+  setBackend('ts');
+  return { steps, accuracy: result.accuracy, seconds };
+}
+
+interface TorchResults {
+  ioffe_mlp_bn_steps_per_s: number;
+  ioffe_mlp_nobn_steps_per_s: number;
+  mnist_cnn_bn_images_per_s: number;
+  bn1d_fwd_bwd_ms: number;
+  bn2d_fwd_bwd_ms: number;
+  matmul_gflops: Record<string, number>;
+  torch: string;
+  threads: number;
+}
+
+/** bench/pytorch/bench.py with 1 and 2 threads; per figure the better of the two. */
+function runPytorch(): { version: string; best: TorchResults; perThreads: TorchResults[] } | null {
+  // Debian's python3-torch installs into /usr/bin/python3, which may not be the first python3 on PATH.
+  const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  if (!python) {
+    log('PyTorch: not measurable here (python3 -c "import torch" fails; Debian: apt-get install python3-torch libopenblas0-pthread)');
+    return null;
+  }
+  const script = join(root, 'bench/pytorch/bench.py');
+  const perThreads: TorchResults[] = [];
+  for (const threads of [1, 2]) {
+    log(`PyTorch, ${threads} thread${threads > 1 ? 's' : ''}`);
+    const res = spawnSync(python, [script, '--threads', String(threads), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    if (res.status !== 0) {
+      log(`PyTorch: ${threads} threads failed: ${res.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    perThreads.push(JSON.parse(res.stdout.trim().split('\n').at(-1)!) as TorchResults);
+  }
+  if (perThreads.length === 0) return null;
+  const pick = (f: (t: TorchResults) => number, kind: 'rate' | 'time') => (kind === 'rate' ? Math.max : Math.min)(...perThreads.map(f));
+  const bestOf: TorchResults = {
+    torch: perThreads[0].torch,
+    threads: 0,
+    ioffe_mlp_bn_steps_per_s: pick((t) => t.ioffe_mlp_bn_steps_per_s, 'rate'),
+    ioffe_mlp_nobn_steps_per_s: pick((t) => t.ioffe_mlp_nobn_steps_per_s, 'rate'),
+    mnist_cnn_bn_images_per_s: pick((t) => t.mnist_cnn_bn_images_per_s, 'rate'),
+    bn1d_fwd_bwd_ms: pick((t) => t.bn1d_fwd_bwd_ms, 'time'),
+    bn2d_fwd_bwd_ms: pick((t) => t.bn2d_fwd_bwd_ms, 'time'),
+    matmul_gflops: Object.fromEntries(Object.keys(perThreads[0].matmul_gflops).map((s) => [s, pick((t) => t.matmul_gflops[s], 'rate')])),
+  };
+  return { version: perThreads[0].torch, best: bestOf, perThreads };
+}
+
+function describeMachine() {
+  const c = cpus();
+  return {
+    cpu: c[0]?.model.trim() ?? 'unknown',
+    cores: c.length,
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    os: `${platform()} ${release()}`,
+    node: process.versions.node,
+    v8: process.versions.v8,
+  };
+}
+
+function printTable(report: Record<string, unknown> & { machine: ReturnType<typeof describeMachine> & { triad_gb_per_s: Record<string, number>; simd_peak_gflops_1_thread: number } }, mlpBn: Values, mlpNoBn: Values, cnn: Values, bn1d: Values, bn2d: Values, matmul: Record<string, Values>, heap: Values, heapSteps: number): void {
+  const m = report.machine;
+  const fmt = (x: number | null | undefined, digits = 0) => (x === undefined ? '-' : x === null ? 'n/a' : x.toFixed(digits));
+  const ratio = (x: number | null | undefined) => (typeof x === 'number' ? `${x.toFixed(1)}x` : '-');
+  const header = ['workload', 'unit', 'ts', 'wasm', 'wasm×2', 'tfjs-wasm', 'PyTorch', 'vs ts', 'vs tfjs', 'vs PyTorch'];
+  const rows: string[][] = [];
+  const add = (name: string, unit: string, v: Values, kind: 'rate' | 'time', digits: number) => {
+    const w = withRatios(v, kind);
+    rows.push([name, unit, fmt(v.ts, digits), fmt(v.wasm, digits), fmt(v.wasm2, digits), fmt(v.tfjs, digits), fmt(v.pytorch, digits), ratio(w.speedup.vs_ts), ratio(w.speedup.vs_tfjs_wasm), ratio(w.speedup.vs_pytorch)]);
+  };
+  add('ioffe-mlp + BN, batch 60', 'steps/s', mlpBn, 'rate', 0);
+  add('ioffe-mlp, no BN, batch 60', 'steps/s', mlpNoBn, 'rate', 0);
+  add('mnist-cnn + BN, batch 64', 'images/s', cnn, 'rate', 0);
+  add('BatchNorm1d 256x1024 fwd+bwd', 'ms', bn1d, 'time', 3);
+  add('BatchNorm2d 32x64x32x32 fwd+bwd', 'ms', bn2d, 'time', 2);
+  for (const [s, v] of Object.entries(matmul)) add(`matmul ${s}`, 'GFLOPS', v, 'rate', 1);
+  rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', '', '', '', '', '']);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(`${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}, Node ${m.node} (V8 ${m.v8})`);
+  console.log(`limits: triad ${m.triad_gb_per_s.dram.toFixed(1)} GB/s (96 MB), ${m.triad_gb_per_s.bn2d.toFixed(1)} GB/s (BN2d size), ${m.triad_gb_per_s.bn1d.toFixed(1)} GB/s (BN1d size); f32x4 mul+add peak ${m.simd_peak_gflops_1_thread.toFixed(1)} GFLOPS per thread`);
+  console.log('');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(line(row));
+  console.log('');
+  console.log('vs = speed-up of the faster wasm setting (wasm or wasm×2) over that column; wasm×2 = big matmuls split with one worker.');
+  const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number } | null;
+  if (acc) console.log(`ioffe-mlp + BN on MNIST, wasm: ${(acc.accuracy * 100).toFixed(2)}% test accuracy after ${acc.steps} steps (${acc.seconds.toFixed(1)} s of training)`);
+  const cnnErr = (report.mnist_cnn_bn_images_per_s as { tfjs_error?: string }).tfjs_error;
+  if (cnnErr) console.log(`tfjs-wasm cannot train mnist-cnn: ${cnnErr}`);
+  for (const key of ['bn1d_fwd_bwd_ms', 'bn2d_fwd_bwd_ms'] as const) {
+    const b = (report[key] as { bandwidth: { effective_gb_per_s: number; triad_gb_per_s: number; time_vs_5_float_pass: number } | null }).bandwidth;
+    if (b) console.log(`${key}: wasm moves 9 floats/element at ${b.effective_gb_per_s.toFixed(1)} GB/s (triad at this size ${b.triad_gb_per_s.toFixed(1)} GB/s); ${b.time_vs_5_float_pass.toFixed(2)}x the time of a 5-float pass at triad speed`);
+  }
+}
+
+function findRoot(start: string): string {
+  let dir = start;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = resolve(dir, '..');
+    if (up === dir) return start;
+    dir = up;
+  }
+  return dir;
+}
+
+await main();

@@ -1,0 +1,113 @@
+/**
+ * The bench's workloads on bnlab's own backends: training steps of the paper's network and of the CNN,
+ * batch norm forward+backward, matmul, and the heap check. Each function takes the kernels to run on;
+ * timings are the best of several repeats, since on a shared machine a timing can only come out slower
+ * than the truth, never faster.
+ */
+import { buildPreset, CrossEntropyLoss, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, registerBackend, setBackend, type Kernels, type Module } from '../src/index.js';
+
+/** Seconds per call of `fn`: the fastest of `repeats` runs of `inner` calls. */
+export function bestSeconds(fn: () => void, repeats: number, inner: number): number {
+  let best = Infinity;
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < inner; i++) fn();
+    best = Math.min(best, (performance.now() - t0) / inner);
+  }
+  return best / 1000;
+}
+
+/** Build with `kernels` as the active backend (modules take the active one when constructed). */
+export function withKernels<T>(kernels: Kernels, build: () => T): T {
+  registerBackend(kernels);
+  setBackend(kernels.name);
+  return build();
+}
+
+/** A training step on batches of random data already in memory (20 batches, taken in turn). */
+export interface Trainer {
+  step(): number;
+  model: Module;
+  data: Float32Array;
+}
+
+export function trainer(kernels: Kernels, preset: string, bn: boolean, batch: number, lr: number, momentum: number): Trainer {
+  return withKernels(kernels, () => {
+    const model = buildPreset(preset, { bn, seed: 0 });
+    const sampleShape = preset === 'mnist-cnn' ? [1, 28, 28] : [784];
+    const sample = sampleShape.reduce((a, b) => a * b, 1);
+    const loss = new CrossEntropyLoss(kernels);
+    const optimizer = new SGD(model.parameters(), { lr, momentum });
+    const batches = 20;
+    const rng = new Rng(1);
+    const data = kernels.allocate(batches * batch * sample); // in the backend's memory, as a loader feeding it would be
+    for (let i = 0; i < data.length; i++) data[i] = rng.uniform();
+    const labels = Int32Array.from({ length: batches * batch }, () => rng.int(10));
+    const xs = Array.from({ length: batches }, (_, b) => new Tensor([batch, ...sampleShape], data.subarray(b * batch * sample, (b + 1) * batch * sample)));
+    const ys = Array.from({ length: batches }, (_, b) => labels.subarray(b * batch, (b + 1) * batch));
+    let i = 0;
+    return {
+      model,
+      data, // the batches are subarrays of it: keep it alive (its memory is reclaimed when it is collected)
+      step() {
+        const b = i++ % batches;
+        optimizer.zeroGrad();
+        const value = loss.forward(model.forward(xs[b]), ys[b]);
+        model.backward(loss.backward());
+        optimizer.step();
+        return value;
+      },
+    };
+  });
+}
+
+/** Training steps per second. */
+export function trainingRate(t: Trainer, warmup: number, repeats: number, inner: number): number {
+  for (let i = 0; i < warmup; i++) t.step();
+  return 1 / bestSeconds(() => t.step(), repeats, inner);
+}
+
+/** Milliseconds for one forward + backward of a training-mode batch-norm layer. */
+export function batchNormMs(kernels: Kernels, shape: number[], repeats: number, inner: number): number {
+  const layer = withKernels(kernels, () => (shape.length === 2 ? new BatchNorm1d(shape[1]) : new BatchNorm2d(shape[1])));
+  const size = shape.reduce((a, b) => a * b, 1);
+  const rng = new Rng(2);
+  const x = new Tensor(shape, kernels.allocate(size));
+  const dy = new Tensor(shape, kernels.allocate(size));
+  for (let i = 0; i < size; i++) {
+    x.data[i] = rng.normal();
+    dy.data[i] = rng.normal();
+  }
+  const run = () => {
+    layer.forward(x);
+    layer.backward(dy);
+  };
+  run();
+  return bestSeconds(run, repeats, inner) * 1000;
+}
+
+/** GFLOPS of out[M,N] = a[M,K] · op(b), with b stored [N,K] (transB, as Linear's forward) or [K,N]. */
+export function matmulGflops(kernels: Kernels, m: number, k: number, n: number, transB: boolean, repeats: number, inner: number): number {
+  const rng = new Rng(3);
+  const a = kernels.allocate(m * k), b = kernels.allocate(k * n), out = kernels.allocate(m * n);
+  for (let i = 0; i < a.length; i++) a[i] = rng.normal();
+  for (let i = 0; i < b.length; i++) b[i] = rng.normal();
+  const opts = { transB };
+  const run = () => kernels.matmul(a, b, out, m, k, n, opts);
+  run();
+  return (2 * m * n * k) / bestSeconds(run, repeats, inner) / 1e9;
+}
+
+/**
+ * Heap (and wasm memory) growth in MB between step 100 and step `steps` of training: buffers are planned
+ * once per model and batch shape, so it should stay within a few MB (GC noise).
+ */
+export function heapGrowthMb(t: Trainer, steps: number, wasmMemoryBytes: () => number, gc: () => void): number {
+  for (let i = 0; i < 100; i++) t.step();
+  gc();
+  const before = process.memoryUsage().heapUsed + wasmMemoryBytes();
+  for (let i = 100; i < steps; i++) t.step();
+  gc();
+  const after = process.memoryUsage().heapUsed + wasmMemoryBytes();
+  return (after - before) / (1024 * 1024);
+}
