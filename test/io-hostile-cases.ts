@@ -206,7 +206,7 @@ export function hostileCases(): HostileCase[] {
     M('model.json claims Conv2d 1024x1024x7x7 over a Linear weight', 'shape mismatch', files(modelJsonWith((j) => {
       j.layers[0] = { type: 'Conv2d', inChannels: 1024, outChannels: 1024, kernelSize: 7 };
     }), good.safetensors)),
-    M('no model.json and no architecture', 'missing tensor', () => decodeModel({ safetensors: good.safetensors })),
+    M('no model.json and no architecture', 'not found', () => decodeModel({ safetensors: good.safetensors })),
 
     J('not JSON', 'not JSON', mj('{"format": "bnlab-model",')),
     J('invalid UTF-8', 'not JSON', mj(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))),

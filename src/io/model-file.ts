@@ -284,7 +284,7 @@ export function decodeModel(input: DecodeModelInput): LoadedModel {
   else if (input.architecture) {
     const a = input.architecture;
     json = parseModelJson(JSON.stringify({ format: MODEL_FORMAT, formatVersion: MODEL_FORMAT_VERSION, inputShape: a.inputShape, layers: a.layers, batchNorm: { biasCorrection: a.biasCorrection ?? false } }), '(architecture)');
-  } else throw new ModelFileError(weightsName, 'missing tensor', `no ${MODEL_JSON} beside it and no architecture given: a safetensors file holds only tensors; give the layers (e.g. --preset) to load it`);
+  } else throw new ModelFileError(weightsName, 'not found', `no ${MODEL_JSON} beside it and no architecture given: a safetensors file holds only tensors; add a ${MODEL_JSON} (docs/model-files.md) or pass the layers as \`architecture\``);
   const file = parseSafetensors(input.safetensors, weightsName);
   checkLargeWeights(json, file);
   const model = buildModel(json, jsonName);
