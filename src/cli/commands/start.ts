@@ -51,7 +51,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--batch <n>', 'mini-batch size').argParser(positiveInt).default(DEFAULT_BATCH))
     .addOption(new Option('--lr <x>', `SGD learning rate for both networks (default: the preset's, ${getPreset(MODEL).defaultLr})`).argParser(positiveNumber))
     .addOption(new Option('--seed <s>', 'seed for initial weights and shuffling').argParser(seed).default(DEFAULT_SEED))
-    .addOption(new Option('--backend <name>', 'kernel backend').default(referenceKernels.name))
+    .addOption(new Option('--backend <name>', 'kernel backend: ts (reference TypeScript), wasm (WebAssembly SIMD) or auto (wasm where it works)').default(referenceKernels.name))
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--runs-dir <dir>', 'where the two run directories go', 'runs')
@@ -104,7 +104,7 @@ Examples:
       const [bn, plain] = outcomes.map((o) => o.result!);
       console.log(`Test accuracy after ${c.steps} steps: ${formatAccuracy(bn.test.accuracy)} with batch norm, ${formatAccuracy(plain.test.accuracy)} without.`);
       console.log(`Wall time: ${seconds.toFixed(1)} s for both networks in parallel.`);
-      console.log('Runs (config.json, metrics.jsonl):');
+      console.log('Runs:');
       for (const o of outcomes) console.log(`  ${o.label.padEnd(11)} ${o.runDir}`);
     });
 }

@@ -3,7 +3,7 @@
  * counts (trainable, and non-trainable: the running statistics), Keras-style.
  */
 import { Command, Option } from 'commander';
-import { setBackend, referenceKernels } from '../../kernels/index.js';
+import { initBackend, referenceKernels } from '../../kernels/index.js';
 import { MODEL_OPTION_HELP, loadModelSource, modelArgument } from '../model-files.js';
 import { summary } from '../../nn/summary.js';
 import { addBatchNormOptions } from './train.js';
@@ -28,7 +28,7 @@ export function register(program: Command): Command {
     .option('--no-bn', 'without batch norm');
   addBatchNormOptions(cmd)
     .option('--eval', 'show the model in eval mode')
-    .addOption(new Option('--backend <name>', 'kernel backend').default(referenceKernels.name))
+    .addOption(new Option('--backend <name>', 'kernel backend: ts (reference TypeScript), wasm (WebAssembly SIMD) or auto (wasm where it works)').default(referenceKernels.name))
     .addHelpText(
       'after',
       `
@@ -37,8 +37,8 @@ Examples:
   $ bnlab summary --model ioffe-mlp --no-bn
   $ bnlab summary --model runs/NAME               a trained model (its running statistics included)`,
     )
-    .action((flags: SummaryFlags) => {
-      setBackend(flags.backend);
+    .action(async (flags: SummaryFlags) => {
+      await initBackend(flags.backend);
       // A preset is built with the flags; a model directory is shown as saved (--bn and the BN flags do not apply).
       const source = loadModelSource(flags.model, { bn: flags.bn, batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection } });
       const model = source.model.train(!flags.eval);

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
-import { referenceKernels, setBackend } from '../../kernels/index.js';
+import { initBackend, referenceKernels } from '../../kernels/index.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
 import type { Sequential } from '../../nn/sequential.js';
@@ -117,7 +117,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   const runDir = resolve(config.out);
   if (!config.resume) checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
 
-  setBackend(config.backend);
+  await initBackend(config.backend); // async: the wasm backend compiles its module first
   const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
   const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
   // A preset is built; a model directory (--model DIR) is loaded and trained further.
@@ -370,7 +370,7 @@ export function register(program: Command): Command {
   addBatchNormOptions(cmd)
     .addOption(new Option('--init <name>', "weight initializer (default: the preset's)").choices(initNames))
     .addOption(new Option('--init-std <s>', 'standard deviation for --init normal').argParser(positiveNumber))
-    .addOption(new Option('--backend <name>', 'kernel backend').default(referenceKernels.name))
+    .addOption(new Option('--backend <name>', 'kernel backend: ts (reference TypeScript), wasm (WebAssembly SIMD) or auto (wasm where it works)').default(referenceKernels.name))
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--out <dir>', 'run directory (default runs/<model>-<bn|nobn>-<timestamp>)')
