@@ -21,9 +21,10 @@ const entry = join(root, 'src/kernels/wasm/assembly/index.ts');
 
 // The stub runtime (no allocator, no GC) and no abort handler: the kernels never allocate, and the
 // module then has no globals and no data segments, so one memory can back several instances.
-const common = ['-O3', '--noAssert', '--runtime', 'stub', '--use', 'abort=', '--enable', 'simd', '--importMemory', '--noExportMemory', '--initialMemory', '1'];
+// 'threads' enables the atomic instructions (gemmChunked's work counter; valid on both memories).
+const common = ['-O3', '--noAssert', '--runtime', 'stub', '--use', 'abort=', '--enable', 'simd', '--enable', 'threads', '--importMemory', '--noExportMemory', '--initialMemory', '1'];
 const variants = [
-  { file: 'bnlab-kernels-shared.wasm', flags: ['--enable', 'threads', '--sharedMemory', '--maximumMemory', '65536'] },
+  { file: 'bnlab-kernels-shared.wasm', flags: ['--sharedMemory', '--maximumMemory', '65536'] },
   { file: 'bnlab-kernels.wasm', flags: [] },
 ];
 

@@ -8,11 +8,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { Rng, referenceKernels as ref, createWasmKernels, initBackend, setBackend, getBackend, type Kernels, type Window2d } from '../src/index.js';
+import { Rng, referenceKernels as ref, createWasmKernels, initBackend, setBackend, getBackend, SplitPolicy, type Kernels, type Window2d } from '../src/index.js';
 import { runConformance } from '../src/cli/conformance.js';
 
 const wasm = await createWasmKernels();
-const wasm2 = await createWasmKernels({ threads: 2, parallelMinMacs: 1 });
+const wasm2 = await createWasmKernels({ threads: 2, parallelMinMacs: 1, split: 'always' });
 after(() => wasm2.close());
 
 type Place = 'wasm' | 'js';
@@ -83,6 +83,23 @@ test('matmul split across two threads equals the single-thread result bit for bi
       }
     }
   }
+  assert.ok(wasm2.policy.splitCalls > 0 && wasm2.policy.serialCalls === 0);
+});
+
+test('the split policy picks the faster of split and unsplit per size, and keeps re-checking', () => {
+  const policy = new SplitPolicy();
+  assert.equal(policy.choose(20), false, 'first measures one thread');
+  policy.record(20, false, 2e-9);
+  assert.equal(policy.choose(20), true, 'then two');
+  policy.record(20, true, 1e-9);
+  let split = 0;
+  for (let i = 0; i < 160; i++) split += +policy.choose(20);
+  assert.equal(split, 150, 'two threads were faster: split, except every 16th call');
+  for (let i = 0; i < 20; i++) policy.record(20, true, 4e-9); // the machine got busy
+  let unsplit = 0;
+  for (let i = 0; i < 160; i++) unsplit += +!policy.choose(20);
+  assert.equal(unsplit, 150);
+  assert.equal(policy.choose(21), false, 'other sizes keep their own record');
 });
 
 test('element-wise kernels, bias broadcast and reductions', () => {

@@ -4,7 +4,7 @@ import { createWasmKernels, type WasmBackendOptions } from './wasm/backend.js';
 
 export type { Kernels, MatmulOptions, SgdStepOptions, AdamStepOptions, Window2d } from './kernels.js';
 export { referenceKernels } from './reference.js';
-export { WasmKernels, createWasmKernels, type WasmBackendOptions } from './wasm/backend.js';
+export { WasmKernels, SplitPolicy, createWasmKernels, type WasmBackendOptions } from './wasm/backend.js';
 
 const registry = new Map<string, Kernels>([[referenceKernels.name, referenceKernels]]);
 let active: Kernels = referenceKernels;

@@ -26,6 +26,7 @@ import { CONTROL_BYTES, ThreadPool, WORKER_OPS } from './threads.js';
 /** The module's exports (see assembly/index.ts); pointers are byte offsets, booleans 0/1. */
 export interface WasmExports {
   gemm(transA: number, transB: number, m: number, n: number, k: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: number, scratch: number): void;
+  gemmChunked(transA: number, transB: number, m: number, n: number, k: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: number, scratch: number, counter: number, chunks: number, byColumns: number): void;
   gemmScratchFloats(): number;
   microKernelPeak(repeats: number, scratch: number): void;
   add(a: number, b: number, out: number, n: number): void;
@@ -68,8 +69,10 @@ export interface WasmBackendOptions {
    * 2 adds one worker. Needs shared memory. Default 1 (see the bench for where 2 pays).
    */
   threads?: number;
-  /** Matmuls with at least this many multiply-adds (M·N·K) are split across the threads. Default 1.5e6. */
+  /** Matmuls with at least this many multiply-adds (M·N·K) may be split across the threads. Default 1.5e6. */
   parallelMinMacs?: number;
+  /** 'auto' (default): split where it has been measured to pay (SplitPolicy); 'always': split every such matmul. */
+  split?: 'auto' | 'always';
   /** How long an idle worker spins before it sleeps, in µs. Default 200. */
   spinMicros?: number;
   /** Use the shared-memory build (default: wherever SharedArrayBuffer is available). */
@@ -111,12 +114,15 @@ export class WasmKernels implements Kernels {
   private readonly pendingPtrs: number[] = [];
   private pendingCount = 0;
   private warnedFull = false;
+  /** When to split a matmul across threads; public so the bench can report how often it did. */
+  readonly policy: SplitPolicy;
 
   /** @internal use createWasmKernels() */
   constructor(readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, shared: boolean, maxBytes: number, private pool: ThreadPool | null, controlBytes: number, options: WasmBackendOptions) {
     this.x = instance.exports as unknown as WasmExports;
     this.shared = shared;
     this.parallelMinMacs = options.parallelMinMacs ?? 1.5e6;
+    this.policy = new SplitPolicy(options.split ?? 'auto');
     this.heap = new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
     this.viewBuffer = memory.buffer;
     this.f32 = new Float32Array(this.viewBuffer);
@@ -159,8 +165,15 @@ export class WasmKernels implements Kernels {
     if (this.failed) return referenceKernels.matmul(a, b, out, m, k, n, opts);
     const lda = transA ? m : k;
     const ldb = transB ? k : n;
-    if (this.pool && m * n * k >= this.parallelMinMacs && (n >= 16 || m >= 8)) {
-      this.parallelGemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, accumulate);
+    const macs = m * n * k;
+    if (this.pool && macs >= this.parallelMinMacs && (n >= 16 || m >= 8)) {
+      // Split across threads only where it has been paying off for products of this size (see SplitPolicy).
+      const size = Math.floor(Math.log2(macs));
+      const parallel = this.policy.choose(size);
+      const t0 = performance.now();
+      if (parallel) this.parallelGemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, accumulate);
+      else this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, n, +accumulate, this.gemmScratch[0]);
+      this.policy.record(size, parallel, (performance.now() - t0) / macs);
     } else {
       this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, n, +accumulate, this.gemmScratch[0]);
     }
@@ -168,51 +181,38 @@ export class WasmKernels implements Kernels {
   }
 
   /**
-   * Split C into one block of columns (or of rows, when N is narrow) per thread; workers take the
-   * first blocks, this thread the last. Blocks are whole register tiles (8 columns, 4 rows).
+   * Split C into blocks of whole register tiles (8 columns, or 4 rows when N is narrow), two per thread,
+   * which the threads claim through a shared counter (gemmChunked): the worker is offered the job, this
+   * thread works on it too, and only waits for a block the worker has already started.
    */
   private parallelGemm(transA: boolean, transB: boolean, m: number, n: number, k: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, accumulate: boolean): void {
     const pool = this.pool!;
-    const parts = this.threads;
     const byColumns = n >= 16;
-    const total = byColumns ? n : m;
-    const unit = byColumns ? 8 : 4;
-    const op = WORKER_OPS.indexOf('gemm');
-    let start = 0;
-    for (let t = 0; t < parts; t++) {
-      const end = t === parts - 1 ? total : Math.min(total, Math.round((total * (t + 1)) / parts / unit) * unit);
-      const size = end - start;
-      let a = pa, b = pb, c = pc, mm = m, nn = n;
-      if (byColumns) {
-        b = transB ? pb + start * ldb * 4 : pb + start * 4;
-        c = pc + start * 4;
-        nn = size;
-      } else {
-        a = transA ? pa + start * 4 : pa + start * lda * 4;
-        c = pc + start * ldc * 4;
-        mm = size;
-      }
-      if (t < parts - 1) {
-        pool.arg(t, 0, +transA);
-        pool.arg(t, 1, +transB);
-        pool.arg(t, 2, mm);
-        pool.arg(t, 3, nn);
-        pool.arg(t, 4, k);
-        pool.arg(t, 5, a);
-        pool.arg(t, 6, lda);
-        pool.arg(t, 7, b);
-        pool.arg(t, 8, ldb);
-        pool.arg(t, 9, c);
-        pool.arg(t, 10, ldc);
-        pool.arg(t, 11, +accumulate);
-        pool.arg(t, 12, this.gemmScratch[t + 1]);
-        pool.run(t, op);
-      } else if (size > 0) {
-        this.x.gemm(+transA, +transB, mm, nn, k, a, lda, b, ldb, c, ldc, +accumulate, this.gemmScratch[0]);
-      }
-      start = end;
+    const chunks = 2 * this.threads;
+    const op = WORKER_OPS.indexOf('gemmChunked');
+    // One counter for the job, in worker 0's control block.
+    const counter = pool.workCounter(0);
+    for (let w = 0; w < pool.size; w++) {
+      pool.arg(w, 0, +transA);
+      pool.arg(w, 1, +transB);
+      pool.arg(w, 2, m);
+      pool.arg(w, 3, n);
+      pool.arg(w, 4, k);
+      pool.arg(w, 5, pa);
+      pool.arg(w, 6, lda);
+      pool.arg(w, 7, pb);
+      pool.arg(w, 8, ldb);
+      pool.arg(w, 9, pc);
+      pool.arg(w, 10, ldc);
+      pool.arg(w, 11, +accumulate);
+      pool.arg(w, 12, this.gemmScratch[w + 1]);
+      pool.arg(w, 13, counter);
+      pool.arg(w, 14, chunks);
+      pool.arg(w, 15, +byColumns);
+      pool.post(w, op);
     }
-    for (let t = 0; t < parts - 1; t++) pool.wait(t);
+    this.x.gemmChunked(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, ldc, +accumulate, this.gemmScratch[0], counter, chunks, +byColumns);
+    for (let w = 0; w < pool.size; w++) pool.finish(w);
   }
 
   addRowVector(x: Float32Array, v: Float32Array, out: Float32Array, rows: number, cols: number): void {
@@ -633,4 +633,42 @@ export async function createWasmKernels(options: WasmBackendOptions = {}): Promi
   const controls = Array.from({ length: threads - 1 }, (_, w) => RESERVED + w * CONTROL_BYTES);
   const pool = controls.length ? await ThreadPool.start(platform.spawnWorker, module, memory, controls, options.spinMicros ?? 200) : null;
   return new WasmKernels(memory, instance, shared, maxPages * PAGE, pool, controls.length * CONTROL_BYTES, options);
+}
+
+/**
+ * Decides, per size class of matmul (⌊log2 M·N·K⌋), whether splitting it across the threads pays: it
+ * keeps a moving average of the time per multiply-add with and without the split and picks the faster,
+ * re-trying the other one every EXPLORE-th call. On a quiet machine two threads win for big products;
+ * on a busy one (other processes on the cores, a worker the OS schedules late) they can lose, and the
+ * policy then falls back to one thread by itself.
+ */
+export class SplitPolicy {
+  private static readonly EXPLORE = 16;
+
+  constructor(readonly mode: 'auto' | 'always' = 'auto') {}
+
+  private readonly serial: number[] = [];
+  private readonly parallel: number[] = [];
+  private readonly calls: number[] = [];
+  /** Calls that were split / not split, over all sizes. */
+  splitCalls = 0;
+  serialCalls = 0;
+
+  choose(size: number): boolean {
+    if (this.mode === 'always') return true;
+    const n = (this.calls[size] = (this.calls[size] ?? 0) + 1);
+    const s = this.serial[size], p = this.parallel[size];
+    if (s === undefined) return false;
+    if (p === undefined) return true;
+    const better = p < s;
+    return n % SplitPolicy.EXPLORE === 0 ? !better : better;
+  }
+
+  record(size: number, parallel: boolean, msPerMac: number): void {
+    const avg = parallel ? this.parallel : this.serial;
+    const old = avg[size];
+    avg[size] = old === undefined ? msPerMac : 0.8 * old + 0.2 * msPerMac;
+    if (parallel) this.splitCalls++;
+    else this.serialCalls++;
+  }
 }

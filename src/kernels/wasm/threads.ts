@@ -1,32 +1,42 @@
 /**
  * Both cores: a pool of workers (worker_threads in Node, Web Workers in browsers) that each instantiate
- * the kernel module on the backend's shared memory and run kernel calls on request. The main thread
- * splits a big kernel (a matmul) into parts, posts all but one part to workers, runs the last itself and
- * waits; a part is a plain export call on byte addresses, so nothing is copied or serialized.
+ * the kernel module on the backend's shared memory. The main thread posts a job (an export and its
+ * arguments: byte addresses, so nothing is copied or serialized), works on the same job itself, then
+ * either cancels the post (the worker never got to it) or waits for the worker to finish. Jobs share
+ * their work through an atomic counter (gemmChunked), so a worker that the OS schedules late, or not at
+ * all on a busy machine, only means the main thread does more of the work — never that it waits.
  *
- * Signalling goes through a control block per worker in the shared memory, not through messages:
- * postMessage costs tens of microseconds, Atomics.store + Atomics.notify a fraction of one. Layout
- * (Int32 slots, then Float64 arguments):
- *   [0] SEQ   job number, bumped by the main thread to start a job (the worker waits on it)
- *   [1] DONE  number of the last job the worker finished (the main thread waits on it)
- *   [2] OP    index into WORKER_OPS, or -1 to stop
- *   f64 [4..4+MAX_ARGS)  the export's arguments (i32 and f32 values are exact in an f64)
- * A worker spins for `spinMicros` after each job before going to sleep in Atomics.wait, because the
- * next big kernel usually follows within microseconds (the three matmuls of a Linear layer's backward)
- * and waking a sleeping thread costs 10-50 µs.
+ * Signalling goes through a control block per worker in the shared memory, not through messages
+ * (postMessage costs tens of microseconds, an atomic store a few nanoseconds). Layout, in i32 slots:
+ *   [0] STATE  IDLE → POSTED (main) → RUNNING (worker claims it by compare-exchange) → DONE (worker) → IDLE
+ *              (main); or POSTED → IDLE when the main thread cancels first; QUIT stops the worker
+ *   [1] OP     index into WORKER_OPS
+ *   [2] WORK   the job's shared work counter (gemmChunked's `counter`)
+ *   f64 [2..2+MAX_ARGS)  the export's arguments (i32 and f32 values are exact in an f64)
+ * An idle worker spins for `spinMicros` before it sleeps in Atomics.wait, because the next big kernel
+ * usually follows within microseconds (a Linear layer's backward is two matmuls) and waking a sleeping
+ * thread costs 10-50 µs.
  */
 
 /** Exports a worker can run, by index (the OP slot). */
-export const WORKER_OPS = ['gemm'] as const;
+export const WORKER_OPS = ['gemmChunked'] as const;
 export type WorkerOp = (typeof WORKER_OPS)[number];
 
-export const MAX_ARGS = 14;
-/** Bytes of control block per worker (a multiple of 64: workers never share a cache line). */
+export const MAX_ARGS = 16;
+/** Bytes of control block per worker (a multiple of 64, so workers never share a cache line). */
 export const CONTROL_BYTES = 192;
-const SEQ = 0;
-const DONE = 1;
-const OP = 2;
+/** Byte offset of the work counter inside a control block. */
+export const WORK_COUNTER = 8;
+
+const STATE = 0;
+const OP = 1;
 const ARGS_F64 = 2; // f64 index of the first argument (byte 16)
+
+const IDLE = 0;
+const POSTED = 1;
+const RUNNING = 2;
+const DONE = 3;
+const QUIT = 4;
 
 /** What the main thread sends a new worker (structured-cloned: the memory and module are shared, not copied). */
 export interface WorkerInit {
@@ -50,17 +60,15 @@ export type SpawnWorker = () => WorkerHandle;
 export class ThreadPool {
   private readonly ints: Int32Array;
   private readonly args: Float64Array;
-  private readonly seq: number[];
   private readonly canBlock: boolean;
 
-  private constructor(memory: WebAssembly.Memory, private readonly controls: number[], private readonly handles: WorkerHandle[]) {
+  private constructor(memory: WebAssembly.Memory, readonly controls: number[], private readonly handles: WorkerHandle[]) {
     this.ints = new Int32Array(memory.buffer);
     this.args = new Float64Array(memory.buffer);
-    this.seq = controls.map(() => 0);
     this.canBlock = mainThreadCanBlock();
   }
 
-  /** Start `count` workers on `memory` (control blocks at the given byte offsets) and wait until each is ready. */
+  /** Start one worker per control block (byte offsets in `memory`) and wait until each is ready. */
   static async start(spawn: SpawnWorker, module: WebAssembly.Module, memory: WebAssembly.Memory, controls: number[], spinMicros: number): Promise<ThreadPool> {
     const handles: WorkerHandle[] = [];
     try {
@@ -86,31 +94,37 @@ export class ThreadPool {
     this.args[this.controls[w] / 8 + ARGS_F64 + i] = value;
   }
 
-  /** Start worker w on `op` with the arguments set by `arg`. */
-  run(w: number, op: number): void {
-    const base = this.controls[w] >> 2;
-    this.ints[base + OP] = op;
-    Atomics.store(this.ints, base + SEQ, ++this.seq[w]);
-    Atomics.notify(this.ints, base + SEQ);
+  /** Byte address of worker w's work counter (zeroed here: call before `post`). */
+  workCounter(w: number): number {
+    Atomics.store(this.ints, (this.controls[w] + WORK_COUNTER) >> 2, 0);
+    return this.controls[w] + WORK_COUNTER;
   }
 
-  /** Wait until worker w has finished its current job. */
-  wait(w: number): void {
+  /** Offer `op` with the arguments set by `arg` to worker w. */
+  post(w: number, op: number): void {
     const base = this.controls[w] >> 2;
-    const target = this.seq[w];
-    for (let spin = 0; Atomics.load(this.ints, base + DONE) !== target; spin++) {
-      // Spin first (the worker usually finishes within microseconds of us), then sleep where allowed.
-      if (spin > 2000 && this.canBlock) Atomics.wait(this.ints, base + DONE, Atomics.load(this.ints, base + DONE), 1);
+    this.ints[base + OP] = op;
+    Atomics.store(this.ints, base + STATE, POSTED);
+    Atomics.notify(this.ints, base + STATE);
+  }
+
+  /** After the main thread's share: withdraw the offer if worker w has not taken it, else wait until it is done. */
+  finish(w: number): void {
+    const i = (this.controls[w] >> 2) + STATE;
+    if (Atomics.compareExchange(this.ints, i, POSTED, IDLE) === POSTED) return;
+    for (let spin = 0; Atomics.load(this.ints, i) !== DONE; spin++) {
+      // The worker is mid-block: spin, then sleep in short naps where the platform allows blocking.
+      if (spin > 4000 && this.canBlock) Atomics.wait(this.ints, i, RUNNING, 1);
     }
+    Atomics.store(this.ints, i, IDLE);
   }
 
   /** Stop every worker. */
   close(): void {
     for (let w = 0; w < this.handles.length; w++) {
-      const base = this.controls[w] >> 2;
-      this.ints[base + OP] = -1;
-      Atomics.store(this.ints, base + SEQ, ++this.seq[w]);
-      Atomics.notify(this.ints, base + SEQ);
+      const i = (this.controls[w] >> 2) + STATE;
+      Atomics.store(this.ints, i, QUIT);
+      Atomics.notify(this.ints, i);
       this.handles[w].terminate();
     }
   }
@@ -128,7 +142,7 @@ function mainThreadCanBlock(): boolean {
 
 /**
  * The worker's side: instantiate the module on the shared memory, report ready, then serve jobs until
- * OP = -1. Blocking in Atomics.wait is fine in a worker. Shared by the Node and the browser worker entry.
+ * QUIT. Blocking in Atomics.wait is fine in a worker. Shared by the Node and the browser worker entry.
  */
 export async function serveKernelJobs(init: WorkerInit, ready: () => void): Promise<void> {
   const instance = await WebAssembly.instantiate(init.module, { env: { memory: init.memory } });
@@ -136,25 +150,25 @@ export async function serveKernelJobs(init: WorkerInit, ready: () => void): Prom
   const ops = WORKER_OPS.map((name) => exports[name]);
   const ints = new Int32Array(init.memory.buffer);
   const args = new Float64Array(init.memory.buffer);
-  const base = init.control >> 2;
+  const state = (init.control >> 2) + STATE;
   const a = init.control / 8 + ARGS_F64;
-  let last = Atomics.load(ints, base + SEQ);
   ready();
-  for (;;) {
-    let seq = Atomics.load(ints, base + SEQ);
-    if (seq === last) {
-      const until = performance.now() + init.spinMicros / 1000;
-      for (let i = 1; (seq = Atomics.load(ints, base + SEQ)) === last; i++) {
-        if ((i & 255) === 0 && performance.now() > until) {
-          Atomics.wait(ints, base + SEQ, last);
-        }
-      }
+  let idleSince = performance.now();
+  for (let i = 0; ; i++) {
+    const s = Atomics.load(ints, state);
+    if (s === QUIT) return;
+    if (s === POSTED && Atomics.compareExchange(ints, state, POSTED, RUNNING) === POSTED) {
+      const op = ops[ints[(init.control >> 2) + OP]];
+      op(args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10], args[a + 11], args[a + 12], args[a + 13], args[a + 14], args[a + 15]);
+      Atomics.store(ints, state, DONE);
+      Atomics.notify(ints, state);
+      idleSince = performance.now();
+      continue;
     }
-    last = seq;
-    const op = ints[base + OP];
-    if (op < 0) return;
-    ops[op](args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10], args[a + 11], args[a + 12], args[a + 13]);
-    Atomics.store(ints, base + DONE, seq);
-    Atomics.notify(ints, base + DONE);
+    // Spin a while (the next job is usually close), then sleep until the state changes.
+    if ((i & 255) === 0 && performance.now() - idleSince > init.spinMicros / 1000) {
+      Atomics.wait(ints, state, s);
+      idleSince = performance.now();
+    }
   }
 }

@@ -240,3 +240,31 @@ export function microKernelPeak(repeats: i32, scratch: usize): void {
   const tile = pb + (<usize>(KC * NC)) * 4;
   for (let i = 0; i < repeats; i++) microKernel(KC, pa, pb, tile, NR, true);
 }
+
+/**
+ * gemm split into `chunks` blocks of C columns (or rows, when `byColumns` is false) of whole register
+ * tiles, claimed one at a time through an atomic counter at `counter` (an i32 the caller zeroed). Every
+ * thread working on the product calls this with the same arguments and its own scratch: whoever is free
+ * takes the next block, so a worker the OS has not scheduled yet costs nothing (the calling thread takes
+ * its blocks too). Each block runs the same loops as a single gemm, so the result is bit for bit the
+ * single-thread result.
+ */
+export function gemmChunked(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, scratch: usize, counter: usize, chunks: i32, byColumns: bool): void {
+  const total = byColumns ? n : m;
+  const unit = byColumns ? NR : MR;
+  const units = (total + unit - 1) / unit;
+  for (;;) {
+    const i = atomic.add<i32>(counter, 1);
+    if (i >= chunks) return;
+    const start = ((i * units) / chunks) * unit;
+    const end = min(total, (((i + 1) * units) / chunks) * unit);
+    if (start >= end) continue;
+    if (byColumns) {
+      const bs = transB ? b + (<usize>(start * ldb)) * 4 : b + (<usize>start) * 4;
+      gemm(transA, transB, m, end - start, k, a, lda, bs, ldb, c + (<usize>start) * 4, ldc, accumulate, scratch);
+    } else {
+      const as = transA ? a + (<usize>start) * 4 : a + (<usize>(start * lda)) * 4;
+      gemm(transA, transB, end - start, n, k, as, lda, b, ldb, c + (<usize>(start * ldc)) * 4, ldc, accumulate, scratch);
+    }
+  }
+}
