@@ -18,7 +18,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { evaluate } from '../train/evaluate.js';
 import { checkExperimentData, firstUpTo } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatValue } from './format.js';
-import { INPUT_SHAPE, NORM_LABELS, availableHiddenNorms, buildNetwork, type HiddenNorm } from './models.js';
+import { BASE_LR, INPUT_SHAPE, NORM_LABELS, availableHiddenNorms, baseModelDescription, buildNetwork, type HiddenNorm } from './models.js';
 import { layerInput } from './probe.js';
 import { ProgressTicker } from './progress.js';
 import { checkPositiveInt, resolveSettings } from './settings.js';
@@ -49,7 +49,7 @@ export const BATCH_SIZE_DEFAULTS: BatchSizeSettings = {
   trainSize: 5_000,
   testSize: 10_000,
   epochs: 30,
-  lr: 0.5,
+  lr: BASE_LR,
   lrScaling: 'constant',
   noiseBatchSizes: [2, 4, 8, 16, 32, 64, 128, 256, 512],
   noiseDraws: 200,
@@ -60,7 +60,7 @@ export const BATCH_SIZE_QUICK: BatchSizeSettings = {
   trainSize: 1_000,
   testSize: 1_000,
   epochs: 15,
-  lr: 0.5,
+  lr: BASE_LR,
   lrScaling: 'constant',
   noiseBatchSizes: [2, 8, 32, 128, 512],
   noiseDraws: 50,
@@ -158,7 +158,7 @@ export async function runBatchSize(options: BatchSizeOptions): Promise<BatchSize
     question: 'Does the noise of batch statistics, which shrinks as 1/√batch, narrow the gap between training and test accuracy at small batch sizes?',
     quick,
     seed,
-    settings: { ...s, norms, model: 'ioffe-mlp variants (784-100-100-100-10, sigmoid)', optimizer: `SGD, no momentum, learning rate ${s.lrScaling === 'constant' ? formatNumber(s.lr) : `${formatNumber(s.lr)} at batch 64, scaled ${s.lrScaling} with the batch`}`, trainSet: `first ${formatCount(train.count)} ${data.train.name} training images`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
+    settings: { ...s, norms, model: `variants of ${baseModelDescription()}`, optimizer: `SGD, no momentum, learning rate ${s.lrScaling === 'constant' ? formatNumber(s.lr) : `${formatNumber(s.lr)} at batch 64, scaled ${s.lrScaling} with the batch`}`, trainSet: `first ${formatCount(train.count)} ${data.train.name} training images`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,

@@ -8,7 +8,7 @@ import { getBackend } from '../kernels/index.js';
 import { xyChart, type Figure, type Row } from '../report/charts.js';
 import { checkExperimentData, firstUpTo } from './data.js';
 import { formatCount, formatDuration, formatNumber, formatPercent, formatRatio, formatValue } from './format.js';
-import { buildNetwork } from './models.js';
+import { BASE_LR, baseModelDescription, buildNetwork } from './models.js';
 import { ProgressTicker } from './progress.js';
 import { checkPositiveInt, resolveSettings } from './settings.js';
 import { firstReaching } from './stats.js';
@@ -44,7 +44,7 @@ export type ConvergenceOptions = ExperimentOptions & Partial<ConvergenceSettings
 export const CONVERGENCE_DEFAULTS: ConvergenceSettings = {
   steps: 50_000,
   batchSize: 60,
-  lr: 0.5,
+  lr: BASE_LR,
   evalEvery: 500,
   testSize: 10_000,
   target: 0.97,
@@ -54,15 +54,15 @@ export const CONVERGENCE_DEFAULTS: ConvergenceSettings = {
 };
 
 export const CONVERGENCE_QUICK: ConvergenceSettings = {
-  steps: 800,
+  steps: 1_000,
   batchSize: 60,
-  lr: 0.5,
+  lr: BASE_LR,
   evalEvery: 25,
   testSize: 1_000,
   target: 0.85,
-  checkpoints: [100, 200, 400, 800],
+  checkpoints: [125, 250, 500, 1_000],
   sweepLrs: [0.1, 1, 10, 100],
-  sweepSteps: 150,
+  sweepSteps: 250,
 };
 
 /** Why a sweep run counts as not training: the loss became NaN/∞, or it ended no lower than chance. */
@@ -163,7 +163,7 @@ export async function runConvergence(options: ConvergenceOptions): Promise<Conve
     question: 'Does batch norm make the same network reach a given test accuracy in fewer steps, and train at larger learning rates?',
     quick,
     seed,
-    settings: { ...settings, model: 'ioffe-mlp (784-100-100-100-10, sigmoid, N(0, 0.1²) init)', optimizer: 'SGD, no momentum', trainSet: `${data.train.name} train (${formatCount(data.train.count)})`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
+    settings: { ...settings, model: baseModelDescription(), optimizer: 'SGD, no momentum', trainSet: `${data.train.name} train (${formatCount(data.train.count)})`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,

@@ -12,7 +12,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { NETWORKS, NETWORK_LABELS, type Network } from './convergence.js';
 import { checkExperimentData, firstUpTo } from './data.js';
 import { formatCount, formatNumber, formatRatio, formatValue } from './format.js';
-import { INPUT_SHAPE, buildNetwork } from './models.js';
+import { BASE_LR, INPUT_SHAPE, baseModelDescription, buildNetwork } from './models.js';
 import { activationInputs } from './probe.js';
 import { ProgressTicker } from './progress.js';
 import { checkPositiveInt, resolveSettings } from './settings.js';
@@ -34,8 +34,8 @@ export interface DistributionSettings {
 
 export type DistributionOptions = ExperimentOptions & Partial<DistributionSettings>;
 
-export const DISTRIBUTION_DEFAULTS: DistributionSettings = { steps: 50_000, batchSize: 60, lr: 0.5, probeEvery: 500, probeSize: 1_000, unit: 0 };
-export const DISTRIBUTION_QUICK: DistributionSettings = { steps: 600, batchSize: 60, lr: 0.5, probeEvery: 30, probeSize: 500, unit: 0 };
+export const DISTRIBUTION_DEFAULTS: DistributionSettings = { steps: 50_000, batchSize: 60, lr: BASE_LR, probeEvery: 500, probeSize: 1_000, unit: 0 };
+export const DISTRIBUTION_QUICK: DistributionSettings = { steps: 600, batchSize: 60, lr: BASE_LR, probeEvery: 30, probeSize: 500, unit: 0 };
 
 /** The percentiles of the paper's figure. */
 export const PERCENTILES = [15, 50, 85] as const;
@@ -142,7 +142,7 @@ export async function runDistribution(options: DistributionOptions): Promise<Dis
     question: 'Does batch norm keep the distribution of each layer’s inputs from drifting while the network trains?',
     quick,
     seed,
-    settings: { ...s, percentiles: [...PERCENTILES], model: 'ioffe-mlp (784-100-100-100-10, sigmoid)', optimizer: 'SGD, no momentum', probe: `first ${formatCount(probeSet.count)} ${data.test.name} test images, eval mode` },
+    settings: { ...s, percentiles: [...PERCENTILES], model: baseModelDescription(), optimizer: 'SGD, no momentum', probe: `first ${formatCount(probeSet.count)} ${data.test.name} test images, eval mode` },
     data: resultData,
     headlines,
     reading,
@@ -268,8 +268,9 @@ function describe(d: DistributionData, s: DistributionSettings) {
   reading.push(
     `Relative to their spread (the 15–85 range), the percentiles of that sigmoid moved ${formatValue(bn.trackedRelativePath)} ranges in total with BN and ${formatValue(plain.trackedRelativePath)} without (${compare(bn.trackedRelativePath, plain.trackedRelativePath)}); over all sigmoids of the last hidden layer the median was ${formatValue(bn.lastLayerMedianRelativePath)} with BN and ${formatValue(plain.lastLayerMedianRelativePath)} without (${compare(bn.lastLayerMedianRelativePath, plain.lastLayerMedianRelativePath)}).`,
   );
+  const endSpread = (n: NetworkDistribution) => n.layers[d.trackedLayer].at(-1)?.spread ?? NaN;
   reading.push(
-    `In the inputs' own units, the median path was ${formatValue(bn.lastLayerMedianPath)} with BN and ${formatValue(plain.lastLayerMedianPath)} without (${compare(bn.lastLayerMedianPath, plain.lastLayerMedianPath)}).`,
+    `In the inputs' own units the median path was ${formatValue(bn.lastLayerMedianPath)} with BN and ${formatValue(plain.lastLayerMedianPath)} without; that raw figure depends on how spread out each network's inputs are (standard deviation at the end, mean over the last layer: ${formatValue(endSpread(bn))} with BN, ${formatValue(endSpread(plain))} without), which is why the comparison above divides by the spread.`,
   );
   const layerLines = bn.totalRelativeDrift.map((b, l) => `layer ${l + 1}: ${formatValue(b)} with BN, ${formatValue(plain.totalRelativeDrift[l])} without`);
   const lessLayers = bn.totalRelativeDrift.filter((b, l) => b < plain.totalRelativeDrift[l]).length;

@@ -13,6 +13,11 @@ export function formatPercent(fraction: number, digits = 1): string {
   return `${(fraction * 100).toFixed(digits)}%`;
 }
 
+/** A difference of two accuracies: 0.316 → "31.6 points". */
+export function formatPoints(diff: number, digits = 1): string {
+  return `${(diff * 100).toFixed(digits)} points`;
+}
+
 /** A ratio: 7.04 → "7.0×". */
 export function formatRatio(r: number): string {
   if (!Number.isFinite(r)) return '∞×';

@@ -10,7 +10,7 @@ import { getBackend } from '../kernels/index.js';
 import { barChart, xyChart, type Figure, type Row } from '../report/charts.js';
 import { checkExperimentData, featureScales, firstUpTo, scaleFeatures } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatValue } from './format.js';
-import { INPUT_SHAPE, buildNetwork, type NetworkOptions } from './models.js';
+import { INPUT_SHAPE, baseModelDescription, buildNetwork, type NetworkOptions } from './models.js';
 import { ProgressTicker } from './progress.js';
 import { checkPositiveInt, resolveSettings } from './settings.js';
 import { trainNetwork, type LossPoint } from './train-run.js';
@@ -146,7 +146,7 @@ export async function runInputScale(options: InputScaleOptions): Promise<InputSc
     question: 'When input features differ in scale by six orders of magnitude, how much of the damage does batch norm on the inputs undo, and which learning rate does each network need?',
     quick,
     seed,
-    settings: { ...s, model: 'ioffe-mlp variants (784-100-100-100-10, sigmoid)', optimizer: 'SGD, no momentum', scaling: `feature j multiplied by a factor; factors evenly log-spaced over [${formatNumber(s.scaleLow)}, ${formatNumber(s.scaleHigh)}], assigned in a seeded random order`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
+    settings: { ...s, model: `variants of ${baseModelDescription()}`, optimizer: 'SGD, no momentum', scaling: `feature j multiplied by a factor; factors evenly log-spaced over [${formatNumber(s.scaleLow)}, ${formatNumber(s.scaleHigh)}], assigned in a seeded random order`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,

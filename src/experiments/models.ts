@@ -1,6 +1,6 @@
 /**
  * The networks the experiments compare, all built from the `ioffe-mlp` preset (784-100-100-100-10,
- * sigmoid, N(0, 0.1²) weights) so that a seed gives every variant the same initial Linear weights:
+ * sigmoid, small Gaussian initial weights) so that a seed gives every variant the same initial Linear weights:
  * normalization layers draw no random numbers. Variants swap the preset's BatchNorm1d layers for
  * LayerNorm or GroupNorm, or put a BatchNorm1d on the input features.
  */
@@ -24,6 +24,16 @@ export interface NetworkOptions {
 }
 
 export const BASE_PRESET = 'ioffe-mlp';
+
+/** The preset's learning rate: every experiment's default, the same with and without BN. */
+export const BASE_LR: number = getPreset(BASE_PRESET).defaultLr ?? 1;
+
+/** "ioffe-mlp (784-100-100-100-10, sigmoid, init normal std 0.01)", for the settings tables. */
+export function baseModelDescription(): string {
+  const init = getPreset(BASE_PRESET).defaultInit;
+  const initText = Object.entries(init).filter(([k]) => k !== 'name').map(([k, v]) => `${k} ${v}`).join(', ');
+  return `${BASE_PRESET} (784-100-100-100-10, sigmoid, init ${init.name}${initText ? ` ${initText}` : ''})`;
+}
 
 /** Shape of one sample as the networks take it. */
 export const INPUT_SHAPE: readonly number[] = getPreset(BASE_PRESET).inputShape;

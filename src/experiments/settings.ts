@@ -9,9 +9,10 @@ export function resolveSettings<S extends object>(experiment: string, options: o
   const base = quick ? quickDefaults : defaults;
   const out = { ...base } as Record<string, unknown>;
   for (const key of Object.keys(base)) {
-    const value = (options as Record<string, unknown>)[key];
+    let value = (options as Record<string, unknown>)[key];
     if (value === undefined) continue;
     const expected = (base as Record<string, unknown>)[key];
+    if (Array.isArray(expected) && typeof value === 'number') value = [value];
     const ok = Array.isArray(expected) ? Array.isArray(value) && value.every((v) => typeof v === 'number' && Number.isFinite(v)) : typeof value === typeof expected && (typeof value !== 'number' || Number.isFinite(value));
     if (!ok) throw new Error(`${experiment}: option "${key}" must be ${Array.isArray(expected) ? 'a list of numbers' : `a ${typeof expected}`} (like the default ${JSON.stringify(expected)}), got ${JSON.stringify(value)}`);
     out[key] = value;

@@ -1,0 +1,138 @@
+/**
+ * `bnlab experiment NAME`: run one of the experiments behind "why batch norm works" on MNIST and write
+ * runs/experiments/NAME-<timestamp>/ with results.json, the plots as SVG and PNG, and report.html.
+ */
+import cliProgress from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadDataset } from '../../data/node.js';
+import { experimentNames, getExperiment } from '../../experiments/index.js';
+import type { ExperimentData, ExperimentProgress, ExperimentResult } from '../../experiments/types.js';
+import { initBackend } from '../../kernels/index.js';
+import { EXPERIMENTS_DIR, experimentRunDir, writeExperimentRun, type WrittenRun } from '../experiment-runs.js';
+import { seed } from '../options.js';
+
+interface ExperimentFlags {
+  quick?: boolean;
+  seed: number;
+  out?: string;
+  backend: string;
+  set: Record<string, number | number[] | string>;
+  dataset: string;
+}
+
+export function register(program: Command): Command {
+  return program
+    .command('experiment')
+    .summary('run one experiment on why batch norm works, with plots and a report')
+    .description(
+      `Run an experiment and write runs/experiments/NAME-<timestamp>/ with results.json (every curve and setting), the plots as SVG and PNG, and report.html (plots, a reading generated from the numbers, settings). Experiments: ${experimentNames().join(', ')}.`,
+    )
+    .argument('<name>', `one of: ${experimentNames().join(', ')}`)
+    .option('--quick', 'the small size (about a minute on 2 cores) instead of the full one')
+    .addOption(new Option('--seed <s>', 'seed for weights, shuffling and every random choice; the same seed and kernels repeat a run exactly').argParser(seed).default(1))
+    .option('--out <dir>', `run directory (default: ${EXPERIMENTS_DIR}/NAME-<timestamp>)`)
+    .addOption(new Option('--backend <name>', 'kernels: auto (WebAssembly SIMD when available), wasm or ts').default('auto'))
+    .addOption(new Option('--dataset <name>', 'dataset: mnist or fashion-mnist').default('mnist'))
+    .addOption(new Option('--set <key=value...>', 'override a setting, e.g. --set steps=2000 --set sweepLrs=0.1,1,10 (names: see results.json "settings")').argParser(collectSetting).default({}))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bnlab experiment convergence                 Figure 1(a): 50,000 steps with and without BN, plus a learning-rate sweep
+  $ bnlab experiment distribution --quick        Figure 1(b, c) in about a minute
+  $ bnlab experiment input-scale --seed 7
+  $ bnlab experiment batch-size --set epochs=10
+  $ bnlab report                                 join every run into runs/experiments/report.html`,
+    )
+    .action(async (name: string, flags: ExperimentFlags) => {
+      const definition = getExperiment(name);
+      const written = await runAndWrite(definition.name, {
+        quick: flags.quick ?? false,
+        seed: flags.seed,
+        out: flags.out,
+        backend: flags.backend,
+        dataset: flags.dataset,
+        overrides: flags.set,
+      });
+      printOutcome(written.result, written.run);
+    });
+}
+
+export interface RunAndWriteOptions {
+  quick: boolean;
+  seed: number;
+  out?: string;
+  backend: string;
+  dataset?: string;
+  overrides?: Record<string, unknown>;
+  /** Progress bar label; default the experiment name. */
+  label?: string;
+}
+
+/** Load the data, run the experiment with a progress bar, write its run directory. */
+export async function runAndWrite(name: string, options: RunAndWriteOptions): Promise<{ result: ExperimentResult; run: WrittenRun }> {
+  const definition = getExperiment(name);
+  const dir = options.out ?? experimentRunDir(name);
+  await initBackend(options.backend);
+  const dataset = options.dataset ?? 'mnist';
+  const data: ExperimentData = { train: loadDataset(dataset, 'train'), test: loadDataset(dataset, 'test') };
+  const progress = progressBar(options.label ?? name);
+  let result: ExperimentResult;
+  try {
+    result = await definition.run({ ...options.overrides, data, quick: options.quick, seed: options.seed, onProgress: progress.update });
+  } finally {
+    progress.stop();
+  }
+  const run = await writeExperimentRun(result, dir);
+  return { result, run };
+}
+
+export function printOutcome(result: ExperimentResult, run: WrittenRun): void {
+  console.log(`${result.experiment}: ${result.title} (${result.quick ? 'quick' : 'full size'}, seed ${result.seed}, ${result.backend} kernels, ${result.wallTimeSeconds.toFixed(1)} s)`);
+  for (const line of result.summary) console.log(`  ${line}`);
+  console.log(`Report: ${run.report}`);
+}
+
+/** `--set key=value`: numbers, comma-separated number lists, or text. */
+function collectSetting(value: string, previous: Record<string, unknown>): Record<string, unknown> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`Expected key=value (e.g. steps=2000), got "${value}".`);
+  const key = value.slice(0, eq).trim();
+  const raw = value.slice(eq + 1).trim();
+  const parts = raw.split(',').map((p) => p.trim());
+  const numbers = parts.map(Number);
+  // A single number where the setting is a list is taken as a one-element list by the experiment.
+  const parsed = parts.every((p) => p !== '' && Number.isFinite(Number(p))) ? (parts.length > 1 ? numbers : numbers[0]) : raw;
+  return { ...previous, [key]: parsed };
+}
+
+/** A cli-progress bar on a terminal; otherwise a line every 30 s, so logs stay readable. */
+function progressBar(label: string): { update: (p: ExperimentProgress) => void; stop: () => void } {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { stream: process.stderr, hideCursor: true, format: `${label} {bar} {percentage}% | {phase} | ETA {eta_formatted}`, etaBuffer: 500 },
+      cliProgress.Presets.shades_classic,
+    );
+    let started = false;
+    return {
+      update(p) {
+        if (!started) {
+          started = true;
+          bar.start(p.total, p.done, { phase: p.phase });
+        } else bar.update(p.done, { phase: p.phase });
+      },
+      stop() {
+        if (started) bar.stop();
+      },
+    };
+  }
+  let last = 0;
+  return {
+    update(p) {
+      if (Date.now() - last < 30_000) return;
+      last = Date.now();
+      console.error(`${label}: ${((100 * p.done) / Math.max(1, p.total)).toFixed(0)}% (${p.phase})`);
+    },
+    stop() {},
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * The experiments behind `bnlab experiment NAME`, each a claim about why batch norm works, run on real
+ * data and returned as plain JSON with figures and a reading generated from the numbers. Browser-safe:
+ * pass the data in (see `ExperimentData`).
+ */
+import { batchSizeExperiment } from './batch-size.js';
+import { convergenceExperiment } from './convergence.js';
+import { distributionExperiment } from './distribution.js';
+import { inferenceExperiment } from './inference.js';
+import { inputScaleExperiment } from './input-scale.js';
+import type { ExperimentDefinition } from './types.js';
+
+export type { ExperimentData, ExperimentDefinition, ExperimentOptions, ExperimentProgress, ExperimentResult, Headline } from './types.js';
+export { runConvergence, convergenceFigures, CONVERGENCE_DEFAULTS, CONVERGENCE_QUICK, type ConvergenceData, type ConvergenceOptions, type ConvergenceResult, type ConvergenceSettings } from './convergence.js';
+export { runDistribution, distributionFigures, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, type DistributionData, type DistributionOptions, type DistributionResult, type DistributionSettings } from './distribution.js';
+export { runInputScale, inputScaleFigures, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, type InputScaleData, type InputScaleOptions, type InputScaleResult, type InputScaleSettings } from './input-scale.js';
+export { runBatchSize, batchSizeFigures, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, type BatchSizeData, type BatchSizeOptions, type BatchSizeResult, type BatchSizeSettings } from './batch-size.js';
+export { runInference, inferenceFigures, INFERENCE_DEFAULTS, INFERENCE_QUICK, type InferenceData, type InferenceOptions, type InferenceResult, type InferenceSettings } from './inference.js';
+export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment };
+
+/** Every experiment, in the order the combined report shows them. */
+export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment];
+
+export function experimentNames(): string[] {
+  return EXPERIMENTS.map((e) => e.name);
+}
+
+export function getExperiment(name: string): ExperimentDefinition {
+  const e = EXPERIMENTS.find((x) => x.name === name);
+  if (!e) throw new Error(`Unknown experiment "${name}". Available: ${experimentNames().join(', ')}`);
+  return e;
+}

@@ -1,0 +1,188 @@
+/**
+ * Report pages as HTML strings: one per experiment run (reading, key figures, plots, settings) and one
+ * joining many runs. Self-contained: the SVG plots are inlined, the styles are in the page, and there is
+ * no script, so the page opens from disk in any browser without network access. Browser-safe.
+ */
+import type { ExperimentResult } from '../experiments/types.js';
+import type { Figure } from './charts.js';
+
+/** A figure rendered to SVG, with the file names it was saved under (relative to the page). */
+export interface RenderedFigure {
+  figure: Figure;
+  svg: string;
+  files?: { svg?: string; png?: string };
+}
+
+/** One run as the combined report lists it: its result, figures, and the folder it is in (relative to the page). */
+export interface ReportRun {
+  result: ExperimentResult;
+  figures: RenderedFigure[];
+  href: string;
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+/**
+ * Give every id in an SVG a prefix, and the references to them too. Vega names its clip paths
+ * "clip1", "clip2", ... in every chart; inlined side by side, the second chart would clip with the
+ * first one's paths.
+ */
+export function namespaceSvgIds(svg: string, prefix: string): string {
+  return svg
+    .replace(/\bid="([^"]+)"/g, (_, id: string) => `id="${prefix}-${id}"`)
+    .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
+    .replace(/\b(xlink:href|href)="#([^"]+)"/g, (_, attr: string, id: string) => `${attr}="#${prefix}-${id}"`);
+}
+
+const STYLE = `
+  :root { color-scheme: light; }
+  body { font-family: "DejaVu Sans", Verdana, system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 24px 32px 48px; color: #1d1d1f; line-height: 1.5; }
+  header { border-bottom: 1px solid #ddd; margin-bottom: 16px; }
+  .kicker { text-transform: uppercase; letter-spacing: .06em; font-size: 12px; color: #666; margin: 0; }
+  h1 { font-size: 26px; margin: 4px 0 8px; }
+  h2 { font-size: 19px; margin: 28px 0 8px; }
+  h3 { font-size: 15px; margin: 0 0 6px; }
+  .question { font-size: 16px; color: #333; margin: 0 0 8px; }
+  .meta { font-size: 13px; color: #666; }
+  .reading p { margin: 6px 0; max-width: 80ch; }
+  table { border-collapse: collapse; font-size: 14px; }
+  th, td { text-align: left; padding: 4px 12px 4px 0; border-bottom: 1px solid #eee; vertical-align: top; }
+  th { color: #555; font-weight: normal; }
+  td.value { font-variant-numeric: tabular-nums; font-weight: bold; }
+  figure { margin: 16px 0 28px; }
+  .chart { overflow-x: auto; }
+  .chart svg { max-width: 100%; height: auto; }
+  figcaption { font-size: 13px; color: #555; max-width: 90ch; }
+  ul.summary { margin: 6px 0; padding-left: 20px; }
+  nav table td, nav table th { padding-right: 16px; }
+  section.run { border-top: 2px solid #ccc; margin-top: 36px; }
+  footer { margin-top: 32px; font-size: 13px; color: #666; }
+  a { color: #0b61a4; }
+`;
+
+function page(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+${body}
+</body>
+</html>
+`;
+}
+
+function runMeta(r: ExperimentResult): string {
+  const when = r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return `${r.quick ? 'quick run' : 'full-size run'} · seed ${r.seed} · ${escapeHtml(r.backend)} kernels · started ${escapeHtml(when)} · wall time ${formatSeconds(r.wallTimeSeconds)}`;
+}
+
+function formatSeconds(s: number): string {
+  if (s < 90) return `${s.toFixed(1)} s`;
+  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(2)} h`;
+}
+
+function headlinesTable(r: ExperimentResult): string {
+  const rows = r.headlines.map((h) => `<tr><th scope="row">${escapeHtml(h.label)}</th><td class="value">${escapeHtml(h.value)}</td></tr>`).join('\n');
+  return `<table class="headlines">\n${rows}\n</table>`;
+}
+
+function settingValue(v: unknown): string {
+  if (Array.isArray(v)) return v.map((x) => settingValue(x)).join(', ');
+  if (v !== null && typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+function settingsTable(r: ExperimentResult): string {
+  const rows = Object.entries(r.settings).map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(settingValue(v))}</td></tr>`);
+  rows.push(`<tr><th scope="row">seed</th><td>${r.seed}</td></tr>`, `<tr><th scope="row">kernels</th><td>${escapeHtml(r.backend)}</td></tr>`);
+  return `<table class="settings">\n${rows.join('\n')}\n</table>`;
+}
+
+function figureHtml(f: RenderedFigure, prefix: string, base = ''): string {
+  const links: string[] = [];
+  if (f.files?.svg) links.push(`<a href="${escapeHtml(base + f.files.svg)}">SVG</a>`);
+  if (f.files?.png) links.push(`<a href="${escapeHtml(base + f.files.png)}">PNG</a>`);
+  const id = `${prefix}-${f.figure.id}`;
+  return `<figure id="${escapeHtml(id)}">
+<h3>${escapeHtml(f.figure.title)}</h3>
+<div class="chart" role="img" aria-label="${escapeHtml(f.figure.title)}">${namespaceSvgIds(f.svg, id)}</div>
+<figcaption>${escapeHtml(f.figure.caption)}${links.length ? ` (${links.join(' · ')})` : ''}</figcaption>
+</figure>`;
+}
+
+/** The page of one experiment run. */
+export function experimentReportHtml(result: ExperimentResult, figures: RenderedFigure[], options: { resultsHref?: string } = {}): string {
+  const body = `<header>
+<p class="kicker">bnlab experiment · ${escapeHtml(result.experiment)}</p>
+<h1>${escapeHtml(result.title)}</h1>
+<p class="question">${escapeHtml(result.question)}</p>
+<p class="meta">${runMeta(result)}</p>
+</header>
+<section class="reading">
+<h2>Reading</h2>
+${result.reading.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n')}
+</section>
+<section>
+<h2>Key figures</h2>
+${headlinesTable(result)}
+</section>
+<section class="figures">
+<h2>Plots</h2>
+${figures.map((f) => figureHtml(f, result.experiment)).join('\n')}
+</section>
+<section>
+<h2>Settings</h2>
+${settingsTable(result)}
+</section>
+<footer>Every curve and every setting of this run: <a href="${escapeHtml(options.resultsHref ?? 'results.json')}">results.json</a>. The reading above is generated from those numbers.</footer>`;
+  return page(`bnlab · ${result.experiment} · ${result.title}`, body);
+}
+
+/** One page joining several runs: a table of contents, then each run's summary, reading and plots. */
+export function combinedReportHtml(runs: ReportRun[], options: { title?: string } = {}): string {
+  const title = options.title ?? 'bnlab experiments';
+  const toc = runs
+    .map((run, i) => {
+      const r = run.result;
+      return `<tr><td><a href="#run-${i}">${escapeHtml(r.experiment)}</a></td><td>${escapeHtml(r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</td><td>${r.quick ? 'quick' : 'full'}</td><td>${r.seed}</td><td>${escapeHtml(formatSeconds(r.wallTimeSeconds))}</td><td>${escapeHtml(r.summary[0] ?? '')}</td></tr>`;
+    })
+    .join('\n');
+  const sections = runs
+    .map((run, i) => {
+      const r = run.result;
+      const base = run.href.endsWith('/') || run.href === '' ? run.href : `${run.href}/`;
+      return `<section class="run" id="run-${i}">
+<p class="kicker">${escapeHtml(r.experiment)} · <a href="${escapeHtml(base)}report.html">run page</a> · <a href="${escapeHtml(base)}results.json">results.json</a></p>
+<h2>${escapeHtml(r.title)}</h2>
+<p class="meta">${runMeta(r)}</p>
+<ul class="summary">${r.summary.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}</ul>
+${headlinesTable(r)}
+<div class="reading">${r.reading.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n')}</div>
+${run.figures.map((f) => figureHtml(f, `run-${i}`, base)).join('\n')}
+</section>`;
+    })
+    .join('\n');
+  const body = `<header>
+<p class="kicker">bnlab</p>
+<h1>${escapeHtml(title)}</h1>
+<p class="question">Why batch norm works: every claim run on real data, ${runs.length} run${runs.length === 1 ? '' : 's'} below.</p>
+</header>
+<nav>
+<h2>Runs</h2>
+<table>
+<tr><th>experiment</th><th>started</th><th>size</th><th>seed</th><th>wall time</th><th>summary</th></tr>
+${toc}
+</table>
+</nav>
+${sections || '<p>No runs yet: <code>bnlab experiment convergence --quick</code> makes one.</p>'}`;
+  return page(title, body);
+}
