@@ -55,7 +55,8 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
       {
         stream,
         format: `${label}{bar} {percentage}% | step {value}/{total} | loss {loss} | test acc {acc} | {rate} steps/s | ETA {eta_formatted}`,
-        hideCursor: true,
+        // Keep the cursor: the training loop is synchronous, so no handler could restore it on Ctrl+C.
+        hideCursor: false,
         etaBuffer: 200,
       },
       cliProgress.Presets.shades_classic,

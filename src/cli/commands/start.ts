@@ -124,7 +124,7 @@ function runJobs(configs: TrainConfig[], labels: string[]): Promise<JobOutcome[]
   const tty = Boolean(process.stderr.isTTY);
   const width = Math.max(...labels.map((l) => l.length));
   const multi = tty
-    ? new cliProgress.MultiBar({ stream: process.stderr, hideCursor: true, format: '{label} {bar} {percentage}% | step {value}/{total} | loss {loss} | test acc {acc}' }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.MultiBar({ stream: process.stderr, hideCursor: false, format: '{label} {bar} {percentage}% | step {value}/{total} | loss {loss} | test acc {acc}' }, cliProgress.Presets.shades_classic)
     : null;
 
   const jobs = configs.map(

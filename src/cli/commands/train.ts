@@ -14,6 +14,7 @@ import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
 import { initBackend, referenceKernels } from '../../kernels/index.js';
+import { BatchNormBase } from '../../nn/batchnorm.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
 import type { Sequential } from '../../nn/sequential.js';
@@ -137,7 +138,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     epochs: config.epochs ?? undefined,
     evalEvery: config.evalEvery,
     logEvery: logInterval(config.evalEvery),
-    schedule: makeSchedule(config.schedule, config),
+    schedule: makeSchedule(config.schedule, config, trainSet.count, model),
     seed: config.seed,
     inputShape: source.inputShape,
     onMetrics: (m) => {
@@ -228,14 +229,17 @@ function makeOptimizer(o: OptimizerConfig, model: Sequential): Optimizer {
 }
 
 /** Schedules run over the whole budget; `stepSize` and cosine's length are in steps. */
-function makeSchedule(s: ScheduleConfig, config: TrainConfig): LrSchedule {
+function makeSchedule(s: ScheduleConfig, config: TrainConfig, trainCount: number, model: Sequential): LrSchedule {
   switch (s.name) {
     case 'constant':
       return constantSchedule;
     case 'step':
       return stepSchedule(s.stepSize, s.gamma);
     case 'cosine': {
-      const total = config.steps ?? Math.max(1, Math.round((config.epochs ?? 1) * Math.floor((config.trainLimit ?? 60000) / config.batchSize)));
+      // The trainer's own budget: with batch norm it drops the short last batch of each epoch.
+      const dropLast = [...model.modules()].some((m) => m instanceof BatchNormBase);
+      const perEpoch = dropLast ? Math.floor(trainCount / config.batchSize) : Math.ceil(trainCount / config.batchSize);
+      const total = config.steps ?? Math.max(1, Math.round((config.epochs ?? 1) * perEpoch));
       return cosineSchedule(total, s.minLr);
     }
   }
