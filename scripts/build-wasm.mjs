@@ -32,13 +32,13 @@ mkdirSync(outDir, { recursive: true });
 for (const { file, flags } of variants) {
   const outFile = join(outDir, file);
   const textFlags = args.includes('--wat') ? ['--textFile', outFile.replace(/\.wasm$/, '.wat')] : [];
-  const { error, stderr } = await asc.main([entry, '--outFile', outFile, ...common, ...flags, ...textFlags], {
+  const { error } = await asc.main([entry, '--outFile', outFile, ...common, ...flags, ...textFlags], {
     stdout: process.stdout,
     stderr: process.stderr,
     writeFile: (name, contents, baseDir) => writeFileSync(resolve(baseDir, name), contents),
   });
   if (error) {
-    console.error(`build:wasm: ${file} failed: ${error.message}\n${stderr.toString()}`);
+    console.error(`build:wasm: ${file} failed: ${error.message}`);
     process.exit(1);
   }
   console.log(`build:wasm: ${outFile}`);

@@ -6,7 +6,7 @@
  *
  * Two memory layouts, two loop shapes:
  * - L = 1: a channel's values are a column, so rows are streamed and four channels are handled per
- *   f32x4 lane group, with per-channel accumulators in scratch (L1-resident for C up to a few thousand).
+ *   f32x4 lane group, with per-channel sums and parameters read from [C] arrays that stay in L1.
  * - L > 1: a channel's values come in contiguous runs of L ("chunks"), reduced with f32x4 then added
  *   into per-channel f64 totals.
  * f32 partial sums are folded into f64 every FLUSH rows or every chunk, so long reductions
@@ -38,9 +38,12 @@ function flush(src32: usize, dst64: usize, n: i32): void {
 }
 
 /**
- * Σ over rows of u(x) and v(x) per column for x [R, C] (L = 1 layout), in f64 at s64 and t64 [C].
- * mode 0: u = x - shift[c], v = u² (moments about a shift);  mode 1: u = a, v = a·b (backward sums).
- * scratch32: 2·C floats.
+ * Per-column sums over the rows of [R, C] (the L = 1 layout), into f64 s64 and t64 [C]:
+ * mode 0: Σu and Σu² with u = a - shift[c] (moments about a shift);  mode 1: Σa and Σa·b (backward).
+ * Rows are streamed in order, `group` at a time (four for mode 0, two for mode 1: as many as stay in
+ * registers), into f32 sums in scratch32 (2·C floats, in L1) that are folded into the f64 totals every
+ * FLUSH rows. Walking down the columns with the sums in registers instead is slower: with C a power of
+ * two, every row of a column maps to the same L1 set.
  */
 function columnSums(mode: i32, a: usize, b: usize, shift: usize, rows: i32, cols: i32, s64: usize, t64: usize, scratch32: usize): void {
   const s32 = scratch32;
@@ -48,37 +51,52 @@ function columnSums(mode: i32, a: usize, b: usize, shift: usize, rows: i32, cols
   memory.fill(s32, 0, (<usize>(2 * cols)) << 2);
   memory.fill(s64, 0, (<usize>cols) << 3);
   memory.fill(t64, 0, (<usize>cols) << 3);
-  for (let r = 0; r < rows; r++) {
-    const ar = f(a, r * cols);
-    const br = f(b, r * cols);
-    let c = 0;
-    if (mode == 0) {
-      for (; c + 4 <= cols; c += 4) {
-        const u = f32x4.sub(v128.load(f(ar, c)), v128.load(f(shift, c)));
-        v128.store(f(s32, c), f32x4.add(v128.load(f(s32, c)), u));
-        v128.store(f(t32, c), f32x4.add(v128.load(f(t32, c)), f32x4.mul(u, u)));
+  const stride = (<usize>cols) << 2;
+  const vecBytes = (<usize>(cols & ~3)) << 2;
+  const group = mode == 0 ? 4 : 2;
+  let r = 0;
+  while (r < rows) {
+    const n = rows - r >= group ? group : 1;
+    const a0 = f(a, r * cols), b0 = f(b, r * cols);
+    if (n == 4) {
+      for (let k: usize = 0; k < vecBytes; k += 16) {
+        const sh = v128.load(shift + k);
+        const u0 = f32x4.sub(v128.load(a0 + k), sh);
+        const u1 = f32x4.sub(v128.load(a0 + stride + k), sh);
+        const u2 = f32x4.sub(v128.load(a0 + 2 * stride + k), sh);
+        const u3 = f32x4.sub(v128.load(a0 + 3 * stride + k), sh);
+        v128.store(s32 + k, f32x4.add(v128.load(s32 + k), f32x4.add(f32x4.add(u0, u1), f32x4.add(u2, u3))));
+        const sq = f32x4.add(f32x4.add(f32x4.mul(u0, u0), f32x4.mul(u1, u1)), f32x4.add(f32x4.mul(u2, u2), f32x4.mul(u3, u3)));
+        v128.store(t32 + k, f32x4.add(v128.load(t32 + k), sq));
       }
-      for (; c < cols; c++) {
-        const u = load<f32>(f(ar, c)) - load<f32>(f(shift, c));
-        store<f32>(f(s32, c), load<f32>(f(s32, c)) + u);
-        store<f32>(f(t32, c), load<f32>(f(t32, c)) + u * u);
+    } else if (n == 2) {
+      for (let k: usize = 0; k < vecBytes; k += 16) {
+        const u0 = v128.load(a0 + k);
+        const u1 = v128.load(a0 + stride + k);
+        v128.store(s32 + k, f32x4.add(v128.load(s32 + k), f32x4.add(u0, u1)));
+        const dot = f32x4.add(f32x4.mul(u0, v128.load(b0 + k)), f32x4.mul(u1, v128.load(b0 + stride + k)));
+        v128.store(t32 + k, f32x4.add(v128.load(t32 + k), dot));
       }
     } else {
-      for (; c + 4 <= cols; c += 4) {
-        const u = v128.load(f(ar, c));
-        v128.store(f(s32, c), f32x4.add(v128.load(f(s32, c)), u));
-        v128.store(f(t32, c), f32x4.add(v128.load(f(t32, c)), f32x4.mul(u, v128.load(f(br, c)))));
-      }
-      for (; c < cols; c++) {
-        const u = load<f32>(f(ar, c));
-        store<f32>(f(s32, c), load<f32>(f(s32, c)) + u);
-        store<f32>(f(t32, c), load<f32>(f(t32, c)) + u * load<f32>(f(br, c)));
+      for (let k: usize = 0; k < vecBytes; k += 16) {
+        const u = mode == 0 ? f32x4.sub(v128.load(a0 + k), v128.load(shift + k)) : v128.load(a0 + k);
+        v128.store(s32 + k, f32x4.add(v128.load(s32 + k), u));
+        v128.store(t32 + k, f32x4.add(v128.load(t32 + k), f32x4.mul(u, mode == 0 ? u : v128.load(b0 + k))));
       }
     }
-    if ((r + 1) % FLUSH == 0 || r + 1 == rows) {
+    for (let c = cols & ~3; c < cols; c++) {
+      for (let q = 0; q < n; q++) {
+        const u = load<f32>(f(a0, q * cols + c)) - (mode == 0 ? load<f32>(f(shift, c)) : 0);
+        store<f32>(f(s32, c), load<f32>(f(s32, c)) + u);
+        store<f32>(f(t32, c), load<f32>(f(t32, c)) + u * (mode == 0 ? u : load<f32>(f(b0, q * cols + c))));
+      }
+    }
+    // Fold into f64 every FLUSH rows (groups divide FLUSH, so a group never straddles a fold).
+    if ((r + n) % FLUSH == 0 || r + n == rows) {
       flush(s32, s64, cols);
       flush(t32, t64, cols);
     }
+    r += n;
   }
 }
 
@@ -163,7 +181,7 @@ export function channelMoments(x: usize, mean: usize, variance: usize, batch: i3
   const t64 = d(scratch, channels);
   const work = d(scratch, 2 * channels);
   if (inner == 1) {
-    // The first row is the shift; copy it (x may be overwritten by nobody here, but keep mean as output only).
+    // The first row is the shift (copied: mean may be written while it is still needed).
     memory.copy(work, x, (<usize>channels) << 2);
     columnSums(0, x, 0, work, batch, channels, s64, t64, f(work, channels));
     for (let c = 0; c < channels; c++) {
@@ -203,20 +221,48 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
   if (inner == 1) {
+    // Rows in order, the [C] parameter arrays staying in L1; the common case (affine, xhat kept) takes
+    // two rows per pass without per-vector tests.
     for (let b = 0; b < batch; b++) {
       const o = b * channels;
+      const px = f(x, o), py = f(y, o), ph = f(xhat, o);
       let c = 0;
-      for (; c + 4 <= channels; c += 4) {
-        const h = f32x4.mul(f32x4.sub(v128.load(f(x, o + c)), v128.load(f(mean, c))), v128.load(f(invStd, c)));
-        if (xhat) v128.store(f(xhat, o + c), h);
-        const g = scale ? v128.load(f(scale, c)) : one;
-        const s = shift ? v128.load(f(shift, c)) : zero;
-        v128.store(f(y, o + c), f32x4.add(f32x4.mul(h, g), s));
+      if (scale && shift && xhat && b + 1 < batch) {
+        // Two rows per pass: each parameter vector loaded once for both.
+        const stride = (<usize>channels) << 2;
+        for (; c + 4 <= channels; c += 4) {
+          const k = (<usize>c) << 2;
+          const m = v128.load(mean + k), is = v128.load(invStd + k), g = v128.load(scale + k), s = v128.load(shift + k);
+          const h0 = f32x4.mul(f32x4.sub(v128.load(px + k), m), is);
+          const h1 = f32x4.mul(f32x4.sub(v128.load(px + stride + k), m), is);
+          v128.store(ph + k, h0);
+          v128.store(ph + stride + k, h1);
+          v128.store(py + k, f32x4.add(f32x4.mul(h0, g), s));
+          v128.store(py + stride + k, f32x4.add(f32x4.mul(h1, g), s));
+        }
+        for (; c < channels; c++) {
+          for (let q = 0; q < 2; q++) {
+            const h = (load<f32>(f(px, q * channels + c)) - load<f32>(f(mean, c))) * load<f32>(f(invStd, c));
+            store<f32>(f(ph, q * channels + c), h);
+            store<f32>(f(py, q * channels + c), h * load<f32>(f(scale, c)) + load<f32>(f(shift, c)));
+          }
+        }
+        b++;
+        continue;
+      } else {
+        for (; c + 4 <= channels; c += 4) {
+          const k = (<usize>c) << 2;
+          const h = f32x4.mul(f32x4.sub(v128.load(px + k), v128.load(mean + k)), v128.load(invStd + k));
+          if (xhat) v128.store(ph + k, h);
+          const g = scale ? v128.load(scale + k) : one;
+          const s = shift ? v128.load(shift + k) : zero;
+          v128.store(py + k, f32x4.add(f32x4.mul(h, g), s));
+        }
       }
       for (; c < channels; c++) {
-        const h = (load<f32>(f(x, o + c)) - load<f32>(f(mean, c))) * load<f32>(f(invStd, c));
-        if (xhat) store<f32>(f(xhat, o + c), h);
-        store<f32>(f(y, o + c), h * (scale ? load<f32>(f(scale, c)) : 1) + (shift ? load<f32>(f(shift, c)) : 0));
+        const h = (load<f32>(f(px, c)) - load<f32>(f(mean, c))) * load<f32>(f(invStd, c));
+        if (xhat) store<f32>(f(ph, c), h);
+        store<f32>(f(py, c), h * (scale ? load<f32>(f(scale, c)) : 1) + (shift ? load<f32>(f(shift, c)) : 0));
       }
     }
     return;
@@ -288,8 +334,7 @@ export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: 
   const s64 = scratch;
   const t64 = d(scratch, channels);
   const coef = d(scratch, 2 * channels); // p, q, r: 3·C floats
-  const work = f(coef, 3 * channels);
-  backwardSums(dy, xhat, batch, channels, inner, s64, t64, work);
+  backwardSums(dy, xhat, batch, channels, inner, s64, t64, f(coef, 3 * channels));
   addParameterGrads(dGamma, dBeta, s64, t64, channels);
   const pP = coef, pQ = f(coef, channels), pR = f(coef, 2 * channels);
   for (let c = 0; c < channels; c++) {
@@ -307,18 +352,36 @@ function applyAffineGrad(dy: usize, xhat: usize, dx: usize, pP: usize, pQ: usize
   if (inner == 1) {
     for (let b = 0; b < batch; b++) {
       const o = b * channels;
+      const pdy = f(dy, o), ph = f(xhat, o), pdx = f(dx, o);
       let c = 0;
-      if (pQ) {
+      if (pQ && b + 1 < batch) {
+        // Two rows per pass: each coefficient vector loaded once for both.
+        const stride = (<usize>channels) << 2;
         for (; c + 4 <= channels; c += 4) {
-          const v = f32x4.add(f32x4.add(f32x4.mul(v128.load(f(pP, c)), v128.load(f(dy, o + c))), v128.load(f(pQ, c))), f32x4.mul(v128.load(f(pR, c)), v128.load(f(xhat, o + c))));
-          v128.store(f(dx, o + c), v);
+          const k = (<usize>c) << 2;
+          const p = v128.load(pP + k), q = v128.load(pQ + k), r = v128.load(pR + k);
+          v128.store(pdx + k, f32x4.add(f32x4.add(f32x4.mul(p, v128.load(pdy + k)), q), f32x4.mul(r, v128.load(ph + k))));
+          v128.store(pdx + stride + k, f32x4.add(f32x4.add(f32x4.mul(p, v128.load(pdy + stride + k)), q), f32x4.mul(r, v128.load(ph + stride + k))));
         }
         for (; c < channels; c++) {
-          store<f32>(f(dx, o + c), load<f32>(f(pP, c)) * load<f32>(f(dy, o + c)) + load<f32>(f(pQ, c)) + load<f32>(f(pR, c)) * load<f32>(f(xhat, o + c)));
+          for (let j = 0; j < 2; j++) {
+            const o2 = j * channels + c;
+            store<f32>(f(pdx, o2), load<f32>(f(pP, c)) * load<f32>(f(pdy, o2)) + load<f32>(f(pQ, c)) + load<f32>(f(pR, c)) * load<f32>(f(ph, o2)));
+          }
         }
+        b++;
+      } else if (pQ) {
+        for (; c + 4 <= channels; c += 4) {
+          const k = (<usize>c) << 2;
+          v128.store(pdx + k, f32x4.add(f32x4.add(f32x4.mul(v128.load(pP + k), v128.load(pdy + k)), v128.load(pQ + k)), f32x4.mul(v128.load(pR + k), v128.load(ph + k))));
+        }
+        for (; c < channels; c++) store<f32>(f(pdx, c), load<f32>(f(pP, c)) * load<f32>(f(pdy, c)) + load<f32>(f(pQ, c)) + load<f32>(f(pR, c)) * load<f32>(f(ph, c)));
       } else {
-        for (; c + 4 <= channels; c += 4) v128.store(f(dx, o + c), f32x4.mul(v128.load(f(pP, c)), v128.load(f(dy, o + c))));
-        for (; c < channels; c++) store<f32>(f(dx, o + c), load<f32>(f(pP, c)) * load<f32>(f(dy, o + c)));
+        for (; c + 4 <= channels; c += 4) {
+          const k = (<usize>c) << 2;
+          v128.store(pdx + k, f32x4.mul(v128.load(pP + k), v128.load(pdy + k)));
+        }
+        for (; c < channels; c++) store<f32>(f(pdx, c), load<f32>(f(pP, c)) * load<f32>(f(pdy, c)));
       }
     }
     return;
@@ -351,9 +414,8 @@ export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usiz
   const s64 = scratch;
   const t64 = d(scratch, channels);
   const coef = d(scratch, 2 * channels);
-  const work = f(coef, 3 * channels);
   if (dGamma || dBeta) {
-    backwardSums(dy, xhat, batch, channels, inner, s64, t64, work);
+    backwardSums(dy, xhat, batch, channels, inner, s64, t64, f(coef, 3 * channels));
     addParameterGrads(dGamma, dBeta, s64, t64, channels);
   }
   for (let c = 0; c < channels; c++) store<f32>(f(coef, c), (gamma ? load<f32>(f(gamma, c)) : 1) * load<f32>(f(invStd, c)));
