@@ -85,13 +85,13 @@ export const CHART_CONFIG = {
 
 /**
  * Tick values for a log axis over [min, max]: powers of ten, with 2 and 5 in between when the range is
- * under three decades (Vega's own log ticks label every 1..9 multiple, too crowded to read).
+ * at most two and a half decades (Vega's own log ticks label every 1..9 multiple, too crowded to read).
  */
 export function logTicks(min: number, max: number): number[] {
   if (!(min > 0) || !(max >= min)) return [];
   const lo = Math.floor(Math.log10(min));
   const hi = Math.ceil(Math.log10(max));
-  const steps = hi - lo <= 2 ? [1, 2, 5] : [1];
+  const steps = Math.log10(max / min) <= 2.5 ? [1, 2, 5] : [1];
   const out: number[] = [];
   for (let e = lo; e <= hi; e++) for (const m of steps) out.push(Number((m * 10 ** e).toPrecision(1)));
   const inside = out.filter((v) => v >= min / 1.0001 && v <= max * 1.0001);

@@ -14,6 +14,7 @@ import type { TrainMetrics } from '../../train/trainer.js';
 import { nonNegativeInt, positiveInt, positiveNumber, seed } from '../options.js';
 import { createProgress, formatAccuracy, type ProgressReporter } from '../progress.js';
 import type { WorkerMessage } from '../start-worker.js';
+import { runStartExperiments, type StartExperimentFlags } from '../start-experiments.js';
 import { DEFAULT_BATCH, DEFAULT_SEED, defaultRunDir, resolveTrainConfig, type TrainConfig, type TrainResult } from './train.js';
 
 /** Steps per network: a few thousand, so both finish in well under 3 minutes on 2 cores. */
@@ -45,7 +46,7 @@ export function register(program: Command): Command {
   return program
     .command('start')
     .summary('the main job: the paper\'s MNIST network with and without batch norm, side by side')
-    .description(`Train the Batch Normalization paper's MNIST network (${MODEL}: 784-100-100-100-10, sigmoid) with and without batch norm, with the same learning rate, seed and batches, in parallel on two worker threads; then print both test accuracies side by side.`)
+    .description(`Train the Batch Normalization paper's MNIST network (${MODEL}: 784-100-100-100-10, sigmoid) with and without batch norm, with the same learning rate, seed and batches, in parallel on two worker threads; then print both test accuracies side by side. Then run the convergence and distribution experiments (why it works: Figure 1 of the paper) and write <runs-dir>/experiments/report.html.`)
     .addOption(new Option('--steps <n>', 'training steps per network').argParser(positiveInt).default(START_STEPS))
     .addOption(new Option('--eval-every <n>', 'test-set evaluation every n steps').argParser(nonNegativeInt).default(START_EVAL_EVERY))
     .addOption(new Option('--batch <n>', 'mini-batch size').argParser(positiveInt).default(DEFAULT_BATCH))
@@ -55,6 +56,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--runs-dir <dir>', 'where the two run directories go', 'runs')
+    .option('--no-experiments', 'skip the convergence and distribution experiments that follow the training')
     .addHelpText(
       'after',
       `
@@ -63,7 +65,7 @@ Examples:
   $ bnlab start --steps 10000
   $ bnlab start --lr 0.2 --seed 7`,
     )
-    .action(async (flags: StartFlags) => {
+    .action(async (flags: StartFlags & StartExperimentFlags, command: Command) => {
       const now = new Date();
       const configs = [true, false].map((bn) =>
         resolveTrainConfig(
@@ -106,6 +108,7 @@ Examples:
       console.log(`Wall time: ${seconds.toFixed(1)} s for both networks in parallel.`);
       console.log('Runs:');
       for (const o of outcomes) console.log(`  ${o.label.padEnd(11)} ${o.runDir}`);
+      await runStartExperiments(flags, command);
     });
 }
 
