@@ -72,29 +72,36 @@ describe('bnlab arguments', () => {
   });
 
   test('unknown command and unknown option', async () => {
-    await fails(['trian'], /unknown command 'trian'[\s\S]*Did you mean train\?/);
-    await fails(['train', '--bogus'], /unknown option '--bogus'/);
-    await fails(['train', '--step', '10'], /unknown option '--step'[\s\S]*Did you mean --steps\?/);
+    await Promise.all([
+      fails(['trian'], /unknown command 'trian'[\s\S]*Did you mean train\?/),
+      fails(['train', '--bogus'], /unknown option '--bogus'/),
+      fails(['train', '--step', '10'], /unknown option '--step'[\s\S]*Did you mean --steps\?/),
+    ]);
   });
 
   test('unknown dataset and model list the choices', async () => {
-    await fails(['train', '--dataset', 'cifar10'], /'--dataset <name>' argument 'cifar10' is invalid\. Allowed choices are mnist, fashion-mnist/);
-    await fails(['train', '--model', 'resnet'], /'--model <name>' argument 'resnet' is invalid\. Allowed choices are ioffe-mlp, /);
-    await fails(['summary', '--model', 'resnet'], /Allowed choices are ioffe-mlp/);
-    await fails(['summary'], /required option '--model <name>' not specified/);
+    await Promise.all([
+      fails(['train', '--dataset', 'cifar10'], /'--dataset <name>' argument 'cifar10' is invalid\. Allowed choices are mnist, fashion-mnist/),
+      fails(['train', '--model', 'resnet'], /'--model <name>' argument 'resnet' is invalid\. Allowed choices are ioffe-mlp, /),
+      fails(['summary', '--model', 'resnet'], /Allowed choices are ioffe-mlp/),
+      fails(['summary'], /required option '--model <name>' not specified/),
+    ]);
   });
 
   test('bad values are rejected with the option and the reason', async () => {
-    await fails(['train', '--steps', 'abc'], /option '--steps <n>' argument 'abc' is invalid\. Expected a number/);
-    await fails(['train', '--steps', '1.5'], /'--steps <n>' argument '1\.5' is invalid\. Expected a positive integer/);
-    await fails(['train', '--lr', '-1'], /option '--lr <x>' argument '-1' is invalid\. Expected a number greater than 0/);
-    await fails(['train', '--lr', 'NaN'], /'--lr <x>' argument 'NaN' is invalid/);
-    await fails(['train', '--batch', '0'], /option '--batch <n>' argument '0' is invalid\. Expected a positive integer/);
-    await fails(['train', '--bn-momentum', '0'], /'--bn-momentum <m>' argument '0' is invalid\. Expected a number in \(0, 1\]/);
-    await fails(['train', '--momentum', '1'], /'--momentum <m>' argument '1' is invalid/);
-    await fails(['train', '--seed', '-3'], /'--seed <s>' argument '-3' is invalid/);
-    await fails(['train', '--steps'], /option '--steps <n>' argument missing/);
-    await fails(['train', '--steps', '10', '--epochs', '1'], /'--steps <n>' cannot be used with option '--epochs <e>'/);
+    // Independent processes: run them side by side.
+    await Promise.all([
+      fails(['train', '--steps', 'abc'], /option '--steps <n>' argument 'abc' is invalid\. Expected a number/),
+      fails(['train', '--steps', '1.5'], /'--steps <n>' argument '1\.5' is invalid\. Expected a positive integer/),
+      fails(['train', '--lr', '-1'], /option '--lr <x>' argument '-1' is invalid\. Expected a number greater than 0/),
+      fails(['train', '--lr', 'NaN'], /'--lr <x>' argument 'NaN' is invalid/),
+      fails(['train', '--batch', '0'], /option '--batch <n>' argument '0' is invalid\. Expected a positive integer/),
+      fails(['train', '--bn-momentum', '0'], /'--bn-momentum <m>' argument '0' is invalid\. Expected a number in \(0, 1\]/),
+      fails(['train', '--momentum', '1'], /'--momentum <m>' argument '1' is invalid/),
+      fails(['train', '--seed', '-3'], /'--seed <s>' argument '-3' is invalid/),
+      fails(['train', '--steps'], /option '--steps <n>' argument missing/),
+      fails(['train', '--steps', '10', '--epochs', '1'], /'--steps <n>' cannot be used with option '--epochs <e>'/),
+    ]);
   });
 
   test('option combinations that make no sense', async () => {
