@@ -25,6 +25,22 @@
   return last < 0 ? 0 : min(count, last / stride + 1);
 }
 
+/** n floats from src to dst (n is small here: an image row; bulk memory.copy is a runtime call in V8). */
+// @ts-ignore: decorator
+@inline function copyRow(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(f(dst, i), v128.load(f(src, i)));
+  for (; i < n; i++) store<f32>(f(dst, i), load<f32>(f(src, i)));
+}
+
+// @ts-ignore: decorator
+@inline function zeroRow(dst: usize, n: i32): void {
+  const z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(f(dst, i), z);
+  for (; i < n; i++) store<f32>(f(dst, i), 0);
+}
+
 export function im2col(x: usize, cols: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
   const plane = h * w;
   let dst = cols;
@@ -38,17 +54,17 @@ export function im2col(x: usize, cols: usize, planes: i32, h: i32, w: i32, kh: i
         for (let o = 0; o < oh; o++, dst += rowBytes) {
           const ih = o * sh - ph + i;
           if (ih < 0 || ih >= h || lo >= hi) {
-            memory.fill(dst, 0, rowBytes);
+            zeroRow(dst, ow);
             continue;
           }
           const rowStart = f(src, ih * w + j - pw);
-          if (lo > 0) memory.fill(dst, 0, (<usize>lo) << 2);
+          zeroRow(dst, lo);
           if (sw == 1) {
-            memory.copy(f(dst, lo), f(rowStart, lo), (<usize>(hi - lo)) << 2);
+            copyRow(f(dst, lo), f(rowStart, lo), hi - lo);
           } else {
             for (let q = lo; q < hi; q++) store<f32>(f(dst, q), load<f32>(f(rowStart, q * sw)));
           }
-          if (hi < ow) memory.fill(f(dst, hi), 0, (<usize>(ow - hi)) << 2);
+          zeroRow(f(dst, hi), ow - hi);
         }
       }
     }
@@ -58,7 +74,7 @@ export function im2col(x: usize, cols: usize, planes: i32, h: i32, w: i32, kh: i
 /** dx = 0, then each cols entry is added back onto the input position it was copied from. */
 export function col2im(cols: usize, dx: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
   const plane = h * w;
-  memory.fill(dx, 0, (<usize>(planes * plane)) << 2);
+  memory.fill(dx, 0, (<usize>(planes * plane)) << 2); // one big fill: the runtime call pays off
   let src = cols;
   const rowBytes = (<usize>ow) << 2;
   for (let bc = 0; bc < planes; bc++) {
@@ -86,6 +102,10 @@ export function col2im(cols: usize, dx: usize, planes: i32, h: i32, w: i32, kh: 
 
 /** Window maxima; argmax gets the flat input index of each (the first on ties), padding counts as -∞. */
 export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
+    maxPool2x2(x, y, argmax, planes, h, w, oh, ow);
+    return;
+  }
   let o = 0;
   for (let p = 0; p < planes; p++) {
     const base = p * h * w;
@@ -111,6 +131,60 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
         }
         store<f32>(f(y, o), best);
         store<i32>(f(argmax, o), at);
+      }
+    }
+  }
+}
+
+/**
+ * The common 2×2, stride-2 window, four outputs per step: de-interleave two input rows into the four
+ * window positions a b / c d, then keep the running maximum and its position with compare-and-select,
+ * in the reference's order (a, b, c, d; a later value wins only when strictly larger).
+ */
+function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32): void {
+  const one = i32x4.splat(1), two = i32x4.splat(2), three = i32x4.splat(3);
+  const lane = i32x4(0, 2, 4, 6);
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    const base = p * h * w;
+    for (let r = 0; r < oh; r++, o += ow) {
+      const top = base + 2 * r * w;
+      const r0 = f(x, top), r1 = f(x, top + w);
+      let c = 0;
+      for (; c + 4 <= ow && 2 * c + 8 <= w; c += 4) {
+        const t0 = v128.load(f(r0, 2 * c)), t1 = v128.load(f(r0, 2 * c + 4));
+        const u0 = v128.load(f(r1, 2 * c)), u1 = v128.load(f(r1, 2 * c + 4));
+        const a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
+        const cc = f32x4.shuffle(u0, u1, 0, 2, 4, 6), d = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
+        let m = a;
+        let which = i32x4.splat(0);
+        let gt = f32x4.gt(b, m);
+        m = v128.bitselect(b, m, gt);
+        which = v128.bitselect(one, which, gt);
+        gt = f32x4.gt(cc, m);
+        m = v128.bitselect(cc, m, gt);
+        which = v128.bitselect(two, which, gt);
+        gt = f32x4.gt(d, m);
+        m = v128.bitselect(d, m, gt);
+        which = v128.bitselect(three, which, gt);
+        v128.store(f(y, o + c), m);
+        // index = top + 2c + lane·2 + (which & 1) + (which >> 1)·w
+        const idx = i32x4.add(i32x4.add(i32x4.splat(top + 2 * c), lane), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
+        v128.store(f(argmax, o + c), idx);
+      }
+      for (; c < ow; c++) {
+        let at = top + 2 * c;
+        let best = load<f32>(f(x, at));
+        for (let q = 1; q < 4; q++) {
+          const idx = top + (q >> 1) * w + 2 * c + (q & 1);
+          const v = load<f32>(f(x, idx));
+          if (v > best) {
+            best = v;
+            at = idx;
+          }
+        }
+        store<f32>(f(y, o + c), best);
+        store<i32>(f(argmax, o + c), at);
       }
     }
   }
