@@ -12,3 +12,6 @@ export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, type Pr
 export * from './data/index.js';
 export * from './train/index.js';
 export * from './io/index.js';
+export * from './experiments/index.js';
+export { xyChart, barChart, logTicks, CHART_CONFIG, PALETTE, type Figure, type VegaLiteSpec, type Row, type XYChartOptions } from './report/charts.js';
+export { experimentReportHtml, combinedReportHtml, namespaceSvgIds, escapeHtml, type RenderedFigure, type ReportRun } from './report/html.js';

@@ -7,3 +7,6 @@ export { writeFileAtomic, writeDirectoryAtomic, fsyncDirectory, leftoverTemporar
 export { saveModelDir, loadModelDir, isModelDir, readFileChecked, type LoadModelOptions } from './io/node-model-dir.js';
 export { saveCheckpoint, loadCheckpoint, loadLatestCheckpoint, listCheckpoints, checkpointName, CHECKPOINTS_DIR, type SaveCheckpointOptions } from './io/node-checkpoint.js';
 export { readPngGray, decodePngGray, MAX_PNG_BYTES, type PngGray } from './io/node-png.js';
+export { renderSvg } from './report/render.js';
+export { svgToPng, type PngOptions } from './report/png.js';
+export { writeExperimentRun, writeCombinedReport, readRuns, renderFigures, experimentRunDir, EXPERIMENTS_DIR, type WrittenRun } from './cli/experiment-runs.js';
