@@ -236,7 +236,7 @@ function describe(d: ConvergenceData, s: ConvergenceSettings) {
   if (ls.bn !== null && ls.plain !== null) {
     const ratio = ls.bn / ls.plain;
     const cmp = ratio > 1 ? `, ${formatRatio(ratio)} larger with BN` : ratio === 1 ? ': the same for both, so BN did not allow a larger rate on this grid' : `: larger without BN (${formatRatio(1 / ratio)}), so the effect did not show`;
-    reading.push(`Learning-rate sweep (${formatCount(s.sweepSteps)} steps per rate, ${rates}): the largest rate that trained (finite loss, ending below the chance level ln ${d.sweep.length ? Math.round(Math.exp(d.chanceLoss)) : 10} = ${formatValue(d.chanceLoss)}) was ${formatNumber(ls.bn)} with BN and ${formatNumber(ls.plain)} without${cmp}.`);
+    reading.push(`Learning-rate sweep (${formatCount(s.sweepSteps)} steps per rate, ${rates}): the largest rate that trained (finite loss, ending below the chance level ln ${Math.round(Math.exp(d.chanceLoss))} = ${formatValue(d.chanceLoss)}) was ${formatNumber(ls.bn)} with BN and ${formatNumber(ls.plain)} without${cmp}.`);
     sweepLine = `largest learning rate that trained: ${formatNumber(ls.bn)} with BN, ${formatNumber(ls.plain)} without`;
   } else {
     const which = (n: Network) => (ls[n] === null ? `no rate trained ${NETWORK_LABELS[n]}` : `${formatNumber(ls[n]!)} ${NETWORK_LABELS[n]}`);

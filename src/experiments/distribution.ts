@@ -101,7 +101,7 @@ export async function runDistribution(options: DistributionOptions): Promise<Dis
   const probeSet = firstUpTo(data.test, s.probeSize);
   const features = INPUT_SHAPE.reduce((a, b) => a * b, 1);
   const probe = new Tensor([probeSet.count, features], probeSet.images.slice(0, probeSet.count * features));
-  const probeSteps = everyNSteps(s.steps, s.probeEvery);
+  const probeSteps = new Set(everyNSteps(s.steps, s.probeEvery));
   const progress = new ProgressTicker(2 * s.steps, options.onProgress);
 
   const networks = {} as Record<Network, NetworkDistribution>;
@@ -121,7 +121,7 @@ export async function runDistribution(options: DistributionOptions): Promise<Dis
       evalSteps: [s.steps],
       progress,
       onStep: (step) => {
-        if (probeSteps.includes(step)) tracker.add(step, activationInputs(model, probe).map((l) => l.values));
+        if (probeSteps.has(step)) tracker.add(step, activationInputs(model, probe).map((l) => l.values));
       },
     });
     if (run.diverged) throw new Error(`distribution: training ${NETWORK_LABELS[network]} diverged at step ${run.divergedAt} with lr ${s.lr}; use a smaller lr`);

@@ -163,7 +163,7 @@ export async function runInference(options: InferenceOptions): Promise<Inference
   const early = s.momenta.map((momentum) => earlyMeans(statistics, momentum));
 
   const resultData: InferenceData = { single, statistics, identicalWeights, batchStatistics, runningAccuracy, plainCatchesUp, early };
-  const { reading, summary, headlines } = describe(resultData, s);
+  const { reading, summary, headlines } = describe(resultData);
   return {
     format: 'bnlab-experiment',
     version: 1,
@@ -276,7 +276,7 @@ function catchUpStep(points: StatisticsPoint[], momentum: number): number | null
   return from;
 }
 
-function describe(d: InferenceData, s: InferenceSettings) {
+function describe(d: InferenceData) {
   const reading: string[] = [];
   const single = d.single;
   const singleText = single.identical

@@ -148,7 +148,9 @@ export function xyChart(o: XYChartOptions): VegaLiteSpec {
   }
   if (o.detail) {
     const channel = markType === 'point' ? 'shape' : 'strokeDash';
-    encoding[channel] = { field: o.detail.field, type: 'nominal', title: o.detail.title, ...(o.detail.domain ? { scale: { domain: o.detail.domain } } : {}) };
+    // Dashes need a line in the legend, not the point the mark draws.
+    const legend = channel === 'strokeDash' ? { legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400 } } : {};
+    encoding[channel] = { field: o.detail.field, type: 'nominal', title: o.detail.title, ...(o.detail.domain ? { scale: { domain: o.detail.domain } } : {}), ...legend };
   }
   if (o.tooltip) encoding.tooltip = o.tooltip.map((f) => ({ field: f }));
   const mark =
@@ -170,8 +172,9 @@ export function xyChart(o: XYChartOptions): VegaLiteSpec {
     });
   }
   const inner = { width: o.width ?? 420, height: o.height ?? 260, layer: layers };
+  // Each panel draws its own x axis: with shared axes Vega-Lite puts them in a footer row, detached from the panels.
   const spec = o.column
-    ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner, resolve: { scale: { y: o.independentY ? 'independent' : 'shared' } } }
+    ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner, resolve: { scale: { y: o.independentY ? 'independent' : 'shared' }, axis: { x: 'independent' } } }
     : { data: { values: o.values }, ...inner };
   return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec };
 }
@@ -190,7 +193,7 @@ export function barChart(o: { values: Row[]; x: { field: string; title: string; 
     },
   };
   const spec = o.column
-    ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner }
+    ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner, resolve: { axis: { x: 'independent' } } }
     : { data: { values: o.values }, ...inner };
   return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec };
 }

@@ -90,6 +90,9 @@ export async function runAndWrite(name: string, options: RunAndWriteOptions): Pr
 export function printOutcome(result: ExperimentResult, run: WrittenRun): void {
   console.log(`${result.experiment}: ${result.title} (${result.quick ? 'quick' : 'full size'}, seed ${result.seed}, ${result.backend} kernels, ${result.wallTimeSeconds.toFixed(1)} s)`);
   for (const line of result.summary) console.log(`  ${line}`);
+  console.log('');
+  for (const p of result.reading) console.log(p);
+  console.log('');
   console.log(`Report: ${run.report}`);
 }
 
