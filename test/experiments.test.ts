@@ -4,10 +4,11 @@
  * PNGs, and the page opened in headless Chromium without console errors, with a screenshot.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { chromium } from 'playwright-core';
@@ -34,6 +35,7 @@ import { svgToPng } from '../src/report/png.js';
 import { renderSvg } from '../src/report/render.js';
 import { readRuns, writeCombinedReport, writeExperimentRun } from '../src/cli/experiment-runs.js';
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SEED = 1;
 const CHROMIUM = '/usr/bin/chromium';
 let data: ExperimentData;
@@ -240,4 +242,34 @@ describe('report', () => {
 test('namespaced SVG ids do not collide', () => {
   const svg = '<svg><clipPath id="clip1"></clipPath><g clip-path="url(#clip1)"></g></svg>';
   assert.equal(namespaceSvgIds(svg, 'a'), '<svg><clipPath id="a-clip1"></clipPath><g clip-path="url(#a-clip1)"></g></svg>');
+});
+
+describe('bnlab experiment and bnlab report', () => {
+  const bnlab = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+
+  test('a run directory from the command line, then the joined page', () => {
+    const root = mkdtempSync(join(tmpdir(), 'bnlab-cli-experiments-'));
+    const out = join(root, 'inference-cli');
+    const r = bnlab(['experiment', 'inference', '--quick', '--seed', '3', '--set', 'steps=20', '--set', 'momenta=0.1', '--set', 'testBatchSizes=4,16', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`Report: ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/report.html`));
+    const result = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ExperimentResult;
+    assert.equal(result.seed, 3);
+    assert.deepEqual([result.settings.steps, result.settings.momenta, result.settings.testBatchSizes], [20, [0.1], [4, 16]]);
+    for (const line of result.summary) assert.ok(r.stdout.includes(line));
+    for (const f of ['report.html', 'running-statistics.svg', 'running-statistics.png', 'test-batch-statistics.png']) assert.ok(existsSync(join(out, f)), f);
+    const joined = bnlab(['report', '--dir', root]);
+    assert.equal(joined.status, 0, joined.stderr);
+    assert.match(joined.stdout, /1 run joined/);
+    assert.ok(existsSync(join(root, 'report.html')));
+  });
+
+  test('an unknown experiment or setting is an error that says what exists', () => {
+    const r = bnlab(['experiment', 'nope', '--quick']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, inference/);
+    const bad = bnlab(['experiment', 'inference', '--quick', '--set', 'steps=many', '--out', join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x')]);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /inference: option "steps" must be a number/);
+  });
 });
