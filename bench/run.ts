@@ -54,26 +54,34 @@ async function main(): Promise<void> {
 
   log('matmul');
   const matmul: Record<string, Values> = { '60x784x100': {}, '1024x1024x1024': {} };
-  matmul['60x784x100'].ts = matmulGflops(referenceKernels, 60, 784, 100, true, r(5), r(20));
+  matmul['60x784x100'].ts = matmulGflops(referenceKernels, 60, 784, 100, true, r(10), 5);
   matmul['1024x1024x1024'].ts = matmulGflops(referenceKernels, 1024, 1024, 1024, false, 1, 1);
   for (const [impl, k] of fast) {
-    matmul['60x784x100'][impl] = matmulGflops(k, 60, 784, 100, true, r(20), r(50));
-    matmul['1024x1024x1024'][impl] = matmulGflops(k, 1024, 1024, 1024, false, r(5), 2);
+    matmul['60x784x100'][impl] = matmulGflops(k, 60, 784, 100, true, r(60), 10);
+    matmul['1024x1024x1024'][impl] = matmulGflops(k, 1024, 1024, 1024, false, r(10), 1);
   }
 
   log('batch norm');
-  const bn1d: Values = { ts: batchNormMs(referenceKernels, [256, 1024], r(5), r(10)), wasm: batchNormMs(wasm, [256, 1024], r(20), r(40)) };
-  const bn2d: Values = { ts: batchNormMs(referenceKernels, [32, 64, 32, 32], r(3), 1), wasm: batchNormMs(wasm, [32, 64, 32, 32], r(10), r(5)) };
+  const bn1d: Values = { ts: batchNormMs(referenceKernels, [256, 1024], r(10), 2), wasm: batchNormMs(wasm, [256, 1024], r(100), 5) };
+  const bn2d: Values = { ts: batchNormMs(referenceKernels, [32, 64, 32, 32], r(3), 1), wasm: batchNormMs(wasm, [32, 64, 32, 32], r(40), 2) };
 
   log('training: ioffe-mlp (batch 60, SGD) and mnist-cnn (batch 64, SGD + momentum)');
   const mlpBn: Values = {}, mlpNoBn: Values = {}, cnn: Values = {};
-  mlpBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), 10, r(5), r(30));
-  mlpNoBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', false, 60, 0.5, 0), 10, r(5), r(30));
+  mlpBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), 10, r(10), 5);
+  mlpNoBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', false, 60, 0.5, 0), 10, r(10), 5);
   cnn.ts = 64 * trainingRate(trainer(referenceKernels, 'mnist-cnn', true, 64, 0.05, 0.9), 1, r(3), 1);
+  const splitShare: Record<string, number> = {};
+  const share = (name: string, k: WasmKernels, measure: () => number) => {
+    const before = [k.policy.splitCalls, k.policy.serialCalls];
+    const value = measure();
+    const split = k.policy.splitCalls - before[0], serial = k.policy.serialCalls - before[1];
+    if (k.threads > 1) splitShare[name] = split + serial > 0 ? split / (split + serial) : 0;
+    return value;
+  };
   for (const [impl, k] of fast) {
-    mlpBn[impl] = trainingRate(trainer(k, 'ioffe-mlp', true, 60, 0.5, 0), 50, r(10), r(200));
-    mlpNoBn[impl] = trainingRate(trainer(k, 'ioffe-mlp', false, 60, 0.5, 0), 50, r(10), r(200));
-    cnn[impl] = 64 * trainingRate(trainer(k, 'mnist-cnn', true, 64, 0.05, 0.9), 3, r(5), r(5));
+    mlpBn[impl] = share('ioffe_mlp_bn', k, () => trainingRate(trainer(k, 'ioffe-mlp', true, 60, 0.5, 0), 200, r(60), 10));
+    mlpNoBn[impl] = share('ioffe_mlp_nobn', k, () => trainingRate(trainer(k, 'ioffe-mlp', false, 60, 0.5, 0), 200, r(60), 10));
+    cnn[impl] = share('mnist_cnn_bn', k, () => 64 * trainingRate(trainer(k, 'mnist-cnn', true, 64, 0.05, 0.9), 5, r(20), 1));
   }
 
   const heapSteps = quick ? 1000 : 10000;
@@ -128,6 +136,9 @@ async function main(): Promise<void> {
     bn2d_fwd_bwd_ms: { ...withRatios(bn2d, 'time'), input: [32, 64, 32, 32], bandwidth: bnBandwidth(bn2d.wasm, 32 * 64 * 32 * 32, triad.bn2d) },
     matmul_gflops: Object.fromEntries(Object.entries(matmul).map(([s, v]) => [s, { ...withRatios(v, 'rate'), fraction_of_simd_peak: best(v, 'rate') / (simdPeak * (v.wasm2 && v.wasm2 > (v.wasm ?? 0) ? 2 : 1)) }])),
     heap_growth_mb: { ...heap, steps: heapSteps },
+    // Where two threads paid: the share of large matmuls the adaptive policy split, per workload, and its
+    // measured ns per multiply-add with and without the split, per size class of M·N·K.
+    two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary() } : null,
     ioffe_mlp_bn_mnist_accuracy: accuracy,
     tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
     pytorch: torch ? { version: torch.version, threads_tried: [1, 2], per_threads: torch.perThreads } : null,

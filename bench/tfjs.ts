@@ -110,7 +110,7 @@ export async function runTfjs(q: number): Promise<TfjsResults> {
   let cnn: number | null = null;
   let cnnError: string | null = null;
   try {
-    cnn = 64 * trainingRate(tf, mnistCnn(tf), 64, [28, 28, 1], 0.05, 0.9, 3, r(5));
+    cnn = 64 * trainingRate(tf, mnistCnn(tf), 64, [28, 28, 1], 0.05, 0.9, r(5), 1);
   } catch (e) {
     cnnError = (e as Error).message.split('\n')[0];
   }
@@ -118,16 +118,16 @@ export async function runTfjs(q: number): Promise<TfjsResults> {
     version: tf.version.tfjs,
     simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'),
     threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
-    ioffe_mlp_bn_steps_per_s: trainingRate(tf, ioffeMlp(tf, true), 60, [784], 0.5, 0, 5, r(40)),
-    ioffe_mlp_nobn_steps_per_s: trainingRate(tf, ioffeMlp(tf, false), 60, [784], 0.5, 0, 5, r(40)),
+    ioffe_mlp_bn_steps_per_s: trainingRate(tf, ioffeMlp(tf, true), 60, [784], 0.5, 0, r(20), 5),
+    ioffe_mlp_nobn_steps_per_s: trainingRate(tf, ioffeMlp(tf, false), 60, [784], 0.5, 0, r(20), 5),
     mnist_cnn_bn_images_per_s: cnn,
     mnist_cnn_error: cnnError,
     // tfjs is channels-last: BatchNorm2d's 32×64×32×32 (NCHW) is 32×32×32×64 here, the same work.
-    bn1d_fwd_bwd_ms: batchNormMs(tf, [256, 1024], [0], 5, r(20)),
-    bn2d_fwd_bwd_ms: batchNormMs(tf, [32, 32, 32, 64], [0, 1, 2], 3, r(3)),
+    bn1d_fwd_bwd_ms: batchNormMs(tf, [256, 1024], [0], r(20), 2),
+    bn2d_fwd_bwd_ms: batchNormMs(tf, [32, 32, 32, 64], [0, 1, 2], r(5), 1),
     matmul_gflops: {
-      '60x784x100': matmulGflops(tf, 60, 784, 100, true, 5, r(100)),
-      '1024x1024x1024': matmulGflops(tf, 1024, 1024, 1024, false, 3, r(2)),
+      '60x784x100': matmulGflops(tf, 60, 784, 100, true, r(40), 5),
+      '1024x1024x1024': matmulGflops(tf, 1024, 1024, 1024, false, r(5), 1),
     },
   };
 }

@@ -95,19 +95,19 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    q = 0.25 if args.quick else 1
+    q = 0.2 if args.quick else 1
     r = lambda n: max(1, int(n * q))
     out = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "ioffe_mlp_bn_steps_per_s": training_rate(ioffe_mlp(True), 60, (784,), 0.5, 0, 5, r(200)),
-        "ioffe_mlp_nobn_steps_per_s": training_rate(ioffe_mlp(False), 60, (784,), 0.5, 0, 5, r(200)),
-        "mnist_cnn_bn_images_per_s": 64 * training_rate(mnist_cnn(), 64, (1, 28, 28), 0.05, 0.9, 3, r(10)),
-        "bn1d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm1d(1024), (256, 1024), 5, r(40)),
-        "bn2d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm2d(64), (32, 64, 32, 32), 5, r(5)),
+        "ioffe_mlp_bn_steps_per_s": training_rate(ioffe_mlp(True), 60, (784,), 0.5, 0, r(60), 10),
+        "ioffe_mlp_nobn_steps_per_s": training_rate(ioffe_mlp(False), 60, (784,), 0.5, 0, r(60), 10),
+        "mnist_cnn_bn_images_per_s": 64 * training_rate(mnist_cnn(), 64, (1, 28, 28), 0.05, 0.9, r(20), 1),
+        "bn1d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm1d(1024), (256, 1024), r(100), 5),
+        "bn2d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm2d(64), (32, 64, 32, 32), r(40), 2),
         "matmul_gflops": {
-            "60x784x100": matmul_gflops(60, 784, 100, 5, r(200)),
-            "1024x1024x1024": matmul_gflops(1024, 1024, 1024, 3, r(4)),
+            "60x784x100": matmul_gflops(60, 784, 100, r(60), 10),
+            "1024x1024x1024": matmul_gflops(1024, 1024, 1024, r(10), 1),
         },
     }
     print(json.dumps(out))

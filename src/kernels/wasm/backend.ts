@@ -664,6 +664,17 @@ export class SplitPolicy {
     return n % SplitPolicy.EXPLORE === 0 ? !better : better;
   }
 
+  /** Per size class: the moving averages, in ns per multiply-add, with and without the split. */
+  summary(): Array<{ macs: string; serialNsPerMac: number | null; splitNsPerMac: number | null; split: boolean }> {
+    const out = [];
+    for (let size = 0; size < this.calls.length; size++) {
+      if (this.calls[size] === undefined) continue;
+      const s = this.serial[size] ?? null, p = this.parallel[size] ?? null;
+      out.push({ macs: `2^${size}`, serialNsPerMac: s === null ? null : s * 1e6, splitNsPerMac: p === null ? null : p * 1e6, split: s !== null && p !== null && p < s });
+    }
+    return out;
+  }
+
   record(size: number, parallel: boolean, msPerMac: number): void {
     const avg = parallel ? this.parallel : this.serial;
     const old = avg[size];
