@@ -12,14 +12,21 @@ import torch
 import torch.nn as nn
 
 
-def best_time(fn, repeats, inner):
-    """Seconds per call: the fastest of `repeats` runs of `inner` calls (timings on a shared machine only get slower)."""
+def best_time(fn, repeats, inner, budget=10.0):
+    """
+    Seconds per call: the fastest of `repeats` runs of `inner` calls (timings on a shared machine only
+    get slower), stopping early after `budget` seconds (two OpenMP threads on a busy machine can be
+    100x slower than one).
+    """
     best = float("inf")
+    deadline = time.perf_counter() + budget
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
         best = min(best, (time.perf_counter() - t0) / inner)
+        if time.perf_counter() > deadline:
+            break
     return best
 
 
@@ -61,7 +68,7 @@ def training_rate(model, batch, shape, lr, momentum, repeats, inner):
         loss_fn(model(x[j:j + batch]), y[j:j + batch]).backward()
         opt.step()
 
-    for _ in range(20):
+    for _ in range(5):
         step()
     return 1 / best_time(step, repeats, inner)
 
