@@ -212,9 +212,10 @@ function runPytorch(): { version: string; best: TorchResults; perThreads: TorchR
   }
   const script = join(root, 'bench/pytorch/bench.py');
   const perThreads: TorchResults[] = [];
+  // torch.set_num_threads does not reach OpenBLAS's own pthreads (Debian's build): cap those by environment.
   for (const threads of [1, 2]) {
     log(`PyTorch, ${threads} thread${threads > 1 ? 's' : ''}`);
-    const res = spawnSync(python, [script, '--threads', String(threads), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    const res = spawnSync(python, [script, '--threads', String(threads), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } });
     if (res.status !== 0) {
       log(`PyTorch: ${threads} threads failed: ${res.stderr.trim().split('\n').at(-1)}`);
       continue;
