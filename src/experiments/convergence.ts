@@ -65,8 +65,15 @@ export const CONVERGENCE_QUICK: ConvergenceSettings = {
   sweepSteps: 250,
 };
 
-/** Why a sweep run counts as not training: the loss became NaN/∞, or it ended no lower than chance. */
+/** Why a sweep run counts as not training: the loss became NaN/∞, or it ended no clearly lower than chance. */
 export type SweepStatus = 'trained' | 'diverged' | 'no better than chance';
+
+/**
+ * A sweep run trained if its final loss is below this fraction of the chance level ln(classes). A
+ * margin, because a network stuck on the plateau (predicting the most frequent class) ends a hair above
+ * or below ln(classes) at random.
+ */
+export const TRAINED_BELOW_CHANCE = 0.9;
 
 export interface SweepPoint {
   network: Network;
@@ -97,11 +104,13 @@ export interface ConvergenceData {
   /** Steps each network needs to first reach several accuracies (null: not within the run). */
   thresholds: Array<{ accuracy: number; bn: number | null; plain: number | null }>;
   sweep: SweepPoint[];
-  /** Loss of a uniform guess, ln(classes): a sweep run must end below it to count as trained. */
+  /** Loss of a uniform guess, ln(classes). */
   chanceLoss: number;
+  /** A sweep run counts as trained when its final loss ends below this: TRAINED_BELOW_CHANCE · chanceLoss. */
+  trainedBelow: number;
   /** Largest learning rate of the sweep that trained, per network (null: none did). */
   largestStableLr: Record<Network, number | null>;
-  /** Rate of the sweep with the best final test accuracy, per network. */
+  /** Rate of the sweep with the best final test accuracy among those that trained, per network. */
   bestLr: Record<Network, { lr: number; accuracy: number } | null>;
 }
 
@@ -117,6 +126,7 @@ export async function runConvergence(options: ConvergenceOptions): Promise<Conve
   for (const key of ['steps', 'batchSize', 'evalEvery', 'testSize', 'sweepSteps'] as const) checkPositiveInt('convergence', key, settings[key]);
   const test = firstUpTo(data.test, settings.testSize);
   const chanceLoss = Math.log(data.train.numClasses);
+  const trainedBelow = TRAINED_BELOW_CHANCE * chanceLoss;
   const progress = new ProgressTicker(2 * settings.steps + 2 * settings.sweepLrs.length * settings.sweepSteps, options.onProgress);
 
   const evalSteps = everyNSteps(settings.steps, settings.evalEvery, settings.checkpoints);
@@ -134,7 +144,7 @@ export async function runConvergence(options: ConvergenceOptions): Promise<Conve
       progress.setPhase(`sweep ${NETWORK_LABELS[network]}, lr ${formatNumber(lr)}`);
       const model = buildNetwork({ norm: network === 'bn' ? 'batch' : 'none', seed });
       const run = await trainNetwork({ model, train: data.train, test, lr, steps: settings.sweepSteps, batchSize: settings.batchSize, seed, evalSteps: [settings.sweepSteps], progress });
-      const status: SweepStatus = run.diverged ? 'diverged' : run.finalLoss >= chanceLoss ? 'no better than chance' : 'trained';
+      const status: SweepStatus = run.diverged ? 'diverged' : run.finalLoss >= trainedBelow ? 'no better than chance' : 'trained';
       sweep.push({ network, lr, status, finalLoss: run.diverged ? null : run.finalLoss, accuracy: run.diverged ? null : run.test[run.test.length - 1].accuracy, divergedAt: run.divergedAt });
     }
   }
@@ -151,6 +161,7 @@ export async function runConvergence(options: ConvergenceOptions): Promise<Conve
     })),
     sweep,
     chanceLoss,
+    trainedBelow,
     largestStableLr: { bn: largestTrained(sweep, 'bn'), plain: largestTrained(sweep, 'plain') },
     bestLr: { bn: bestRate(sweep, 'bn'), plain: bestRate(sweep, 'plain') },
   };
@@ -199,7 +210,7 @@ function largestTrained(sweep: SweepPoint[], network: Network): number | null {
 
 function bestRate(sweep: SweepPoint[], network: Network): { lr: number; accuracy: number } | null {
   let best: { lr: number; accuracy: number } | null = null;
-  for (const p of sweep) if (p.network === network && p.accuracy !== null && (!best || p.accuracy > best.accuracy)) best = { lr: p.lr, accuracy: p.accuracy };
+  for (const p of sweep) if (p.network === network && p.status === 'trained' && p.accuracy !== null && (!best || p.accuracy > best.accuracy)) best = { lr: p.lr, accuracy: p.accuracy };
   return best;
 }
 
@@ -236,7 +247,7 @@ function describe(d: ConvergenceData, s: ConvergenceSettings) {
   if (ls.bn !== null && ls.plain !== null) {
     const ratio = ls.bn / ls.plain;
     const cmp = ratio > 1 ? `, ${formatRatio(ratio)} larger with BN` : ratio === 1 ? ': the same for both, so BN did not allow a larger rate on this grid' : `: larger without BN (${formatRatio(1 / ratio)}), so the effect did not show`;
-    reading.push(`Learning-rate sweep (${formatCount(s.sweepSteps)} steps per rate, ${rates}): the largest rate that trained (finite loss, ending below the chance level ln ${Math.round(Math.exp(d.chanceLoss))} = ${formatValue(d.chanceLoss)}) was ${formatNumber(ls.bn)} with BN and ${formatNumber(ls.plain)} without${cmp}.`);
+    reading.push(`Learning-rate sweep (${formatCount(s.sweepSteps)} steps per rate, ${rates}): the largest rate that trained (finite loss, ending below ${formatValue(d.trainedBelow)}, ${Math.round(TRAINED_BELOW_CHANCE * 100)}% of the chance level ln ${Math.round(Math.exp(d.chanceLoss))}) was ${formatNumber(ls.bn)} with BN and ${formatNumber(ls.plain)} without${cmp}.`);
     sweepLine = `largest learning rate that trained: ${formatNumber(ls.bn)} with BN, ${formatNumber(ls.plain)} without`;
   } else {
     const which = (n: Network) => (ls[n] === null ? `no rate trained ${NETWORK_LABELS[n]}` : `${formatNumber(ls[n]!)} ${NETWORK_LABELS[n]}`);
@@ -296,8 +307,8 @@ export function convergenceFigures(result: ConvergenceResult): Figure[] {
     {
       id: 'lr-sweep-loss',
       title: 'Learning-rate sweep: final training loss',
-      caption: `Mean training loss over the last 10% of ${formatCount(s.sweepSteps)} steps. Above the dashed line (ln ${Math.round(Math.exp(d.chanceLoss))}, a uniform guess) a run counts as not trained; diverged runs (NaN) are left out.`,
-      spec: xyChart({ values: sweepRows.filter((r) => r.loss !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.sweepLrs }, y: { field: 'loss', title: 'final training loss (nats, log scale)', scale: 'log' }, color: { field: 'network', title: 'network', domain }, rules: [{ y: d.chanceLoss, label: 'chance level' }] }),
+      caption: `Mean training loss over the last 10% of ${formatCount(s.sweepSteps)} steps. Above the dashed line (${Math.round(TRAINED_BELOW_CHANCE * 100)}% of ln ${Math.round(Math.exp(d.chanceLoss))}, the loss of a uniform guess) a run counts as not trained; diverged runs (NaN) are left out.`,
+      spec: xyChart({ values: sweepRows.filter((r) => r.loss !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.sweepLrs }, y: { field: 'loss', title: 'final training loss (nats, log scale)', scale: 'log' }, color: { field: 'network', title: 'network', domain }, rules: [{ y: d.trainedBelow, label: `${Math.round(TRAINED_BELOW_CHANCE * 100)}% of chance level` }] }),
     },
   ];
 }
