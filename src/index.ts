@@ -8,7 +8,7 @@ export { Rng, type RngState } from './tensor/rng.js';
 export * from './kernels/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
-export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, type Preset, type PresetOptions } from './models/presets.js';
+export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, cnnLayers, layoutOf, BN_PLACEMENTS, type Preset, type PresetOptions, type BatchNormPlacement, type BatchNormLayout } from './models/presets.js';
 export * from './data/index.js';
 export * from './train/index.js';
 export * from './io/index.js';

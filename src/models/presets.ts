@@ -15,6 +15,23 @@ export interface PresetOptions {
   init?: InitSpec;
   /** Options for every batch-norm layer (momentum, eps, biasCorrection, ...). */
   batchNorm?: Record<string, unknown>;
+  /**
+   * Where hidden batch norm goes: 'before' the activation, on the pre-activation Wu + b (the default,
+   * as in the paper), or 'after' it, on the activation's output (a common variant in practice).
+   */
+  bnPlacement?: BatchNormPlacement;
+  /** Also normalize the input features with a batch-norm layer in front of the network. Independent of `bn`. */
+  inputBn?: boolean;
+}
+
+export type BatchNormPlacement = 'before' | 'after';
+export const BN_PLACEMENTS: readonly BatchNormPlacement[] = Object.freeze(['before', 'after']);
+
+/** How a preset places batch norm: hidden layers (`bn`, `placement`) and the input (`inputBn`). */
+export interface BatchNormLayout {
+  bn: boolean;
+  placement?: BatchNormPlacement;
+  inputBn?: boolean;
 }
 
 export interface Preset {
@@ -46,18 +63,32 @@ export function getPreset(name: string): Preset {
 
 export function buildPreset(name: string, options: PresetOptions = {}): Sequential {
   const preset = getPreset(name);
+  if (options.bnPlacement !== undefined && !BN_PLACEMENTS.includes(options.bnPlacement)) {
+    throw new Error(`bnPlacement must be ${BN_PLACEMENTS.map((p) => `'${p}'`).join(' or ')}, got ${JSON.stringify(options.bnPlacement)}`);
+  }
   const rng = new Rng(options.seed ?? 0);
   return buildSequential(preset.layers(options), { rng, init: options.init ?? preset.defaultInit, batchNorm: options.batchNorm });
 }
 
-/** Hidden layers of `sizes`, each Linear → [BatchNorm1d] → activation, then a Linear classifier. */
-export function mlpLayers(sizes: number[], activation: string, bn: boolean): LayerSpec[] {
-  const layers: LayerSpec[] = [];
+/** The layout a preset's options ask for. */
+export function layoutOf(o: PresetOptions): BatchNormLayout {
+  return { bn: o.bn ?? true, placement: o.bnPlacement ?? 'before', inputBn: o.inputBn ?? false };
+}
+
+/**
+ * Hidden layers of `sizes`, each Linear → BatchNorm1d → activation (or Linear → activation → BatchNorm1d
+ * with placement 'after'), then a Linear classifier; with `inputBn` a BatchNorm1d on the input first.
+ */
+export function mlpLayers(sizes: number[], activation: string, layout: boolean | BatchNormLayout): LayerSpec[] {
+  const { bn, placement = 'before', inputBn = false } = typeof layout === 'boolean' ? { bn: layout } : layout;
+  const layers: LayerSpec[] = inputBn ? [{ type: 'BatchNorm1d', numFeatures: sizes[0] }] : [];
   for (let i = 0; i + 1 < sizes.length; i++) {
     layers.push({ type: 'Linear', inFeatures: sizes[i], outFeatures: sizes[i + 1] });
     if (i + 2 < sizes.length) {
-      if (bn) layers.push({ type: 'BatchNorm1d', numFeatures: sizes[i + 1] });
+      const norm = { type: 'BatchNorm1d', numFeatures: sizes[i + 1] };
+      if (bn && placement === 'before') layers.push(norm);
       layers.push({ type: activation });
+      if (bn && placement === 'after') layers.push(norm);
     }
   }
   return layers;
@@ -72,7 +103,7 @@ registerPreset({
   // weights' scale, does not care; at std 0.1 (close to Xavier) both train about equally well.
   defaultInit: { name: 'normal', std: 0.01 },
   defaultLr: 1,
-  layers: (o) => mlpLayers([784, 100, 100, 100, 10], 'Sigmoid', o.bn ?? true),
+  layers: (o) => mlpLayers([784, 100, 100, 100, 10], 'Sigmoid', layoutOf(o)),
 });
 
 registerPreset({
@@ -81,7 +112,7 @@ registerPreset({
   inputShape: [784],
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
   defaultLr: 0.1,
-  layers: (o) => mlpLayers([784, 256, 256, 10], 'ReLU', o.bn ?? true),
+  layers: (o) => mlpLayers([784, 256, 256, 10], 'ReLU', layoutOf(o)),
 });
 
 /**
@@ -89,13 +120,17 @@ registerPreset({
  * MaxPool2d(2), halving the resolution, then Flatten and a Linear classifier. The convolution has a
  * bias only without BN: BN subtracts the channel mean, which would cancel it (beta plays its part).
  */
-export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, bn: boolean): LayerSpec[] {
-  const layers: LayerSpec[] = [];
+export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, layout: boolean | BatchNormLayout): LayerSpec[] {
+  const { bn, placement = 'before', inputBn = false } = typeof layout === 'boolean' ? { bn: layout } : layout;
   let [channels, height, width] = inputShape;
+  const layers: LayerSpec[] = inputBn ? [{ type: 'BatchNorm2d', numFeatures: channels }] : [];
   for (const out of widths) {
-    layers.push({ type: 'Conv2d', inChannels: channels, outChannels: out, kernelSize: 3, padding: 1, bias: !bn });
-    if (bn) layers.push({ type: 'BatchNorm2d', numFeatures: out });
-    layers.push({ type: 'ReLU' }, { type: 'MaxPool2d', kernelSize: 2 });
+    // A bias right before batch norm is cancelled by its mean subtraction, so it is left out there.
+    layers.push({ type: 'Conv2d', inChannels: channels, outChannels: out, kernelSize: 3, padding: 1, bias: !(bn && placement === 'before') });
+    if (bn && placement === 'before') layers.push({ type: 'BatchNorm2d', numFeatures: out });
+    layers.push({ type: 'ReLU' });
+    if (bn && placement === 'after') layers.push({ type: 'BatchNorm2d', numFeatures: out });
+    layers.push({ type: 'MaxPool2d', kernelSize: 2 });
     channels = out;
     height = Math.floor(height / 2);
     width = Math.floor(width / 2);
@@ -109,5 +144,5 @@ registerPreset({
   description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 32 and 64 channels, then Linear(64·7·7 → 10)',
   inputShape: [1, 28, 28],
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
-  layers: (o) => cnnLayers([1, 28, 28], [32, 64], 10, o.bn ?? true),
+  layers: (o) => cnnLayers([1, 28, 28], [32, 64], 10, layoutOf(o)),
 });

@@ -7,6 +7,7 @@ import { initBackend, referenceKernels } from '../../kernels/index.js';
 import { MODEL_OPTION_HELP, loadModelSource, modelArgument } from '../model-files.js';
 import { summary } from '../../nn/summary.js';
 import { addBatchNormOptions } from './train.js';
+import type { BatchNormPlacement } from '../../models/presets.js';
 
 interface SummaryFlags {
   model: string;
@@ -14,6 +15,8 @@ interface SummaryFlags {
   bnMomentum: number | null;
   bnEps: number;
   biasCorrection: boolean;
+  bnPlacement: BatchNormPlacement;
+  inputBn?: boolean;
   eval?: boolean;
   backend: string;
 }
@@ -35,12 +38,13 @@ export function register(program: Command): Command {
 Examples:
   $ bnlab summary --model ioffe-mlp
   $ bnlab summary --model ioffe-mlp --no-bn
+  $ bnlab summary --model ioffe-mlp --bn-placement after --input-bn
   $ bnlab summary --model runs/NAME               a trained model (its running statistics included)`,
     )
     .action(async (flags: SummaryFlags) => {
       await initBackend(flags.backend);
       // A preset is built with the flags; a model directory is shown as saved (--bn and the BN flags do not apply).
-      const source = loadModelSource(flags.model, { bn: flags.bn, batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection } });
+      const source = loadModelSource(flags.model, { bn: flags.bn, batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection }, bnPlacement: flags.bnPlacement, inputBn: flags.inputBn });
       const model = source.model.train(!flags.eval);
       const name = source.dir ?? source.preset!;
       console.log(`${source.dir ? source.dir : name}: ${source.dir ? `${source.preset ? `preset ${source.preset}, ` : ''}trained model` : source.description}`);

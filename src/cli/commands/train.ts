@@ -8,6 +8,7 @@
  * The loop itself is `runTraining(config, hooks)`, shared with `bnlab start` (which runs it in worker
  * threads) and open to extension through hooks (checkpoints, saving the model at the end).
  */
+import { BN_PLACEMENTS, type BatchNormPlacement } from '../../models/presets.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -54,6 +55,10 @@ export interface TrainConfig {
   init: InitSpec;
   /** Options for every batch-norm layer. `momentum` in PyTorch's convention, null = cumulative average. */
   batchNorm: { momentum: number | null; eps: number; biasCorrection: boolean };
+  /** Hidden batch norm before the activation (default) or after it. */
+  bnPlacement?: BatchNormPlacement;
+  /** Batch norm on the input features too. */
+  inputBn?: boolean;
   optimizer: OptimizerConfig;
   schedule: ScheduleConfig;
   /** Exactly one of steps and epochs. */
@@ -122,7 +127,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
   const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
   // A preset is built; a model directory (--model DIR) is loaded and trained further.
-  const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm });
+  const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn });
   const model = source.model;
   const optimizer = makeOptimizer(config.optimizer, model);
 
@@ -266,6 +271,8 @@ interface TrainFlags {
   bnMomentum: number | null;
   bnEps: number;
   biasCorrection: boolean;
+  bnPlacement?: BatchNormPlacement;
+  inputBn?: boolean;
   init?: InitName;
   initStd?: number;
   backend: string;
@@ -314,6 +321,8 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
     bn: flags.bn,
     init,
     batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection },
+    bnPlacement: flags.bnPlacement ?? 'before',
+    inputBn: Boolean(flags.inputBn),
     optimizer,
     schedule,
     steps,
@@ -346,7 +355,9 @@ export function addBatchNormOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--bn-momentum <m>', BN_MOMENTUM_HELP).argParser(bnMomentum).default(0.1))
     .addOption(new Option('--bn-eps <e>', 'added to the variance inside the square root').argParser(positiveNumber).default(1e-5))
-    .option('--no-bias-correction', "use the running averages as they are, exactly as PyTorch (running var starts at 1) instead of dividing by 1 - (1 - m)^t");
+    .option('--no-bias-correction', "use the running averages as they are, exactly as PyTorch (running var starts at 1) instead of dividing by 1 - (1 - m)^t")
+    .addOption(new Option('--bn-placement <where>', 'hidden batch norm before the activation (on Wu + b, as in the paper) or after it').choices([...BN_PLACEMENTS]).default('before'))
+    .option('--input-bn', 'also normalize the input features with a batch-norm layer (works with --no-bn too: input BN only)');
 }
 
 export function register(program: Command): Command {
