@@ -626,13 +626,23 @@ export async function createWasmKernels(options: WasmBackendOptions = {}): Promi
   const module = await WebAssembly.compile(await platform.readWasm(shared));
   const maxBytes = (options.memoryMB ?? (shared ? 4096 : 256)) * 1024 * 1024;
   const maxPages = Math.min(65536, Math.floor(maxBytes / PAGE));
-  const memory = shared
-    ? new WebAssembly.Memory({ initial: Math.min(256, maxPages), maximum: maxPages, shared: true })
-    : new WebAssembly.Memory({ initial: maxPages });
+  const memory = shared ? new WebAssembly.Memory({ initial: Math.min(256, maxPages), maximum: maxPages, shared: true }) : fixedMemory(maxPages);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const controls = Array.from({ length: threads - 1 }, (_, w) => RESERVED + w * CONTROL_BYTES);
   const pool = controls.length ? await ThreadPool.start(platform.spawnWorker, module, memory, controls, options.spinMicros ?? 200) : null;
-  return new WasmKernels(memory, instance, shared, maxPages * PAGE, pool, controls.length * CONTROL_BYTES, options);
+  return new WasmKernels(memory, instance, shared, shared ? maxPages * PAGE : memory.buffer.byteLength, pool, controls.length * CONTROL_BYTES, options);
+}
+
+/** An ordinary memory of `pages`, or of half as many, down to 16 MB, where the browser refuses that much. */
+function fixedMemory(pages: number): WebAssembly.Memory {
+  for (;;) {
+    try {
+      return new WebAssembly.Memory({ initial: pages });
+    } catch (e) {
+      if (pages <= 256) throw e;
+      pages >>= 1;
+    }
+  }
 }
 
 /**
