@@ -1,0 +1,43 @@
+/**
+ * `bnlab recalibrate`: population statistics for a trained model, written to a new directory; and the
+ * errors for what cannot be recalibrated.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModelDir } from '../src/io/node-model-dir.js';
+import { BatchNormBase } from '../src/index.js';
+
+const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+
+test('recalibrate replaces the running averages by population statistics and saves a new model', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bnlab-recal-'));
+  const trained = join(dir, 'run');
+  execFileSync(process.execPath, [cli, 'train', '--steps', '60', '--train-limit', '2000', '--test-limit', '500', '--eval-every', '0', '--out', trained], { encoding: 'utf8' });
+  const out = join(dir, 'precise');
+  const r = run(['recalibrate', '--model', trained, '--out', out, '--batches', '30']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Recomputed the running statistics of 3 batch-norm layers over 30 batches/);
+  assert.match(r.stdout, /Test accuracy: [\d.]+% with the running averages, [\d.]+% with population statistics/);
+  const before = loadModelDir(trained).model;
+  const after = loadModelDir(out).model;
+  const bnBefore = [...before.modules()].filter((m): m is BatchNormBase => m instanceof BatchNormBase);
+  const bnAfter = [...after.modules()].filter((m): m is BatchNormBase => m instanceof BatchNormBase);
+  assert.equal(bnAfter.length, 3);
+  const a = bnBefore[0].inferenceStatistics().mean;
+  const b = bnAfter[0].inferenceStatistics().mean;
+  assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-6), 'the statistics changed');
+  assert.deepEqual(Array.from(before.stateDict().get('0.weight')!.data), Array.from(after.stateDict().get('0.weight')!.data), 'the weights did not');
+
+  assert.match(run(['recalibrate', '--model', trained, '--out', out]).stderr, /exists and is not empty/);
+  assert.match(run(['recalibrate', '--model', trained]).stderr, /exactly one of --out DIR .* or --in-place/);
+  assert.match(run(['recalibrate', '--model', 'ioffe-mlp', '--out', join(dir, 'x')]).stderr, /is a preset, not a trained model directory/);
+  const noBn = join(dir, 'nobn');
+  execFileSync(process.execPath, [cli, 'train', '--no-bn', '--steps', '5', '--train-limit', '600', '--test-limit', '100', '--eval-every', '0', '--out', noBn], { encoding: 'utf8' });
+  assert.match(run(['recalibrate', '--model', noBn, '--in-place']).stderr, /no batch-norm layers with running statistics/);
+});
