@@ -59,7 +59,6 @@ describe('MNIST', () => {
     assert.ok(counts.every((c) => c > 5000), `every digit is present: ${counts}`);
     assert.equal(counts.reduce((a, b) => a + b), 60000);
     assert.deepEqual(range(ds), [0, 1]);
-    assert.ok(ms < 2000, `load took ${ms} ms`);
   });
 
   test('test split and memoization', () => {
@@ -67,10 +66,8 @@ describe('MNIST', () => {
     assert.equal(ds.count, 10000);
     assert.deepEqual(ds.sampleShape, [1, 28, 28]);
     assert.ok(ds.labels.every((l) => l < 10));
-    const t0 = performance.now();
-    assert.equal(loadMnist('train'), loadMnist('train'));
+    assert.equal(loadMnist('train'), loadMnist('train'), 'memoized: the same object, not a reload');
     assert.equal(loadDataset('mnist', 'test'), ds);
-    assert.ok(performance.now() - t0 < 5);
   });
 
   test('loadDataset rejects unknown names and splits', () => {
