@@ -96,38 +96,13 @@ export const referenceKernels: Kernels = {
   },
 
   softmax(x, out, rows, cols) {
-    for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      let max = -Infinity;
-      for (let c = 0; c < cols; c++) if (x[o + c] > max) max = x[o + c];
-      let sum = 0;
-      for (let c = 0; c < cols; c++) {
-        const e = Math.exp(x[o + c] - max);
-        out[o + c] = e;
-        sum += e;
-      }
-      const inv = 1 / sum;
-      for (let c = 0; c < cols; c++) out[o + c] *= inv;
-    }
+    for (let r = 0; r < rows; r++) softmaxRow(x, out, r * cols, cols);
   },
 
   softmaxCrossEntropy(logits, labels, probs, rows, cols) {
     let loss = 0;
-    for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      let max = -Infinity;
-      for (let c = 0; c < cols; c++) if (logits[o + c] > max) max = logits[o + c];
-      let sum = 0;
-      for (let c = 0; c < cols; c++) {
-        const e = Math.exp(logits[o + c] - max);
-        probs[o + c] = e;
-        sum += e;
-      }
-      const inv = 1 / sum;
-      for (let c = 0; c < cols; c++) probs[o + c] *= inv;
-      // -log softmax = log(sum) - (z - max): exact even when the probability underflows to 0.
-      loss += Math.log(sum) - (logits[o + labels[r]] - max);
-    }
+    // -log softmax(z)_label = logSumExp(z) - z_label: exact even when the probability underflows to 0.
+    for (let r = 0; r < rows; r++) loss += softmaxRow(logits, probs, r * cols, cols) - logits[r * cols + labels[r]];
     return loss / rows;
   },
 
