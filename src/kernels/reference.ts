@@ -418,6 +418,21 @@ export const referenceKernels: Kernels = {
  * b value serves four outputs and each output is loaded and stored once per four products, which
  * keeps the loop on arithmetic instead of memory traffic (about 5x the plain one-row loop in V8).
  */
+/** Softmax of one row, subtracting its maximum first for stability; returns the row's log-sum-exp. */
+function softmaxRow(x: Float32Array, out: Float32Array, offset: number, cols: number): number {
+  let max = -Infinity;
+  for (let c = 0; c < cols; c++) if (x[offset + c] > max) max = x[offset + c];
+  let sum = 0;
+  for (let c = 0; c < cols; c++) {
+    const e = Math.exp(x[offset + c] - max);
+    out[offset + c] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let c = 0; c < cols; c++) out[offset + c] *= inv;
+  return max + Math.log(sum);
+}
+
 function addFourRows(a: Float32Array, b: Float32Array, out: Float32Array, i: number, rowStride: number, colStride: number, k: number, n: number): void {
   const o0 = i * n, o1 = o0 + n, o2 = o1 + n, o3 = o2 + n;
   const r0 = i * rowStride, r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride;
