@@ -179,14 +179,14 @@ export function xyChart(o: XYChartOptions): VegaLiteSpec {
   return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec };
 }
 
-/** Vertical lines, bands or bars over categories: a grouped bar chart (x = category, color = series). */
+/** A grouped bar chart: x = category, one bar per series (color) within it. */
 export function barChart(o: { values: Row[]; x: { field: string; title: string; domain?: string[] }; y: AxisOptions; color: SeriesOptions; column?: { field: string; title: string; domain?: string[] }; width?: number; height?: number }): VegaLiteSpec {
   const inner = {
     width: o.width ?? 300,
     height: o.height ?? 240,
     mark: { type: 'bar' as const },
     encoding: {
-      x: { field: o.x.field, type: 'nominal', title: o.x.title, ...(o.x.domain ? { sort: o.x.domain } : {}) },
+      x: { field: o.x.field, type: 'nominal', title: o.x.title, axis: { labelAngle: 0 }, ...(o.x.domain ? { sort: o.x.domain } : {}) },
       xOffset: { field: o.color.field, type: 'nominal', ...(o.color.domain ? { sort: o.color.domain } : {}) },
       y: axisEncoding({ zero: true, ...o.y }, 0, o.values),
       color: { field: o.color.field, type: 'nominal', title: o.color.title, scale: { ...(o.color.domain ? { domain: o.color.domain } : {}), range: o.color.range ?? PALETTE } },
