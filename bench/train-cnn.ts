@@ -5,12 +5,15 @@
  *   npx tsx bench/train-cnn.ts --dataset mnist --lr 0.05
  *   npx tsx bench/train-cnn.ts --dataset fashion-mnist --no-bn
  *   npx tsx bench/train-cnn.ts --train-limit 10000 --epochs 1      (a quick look at a learning rate)
+ *   npx tsx bench/train-cnn.ts --widths 16,32                       (the same layout, other conv widths)
  */
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/data/node.js';
 import { DataLoader } from '../src/data/loader.js';
 import { takeFirst } from '../src/data/dataset.js';
-import { buildPreset } from '../src/models/presets.js';
+import { buildPreset, cnnLayers, getPreset } from '../src/models/presets.js';
+import { buildSequential } from '../src/nn/registry.js';
+import { Rng } from '../src/tensor/rng.js';
 import { CrossEntropyLoss } from '../src/nn/loss.js';
 import { summary } from '../src/nn/summary.js';
 import { SGD } from '../src/optim/optimizer.js';
@@ -21,6 +24,7 @@ const { values: args } = parseArgs({
   options: {
     dataset: { type: 'string', default: 'mnist' },
     model: { type: 'string', default: 'mnist-cnn' },
+    widths: { type: 'string' },
     'no-bn': { type: 'boolean', default: false },
     lr: { type: 'string', default: '0.05' },
     momentum: { type: 'string', default: '0.9' },
@@ -44,15 +48,17 @@ let train = loadDataset(args.dataset!, 'train');
 if (args['train-limit']) train = takeFirst(train, Number(args['train-limit']));
 const test = loadDataset(args.dataset!, 'test');
 
-const model = buildPreset(args.model!, { bn, seed });
+const model = args.widths
+  ? buildSequential(cnnLayers([1, 28, 28], args.widths.split(',').map(Number), 10, bn), { rng: new Rng(seed), init: getPreset('mnist-cnn').defaultInit })
+  : buildPreset(args.model!, { bn, seed });
 const loader = new DataLoader(train, { batchSize, shuffle: true, seed, dropLast: bn });
 const optimizer = new SGD(model.parameters(), { lr, momentum: Number(args.momentum), weightDecay: Number(args['weight-decay']) });
 const totalSteps = epochs * loader.batchesPerEpoch;
 const schedule: LrSchedule = args.schedule === 'cosine' ? cosineSchedule(totalSteps) : constantSchedule;
 const loss = new CrossEntropyLoss();
 
-if (!args.quiet) console.log(summary(model, [batchSize, ...train.sampleShape], args.model));
-console.log(`${args.dataset}: ${train.count} training images, ${epochs} epochs of ${loader.batchesPerEpoch} batches of ${batchSize}; SGD lr ${lr} (${schedule.name}), momentum ${args.momentum}, weight decay ${args['weight-decay']}, bn ${bn}, seed ${seed}`);
+if (!args.quiet) console.log(summary(model, [batchSize, ...train.sampleShape], args.widths ? `cnn ${args.widths}` : args.model));
+console.log(`${args.dataset}, ${args.widths ? `cnn ${args.widths}` : args.model}: ${train.count} training images, ${epochs} epochs of ${loader.batchesPerEpoch} batches of ${batchSize}; SGD lr ${lr} (${schedule.name}), momentum ${args.momentum}, weight decay ${args['weight-decay']}, bn ${bn}, seed ${seed}`);
 
 const start = performance.now();
 let trainTime = 0;
