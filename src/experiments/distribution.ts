@@ -1,7 +1,7 @@
 /**
  * `distribution`: Figure 1(b, c) of Ioffe & Szegedy (2015), the "internal covariate shift" picture. While
  * the `ioffe-mlp` network trains with and without batch norm, a fixed probe batch of test images is run
- * through it at regular steps and the input of every hidden sigmoid is recorded: the 15th, 50th and
+ * through it at regular steps (BN normalizing the probe with its own statistics, as in training) and the input of every hidden sigmoid is recorded: the 15th, 50th and
  * 85th percentiles of one sigmoid in the last hidden layer over training, and for every hidden layer how
  * far its input distribution moves between probes (Wasserstein-1 distance per unit, in the variable's
  * units and relative to its spread).
@@ -142,7 +142,7 @@ export async function runDistribution(options: DistributionOptions): Promise<Dis
     question: 'Does batch norm keep the distribution of each layer’s inputs from drifting while the network trains?',
     quick,
     seed,
-    settings: { ...s, percentiles: [...PERCENTILES], model: baseModelDescription(), optimizer: 'SGD, no momentum', probe: `first ${formatCount(probeSet.count)} ${data.test.name} test images, eval mode` },
+    settings: { ...s, percentiles: [...PERCENTILES], model: baseModelDescription(), optimizer: 'SGD, no momentum', probe: `first ${formatCount(probeSet.count)} ${data.test.name} test images, eval mode, BN layers normalizing the probe batch with its own statistics (as in training)` },
     data: resultData,
     headlines,
     reading,

@@ -5,6 +5,7 @@
  * Shape legend: N = probe examples, U = units of a hidden layer.
  */
 import { Sigmoid, ReLU, Tanh } from '../nn/activations.js';
+import { batchNormLayers } from '../nn/batchnorm-modes.js';
 import type { Module } from '../nn/module.js';
 import type { Sequential } from '../nn/sequential.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -21,13 +22,18 @@ export interface LayerInputs {
 const isActivation = (m: Module) => m instanceof Sigmoid || m instanceof Tanh || m instanceof ReLU;
 
 /**
- * Run `x` [N, ...] through `model` in eval mode (running statistics; the running averages are not
- * touched) and return the input of every activation layer, one array per unit. The model's modes are
- * restored afterwards.
+ * Run `x` [N, ...] through `model` in eval mode and return the input of every activation layer, one
+ * array per unit. Batch-norm layers normalize `x` with its own batch statistics, as in training, unless
+ * `runningStatistics` (the running averages are never touched either way). Modes are restored afterwards.
  */
-export function activationInputs(model: Sequential, x: Tensor): LayerInputs[] {
+export function activationInputs(model: Sequential, x: Tensor, options: { runningStatistics?: boolean } = {}): LayerInputs[] {
   const modes = [...model.modules()].map((m) => m.training);
+  const bns = batchNormLayers(model);
+  const statistics = bns.map((l) => l.statistics);
   model.eval();
+  // A probe of many examples has well-defined statistics; the running averages would add the jitter of
+  // the last few training batches to every probe.
+  if (!options.runningStatistics) for (const l of bns) l.statistics = 'batch-frozen';
   const out: LayerInputs[] = [];
   try {
     let h = x;
@@ -37,6 +43,7 @@ export function activationInputs(model: Sequential, x: Tensor): LayerInputs[] {
     });
   } finally {
     [...model.modules()].forEach((m, i) => (m.training = modes[i]));
+    bns.forEach((l, i) => (l.statistics = statistics[i]));
   }
   return out;
 }
