@@ -319,6 +319,16 @@ test('SGD (momentum, dampening, Nesterov, weight decay) and Adam/AdamW over seve
   }
 });
 
+test('every kernel of the interface is a wasm method of its own, so a spread copy of the backend works', () => {
+  const names = Object.keys(ref).filter((n) => n !== 'name');
+  for (const n of names) assert.equal(typeof (wasm as unknown as Record<string, unknown>)[n], 'function', n);
+  const copy = { ...wasm, relu: ref.relu } as Kernels;
+  const x = copy.allocate(5), y = copy.allocate(5);
+  x.set([-1, 2, -3, 4, 5]);
+  copy.sigmoid(x, y);
+  close(y, Float32Array.from(x, (v) => 1 / (1 + Math.exp(-v))), 'sigmoid through a copy', 1e-7, 1e-6);
+});
+
 test('allocate: zeroed views of the wasm memory that stay valid while it grows; freed blocks are reused', () => {
   const k = wasm;
   const a = k.allocate(1000);

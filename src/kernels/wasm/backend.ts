@@ -84,6 +84,14 @@ export interface WasmBackendOptions {
 }
 
 const PAGE = 65536;
+
+/** Every method of the Kernels interface. */
+const KERNEL_METHODS = [
+  'allocate', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
+  'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments',
+  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
+  'avgPoolBackward', 'sgdStep', 'adamStep',
+] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
 /** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
 const RESERVED = 1024;
 const NO_ARRAY = 0;
@@ -127,6 +135,9 @@ export class WasmKernels implements Kernels {
     this.viewBuffer = memory.buffer;
     this.f32 = new Float32Array(this.viewBuffer);
     this.i32 = new Int32Array(this.viewBuffer);
+    // Own, bound methods: a copy of this object ({ ...kernels, one: replaced }), as tests and wrappers
+    // make of a plain kernels object, keeps working.
+    for (const name of KERNEL_METHODS) (this as unknown as Record<string, unknown>)[name] = (this[name] as (...a: unknown[]) => unknown).bind(this);
     const gemmBytes = this.x.gemmScratchFloats() * 4;
     this.gemmScratch = [];
     for (let t = 0; t < this.threads; t++) this.gemmScratch.push(this.mustAlloc(gemmBytes));

@@ -14,6 +14,12 @@
  */
 
 const FLUSH: i32 = 64;
+/**
+ * Channels with at most this many values (M = B·L) go through scalar f64 code, as in the reference: with
+ * so few values dx can cancel to a millionth of its terms (M = 2 makes it exactly 0 but for eps), and
+ * f32 arithmetic would leave only rounding noise. Such channels are too small for SIMD to matter.
+ */
+const SMALL: f64 = 32;
 
 // @ts-ignore: decorator
 @inline function f(p: usize, i: i32): usize {
@@ -177,6 +183,10 @@ export function batchNormScratchFloats(channels: i32): i32 {
  */
 export function channelMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
   const count = <f64>batch * <f64>inner;
+  if (count <= SMALL) {
+    smallMoments(x, mean, variance, batch, channels, inner);
+    return;
+  }
   const s64 = scratch;
   const t64 = d(scratch, channels);
   const work = d(scratch, 2 * channels);
@@ -331,6 +341,10 @@ function addParameterGrads(dGamma: usize, dBeta: usize, s64: usize, t64: usize, 
  */
 export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
   const count = <f64>batch * <f64>inner;
+  if (count <= SMALL) {
+    smallBackward(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+    return;
+  }
   const s64 = scratch;
   const t64 = d(scratch, channels);
   const coef = d(scratch, 2 * channels); // p, q, r: 3·C floats
@@ -420,4 +434,52 @@ export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usiz
   }
   for (let c = 0; c < channels; c++) store<f32>(f(coef, c), (gamma ? load<f32>(f(gamma, c)) : 1) * load<f32>(f(invStd, c)));
   applyAffineGrad(dy, xhat, dx, coef, 0, 0, batch, channels, inner);
+}
+
+/** channelMoments for channels of at most SMALL values: two passes in f64 (the reference's arithmetic). */
+function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32): void {
+  const count = <f64>batch * <f64>inner;
+  for (let c = 0; c < channels; c++) {
+    let sum: f64 = 0;
+    for (let b = 0; b < batch; b++) {
+      const o = (b * channels + c) * inner;
+      for (let l = 0; l < inner; l++) sum += <f64>load<f32>(f(x, o + l));
+    }
+    const mu = sum / count;
+    let sq: f64 = 0;
+    for (let b = 0; b < batch; b++) {
+      const o = (b * channels + c) * inner;
+      for (let l = 0; l < inner; l++) {
+        const u = <f64>load<f32>(f(x, o + l)) - mu;
+        sq += u * u;
+      }
+    }
+    store<f32>(f(mean, c), <f32>mu);
+    store<f32>(f(variance, c), <f32>(sq / count));
+  }
+}
+
+/** batchNormBackward for channels of at most SMALL values, in f64 throughout (see SMALL). */
+function smallBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32): void {
+  const count = <f64>batch * <f64>inner;
+  for (let c = 0; c < channels; c++) {
+    let sumDy: f64 = 0, sumDyXhat: f64 = 0;
+    for (let b = 0; b < batch; b++) {
+      const o = (b * channels + c) * inner;
+      for (let l = 0; l < inner; l++) {
+        const g = <f64>load<f32>(f(dy, o + l));
+        sumDy += g;
+        sumDyXhat += g * <f64>load<f32>(f(xhat, o + l));
+      }
+    }
+    if (dGamma) store<f32>(f(dGamma, c), <f32>(<f64>load<f32>(f(dGamma, c)) + sumDyXhat));
+    if (dBeta) store<f32>(f(dBeta, c), <f32>(<f64>load<f32>(f(dBeta, c)) + sumDy));
+    const k = ((gamma ? <f64>load<f32>(f(gamma, c)) : 1.0) * <f64>load<f32>(f(invStd, c))) / count;
+    for (let b = 0; b < batch; b++) {
+      const o = (b * channels + c) * inner;
+      for (let l = 0; l < inner; l++) {
+        store<f32>(f(dx, o + l), <f32>(k * (count * <f64>load<f32>(f(dy, o + l)) - sumDy - <f64>load<f32>(f(xhat, o + l)) * sumDyXhat)));
+      }
+    }
+  }
 }
