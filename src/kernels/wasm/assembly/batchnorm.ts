@@ -46,8 +46,7 @@ function flush(src32: usize, dst64: usize, n: i32): void {
 /**
  * Per-column sums over the rows of [R, C] (the L = 1 layout), into f64 s64 and t64 [C]:
  * mode 0: Σu and Σu² with u = a - shift[c] (moments about a shift);  mode 1: Σa and Σa·b (backward).
- * Rows are streamed in order, `group` at a time (four for mode 0, two for mode 1: as many as stay in
- * registers), into f32 sums in scratch32 (2·C floats, in L1) that are folded into the f64 totals every
+ * Rows are streamed in order, four at a time, into f32 sums in scratch32 (2·C floats, in L1) that are folded into the f64 totals every
  * FLUSH rows. Walking down the columns with the sums in registers instead is slower: with C a power of
  * two, every row of a column maps to the same L1 set.
  */
@@ -59,12 +58,12 @@ function columnSums(mode: i32, a: usize, b: usize, shift: usize, rows: i32, cols
   memory.fill(t64, 0, (<usize>cols) << 3);
   const stride = (<usize>cols) << 2;
   const vecBytes = (<usize>(cols & ~3)) << 2;
-  const group = mode == 0 ? 4 : 2;
+  const group = 4;
   let r = 0;
   while (r < rows) {
     const n = rows - r >= group ? group : 1;
     const a0 = f(a, r * cols), b0 = f(b, r * cols);
-    if (n == 4) {
+    if (n == 4 && mode == 0) {
       for (let k: usize = 0; k < vecBytes; k += 16) {
         const sh = v128.load(shift + k);
         const u0 = f32x4.sub(v128.load(a0 + k), sh);
@@ -75,13 +74,16 @@ function columnSums(mode: i32, a: usize, b: usize, shift: usize, rows: i32, cols
         const sq = f32x4.add(f32x4.add(f32x4.mul(u0, u0), f32x4.mul(u1, u1)), f32x4.add(f32x4.mul(u2, u2), f32x4.mul(u3, u3)));
         v128.store(t32 + k, f32x4.add(v128.load(t32 + k), sq));
       }
-    } else if (n == 2) {
+    } else if (n == 4) {
       for (let k: usize = 0; k < vecBytes; k += 16) {
         const u0 = v128.load(a0 + k);
         const u1 = v128.load(a0 + stride + k);
-        v128.store(s32 + k, f32x4.add(v128.load(s32 + k), f32x4.add(u0, u1)));
-        const dot = f32x4.add(f32x4.mul(u0, v128.load(b0 + k)), f32x4.mul(u1, v128.load(b0 + stride + k)));
-        v128.store(t32 + k, f32x4.add(v128.load(t32 + k), dot));
+        const u2 = v128.load(a0 + 2 * stride + k);
+        const u3 = v128.load(a0 + 3 * stride + k);
+        v128.store(s32 + k, f32x4.add(v128.load(s32 + k), f32x4.add(f32x4.add(u0, u1), f32x4.add(u2, u3))));
+        const dot0 = f32x4.add(f32x4.mul(u0, v128.load(b0 + k)), f32x4.mul(u1, v128.load(b0 + stride + k)));
+        const dot1 = f32x4.add(f32x4.mul(u2, v128.load(b0 + 2 * stride + k)), f32x4.mul(u3, v128.load(b0 + 3 * stride + k)));
+        v128.store(t32 + k, f32x4.add(v128.load(t32 + k), f32x4.add(dot0, dot1)));
       }
     } else {
       for (let k: usize = 0; k < vecBytes; k += 16) {
