@@ -129,13 +129,16 @@ describe('experiments, quick size, seed 1', () => {
     assert.ok(r.data.runs.every((run) => run.overshoot === null || (run.overshoot >= 0 && run.overshoot <= 1)));
   });
 
-  test('batch-size: the gap narrows with batch size, and batch-statistics noise follows 1/sqrt(batch)', async () => {
+  test('batch-size: with BN the gap narrows as the batch (and its noise) shrinks, below the gap without BN; the noise follows 1/sqrt(batch)', async () => {
     const r = await runBatchSize({ data, quick: true, seed: SEED });
     results.set('batch-size', r);
     const sizes = r.settings.batchSizes as number[];
     const gap = (norm: string, b: number) => r.data.gaps.find((g) => g.norm === norm && g.batchSize === b)!.gap!;
     const [smallest, largest] = [Math.min(...sizes), Math.max(...sizes)];
-    assert.ok(gap('batch', largest) < gap('batch', smallest), `BN gap ${gap('batch', smallest)} at ${smallest} vs ${gap('batch', largest)} at ${largest}`);
+    assert.ok(gap('batch', smallest) < gap('batch', largest), `BN gap ${gap('batch', smallest)} at ${smallest} vs ${gap('batch', largest)} at ${largest}`);
+    assert.ok(gap('batch', smallest) < gap('none', smallest), `at batch ${smallest}: BN gap ${gap('batch', smallest)} vs ${gap('none', smallest)} without`);
+    const fit = (norm: string, b: number) => r.data.gaps.find((g) => g.norm === norm && g.batchSize === b)!.trainAccuracy!;
+    assert.ok(fit('batch', smallest) > 0.95 && fit('batch', largest) > 0.95, 'BN fits the training subset at both sizes, so the gaps compare generalization');
     assert.deepEqual(r.data.norms, availableHiddenNorms());
     for (const layer of new Set(r.data.noise.map((n) => n.layer))) {
       const rows = r.data.noise.filter((n) => n.layer === layer).sort((a, b) => a.batchSize - b.batchSize);
