@@ -3,7 +3,7 @@
  * as NaN or a nonsense value (`--steps abc`, `--lr -1`, `--batch 0`) with an InvalidArgumentError, which
  * commander prints as "error: option '--steps <n>' argument 'abc' is invalid. <reason>" and exits 1.
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 /** A plain decimal number: digits with an optional point, sign and exponent; no hex, no blanks, no "Infinity". */
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -73,3 +73,11 @@ export function bnMomentum(value: string): number | null {
 /** The batch-norm momentum convention as written in `--help` and the docs. */
 export const MOMENTUM_CONVENTION =
   'running = (1 - m)·running + m·batch (PyTorch convention); Keras/TensorFlow momentum = 1 - m';
+
+/**
+ * `--backend`, the same for every command: 'auto' (the default) takes the fastest backend that works
+ * here, WebAssembly SIMD, and falls back to the reference TypeScript kernels where it cannot load.
+ */
+export function backendOption(): Option {
+  return new Option('--backend <name>', 'kernel backend: auto (WebAssembly SIMD where it works, else ts), wasm, or ts (the reference TypeScript kernels)').default('auto');
+}

@@ -3,6 +3,7 @@
  * checkpoint. Browser-safe.
  */
 import { Rng, type RngState } from '../tensor/rng.js';
+import { getBackend } from '../kernels/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkDataset, sampleSize, type Dataset } from './dataset.js';
 
@@ -224,7 +225,9 @@ function checkBatchSize(batchSize: number, ds: Dataset): void {
 function buffersFor(cache: Map<number, BatchBuffers>, size: number, ds: Dataset): BatchBuffers {
   let buf = cache.get(size);
   if (!buf) {
-    buf = { x: new Tensor([size, ...ds.sampleShape]), labels: new Int32Array(size) };
+    // In the backend's own memory, so a fast backend reads the batch where it lies instead of copying it.
+    const shape = [size, ...ds.sampleShape];
+    buf = { x: new Tensor(shape, getBackend().allocate(shape.reduce((a, b) => a * b, 1))), labels: new Int32Array(size) };
     cache.set(size, buf);
   }
   return buf;

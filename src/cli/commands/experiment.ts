@@ -9,7 +9,7 @@ import { experimentNames, getExperiment } from '../../experiments/index.js';
 import type { ExperimentData, ExperimentProgress, ExperimentResult } from '../../experiments/types.js';
 import { initBackend } from '../../kernels/index.js';
 import { EXPERIMENTS_DIR, experimentRunDir, writeExperimentRun, type WrittenRun } from '../experiment-runs.js';
-import { seed } from '../options.js';
+import { backendOption, seed } from '../options.js';
 
 interface ExperimentFlags {
   quick?: boolean;
@@ -31,7 +31,7 @@ export function register(program: Command): Command {
     .option('--quick', 'the small size (about a minute on 2 cores) instead of the full one')
     .addOption(new Option('--seed <s>', 'seed for weights, shuffling and every random choice; the same seed and kernels repeat a run exactly').argParser(seed).default(1))
     .option('--out <dir>', `run directory (default: ${EXPERIMENTS_DIR}/NAME-<timestamp>)`)
-    .addOption(new Option('--backend <name>', 'kernels: auto (WebAssembly SIMD when available), wasm or ts').default('auto'))
+    .addOption(backendOption())
     .addOption(new Option('--dataset <name>', 'dataset: mnist or fashion-mnist').default('mnist'))
     .addOption(new Option('--set <key=value...>', 'override a setting, e.g. --set steps=2000 --set sweepLrs=0.1,1,10 (names: see results.json "settings")').argParser(collectSetting).default({}))
     .addHelpText(

@@ -8,13 +8,13 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DataLoader } from '../../data/loader.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
-import { initBackend, referenceKernels } from '../../kernels/index.js';
+import { initBackend } from '../../kernels/index.js';
 import { saveModelDir } from '../../io/node-model-dir.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { recomputeBatchNormStats } from '../../nn/precise-bn.js';
 import { evaluate } from '../../train/evaluate.js';
 import { loadModelSource, modelArgument } from '../model-files.js';
-import { positiveInt, seed } from '../options.js';
+import { backendOption, positiveInt, seed } from '../options.js';
 
 interface RecalibrateFlags {
   model: string;
@@ -39,7 +39,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--batches <n>', 'number of training batches to average').argParser(positiveInt).default(200))
     .addOption(new Option('--batch <n>', 'batch size for the statistics (use the training batch size)').argParser(positiveInt).default(60))
     .addOption(new Option('--seed <s>', 'seed of the batch order').argParser(seed).default(0))
-    .addOption(new Option('--backend <name>', 'kernel backend').default(referenceKernels.name))
+    .addOption(backendOption())
     .addHelpText('after', `
 Examples:
   $ bnlab recalibrate --model runs/a --out runs/a-precise

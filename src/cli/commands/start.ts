@@ -8,10 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { referenceKernels } from '../../kernels/index.js';
 import { getPreset } from '../../models/presets.js';
 import type { TrainMetrics } from '../../train/trainer.js';
-import { nonNegativeInt, positiveInt, positiveNumber, seed } from '../options.js';
+import { backendOption, nonNegativeInt, positiveInt, positiveNumber, seed } from '../options.js';
 import { createProgress, formatAccuracy, type ProgressReporter } from '../progress.js';
 import type { WorkerMessage } from '../start-worker.js';
 import { runStartExperiments, type StartExperimentFlags } from '../start-experiments.js';
@@ -52,7 +51,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--batch <n>', 'mini-batch size').argParser(positiveInt).default(DEFAULT_BATCH))
     .addOption(new Option('--lr <x>', `SGD learning rate for both networks (default: the preset's, ${getPreset(MODEL).defaultLr})`).argParser(positiveNumber))
     .addOption(new Option('--seed <s>', 'seed for initial weights and shuffling').argParser(seed).default(DEFAULT_SEED))
-    .addOption(new Option('--backend <name>', 'kernel backend: ts (reference TypeScript), wasm (WebAssembly SIMD) or auto (wasm where it works)').default(referenceKernels.name))
+    .addOption(backendOption())
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--runs-dir <dir>', 'where the two run directories go', 'runs')

@@ -3,10 +3,11 @@
  * counts (trainable, and non-trainable: the running statistics), Keras-style.
  */
 import { Command, Option } from 'commander';
-import { initBackend, referenceKernels } from '../../kernels/index.js';
+import { initBackend } from '../../kernels/index.js';
 import { MODEL_OPTION_HELP, loadModelSource, modelArgument } from '../model-files.js';
 import { summary } from '../../nn/summary.js';
 import { addBatchNormOptions } from './train.js';
+import { backendOption } from '../options.js';
 import type { BatchNormPlacement } from '../../models/presets.js';
 
 interface SummaryFlags {
@@ -31,7 +32,7 @@ export function register(program: Command): Command {
     .option('--no-bn', 'without batch norm');
   addBatchNormOptions(cmd)
     .option('--eval', 'show the model in eval mode')
-    .addOption(new Option('--backend <name>', 'kernel backend: ts (reference TypeScript), wasm (WebAssembly SIMD) or auto (wasm where it works)').default(referenceKernels.name))
+    .addOption(backendOption())
     .addHelpText(
       'after',
       `

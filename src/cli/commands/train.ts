@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
-import { initBackend, referenceKernels } from '../../kernels/index.js';
+import { initBackend } from '../../kernels/index.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
@@ -24,7 +24,7 @@ import { constantSchedule, cosineSchedule, stepSchedule, type LrSchedule } from 
 import type { EvalResult } from '../../train/evaluate.js';
 import { Trainer, type TrainMetrics } from '../../train/trainer.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
-import { MOMENTUM_CONVENTION, bnMomentum, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
+import { backendOption, MOMENTUM_CONVENTION, bnMomentum, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
 import { packageInfo } from '../version.js';
 
@@ -385,7 +385,7 @@ export function register(program: Command): Command {
   addBatchNormOptions(cmd)
     .addOption(new Option('--init <name>', "weight initializer (default: the preset's)").choices(initNames))
     .addOption(new Option('--init-std <s>', 'standard deviation for --init normal').argParser(positiveNumber))
-    .addOption(new Option('--backend <name>', 'kernel backend: ts (reference TypeScript), wasm (WebAssembly SIMD) or auto (wasm where it works)').default(referenceKernels.name))
+    .addOption(backendOption())
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--out <dir>', 'run directory (default runs/<model>-<bn|nobn>-<timestamp>)')
