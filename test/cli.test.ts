@@ -157,7 +157,8 @@ describe('bnlab train', () => {
     assert.equal(config.data.trainCount, 60000);
     assert.equal(config.data.testCount, 2000);
     assert.equal(config.seed, 1);
-    assert.equal(config.backend, 'ts');
+    assert.equal(config.backend, 'auto', 'the fastest backend is the default');
+    assert.match(config.backendUsed, /^(wasm|ts)$/);
     assert.deepEqual(config.modelSpec.layers.map((l: { type: string }) => l.type), ['Linear', 'BatchNorm1d', 'Sigmoid', 'Linear', 'BatchNorm1d', 'Sigmoid', 'Linear', 'BatchNorm1d', 'Sigmoid', 'Linear']);
     assert.equal(config.modelSpec.parameters, 100310);
     assert.match(config.versions.bnlab, /^\d+\.\d+\.\d+/);

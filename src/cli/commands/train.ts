@@ -123,7 +123,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   const runDir = resolve(config.out);
   if (!config.resume) checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
 
-  await initBackend(config.backend); // async: the wasm backend compiles its module first
+  const kernels = await initBackend(config.backend); // async: the wasm backend compiles its module first
   const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
   const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
   // A preset is built; a model directory (--model DIR) is loaded and trained further.
@@ -167,6 +167,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     createdAt: new Date().toISOString(),
     ...config,
     out: runDir,
+    /** What `backend` resolved to ('auto' picks wasm where it loads). */
+    backendUsed: kernels.name,
     totalSteps: trainer.totalSteps,
     dropLast: trainer.loader.dropLast,
     batchesPerEpoch: trainer.loader.batchesPerEpoch,
