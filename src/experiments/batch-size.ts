@@ -10,18 +10,17 @@
  * 2. The noise itself: for a trained BN network, the spread of batch means and variances of each BN
  *    layer's input around the population values, for batch sizes 2..512, against 1/√batch.
  */
-import { getBackend } from '../kernels/index.js';
 import { barChart, xyChart, type Figure, type Row } from '../report/charts.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { evaluate } from '../train/evaluate.js';
-import { checkExperimentData, firstUpTo } from './data.js';
+import { firstUpTo } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatValue } from './format.js';
 import { BASE_LR, INPUT_SHAPE, NORM_LABELS, availableHiddenNorms, baseModelDescription, buildNetwork, type HiddenNorm } from './models.js';
 import { layerInput } from './probe.js';
 import { ProgressTicker } from './progress.js';
-import { checkPositiveInt, resolveSettings } from './settings.js';
+import { checkPositiveInt, finishRun, startRun } from './settings.js';
 import { slope } from './stats.js';
 import { trainNetwork } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -104,12 +103,8 @@ export interface BatchSizeData {
 export type BatchSizeResult = ExperimentResult<BatchSizeData>;
 
 export async function runBatchSize(options: BatchSizeOptions): Promise<BatchSizeResult> {
-  const startedAt = new Date();
-  const data = checkExperimentData(options.data, 'batch-size');
-  const quick = options.quick ?? false;
-  const seed = options.seed ?? 1;
-  const s = resolveSettings('batch-size', options, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, quick);
-  for (const key of ['trainSize', 'testSize', 'epochs', 'noiseDraws'] as const) checkPositiveInt('batch-size', key, s[key]);
+  const start = startRun('batch-size', options, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, ['trainSize', 'testSize', 'epochs', 'noiseDraws']);
+  const { data, seed, settings: s } = start;
   const train = firstUpTo(data.train, s.trainSize);
   const test = firstUpTo(data.test, s.testSize);
   for (const b of [...s.batchSizes, ...s.noiseBatchSizes]) {
@@ -151,23 +146,15 @@ export async function runBatchSize(options: BatchSizeOptions): Promise<BatchSize
 
   const resultData: BatchSizeData = { norms, gaps, noise, noiseSlopes, noiseModelBatchSize };
   const { reading, summary, headlines } = describe(resultData, s, noiseModel !== null);
-  return {
-    format: 'bnlab-experiment',
-    version: 1,
-    experiment: 'batch-size',
+  return finishRun(start, {
     title: 'Batch norm as a regularizer: batch size and noise',
     question: 'Does the noise of batch statistics, which shrinks as 1/√batch, narrow the gap between training and test accuracy at small batch sizes?',
-    quick,
-    seed,
     settings: { ...s, norms, model: `variants of ${baseModelDescription()}`, optimizer: `SGD, no momentum, learning rate ${s.lrScaling === 'constant' ? formatNumber(s.lr) : `${formatNumber(s.lr)} at batch 64, scaled ${s.lrScaling} with the batch`}`, trainSet: `first ${formatCount(train.count)} ${data.train.name} training images`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,
     summary,
-    backend: getBackend().name,
-    startedAt: startedAt.toISOString(),
-    wallTimeSeconds: (Date.now() - startedAt.getTime()) / 1000,
-  };
+  });
 }
 
 export function learningRate(s: BatchSizeSettings, batchSize: number): number {

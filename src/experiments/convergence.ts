@@ -4,13 +4,12 @@
  * training loss against steps, the steps each needs to reach a target accuracy, and a learning-rate
  * sweep whose largest rate that still trains is the headline figure.
  */
-import { getBackend } from '../kernels/index.js';
 import { xyChart, type Figure, type Row } from '../report/charts.js';
-import { checkExperimentData, firstUpTo } from './data.js';
+import { firstUpTo } from './data.js';
 import { formatCount, formatDuration, formatNumber, formatPercent, formatRatio, formatValue } from './format.js';
 import { BASE_LR, baseModelDescription, buildNetwork } from './models.js';
 import { ProgressTicker } from './progress.js';
-import { checkPositiveInt, resolveSettings } from './settings.js';
+import { finishRun, startRun } from './settings.js';
 import { firstReaching } from './stats.js';
 import { everyNSteps, trainNetwork, type LossPoint, type TestPoint, type TrainRun } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -117,13 +116,9 @@ export interface ConvergenceData {
 export type ConvergenceResult = ExperimentResult<ConvergenceData>;
 
 export async function runConvergence(options: ConvergenceOptions): Promise<ConvergenceResult> {
-  const startedAt = new Date();
-  const data = checkExperimentData(options.data, 'convergence');
-  const quick = options.quick ?? false;
-  const seed = options.seed ?? 1;
-  const settings = resolveSettings('convergence', options, CONVERGENCE_DEFAULTS, CONVERGENCE_QUICK, quick);
+  const start = startRun('convergence', options, CONVERGENCE_DEFAULTS, CONVERGENCE_QUICK, ['steps', 'batchSize', 'evalEvery', 'testSize', 'sweepSteps']);
+  const { data, quick, seed, settings } = start;
   if (!options.checkpoints) settings.checkpoints = defaultCheckpoints(settings.steps, quick ? CONVERGENCE_QUICK : CONVERGENCE_DEFAULTS);
-  for (const key of ['steps', 'batchSize', 'evalEvery', 'testSize', 'sweepSteps'] as const) checkPositiveInt('convergence', key, settings[key]);
   const test = firstUpTo(data.test, settings.testSize);
   const chanceLoss = Math.log(data.train.numClasses);
   const trainedBelow = TRAINED_BELOW_CHANCE * chanceLoss;
@@ -166,23 +161,15 @@ export async function runConvergence(options: ConvergenceOptions): Promise<Conve
     bestLr: { bn: bestRate(sweep, 'bn'), plain: bestRate(sweep, 'plain') },
   };
   const { reading, summary, headlines } = describe(resultData, settings);
-  return {
-    format: 'bnlab-experiment',
-    version: 1,
-    experiment: 'convergence',
+  return finishRun(start, {
     title: 'Faster training with batch norm (Figure 1a)',
     question: 'Does batch norm make the same network reach a given test accuracy in fewer steps, and train at larger learning rates?',
-    quick,
-    seed,
     settings: { ...settings, model: baseModelDescription(), optimizer: 'SGD, no momentum', trainSet: `${data.train.name} train (${formatCount(data.train.count)})`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,
     summary,
-    backend: getBackend().name,
-    startedAt: startedAt.toISOString(),
-    wallTimeSeconds: (Date.now() - startedAt.getTime()) / 1000,
-  };
+  });
 }
 
 function summarizeRun(run: TrainRun, target: number): ConvergenceRun {

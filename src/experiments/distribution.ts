@@ -6,16 +6,15 @@
  * far its input distribution moves between probes (Wasserstein-1 distance per unit, in the variable's
  * units and relative to its spread).
  */
-import { getBackend } from '../kernels/index.js';
 import { xyChart, type Figure, type Row } from '../report/charts.js';
 import { Tensor } from '../tensor/tensor.js';
 import { NETWORKS, NETWORK_LABELS, type Network } from './convergence.js';
-import { checkExperimentData, firstUpTo } from './data.js';
+import { firstUpTo } from './data.js';
 import { formatCount, formatNumber, formatRatio, formatValue } from './format.js';
 import { BASE_LR, INPUT_SHAPE, baseModelDescription, buildNetwork } from './models.js';
 import { activationInputs } from './probe.js';
 import { ProgressTicker } from './progress.js';
-import { checkPositiveInt, resolveSettings } from './settings.js';
+import { finishRun, startRun } from './settings.js';
 import { median, percentileSorted, std, wasserstein1Sorted } from './stats.js';
 import { everyNSteps, trainNetwork } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -92,12 +91,8 @@ export interface DistributionData {
 export type DistributionResult = ExperimentResult<DistributionData>;
 
 export async function runDistribution(options: DistributionOptions): Promise<DistributionResult> {
-  const startedAt = new Date();
-  const data = checkExperimentData(options.data, 'distribution');
-  const quick = options.quick ?? false;
-  const seed = options.seed ?? 1;
-  const s = resolveSettings('distribution', options, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, quick);
-  for (const key of ['steps', 'batchSize', 'probeEvery', 'probeSize'] as const) checkPositiveInt('distribution', key, s[key]);
+  const start = startRun('distribution', options, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, ['steps', 'batchSize', 'probeEvery', 'probeSize']);
+  const { data, seed, settings: s } = start;
   const probeSet = firstUpTo(data.test, s.probeSize);
   const features = INPUT_SHAPE.reduce((a, b) => a * b, 1);
   const probe = new Tensor([probeSet.count, features], probeSet.images.slice(0, probeSet.count * features));
@@ -134,23 +129,15 @@ export async function runDistribution(options: DistributionOptions): Promise<Dis
 
   const resultData: DistributionData = { trackedLayer: hiddenLayers - 1, hiddenLayers, networks };
   const { reading, summary, headlines } = describe(resultData, s);
-  return {
-    format: 'bnlab-experiment',
-    version: 1,
-    experiment: 'distribution',
+  return finishRun(start, {
     title: 'Stable sigmoid inputs with batch norm (Figure 1b, c)',
     question: 'Does batch norm keep the distribution of each layer’s inputs from drifting while the network trains?',
-    quick,
-    seed,
     settings: { ...s, percentiles: [...PERCENTILES], model: baseModelDescription(), optimizer: 'SGD, no momentum', probe: `first ${formatCount(probeSet.count)} ${data.test.name} test images, eval mode, BN layers normalizing the probe batch with its own statistics (as in training)` },
     data: resultData,
     headlines,
     reading,
     summary,
-    backend: getBackend().name,
-    startedAt: startedAt.toISOString(),
-    wallTimeSeconds: (Date.now() - startedAt.getTime()) / 1000,
-  };
+  });
 }
 
 /** Keeps the previous probe's sorted inputs per layer and unit, and accumulates the drift figures. */

@@ -15,18 +15,17 @@
  */
 import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
-import { getBackend } from '../kernels/index.js';
 import { batchNormLayers } from '../nn/batchnorm-modes.js';
 import { recomputeBatchNormStats } from '../nn/precise-bn.js';
 import type { Sequential } from '../nn/sequential.js';
 import { xyChart, type Figure, type Row } from '../report/charts.js';
 import { Tensor } from '../tensor/tensor.js';
 import { evaluate } from '../train/evaluate.js';
-import { checkExperimentData, firstUpTo } from './data.js';
+import { firstUpTo } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatPoints, formatValue } from './format.js';
 import { BASE_LR, INPUT_SHAPE, baseModelDescription, buildNetwork, copyNetwork, type NetworkOptions } from './models.js';
 import { ProgressTicker } from './progress.js';
-import { checkPositiveInt, resolveSettings } from './settings.js';
+import { finishRun, startRun } from './settings.js';
 import { logSteps } from './stats.js';
 import { Stepper } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -116,12 +115,8 @@ export interface InferenceData {
 export type InferenceResult = ExperimentResult<InferenceData>;
 
 export async function runInference(options: InferenceOptions): Promise<InferenceResult> {
-  const startedAt = new Date();
-  const data = checkExperimentData(options.data, 'inference');
-  const quick = options.quick ?? false;
-  const seed = options.seed ?? 1;
-  const s = resolveSettings('inference', options, INFERENCE_DEFAULTS, INFERENCE_QUICK, quick);
-  for (const key of ['steps', 'batchSize', 'evalPerDecade', 'testSize', 'singleSize', 'recomputeBatches'] as const) checkPositiveInt('inference', key, s[key]);
+  const start = startRun('inference', options, INFERENCE_DEFAULTS, INFERENCE_QUICK, ['steps', 'batchSize', 'evalPerDecade', 'testSize', 'singleSize', 'recomputeBatches']);
+  const { data, seed, settings: s } = start;
   if (s.momenta.length === 0 || s.momenta.some((m) => !(m > 0 && m <= 1))) throw new Error(`inference: momenta must be a non-empty list of numbers in (0, 1], got ${JSON.stringify(s.momenta)}`);
   const test = firstUpTo(data.test, s.testSize);
   const evalSteps = new Set(logSteps(s.steps, s.evalPerDecade));
@@ -164,23 +159,15 @@ export async function runInference(options: InferenceOptions): Promise<Inference
 
   const resultData: InferenceData = { single, statistics, identicalWeights, batchStatistics, runningAccuracy, plainCatchesUp, early };
   const { reading, summary, headlines } = describe(resultData);
-  return {
-    format: 'bnlab-experiment',
-    version: 1,
-    experiment: 'inference',
+  return finishRun(start, {
     title: 'Batch norm at test time',
     question: 'Can a BN network predict one example at a time, which running statistics should it use, and what if it normalizes small test batches with their own statistics?',
-    quick,
-    seed,
     settings: { ...s, model: `${baseModelDescription()} with BN`, optimizer: 'SGD, no momentum', testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,
     summary,
-    backend: getBackend().name,
-    startedAt: startedAt.toISOString(),
-    wallTimeSeconds: (Date.now() - startedAt.getTime()) / 1000,
-  };
+  });
 }
 
 function accuracy(model: Sequential, test: Dataset): number {

@@ -6,13 +6,12 @@
  * that gives it (the rate each needs), the "scale penalty" (how much worse the scaled data trains), the
  * loss curves, and an oscillation figure: the fraction of updates that raised the loss of their own batch.
  */
-import { getBackend } from '../kernels/index.js';
 import { barChart, xyChart, type Figure, type Row } from '../report/charts.js';
-import { checkExperimentData, featureScales, firstUpTo, scaleFeatures } from './data.js';
+import { featureScales, firstUpTo, scaleFeatures } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatValue } from './format.js';
 import { INPUT_SHAPE, baseModelDescription, buildNetwork, type NetworkOptions } from './models.js';
 import { ProgressTicker } from './progress.js';
-import { checkPositiveInt, resolveSettings } from './settings.js';
+import { finishRun, startRun } from './settings.js';
 import { trainNetwork, type LossPoint } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
 
@@ -81,12 +80,8 @@ export interface InputScaleData {
 export type InputScaleResult = ExperimentResult<InputScaleData>;
 
 export async function runInputScale(options: InputScaleOptions): Promise<InputScaleResult> {
-  const startedAt = new Date();
-  const data = checkExperimentData(options.data, 'input-scale');
-  const quick = options.quick ?? false;
-  const seed = options.seed ?? 1;
-  const s = resolveSettings('input-scale', options, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, quick);
-  for (const key of ['steps', 'batchSize', 'testSize'] as const) checkPositiveInt('input-scale', key, s[key]);
+  const start = startRun('input-scale', options, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, ['steps', 'batchSize', 'testSize']);
+  const { data, seed, settings: s } = start;
   if (!(s.scaleLow > 0 && s.scaleHigh >= s.scaleLow)) throw new Error(`input-scale: need 0 < scaleLow <= scaleHigh, got ${s.scaleLow} and ${s.scaleHigh}`);
   const features = INPUT_SHAPE.reduce((a, b) => a * b, 1);
   const scales = featureScales(features, s.scaleLow, s.scaleHigh, seed);
@@ -138,23 +133,15 @@ export async function runInputScale(options: InputScaleOptions): Promise<InputSc
   const sortedScales = Float32Array.from(scales).sort();
   const resultData: InputScaleData = { runs, best, penalty, removed, factors: { min: sortedScales[0], max: sortedScales[sortedScales.length - 1], median: sortedScales[Math.floor(sortedScales.length / 2)] } };
   const { reading, summary, headlines } = describe(resultData, s);
-  return {
-    format: 'bnlab-experiment',
-    version: 1,
-    experiment: 'input-scale',
+  return finishRun(start, {
     title: 'Input scale: what normalizing the inputs buys',
     question: 'When input features differ in scale by six orders of magnitude, how much of the damage does batch norm on the inputs undo, and which learning rate does each network need?',
-    quick,
-    seed,
     settings: { ...s, model: `variants of ${baseModelDescription()}`, optimizer: 'SGD, no momentum', scaling: `feature j multiplied by a factor; factors evenly log-spaced over [${formatNumber(s.scaleLow)}, ${formatNumber(s.scaleHigh)}], assigned in a seeded random order`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
     data: resultData,
     headlines,
     reading,
     summary,
-    backend: getBackend().name,
-    startedAt: startedAt.toISOString(),
-    wallTimeSeconds: (Date.now() - startedAt.getTime()) / 1000,
-  };
+  });
 }
 
 function describe(d: InputScaleData, s: InputScaleSettings) {
