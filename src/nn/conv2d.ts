@@ -175,19 +175,7 @@ export class Conv2d extends Module {
         `${this.describe()}${this.where()}: kernel ${kh}x${kw} is larger than the padded input ${height + 2 * ph}x${width + 2 * pw} (input ${shapeToString(shape)}, padding ${ph}x${pw}). Use a smaller kernel, more padding, or fewer pooling layers before this one.`,
       );
     }
-    const [sh, sw] = this.stride;
-    this.window = {
-      height,
-      width,
-      kernelH: kh,
-      kernelW: kw,
-      strideH: sh,
-      strideW: sw,
-      padH: ph,
-      padW: pw,
-      outH: Math.floor((height + 2 * ph - kh) / sh) + 1,
-      outW: Math.floor((width + 2 * pw - kw) / sw) + 1,
-    };
+    this.window = slidingWindow(height, width, this.kernelSize, this.stride, this.padding);
     return this.window;
   }
 
@@ -266,4 +254,20 @@ export function sizeText([h, w]: readonly [number, number]): string {
 /** The JSON form of a size: a number when square, as PyTorch users write it. */
 export function sizeConfig([h, w]: readonly [number, number]): number | [number, number] {
   return h === w ? h : [h, w];
+}
+
+/** The geometry of a kernel moving by `stride` over a height x width plane with `padding` on each side. */
+export function slidingWindow(height: number, width: number, [kernelH, kernelW]: readonly [number, number], [strideH, strideW]: readonly [number, number], [padH, padW]: readonly [number, number]): Window2d {
+  return {
+    height,
+    width,
+    kernelH,
+    kernelW,
+    strideH,
+    strideW,
+    padH,
+    padW,
+    outH: Math.floor((height + 2 * padH - kernelH) / strideH) + 1,
+    outW: Math.floor((width + 2 * padW - kernelW) / strideW) + 1,
+  };
 }

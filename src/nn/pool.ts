@@ -12,7 +12,7 @@
  */
 import type { Window2d } from '../kernels/index.js';
 import { Tensor, shapeToString } from '../tensor/tensor.js';
-import { pair, sizeConfig, sizeText, type Size2 } from './conv2d.js';
+import { pair, sizeConfig, sizeText, slidingWindow, type Size2 } from './conv2d.js';
 import { Module, checkBackward, reuse } from './module.js';
 
 export interface Pool2dOptions {
@@ -81,19 +81,7 @@ abstract class Pool2d extends Module {
     if (height + 2 * ph < kh || width + 2 * pw < kw) {
       throw new Error(`${this.describe()}${where}: kernel ${kh}x${kw} is larger than the padded input ${height + 2 * ph}x${width + 2 * pw} (input ${shapeToString(shape)}). Use a smaller kernel or fewer downsampling layers before this one.`);
     }
-    const [sh, sw] = this.stride;
-    this.window = {
-      height,
-      width,
-      kernelH: kh,
-      kernelW: kw,
-      strideH: sh,
-      strideW: sw,
-      padH: ph,
-      padW: pw,
-      outH: Math.floor((height + 2 * ph - kh) / sh) + 1,
-      outW: Math.floor((width + 2 * pw - kw) / sw) + 1,
-    };
+    this.window = slidingWindow(height, width, this.kernelSize, this.stride, this.padding);
     return this.window;
   }
 
