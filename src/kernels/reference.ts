@@ -208,15 +208,7 @@ export const referenceKernels: Kernels = {
   batchNormBackward(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner) {
     const count = batch * inner;
     for (let c = 0; c < channels; c++) {
-      let sumDy = 0;
-      let sumDyXhat = 0;
-      for (let b = 0; b < batch; b++) {
-        const o = (b * channels + c) * inner;
-        for (let l = 0; l < inner; l++) {
-          sumDy += dy[o + l];
-          sumDyXhat += dy[o + l] * xhat[o + l];
-        }
-      }
+      const [sumDy, sumDyXhat] = channelSums(dy, xhat, c, batch, channels, inner);
       if (dGamma) dGamma[c] += sumDyXhat;
       if (dBeta) dBeta[c] += sumDy;
       // dx = gamma·invStd/M · (M·dy - Σdy - xhat·Σ(dy·xhat))
@@ -230,19 +222,15 @@ export const referenceKernels: Kernels = {
 
   batchNormBackwardFixedStats(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner) {
     for (let c = 0; c < channels; c++) {
-      const k = (gamma ? gamma[c] : 1) * invStd[c];
-      let sumDy = 0;
-      let sumDyXhat = 0;
-      for (let b = 0; b < batch; b++) {
-        const o = (b * channels + c) * inner;
-        for (let l = 0; l < inner; l++) {
-          sumDy += dy[o + l];
-          sumDyXhat += dy[o + l] * xhat[o + l];
-          dx[o + l] = dy[o + l] * k;
-        }
-      }
+      const [sumDy, sumDyXhat] = channelSums(dy, xhat, c, batch, channels, inner);
       if (dGamma) dGamma[c] += sumDyXhat;
       if (dBeta) dBeta[c] += sumDy;
+      // dx = gamma·invStd · dy: the statistics were constants.
+      const k = (gamma ? gamma[c] : 1) * invStd[c];
+      for (let b = 0; b < batch; b++) {
+        const o = (b * channels + c) * inner;
+        for (let l = 0; l < inner; l++) dx[o + l] = dy[o + l] * k;
+      }
     }
   },
 
@@ -412,6 +400,20 @@ export const referenceKernels: Kernels = {
     }
   },
 };
+
+/** [Σdy, Σ(dy·xhat)] over the batch and length of channel c: dBeta and dGamma for that channel. */
+function channelSums(dy: Float32Array, xhat: Float32Array, c: number, batch: number, channels: number, inner: number): [number, number] {
+  let sumDy = 0;
+  let sumDyXhat = 0;
+  for (let b = 0; b < batch; b++) {
+    const o = (b * channels + c) * inner;
+    for (let l = 0; l < inner; l++) {
+      sumDy += dy[o + l];
+      sumDyXhat += dy[o + l] * xhat[o + l];
+    }
+  }
+  return [sumDy, sumDyXhat];
+}
 
 /**
  * out[i..i+3, :] += op(a)[i..i+3, :] · b for four rows at once, taking b four rows at a time: each loaded
