@@ -141,8 +141,10 @@ export function cnnLayers(inputShape: readonly [number, number, number], widths:
 
 registerPreset({
   name: 'mnist-cnn',
-  description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 32 and 64 channels, then Linear(64·7·7 → 10)',
+  description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 16 and 32 channels, then Linear(32·7·7 → 10)',
   inputShape: [1, 28, 28],
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
-  layers: (o) => cnnLayers([1, 28, 28], [32, 64], 10, layoutOf(o)),
+  // 16 and 32 channels rather than 32 and 64: as accurate after 2 epochs (bench/train-cnn.ts), 3x faster.
+  defaultLr: 0.02,
+  layers: (o) => cnnLayers([1, 28, 28], [16, 32], 10, layoutOf(o)),
 });
