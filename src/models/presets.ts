@@ -144,7 +144,8 @@ registerPreset({
   description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 16 and 32 channels, then Linear(32·7·7 → 10)',
   inputShape: [1, 28, 28],
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
-  // 16 and 32 channels rather than 32 and 64: as accurate after 2 epochs (bench/train-cnn.ts), 3x faster.
+  // 16 and 32 channels rather than 32 and 64: no less accurate in our MNIST runs, 3x faster per step.
+  // lr 0.02 with SGD momentum 0.9, batch 64: 98.91% MNIST test accuracy after 2 epochs (docs/convolution.md).
   defaultLr: 0.02,
   layers: (o) => cnnLayers([1, 28, 28], [16, 32], 10, layoutOf(o)),
 });
