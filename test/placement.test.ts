@@ -37,3 +37,17 @@ test('bnlab summary and train accept --bn-placement and --input-bn', () => {
   assert.match(out, /2 +Sigmoid[\s\S]*3 +BatchNorm1d\(100/);
   assert.throws(() => execFileSync(process.execPath, [cli, 'train', '--bn-placement', 'sideways'], { encoding: 'utf8', stdio: 'pipe' }), /Allowed choices are before, after/);
 });
+
+test('a preset brings the SGD momentum its learning rate was tuned with (mnist-cnn: lr 0.02, momentum 0.9)', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+  const dir = join(mkdtempSync(join(tmpdir(), 'bnlab-cnn-')), 'run');
+  execFileSync(process.execPath, [cli, 'train', '--model', 'mnist-cnn', '--steps', '2', '--batch', '8', '--train-limit', '64', '--test-limit', '16', '--eval-every', '0', '--out', dir], { encoding: 'utf8' });
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.deepEqual(config.optimizer, { name: 'sgd', lr: 0.02, momentum: 0.9, weightDecay: 0, nesterov: false });
+  const plain = join(dir, '..', 'mlp');
+  execFileSync(process.execPath, [cli, 'train', '--model', 'ioffe-mlp', '--steps', '2', '--batch', '8', '--train-limit', '64', '--test-limit', '16', '--eval-every', '0', '--out', plain], { encoding: 'utf8' });
+  assert.equal(JSON.parse(readFileSync(join(plain, 'config.json'), 'utf8')).optimizer.momentum, 0);
+});

@@ -52,7 +52,7 @@ export function loadModelSource(name: string, options: PresetOptions = {}): Mode
 }
 
 /** The preset defaults (initializer, learning rate) for a `--model` value; a directory uses its recorded preset's, if any. */
-export function presetDefaults(name: string): Pick<Preset, 'defaultInit' | 'defaultLr'> {
+export function presetDefaults(name: string): Pick<Preset, 'defaultInit' | 'defaultLr' | 'defaultMomentum'> {
   if (presetNames().includes(name)) return getPreset(name);
   try {
     const json = JSON.parse(readFileSync(join(name, 'model.json'), 'utf8'));

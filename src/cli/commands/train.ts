@@ -306,7 +306,7 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
   const optimizer: OptimizerConfig =
     flags.optimizer === 'adam'
       ? { name: 'adam', lr, weightDecay: flags.weightDecay, beta1: 0.9, beta2: 0.999 }
-      : { name: 'sgd', lr, momentum: flags.momentum ?? 0, weightDecay: flags.weightDecay, nesterov: Boolean(flags.nesterov) };
+      : { name: 'sgd', lr, momentum: flags.momentum ?? preset.defaultMomentum ?? 0, weightDecay: flags.weightDecay, nesterov: Boolean(flags.nesterov) };
 
   let schedule: ScheduleConfig = { name: 'constant' };
   if (flags.schedule === 'cosine') schedule = { name: 'cosine', minLr: 0 };
@@ -376,7 +376,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--batch <n>', 'mini-batch size').argParser(positiveInt).default(DEFAULT_BATCH))
     .addOption(new Option('--lr <x>', `learning rate (default: the preset's for SGD, ${DEFAULT_ADAM_LR} for Adam)`).argParser(positiveNumber))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam']).default('sgd'))
-    .addOption(new Option('--momentum <m>', 'SGD momentum in [0, 1) (default 0)').argParser(unitIntervalOpen))
+    .addOption(new Option('--momentum <m>', "SGD momentum in [0, 1) (default: the preset's, 0.9 for mnist-cnn; else 0)").argParser(unitIntervalOpen))
     .addOption(new Option('--weight-decay <wd>', 'L2 weight decay').argParser(nonNegativeNumber).default(0))
     .option('--nesterov', 'Nesterov momentum (SGD, needs --momentum > 0)')
     .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant'))
