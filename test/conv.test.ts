@@ -323,7 +323,8 @@ test('layer specs: aliases, pairs, validation of every number, and a round trip 
 
 test('mnist-cnn preset: shapes, BN placement, conv bias only without BN, Kaiming-normal init', () => {
   const model = buildPreset('mnist-cnn', { seed: 0 });
-  assert.deepEqual(model.layers.map((l) => l.typeName), ['Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d', 'Flatten', 'Linear']);
+  assert.deepEqual(model.layers.map((l) => l.typeName), ['Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d', 'Flatten', 'Linear', 'BatchNorm1d', 'ReLU', 'Linear']);
+  assert.equal((model.layers[9] as Linear).bias, null, 'no bias right before BN');
   assert.deepEqual(model.outputShape([5, 1, 28, 28]), [5, 10]);
   const convs = model.layers.filter((l): l is Conv2d => l instanceof Conv2d);
   assert.ok(convs.every((c) => c.bias === null));
@@ -331,7 +332,8 @@ test('mnist-cnn preset: shapes, BN placement, conv bias only without BN, Kaiming
   const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
   assert.ok(Math.abs(std / Math.sqrt(2 / (convs[1].inChannels * 9)) - 1) < 0.05, `Kaiming-normal std, got ${std}`);
   const plain = buildPreset('mnist-cnn', { bn: false, seed: 0 });
-  assert.deepEqual(plain.layers.map((l) => l.typeName), ['Conv2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'ReLU', 'MaxPool2d', 'Flatten', 'Linear']);
+  assert.deepEqual(plain.layers.map((l) => l.typeName), ['Conv2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'ReLU', 'MaxPool2d', 'Flatten', 'Linear', 'ReLU', 'Linear']);
+  assert.notEqual((plain.layers[7] as Linear).bias, null);
   assert.ok(plain.layers.filter((l): l is Conv2d => l instanceof Conv2d).every((c) => c.bias !== null));
   // The same seed builds the same weights.
   assert.deepEqual(buildPreset('mnist-cnn', { seed: 0 }).stateDict().get('0.weight')!.toArray(), model.stateDict().get('0.weight')!.toArray());

@@ -119,10 +119,11 @@ registerPreset({
 
 /**
  * Convolutional blocks for 28x28 images: each Conv2d(3x3, padding 1) → [BatchNorm2d] → ReLU →
- * MaxPool2d(2), halving the resolution, then Flatten and a Linear classifier. The convolution has a
- * bias only without BN: BN subtracts the channel mean, which would cancel it (beta plays its part).
+ * MaxPool2d(2), halving the resolution, then Flatten, a hidden Linear → [BatchNorm1d] → ReLU of `hidden`
+ * units when `hidden` > 0, and a Linear classifier. A layer has a bias only without BN right after it:
+ * BN subtracts the channel mean, which would cancel it (beta plays its part).
  */
-export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, layout: boolean | BatchNormLayout): LayerSpec[] {
+export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, layout: boolean | BatchNormLayout, hidden = 0): LayerSpec[] {
   const { bn, placement = 'before', inputBn = false } = typeof layout === 'boolean' ? { bn: layout } : layout;
   let [channels, height, width] = inputShape;
   const layers: LayerSpec[] = inputBn ? [{ type: 'BatchNorm2d', numFeatures: channels }] : [];
@@ -137,18 +138,27 @@ export function cnnLayers(inputShape: readonly [number, number, number], widths:
     height = Math.floor(height / 2);
     width = Math.floor(width / 2);
   }
-  layers.push({ type: 'Flatten' }, { type: 'Linear', inFeatures: channels * height * width, outFeatures: classes });
+  layers.push({ type: 'Flatten' });
+  if (hidden > 0) {
+    // A hidden fully connected layer, normalized like the convolutions.
+    layers.push({ type: 'Linear', inFeatures: channels * height * width, outFeatures: hidden, bias: !(bn && placement === 'before') });
+    if (bn && placement === 'before') layers.push({ type: 'BatchNorm1d', numFeatures: hidden });
+    layers.push({ type: 'ReLU' });
+    if (bn && placement === 'after') layers.push({ type: 'BatchNorm1d', numFeatures: hidden });
+    layers.push({ type: 'Linear', inFeatures: hidden, outFeatures: classes });
+  } else layers.push({ type: 'Linear', inFeatures: channels * height * width, outFeatures: classes });
   return layers;
 }
 
 registerPreset({
   name: 'mnist-cnn',
-  description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 16 and 32 channels, then Linear(32·7·7 → 10)',
+  description: 'A small MNIST CNN: (conv 3x3 → BN → ReLU → max-pool 2) twice with 16 and 32 channels, then Linear(32·7·7 → 128) → BN → ReLU → Linear(128 → 10)',
   inputShape: [1, 28, 28],
   defaultInit: { name: 'kaiming-normal', nonlinearity: 'relu' },
   // 16 and 32 channels rather than 32 and 64: no less accurate in our MNIST runs, 3x faster per step.
-  // lr 0.02 with SGD momentum 0.9 (the CLI's defaults for it): 98.91% MNIST test accuracy after 2 epochs at batch 64 (docs/convolution.md).
+  // lr 0.02 with SGD momentum 0.9 (the CLI's defaults for it), batch 60, 2 epochs: 98.81-99.05% MNIST test
+  // accuracy over seeds 0-3; without the hidden layer of 128, 98.5-98.9% (docs/convolution.md).
   defaultLr: 0.02,
   defaultMomentum: 0.9,
-  layers: (o) => cnnLayers([1, 28, 28], [16, 32], 10, layoutOf(o)),
+  layers: (o) => cnnLayers([1, 28, 28], [16, 32], 10, layoutOf(o), 128),
 });
