@@ -7,7 +7,7 @@
  * Shape legend: see kernels.ts (M, K, N for matmul; B, C, L for batch norm; H, W, KH, KW, OH, OW, P for
  * convolution and pooling).
  */
-import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions } from './kernels.js';
+import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions, Window2d } from './kernels.js';
 
 export const referenceKernels: Kernels = {
   name: 'ts',
@@ -284,34 +284,21 @@ export const referenceKernels: Kernels = {
   },
 
   maxPoolForward(x, y, argmax, planes, g) {
-    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
-    let o = 0;
-    for (let p = 0; p < planes; p++) {
-      const base = p * height * width;
-      for (let oh = 0; oh < outH; oh++) {
-        const h0 = oh * strideH - padH;
-        const hFrom = Math.max(h0, 0);
-        const hTo = Math.min(h0 + kernelH, height);
-        for (let ow = 0; ow < outW; ow++, o++) {
-          const w0 = ow * strideW - padW;
-          const wFrom = Math.max(w0, 0);
-          const wTo = Math.min(w0 + kernelW, width);
-          let best = -Infinity;
-          let at = -1;
-          for (let ih = hFrom; ih < hTo; ih++) {
-            for (let iw = wFrom; iw < wTo; iw++) {
-              const idx = base + ih * width + iw;
-              if (at < 0 || x[idx] > best) {
-                best = x[idx];
-                at = idx;
-              }
-            }
+    forEachWindow(planes, g, (o, base, hFrom, hTo, wFrom, wTo) => {
+      let best = -Infinity;
+      let at = -1;
+      for (let ih = hFrom; ih < hTo; ih++) {
+        for (let iw = wFrom; iw < wTo; iw++) {
+          const idx = base + ih * g.width + iw;
+          if (at < 0 || x[idx] > best) {
+            best = x[idx];
+            at = idx;
           }
-          y[o] = best;
-          argmax[o] = at;
         }
       }
-    }
+      y[o] = best;
+      argmax[o] = at;
+    });
   },
 
   maxPoolBackward(dy, argmax, dx, planes, g) {
@@ -322,53 +309,29 @@ export const referenceKernels: Kernels = {
   },
 
   avgPoolForward(x, y, planes, g) {
-    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
-    const inv = 1 / (kernelH * kernelW);
-    let o = 0;
-    for (let p = 0; p < planes; p++) {
-      const base = p * height * width;
-      for (let oh = 0; oh < outH; oh++) {
-        const h0 = oh * strideH - padH;
-        const hFrom = Math.max(h0, 0);
-        const hTo = Math.min(h0 + kernelH, height);
-        for (let ow = 0; ow < outW; ow++, o++) {
-          const w0 = ow * strideW - padW;
-          const wFrom = Math.max(w0, 0);
-          const wTo = Math.min(w0 + kernelW, width);
-          let sum = 0;
-          for (let ih = hFrom; ih < hTo; ih++) {
-            const row = base + ih * width;
-            for (let iw = wFrom; iw < wTo; iw++) sum += x[row + iw];
-          }
-          y[o] = sum * inv;
-        }
+    // Divides by the full window, padding included (PyTorch's count_include_pad default).
+    const inv = 1 / (g.kernelH * g.kernelW);
+    forEachWindow(planes, g, (o, base, hFrom, hTo, wFrom, wTo) => {
+      let sum = 0;
+      for (let ih = hFrom; ih < hTo; ih++) {
+        const row = base + ih * g.width;
+        for (let iw = wFrom; iw < wTo; iw++) sum += x[row + iw];
       }
-    }
+      y[o] = sum * inv;
+    });
   },
 
   avgPoolBackward(dy, dx, planes, g) {
-    const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
-    const inv = 1 / (kernelH * kernelW);
-    dx.fill(0, 0, planes * height * width);
-    let o = 0;
-    for (let p = 0; p < planes; p++) {
-      const base = p * height * width;
-      for (let oh = 0; oh < outH; oh++) {
-        const h0 = oh * strideH - padH;
-        const hFrom = Math.max(h0, 0);
-        const hTo = Math.min(h0 + kernelH, height);
-        for (let ow = 0; ow < outW; ow++, o++) {
-          const w0 = ow * strideW - padW;
-          const wFrom = Math.max(w0, 0);
-          const wTo = Math.min(w0 + kernelW, width);
-          const share = dy[o] * inv;
-          for (let ih = hFrom; ih < hTo; ih++) {
-            const row = base + ih * width;
-            for (let iw = wFrom; iw < wTo; iw++) dx[row + iw] += share;
-          }
-        }
+    const inv = 1 / (g.kernelH * g.kernelW);
+    dx.fill(0, 0, planes * g.height * g.width);
+    // Each output spreads its gradient evenly over its window; += because windows may overlap.
+    forEachWindow(planes, g, (o, base, hFrom, hTo, wFrom, wTo) => {
+      const share = dy[o] * inv;
+      for (let ih = hFrom; ih < hTo; ih++) {
+        const row = base + ih * g.width;
+        for (let iw = wFrom; iw < wTo; iw++) dx[row + iw] += share;
       }
-    }
+    });
   },
 
   sgdStep(p, g, buf, o: SgdStepOptions) {
@@ -420,6 +383,27 @@ function channelSums(dy: Float32Array, xhat: Float32Array, c: number, batch: num
  * b value serves four outputs and each output is loaded and stored once per four products, which
  * keeps the loop on arithmetic instead of memory traffic (about 5x the plain one-row loop in V8).
  */
+/**
+ * Visit every pooling window in output order: o is the output index, base the start of its input plane,
+ * [hFrom, hTo) x [wFrom, wTo) the window clipped to the input (padding holds no values).
+ */
+function forEachWindow(planes: number, g: Window2d, visit: (o: number, base: number, hFrom: number, hTo: number, wFrom: number, wTo: number) => void): void {
+  const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = g;
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    const base = p * height * width;
+    for (let oh = 0; oh < outH; oh++) {
+      const h0 = oh * strideH - padH;
+      const hFrom = Math.max(h0, 0);
+      const hTo = Math.min(h0 + kernelH, height);
+      for (let ow = 0; ow < outW; ow++, o++) {
+        const w0 = ow * strideW - padW;
+        visit(o, base, hFrom, hTo, Math.max(w0, 0), Math.min(w0 + kernelW, width));
+      }
+    }
+  }
+}
+
 /** Softmax of one row, subtracting its maximum first for stability; returns the row's log-sum-exp. */
 function softmaxRow(x: Float32Array, out: Float32Array, offset: number, cols: number): number {
   let max = -Infinity;
