@@ -75,6 +75,17 @@ export interface Kernels {
    * Accumulates dGamma += Σ dy·xhat and dBeta += Σ dy when given; writes dx.
    */
   batchNormBackward(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
+  /**
+   * The two reductions of batch norm's backward, written (not accumulated): sumDy[c] = Σ dy and
+   * sumDyXhat[c] = Σ dy·xhat over the batch and L. With `batchNormBackwardInput` it splits
+   * `batchNormBackward` in two, so synchronized batch norm can add every shard's sums in between.
+   */
+  batchNormBackwardReduce(dy: Float32Array, xhat: Float32Array, sumDy: Float32Array, sumDyXhat: Float32Array, batch: number, channels: number, inner: number): void;
+  /**
+   * dx of batch norm's backward from sums over `count` values per channel (the whole batch, which may
+   * span several shards): dx = gamma·invStd/count · (count·dy − Σdy − xhat·Σdy·xhat).
+   */
+  batchNormBackwardInput(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, sumDy: Float32Array, sumDyXhat: Float32Array, count: number, dx: Float32Array, batch: number, channels: number, inner: number): void;
   /** Backward when the statistics were constants (eval mode): dx = dy·gamma·invStd, plus the same parameter gradients. */
   batchNormBackwardFixedStats(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
 

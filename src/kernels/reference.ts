@@ -220,6 +220,21 @@ export const referenceKernels: Kernels = {
     }
   },
 
+  batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner) {
+    for (let c = 0; c < channels; c++) [sumDy[c], sumDyXhat[c]] = channelSums(dy, xhat, c, batch, channels, inner);
+  },
+
+  batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, inner) {
+    for (let c = 0; c < channels; c++) {
+      // The same closed form as batchNormBackward, with the sums and count of the whole batch.
+      const k = ((gamma ? gamma[c] : 1) * invStd[c]) / count;
+      for (let b = 0; b < batch; b++) {
+        const o = (b * channels + c) * inner;
+        for (let l = 0; l < inner; l++) dx[o + l] = k * (count * dy[o + l] - sumDy[c] - xhat[o + l] * sumDyXhat[c]);
+      }
+    }
+  },
+
   batchNormBackwardFixedStats(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner) {
     for (let c = 0; c < channels; c++) {
       const [sumDy, sumDyXhat] = channelSums(dy, xhat, c, batch, channels, inner);

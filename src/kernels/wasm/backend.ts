@@ -89,7 +89,7 @@ const PAGE = 65536;
 const KERNEL_METHODS = [
   'allocate', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments',
-  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
+  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
   'avgPoolBackward', 'sgdStep', 'adamStep',
 ] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
 /** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
@@ -395,6 +395,15 @@ export class WasmKernels implements Kernels {
 
   batchNormBackwardFixedStats(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void {
     this.bnBackward(true, dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+  }
+
+  // TODO(simd): SIMD versions in assembly/batchnorm.ts; until then these run the reference loops on the memory's views.
+  batchNormBackwardReduce(dy: Float32Array, xhat: Float32Array, sumDy: Float32Array, sumDyXhat: Float32Array, batch: number, channels: number, inner: number): void {
+    referenceKernels.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
+  }
+
+  batchNormBackwardInput(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, sumDy: Float32Array, sumDyXhat: Float32Array, count: number, dx: Float32Array, batch: number, channels: number, inner: number): void {
+    referenceKernels.batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, inner);
   }
 
   private bnBackward(fixed: boolean, dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void {
