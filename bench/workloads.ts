@@ -45,6 +45,8 @@ export function trainer(kernels: Kernels, preset: string, bn: boolean, batch: nu
     const labels = Int32Array.from({ length: batches * batch }, () => rng.int(10));
     const xs = Array.from({ length: batches }, (_, b) => new Tensor([batch, ...sampleShape], data.subarray(b * batch * sample, (b + 1) * batch * sample)));
     const ys = Array.from({ length: batches }, (_, b) => labels.subarray(b * batch, (b + 1) * batch));
+    // As in training (and in PyTorch, where the data does not require grad): no gradient for the input.
+    model.inputGrad = false;
     let i = 0;
     return {
       model,

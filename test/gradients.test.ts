@@ -137,3 +137,34 @@ test('CrossEntropyLoss is stable for huge logits and matches log-sum-exp', () =>
   assert.ok(Math.abs(loss - expected) < 1e-4, `${loss} vs ${expected}`);
   assert.throws(() => ce.forward(Tensor.from([1, 3], [0, 0, 0]), [3]), /label 3 at index 0 is outside \[0, 2\]/);
 });
+
+test('inputGrad off: the network skips the input gradient and every parameter gradient is unchanged', async () => {
+  const { Conv2d, Flatten, MaxPool2d } = await import('../src/index.js');
+  const rng = new Rng(7);
+  const build = () => {
+    const r = new Rng(3);
+    return new Sequential(
+      new Conv2d({ inChannels: 1, outChannels: 3, kernelSize: 3, padding: 1, bias: false, rng: r }),
+      new BatchNorm2d(3),
+      new ReLU(),
+      new MaxPool2d({ kernelSize: 2 }),
+      new Flatten(),
+      new Linear(3 * 3 * 3, 4, { rng: r }),
+    );
+  };
+  const x = randomTensor([5, 1, 6, 6], rng);
+  const dy = randomTensor([5, 4], rng);
+  const full = build();
+  const skipped = build();
+  skipped.inputGrad = false;
+  const dxFull = full.backward((full.forward(x), dy));
+  const dxSkipped = skipped.backward((skipped.forward(x), dy));
+  assert.deepEqual(dxFull.shape, [5, 1, 6, 6]);
+  assert.equal(dxSkipped.size, 0, 'no input gradient is computed');
+  const a = full.namedParameters();
+  const b = skipped.namedParameters();
+  for (let i = 0; i < a.length; i++) assert.deepEqual(b[i][1].grad.data, a[i][1].grad.data, a[i][0]);
+  // Layers after the first one with parameters still pass gradients on.
+  assert.equal(skipped.layers[0].inputGrad, false);
+  assert.equal(skipped.layers[5].inputGrad, true);
+});

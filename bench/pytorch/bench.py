@@ -44,11 +44,14 @@ def ioffe_mlp(bn):
 
 
 def mnist_cnn():
-    """The mnist-cnn preset: (conv 3x3 → BN → ReLU → max-pool 2) with 32 then 64 channels, Linear(64·7·7 → 10)."""
+    """
+    The mnist-cnn preset (src/models/presets.ts): (conv 3x3 → BN → ReLU → max-pool 2) with 16 then 32
+    channels, Linear(32·7·7 → 128) → BN → ReLU → Linear(128 → 10); no bias right before BN.
+    """
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+        nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, 10),
     )
 
 

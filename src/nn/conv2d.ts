@@ -17,7 +17,7 @@ import type { Kernels, MatmulOptions, Window2d } from '../kernels/index.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor, shapeToString } from '../tensor/tensor.js';
 import { initBias, initWeight, type InitSpec } from './init.js';
-import { Module, checkBackward, makeParameter, moveParameter, reuse, type Parameter } from './module.js';
+import { Module, NO_INPUT_GRAD, checkBackward, makeParameter, moveParameter, reuse, type Parameter } from './module.js';
 
 /** A size given once for both dimensions (3) or as [height, width]. */
 export type Size2 = number | readonly [number, number];
@@ -140,11 +140,12 @@ export class Conv2d extends Module {
       k.im2col(xs[b], cols, 1, this.inChannels, g);
       // dWeight[O, K] += dy_b[O, L] · cols[K, L]ᵀ
       k.matmul(dys[b], cols, this.weight.grad.data, this.outChannels, positions, rows, WEIGHT_GRAD);
+      if (!this.inputGrad) continue;
       // dcols[K, L] = weight[O, K]ᵀ · dy_b[O, L], then folded back onto the input positions.
       k.matmul(weight, dys[b], dcols, rows, this.outChannels, positions, INPUT_GRAD);
       k.col2im(dcols, dxs[b], 1, this.inChannels, g);
     }
-    return this.dx;
+    return this.inputGrad ? this.dx : NO_INPUT_GRAD;
   }
 
   /** A [K, L] column buffer, reallocated only when the input size changes. */

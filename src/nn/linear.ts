@@ -6,7 +6,7 @@ import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { initBias, initWeight, type InitSpec } from './init.js';
 import type { Kernels } from '../kernels/index.js';
-import { Module, checkBackward, makeParameter, moveParameter, reuse, shapeError, type Parameter } from './module.js';
+import { Module, NO_INPUT_GRAD, checkBackward, makeParameter, moveParameter, reuse, shapeError, type Parameter } from './module.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -66,6 +66,7 @@ export class Linear extends Module {
     // dW[O,I] += dy[B,O]ᵀ · x[B,I];  db[O] += Σ_B dy;  dx[B,I] = dy[B,O] · W[O,I]
     k.matmul(dy.data, x.data, this.weight.grad.data, this.outFeatures, batch, this.inFeatures, { transA: true, accumulate: true });
     if (this.bias) k.sumRows(dy.data, this.bias.grad.data, batch, this.outFeatures, true);
+    if (!this.inputGrad) return NO_INPUT_GRAD;
     const dx = (this.dx = reuse(this.dx, x.shape, k));
     k.matmul(dy.data, this.weight.value.data, dx.data, batch, this.outFeatures, this.inFeatures);
     return dx;

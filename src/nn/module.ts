@@ -24,6 +24,13 @@ export abstract class Module {
   /** Path in the model, as in PyTorch's state dict ('1', 'features.0'); set by the container. */
   path = '';
   training = true;
+  /**
+   * Whether `backward` must return the gradient with respect to the input. The Trainer turns it off for
+   * the network, whose input is data: the first layer with parameters then skips its input-gradient
+   * product (for a first Linear layer, a third of its backward), as PyTorch does for inputs that do not
+   * require grad. `backward` then returns an empty tensor (shape [0]).
+   */
+  inputGrad = true;
   protected kernels: Kernels;
 
   constructor() {
@@ -159,6 +166,9 @@ export abstract class Module {
     return {};
   }
 }
+
+/** What `backward` returns when `inputGrad` is off: no values, so a caller that uses it fails loudly. */
+export const NO_INPUT_GRAD: Tensor = new Tensor([0]);
 
 /** A parameter with a zeroed gradient of the same shape. */
 export function makeParameter(value: Tensor, kernels: Kernels): Parameter {

@@ -5,7 +5,7 @@
 import { findNonFinite, shapeToString, type Tensor } from '../tensor/tensor.js';
 import type { Kernels } from '../kernels/index.js';
 import { checkDropoutBeforeBatchNorm } from './batchnorm-modes.js';
-import { Module } from './module.js';
+import { Module, NO_INPUT_GRAD } from './module.js';
 
 export class Sequential extends Module {
   readonly typeName = 'Sequential';
@@ -54,9 +54,16 @@ export class Sequential extends Module {
   }
 
   backward(dy: Tensor): Tensor {
+    // Without an input gradient, layers before the first one with parameters need no backward at all,
+    // and that one needs only its parameter gradients.
+    const first = this.inputGrad ? 0 : this.layers.findIndex((l) => l.parameters().length > 0);
+    if (first < 0) return NO_INPUT_GRAD;
     let g = dy;
-    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
-    return g;
+    for (let i = this.layers.length - 1; i >= first; i--) {
+      this.layers[i].inputGrad = i > first || this.inputGrad;
+      g = this.layers[i].backward(g);
+    }
+    return this.inputGrad ? g : NO_INPUT_GRAD;
   }
 
   protected override moveTo(kernels: Kernels): void {

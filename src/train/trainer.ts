@@ -107,7 +107,14 @@ export class Trainer {
     const logits = model.forward(x);
     const loss = this.loss.forward(logits, batch.labels);
     if (!Number.isFinite(loss)) throw new DivergenceError(this.step + 1, loss, optimizer.lr);
-    model.backward(this.loss.backward());
+    // The input is data: no gradient with respect to it (saves the first layer's input-gradient product).
+    const inputGrad = model.inputGrad;
+    model.inputGrad = false;
+    try {
+      model.backward(this.loss.backward());
+    } finally {
+      model.inputGrad = inputGrad;
+    }
     optimizer.step();
     this.step++;
     this.lossSum += loss;
