@@ -89,3 +89,27 @@ test('element-wise ops and activations', () => {
   k.tanh(a, out);
   assert.ok(Math.abs(out[0] - Math.tanh(-2)) < 1e-7);
 });
+
+test("batch norm's split backward (Reduce, then Input) gives the fused backward's sums and dx", () => {
+  const rng = new Rng(3);
+  for (const [batch, channels, inner] of [[1, 1, 1], [2, 3, 1], [7, 5, 1], [4, 3, 9], [1, 2, 33], [40, 6, 1]]) {
+    const size = batch * channels * inner;
+    const dy = random(size, rng), xhat = random(size, rng);
+    const invStd = Float32Array.from({ length: channels }, () => 0.5 + rng.uniform());
+    const gamma = random(channels, rng);
+    const dx = new Float32Array(size), dGamma = new Float32Array(channels), dBeta = new Float32Array(channels);
+    k.batchNormBackward(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+    const sumDy = new Float32Array(channels), sumDyXhat = new Float32Array(channels), dx2 = new Float32Array(size);
+    k.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
+    k.batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, batch * inner, dx2, batch, channels, inner);
+    const what = `[${batch}, ${channels}, ${inner}]`;
+    assert.deepEqual(sumDy, dBeta, `Σdy ${what}`);
+    assert.deepEqual(sumDyXhat, dGamma, `Σdy·xhat ${what}`);
+    // Input gets the sums rounded to float32, the fused kernel keeps them in float64: dx agrees to float32 rounding of its terms.
+    for (let i = 0; i < size; i++) {
+      const c = Math.floor(i / inner) % channels;
+      const terms = (Math.abs(dy[i]) + (Math.abs(sumDy[c]) + Math.abs(xhat[i] * sumDyXhat[c])) / (batch * inner)) * invStd[c] * Math.abs(gamma[c]);
+      assert.ok(Math.abs(dx2[i] - dx[i]) <= 1e-6 * terms, `dx ${what} [${i}]: split ${dx2[i]}, fused ${dx[i]}`);
+    }
+  }
+});

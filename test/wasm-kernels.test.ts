@@ -224,6 +224,60 @@ test('batch norm: channelMoments, batchNormApply and both backwards', () => {
   }
 });
 
+/**
+ * [batch, channels, inner] for the split backward: L = 1 and L > 1, one channel, odd and large channel
+ * counts, batch 1 and odd; both sides of SMALL (channels of at most 32 values take the f64 path).
+ */
+const BN_SPLIT_SHAPES = [[1, 1, 1], [1, 5, 7], [3, 1, 40], [7, 13, 1], [61, 37, 1], [5, 3, 17], [1, 2, 4099], [9, 67, 33], [33, 1, 1], [256, 1024, 1], [4, 16, 1024]];
+
+test('batch norm split backward: Reduce and Input against the reference, with sums over a larger (sharded) batch', () => {
+  const rng = new Rng(12);
+  for (const [batch, channels, inner] of BN_SPLIT_SHAPES) {
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const size = batch * channels * inner;
+      const what = `[${batch}, ${channels}, ${inner}] ${place}`;
+      const dy = random(size, rng, place), xhat = random(size, rng, place);
+      const sumDy = random(channels, rng, place), sumDyXhat = random(channels, rng, place);
+      const sde = new Float32Array(channels), sxe = new Float32Array(channels);
+      ref.batchNormBackwardReduce(dy, xhat, sde, sxe, batch, channels, inner);
+      wasm.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
+      // A sum of M terms in f32 is good to about M·ε of the sum of their magnitudes.
+      const absDy = new Float64Array(channels), absDyXhat = new Float64Array(channels);
+      for (let i = 0; i < size; i++) {
+        const c = Math.floor(i / inner) % channels;
+        absDy[c] += Math.abs(dy[i]);
+        absDyXhat[c] += Math.abs(dy[i] * xhat[i]);
+      }
+      for (let c = 0; c < channels; c++) {
+        assert.ok(Math.abs(sumDy[c] - sde[c]) <= 1e-5 * absDy[c] + 1e-7, `sumDy ${what} [${c}]: got ${sumDy[c]}, expected ${sde[c]}`);
+        assert.ok(Math.abs(sumDyXhat[c] - sxe[c]) <= 1e-5 * absDyXhat[c] + 1e-7, `sumDyXhat ${what} [${c}]: got ${sumDyXhat[c]}, expected ${sxe[c]}`);
+      }
+
+      // Input with this shard's own sums, and with sums over three shards (count = 3·B·L, other shards' sums added).
+      const invStd = Float32Array.from({ length: channels }, () => 0.5 + rng.uniform());
+      const gamma = random(channels, rng, place);
+      for (const shards of [1, 3]) {
+        const count = shards * batch * inner;
+        const sd = Float32Array.from(sde, (v) => v + (shards - 1) * rng.normal() * Math.sqrt(batch * inner));
+        const sx = Float32Array.from(sxe, (v) => v + (shards - 1) * rng.normal() * Math.sqrt(batch * inner));
+        for (const g of [gamma, null]) {
+          const dx = random(size, rng, place), dxe = new Float32Array(size);
+          ref.batchNormBackwardInput(dy, xhat, invStd, g, sd, sx, count, dxe, batch, channels, inner);
+          wasm.batchNormBackwardInput(dy, xhat, invStd, g, place === 'wasm' ? copy(sd) : sd, sx, count, dx, batch, channels, inner);
+          // dx = gamma·invStd/count · (count·dy - Σdy - xhat·Σdy·xhat): compare against the size of its terms, not of dx.
+          let scale = 0;
+          for (let i = 0; i < size; i++) {
+            const c = Math.floor(i / inner) % channels;
+            const terms = Math.abs(dy[i]) + Math.abs(sd[c] / count) + Math.abs((xhat[i] * sx[c]) / count);
+            scale = Math.max(scale, terms * invStd[c] * (g ? Math.abs(g[c]) : 1));
+          }
+          close(dx, dxe, `dx ${what} shards=${shards} affine=${g !== null}`, 2e-6 * scale, 1e-5);
+        }
+      }
+    }
+  }
+});
+
 test('channelAffine and its backward', () => {
   const rng = new Rng(7);
   for (const [batch, channels, inner] of [[1, 1, 1], [5, 7, 1], [3, 4, 9], [2, 6, 64], [60, 33, 1]]) {

@@ -49,6 +49,8 @@ export interface WasmExports {
   channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number): void;
   batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number): void;
   batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number): void;
+  batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number): void;
+  batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number): void;
   batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number): void;
   batchNormScratchFloats(channels: number): number;
   channelAffine(x: number, scale: number, shift: number, out: number, batch: number, channels: number, inner: number): void;
@@ -397,13 +399,25 @@ export class WasmKernels implements Kernels {
     this.bnBackward(true, dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
   }
 
-  // TODO(simd): SIMD versions in assembly/batchnorm.ts; until then these run the reference loops on the memory's views.
   batchNormBackwardReduce(dy: Float32Array, xhat: Float32Array, sumDy: Float32Array, sumDyXhat: Float32Array, batch: number, channels: number, inner: number): void {
-    referenceKernels.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
+    const size = batch * channels * inner;
+    this.begin();
+    const pdy = this.in(dy, size), ph = this.in(xhat, size), ps = this.out(sumDy, channels, false), pt = this.out(sumDyXhat, channels, false);
+    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    if (this.failed) return referenceKernels.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
+    this.x.batchNormBackwardReduce(pdy, ph, ps, pt, batch, channels, inner, work);
+    this.end();
   }
 
   batchNormBackwardInput(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, sumDy: Float32Array, sumDyXhat: Float32Array, count: number, dx: Float32Array, batch: number, channels: number, inner: number): void {
-    referenceKernels.batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, inner);
+    const size = batch * channels * inner;
+    this.begin();
+    const pdy = this.in(dy, size), ph = this.in(xhat, size), pi = this.in(invStd, channels), pg = this.inOrNull(gamma, channels);
+    const ps = this.in(sumDy, channels), pt = this.in(sumDyXhat, channels), pdx = this.out(dx, size, false);
+    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    if (this.failed) return referenceKernels.batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, inner);
+    this.x.batchNormBackwardInput(pdy, ph, pi, pg, ps, pt, count, pdx, batch, channels, inner, work);
+    this.end();
   }
 
   private bnBackward(fixed: boolean, dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void {

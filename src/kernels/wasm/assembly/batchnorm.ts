@@ -312,8 +312,15 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
   }
 }
 
-/** Per-channel Σ dy (into s64) and Σ dy·xhat (into t64), f64 [C]; work: 2·C floats. */
+/**
+ * Per-channel Σ dy (into s64) and Σ dy·xhat (into t64), f64 [C]; work: 2·C floats. Channels of at most
+ * SMALL values are summed in scalar f64 (see SMALL).
+ */
 function backwardSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, s64: usize, t64: usize, work: usize): void {
+  if (<f64>batch * <f64>inner <= SMALL) {
+    smallSums(dy, xhat, batch, channels, inner, s64, t64);
+    return;
+  }
   if (inner == 1) {
     columnSums(1, dy, xhat, 0, batch, channels, s64, t64, work);
     return;
@@ -329,29 +336,24 @@ function backwardSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: 
   }
 }
 
-/** dGamma[c] += Σ dy·xhat, dBeta[c] += Σ dy (pointers may be 0). */
+/** dGamma[c] += Σ dy·xhat, dBeta[c] += Σ dy (pointers may be 0), rounded once, as the reference does. */
 function addParameterGrads(dGamma: usize, dBeta: usize, s64: usize, t64: usize, channels: i32): void {
   for (let c = 0; c < channels; c++) {
-    if (dGamma) store<f32>(f(dGamma, c), load<f32>(f(dGamma, c)) + <f32>load<f64>(d(t64, c)));
-    if (dBeta) store<f32>(f(dBeta, c), load<f32>(f(dBeta, c)) + <f32>load<f64>(d(s64, c)));
+    if (dGamma) store<f32>(f(dGamma, c), <f32>(<f64>load<f32>(f(dGamma, c)) + load<f64>(d(t64, c))));
+    if (dBeta) store<f32>(f(dBeta, c), <f32>(<f64>load<f32>(f(dBeta, c)) + load<f64>(d(s64, c))));
   }
 }
 
 /**
- * Training-mode backward. Pass 1: Σdy and Σdy·xhat per channel; pass 2:
- * dx = gamma·invStd/M · (M·dy - Σdy - xhat·Σ(dy·xhat)), written as dx = p·dy + q + r·xhat per channel.
+ * dx = gamma·invStd/count · (count·dy - Σdy - xhat·Σ(dy·xhat)) from the f64 sums s64, t64 over `count`
+ * values per channel, written as dx = p·dy + q + r·xhat with per-channel p, q, r (coef: 3·C floats).
+ * Channels of at most SMALL values go through scalar f64 instead (see SMALL).
  */
-export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
-  const count = <f64>batch * <f64>inner;
+function inputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, s64: usize, t64: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, coef: usize): void {
   if (count <= SMALL) {
-    smallBackward(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
+    smallInputGrad(dy, xhat, invStd, gamma, s64, t64, count, dx, batch, channels, inner);
     return;
   }
-  const s64 = scratch;
-  const t64 = d(scratch, channels);
-  const coef = d(scratch, 2 * channels); // p, q, r: 3·C floats
-  backwardSums(dy, xhat, batch, channels, inner, s64, t64, f(coef, 3 * channels));
-  addParameterGrads(dGamma, dBeta, s64, t64, channels);
   const pP = coef, pQ = f(coef, channels), pR = f(coef, 2 * channels);
   for (let c = 0; c < channels; c++) {
     const g = gamma ? <f64>load<f32>(f(gamma, c)) : 1.0;
@@ -361,6 +363,41 @@ export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: 
     store<f32>(f(pR, c), <f32>(-k * load<f64>(d(t64, c))));
   }
   applyAffineGrad(dy, xhat, dx, pP, pQ, pR, batch, channels, inner);
+}
+
+/**
+ * Training-mode backward: the two reductions (Σdy and Σdy·xhat per channel), the parameter gradients,
+ * then dx from the sums (inputGrad). batchNormBackwardReduce and batchNormBackwardInput are its two halves.
+ */
+export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
+  const s64 = scratch;
+  const t64 = d(scratch, channels);
+  const coef = d(scratch, 2 * channels); // p, q, r: 3·C floats, then columnSums' 2·C
+  backwardSums(dy, xhat, batch, channels, inner, s64, t64, f(coef, 3 * channels));
+  addParameterGrads(dGamma, dBeta, s64, t64, channels);
+  inputGrad(dy, xhat, invStd, gamma, s64, t64, <f64>batch * <f64>inner, dx, batch, channels, inner, coef);
+}
+
+/** The reductions of batchNormBackward, written: sumDy[c] = Σ dy, sumDyXhat[c] = Σ dy·xhat. */
+export function batchNormBackwardReduce(dy: usize, xhat: usize, sumDy: usize, sumDyXhat: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
+  const s64 = scratch;
+  const t64 = d(scratch, channels);
+  backwardSums(dy, xhat, batch, channels, inner, s64, t64, d(scratch, 2 * channels));
+  for (let c = 0; c < channels; c++) {
+    store<f32>(f(sumDy, c), <f32>load<f64>(d(s64, c)));
+    store<f32>(f(sumDyXhat, c), <f32>load<f64>(d(t64, c)));
+  }
+}
+
+/** dx of batchNormBackward from given sums over `count` values per channel (the whole, possibly sharded, batch). */
+export function batchNormBackwardInput(dy: usize, xhat: usize, invStd: usize, gamma: usize, sumDy: usize, sumDyXhat: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
+  const s64 = scratch;
+  const t64 = d(scratch, channels);
+  for (let c = 0; c < channels; c++) {
+    store<f64>(d(s64, c), <f64>load<f32>(f(sumDy, c)));
+    store<f64>(d(t64, c), <f64>load<f32>(f(sumDyXhat, c)));
+  }
+  inputGrad(dy, xhat, invStd, gamma, s64, t64, count, dx, batch, channels, inner, d(scratch, 2 * channels));
 }
 
 /** dx = p[c]·dy + q[c] + r[c]·xhat (q, r pointers 0 = zero terms). */
@@ -461,9 +498,8 @@ function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channe
   }
 }
 
-/** batchNormBackward for channels of at most SMALL values, in f64 throughout (see SMALL). */
-function smallBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32): void {
-  const count = <f64>batch * <f64>inner;
+/** backwardSums for channels of at most SMALL values: scalar f64, the reference's arithmetic. */
+function smallSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, s64: usize, t64: usize): void {
   for (let c = 0; c < channels; c++) {
     let sumDy: f64 = 0, sumDyXhat: f64 = 0;
     for (let b = 0; b < batch; b++) {
@@ -474,8 +510,15 @@ function smallBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: 
         sumDyXhat += g * <f64>load<f32>(f(xhat, o + l));
       }
     }
-    if (dGamma) store<f32>(f(dGamma, c), <f32>(<f64>load<f32>(f(dGamma, c)) + sumDyXhat));
-    if (dBeta) store<f32>(f(dBeta, c), <f32>(<f64>load<f32>(f(dBeta, c)) + sumDy));
+    store<f64>(d(s64, c), sumDy);
+    store<f64>(d(t64, c), sumDyXhat);
+  }
+}
+
+/** inputGrad for channels of at most SMALL values, in f64 throughout (see SMALL). */
+function smallInputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, s64: usize, t64: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32): void {
+  for (let c = 0; c < channels; c++) {
+    const sumDy = load<f64>(d(s64, c)), sumDyXhat = load<f64>(d(t64, c));
     const k = ((gamma ? <f64>load<f32>(f(gamma, c)) : 1.0) * <f64>load<f32>(f(invStd, c))) / count;
     for (let b = 0; b < batch; b++) {
       const o = (b * channels + c) * inner;
