@@ -100,6 +100,22 @@ export function momentumFromKeras(kerasMomentum: number): number {
   return 1 - kerasMomentum;
 }
 
+/**
+ * The other shards of a synchronized batch norm (data-parallel training, src/parallel): replicas of one
+ * layer on several threads, each with a slice of the batch, that normalize with the statistics of the
+ * whole batch — as PyTorch's SyncBatchNorm does across processes.
+ */
+export interface BatchNormSync {
+  /** This replica's place in the group; replica 0 alone updates the (shared) running statistics. */
+  readonly rank: number;
+  readonly size: number;
+  /**
+   * Every replica's `local` vector (the same length on all of them), in rank order. Blocks until all
+   * have contributed; the views stay valid until the exchange after next.
+   */
+  exchange(local: Float64Array): readonly Float64Array[];
+}
+
 /** Largest integer a Float32 num_batches_tracked holds exactly. */
 const MAX_EXACT_STEPS = 2 ** 24;
 
@@ -127,6 +143,16 @@ export abstract class BatchNormBase extends Module {
   /** Shape [] (one value), only with `renorm`: the step of the rMax/dMax warm-up, saved so a resumed run continues it. */
   renormStepsTensor: Tensor | null;
   private statisticsMode: BatchNormStatistics = 'auto';
+  /**
+   * Set while the layer trains as one replica of several (data-parallel, src/parallel): its batch
+   * statistics and the two sums of its backward are then those of every replica's shard together.
+   */
+  sync: BatchNormSync | null = null;
+  private syncMoments: Float64Array | null = null; // [count, mean[C], var[C]] of this shard
+  private syncSums: Float64Array | null = null; // [Σdy[C], Σdy·xhat[C]] of this shard
+  private syncCount = 0; // values per channel in the whole (synchronized) batch
+  private syncSumDy: Float32Array | null = null;
+  private syncSumDyXhat: Float32Array | null = null;
 
   // Work buffers [G, C] (one row per ghost batch), grown when a batch has more ghost batches than before.
   private mean: Float32Array;
@@ -146,7 +172,7 @@ export abstract class BatchNormBase extends Module {
   private foldMean: Float64Array;
   private foldVar: Float64Array;
   private hasBatchStatistics = false;
-  private cache: { mode: 'batch-update' | 'batch-frozen' | 'running'; groups: number; renorm: boolean } | null = null;
+  private cache: { mode: 'batch-update' | 'batch-frozen' | 'running'; groups: number; renorm: boolean; synchronized: boolean } | null = null;
   private xhat: Tensor | null = null; // kept instead of recomputing (x - mean)·invStd in the backward
   private y: Tensor | null = null;
   private dx: Tensor | null = null;
@@ -371,9 +397,10 @@ export abstract class BatchNormBase extends Module {
       this.computeInvStd(1);
       k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y.data, this.xhat.data, batch, channels, inner);
       this.hasBatchStatistics = false;
-      this.cache = { mode, groups: 1, renorm: false };
+      this.cache = { mode, groups: 1, renorm: false, synchronized: false };
       return this.y;
     }
+    if (this.sync) return this.forwardSynchronized(x, mode, batch, channels, inner, gamma, beta);
     const groups = this.ghostBatches(batch, inner, x.shape);
     const rows = batch / groups; // V
     const span = rows * channels * inner; // values per ghost batch: the batch is the outer dimension, so each is a contiguous slice
@@ -400,14 +427,94 @@ export abstract class BatchNormBase extends Module {
       );
     }
     if (mode === 'batch-update') this.updateRunningStats();
-    this.cache = { mode, groups, renorm };
+    this.cache = { mode, groups, renorm, synchronized: false };
     return this.y;
+  }
+
+  /**
+   * The training forward of one replica: its shard's per-channel count, mean and variance go to every
+   * replica, and each combines them the same way, in rank order (Chan et al.'s pairwise formula:
+   * M2 = Σ_r n_r·(var_r + (mean_r − mean)²)), so all normalize with bit-identical statistics of the
+   * whole batch.
+   */
+  private forwardSynchronized(x: Tensor, mode: 'batch-update' | 'batch-frozen', batch: number, channels: number, inner: number, gamma: Float32Array | null, beta: Float32Array | null): Tensor {
+    if (this.virtualBatchSize !== null || this.renorm) {
+      throw new Error(`${this.describe()}${this.where()}: synchronized batch norm (data-parallel training) normalizes with the statistics of the whole batch, so it does not combine with virtualBatchSize or renorm. Train this model on one thread, or drop those options.`);
+    }
+    const C = this.numFeatures;
+    const k = this.kernels;
+    const local = (this.syncMoments ??= new Float64Array(1 + 2 * C));
+    k.channelMoments(x.data, this.mean, this.variance, batch, channels, inner);
+    local[0] = batch * inner;
+    for (let c = 0; c < C; c++) {
+      local[1 + c] = this.mean[c];
+      local[1 + C + c] = this.variance[c];
+    }
+    const shards = this.sync!.exchange(local);
+    let count = 0;
+    for (const s of shards) count += s[0];
+    if (count < 2) throw this.singleValueError(x.shape);
+    for (let c = 0; c < C; c++) {
+      let mean = 0;
+      for (const s of shards) mean += s[0] * s[1 + c];
+      mean /= count;
+      let m2 = 0;
+      for (const s of shards) {
+        const d = s[1 + c] - mean;
+        m2 += s[0] * (s[1 + C + c] + d * d);
+      }
+      this.mean[c] = mean;
+      this.variance[c] = m2 / count;
+    }
+    this.computeInvStd(1);
+    this.foldBatchStatistics(1, count);
+    k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y!.data, this.xhat!.data, batch, channels, inner);
+    // The running statistics live in memory all replicas share: one update per step, by replica 0.
+    if (mode === 'batch-update' && this.sync!.rank === 0) this.updateRunningStats();
+    this.syncCount = count;
+    this.cache = { mode, groups: 1, renorm: false, synchronized: true };
+    return this.y!;
+  }
+
+  /**
+   * The backward of one replica: Σdy and Σdy·xhat of its shard go to every replica; dx uses their totals
+   * (the whole batch's), while gamma and beta get only this shard's sums — summing the replicas'
+   * parameter gradients afterwards (as data-parallel training does for every layer) makes them whole.
+   */
+  private backwardSynchronized(dy: Tensor, dx: Tensor, gamma: Float32Array | null, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): Tensor {
+    const C = this.numFeatures;
+    const k = this.kernels;
+    const local = (this.syncSums ??= new Float64Array(2 * C));
+    const sumDy = this.dShiftSum;
+    const sumDyXhat = this.dScaleSum;
+    k.batchNormBackwardReduce(dy.data, this.xhat!.data, sumDy, sumDyXhat, batch, channels, inner);
+    for (let c = 0; c < C; c++) {
+      local[c] = sumDy[c];
+      local[C + c] = sumDyXhat[c];
+      if (dGamma) dGamma[c] += sumDyXhat[c];
+      if (dBeta) dBeta[c] += sumDy[c];
+    }
+    const shards = this.sync!.exchange(local);
+    const totalDy = (this.syncSumDy ??= k.allocate(C));
+    const totalDyXhat = (this.syncSumDyXhat ??= k.allocate(C));
+    for (let c = 0; c < C; c++) {
+      let a = 0;
+      let b = 0;
+      for (const s of shards) {
+        a += s[c];
+        b += s[C + c];
+      }
+      totalDy[c] = a;
+      totalDyXhat[c] = b;
+    }
+    k.batchNormBackwardInput(dy.data, this.xhat!.data, this.invStd, gamma, totalDy, totalDyXhat, this.syncCount, dx.data, batch, channels, inner);
+    return dx;
   }
 
   backward(dy: Tensor): Tensor {
     checkBackward(this, this.y, dy);
     const [batch, channels, inner] = this.viewAs3d(dy.shape);
-    const { mode, groups, renorm } = this.cache!;
+    const { mode, groups, renorm, synchronized } = this.cache!;
     const k = this.kernels;
     const dx = (this.dx = reuse(this.dx, dy.shape, k));
     const xhat = this.xhat!.data;
@@ -419,6 +526,7 @@ export abstract class BatchNormBase extends Module {
       k.batchNormBackwardFixedStats(dy.data, xhat, this.invStd, gamma, dx.data, dGamma, dBeta, batch, channels, inner);
       return dx;
     }
+    if (synchronized) return this.backwardSynchronized(dy, dx, gamma, dGamma, dBeta, batch, channels, inner);
     const rows = batch / groups;
     const span = rows * channels * inner;
     for (let g = 0; g < groups; g++) {
@@ -580,6 +688,7 @@ export abstract class BatchNormBase extends Module {
     if (this.runningVar) this.runningVar = moveTensor(this.runningVar, kernels);
     if (this.numBatchesTrackedTensor) this.numBatchesTrackedTensor = moveTensor(this.numBatchesTrackedTensor, kernels);
     if (this.renormStepsTensor) this.renormStepsTensor = moveTensor(this.renormStepsTensor, kernels);
+    this.syncSumDy = this.syncSumDyXhat = null;
     for (const name of ['mean', 'variance', 'invStd', 'r', 'd', 'scale', 'shift', 'runMean', 'runVar', 'dScaleSum', 'dShiftSum'] as const) {
       const moved = kernels.allocate(this[name].length);
       moved.set(this[name]);

@@ -2,7 +2,7 @@
  * Optimizers update the trainable parameters from their accumulated gradients (frozen parameters,
  * `trainable: false`, are skipped). Semantics are PyTorch's, step for step, so results can be compared.
  */
-import { getBackend, type Kernels } from '../kernels/index.js';
+import { getBackend, type AdamStepOptions, type Kernels, type SgdStepOptions } from '../kernels/index.js';
 import type { Parameter } from '../nn/module.js';
 
 export abstract class Optimizer {
@@ -19,7 +19,29 @@ export abstract class Optimizer {
     this.kernels = getBackend();
   }
 
-  abstract step(): void;
+  /** Update every trainable parameter from its gradient. */
+  step(): void {
+    const update = this.nextUpdate();
+    const state = this.stateArrays();
+    this.params.forEach((p, i) => {
+      if (p.trainable) applyUpdate(this.kernels, update, p.value.data, p.grad.data, state[i]);
+    });
+  }
+
+  /**
+   * Advance the step count and return this step's update: an elementwise kernel with its options, which
+   * `applyUpdate` applies to a parameter or to any slice of it (with the same slices of the gradient and
+   * state). `step()` is this over whole parameters; data-parallel training gives each thread a slice.
+   */
+  abstract nextUpdate(): ElementwiseUpdate;
+
+  /** Per parameter, the state arrays its update reads and writes (SGD: [momentum buffer] or none; Adam: [m, v]). */
+  abstract stateArrays(): Float32Array[][];
+
+  /** The parameters this optimizer updates, in order. */
+  get parameters(): readonly Parameter[] {
+    return this.params;
+  }
 
   zeroGrad(): void {
     for (const p of this.params) p.grad.data.fill(0);
@@ -28,6 +50,15 @@ export abstract class Optimizer {
   /** Optimizer state (buffers and counters) as plain arrays, for checkpoints. */
   abstract stateDict(): OptimizerState;
   abstract loadStateDict(state: OptimizerState): void;
+}
+
+/** One optimizer step as an elementwise kernel call: see `Optimizer.nextUpdate`. */
+export type ElementwiseUpdate = { kind: 'sgd'; options: SgdStepOptions } | { kind: 'adam'; options: AdamStepOptions };
+
+/** Apply `update` to parameter values `p` (a whole parameter or a slice) with the same slices of its gradient and state. */
+export function applyUpdate(kernels: Kernels, update: ElementwiseUpdate, p: Float32Array, g: Float32Array, state: readonly Float32Array[]): void {
+  if (update.kind === 'sgd') kernels.sgdStep(p, g, state[0] ?? null, update.options);
+  else kernels.adamStep(p, g, state[0], state[1], update.options);
 }
 
 export interface OptimizerState {
@@ -67,20 +98,14 @@ export class SGD extends Optimizer {
     this.buffers = params.map((p) => (this.momentum !== 0 ? this.kernels.allocate(p.value.size) : null));
   }
 
-  step(): void {
+  nextUpdate(): ElementwiseUpdate {
     const firstStep = this.steps === 0;
-    this.params.forEach((p, i) => {
-      if (!p.trainable) return;
-      this.kernels.sgdStep(p.value.data, p.grad.data, this.buffers[i], {
-        lr: this.lr,
-        momentum: this.momentum,
-        dampening: this.dampening,
-        weightDecay: this.weightDecay,
-        nesterov: this.nesterov,
-        firstStep,
-      });
-    });
     this.steps++;
+    return { kind: 'sgd', options: { lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay, nesterov: this.nesterov, firstStep } };
+  }
+
+  stateArrays(): Float32Array[][] {
+    return this.buffers.map((b) => (b ? [b] : []));
   }
 
   stateDict(): OptimizerState {
@@ -133,20 +158,16 @@ export class Adam extends Optimizer {
     this.v = params.map((p) => this.kernels.allocate(p.value.size));
   }
 
-  step(): void {
+  nextUpdate(): ElementwiseUpdate {
     this.steps++;
-    this.params.forEach((p, i) => {
-      if (!p.trainable) return;
-      this.kernels.adamStep(p.value.data, p.grad.data, this.m[i], this.v[i], {
-        lr: this.lr,
-        beta1: this.beta1,
-        beta2: this.beta2,
-        eps: this.eps,
-        weightDecay: this.weightDecay,
-        decoupledWeightDecay: this.decoupledWeightDecay,
-        step: this.steps,
-      });
-    });
+    return {
+      kind: 'adam',
+      options: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, decoupledWeightDecay: this.decoupledWeightDecay, step: this.steps },
+    };
+  }
+
+  stateArrays(): Float32Array[][] {
+    return this.m.map((m, i) => [m, this.v[i]]);
   }
 
   stateDict(): OptimizerState {

@@ -10,6 +10,7 @@ import { BatchNormBase } from '../nn/batchnorm.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import type { DataParallel } from '../parallel/data-parallel.js';
 import { applySchedule, type LrSchedule } from '../optim/schedule.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 
@@ -48,6 +49,8 @@ export interface TrainerOptions {
   onMetrics?: (m: TrainMetrics) => void;
   /** Called after every step (progress bars, checkpoints). */
   onStep?: (trainer: Trainer, loss: number) => void;
+  /** Train each batch across several threads (`DataParallel.create(model, ...)`); the caller closes it. */
+  parallel?: DataParallel;
 }
 
 /** Training stopped because the loss became NaN or infinite. */
@@ -103,6 +106,17 @@ export class Trainer {
     const b = batch.labels.length;
     const x = inputShape ? batch.x.reshape([b, ...inputShape]) : batch.x;
     model.train();
+    const parallel = this.options.parallel;
+    if (parallel) {
+      if (parallel.model !== model) throw new Error('Trainer: options.parallel was created for another model');
+      // The whole step across the threads, the optimizer update included when it was given the optimizer.
+      const whole = parallel.optimizer === optimizer;
+      if (!whole) optimizer.zeroGrad();
+      const loss = whole ? parallel.trainStep(x, batch.labels) : parallel.step(x, batch.labels);
+      if (!Number.isFinite(loss)) throw new DivergenceError(this.step + 1, loss, optimizer.lr);
+      if (!whole) optimizer.step();
+      return this.countStep(loss);
+    }
     optimizer.zeroGrad();
     const logits = model.forward(x);
     const loss = this.loss.forward(logits, batch.labels);
@@ -116,6 +130,10 @@ export class Trainer {
       model.inputGrad = inputGrad;
     }
     optimizer.step();
+    return this.countStep(loss);
+  }
+
+  private countStep(loss: number): number {
     this.step++;
     this.lossSum += loss;
     this.lossCount++;

@@ -83,6 +83,8 @@ export interface WasmBackendOptions {
   memoryMB?: number;
   /** Where to load the module and workers from (default: the current platform's). */
   platform?: Platform;
+  /** @internal A backend attached to another one's memory (`attachWasmKernels`) allocates only inside this byte range. */
+  region?: { start: number; end: number };
 }
 
 const PAGE = 65536;
@@ -124,6 +126,8 @@ export class WasmKernels implements Kernels {
   private readonly pendingPtrs: number[] = [];
   private pendingCount = 0;
   private warnedFull = false;
+  /** The compiled module (set by createWasmKernels), so another thread can instantiate it on the same memory. */
+  module: WebAssembly.Module | null = null;
   /** When to split a matmul across threads; public so the bench can report how often it did. */
   readonly policy: SplitPolicy;
 
@@ -133,7 +137,8 @@ export class WasmKernels implements Kernels {
     this.shared = shared;
     this.parallelMinMacs = options.parallelMinMacs ?? 1.5e6;
     this.policy = new SplitPolicy(options.split ?? 'auto');
-    this.heap = new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
+    const region = options.region;
+    this.heap = region ? new WasmHeap(memory, region.start, false, region.end) : new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
     this.viewBuffer = memory.buffer;
     this.f32 = new Float32Array(this.viewBuffer);
     this.i32 = new Int32Array(this.viewBuffer);
@@ -664,7 +669,22 @@ export async function createWasmKernels(options: WasmBackendOptions = {}): Promi
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const controls = Array.from({ length: threads - 1 }, (_, w) => RESERVED + w * CONTROL_BYTES);
   const pool = controls.length ? await ThreadPool.start(platform.spawnWorker, module, memory, controls, options.spinMicros ?? 200) : null;
-  return new WasmKernels(memory, instance, shared, shared ? maxPages * PAGE : memory.buffer.byteLength, pool, controls.length * CONTROL_BYTES, options);
+  const kernels = new WasmKernels(memory, instance, shared, shared ? maxPages * PAGE : memory.buffer.byteLength, pool, controls.length * CONTROL_BYTES, options);
+  kernels.module = module;
+  return kernels;
+}
+
+/**
+ * A backend on another backend's shared memory, for a worker thread that runs a replica of a model
+ * (data-parallel training): the same compiled module instantiated on the same memory, so byte addresses
+ * mean the same thing in both threads. It allocates only inside `region` (a block the owning backend
+ * reserved for it) and never grows the memory.
+ */
+export async function attachWasmKernels(module: WebAssembly.Module, memory: WebAssembly.Memory, region: { start: number; end: number }): Promise<WasmKernels> {
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const kernels = new WasmKernels(memory, instance, true, region.end, null, 0, { region });
+  kernels.module = module;
+  return kernels;
 }
 
 /** An ordinary memory of `pages`, or of half as many, down to 16 MB, where the browser refuses that much. */

@@ -30,7 +30,7 @@ export class WasmHeap {
    * @param memory the backend's memory
    * @param base first usable byte (below it: what the backend reserved at start-up)
    * @param growable whether the memory may grow (shared memories only)
-   * @param maxBytes the memory's maximum size
+   * @param maxBytes the memory's maximum size (or the end of the region this heap may use)
    */
   constructor(readonly memory: WebAssembly.Memory, base: number, readonly growable: boolean, readonly maxBytes: number) {
     this.end = alignUp(base);
@@ -113,9 +113,10 @@ export class WasmHeap {
 
   /** Make the memory at least `bytes` long; false when it cannot grow that far. */
   private reserve(bytes: number): boolean {
+    if (bytes > this.maxBytes) return false;
     const have = this.memory.buffer.byteLength;
     if (bytes <= have) return true;
-    if (!this.growable || bytes > this.maxBytes) return false;
+    if (!this.growable) return false;
     // Grow by at least a quarter of the current size, so a model's many small buffers do not grow it page by page.
     const want = Math.min(this.maxBytes, Math.max(bytes, have + (have >> 2)));
     try {

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import type { ScriptWorker } from './platform.js';
 import type { WorkerHandle, WorkerInit } from './threads.js';
 
 /** Running from the TypeScript sources (tsx), not from dist/. */
@@ -30,26 +31,54 @@ export async function readWasm(file: string): Promise<ArrayBuffer> {
   throw new Error(`WebAssembly kernels not found (${candidates.map((u) => fileURLToPath(u)).join(', ')}): run "npm run build:wasm" (npm install does it).`);
 }
 
-/** A worker_threads worker running worker.ts / worker.js. */
-export function spawnWorker(): WorkerHandle {
+/**
+ * A worker_threads worker running `entry` (a path relative to this file, without extension: the .ts
+ * source under tsx, the .js build otherwise).
+ */
+function startWorker(entry: string): Worker {
   let worker: Worker;
   if (fromSource) {
     // Workers do not inherit tsx's loader hooks: register them inside the worker before importing the .ts entry.
     const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./worker.ts', import.meta.url).href;
-    worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`, { eval: true });
+    const url = new URL(`${entry}.ts`, import.meta.url).href;
+    worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url)}); })`, { eval: true });
   } else {
-    worker = new Worker(new URL('./worker.js', import.meta.url));
+    worker = new Worker(new URL(`${entry}.js`, import.meta.url));
   }
   // A worker sleeping in Atomics.wait must not keep the process alive.
   worker.unref();
-  const readyPromise = new Promise<void>((resolve, reject) => {
-    worker.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(`kernel worker: ${m.error}`))));
+  return worker;
+}
+
+/** The worker's first message, or its error. */
+function firstMessage(worker: Worker): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
     worker.once('error', reject);
+  });
+}
+
+/** A kernel worker (worker.ts): serves split matmuls. */
+export function spawnWorker(): WorkerHandle {
+  const worker = startWorker('./worker');
+  const readyPromise = firstMessage(worker).then((m) => {
+    const { ready, error } = m as { ready?: boolean; error?: string };
+    if (!ready) throw new Error(`kernel worker: ${error}`);
   });
   return {
     postMessage: (message: WorkerInit) => worker.postMessage(message),
     ready: () => readyPromise,
+    terminate: () => void worker.terminate(),
+  };
+}
+
+/** A replica worker (src/parallel/worker.ts): runs a copy of a model for data-parallel training. */
+export function spawnReplicaWorker(): ScriptWorker {
+  const worker = startWorker('../../parallel/worker');
+  const first = firstMessage(worker);
+  return {
+    postMessage: (message: unknown) => worker.postMessage(message),
+    firstMessage: () => first,
     terminate: () => void worker.terminate(),
   };
 }

@@ -10,10 +10,20 @@ export interface Platform {
   /** Bytes of the shared-memory or the ordinary-memory build. */
   readWasm(shared: boolean): Promise<ArrayBuffer>;
   spawnWorker: SpawnWorker;
+  /** A worker running src/parallel/worker.ts (a model replica for data-parallel training). */
+  spawnReplicaWorker(): ScriptWorker;
   /** Logical processors. */
   cores: number;
   /** SharedArrayBuffer is usable (always in Node; in browsers only on cross-origin isolated pages). */
   sharedMemory: boolean;
+}
+
+/** A worker that reports once it is ready (its first message) and then talks through shared memory. */
+export interface ScriptWorker {
+  postMessage(message: unknown): void;
+  /** The worker's first message (its "ready" report, or what went wrong), or a rejection with its error. */
+  firstMessage(): Promise<unknown>;
+  terminate(): void;
 }
 
 export const WASM_FILES = { shared: 'bnlab-kernels-shared.wasm', unshared: 'bnlab-kernels.wasm' } as const;
@@ -30,6 +40,7 @@ export async function currentPlatform(): Promise<Platform> {
     return {
       readWasm: (shared) => node.readWasm(shared ? WASM_FILES.shared : WASM_FILES.unshared),
       spawnWorker: node.spawnWorker,
+      spawnReplicaWorker: node.spawnReplicaWorker,
       cores: node.cores(),
       sharedMemory: true,
     };
@@ -42,6 +53,7 @@ export async function currentPlatform(): Promise<Platform> {
       return response.arrayBuffer();
     },
     spawnWorker: spawnWebWorker,
+    spawnReplicaWorker: spawnReplicaWebWorker,
     cores: typeof navigator !== 'undefined' ? navigator.hardwareConcurrency ?? 1 : 1,
     sharedMemory: typeof SharedArrayBuffer !== 'undefined' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false,
   };
@@ -56,6 +68,19 @@ function spawnWebWorker(): WorkerHandle {
   return {
     postMessage: (message: WorkerInit) => worker.postMessage(message),
     ready: () => readyPromise,
+    terminate: () => worker.terminate(),
+  };
+}
+
+function spawnReplicaWebWorker(): ScriptWorker {
+  const worker = new Worker(new URL('../../parallel/worker.js', import.meta.url), { type: 'module' });
+  const first = new Promise<unknown>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent) => resolve(e.data);
+    worker.onerror = (e) => reject(new Error(`replica worker: ${e.message}`));
+  });
+  return {
+    postMessage: (message: unknown) => worker.postMessage(message),
+    firstMessage: () => first,
     terminate: () => worker.terminate(),
   };
 }

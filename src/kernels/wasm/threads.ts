@@ -131,7 +131,7 @@ export class ThreadPool {
 }
 
 /** Browsers forbid Atomics.wait on the main thread (it would freeze the page); workers and Node allow it. */
-function mainThreadCanBlock(): boolean {
+export function mainThreadCanBlock(): boolean {
   try {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
     return true;
