@@ -153,6 +153,21 @@ describe('bnlab train', () => {
     assert.ok(metrics.some((m) => m.split === 'train' && m.step === 50));
   });
 
+  test('--threads 2 trains each batch on both threads and reaches what one thread reaches', async () => {
+    const args = ['train', '--model', 'ioffe-mlp', '--bn', '--steps', '200', '--batch', '60', '--eval-every', '0', '--train-limit', '6000', '--test-limit', '1000', '--backend', 'wasm'];
+    const one = await bnlab([...args, '--out', join(tmp, 'threads-1')]);
+    const two = await bnlab([...args, '--threads', '2', '--out', join(tmp, 'threads-2')]);
+    assert.equal(two.code, 0, two.stderr);
+    const accuracy = (r: Result) => Number(/Test accuracy after 200 steps: (\d+\.\d\d)%/.exec(r.stdout)![1]);
+    assert.ok(accuracy(two) > 80, `accuracy ${accuracy(two)}%`);
+    // The same computation up to float rounding: the accuracies agree within a few test images.
+    assert.ok(Math.abs(accuracy(two) - accuracy(one)) <= 0.3, `1 thread ${accuracy(one)}%, 2 threads ${accuracy(two)}%`);
+    assert.equal(JSON.parse(readFileSync(join(tmp, 'threads-2', 'config.json'), 'utf8')).threads, 2);
+    await fails([...args.slice(0, -2), '--backend', 'ts', '--threads', '2', '--out', join(tmp, 'threads-ts')], /--threads 2 .* needs --backend wasm/);
+    await fails([...args.slice(0, -4), '--batch', '3', '--threads', '2', '--out', join(tmp, 'threads-b3')], /use a batch of at least 4/);
+    assert.ok(!existsSync(join(tmp, 'threads-ts')) && !existsSync(join(tmp, 'threads-b3')), 'nothing is written when the options are impossible');
+  });
+
   test('refuses to overwrite a previous run unless --overwrite', async () => {
     const before = readFileSync(join(runDir, 'config.json'), 'utf8');
     await fails(['train', '--steps', '2', '--eval-every', '0', '--test-limit', '100', '--out', runDir], /already exists and is not empty.*--overwrite/);

@@ -77,17 +77,17 @@ export function addCheckpointOptions(cmd: Command): Command {
 }
 
 /** Options that may be given with `--resume`; everything else comes from the run's config.json. */
-const RESUME_OPTIONS = new Set(['resume', 'steps', 'epochs', 'checkpointEvery', 'keepCheckpoints', 'backend']);
+const RESUME_OPTIONS = new Set(['resume', 'steps', 'epochs', 'checkpointEvery', 'keepCheckpoints', 'backend', 'threads']);
 
 /**
  * The TrainConfig to continue the run in `runDir`: its config.json, with the new budget
  * (`--steps`/`--epochs`) and checkpoint settings. Options that would change the run are refused.
  */
-export function resumeTrainConfig(runDir: string, cmd: Command, flags: { steps?: number; epochs?: number; checkpointEvery?: number; keepCheckpoints?: number; backend: string }): TrainConfig {
+export function resumeTrainConfig(runDir: string, cmd: Command, flags: { steps?: number; epochs?: number; checkpointEvery?: number; keepCheckpoints?: number; backend: string; threads?: number }): TrainConfig {
   const changed = cmd.options.map((o) => o.attributeName()).filter((name) => !RESUME_OPTIONS.has(name) && cmd.getOptionValueSource(name) === 'cli');
   if (changed.length) {
     const flagsText = changed.map((n) => cmd.options.find((o) => o.attributeName() === n)!.long).join(', ');
-    throw new Error(`--resume continues a run with its own settings; ${flagsText} cannot change them (only --steps/--epochs, --checkpoint-every, --keep-checkpoints and --backend can be given). Start a new run to train differently.`);
+    throw new Error(`--resume continues a run with its own settings; ${flagsText} cannot change them (only --steps/--epochs, --checkpoint-every, --keep-checkpoints, --backend and --threads can be given). Start a new run to train differently.`);
   }
   const file = join(runDir, 'config.json');
   let saved: Record<string, unknown>;
@@ -113,6 +113,8 @@ export function resumeTrainConfig(runDir: string, cmd: Command, flags: { steps?:
   config.checkpointEvery = source('checkpointEvery') !== 'cli' && typeof saved.checkpointEvery === 'number' ? saved.checkpointEvery : (flags.checkpointEvery ?? 0);
   config.keepCheckpoints = source('keepCheckpoints') !== 'cli' && typeof saved.keepCheckpoints === 'number' ? saved.keepCheckpoints : (flags.keepCheckpoints ?? 3);
   if (source('backend') === 'cli') config.backend = flags.backend;
+  // Threads change how fast a run goes, not what it computes: a resumed run may use others.
+  config.threads = source('threads') === 'cli' ? flags.threads : typeof saved.threads === 'number' ? saved.threads : 1;
   config.out = runDir;
   config.overwrite = false;
   config.resume = true;

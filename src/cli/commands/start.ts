@@ -85,6 +85,7 @@ Examples:
             bnEps: 1e-5,
             biasCorrection: true,
             backend: flags.backend,
+            threads: 1, // the two networks already train side by side, one per core
             trainLimit: flags.trainLimit,
             testLimit: flags.testLimit,
             out: defaultRunDir(MODEL, bn, now, flags.runsDir),

@@ -23,6 +23,7 @@ import { Adam, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { constantSchedule, cosineSchedule, stepSchedule, type LrSchedule } from '../../optim/schedule.js';
 import type { EvalResult } from '../../train/evaluate.js';
 import { Trainer, type TrainMetrics } from '../../train/trainer.js';
+import { DataParallel } from '../../parallel/data-parallel.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
 import { backendOption, MOMENTUM_CONVENTION, bnMomentum, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
@@ -69,6 +70,8 @@ export interface TrainConfig {
   evalEvery: number;
   seed: number;
   backend: string;
+  /** Threads that train each batch together (data-parallel, synchronized batch norm); 1 = plain training. Default 1. */
+  threads?: number;
   /** Run directory. */
   out: string;
   /** Replace an existing run directory at `out`. */
@@ -130,6 +133,11 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn });
   const model = source.model;
   const optimizer = makeOptimizer(config.optimizer, model);
+  const threads = config.threads ?? 1;
+  if (threads > 1 && kernels.name !== 'wasm') throw new Error(`--threads ${threads} trains on WebAssembly threads that share the weights, so it needs --backend wasm (or auto where wasm works), not ${kernels.name}`);
+  if (threads > 1 && config.batchSize < 2 * threads) throw new Error(`--threads ${threads} splits each batch of ${config.batchSize} across the threads; use a batch of at least ${2 * threads} (or fewer threads)`);
+  // Created before the Trainer, and closed at the end: every thread trains on its shard of each batch.
+  const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: source.inputShape, optimizer }) : undefined;
 
   let run: TrainingRun | undefined;
   let metricsFd: number | null = null;
@@ -146,6 +154,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     schedule: makeSchedule(config.schedule, config, trainSet.count, model),
     seed: config.seed,
     inputShape: source.inputShape,
+    parallel,
     onMetrics: (m) => {
       // writeSync: each line reaches the file as it happens, so a killed run keeps its curve.
       if (metricsFd !== null) writeSync(metricsFd, JSON.stringify(m) + '\n');
@@ -202,6 +211,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     return result;
   } finally {
     closeSync(metricsFd);
+    parallel?.close();
   }
 }
 
@@ -278,6 +288,7 @@ interface TrainFlags {
   init?: InitName;
   initStd?: number;
   backend: string;
+  threads: number;
   trainLimit?: number;
   testLimit?: number;
   out?: string;
@@ -333,6 +344,7 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
     evalEvery: flags.evalEvery,
     seed: flags.seed,
     backend: flags.backend,
+    threads: flags.threads,
     out: flags.out ?? defaultRunDir(modelLabel(flags.model), flags.bn, now),
     overwrite: Boolean(flags.overwrite),
     checkpointEvery: flags.checkpointEvery ?? 0,
@@ -388,6 +400,11 @@ export function register(program: Command): Command {
     .addOption(new Option('--init <name>', "weight initializer (default: the preset's)").choices(initNames))
     .addOption(new Option('--init-std <s>', 'standard deviation for --init normal').argParser(positiveNumber))
     .addOption(backendOption())
+    .addOption(
+      new Option('--threads <n>', 'threads that train each batch together: each takes a shard of the batch, batch norm uses the statistics of the whole batch (synchronized), the result equals one thread up to rounding. Needs the wasm backend; 2 pays on a free second core (npm run bench)')
+        .argParser(positiveInt)
+        .default(1),
+    )
     .addOption(new Option('--train-limit <n>', 'use only the first n training images').argParser(positiveInt))
     .addOption(new Option('--test-limit <n>', 'use only the first n test images').argParser(positiveInt))
     .option('--out <dir>', 'run directory (default runs/<model>-<bn|nobn>-<timestamp>)')
@@ -406,6 +423,7 @@ Examples:
   $ bnlab train --dataset fashion-mnist --model mlp-relu --optimizer adam --epochs 5
   $ bnlab train --optimizer sgd --momentum 0.9 --nesterov --schedule cosine --lr 0.1
   $ bnlab train --bn-momentum 0.01 --no-bias-correction --steps 2000
+  $ bnlab train --model mnist-cnn --epochs 2 --threads 2     both cores, synchronized batch norm
   $ bnlab train --steps 1000 --checkpoint-every 100 --out runs/a
   $ bnlab train --resume runs/a --steps 2000       continue runs/a from its latest checkpoint`,
     )
