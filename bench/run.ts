@@ -4,7 +4,8 @@
  *
  * The performance figures of issue "Fast", measured in one process so that ratios compare like with
  * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
- * one thread ('wasm') and on two ('wasm×2', big matmuls split with a worker), @tensorflow/tfjs with its
+ * one thread ('wasm') and on two ('wasm×2', big matmuls split with a worker; 'wasm_dp', each batch split
+ * across two threads with synchronized batch norm), @tensorflow/tfjs with its
  * wasm backend, and PyTorch (bench/pytorch/bench.py, best of 1 and 2 threads) when `import torch`
  * works. Prints a table, or with --json one JSON object. A benchmark, not a test: nothing here fails.
  */
@@ -15,11 +16,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createWasmKernels, referenceKernels, buildPreset, CrossEntropyLoss, SGD, setBackend, type Kernels, type WasmKernels } from '../src/index.js';
+import { createWasmKernels, referenceKernels, buildPreset, CrossEntropyLoss, DataParallel, SGD, setBackend, type WasmKernels } from '../src/index.js';
 import { DataLoader } from '../src/data/loader.js';
 import { loadDataset } from '../src/data/node.js';
 import { evaluate } from '../src/train/evaluate.js';
-import { batchNormMs, heapGrowthMb, matmulGflops, trainer, trainingRate, withKernels } from './workloads.js';
+import { batchNormMs, heapGrowthMb, matmulGflops, parallelTrainer, trainer, trainingRate, withKernels } from './workloads.js';
 import { runTfjs, type TfjsResults } from './tfjs.js';
 
 const args = new Set(process.argv.slice(2));
@@ -32,7 +33,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-type Impl = 'ts' | 'wasm' | 'wasm2' | 'tfjs' | 'pytorch';
+type Impl = 'ts' | 'wasm' | 'wasm2' | 'wasm_dp' | 'tfjs' | 'pytorch';
 type Values = Partial<Record<Impl, number | null>>;
 
 const root = findRoot(dirname(fileURLToPath(import.meta.url)));
@@ -83,6 +84,20 @@ async function main(): Promise<void> {
     mlpNoBn[impl] = share('ioffe_mlp_nobn', k, () => trainingRate(trainer(k, 'ioffe-mlp', false, 60, 0.5, 0), 200, r(60), 10));
     cnn[impl] = share('mnist_cnn_bn', k, () => 64 * trainingRate(trainer(k, 'mnist-cnn', true, 64, 0.05, 0.9), 5, r(20), 1));
   }
+  if (!args.has('--no-threads')) {
+    // Data-parallel: each batch split across two threads, synchronized batch norm (src/parallel).
+    const rate = async (preset: string, bn: boolean, batch: number, lr: number, momentum: number, warmup: number, repeats: number, inner: number) => {
+      const t = await parallelTrainer(wasm, preset, bn, batch, lr, momentum, 2);
+      try {
+        return trainingRate(t, warmup, repeats, inner);
+      } finally {
+        t.close();
+      }
+    };
+    mlpBn.wasm_dp = await rate('ioffe-mlp', true, 60, 0.5, 0, 200, r(60), 10);
+    mlpNoBn.wasm_dp = await rate('ioffe-mlp', false, 60, 0.5, 0, 200, r(60), 10);
+    cnn.wasm_dp = 64 * (await rate('mnist-cnn', true, 64, 0.05, 0.9, 5, r(20), 1));
+  }
 
   const heapSteps = quick ? 1000 : 10000;
   log(`heap and wasm memory growth over ${heapSteps} training steps`);
@@ -90,8 +105,13 @@ async function main(): Promise<void> {
     ts: heapGrowthMb(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => 0, gc),
     wasm: heapGrowthMb(trainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => wasm.heap.memoryBytes, gc),
   };
+  if (!args.has('--no-threads')) {
+    const t = await parallelTrainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0, 2);
+    heap.wasm_dp = heapGrowthMb(t, heapSteps, () => wasm.heap.memoryBytes, gc);
+    t.close();
+  }
 
-  const accuracy = args.has('--no-accuracy') || quick ? null : mnistAccuracy(wasm2 ?? wasm);
+  const accuracy = args.has('--no-accuracy') || quick ? null : await mnistAccuracy(wasm, args.has('--no-threads') ? 1 : 2);
 
   let tfjs: TfjsResults | null = null;
   if (!args.has('--no-tfjs')) {
@@ -150,7 +170,7 @@ async function main(): Promise<void> {
 
 /** The fastest of the wasm settings: highest rate, or lowest time. */
 function best(v: Values, kind: 'rate' | 'time'): number {
-  const xs = [v.wasm, v.wasm2].filter((x): x is number => typeof x === 'number');
+  const xs = [v.wasm, v.wasm2, v.wasm_dp].filter((x): x is number => typeof x === 'number');
   return kind === 'rate' ? Math.max(...xs) : Math.min(...xs);
 }
 
@@ -161,9 +181,9 @@ function withRatios(v: Values, kind: 'rate' | 'time') {
   return { ...v, wasm_best: b, speedup: { vs_ts: ratio(v.ts), vs_tfjs_wasm: ratio(v.tfjs), vs_pytorch: ratio(v.pytorch) } };
 }
 
-/** Test accuracy of the paper's network with BN after 10,000 steps of batch 60 on MNIST (SGD, lr 0.5). */
-function mnistAccuracy(k: Kernels): { steps: number; accuracy: number; seconds: number } | null {
-  log('ioffe-mlp with BN on MNIST: 10,000 steps, then test accuracy');
+/** Test accuracy of the paper's network with BN after 10,000 steps of batch 60 on MNIST (SGD, lr 0.5), data-parallel on `threads`. */
+async function mnistAccuracy(k: WasmKernels, threads: number): Promise<{ steps: number; accuracy: number; seconds: number; threads: number } | null> {
+  log(`ioffe-mlp with BN on MNIST: 10,000 steps on ${threads} thread${threads > 1 ? 's' : ''}, then test accuracy`);
   let train, test;
   try {
     train = loadDataset('mnist', 'train');
@@ -175,20 +195,29 @@ function mnistAccuracy(k: Kernels): { steps: number; accuracy: number; seconds: 
   const model = withKernels(k, () => buildPreset('ioffe-mlp', { bn: true, seed: 0 }));
   const loss = new CrossEntropyLoss(k);
   const optimizer = new SGD(model.parameters(), { lr: 0.5 });
-  const loader = new DataLoader(train, { batchSize: 60, shuffle: true, seed: 0, dropLast: true });
+  const loader = new DataLoader(train, { batchSize: 60, shuffle: true, seed: 0, dropLast: true }); // batches in k's memory
+  const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: [784], optimizer }) : null;
+  model.inputGrad = false;
   const steps = 10000;
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) {
     const batch = loader.next();
+    const x = batch.x.reshape([60, 784]);
+    model.train();
+    if (parallel) {
+      parallel.trainStep(x, batch.labels);
+      continue;
+    }
     optimizer.zeroGrad();
-    loss.forward(model.forward(batch.x.reshape([60, 784])), batch.labels);
+    loss.forward(model.forward(x), batch.labels);
     model.backward(loss.backward());
     optimizer.step();
   }
   const seconds = (performance.now() - t0) / 1000;
+  parallel?.close();
   const result = evaluate(model, test, { inputShape: [784] });
   setBackend('ts');
-  return { steps, accuracy: result.accuracy, seconds };
+  return { steps, accuracy: result.accuracy, seconds, threads };
 }
 
 interface TorchResults {
@@ -253,11 +282,11 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   const m = report.machine;
   const fmt = (x: number | null | undefined, digits = 0) => (x === undefined ? '-' : x === null ? 'n/a' : x.toFixed(digits));
   const ratio = (x: number | null | undefined) => (typeof x === 'number' ? `${x.toFixed(1)}x` : '-');
-  const header = ['workload', 'unit', 'ts', 'wasm', 'wasm×2', 'tfjs-wasm', 'PyTorch', 'vs ts', 'vs tfjs', 'vs PyTorch'];
+  const header = ['workload', 'unit', 'ts', 'wasm', 'wasm×2', 'wasm DP×2', 'tfjs-wasm', 'PyTorch', 'vs ts', 'vs tfjs', 'vs PyTorch'];
   const rows: string[][] = [];
   const add = (name: string, unit: string, v: Values, kind: 'rate' | 'time', digits: number) => {
     const w = withRatios(v, kind);
-    rows.push([name, unit, fmt(v.ts, digits), fmt(v.wasm, digits), fmt(v.wasm2, digits), fmt(v.tfjs, digits), fmt(v.pytorch, digits), ratio(w.speedup.vs_ts), ratio(w.speedup.vs_tfjs_wasm), ratio(w.speedup.vs_pytorch)]);
+    rows.push([name, unit, fmt(v.ts, digits), fmt(v.wasm, digits), fmt(v.wasm2, digits), fmt(v.wasm_dp, digits), fmt(v.tfjs, digits), fmt(v.pytorch, digits), ratio(w.speedup.vs_ts), ratio(w.speedup.vs_tfjs_wasm), ratio(w.speedup.vs_pytorch)]);
   };
   add('ioffe-mlp + BN, batch 60', 'steps/s', mlpBn, 'rate', 0);
   add('ioffe-mlp, no BN, batch 60', 'steps/s', mlpNoBn, 'rate', 0);
@@ -265,7 +294,7 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   add('BatchNorm1d 256x1024 fwd+bwd', 'ms', bn1d, 'time', 3);
   add('BatchNorm2d 32x64x32x32 fwd+bwd', 'ms', bn2d, 'time', 2);
   for (const [s, v] of Object.entries(matmul)) add(`matmul ${s}`, 'GFLOPS', v, 'rate', 1);
-  rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', '', '', '', '', '']);
+  rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', fmt(heap.wasm_dp, 1), '', '', '', '', '']);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(`${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}, Node ${m.node} (V8 ${m.v8})`);
@@ -275,9 +304,9 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
   console.log('');
-  console.log('vs = speed-up of the faster wasm setting (wasm or wasm×2) over that column; wasm×2 = big matmuls split with one worker.');
-  const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number } | null;
-  if (acc) console.log(`ioffe-mlp + BN on MNIST, wasm: ${(acc.accuracy * 100).toFixed(2)}% test accuracy after ${acc.steps} steps (${acc.seconds.toFixed(1)} s of training)`);
+  console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls split with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm.');
+  const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;
+  if (acc) console.log(`ioffe-mlp + BN on MNIST, wasm on ${acc.threads} thread(s): ${(acc.accuracy * 100).toFixed(2)}% test accuracy after ${acc.steps} steps (${acc.seconds.toFixed(1)} s of training)`);
   const cnnErr = (report.mnist_cnn_bn_images_per_s as { tfjs_error?: string }).tfjs_error;
   if (cnnErr) console.log(`tfjs-wasm cannot train mnist-cnn: ${cnnErr}`);
   for (const key of ['bn1d_fwd_bwd_ms', 'bn2d_fwd_bwd_ms'] as const) {

@@ -4,7 +4,7 @@
  * timings are the best of several repeats, since on a shared machine a timing can only come out slower
  * than the truth, never faster.
  */
-import { buildPreset, CrossEntropyLoss, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, registerBackend, setBackend, type Kernels, type Module } from '../src/index.js';
+import { buildPreset, CrossEntropyLoss, DataParallel, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, registerBackend, setBackend, type Kernels, type Module, type Sequential } from '../src/index.js';
 
 /** Seconds per call of `fn`: the fastest of `repeats` runs of `inner` calls. */
 export function bestSeconds(fn: () => void, repeats: number, inner: number): number {
@@ -61,6 +61,34 @@ export function trainer(kernels: Kernels, preset: string, bn: boolean, batch: nu
       },
     };
   });
+}
+
+/**
+ * The same training step on `threads` threads (data-parallel with synchronized batch norm, the optimizer
+ * update split across the threads too): `DataParallel.trainStep` on the batches `trainer` makes.
+ */
+export async function parallelTrainer(kernels: Kernels, preset: string, bn: boolean, batch: number, lr: number, momentum: number, threads: number): Promise<Trainer & { close(): void }> {
+  const single = trainer(kernels, preset, bn, batch, lr, momentum);
+  const rng = new Rng(1);
+  const sampleShape = preset === 'mnist-cnn' ? [1, 28, 28] : [784];
+  const sample = sampleShape.reduce((a, b) => a * b, 1);
+  const xs = Array.from({ length: 20 }, (_, b) => new Tensor([batch, ...sampleShape], single.data.subarray(b * batch * sample, (b + 1) * batch * sample)));
+  const ys = Array.from({ length: 20 }, () => Int32Array.from({ length: batch }, () => rng.int(10)));
+  const optimizer = new SGD(single.model.parameters(), { lr, momentum });
+  registerBackend(kernels);
+  setBackend(kernels.name);
+  const parallel = await DataParallel.create(single.model as Sequential, { threads, inputShape: sampleShape, optimizer });
+  let i = 0;
+  return {
+    model: single.model,
+    data: single.data,
+    step() {
+      const b = i++ % xs.length;
+      single.model.train();
+      return parallel.trainStep(xs[b], ys[b]);
+    },
+    close: () => parallel.close(),
+  };
 }
 
 /** Training steps per second. */
