@@ -28,7 +28,7 @@ import { CrossEntropyLoss } from '../nn/loss.js';
 import { layerSpec } from '../nn/registry.js';
 import { Sequential } from '../nn/sequential.js';
 import { Tensor, shapeToString } from '../tensor/tensor.js';
-import { ParameterSlices, QUIT, STEP, StepLayout, TOTAL, TRAIN_STEP, checkShard, readGradTable, writeModuleState, writeUpdate, type ReplicaInit, type ReplicaReady } from './replica.js';
+import { ModuleState, ParameterSlices, QUIT, STEP, StepLayout, TOTAL, TRAIN_STEP, checkShard, readGradTable, writeUpdate, type ReplicaInit, type ReplicaReady } from './replica.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { GroupAbortedError, SharedSyncGroup } from './sync-group.js';
 
@@ -61,7 +61,7 @@ export class DataParallel {
   private readonly sample: number;
   /** Rank 0's part of the gradient all-reduce and optimizer update (each rank works on a slice of every parameter). */
   private readonly slices: ParameterSlices;
-  private readonly trainable: boolean[];
+  private readonly state: ModuleState;
   /** Whether the model's gradients are known to be zero (trainStep leaves them so). */
   private gradsZero = false;
   /** Per worker rank: the buffers its shard of samples (when the batch is not in the shared memory already) and labels are copied to. */
@@ -93,7 +93,7 @@ export class DataParallel {
     const params = model.parameters();
     const grads = readGradTable(buffer, gradTable, this.threads, params.map((p) => p.grad.size));
     this.slices = new ParameterSlices(params.map((p) => p.value.data), grads, optimizer?.stateArrays() ?? null, 0, this.threads);
-    this.trainable = params.map(() => true);
+    this.state = new ModuleState(model);
   }
 
   /**
@@ -208,9 +208,7 @@ export class DataParallel {
     this.gradsZero = false;
     const update = optimizer.nextUpdate();
     writeUpdate(this.f64, this.layout, update);
-    const params = this.model.parameters();
-    for (let i = 0; i < params.length; i++) this.trainable[i] = params[i].trainable;
-    const loss = this.run(x, labels, () => this.slices.update(this.kernels, update, this.trainable));
+    const loss = this.run(x, labels, () => this.slices.update(this.kernels, update, this.state.trainable));
     this.gradsZero = true;
     return loss;
   }
@@ -254,7 +252,7 @@ export class DataParallel {
       start += rows;
     }
     i32[this.layout.slot(TOTAL)] = total;
-    writeModuleState(this.model, i32, this.layout);
+    this.state.write(i32, this.layout);
     Atomics.store(i32, this.layout.command(), update ? TRAIN_STEP : STEP);
 
     const model = this.model;

@@ -13,7 +13,7 @@
  */
 import { CrossEntropyLoss } from '../nn/loss.js';
 import { BATCH_NORM_STATISTICS, BatchNormBase } from '../nn/batchnorm.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import { buildSequential, type LayerSpec } from '../nn/registry.js';
 import type { Sequential } from '../nn/sequential.js';
 import { Tensor, findNonFinite, shapeToString } from '../tensor/tensor.js';
@@ -175,26 +175,44 @@ export function checkShard(x: Float32Array, firstRow: number, sample: number, sh
   throw new Error(`Input contains ${x[bad]} at flat index ${index} (sample ${Math.floor(index / sample)} of a batch of shape ${shapeToString(shape)}). Clean the data (e.g. replace missing values) before training.`);
 }
 
-/** Write the train/eval flags, batch-norm modes and trainable flags of `model` into the step block. */
-export function writeModuleState(model: Module, i32: Int32Array, layout: StepLayout): void {
-  let i = layout.flags();
-  for (const m of model.modules()) {
-    const mode = m instanceof BatchNormBase ? BATCH_NORM_STATISTICS.indexOf(m.statistics) + 1 : 0;
-    i32[i++] = (m.training ? 1 : 0) | (mode << 1);
-  }
-  for (const p of model.parameters()) i32[i++] = p.trainable ? 1 : 0;
-}
+/**
+ * The state of a model's modules that the replicas copy from rank 0 every step: train/eval flags,
+ * batch-norm statistics modes and which parameters are trainable. The lists are taken once: a step
+ * walks arrays, not the module tree.
+ */
+export class ModuleState {
+  readonly modules: Module[];
+  readonly params: Parameter[];
+  /** `trainable` of each parameter, as of the last `write` or `read`. */
+  readonly trainable: boolean[];
 
-/** Give `model` the flags rank 0 wrote (only where they differ: setting a BN mode validates it). */
-export function readModuleState(model: Module, i32: Int32Array, layout: StepLayout): void {
-  let i = layout.flags();
-  for (const m of model.modules()) {
-    const v = i32[i++];
-    m.training = (v & 1) === 1;
-    const mode = v >> 1;
-    if (mode > 0 && m instanceof BatchNormBase && m.statistics !== BATCH_NORM_STATISTICS[mode - 1]) m.statistics = BATCH_NORM_STATISTICS[mode - 1];
+  constructor(model: Module) {
+    this.modules = [...model.modules()];
+    this.params = model.parameters();
+    this.trainable = this.params.map((p) => p.trainable);
   }
-  for (const p of model.parameters()) p.trainable = i32[i++] === 1;
+
+  /** Rank 0: put the flags into the step block. */
+  write(i32: Int32Array, layout: StepLayout): void {
+    let i = layout.flags();
+    for (const m of this.modules) {
+      const mode = m instanceof BatchNormBase ? BATCH_NORM_STATISTICS.indexOf(m.statistics) + 1 : 0;
+      i32[i++] = (m.training ? 1 : 0) | (mode << 1);
+    }
+    for (let p = 0; p < this.params.length; p++) i32[i++] = (this.trainable[p] = this.params[p].trainable) ? 1 : 0;
+  }
+
+  /** A replica: take the flags rank 0 wrote (a BN mode only where it differs: setting one validates it). */
+  read(i32: Int32Array, layout: StepLayout): void {
+    let i = layout.flags();
+    for (const m of this.modules) {
+      const v = i32[i++];
+      m.training = (v & 1) === 1;
+      const mode = v >> 1;
+      if (mode > 0 && m instanceof BatchNormBase && m.statistics !== BATCH_NORM_STATISTICS[mode - 1]) m.statistics = BATCH_NORM_STATISTICS[mode - 1];
+    }
+    for (let p = 0; p < this.params.length; p++) this.params[p].trainable = this.trainable[p] = i32[i++] === 1;
+  }
 }
 
 /**
@@ -233,15 +251,15 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
   const buffer = kernels.heap.buffer;
   const i32 = new Int32Array(buffer);
   const f64 = new Float64Array(buffer);
-  const layout = new StepLayout(init.step.base, init.size, [...model.modules()].length, model.parameters().length);
+  const state = new ModuleState(model);
+  const layout = new StepLayout(init.step.base, init.size, state.modules.length, state.params.length);
   const group = new SharedSyncGroup(buffer, init.group.base, init.rank, init.size, init.group.capacity, { spinMicros: init.spinMicros, canBlock: mainThreadCanBlock() });
   for (const m of model.modules()) if (m instanceof BatchNormBase) m.sync = group;
   const loss = new CrossEntropyLoss(kernels);
-  const grads = model.parameters().map((p) => p.grad.data);
+  const grads = state.params.map((p) => p.grad.data);
   ready({ ready: true, grads: grads.map((g) => g.byteOffset) });
-  const values = model.parameters().map((p) => p.value.data);
-  const state = init.optimizerState?.map((arrays, i) => arrays.map((offset) => new Float32Array(buffer, offset, values[i].length))) ?? null;
-  const trainable = model.parameters().map(() => true);
+  const values = state.params.map((p) => p.value.data);
+  const optimizerState = init.optimizerState?.map((arrays, i) => arrays.map((offset) => new Float32Array(buffer, offset, values[i].length))) ?? null;
   let slices: ParameterSlices | null = null; // built at the first step, when the gradient table is complete
   let x: Tensor | null = null;
   let labels: Int32Array | null = null;
@@ -267,7 +285,7 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
         x = new Tensor([rows, ...init.sampleShape], new Float32Array(current, xOffset, rows * sample));
         labels = new Int32Array(current, labelsOffset, rows);
       }
-      readModuleState(model, i32, layout);
+      state.read(i32, layout);
       checkShard(x.data, firstRow, sample, [i32[layout.slot(TOTAL)], ...init.sampleShape]);
       const value = loss.forward(model.forward(x), labels);
       const dLogits = loss.backward();
@@ -276,12 +294,9 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
       model.backward(dLogits);
       f64[(layout.lossOffset >> 3) + init.rank] = value;
       group.barrier(); // every replica's gradients are complete
-      slices ??= new ParameterSlices(values, readGradTable(buffer, init.gradTable, init.size, grads.map((g) => g.length)), state, init.rank, init.size);
+      slices ??= new ParameterSlices(values, readGradTable(buffer, init.gradTable, init.size, grads.map((g) => g.length)), optimizerState, init.rank, init.size);
       slices.reduce(kernels);
-      if (Atomics.load(i32, layout.command()) === TRAIN_STEP) {
-        model.parameters().forEach((p, i) => (trainable[i] = p.trainable));
-        slices.update(kernels, readUpdate(f64, layout), trainable);
-      }
+      if (Atomics.load(i32, layout.command()) === TRAIN_STEP) slices.update(kernels, readUpdate(f64, layout), state.trainable);
       group.barrier(); // the gradients are summed into rank 0's
     } catch (e) {
       if (e instanceof GroupAbortedError) return;
