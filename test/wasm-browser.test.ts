@@ -45,6 +45,8 @@ interface PageResult {
   lossWasm: number;
   lossTs: number;
   allocatedInMemory: boolean;
+  /** The same three steps on two threads (data-parallel, synchronized BN), on the isolated page. */
+  lossParallel: number | null;
 }
 
 /**
@@ -61,12 +63,14 @@ const pageCheck = (threads: number) => `(async () => {
     ...(await import('/optim/optimizer.js')),
     ...(await import('/tensor/tensor.js')),
     ...(await import('/tensor/rng.js')),
+    ...(await import('/parallel/data-parallel.js')),
   };
   const wasm = await lib.createWasmKernels({ threads: ${threads}, split: 'always', parallelMinMacs: 1 });
   const ref = lib.referenceKernels;
   const rng = new lib.Rng(1);
   const [m, k, n] = [37, 65, 29];
   const a = wasm.allocate(m * k), b = wasm.allocate(n * k), out = wasm.allocate(m * n), expected = new Float32Array(m * n);
+  const allocatedInMemory = a.buffer === wasm.memory.buffer; // before anything grows the memory (a new buffer object)
   for (let i = 0; i < a.length; i++) a[i] = rng.normal();
   for (let i = 0; i < b.length; i++) b[i] = rng.normal();
   wasm.matmul(a, b, out, m, k, n, { transB: true });
@@ -92,7 +96,20 @@ const pageCheck = (threads: number) => `(async () => {
     }
     losses.push(value);
   }
-  const result = { shared: wasm.shared, threads: wasm.threads, matmulError, lossWasm: losses[0], lossTs: losses[1], allocatedInMemory: a.buffer === wasm.memory.buffer };
+  let lossParallel = null;
+  if (${threads} > 1) {
+    // Data-parallel on two threads: a replica in a module Web Worker on the same shared memory.
+    lib.setBackend(wasm.name);
+    const model = lib.buildPreset('ioffe-mlp', { bn: true, seed: 3 });
+    const opt = new lib.SGD(model.parameters(), { lr: 0.5 });
+    const parallel = await lib.DataParallel.create(model, { threads: 2, inputShape: [784], optimizer: opt });
+    const data = new lib.Rng(4);
+    const x = new lib.Tensor([60, 784], Float32Array.from({ length: 60 * 784 }, () => data.uniform()));
+    const y = Int32Array.from({ length: 60 }, () => data.int(10));
+    for (let s = 0; s < 3; s++) lossParallel = parallel.trainStep(x, y);
+    parallel.close();
+  }
+  const result = { shared: wasm.shared, threads: wasm.threads, matmulError, lossWasm: losses[0], lossTs: losses[1], allocatedInMemory, lossParallel };
   wasm.close();
   return result;
 })()`;
@@ -115,6 +132,7 @@ for (const isolated of [true, false]) {
       assert.ok(r.allocatedInMemory);
       assert.ok(r.matmulError < 1e-4, `matmul error ${r.matmulError}`);
       assert.ok(Math.abs(r.lossWasm - r.lossTs) < 1e-4, `loss after 3 steps: wasm ${r.lossWasm}, ts ${r.lossTs}`);
+      if (isolated) assert.ok(r.lossParallel !== null && Math.abs(r.lossParallel - r.lossWasm) < 1e-4, `loss after 3 steps: two threads ${r.lossParallel}, one ${r.lossWasm}`);
     } finally {
       await browser.close();
       server.close();
