@@ -39,7 +39,11 @@ export interface DataParallelOptions {
   inputShape: readonly number[];
   /** Memory reserved for each worker's activations, gradients and work space, in MB. Default 64. */
   replicaMemoryMB?: number;
-  /** How long a waiting thread spins before it sleeps, in µs. Default 2000: a training step's threads meet every few microseconds. */
+  /**
+   * How long a waiting thread spins before it sleeps, in µs. Default 500: in a step the threads meet
+   * every 10-150 µs and usually wait a few; a partner that has been waiting longer was most likely
+   * descheduled by the OS, and a spinning thread would only take the core it needs.
+   */
   spinMicros?: number;
   /**
    * The optimizer of the model's parameters: with it, `trainStep` also spreads the optimizer update
@@ -142,7 +146,7 @@ export class DataParallel {
         for (const a of arrays) if (!kernels.heap.buffers.has(a.buffer)) throw new Error("DataParallel: the optimizer's state is not in the wasm backend's memory: create the optimizer after initBackend('wasm').");
       }
     }
-    const spinMicros = options.spinMicros ?? 2000;
+    const spinMicros = options.spinMicros ?? 500;
     const regionBytes = Math.round((options.replicaMemoryMB ?? 64) * 2 ** 20);
     const layers = model.layers.map(layerSpec);
     const stateOffsets = state.map(([name, t]) => ({ name, offset: t.data.byteOffset, length: t.size }));
