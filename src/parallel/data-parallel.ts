@@ -268,7 +268,7 @@ export class DataParallel {
     try {
       this.group.barrier(); // the step starts
       const x0 = new Tensor([rows0, ...sampleShape], x.data.subarray(0, rows0 * this.sample));
-      checkShard(x0.data, 0, this.sample, x.shape);
+      checkShard(x0.data, 0, total, this.inputShape);
       loss0 = this.loss.forward(model.forward(x0), labels.subarray(0, rows0));
       const dLogits = this.loss.backward();
       this.kernels.scale(dLogits.data, rows0 / total, dLogits.data); // this shard's share of the batch mean

@@ -4,7 +4,7 @@
  * (`serveReplica`, run by src/parallel/worker.ts).
  *
  * Step block, in i32 slots from its byte offset:
- *   [0] COMMAND      STEP or QUIT, written by rank 0 before the step's first barrier
+ *   [0] COMMAND      STEP, TRAIN_STEP or QUIT, written by rank 0 before the step's first barrier
  *   [1] TOTAL        rows of the whole batch
  *   [8 + 4·(r-1)]    rank r's shard: rows, byte offset of its samples, byte offset of its labels, first row
  *   [FLAGS ...]      one slot per module (training bit, batch-norm statistics mode) and per parameter (trainable)
@@ -167,12 +167,13 @@ export function readGradTable(buffer: ArrayBufferLike, table: number, size: numb
   return Array.from({ length: size }, (_, q) => lengths.map((n, i) => new Float32Array(buffer, i32[q * lengths.length + i], n)));
 }
 
-/** Error for a non-finite input value: names the sample in the whole batch. */
-export function checkShard(x: Float32Array, firstRow: number, sample: number, shape: readonly number[]): void {
+/** Error for a non-finite input value in a shard that starts at row `firstRow` of a batch of `total`: names the sample in the whole batch. */
+export function checkShard(x: Float32Array, firstRow: number, total: number, sampleShape: readonly number[]): void {
   const bad = findNonFinite(x);
   if (bad < 0) return;
+  const sample = sampleShape.reduce((a, b) => a * b, 1);
   const index = firstRow * sample + bad;
-  throw new Error(`Input contains ${x[bad]} at flat index ${index} (sample ${Math.floor(index / sample)} of a batch of shape ${shapeToString(shape)}). Clean the data (e.g. replace missing values) before training.`);
+  throw new Error(`Input contains ${x[bad]} at flat index ${index} (sample ${Math.floor(index / sample)} of a batch of shape ${shapeToString([total, ...sampleShape])}). Clean the data (e.g. replace missing values) before training.`);
 }
 
 /**
@@ -240,7 +241,7 @@ async function buildReplica(init: ReplicaInit): Promise<{ model: Sequential; ker
     m.numBatchesTrackedTensor = take(`${prefix}num_batches_tracked`, []);
     if (m.renormStepsTensor) m.renormStepsTensor = take(`${prefix}renorm_steps`, []);
   }
-  model.checkInput = false; // rank 0 checked the whole batch
+  model.checkInput = false; // checkShard does it, naming the sample in the whole batch
   model.inputGrad = false;
   return { model, kernels };
 }
@@ -261,6 +262,7 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
   const values = state.params.map((p) => p.value.data);
   const optimizerState = init.optimizerState?.map((arrays, i) => arrays.map((offset) => new Float32Array(buffer, offset, values[i].length))) ?? null;
   let slices: ParameterSlices | null = null; // built at the first step, when the gradient table is complete
+  const sample = init.sampleShape.reduce((a, b) => a * b, 1);
   let x: Tensor | null = null;
   let labels: Int32Array | null = null;
   for (;;) {
@@ -277,7 +279,7 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
       const xOffset = i32[s + 1];
       const labelsOffset = i32[s + 2];
       const firstRow = i32[s + 3];
-      const sample = init.sampleShape.reduce((a, b) => a * b, 1);
+      const total = i32[layout.slot(TOTAL)];
       if (!x || x.shape[0] !== rows || x.data.byteOffset !== xOffset || !labels || labels.byteOffset !== labelsOffset) {
         // Rank 0 may have placed new shard buffers after the memory grew: view them through its current buffer.
         const current = init.memory.buffer;
@@ -286,11 +288,11 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
         labels = new Int32Array(current, labelsOffset, rows);
       }
       state.read(i32, layout);
-      checkShard(x.data, firstRow, sample, [i32[layout.slot(TOTAL)], ...init.sampleShape]);
+      checkShard(x.data, firstRow, total, init.sampleShape);
       const value = loss.forward(model.forward(x), labels);
       const dLogits = loss.backward();
       // The loss is the mean over the whole batch: this shard's gradient weighs rows/total of it.
-      kernels.scale(dLogits.data, rows / i32[layout.slot(TOTAL)], dLogits.data);
+      kernels.scale(dLogits.data, rows / total, dLogits.data);
       model.backward(dLogits);
       f64[(layout.lossOffset >> 3) + init.rank] = value;
       group.barrier(); // every replica's gradients are complete
