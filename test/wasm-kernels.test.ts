@@ -12,7 +12,7 @@ import { Rng, referenceKernels as ref, createWasmKernels, initBackend, setBacken
 import { runConformance } from '../src/cli/conformance.js';
 
 const wasm = await createWasmKernels();
-const wasm2 = await createWasmKernels({ threads: 2, parallelMinMacs: 1, split: 'always' });
+const wasm2 = await createWasmKernels({ threads: 2, parallelMinMacs: 1, parallelMinValues: 1, split: 'always' });
 after(() => wasm2.close());
 
 type Place = 'wasm' | 'js';
@@ -276,6 +276,37 @@ test('batch norm split backward: Reduce and Input against the reference, with su
       }
     }
   }
+});
+
+test('batch-norm kernels shared by two threads equal the single-thread results bit for bit', () => {
+  const rng = new Rng(13);
+  // L = 1: one to four row blocks (the last one short), channel ranges of whole 16-channel groups and odd tails;
+  // L > 1 with few and many channels; M on both sides of 32.
+  for (const [batch, channels, inner] of [[40, 17, 1], [33, 100, 1], [65, 48, 1], [200, 33, 1], [256, 1024, 1], [7, 40, 1], [5, 2, 9], [3, 7, 50], [8, 64, 256], [2, 3, 4]]) {
+    const size = batch * channels * inner;
+    const what = `[${batch}, ${channels}, ${inner}]`;
+    const x = random(size, rng, 'wasm', 2, 3), dy = random(size, rng, 'wasm');
+    const gamma = random(channels, rng, 'wasm'), beta = random(channels, rng, 'wasm');
+    const run = (k: Kernels) => {
+      const c = (a: Float32Array) => copy(a, k);
+      const mean = k.allocate(channels), variance = k.allocate(channels);
+      k.channelMoments(c(x), mean, variance, batch, channels, inner);
+      const invStd = c(Float32Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)));
+      const y = k.allocate(size), xhat = k.allocate(size);
+      k.batchNormApply(c(x), mean, invStd, c(gamma), c(beta), y, xhat, batch, channels, inner);
+      const dx = k.allocate(size), dGamma = c(beta), dBeta = c(gamma);
+      k.batchNormBackward(c(dy), xhat, invStd, c(gamma), dx, dGamma, dBeta, batch, channels, inner);
+      const sumDy = k.allocate(channels), sumDyXhat = k.allocate(channels), dxSplit = k.allocate(size);
+      k.batchNormBackwardReduce(c(dy), xhat, sumDy, sumDyXhat, batch, channels, inner);
+      k.batchNormBackwardInput(c(dy), xhat, invStd, null, sumDy, sumDyXhat, 2 * batch * inner, dxSplit, batch, channels, inner);
+      const dxFixed = k.allocate(size), dGammaFixed = k.allocate(channels);
+      k.batchNormBackwardFixedStats(c(dy), xhat, invStd, c(gamma), dxFixed, dGammaFixed, null, batch, channels, inner);
+      return { mean, variance, y, xhat, dx, dGamma, dBeta, sumDy, sumDyXhat, dxSplit, dxFixed, dGammaFixed };
+    };
+    const one = run(wasm), two = run(wasm2);
+    for (const key of Object.keys(one) as Array<keyof typeof one>) assert.deepEqual(two[key], one[key], `${key} ${what}`);
+  }
+  for (const [op, policy] of Object.entries(wasm2.batchNormPolicies)) assert.ok(policy.splitCalls > 0 && policy.serialCalls === 0, `${op} was split`);
 });
 
 test('channelAffine and its backward', () => {

@@ -21,7 +21,7 @@ import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions, Window2d 
 import { referenceKernels } from '../reference.js';
 import { WasmHeap } from './heap.js';
 import { currentPlatform, type Platform } from './platform.js';
-import { CONTROL_BYTES, ThreadPool, WORKER_OPS } from './threads.js';
+import { CONTROL_BYTES, MAX_ARGS, ThreadPool, WORKER_OPS, type WorkerOp } from './threads.js';
 
 /** The module's exports (see assembly/index.ts); pointers are byte offsets, booleans 0/1. */
 export interface WasmExports {
@@ -46,13 +46,14 @@ export interface WasmExports {
   softmax(x: number, out: number, rows: number, cols: number): void;
   softmaxCrossEntropy(logits: number, labels: number, probs: number, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: number, labels: number, dlogits: number, rows: number, cols: number): void;
-  channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number): void;
-  batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number): void;
-  batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number): void;
-  batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number): void;
-  batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number): void;
-  batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number): void;
-  batchNormScratchFloats(channels: number): number;
+  // The batch-norm kernels split their work into items (`chunks` channel or row ranges, and row blocks), claimed through the i32 at `counter` when it is not 0 (assembly/batchnorm.ts).
+  channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
+  batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number, counter: number, chunks: number): void;
+  batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
+  batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
+  batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
+  batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
+  batchNormScratchFloats(batch: number, channels: number, inner: number): number;
   channelAffine(x: number, scale: number, shift: number, out: number, batch: number, channels: number, inner: number): void;
   channelAffineBackward(dy: number, x: number, scale: number, dx: number, dScale: number, dShift: number, batch: number, channels: number, inner: number): void;
   im2col(x: number, cols: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
@@ -73,7 +74,9 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Matmuls with at least this many multiply-adds (M·N·K) may be split across the threads. Default 1.5e6. */
   parallelMinMacs?: number;
-  /** 'auto' (default): split where it has been measured to pay (SplitPolicy); 'always': split every such matmul. */
+  /** Batch-norm kernels over at least this many values (B·C·L) may be shared by the threads. Default 65536. */
+  parallelMinValues?: number;
+  /** 'auto' (default): split where it has been measured to pay (SplitPolicy); 'always': split every such matmul and batch-norm kernel. */
   split?: 'auto' | 'always';
   /** How long an idle worker spins before it sleeps, in µs. Default 200. */
   spinMicros?: number;
@@ -88,6 +91,10 @@ export interface WasmBackendOptions {
 }
 
 const PAGE = 65536;
+
+/** The batch-norm kernels, which the threads can share (their work comes in items: assembly/batchnorm.ts). */
+type BatchNormOp = Extract<WorkerOp, 'channelMoments' | 'batchNormApply' | 'batchNormBackward' | 'batchNormBackwardReduce' | 'batchNormBackwardInput' | 'batchNormBackwardFixedStats'>;
+const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats'];
 
 /** Every method of the Kernels interface. */
 const KERNEL_METHODS = [
@@ -110,6 +117,7 @@ export class WasmKernels implements Kernels {
     return (this.pool?.size ?? 0) + 1;
   }
   readonly parallelMinMacs: number;
+  readonly parallelMinValues: number;
   readonly heap: WasmHeap;
   private readonly x: WasmExports;
   private readonly gemmScratch: number[];
@@ -130,13 +138,19 @@ export class WasmKernels implements Kernels {
   module: WebAssembly.Module | null = null;
   /** When to split a matmul across threads; public so the bench can report how often it did. */
   readonly policy: SplitPolicy;
+  /** When to share each batch-norm kernel with the worker (per size class ⌊log2 B·C·L⌋). */
+  readonly batchNormPolicies: Readonly<Record<BatchNormOp, SplitPolicy>>;
+  // Arguments of the batch-norm call in progress, handed as they are to this thread's export and the worker's.
+  private readonly job = new Float64Array(MAX_ARGS);
 
   /** @internal use createWasmKernels() */
   constructor(readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, shared: boolean, maxBytes: number, private pool: ThreadPool | null, controlBytes: number, options: WasmBackendOptions) {
     this.x = instance.exports as unknown as WasmExports;
     this.shared = shared;
     this.parallelMinMacs = options.parallelMinMacs ?? 1.5e6;
+    this.parallelMinValues = options.parallelMinValues ?? 65536;
     this.policy = new SplitPolicy(options.split ?? 'auto');
+    this.batchNormPolicies = Object.fromEntries(BATCH_NORM_OPS.map((op) => [op, new SplitPolicy(options.split ?? 'auto')])) as Record<BatchNormOp, SplitPolicy>;
     const region = options.region;
     this.heap = region ? new WasmHeap(memory, region.start, false, region.end) : new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
     this.viewBuffer = memory.buffer;
@@ -377,11 +391,13 @@ export class WasmKernels implements Kernels {
   }
 
   channelMoments(x: Float32Array, mean: Float32Array, variance: Float32Array, batch: number, channels: number, inner: number): void {
+    const size = batch * channels * inner;
     this.begin();
-    const px = this.in(x, batch * channels * inner), pm = this.out(mean, channels, false), pv = this.out(variance, channels, false);
-    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    const px = this.in(x, size), pm = this.out(mean, channels, false), pv = this.out(variance, channels, false);
+    const work = this.batchNormScratch(batch, channels, inner);
     if (this.failed) return referenceKernels.channelMoments(x, mean, variance, batch, channels, inner);
-    this.x.channelMoments(px, pm, pv, batch, channels, inner, work);
+    this.setJob(px, pm, pv, batch, channels, inner, work);
+    this.runBatchNorm('channelMoments', 7, size);
     this.end();
   }
 
@@ -392,7 +408,8 @@ export class WasmKernels implements Kernels {
     const ps = this.inOrNull(scale, channels), pt = this.inOrNull(shift, channels);
     const py = this.out(y, size, false), ph = this.outOrNull(xhat, size, false);
     if (this.failed) return referenceKernels.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, inner);
-    this.x.batchNormApply(px, pm, pi, ps, pt, py, ph, batch, channels, inner);
+    this.setJob(px, pm, pi, ps, pt, py, ph, batch, channels, inner);
+    this.runBatchNorm('batchNormApply', 10, size);
     this.end();
   }
 
@@ -408,9 +425,10 @@ export class WasmKernels implements Kernels {
     const size = batch * channels * inner;
     this.begin();
     const pdy = this.in(dy, size), ph = this.in(xhat, size), ps = this.out(sumDy, channels, false), pt = this.out(sumDyXhat, channels, false);
-    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    const work = this.batchNormScratch(batch, channels, inner);
     if (this.failed) return referenceKernels.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
-    this.x.batchNormBackwardReduce(pdy, ph, ps, pt, batch, channels, inner, work);
+    this.setJob(pdy, ph, ps, pt, batch, channels, inner, work);
+    this.runBatchNorm('batchNormBackwardReduce', 8, size);
     this.end();
   }
 
@@ -419,9 +437,10 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pdy = this.in(dy, size), ph = this.in(xhat, size), pi = this.in(invStd, channels), pg = this.inOrNull(gamma, channels);
     const ps = this.in(sumDy, channels), pt = this.in(sumDyXhat, channels), pdx = this.out(dx, size, false);
-    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    const work = this.batchNormScratch(batch, channels, inner);
     if (this.failed) return referenceKernels.batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, inner);
-    this.x.batchNormBackwardInput(pdy, ph, pi, pg, ps, pt, count, pdx, batch, channels, inner, work);
+    this.setJob(pdy, ph, pi, pg, ps, pt, count, pdx, batch, channels, inner, work);
+    this.runBatchNorm('batchNormBackwardInput', 12, size);
     this.end();
   }
 
@@ -430,13 +449,58 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pdy = this.in(dy, size), ph = this.in(xhat, size), pi = this.in(invStd, channels), pg = this.inOrNull(gamma, channels);
     const pdx = this.out(dx, size, false), pdg = this.outOrNull(dGamma, channels, true), pdb = this.outOrNull(dBeta, channels, true);
-    const work = this.tmp(this.x.batchNormScratchFloats(channels) * 4);
+    const work = this.batchNormScratch(batch, channels, inner);
     if (this.failed) {
       const ref = fixed ? referenceKernels.batchNormBackwardFixedStats : referenceKernels.batchNormBackward;
       return ref(dy, xhat, invStd, gamma, dx, dGamma, dBeta, batch, channels, inner);
     }
-    (fixed ? this.x.batchNormBackwardFixedStats : this.x.batchNormBackward)(pdy, ph, pi, pg, pdx, pdg, pdb, batch, channels, inner, work);
+    this.setJob(pdy, ph, pi, pg, pdx, pdg, pdb, batch, channels, inner, work);
+    this.runBatchNorm(fixed ? 'batchNormBackwardFixedStats' : 'batchNormBackward', 11, size);
     this.end();
+  }
+
+  /** Per-call scratch for a batch-norm kernel, 64-byte aligned so the threads sharing a call, which write disjoint parts of it, never write one cache line. */
+  private batchNormScratch(batch: number, channels: number, inner: number): number {
+    const p = this.tmp(this.x.batchNormScratchFloats(batch, channels, inner) * 4 + 48);
+    return p + ((64 - (p % 64)) % 64);
+  }
+
+  private setJob(...args: number[]): void {
+    this.job.set(args);
+  }
+
+  /**
+   * Run batch-norm export `op` on the job's first `argc` arguments plus its item counter and chunk count:
+   * on this thread, or shared with the worker when there is one, the tensor has at least
+   * `parallelMinValues` values, and sharing has been paying for this kernel at this size (SplitPolicy).
+   * One chunk (channel or row range) per thread; items are claimed as in parallelGemm, so a late worker
+   * only means this thread does more of them.
+   */
+  private runBatchNorm(op: BatchNormOp, argc: number, values: number): void {
+    const a = this.job;
+    const run = this.x[op] as (...args: number[]) => void;
+    const pool = this.pool;
+    const splittable = pool !== null && values >= this.parallelMinValues;
+    const size = Math.floor(Math.log2(values));
+    const policy = this.batchNormPolicies[op];
+    const parallel = splittable && policy.choose(size);
+    const t0 = performance.now();
+    if (parallel && pool) {
+      a[argc] = pool.workCounter(0);
+      a[argc + 1] = this.threads;
+      const index = WORKER_OPS.indexOf(op);
+      for (let w = 0; w < pool.size; w++) {
+        for (let i = 0; i < argc + 2; i++) pool.arg(w, i, a[i]);
+        pool.post(w, index);
+      }
+    } else {
+      a[argc] = 0;
+      a[argc + 1] = 1;
+    }
+    // Exports ignore arguments past their own; the worker calls them the same way.
+    run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+    if (parallel) for (let w = 0; w < pool!.size; w++) pool!.finish(w);
+    if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
   }
 
   im2col(x: Float32Array, cols: Float32Array, batch: number, channels: number, g: Window2d): void {

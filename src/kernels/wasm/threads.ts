@@ -11,15 +11,16 @@
  *   [0] STATE  IDLE → POSTED (main) → RUNNING (worker claims it by compare-exchange) → DONE (worker) → IDLE
  *              (main); or POSTED → IDLE when the main thread cancels first; QUIT stops the worker
  *   [1] OP     index into WORKER_OPS
- *   [2] WORK   the job's shared work counter (gemmChunked's `counter`)
+ *   [2] WORK   the job's shared work counter (gemmChunked's and the batch-norm kernels' `counter`)
+ *   [3] DONE   work items finished (the batch-norm kernels wait on it between their phases)
  *   f64 [2..2+MAX_ARGS)  the export's arguments (i32 and f32 values are exact in an f64)
  * An idle worker spins for `spinMicros` before it sleeps in Atomics.wait, because the next big kernel
  * usually follows within microseconds (a Linear layer's backward is two matmuls) and waking a sleeping
  * thread costs 10-50 µs.
  */
 
-/** Exports a worker can run, by index (the OP slot). */
-export const WORKER_OPS = ['gemmChunked'] as const;
+/** Exports a worker can run, by index (the OP slot): the chunked matmul and the batch-norm kernels (assembly/batchnorm.ts: work items). */
+export const WORKER_OPS = ['gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats'] as const;
 export type WorkerOp = (typeof WORKER_OPS)[number];
 
 export const MAX_ARGS = 16;
@@ -94,9 +95,10 @@ export class ThreadPool {
     this.args[this.controls[w] / 8 + ARGS_F64 + i] = value;
   }
 
-  /** Byte address of worker w's work counter (zeroed here: call before `post`). */
+  /** Byte address of worker w's work counter (zeroed here, with the DONE count after it: call before `post`). */
   workCounter(w: number): number {
     Atomics.store(this.ints, (this.controls[w] + WORK_COUNTER) >> 2, 0);
+    Atomics.store(this.ints, ((this.controls[w] + WORK_COUNTER) >> 2) + 1, 0);
     return this.controls[w] + WORK_COUNTER;
   }
 

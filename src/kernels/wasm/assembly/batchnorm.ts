@@ -11,6 +11,19 @@
  *   into per-channel f64 totals.
  * f32 partial sums are folded into f64 every FLUSH rows or every chunk, so long reductions
  * (M = 32768 for a 32×64×32×32 input) keep the reference's accuracy.
+ *
+ * Work items, so that several threads can share a call: a kernel's work is a list of items in up to three
+ * phases, which one thread runs in order (`counter` 0) or every thread running the call claims through
+ * the shared i32 at `counter` (atomic.add; threads.ts). An item starts only when every item of the
+ * earlier phases is done (the i32 after the counter counts finished items).
+ *   A (L = 1 sums): blocks of FLUSH rows, each writing its f32 column sums to a slot of its own;
+ *   B: `chunks` channel ranges: the blocks' sums added in f64 in block order, then the per-channel
+ *      results. With L > 1 (or few values per channel) a range does the whole kernel for its channels;
+ *   C (L = 1 elementwise passes): `chunks` ranges of rows, so each thread writes whole rows: splitting
+ *      rows by channels instead makes the threads write alternate halves of every row, and the
+ *      prefetchers then pull each other's lines back and forth.
+ * An item runs the same loops whoever runs it and however many items there are, so a call split across
+ * threads gives the single-thread result bit for bit.
  */
 
 const FLUSH: i32 = 64;
@@ -35,33 +48,98 @@ const SMALL: f64 = 32;
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
-/** dst64[c] += src32[c]; src32[c] = 0, for c < n. */
-function flush(src32: usize, dst64: usize, n: i32): void {
-  for (let c = 0; c < n; c++) {
-    store<f64>(d(dst64, c), load<f64>(d(dst64, c)) + <f64>load<f32>(f(src32, c)));
-    store<f32>(f(src32, c), 0);
-  }
+// ---- work items (see the header) ----
+
+// @ts-ignore: decorator
+@inline function firstItem(counter: usize): i32 {
+  return counter ? atomic.add<i32>(counter, 1) : 0;
+}
+// @ts-ignore: decorator
+@inline function nextItem(counter: usize, i: i32): i32 {
+  return counter ? atomic.add<i32>(counter, 1) : i + 1;
+}
+// @ts-ignore: decorator
+@inline function itemDone(counter: usize): void {
+  if (counter) atomic.add<i32>(counter + 4, 1);
+}
+/** Spin until n items are done: those of the earlier phases, which another thread may still be running. */
+// @ts-ignore: decorator
+@inline function waitForItems(counter: usize, n: i32): void {
+  if (counter) while (atomic.load<i32>(counter + 4) < n) {}
 }
 
+/** First channel of range i of n (C for i ≥ n); with L = 1 a multiple of 16, so a range's lane groups are the whole tensor's. */
+function channelStart(i: i32, n: i32, channels: i32, inner: i32): i32 {
+  if (i >= n) return channels;
+  if (inner != 1) return <i32>((<i64>i * <i64>channels) / <i64>n);
+  const units = (channels + 15) >> 4;
+  return min(channels, <i32>((<i64>i * <i64>units) / <i64>n) << 4);
+}
+
+/** First row of range i of n. */
+// @ts-ignore: decorator
+@inline function rowStart(i: i32, n: i32, rows: i32): i32 {
+  return <i32>((<i64>i * <i64>rows) / <i64>n);
+}
+
+// @ts-ignore: decorator
+@inline function blockCount(rows: i32): i32 {
+  return (rows + FLUSH - 1) / FLUSH;
+}
+
+/** Whether a kernel takes the phased L = 1 path (more than SMALL values per channel). */
+// @ts-ignore: decorator
+@inline function byRows(batch: i32, inner: i32): bool {
+  return inner == 1 && <f64>batch > SMALL;
+}
+
+// ---- scratch ----
+
 /**
- * Per-column sums over the rows of [R, C] (the L = 1 layout), into f64 s64 and t64 [C]:
- * mode 0: Σu and Σu² with u = a - shift[c] (moments about a shift);  mode 1: Σa and Σa·b (backward).
- * Rows are streamed in order, four at a time, into f32 sums in scratch32 (2·C floats, in L1) that are folded into the f64 totals every
- * FLUSH rows. Walking down the columns with the sums in registers instead is slower: with C a power of
- * two, every row of a column maps to the same L1 set.
+ * Floats of scratch the batch-norm kernels need: f64 totals s64, t64 [C] (2·C floats each),
+ * coefficients p, q, r (3·C), and with L = 1 two f32 [C] sums per block of FLUSH rows; all indexed by
+ * channel (and block), so threads write disjoint parts.
  */
-function columnSums(mode: i32, a: usize, b: usize, shift: usize, rows: i32, cols: i32, s64: usize, t64: usize, scratch32: usize): void {
-  const s32 = scratch32;
-  const t32 = f(scratch32, cols);
-  memory.fill(s32, 0, (<usize>(2 * cols)) << 2);
-  memory.fill(s64, 0, (<usize>cols) << 3);
-  memory.fill(t64, 0, (<usize>cols) << 3);
+export function batchNormScratchFloats(batch: i32, channels: i32, inner: i32): i32 {
+  return 7 * channels + (inner == 1 ? 2 * channels * blockCount(batch) : 0) + 16;
+}
+
+// @ts-ignore: decorator
+@inline function S64(scratch: usize): usize {
+  return scratch;
+}
+// @ts-ignore: decorator
+@inline function T64(scratch: usize, channels: i32): usize {
+  return d(scratch, channels);
+}
+// @ts-ignore: decorator
+@inline function COEF(scratch: usize, channels: i32): usize {
+  return d(scratch, 2 * channels);
+}
+/** Block k's Σ (then its Σ of squares or products at + C floats). */
+// @ts-ignore: decorator
+@inline function BLOCK(scratch: usize, channels: i32, k: i32): usize {
+  return f(scratch, 7 * channels + 2 * channels * k);
+}
+
+// ---- L = 1: sums of row blocks (phase A) and their total (phase B) ----
+
+/**
+ * Column sums of rows [r0, r1) of [R, C] (one block, at most FLUSH rows) into f32 s32, t32 [C]:
+ * mode 0: Σu and Σu² with u = a - a[0,c] (moments about the first row);  mode 1: Σa and Σa·b.
+ * Rows are streamed in order, four at a time, adding into s32, t32 (in L1). Walking down the columns
+ * with the sums in registers instead is slower: with C a power of two, every row of a column maps to
+ * the same L1 set, and each row is a new page.
+ */
+function blockSums(mode: i32, a: usize, b: usize, r0: i32, r1: i32, cols: i32, s32: usize, t32: usize): void {
+  memory.fill(s32, 0, (<usize>cols) << 2);
+  memory.fill(t32, 0, (<usize>cols) << 2);
+  const shift = a; // row 0
   const stride = (<usize>cols) << 2;
   const vecBytes = (<usize>(cols & ~3)) << 2;
-  const group = 4;
-  let r = 0;
-  while (r < rows) {
-    const n = rows - r >= group ? group : 1;
+  let r = r0;
+  while (r < r1) {
+    const n = r1 - r >= 4 ? 4 : 1;
     const a0 = f(a, r * cols), b0 = f(b, r * cols);
     if (n == 4 && mode == 0) {
       for (let k: usize = 0; k < vecBytes; k += 16) {
@@ -99,25 +177,47 @@ function columnSums(mode: i32, a: usize, b: usize, shift: usize, rows: i32, cols
         store<f32>(f(t32, c), load<f32>(f(t32, c)) + u * (mode == 0 ? u : load<f32>(f(b0, q * cols + c))));
       }
     }
-    // Fold into f64 every FLUSH rows (groups divide FLUSH, so a group never straddles a fold).
-    if ((r + n) % FLUSH == 0 || r + n == rows) {
-      flush(s32, s64, cols);
-      flush(t32, t64, cols);
-    }
     r += n;
   }
 }
 
-/** Σ x over n floats at p. */
+/** Phase A item k: block k's sums (rows [k·FLUSH, (k+1)·FLUSH)). */
+// @ts-ignore: decorator
+@inline function blockItem(mode: i32, a: usize, b: usize, k: i32, rows: i32, cols: i32, scratch: usize): void {
+  const s32 = BLOCK(scratch, cols, k);
+  blockSums(mode, a, b, k * FLUSH, min(rows, (k + 1) * FLUSH), cols, s32, f(s32, cols));
+}
+
+/** s64[c], t64[c] = the blocks' sums added in f64, in block order, for channels [c0, c1). */
+function addBlocks(rows: i32, channels: i32, c0: i32, c1: i32, scratch: usize): void {
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  const blocks = blockCount(rows);
+  for (let c = c0; c < c1; c++) {
+    let s: f64 = 0, t: f64 = 0;
+    for (let k = 0; k < blocks; k++) {
+      const s32 = BLOCK(scratch, channels, k);
+      s += <f64>load<f32>(f(s32, c));
+      t += <f64>load<f32>(f(s32, channels + c));
+    }
+    store<f64>(d(s64, c), s);
+    store<f64>(d(t64, c), t);
+  }
+}
+
+// ---- L > 1: reductions of contiguous runs ----
+
+/** Σ x over n floats at p (four accumulators: with two, f32x4.add's latency would bound the loop). */
 function chunkSum(p: usize, n: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
     s0 = f32x4.add(s0, v128.load(f(p, i)));
     s1 = f32x4.add(s1, v128.load(f(p, i + 4)));
+    s2 = f32x4.add(s2, v128.load(f(p, i + 8)));
+    s3 = f32x4.add(s3, v128.load(f(p, i + 12)));
   }
   for (; i + 4 <= n; i += 4) s0 = f32x4.add(s0, v128.load(f(p, i)));
-  let s = hsum(f32x4.add(s0, s1));
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
   for (; i < n; i++) s += load<f32>(f(p, i));
   return s;
 }
@@ -125,19 +225,23 @@ function chunkSum(p: usize, n: i32): f32 {
 /** Σ (x - mu)² over n floats at p. */
 function chunkSquares(p: usize, n: i32, mu: f32): f32 {
   const m = f32x4.splat(mu);
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
     const u0 = f32x4.sub(v128.load(f(p, i)), m);
     const u1 = f32x4.sub(v128.load(f(p, i + 4)), m);
+    const u2 = f32x4.sub(v128.load(f(p, i + 8)), m);
+    const u3 = f32x4.sub(v128.load(f(p, i + 12)), m);
     s0 = f32x4.add(s0, f32x4.mul(u0, u0));
     s1 = f32x4.add(s1, f32x4.mul(u1, u1));
+    s2 = f32x4.add(s2, f32x4.mul(u2, u2));
+    s3 = f32x4.add(s3, f32x4.mul(u3, u3));
   }
   for (; i + 4 <= n; i += 4) {
     const u = f32x4.sub(v128.load(f(p, i)), m);
     s0 = f32x4.add(s0, f32x4.mul(u, u));
   }
-  let s = hsum(f32x4.add(s0, s1));
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
   for (; i < n; i++) {
     const u = load<f32>(f(p, i)) - mu;
     s += u * u;
@@ -147,23 +251,27 @@ function chunkSquares(p: usize, n: i32, mu: f32): f32 {
 
 /** Σ a and Σ a·b over n floats: returned as the two low f32 lanes. */
 function chunkDot(a: usize, b: usize, n: i32): v128 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), t0 = f32x4.splat(0), t1 = f32x4.splat(0);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const a0 = v128.load(f(a, i));
-    const a1 = v128.load(f(a, i + 4));
+  for (; i + 16 <= n; i += 16) {
+    const a0 = v128.load(f(a, i)), a1 = v128.load(f(a, i + 4)), a2 = v128.load(f(a, i + 8)), a3 = v128.load(f(a, i + 12));
     s0 = f32x4.add(s0, a0);
     s1 = f32x4.add(s1, a1);
+    s2 = f32x4.add(s2, a2);
+    s3 = f32x4.add(s3, a3);
     t0 = f32x4.add(t0, f32x4.mul(a0, v128.load(f(b, i))));
     t1 = f32x4.add(t1, f32x4.mul(a1, v128.load(f(b, i + 4))));
+    t2 = f32x4.add(t2, f32x4.mul(a2, v128.load(f(b, i + 8))));
+    t3 = f32x4.add(t3, f32x4.mul(a3, v128.load(f(b, i + 12))));
   }
   for (; i + 4 <= n; i += 4) {
     const a0 = v128.load(f(a, i));
     s0 = f32x4.add(s0, a0);
     t0 = f32x4.add(t0, f32x4.mul(a0, v128.load(f(b, i))));
   }
-  let s = hsum(f32x4.add(s0, s1));
-  let t = hsum(f32x4.add(t0, t1));
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+  let t = hsum(f32x4.add(f32x4.add(t0, t1), f32x4.add(t2, t3)));
   for (; i < n; i++) {
     const av = load<f32>(f(a, i));
     s += av;
@@ -172,44 +280,17 @@ function chunkDot(a: usize, b: usize, n: i32): v128 {
   return f32x4.replace_lane(f32x4.splat(s), 1, t);
 }
 
-/** Floats of scratch the batch-norm kernels need for C channels (f64 totals count double). */
-export function batchNormScratchFloats(channels: i32): i32 {
-  return 10 * channels + 16;
-}
-
-/**
- * Per-channel mean and biased variance. One pass over memory: L = 1 sums (x - x[0,c]) and its square
- * (shifting by a sample of the channel keeps E[u²] - E[u]² from cancelling); L > 1 reduces each chunk
- * twice while it is in L1 (exact two-pass mean and squared deviations) and merges chunks with Chan's
- * formula: M2 = M2a + M2b + δ²·na·nb/(na+nb).
- */
-export function channelMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
-  const count = <f64>batch * <f64>inner;
-  if (count <= SMALL) {
-    smallMoments(x, mean, variance, batch, channels, inner);
-    return;
-  }
-  const s64 = scratch;
-  const t64 = d(scratch, channels);
-  const work = d(scratch, 2 * channels);
-  if (inner == 1) {
-    // The first row is the shift (copied: mean may be written while it is still needed).
-    memory.copy(work, x, (<usize>channels) << 2);
-    columnSums(0, x, 0, work, batch, channels, s64, t64, f(work, channels));
-    for (let c = 0; c < channels; c++) {
-      const m1 = load<f64>(d(s64, c)) / count;
-      store<f32>(f(mean, c), <f32>(<f64>load<f32>(f(work, c)) + m1));
-      store<f32>(f(variance, c), <f32>max(load<f64>(d(t64, c)) / count - m1 * m1, 0));
-    }
-    return;
-  }
+/** Per-channel mean and biased variance of channels [c0, c1) (L > 1, more than SMALL values), into mean, variance. */
+function momentsOfRuns(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, scratch: usize): void {
   // s64 = running mean, t64 = running M2 per channel; every chunk has L values.
-  memory.fill(s64, 0, (<usize>(2 * channels)) << 3);
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  memory.fill(d(s64, c0), 0, (<usize>(c1 - c0)) << 3);
+  memory.fill(d(t64, c0), 0, (<usize>(c1 - c0)) << 3);
   for (let b = 0; b < batch; b++) {
     const na = <f64>b * <f64>inner;
     const nb = <f64>inner;
     const n = na + nb;
-    for (let c = 0; c < channels; c++) {
+    for (let c = c0; c < c1; c++) {
       const p = f(x, (b * channels + c) * inner);
       const mb = <f64>chunkSum(p, inner) / nb;
       const m2b = <f64>chunkSquares(p, inner, <f32>mb);
@@ -219,30 +300,268 @@ export function channelMoments(x: usize, mean: usize, variance: usize, batch: i3
       store<f64>(d(t64, c), load<f64>(d(t64, c)) + m2b + (delta * delta * na * nb) / n);
     }
   }
-  for (let c = 0; c < channels; c++) {
+  const count = <f64>batch * <f64>inner;
+  for (let c = c0; c < c1; c++) {
     store<f32>(f(mean, c), <f32>load<f64>(d(s64, c)));
     store<f32>(f(variance, c), <f32>(load<f64>(d(t64, c)) / count));
   }
 }
 
 /**
- * y = xhat·scale[c] + shift[c], xhat = (x - mean[c])·invStd[c]; xhat is stored when its pointer is not 0.
- * A 0 scale or shift pointer means 1 or 0 (no affine parameters).
+ * Per-channel Σ dy (into s64) and Σ dy·xhat (into t64), f64 [C], for channels [c0, c1) with L > 1 or at
+ * most SMALL values (scalar f64 then, see SMALL); L = 1 goes through blockSums and addBlocks.
  */
-export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, y: usize, xhat: usize, batch: i32, channels: i32, inner: i32): void {
+function rangeSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, scratch: usize): void {
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  if (<f64>batch * <f64>inner <= SMALL) {
+    smallSums(dy, xhat, batch, channels, inner, c0, c1, s64, t64);
+    return;
+  }
+  memory.fill(d(s64, c0), 0, (<usize>(c1 - c0)) << 3);
+  memory.fill(d(t64, c0), 0, (<usize>(c1 - c0)) << 3);
+  for (let b = 0; b < batch; b++) {
+    for (let c = c0; c < c1; c++) {
+      const o = (b * channels + c) * inner;
+      const st = chunkDot(f(dy, o), f(xhat, o), inner);
+      store<f64>(d(s64, c), load<f64>(d(s64, c)) + <f64>f32x4.extract_lane(st, 0));
+      store<f64>(d(t64, c), load<f64>(d(t64, c)) + <f64>f32x4.extract_lane(st, 1));
+    }
+  }
+}
+
+/** dGamma[c] += Σ dy·xhat, dBeta[c] += Σ dy (pointers may be 0), rounded once, as the reference does. */
+function addParameterGrads(dGamma: usize, dBeta: usize, channels: i32, c0: i32, c1: i32, scratch: usize): void {
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  for (let c = c0; c < c1; c++) {
+    if (dGamma) store<f32>(f(dGamma, c), <f32>(<f64>load<f32>(f(dGamma, c)) + load<f64>(d(t64, c))));
+    if (dBeta) store<f32>(f(dBeta, c), <f32>(<f64>load<f32>(f(dBeta, c)) + load<f64>(d(s64, c))));
+  }
+}
+
+/**
+ * dx = gamma·invStd/count · (count·dy - Σdy - xhat·Σ(dy·xhat)), written as dx = p·dy + q + r·xhat:
+ * the per-channel p, q, r (COEF) for channels [c0, c1), from the f64 sums over `count` values.
+ */
+function gradCoefficients(invStd: usize, gamma: usize, count: f64, channels: i32, c0: i32, c1: i32, scratch: usize): void {
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  const pP = COEF(scratch, channels), pQ = f(pP, channels), pR = f(pP, 2 * channels);
+  for (let c = c0; c < c1; c++) {
+    const g = gamma ? <f64>load<f32>(f(gamma, c)) : 1.0;
+    const k = (g * <f64>load<f32>(f(invStd, c))) / count;
+    store<f32>(f(pP, c), <f32>(k * count));
+    store<f32>(f(pQ, c), <f32>(-k * load<f64>(d(s64, c))));
+    store<f32>(f(pR, c), <f32>(-k * load<f64>(d(t64, c))));
+  }
+}
+
+/** dx for channels [c0, c1) from the f64 sums: p, q, r, then one pass; channels of at most SMALL values in scalar f64 (see SMALL). */
+function inputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, scratch: usize): void {
+  if (count <= SMALL) {
+    smallInputGrad(dy, xhat, invStd, gamma, S64(scratch), T64(scratch, channels), count, dx, batch, channels, inner, c0, c1);
+    return;
+  }
+  gradCoefficients(invStd, gamma, count, channels, c0, c1, scratch);
+  const pP = COEF(scratch, channels);
+  applyAffineGrad(dy, xhat, dx, pP, f(pP, channels), f(pP, 2 * channels), batch, channels, inner, c0, c1);
+}
+
+/** Phase C item j of n (L = 1): dx = p·dy + q + r·xhat on its rows, with the coefficients of every channel (q, r: 0 = none). */
+function affineGradRows(dy: usize, xhat: usize, dx: usize, q: bool, j: i32, n: i32, batch: i32, channels: i32, scratch: usize): void {
+  const r0 = rowStart(j, n, batch), r1 = rowStart(j + 1, n, batch);
+  const o = (<usize>r0 * <usize>channels) << 2;
+  const pP = COEF(scratch, channels);
+  if (r0 < r1) applyAffineGrad(dy + o, xhat + o, dx + o, pP, q ? f(pP, channels) : 0, q ? f(pP, 2 * channels) : 0, r1 - r0, channels, 1, 0, channels);
+}
+
+// ---- the kernels ----
+
+/**
+ * Per-channel mean and biased variance, in one pass over memory. L = 1 sums (x - x[0,c]) and its square
+ * (shifting by a sample of the channel keeps E[u²] - E[u]² from cancelling); L > 1 reduces each chunk
+ * twice while it is in L1 (exact two-pass mean and squared deviations) and merges chunks with Chan's
+ * formula: M2 = M2a + M2b + δ²·na·nb/(na+nb). Items: A (L = 1), B.
+ */
+export function channelMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+  const count = <f64>batch * <f64>inner;
+  const blocks = byRows(batch, inner) ? blockCount(batch) : 0;
+  for (let i = firstItem(counter); i < blocks + chunks; i = nextItem(counter, i)) {
+    if (i < blocks) {
+      blockItem(0, x, 0, i, batch, channels, scratch);
+    } else {
+      waitForItems(counter, blocks);
+      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+      if (count <= SMALL) {
+        smallMoments(x, mean, variance, batch, channels, inner, c0, c1);
+      } else if (inner == 1) {
+        addBlocks(batch, channels, c0, c1, scratch);
+        const s64 = S64(scratch), t64 = T64(scratch, channels);
+        for (let c = c0; c < c1; c++) {
+          const m1 = load<f64>(d(s64, c)) / count;
+          store<f32>(f(mean, c), <f32>(<f64>load<f32>(f(x, c)) + m1));
+          store<f32>(f(variance, c), <f32>max(load<f64>(d(t64, c)) / count - m1 * m1, 0));
+        }
+      } else {
+        momentsOfRuns(x, mean, variance, batch, channels, inner, c0, c1, scratch);
+      }
+    }
+    itemDone(counter);
+  }
+}
+
+/**
+ * y = xhat·scale[c] + shift[c], xhat = (x - mean[c])·invStd[c]; xhat is stored when its pointer is not 0.
+ * A 0 scale or shift pointer means 1 or 0 (no affine parameters). Items: C (L = 1) or B.
+ */
+export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, y: usize, xhat: usize, batch: i32, channels: i32, inner: i32, counter: usize, chunks: i32): void {
+  for (let i = firstItem(counter); i < chunks; i = nextItem(counter, i)) {
+    if (inner == 1) {
+      const r0 = rowStart(i, chunks, batch), r1 = rowStart(i + 1, chunks, batch);
+      const o = (<usize>r0 * <usize>channels) << 2;
+      if (r0 < r1) applyRange(x + o, mean, invStd, scale, shift, y + o, xhat ? xhat + o : 0, r1 - r0, channels, 1, 0, channels);
+    } else {
+      const c0 = channelStart(i, chunks, channels, inner), c1 = channelStart(i + 1, chunks, channels, inner);
+      if (c0 < c1) applyRange(x, mean, invStd, scale, shift, y, xhat, batch, channels, inner, c0, c1);
+    }
+  }
+}
+
+/**
+ * Training-mode backward: the two reductions (Σdy and Σdy·xhat per channel), the parameter gradients,
+ * then dx from the sums. batchNormBackwardReduce and batchNormBackwardInput are its two halves.
+ * Items: A, B, C (L = 1) or B.
+ */
+export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+  const count = <f64>batch * <f64>inner;
+  const rows = byRows(batch, inner);
+  const blocks = rows ? blockCount(batch) : 0;
+  const items = blocks + chunks + (rows ? chunks : 0);
+  for (let i = firstItem(counter); i < items; i = nextItem(counter, i)) {
+    if (i < blocks) {
+      blockItem(1, dy, xhat, i, batch, channels, scratch);
+    } else if (i < blocks + chunks) {
+      waitForItems(counter, blocks);
+      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+      if (rows) addBlocks(batch, channels, c0, c1, scratch);
+      else rangeSums(dy, xhat, batch, channels, inner, c0, c1, scratch);
+      addParameterGrads(dGamma, dBeta, channels, c0, c1, scratch);
+      if (rows) gradCoefficients(invStd, gamma, count, channels, c0, c1, scratch);
+      else inputGrad(dy, xhat, invStd, gamma, count, dx, batch, channels, inner, c0, c1, scratch);
+    } else {
+      waitForItems(counter, blocks + chunks);
+      affineGradRows(dy, xhat, dx, true, i - blocks - chunks, chunks, batch, channels, scratch);
+    }
+    itemDone(counter);
+  }
+}
+
+/** The reductions of batchNormBackward, written: sumDy[c] = Σ dy, sumDyXhat[c] = Σ dy·xhat. Items: A (L = 1), B. */
+export function batchNormBackwardReduce(dy: usize, xhat: usize, sumDy: usize, sumDyXhat: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+  const blocks = byRows(batch, inner) ? blockCount(batch) : 0;
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  for (let i = firstItem(counter); i < blocks + chunks; i = nextItem(counter, i)) {
+    if (i < blocks) {
+      blockItem(1, dy, xhat, i, batch, channels, scratch);
+    } else {
+      waitForItems(counter, blocks);
+      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+      if (blocks) addBlocks(batch, channels, c0, c1, scratch);
+      else rangeSums(dy, xhat, batch, channels, inner, c0, c1, scratch);
+      for (let c = c0; c < c1; c++) {
+        store<f32>(f(sumDy, c), <f32>load<f64>(d(s64, c)));
+        store<f32>(f(sumDyXhat, c), <f32>load<f64>(d(t64, c)));
+      }
+    }
+    itemDone(counter);
+  }
+}
+
+/** dx of batchNormBackward from given sums over `count` values per channel (the whole, possibly sharded, batch). Items: B, C (L = 1). */
+export function batchNormBackwardInput(dy: usize, xhat: usize, invStd: usize, gamma: usize, sumDy: usize, sumDyXhat: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+  const rows = byRows(batch, inner);
+  const items = rows ? 2 * chunks : chunks;
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  for (let i = firstItem(counter); i < items; i = nextItem(counter, i)) {
+    if (i < chunks) {
+      const c0 = channelStart(i, chunks, channels, inner), c1 = channelStart(i + 1, chunks, channels, inner);
+      for (let c = c0; c < c1; c++) {
+        store<f64>(d(s64, c), <f64>load<f32>(f(sumDy, c)));
+        store<f64>(d(t64, c), <f64>load<f32>(f(sumDyXhat, c)));
+      }
+      if (rows) gradCoefficients(invStd, gamma, count, channels, c0, c1, scratch);
+      else inputGrad(dy, xhat, invStd, gamma, count, dx, batch, channels, inner, c0, c1, scratch);
+    } else {
+      waitForItems(counter, chunks);
+      affineGradRows(dy, xhat, dx, true, i - chunks, chunks, batch, channels, scratch);
+    }
+    itemDone(counter);
+  }
+}
+
+/** Eval-mode backward (constant statistics): dx = dy·gamma·invStd, plus the same parameter gradients. Items: A (L = 1, with gradients), B, C (L = 1). */
+export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+  const grads = dGamma != 0 || dBeta != 0;
+  const rows = byRows(batch, inner);
+  const blocks = rows && grads ? blockCount(batch) : 0;
+  const items = blocks + chunks + (rows ? chunks : 0);
+  const coef = COEF(scratch, channels);
+  for (let i = firstItem(counter); i < items; i = nextItem(counter, i)) {
+    if (i < blocks) {
+      blockItem(1, dy, xhat, i, batch, channels, scratch);
+    } else if (i < blocks + chunks) {
+      waitForItems(counter, blocks);
+      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+      if (grads) {
+        if (rows) addBlocks(batch, channels, c0, c1, scratch);
+        else rangeSums(dy, xhat, batch, channels, inner, c0, c1, scratch);
+        addParameterGrads(dGamma, dBeta, channels, c0, c1, scratch);
+      }
+      for (let c = c0; c < c1; c++) store<f32>(f(coef, c), (gamma ? load<f32>(f(gamma, c)) : 1) * load<f32>(f(invStd, c)));
+      if (!rows) applyAffineGrad(dy, xhat, dx, coef, 0, 0, batch, channels, inner, c0, c1);
+    } else {
+      waitForItems(counter, blocks + chunks);
+      affineGradRows(dy, xhat, dx, false, i - blocks - chunks, chunks, batch, channels, scratch);
+    }
+    itemDone(counter);
+  }
+}
+
+/** batchNormApply on channels [c0, c1). */
+function applyRange(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, y: usize, xhat: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32): void {
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
   if (inner == 1) {
     // Rows in order, the [C] parameter arrays staying in L1; the common case (affine, xhat kept) takes
     // two rows per pass without per-vector tests.
+    const cv = c0 + ((c1 - c0) & ~3);
     for (let b = 0; b < batch; b++) {
       const o = b * channels;
       const px = f(x, o), py = f(y, o), ph = f(xhat, o);
-      let c = 0;
+      let c = c0;
       if (scale && shift && xhat && b + 1 < batch) {
         // Two rows per pass: each parameter vector loaded once for both.
         const stride = (<usize>channels) << 2;
-        for (; c + 4 <= channels; c += 4) {
+        const px1 = px + stride, py1 = py + stride, ph1 = ph + stride;
+        const c8 = c0 + ((c1 - c0) & ~7);
+        for (; c < c8; c += 8) {
+          const k = (<usize>c) << 2;
+          const pm = mean + k, pi = invStd + k, pg = scale + k, ps = shift + k;
+          const m = v128.load(pm), is = v128.load(pi), g = v128.load(pg), s = v128.load(ps);
+          const m4 = v128.load(pm, 16), is4 = v128.load(pi, 16), g4 = v128.load(pg, 16), s4 = v128.load(ps, 16);
+          const a0 = px + k, a1 = px1 + k, e0 = ph + k, e1 = ph1 + k, o0 = py + k, o1 = py1 + k;
+          const h0 = f32x4.mul(f32x4.sub(v128.load(a0), m), is);
+          const h1 = f32x4.mul(f32x4.sub(v128.load(a1), m), is);
+          const h2 = f32x4.mul(f32x4.sub(v128.load(a0, 16), m4), is4);
+          const h3 = f32x4.mul(f32x4.sub(v128.load(a1, 16), m4), is4);
+          v128.store(e0, h0);
+          v128.store(e1, h1);
+          v128.store(e0, h2, 16);
+          v128.store(e1, h3, 16);
+          v128.store(o0, f32x4.add(f32x4.mul(h0, g), s));
+          v128.store(o1, f32x4.add(f32x4.mul(h1, g), s));
+          v128.store(o0, f32x4.add(f32x4.mul(h2, g4), s4), 16);
+          v128.store(o1, f32x4.add(f32x4.mul(h3, g4), s4), 16);
+        }
+        for (; c < cv; c += 4) {
           const k = (<usize>c) << 2;
           const m = v128.load(mean + k), is = v128.load(invStd + k), g = v128.load(scale + k), s = v128.load(shift + k);
           const h0 = f32x4.mul(f32x4.sub(v128.load(px + k), m), is);
@@ -252,7 +571,7 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
           v128.store(py + k, f32x4.add(f32x4.mul(h0, g), s));
           v128.store(py + stride + k, f32x4.add(f32x4.mul(h1, g), s));
         }
-        for (; c < channels; c++) {
+        for (; c < c1; c++) {
           for (let q = 0; q < 2; q++) {
             const h = (load<f32>(f(px, q * channels + c)) - load<f32>(f(mean, c))) * load<f32>(f(invStd, c));
             store<f32>(f(ph, q * channels + c), h);
@@ -261,17 +580,16 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
         }
         b++;
         continue;
-      } else {
-        for (; c + 4 <= channels; c += 4) {
-          const k = (<usize>c) << 2;
-          const h = f32x4.mul(f32x4.sub(v128.load(px + k), v128.load(mean + k)), v128.load(invStd + k));
-          if (xhat) v128.store(ph + k, h);
-          const g = scale ? v128.load(scale + k) : one;
-          const s = shift ? v128.load(shift + k) : zero;
-          v128.store(py + k, f32x4.add(f32x4.mul(h, g), s));
-        }
       }
-      for (; c < channels; c++) {
+      for (; c < cv; c += 4) {
+        const k = (<usize>c) << 2;
+        const h = f32x4.mul(f32x4.sub(v128.load(px + k), v128.load(mean + k)), v128.load(invStd + k));
+        if (xhat) v128.store(ph + k, h);
+        const g = scale ? v128.load(scale + k) : one;
+        const s = shift ? v128.load(shift + k) : zero;
+        v128.store(py + k, f32x4.add(f32x4.mul(h, g), s));
+      }
+      for (; c < c1; c++) {
         const h = (load<f32>(f(px, c)) - load<f32>(f(mean, c))) * load<f32>(f(invStd, c));
         if (xhat) store<f32>(f(ph, c), h);
         store<f32>(f(py, c), h * (scale ? load<f32>(f(scale, c)) : 1) + (shift ? load<f32>(f(shift, c)) : 0));
@@ -280,7 +598,7 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
     return;
   }
   for (let b = 0; b < batch; b++) {
-    for (let c = 0; c < channels; c++) {
+    for (let c = c0; c < c1; c++) {
       const o = (b * channels + c) * inner;
       const mu = load<f32>(f(mean, c));
       const is = load<f32>(f(invStd, c));
@@ -312,111 +630,24 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
   }
 }
 
-/**
- * Per-channel Σ dy (into s64) and Σ dy·xhat (into t64), f64 [C]; work: 2·C floats. Channels of at most
- * SMALL values are summed in scalar f64 (see SMALL).
- */
-function backwardSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, s64: usize, t64: usize, work: usize): void {
-  if (<f64>batch * <f64>inner <= SMALL) {
-    smallSums(dy, xhat, batch, channels, inner, s64, t64);
-    return;
-  }
+/** dx = p[c]·dy + q[c] + r[c]·xhat for channels [c0, c1) (q, r pointers 0 = zero terms). */
+function applyAffineGrad(dy: usize, xhat: usize, dx: usize, pP: usize, pQ: usize, pR: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32): void {
   if (inner == 1) {
-    columnSums(1, dy, xhat, 0, batch, channels, s64, t64, work);
-    return;
-  }
-  memory.fill(s64, 0, (<usize>(2 * channels)) << 3);
-  for (let b = 0; b < batch; b++) {
-    for (let c = 0; c < channels; c++) {
-      const o = (b * channels + c) * inner;
-      const st = chunkDot(f(dy, o), f(xhat, o), inner);
-      store<f64>(d(s64, c), load<f64>(d(s64, c)) + <f64>f32x4.extract_lane(st, 0));
-      store<f64>(d(t64, c), load<f64>(d(t64, c)) + <f64>f32x4.extract_lane(st, 1));
-    }
-  }
-}
-
-/** dGamma[c] += Σ dy·xhat, dBeta[c] += Σ dy (pointers may be 0), rounded once, as the reference does. */
-function addParameterGrads(dGamma: usize, dBeta: usize, s64: usize, t64: usize, channels: i32): void {
-  for (let c = 0; c < channels; c++) {
-    if (dGamma) store<f32>(f(dGamma, c), <f32>(<f64>load<f32>(f(dGamma, c)) + load<f64>(d(t64, c))));
-    if (dBeta) store<f32>(f(dBeta, c), <f32>(<f64>load<f32>(f(dBeta, c)) + load<f64>(d(s64, c))));
-  }
-}
-
-/**
- * dx = gamma·invStd/count · (count·dy - Σdy - xhat·Σ(dy·xhat)) from the f64 sums s64, t64 over `count`
- * values per channel, written as dx = p·dy + q + r·xhat with per-channel p, q, r (coef: 3·C floats).
- * Channels of at most SMALL values go through scalar f64 instead (see SMALL).
- */
-function inputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, s64: usize, t64: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, coef: usize): void {
-  if (count <= SMALL) {
-    smallInputGrad(dy, xhat, invStd, gamma, s64, t64, count, dx, batch, channels, inner);
-    return;
-  }
-  const pP = coef, pQ = f(coef, channels), pR = f(coef, 2 * channels);
-  for (let c = 0; c < channels; c++) {
-    const g = gamma ? <f64>load<f32>(f(gamma, c)) : 1.0;
-    const k = (g * <f64>load<f32>(f(invStd, c))) / count;
-    store<f32>(f(pP, c), <f32>(k * count));
-    store<f32>(f(pQ, c), <f32>(-k * load<f64>(d(s64, c))));
-    store<f32>(f(pR, c), <f32>(-k * load<f64>(d(t64, c))));
-  }
-  applyAffineGrad(dy, xhat, dx, pP, pQ, pR, batch, channels, inner);
-}
-
-/**
- * Training-mode backward: the two reductions (Σdy and Σdy·xhat per channel), the parameter gradients,
- * then dx from the sums (inputGrad). batchNormBackwardReduce and batchNormBackwardInput are its two halves.
- */
-export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
-  const s64 = scratch;
-  const t64 = d(scratch, channels);
-  const coef = d(scratch, 2 * channels); // p, q, r: 3·C floats, then columnSums' 2·C
-  backwardSums(dy, xhat, batch, channels, inner, s64, t64, f(coef, 3 * channels));
-  addParameterGrads(dGamma, dBeta, s64, t64, channels);
-  inputGrad(dy, xhat, invStd, gamma, s64, t64, <f64>batch * <f64>inner, dx, batch, channels, inner, coef);
-}
-
-/** The reductions of batchNormBackward, written: sumDy[c] = Σ dy, sumDyXhat[c] = Σ dy·xhat. */
-export function batchNormBackwardReduce(dy: usize, xhat: usize, sumDy: usize, sumDyXhat: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
-  const s64 = scratch;
-  const t64 = d(scratch, channels);
-  backwardSums(dy, xhat, batch, channels, inner, s64, t64, d(scratch, 2 * channels));
-  for (let c = 0; c < channels; c++) {
-    store<f32>(f(sumDy, c), <f32>load<f64>(d(s64, c)));
-    store<f32>(f(sumDyXhat, c), <f32>load<f64>(d(t64, c)));
-  }
-}
-
-/** dx of batchNormBackward from given sums over `count` values per channel (the whole, possibly sharded, batch). */
-export function batchNormBackwardInput(dy: usize, xhat: usize, invStd: usize, gamma: usize, sumDy: usize, sumDyXhat: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
-  const s64 = scratch;
-  const t64 = d(scratch, channels);
-  for (let c = 0; c < channels; c++) {
-    store<f64>(d(s64, c), <f64>load<f32>(f(sumDy, c)));
-    store<f64>(d(t64, c), <f64>load<f32>(f(sumDyXhat, c)));
-  }
-  inputGrad(dy, xhat, invStd, gamma, s64, t64, count, dx, batch, channels, inner, d(scratch, 2 * channels));
-}
-
-/** dx = p[c]·dy + q[c] + r[c]·xhat (q, r pointers 0 = zero terms). */
-function applyAffineGrad(dy: usize, xhat: usize, dx: usize, pP: usize, pQ: usize, pR: usize, batch: i32, channels: i32, inner: i32): void {
-  if (inner == 1) {
+    const cv = c0 + ((c1 - c0) & ~3);
     for (let b = 0; b < batch; b++) {
       const o = b * channels;
       const pdy = f(dy, o), ph = f(xhat, o), pdx = f(dx, o);
-      let c = 0;
+      let c = c0;
       if (pQ && b + 1 < batch) {
         // Two rows per pass: each coefficient vector loaded once for both.
         const stride = (<usize>channels) << 2;
-        for (; c + 4 <= channels; c += 4) {
+        for (; c < cv; c += 4) {
           const k = (<usize>c) << 2;
           const p = v128.load(pP + k), q = v128.load(pQ + k), r = v128.load(pR + k);
           v128.store(pdx + k, f32x4.add(f32x4.add(f32x4.mul(p, v128.load(pdy + k)), q), f32x4.mul(r, v128.load(ph + k))));
           v128.store(pdx + stride + k, f32x4.add(f32x4.add(f32x4.mul(p, v128.load(pdy + stride + k)), q), f32x4.mul(r, v128.load(ph + stride + k))));
         }
-        for (; c < channels; c++) {
+        for (; c < c1; c++) {
           for (let j = 0; j < 2; j++) {
             const o2 = j * channels + c;
             store<f32>(f(pdx, o2), load<f32>(f(pP, c)) * load<f32>(f(pdy, o2)) + load<f32>(f(pQ, c)) + load<f32>(f(pR, c)) * load<f32>(f(ph, o2)));
@@ -424,23 +655,23 @@ function applyAffineGrad(dy: usize, xhat: usize, dx: usize, pP: usize, pQ: usize
         }
         b++;
       } else if (pQ) {
-        for (; c + 4 <= channels; c += 4) {
+        for (; c < cv; c += 4) {
           const k = (<usize>c) << 2;
           v128.store(pdx + k, f32x4.add(f32x4.add(f32x4.mul(v128.load(pP + k), v128.load(pdy + k)), v128.load(pQ + k)), f32x4.mul(v128.load(pR + k), v128.load(ph + k))));
         }
-        for (; c < channels; c++) store<f32>(f(pdx, c), load<f32>(f(pP, c)) * load<f32>(f(pdy, c)) + load<f32>(f(pQ, c)) + load<f32>(f(pR, c)) * load<f32>(f(ph, c)));
+        for (; c < c1; c++) store<f32>(f(pdx, c), load<f32>(f(pP, c)) * load<f32>(f(pdy, c)) + load<f32>(f(pQ, c)) + load<f32>(f(pR, c)) * load<f32>(f(ph, c)));
       } else {
-        for (; c + 4 <= channels; c += 4) {
+        for (; c < cv; c += 4) {
           const k = (<usize>c) << 2;
           v128.store(pdx + k, f32x4.mul(v128.load(pP + k), v128.load(pdy + k)));
         }
-        for (; c < channels; c++) store<f32>(f(pdx, c), load<f32>(f(pP, c)) * load<f32>(f(pdy, c)));
+        for (; c < c1; c++) store<f32>(f(pdx, c), load<f32>(f(pP, c)) * load<f32>(f(pdy, c)));
       }
     }
     return;
   }
   for (let b = 0; b < batch; b++) {
-    for (let c = 0; c < channels; c++) {
+    for (let c = c0; c < c1; c++) {
       const o = (b * channels + c) * inner;
       const p = load<f32>(f(pP, c));
       const pv = f32x4.splat(p);
@@ -462,23 +693,10 @@ function applyAffineGrad(dy: usize, xhat: usize, dx: usize, pP: usize, pQ: usize
   }
 }
 
-/** Eval-mode backward (constant statistics): dx = dy·gamma·invStd, plus the same parameter gradients. */
-export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize): void {
-  const s64 = scratch;
-  const t64 = d(scratch, channels);
-  const coef = d(scratch, 2 * channels);
-  if (dGamma || dBeta) {
-    backwardSums(dy, xhat, batch, channels, inner, s64, t64, f(coef, 3 * channels));
-    addParameterGrads(dGamma, dBeta, s64, t64, channels);
-  }
-  for (let c = 0; c < channels; c++) store<f32>(f(coef, c), (gamma ? load<f32>(f(gamma, c)) : 1) * load<f32>(f(invStd, c)));
-  applyAffineGrad(dy, xhat, dx, coef, 0, 0, batch, channels, inner);
-}
-
 /** channelMoments for channels of at most SMALL values: two passes in f64 (the reference's arithmetic). */
-function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32): void {
+function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32): void {
   const count = <f64>batch * <f64>inner;
-  for (let c = 0; c < channels; c++) {
+  for (let c = c0; c < c1; c++) {
     let sum: f64 = 0;
     for (let b = 0; b < batch; b++) {
       const o = (b * channels + c) * inner;
@@ -499,8 +717,8 @@ function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channe
 }
 
 /** backwardSums for channels of at most SMALL values: scalar f64, the reference's arithmetic. */
-function smallSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, s64: usize, t64: usize): void {
-  for (let c = 0; c < channels; c++) {
+function smallSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, s64: usize, t64: usize): void {
+  for (let c = c0; c < c1; c++) {
     let sumDy: f64 = 0, sumDyXhat: f64 = 0;
     for (let b = 0; b < batch; b++) {
       const o = (b * channels + c) * inner;
@@ -516,8 +734,8 @@ function smallSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32
 }
 
 /** inputGrad for channels of at most SMALL values, in f64 throughout (see SMALL). */
-function smallInputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, s64: usize, t64: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32): void {
-  for (let c = 0; c < channels; c++) {
+function smallInputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, s64: usize, t64: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32): void {
+  for (let c = c0; c < c1; c++) {
     const sumDy = load<f64>(d(s64, c)), sumDyXhat = load<f64>(d(t64, c));
     const k = ((gamma ? <f64>load<f32>(f(gamma, c)) : 1.0) * <f64>load<f32>(f(invStd, c))) / count;
     for (let b = 0; b < batch; b++) {
