@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
- * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy]
+ * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --only bn|matmul|training]
  *
  * The performance figures of issue "Fast", measured in one process so that ratios compare like with
  * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
- * one thread ('wasm') and on two ('wasm×2', big matmuls split with a worker; 'wasm_dp', each batch split
+ * one thread ('wasm') and on two ('wasm×2', big matmuls and batch norm shared with a worker; 'wasm_dp', each batch split
  * across two threads with synchronized batch norm), @tensorflow/tfjs with its
  * wasm backend, and PyTorch (bench/pytorch/bench.py, best of 1 and 2 threads) when `import torch`
  * works. Prints a table, or with --json one JSON object. A benchmark, not a test: nothing here fails.
+ * `--only` measures one part (and PyTorch's figures for it; tfjs only runs in the full bench).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,7 +24,12 @@ import { evaluate } from '../src/train/evaluate.js';
 import { batchNormMs, heapGrowthMb, matmulGflops, parallelTrainer, trainer, trainingRate, withKernels } from './workloads.js';
 import { runTfjs, type TfjsResults } from './tfjs.js';
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : null;
+if (only !== null && !['bn', 'matmul', 'training'].includes(only)) throw new Error(`bench: --only takes bn, matmul or training, got ${only}`);
+/** Whether this run measures that part of the bench. */
+const section = (name: 'bn' | 'matmul' | 'training') => only === null || only === name;
 const json = args.has('--json');
 const quick = args.has('--quick');
 const q = quick ? 0.2 : 1;
@@ -53,68 +59,89 @@ async function main(): Promise<void> {
   };
   const simdPeak = wasm.measureMicroKernelPeak(r(20));
 
-  log('matmul');
   const matmul: Record<string, Values> = { '60x784x100': {}, '1024x1024x1024': {} };
-  matmul['60x784x100'].ts = matmulGflops(referenceKernels, 60, 784, 100, true, r(10), 5);
-  matmul['1024x1024x1024'].ts = matmulGflops(referenceKernels, 1024, 1024, 1024, false, 1, 1);
-  for (const [impl, k] of fast) {
-    matmul['60x784x100'][impl] = matmulGflops(k, 60, 784, 100, true, r(60), 10);
-    matmul['1024x1024x1024'][impl] = matmulGflops(k, 1024, 1024, 1024, false, r(20), 1);
+  if (section('matmul')) {
+    log('matmul');
+    matmul['60x784x100'].ts = matmulGflops(referenceKernels, 60, 784, 100, true, r(10), 5);
+    matmul['1024x1024x1024'].ts = matmulGflops(referenceKernels, 1024, 1024, 1024, false, 1, 1);
+    for (const [impl, k] of fast) {
+      matmul['60x784x100'][impl] = matmulGflops(k, 60, 784, 100, true, r(60), 10);
+      matmul['1024x1024x1024'][impl] = matmulGflops(k, 1024, 1024, 1024, false, r(20), 1);
+    }
   }
 
-  log('batch norm');
-  const bn1d: Values = { ts: batchNormMs(referenceKernels, [256, 1024], r(10), 2), wasm: batchNormMs(wasm, [256, 1024], r(100), 5) };
-  const bn2d: Values = { ts: batchNormMs(referenceKernels, [32, 64, 32, 32], r(3), 1), wasm: batchNormMs(wasm, [32, 64, 32, 32], r(40), 2) };
-
-  log('training: ioffe-mlp (batch 60, SGD) and mnist-cnn (batch 64, SGD + momentum)');
-  const mlpBn: Values = {}, mlpNoBn: Values = {}, cnn: Values = {};
-  mlpBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), 10, r(10), 5);
-  mlpNoBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', false, 60, 0.5, 0), 10, r(10), 5);
-  cnn.ts = 64 * trainingRate(trainer(referenceKernels, 'mnist-cnn', true, 64, 0.05, 0.9), 1, r(3), 1);
-  const splitShare: Record<string, number> = {};
-  const share = (name: string, k: WasmKernels, measure: () => number) => {
-    const before = [k.policy.splitCalls, k.policy.serialCalls];
-    const value = measure();
-    const split = k.policy.splitCalls - before[0], serial = k.policy.serialCalls - before[1];
-    if (k.threads > 1) splitShare[name] = split + serial > 0 ? split / (split + serial) : 0;
-    return value;
-  };
-  for (const [impl, k] of fast) {
-    mlpBn[impl] = share('ioffe_mlp_bn', k, () => trainingRate(trainer(k, 'ioffe-mlp', true, 60, 0.5, 0), 200, r(60), 10));
-    mlpNoBn[impl] = share('ioffe_mlp_nobn', k, () => trainingRate(trainer(k, 'ioffe-mlp', false, 60, 0.5, 0), 200, r(60), 10));
-    cnn[impl] = share('mnist_cnn_bn', k, () => 64 * trainingRate(trainer(k, 'mnist-cnn', true, 64, 0.05, 0.9), 5, r(20), 1));
-  }
-  if (!args.has('--no-threads')) {
-    // Data-parallel: each batch split across two threads, synchronized batch norm (src/parallel).
-    const rate = async (preset: string, bn: boolean, batch: number, lr: number, momentum: number, warmup: number, repeats: number, inner: number) => {
-      const t = await parallelTrainer(wasm, preset, bn, batch, lr, momentum, 2);
-      try {
-        return trainingRate(t, warmup, repeats, inner);
-      } finally {
-        t.close();
+  const bn1d: Values = {}, bn2d: Values = {};
+  const bnShare: Record<string, number> = {};
+  if (section('bn')) {
+    log('batch norm');
+    bn1d.ts = batchNormMs(referenceKernels, [256, 1024], r(10), 2);
+    bn2d.ts = batchNormMs(referenceKernels, [32, 64, 32, 32], r(3), 1);
+    for (const [impl, k] of fast) {
+      const policies = Object.values(k.batchNormPolicies);
+      const before = policies.map((p) => [p.splitCalls, p.serialCalls]);
+      bn1d[impl] = batchNormMs(k, [256, 1024], r(100), 5);
+      bn2d[impl] = batchNormMs(k, [32, 64, 32, 32], r(40), 2);
+      if (k.threads > 1) {
+        for (const [op, p] of Object.entries(k.batchNormPolicies)) {
+          const i = policies.indexOf(p);
+          const split = p.splitCalls - before[i][0], serial = p.serialCalls - before[i][1];
+          if (split + serial > 0) bnShare[op] = split / (split + serial);
+        }
       }
-    };
-    mlpBn.wasm_dp = await rate('ioffe-mlp', true, 60, 0.5, 0, 200, r(60), 10);
-    mlpNoBn.wasm_dp = await rate('ioffe-mlp', false, 60, 0.5, 0, 200, r(60), 10);
-    cnn.wasm_dp = 64 * (await rate('mnist-cnn', true, 64, 0.05, 0.9, 5, r(20), 1));
+    }
   }
 
+  const mlpBn: Values = {}, mlpNoBn: Values = {}, cnn: Values = {};
+  const splitShare: Record<string, number> = {};
   const heapSteps = quick ? 1000 : 10000;
-  log(`heap and wasm memory growth over ${heapSteps} training steps`);
-  const heap: Values = {
-    ts: heapGrowthMb(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => 0, gc),
-    wasm: heapGrowthMb(trainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => wasm.heap.memoryBytes, gc),
-  };
-  if (!args.has('--no-threads')) {
-    const t = await parallelTrainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0, 2);
-    heap.wasm_dp = heapGrowthMb(t, heapSteps, () => wasm.heap.memoryBytes, gc);
-    t.close();
-  }
+  const heap: Values = {};
+  let accuracy: Awaited<ReturnType<typeof mnistAccuracy>> = null;
+  if (section('training')) {
+    log('training: ioffe-mlp (batch 60, SGD) and mnist-cnn (batch 64, SGD + momentum)');
+    mlpBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), 10, r(10), 5);
+    mlpNoBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', false, 60, 0.5, 0), 10, r(10), 5);
+    cnn.ts = 64 * trainingRate(trainer(referenceKernels, 'mnist-cnn', true, 64, 0.05, 0.9), 1, r(3), 1);
+    const share = (name: string, k: WasmKernels, measure: () => number) => {
+      const before = [k.policy.splitCalls, k.policy.serialCalls];
+      const value = measure();
+      const split = k.policy.splitCalls - before[0], serial = k.policy.serialCalls - before[1];
+      if (k.threads > 1) splitShare[name] = split + serial > 0 ? split / (split + serial) : 0;
+      return value;
+    };
+    for (const [impl, k] of fast) {
+      mlpBn[impl] = share('ioffe_mlp_bn', k, () => trainingRate(trainer(k, 'ioffe-mlp', true, 60, 0.5, 0), 200, r(60), 10));
+      mlpNoBn[impl] = share('ioffe_mlp_nobn', k, () => trainingRate(trainer(k, 'ioffe-mlp', false, 60, 0.5, 0), 200, r(60), 10));
+      cnn[impl] = share('mnist_cnn_bn', k, () => 64 * trainingRate(trainer(k, 'mnist-cnn', true, 64, 0.05, 0.9), 5, r(20), 1));
+    }
+    if (!args.has('--no-threads')) {
+      // Data-parallel: each batch split across two threads, synchronized batch norm (src/parallel).
+      const rate = async (preset: string, bn: boolean, batch: number, lr: number, momentum: number, warmup: number, repeats: number, inner: number) => {
+        const t = await parallelTrainer(wasm, preset, bn, batch, lr, momentum, 2);
+        try {
+          return trainingRate(t, warmup, repeats, inner);
+        } finally {
+          t.close();
+        }
+      };
+      mlpBn.wasm_dp = await rate('ioffe-mlp', true, 60, 0.5, 0, 200, r(60), 10);
+      mlpNoBn.wasm_dp = await rate('ioffe-mlp', false, 60, 0.5, 0, 200, r(60), 10);
+      cnn.wasm_dp = 64 * (await rate('mnist-cnn', true, 64, 0.05, 0.9, 5, r(20), 1));
+    }
 
-  const accuracy = args.has('--no-accuracy') || quick ? null : await mnistAccuracy(wasm, args.has('--no-threads') ? 1 : 2);
+    log(`heap and wasm memory growth over ${heapSteps} training steps`);
+    heap.ts = heapGrowthMb(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => 0, gc);
+    heap.wasm = heapGrowthMb(trainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0), heapSteps, () => wasm.heap.memoryBytes, gc);
+    if (!args.has('--no-threads')) {
+      const t = await parallelTrainer(wasm, 'ioffe-mlp', true, 60, 0.5, 0, 2);
+      heap.wasm_dp = heapGrowthMb(t, heapSteps, () => wasm.heap.memoryBytes, gc);
+      t.close();
+    }
+
+    accuracy = args.has('--no-accuracy') || quick ? null : await mnistAccuracy(wasm, args.has('--no-threads') ? 1 : 2);
+  }
 
   let tfjs: TfjsResults | null = null;
-  if (!args.has('--no-tfjs')) {
+  if (!args.has('--no-tfjs') && only === null) {
     log('@tensorflow/tfjs, wasm backend');
     try {
       tfjs = await runTfjs(q);
@@ -143,22 +170,34 @@ async function main(): Promise<void> {
 
   // Batch norm against memory: our kernels move 9 floats per element (forward: read x for the
   // statistics, read x and write y and xhat; backward: read dy and xhat for the sums, read both again
-  // and write dx); a pass that only touched each tensor once would move 5 (x, y, dy, xhat, dx).
-  const bnBandwidth = (ms: number | null | undefined, elements: number, triadGbs: number) =>
-    ms ? { effective_gb_per_s: (36 * elements) / (ms * 1e6), triad_gb_per_s: triadGbs, time_vs_5_float_pass: ms / ((20 * elements) / (triadGbs * 1e6)) } : null;
+  // and write dx); a pass that only touched each tensor once would move 5 (x, y, dy, xhat, dx). For the
+  // fastest setting (two threads where they paid), against the one-thread triad.
+  const bnBandwidth = (v: Values, elements: number, triadGbs: number) => {
+    const ms = section('bn') ? best(v, 'time') : null;
+    return ms ? { effective_gb_per_s: (36 * elements) / (ms * 1e6), triad_gb_per_s: triadGbs, time_vs_5_float_pass: ms / ((20 * elements) / (triadGbs * 1e6)) } : null;
+  };
 
   const report = {
     machine: { ...machine, triad_gb_per_s: triad, simd_peak_gflops_1_thread: simdPeak, wasm_threads: wasm2 ? 2 : 1 },
-    ioffe_mlp_bn_steps_per_s: withRatios(mlpBn, 'rate'),
-    ioffe_mlp_nobn_steps_per_s: withRatios(mlpNoBn, 'rate'),
-    mnist_cnn_bn_images_per_s: { ...withRatios(cnn, 'rate'), tfjs_error: tfjs?.mnist_cnn_error ?? undefined },
-    bn1d_fwd_bwd_ms: { ...withRatios(bn1d, 'time'), input: [256, 1024], bandwidth: bnBandwidth(bn1d.wasm, 256 * 1024, triad.bn1d) },
-    bn2d_fwd_bwd_ms: { ...withRatios(bn2d, 'time'), input: [32, 64, 32, 32], bandwidth: bnBandwidth(bn2d.wasm, 32 * 64 * 32 * 32, triad.bn2d) },
-    matmul_gflops: Object.fromEntries(Object.entries(matmul).map(([s, v]) => [s, { ...withRatios(v, 'rate'), wasm_fraction_of_simd_peak: (v.wasm ?? 0) / simdPeak }])),
-    heap_growth_mb: { ...heap, steps: heapSteps },
+    ...(section('training')
+      ? {
+          ioffe_mlp_bn_steps_per_s: withRatios(mlpBn, 'rate'),
+          ioffe_mlp_nobn_steps_per_s: withRatios(mlpNoBn, 'rate'),
+          mnist_cnn_bn_images_per_s: { ...withRatios(cnn, 'rate'), tfjs_error: tfjs?.mnist_cnn_error ?? undefined },
+        }
+      : {}),
+    ...(section('bn')
+      ? {
+          bn1d_fwd_bwd_ms: { ...withRatios(bn1d, 'time'), input: [256, 1024], bandwidth: bnBandwidth(bn1d, 256 * 1024, triad.bn1d) },
+          bn2d_fwd_bwd_ms: { ...withRatios(bn2d, 'time'), input: [32, 64, 32, 32], bandwidth: bnBandwidth(bn2d, 32 * 64 * 32 * 32, triad.bn2d) },
+        }
+      : {}),
+    ...(section('matmul') ? { matmul_gflops: Object.fromEntries(Object.entries(matmul).map(([s, v]) => [s, { ...withRatios(v, 'rate'), wasm_fraction_of_simd_peak: (v.wasm ?? 0) / simdPeak }])) } : {}),
+    ...(section('training') ? { heap_growth_mb: { ...heap, steps: heapSteps } } : {}),
     // Where two threads paid: the share of large matmuls the adaptive policy split, per workload, and its
-    // measured ns per multiply-add with and without the split, per size class of M·N·K.
-    two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary() } : null,
+    // measured ns per multiply-add with and without the split, per size class of M·N·K; the share of
+    // calls of each batch-norm kernel it shared with the worker during the batch-norm rows.
+    two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare } : null,
     ioffe_mlp_bn_mnist_accuracy: accuracy,
     tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
     pytorch: torch ? { version: torch.version, threads_tried: [1, 2], per_threads: torch.perThreads } : null,
@@ -244,7 +283,7 @@ function runPytorch(): { version: string; best: TorchResults; perThreads: TorchR
   // torch.set_num_threads does not reach OpenBLAS's own pthreads (Debian's build): cap those by environment.
   for (const threads of [1, 2]) {
     log(`PyTorch, ${threads} thread${threads > 1 ? 's' : ''}`);
-    const res = spawnSync(python, [script, '--threads', String(threads), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } });
+    const res = spawnSync(python, [script, '--threads', String(threads), ...(quick ? ['--quick'] : []), ...(only ? ['--only', only] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } });
     if (res.status !== 0) {
       log(`PyTorch: ${threads} threads failed: ${res.stderr.trim().split('\n').at(-1)}`);
       continue;
@@ -252,7 +291,11 @@ function runPytorch(): { version: string; best: TorchResults; perThreads: TorchR
     perThreads.push(JSON.parse(res.stdout.trim().split('\n').at(-1)!) as TorchResults);
   }
   if (perThreads.length === 0) return null;
-  const pick = (f: (t: TorchResults) => number, kind: 'rate' | 'time') => (kind === 'rate' ? Math.max : Math.min)(...perThreads.map(f));
+  // With --only, the figures of the other parts are missing.
+  const pick = (f: (t: TorchResults) => number | undefined, kind: 'rate' | 'time') => {
+    const xs = perThreads.map(f).filter((x): x is number => typeof x === 'number');
+    return (xs.length ? (kind === 'rate' ? Math.max : Math.min)(...xs) : undefined) as number;
+  };
   const bestOf: TorchResults = {
     torch: perThreads[0].torch,
     threads: 0,
@@ -261,7 +304,7 @@ function runPytorch(): { version: string; best: TorchResults; perThreads: TorchR
     mnist_cnn_bn_images_per_s: pick((t) => t.mnist_cnn_bn_images_per_s, 'rate'),
     bn1d_fwd_bwd_ms: pick((t) => t.bn1d_fwd_bwd_ms, 'time'),
     bn2d_fwd_bwd_ms: pick((t) => t.bn2d_fwd_bwd_ms, 'time'),
-    matmul_gflops: Object.fromEntries(Object.keys(perThreads[0].matmul_gflops).map((s) => [s, pick((t) => t.matmul_gflops[s], 'rate')])),
+    matmul_gflops: Object.fromEntries(Object.keys(perThreads[0].matmul_gflops ?? {}).map((s) => [s, pick((t) => t.matmul_gflops[s], 'rate')])),
   };
   return { version: perThreads[0].torch, best: bestOf, perThreads };
 }
@@ -285,6 +328,7 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   const header = ['workload', 'unit', 'ts', 'wasm', 'wasm×2', 'wasm DP×2', 'tfjs-wasm', 'PyTorch', 'vs ts', 'vs tfjs', 'vs PyTorch'];
   const rows: string[][] = [];
   const add = (name: string, unit: string, v: Values, kind: 'rate' | 'time', digits: number) => {
+    if (![v.wasm, v.wasm2, v.wasm_dp].some((x) => typeof x === 'number')) return; // not measured in this run (--only)
     const w = withRatios(v, kind);
     rows.push([name, unit, fmt(v.ts, digits), fmt(v.wasm, digits), fmt(v.wasm2, digits), fmt(v.wasm_dp, digits), fmt(v.tfjs, digits), fmt(v.pytorch, digits), ratio(w.speedup.vs_ts), ratio(w.speedup.vs_tfjs_wasm), ratio(w.speedup.vs_pytorch)]);
   };
@@ -294,7 +338,7 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   add('BatchNorm1d 256x1024 fwd+bwd', 'ms', bn1d, 'time', 3);
   add('BatchNorm2d 32x64x32x32 fwd+bwd', 'ms', bn2d, 'time', 2);
   for (const [s, v] of Object.entries(matmul)) add(`matmul ${s}`, 'GFLOPS', v, 'rate', 1);
-  rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', fmt(heap.wasm_dp, 1), '', '', '', '', '']);
+  if (heap.wasm !== undefined) rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', fmt(heap.wasm_dp, 1), '', '', '', '', '']);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(`${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}, Node ${m.node} (V8 ${m.v8})`);
@@ -304,14 +348,14 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
   console.log('');
-  console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls split with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm.');
+  console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls and batch norm shared with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm.');
   const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;
   if (acc) console.log(`ioffe-mlp + BN on MNIST, wasm on ${acc.threads} thread(s): ${(acc.accuracy * 100).toFixed(2)}% test accuracy after ${acc.steps} steps (${acc.seconds.toFixed(1)} s of training)`);
-  const cnnErr = (report.mnist_cnn_bn_images_per_s as { tfjs_error?: string }).tfjs_error;
+  const cnnErr = (report.mnist_cnn_bn_images_per_s as { tfjs_error?: string } | undefined)?.tfjs_error;
   if (cnnErr) console.log(`tfjs-wasm cannot train mnist-cnn: ${cnnErr}`);
   for (const key of ['bn1d_fwd_bwd_ms', 'bn2d_fwd_bwd_ms'] as const) {
-    const b = (report[key] as { bandwidth: { effective_gb_per_s: number; triad_gb_per_s: number; time_vs_5_float_pass: number } | null }).bandwidth;
-    if (b) console.log(`${key}: wasm moves 9 floats/element at ${b.effective_gb_per_s.toFixed(1)} GB/s (triad at this size ${b.triad_gb_per_s.toFixed(1)} GB/s); ${b.time_vs_5_float_pass.toFixed(2)}x the time of a 5-float pass at triad speed`);
+    const b = (report[key] as { bandwidth: { effective_gb_per_s: number; triad_gb_per_s: number; time_vs_5_float_pass: number } | null } | undefined)?.bandwidth;
+    if (b) console.log(`${key}: the fastest wasm setting moves 9 floats/element at ${b.effective_gb_per_s.toFixed(1)} GB/s (one thread's triad at this size ${b.triad_gb_per_s.toFixed(1)} GB/s); ${b.time_vs_5_float_pass.toFixed(2)}x the time of a 5-float pass at triad speed`);
   }
 }
 

@@ -2,7 +2,7 @@
 PyTorch side of `npm run bench`: the same workloads as bench/run.ts, timed the same way (best of
 several repeats, data already in memory), printed as one JSON object on stdout.
 
-    python3 bench/pytorch/bench.py --threads 1 [--quick]
+    python3 bench/pytorch/bench.py --threads 1 [--quick] [--only bn|matmul|training]
 """
 import argparse
 import json
@@ -102,24 +102,26 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["bn", "matmul", "training"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     q = 0.2 if args.quick else 1
     r = lambda n: max(1, int(n * q))
-    out = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "ioffe_mlp_bn_steps_per_s": training_rate(ioffe_mlp(True), 60, (784,), 0.5, 0, r(60), 10),
-        "ioffe_mlp_nobn_steps_per_s": training_rate(ioffe_mlp(False), 60, (784,), 0.5, 0, r(60), 10),
-        "mnist_cnn_bn_images_per_s": 64 * training_rate(mnist_cnn(), 64, (1, 28, 28), 0.05, 0.9, r(20), 1),
-        "bn1d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm1d(1024), (256, 1024), r(100), 5),
-        "bn2d_fwd_bwd_ms": bn_fwd_bwd_ms(nn.BatchNorm2d(64), (32, 64, 32, 32), r(40), 2),
-        "matmul_gflops": {
+    section = lambda name: args.only in (None, name)
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    if section("training"):
+        out["ioffe_mlp_bn_steps_per_s"] = training_rate(ioffe_mlp(True), 60, (784,), 0.5, 0, r(60), 10)
+        out["ioffe_mlp_nobn_steps_per_s"] = training_rate(ioffe_mlp(False), 60, (784,), 0.5, 0, r(60), 10)
+        out["mnist_cnn_bn_images_per_s"] = 64 * training_rate(mnist_cnn(), 64, (1, 28, 28), 0.05, 0.9, r(20), 1)
+    if section("bn"):
+        out["bn1d_fwd_bwd_ms"] = bn_fwd_bwd_ms(nn.BatchNorm1d(1024), (256, 1024), r(100), 5)
+        out["bn2d_fwd_bwd_ms"] = bn_fwd_bwd_ms(nn.BatchNorm2d(64), (32, 64, 32, 32), r(40), 2)
+    if section("matmul"):
+        out["matmul_gflops"] = {
             "60x784x100": matmul_gflops(60, 784, 100, r(60), 10),
             "1024x1024x1024": matmul_gflops(1024, 1024, 1024, r(10), 1),
-        },
-    }
+        }
     print(json.dumps(out))
 
 

@@ -46,13 +46,14 @@ export interface WasmExports {
   softmax(x: number, out: number, rows: number, cols: number): void;
   softmaxCrossEntropy(logits: number, labels: number, probs: number, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: number, labels: number, dlogits: number, rows: number, cols: number): void;
-  // The batch-norm kernels split their work into items (`chunks` channel or row ranges, and row blocks), claimed through the i32 at `counter` when it is not 0 (assembly/batchnorm.ts).
-  channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
-  batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number, counter: number, chunks: number): void;
-  batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
-  batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
-  batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
-  batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, counter: number, chunks: number): void;
+  // The batch-norm kernels do their work in items (`chunks` row or channel ranges per phase); threads sharing a call pass
+  // their index `thread` and claim items through the i32s at `claims` (0 = alone; assembly/batchnorm.ts).
+  channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
+  batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number, claims: number, chunks: number, thread: number): void;
+  batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
+  batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
+  batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
+  batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
   batchNormScratchFloats(batch: number, channels: number, inner: number): number;
   channelAffine(x: number, scale: number, shift: number, out: number, batch: number, channels: number, inner: number): void;
   channelAffineBackward(dy: number, x: number, scale: number, dx: number, dScale: number, dShift: number, batch: number, channels: number, inner: number): void;
@@ -150,7 +151,7 @@ export class WasmKernels implements Kernels {
     this.parallelMinMacs = options.parallelMinMacs ?? 1.5e6;
     this.parallelMinValues = options.parallelMinValues ?? 65536;
     this.policy = new SplitPolicy(options.split ?? 'auto');
-    this.batchNormPolicies = Object.fromEntries(BATCH_NORM_OPS.map((op) => [op, new SplitPolicy(options.split ?? 'auto')])) as Record<BatchNormOp, SplitPolicy>;
+    this.batchNormPolicies = Object.fromEntries(BATCH_NORM_OPS.map((op) => [op, new SplitPolicy(options.split ?? 'auto', 64)])) as Record<BatchNormOp, SplitPolicy>;
     const region = options.region;
     this.heap = region ? new WasmHeap(memory, region.start, false, region.end) : new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
     this.viewBuffer = memory.buffer;
@@ -470,11 +471,11 @@ export class WasmKernels implements Kernels {
   }
 
   /**
-   * Run batch-norm export `op` on the job's first `argc` arguments plus its item counter and chunk count:
-   * on this thread, or shared with the worker when there is one, the tensor has at least
+   * Run batch-norm export `op` on the job's first `argc` arguments plus its claims, chunk count and thread
+   * index: on this thread, or shared with the worker when there is one, the tensor has at least
    * `parallelMinValues` values, and sharing has been paying for this kernel at this size (SplitPolicy).
-   * One chunk (channel or row range) per thread; items are claimed as in parallelGemm, so a late worker
-   * only means this thread does more of them.
+   * One item per thread and phase; a thread takes its own first and then any left (so a late worker only
+   * means this thread does more).
    */
   private runBatchNorm(op: BatchNormOp, argc: number, values: number): void {
     const a = this.job;
@@ -485,13 +486,16 @@ export class WasmKernels implements Kernels {
     const policy = this.batchNormPolicies[op];
     const parallel = splittable && policy.choose(size);
     const t0 = performance.now();
+    let woke = false;
+    a[argc + 2] = 0; // this thread is thread 0
     if (parallel && pool) {
       a[argc] = pool.workCounter(0);
-      a[argc + 1] = this.threads;
+      a[argc + 1] = Math.min(this.threads, 10); // the claims are bits of one i32: at most 3 phases × 10 items
       const index = WORKER_OPS.indexOf(op);
       for (let w = 0; w < pool.size; w++) {
         for (let i = 0; i < argc + 2; i++) pool.arg(w, i, a[i]);
-        pool.post(w, index);
+        pool.arg(w, argc + 2, w + 1);
+        woke = pool.post(w, index) || woke;
       }
     } else {
       a[argc] = 0;
@@ -500,7 +504,9 @@ export class WasmKernels implements Kernels {
     // Exports ignore arguments past their own; the worker calls them the same way.
     run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
     if (parallel) for (let w = 0; w < pool!.size; w++) pool!.finish(w);
-    if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
+    // A call that had to wake the worker times the wake-up, not the split: measure the next one instead.
+    if (splittable && woke) policy.discard(size);
+    else if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
   }
 
   im2col(x: Float32Array, cols: Float32Array, batch: number, channels: number, g: Window2d): void {
@@ -764,32 +770,40 @@ function fixedMemory(pages: number): WebAssembly.Memory {
 }
 
 /**
- * Decides, per size class of matmul (⌊log2 M·N·K⌋), whether splitting it across the threads pays: it
- * keeps a moving average of the time per multiply-add with and without the split and picks the faster,
- * re-trying the other one every EXPLORE-th call. On a quiet machine two threads win for big products;
+ * Decides, per size class of matmul (⌊log2 M·N·K⌋) or of a batch-norm kernel (⌊log2 B·C·L⌋), whether
+ * splitting it across the threads pays: it keeps a moving average of the time per multiply-add (or
+ * value) with and without the split and picks the faster,
+ * re-trying the other one every `explore`-th call. On a quiet machine two threads win for big products;
  * on a busy one (other processes on the cores, a worker the OS schedules late) they can lose, and the
  * policy then falls back to one thread by itself.
  */
 export class SplitPolicy {
-  private static readonly EXPLORE = 16;
-
-  constructor(readonly mode: 'auto' | 'always' = 'auto') {}
+  /**
+   * @param explore re-try the other choice every this many calls (16 for matmul; batch norm, with three
+   *   short calls per layer and step, uses 64 so the re-tries cost less).
+   */
+  constructor(readonly mode: 'auto' | 'always' = 'auto', readonly explore = 16) {}
 
   private readonly serial: number[] = [];
   private readonly parallel: number[] = [];
   private readonly calls: number[] = [];
+  private readonly retry: boolean[] = [];
   /** Calls that were split / not split, over all sizes. */
   splitCalls = 0;
   serialCalls = 0;
 
   choose(size: number): boolean {
     if (this.mode === 'always') return true;
+    if (this.retry[size]) {
+      this.retry[size] = false;
+      return true;
+    }
     const n = (this.calls[size] = (this.calls[size] ?? 0) + 1);
     const s = this.serial[size], p = this.parallel[size];
     if (s === undefined) return false;
     if (p === undefined) return true;
     const better = p < s;
-    return n % SplitPolicy.EXPLORE === 0 ? !better : better;
+    return n % this.explore === 0 ? !better : better;
   }
 
   /** Per size class: the moving averages, in ns per multiply-add, with and without the split. */
@@ -803,10 +817,17 @@ export class SplitPolicy {
     return out;
   }
 
+  /** The last split call of this size gave no fair timing (its worker had to be woken): split the next one too, and time that. */
+  discard(size: number): void {
+    this.retry[size] = true;
+  }
+
   record(size: number, parallel: boolean, msPerMac: number): void {
     const avg = parallel ? this.parallel : this.serial;
     const old = avg[size];
-    avg[size] = old === undefined ? msPerMac : 0.8 * old + 0.2 * msPerMac;
+    // A sample is counted as at most twice the average: one call stalled by the operating system (a thread
+    // preempted mid-job) must not outweigh dozens of ordinary ones; a lasting slowdown still shows within a few calls.
+    avg[size] = old === undefined ? msPerMac : 0.8 * old + 0.2 * Math.min(msPerMac, 2 * old);
     if (parallel) this.splitCalls++;
     else this.serialCalls++;
   }

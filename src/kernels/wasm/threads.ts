@@ -11,8 +11,9 @@
  *   [0] STATE  IDLE → POSTED (main) → RUNNING (worker claims it by compare-exchange) → DONE (worker) → IDLE
  *              (main); or POSTED → IDLE when the main thread cancels first; QUIT stops the worker
  *   [1] OP     index into WORKER_OPS
- *   [2] WORK   the job's shared work counter (gemmChunked's and the batch-norm kernels' `counter`)
- *   [3] DONE   work items finished (the batch-norm kernels wait on it between their phases)
+ *   [2] WORK   the job's shared work counter (gemmChunked's `counter`), or the batch-norm kernels' claimed
+ *              items (a bit each)
+ *   [3] DONE   batch-norm work items finished (the kernels wait on it between their phases)
  *   f64 [2..2+MAX_ARGS)  the export's arguments (i32 and f32 values are exact in an f64)
  * An idle worker spins for `spinMicros` before it sleeps in Atomics.wait, because the next big kernel
  * usually follows within microseconds (a Linear layer's backward is two matmuls) and waking a sleeping
@@ -102,12 +103,12 @@ export class ThreadPool {
     return this.controls[w] + WORK_COUNTER;
   }
 
-  /** Offer `op` with the arguments set by `arg` to worker w. */
-  post(w: number, op: number): void {
+  /** Offer `op` with the arguments set by `arg` to worker w; true when the worker was asleep (it then starts tens of µs late). */
+  post(w: number, op: number): boolean {
     const base = this.controls[w] >> 2;
     this.ints[base + OP] = op;
     Atomics.store(this.ints, base + STATE, POSTED);
-    Atomics.notify(this.ints, base + STATE);
+    return Atomics.notify(this.ints, base + STATE) > 0;
   }
 
   /** After the main thread's share: withdraw the offer if worker w has not taken it, else wait until it is done. */

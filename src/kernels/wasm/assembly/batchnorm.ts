@@ -12,18 +12,22 @@
  * f32 partial sums are folded into f64 every FLUSH rows or every chunk, so long reductions
  * (M = 32768 for a 32×64×32×32 input) keep the reference's accuracy.
  *
- * Work items, so that several threads can share a call: a kernel's work is a list of items in up to three
- * phases, which one thread runs in order (`counter` 0) or every thread running the call claims through
- * the shared i32 at `counter` (atomic.add; threads.ts). An item starts only when every item of the
- * earlier phases is done (the i32 after the counter counts finished items).
- *   A (L = 1 sums): blocks of FLUSH rows, each writing its f32 column sums to a slot of its own;
- *   B: `chunks` channel ranges: the blocks' sums added in f64 in block order, then the per-channel
- *      results. With L > 1 (or few values per channel) a range does the whole kernel for its channels;
- *   C (L = 1 elementwise passes): `chunks` ranges of rows, so each thread writes whole rows: splitting
- *      rows by channels instead makes the threads write alternate halves of every row, and the
- *      prefetchers then pull each other's lines back and forth.
- * An item runs the same loops whoever runs it and however many items there are, so a call split across
- * threads gives the single-thread result bit for bit.
+ * Work items, so that several threads can share a call: a kernel's work comes in up to three phases of
+ * `chunks` items each, and an item starts only when every item of the earlier phases is done.
+ *   A (L = 1 sums): ranges of rows, each block of FLUSH rows writing its f32 column sums to a slot of
+ *      its own;
+ *   B: channel ranges: the blocks' sums added in f64 in block order, then the per-channel results. With
+ *      L > 1 (or few values per channel) a range does the whole kernel for its channels;
+ *   C (L = 1 elementwise passes): ranges of rows, so each thread writes whole rows: splitting rows by
+ *      channels instead makes the threads write alternate halves of every row, and the prefetchers then
+ *      pull each other's lines back and forth.
+ * One thread alone (`claims` 0) runs the items in order. Threads sharing a call (threads.ts) each pass
+ * their index `thread`, take item `thread` of each phase first and then any item the others have not
+ * claimed (a bit each in the i32 at `claims`, set with atomic.or; the i32 after it counts finished
+ * items). So each thread keeps the same rows in A, C and the next kernel's items, in its own cache,
+ * and a thread that starts late only means the others do more.
+ * An item runs the same loops whoever runs it, so a shared call gives the single-thread result bit for
+ * bit.
  */
 
 const FLUSH: i32 = 64;
@@ -50,22 +54,27 @@ const SMALL: f64 = 32;
 
 // ---- work items (see the header) ----
 
+/** Item chunks·phase + j that this thread visits at step k: item `thread` of each phase first, then the rest in turn. */
 // @ts-ignore: decorator
-@inline function firstItem(counter: usize): i32 {
-  return counter ? atomic.add<i32>(counter, 1) : 0;
+@inline function itemAt(k: i32, chunks: i32, thread: i32): i32 {
+  const j = k % chunks;
+  return k - j + (j + thread) % chunks;
+}
+/** Whether this thread runs item i: alone always, shared when no other thread has claimed it. */
+// @ts-ignore: decorator
+@inline function claim(claims: usize, i: i32): bool {
+  if (!claims) return true;
+  const bit = 1 << i;
+  return (atomic.or<i32>(claims, bit) & bit) == 0;
 }
 // @ts-ignore: decorator
-@inline function nextItem(counter: usize, i: i32): i32 {
-  return counter ? atomic.add<i32>(counter, 1) : i + 1;
-}
-// @ts-ignore: decorator
-@inline function itemDone(counter: usize): void {
-  if (counter) atomic.add<i32>(counter + 4, 1);
+@inline function itemDone(claims: usize): void {
+  if (claims) atomic.add<i32>(claims + 4, 1);
 }
 /** Spin until n items are done: those of the earlier phases, which another thread may still be running. */
 // @ts-ignore: decorator
-@inline function waitForItems(counter: usize, n: i32): void {
-  if (counter) while (atomic.load<i32>(counter + 4) < n) {}
+@inline function waitForItems(claims: usize, n: i32): void {
+  if (claims) while (atomic.load<i32>(claims + 4) < n) {}
 }
 
 /** First channel of range i of n (C for i ≥ n); with L = 1 a multiple of 16, so a range's lane groups are the whole tensor's. */
@@ -181,11 +190,17 @@ function blockSums(mode: i32, a: usize, b: usize, r0: i32, r1: i32, cols: i32, s
   }
 }
 
-/** Phase A item k: block k's sums (rows [k·FLUSH, (k+1)·FLUSH)). */
-// @ts-ignore: decorator
-@inline function blockItem(mode: i32, a: usize, b: usize, k: i32, rows: i32, cols: i32, scratch: usize): void {
-  const s32 = BLOCK(scratch, cols, k);
-  blockSums(mode, a, b, k * FLUSH, min(rows, (k + 1) * FLUSH), cols, s32, f(s32, cols));
+/**
+ * Phase A item j of n: the sums of blocks [j·nb/n, (j+1)·nb/n) of the nb blocks, each into its own slot.
+ * Contiguous rows per item, as in phase C, so a thread that takes the same item numbers in both finds
+ * its rows still in its own cache.
+ */
+function blockItem(mode: i32, a: usize, b: usize, j: i32, n: i32, rows: i32, cols: i32, scratch: usize): void {
+  const nb = blockCount(rows);
+  for (let k = rowStart(j, n, nb); k < rowStart(j + 1, n, nb); k++) {
+    const s32 = BLOCK(scratch, cols, k);
+    blockSums(mode, a, b, k * FLUSH, min(rows, (k + 1) * FLUSH), cols, s32, f(s32, cols));
+  }
 }
 
 /** s64[c], t64[c] = the blocks' sums added in f64, in block order, for channels [c0, c1). */
@@ -379,17 +394,21 @@ function affineGradRows(dy: usize, xhat: usize, dx: usize, q: bool, j: i32, n: i
  * Per-channel mean and biased variance, in one pass over memory. L = 1 sums (x - x[0,c]) and its square
  * (shifting by a sample of the channel keeps E[u²] - E[u]² from cancelling); L > 1 reduces each chunk
  * twice while it is in L1 (exact two-pass mean and squared deviations) and merges chunks with Chan's
- * formula: M2 = M2a + M2b + δ²·na·nb/(na+nb). Items: A (L = 1), B.
+ * formula: M2 = M2a + M2b + δ²·na·nb/(na+nb). Phases: A (L = 1), B.
  */
-export function channelMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+export function channelMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, scratch: usize, claims: usize, chunks: i32, thread: i32): void {
   const count = <f64>batch * <f64>inner;
-  const blocks = byRows(batch, inner) ? blockCount(batch) : 0;
-  for (let i = firstItem(counter); i < blocks + chunks; i = nextItem(counter, i)) {
-    if (i < blocks) {
-      blockItem(0, x, 0, i, batch, channels, scratch);
+  const na = byRows(batch, inner) ? 1 : 0;
+  const items = (na + 1) * chunks;
+  for (let k = 0; k < items; k++) {
+    const i = itemAt(k, chunks, thread);
+    if (!claim(claims, i)) continue;
+    const phase = i / chunks, j = i % chunks;
+    waitForItems(claims, phase * chunks);
+    if (phase < na) {
+      blockItem(0, x, 0, j, chunks, batch, channels, scratch);
     } else {
-      waitForItems(counter, blocks);
-      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+      const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
       if (count <= SMALL) {
         smallMoments(x, mean, variance, batch, channels, inner, c0, c1);
       } else if (inner == 1) {
@@ -404,22 +423,24 @@ export function channelMoments(x: usize, mean: usize, variance: usize, batch: i3
         momentsOfRuns(x, mean, variance, batch, channels, inner, c0, c1, scratch);
       }
     }
-    itemDone(counter);
+    itemDone(claims);
   }
 }
 
 /**
  * y = xhat·scale[c] + shift[c], xhat = (x - mean[c])·invStd[c]; xhat is stored when its pointer is not 0.
- * A 0 scale or shift pointer means 1 or 0 (no affine parameters). Items: C (L = 1) or B.
+ * A 0 scale or shift pointer means 1 or 0 (no affine parameters). One phase: C (L = 1) or B.
  */
-export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, y: usize, xhat: usize, batch: i32, channels: i32, inner: i32, counter: usize, chunks: i32): void {
-  for (let i = firstItem(counter); i < chunks; i = nextItem(counter, i)) {
+export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, y: usize, xhat: usize, batch: i32, channels: i32, inner: i32, claims: usize, chunks: i32, thread: i32): void {
+  for (let k = 0; k < chunks; k++) {
+    const j = itemAt(k, chunks, thread);
+    if (!claim(claims, j)) continue;
     if (inner == 1) {
-      const r0 = rowStart(i, chunks, batch), r1 = rowStart(i + 1, chunks, batch);
+      const r0 = rowStart(j, chunks, batch), r1 = rowStart(j + 1, chunks, batch);
       const o = (<usize>r0 * <usize>channels) << 2;
       if (r0 < r1) applyRange(x + o, mean, invStd, scale, shift, y + o, xhat ? xhat + o : 0, r1 - r0, channels, 1, 0, channels);
     } else {
-      const c0 = channelStart(i, chunks, channels, inner), c1 = channelStart(i + 1, chunks, channels, inner);
+      const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
       if (c0 < c1) applyRange(x, mean, invStd, scale, shift, y, xhat, batch, channels, inner, c0, c1);
     }
   }
@@ -428,61 +449,71 @@ export function batchNormApply(x: usize, mean: usize, invStd: usize, scale: usiz
 /**
  * Training-mode backward: the two reductions (Σdy and Σdy·xhat per channel), the parameter gradients,
  * then dx from the sums. batchNormBackwardReduce and batchNormBackwardInput are its two halves.
- * Items: A, B, C (L = 1) or B.
+ * Phases: A, B, C (L = 1) or B.
  */
-export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+export function batchNormBackward(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize, claims: usize, chunks: i32, thread: i32): void {
   const count = <f64>batch * <f64>inner;
   const rows = byRows(batch, inner);
-  const blocks = rows ? blockCount(batch) : 0;
-  const items = blocks + chunks + (rows ? chunks : 0);
-  for (let i = firstItem(counter); i < items; i = nextItem(counter, i)) {
-    if (i < blocks) {
-      blockItem(1, dy, xhat, i, batch, channels, scratch);
-    } else if (i < blocks + chunks) {
-      waitForItems(counter, blocks);
-      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+  const phases = rows ? 3 : 1;
+  const items = phases * chunks;
+  for (let k = 0; k < items; k++) {
+    const i = itemAt(k, chunks, thread);
+    if (!claim(claims, i)) continue;
+    const phase = i / chunks + (rows ? 0 : 1), j = i % chunks; // 0 = A, 1 = B, 2 = C
+    waitForItems(claims, i - j);
+    if (phase == 0) {
+      blockItem(1, dy, xhat, j, chunks, batch, channels, scratch);
+    } else if (phase == 1) {
+      const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
       if (rows) addBlocks(batch, channels, c0, c1, scratch);
       else rangeSums(dy, xhat, batch, channels, inner, c0, c1, scratch);
       addParameterGrads(dGamma, dBeta, channels, c0, c1, scratch);
       if (rows) gradCoefficients(invStd, gamma, count, channels, c0, c1, scratch);
       else inputGrad(dy, xhat, invStd, gamma, count, dx, batch, channels, inner, c0, c1, scratch);
     } else {
-      waitForItems(counter, blocks + chunks);
-      affineGradRows(dy, xhat, dx, true, i - blocks - chunks, chunks, batch, channels, scratch);
+      affineGradRows(dy, xhat, dx, true, j, chunks, batch, channels, scratch);
     }
-    itemDone(counter);
+    itemDone(claims);
   }
 }
 
-/** The reductions of batchNormBackward, written: sumDy[c] = Σ dy, sumDyXhat[c] = Σ dy·xhat. Items: A (L = 1), B. */
-export function batchNormBackwardReduce(dy: usize, xhat: usize, sumDy: usize, sumDyXhat: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
-  const blocks = byRows(batch, inner) ? blockCount(batch) : 0;
+/** The reductions of batchNormBackward, written: sumDy[c] = Σ dy, sumDyXhat[c] = Σ dy·xhat. Phases: A (L = 1), B. */
+export function batchNormBackwardReduce(dy: usize, xhat: usize, sumDy: usize, sumDyXhat: usize, batch: i32, channels: i32, inner: i32, scratch: usize, claims: usize, chunks: i32, thread: i32): void {
+  const na = byRows(batch, inner) ? 1 : 0;
   const s64 = S64(scratch), t64 = T64(scratch, channels);
-  for (let i = firstItem(counter); i < blocks + chunks; i = nextItem(counter, i)) {
-    if (i < blocks) {
-      blockItem(1, dy, xhat, i, batch, channels, scratch);
+  const items = (na + 1) * chunks;
+  for (let k = 0; k < items; k++) {
+    const i = itemAt(k, chunks, thread);
+    if (!claim(claims, i)) continue;
+    const phase = i / chunks, j = i % chunks;
+    waitForItems(claims, i - j);
+    if (phase < na) {
+      blockItem(1, dy, xhat, j, chunks, batch, channels, scratch);
     } else {
-      waitForItems(counter, blocks);
-      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
-      if (blocks) addBlocks(batch, channels, c0, c1, scratch);
+      const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
+      if (na) addBlocks(batch, channels, c0, c1, scratch);
       else rangeSums(dy, xhat, batch, channels, inner, c0, c1, scratch);
       for (let c = c0; c < c1; c++) {
         store<f32>(f(sumDy, c), <f32>load<f64>(d(s64, c)));
         store<f32>(f(sumDyXhat, c), <f32>load<f64>(d(t64, c)));
       }
     }
-    itemDone(counter);
+    itemDone(claims);
   }
 }
 
-/** dx of batchNormBackward from given sums over `count` values per channel (the whole, possibly sharded, batch). Items: B, C (L = 1). */
-export function batchNormBackwardInput(dy: usize, xhat: usize, invStd: usize, gamma: usize, sumDy: usize, sumDyXhat: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+/** dx of batchNormBackward from given sums over `count` values per channel (the whole, possibly sharded, batch). Phases: B, C (L = 1). */
+export function batchNormBackwardInput(dy: usize, xhat: usize, invStd: usize, gamma: usize, sumDy: usize, sumDyXhat: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, scratch: usize, claims: usize, chunks: i32, thread: i32): void {
   const rows = byRows(batch, inner);
-  const items = rows ? 2 * chunks : chunks;
   const s64 = S64(scratch), t64 = T64(scratch, channels);
-  for (let i = firstItem(counter); i < items; i = nextItem(counter, i)) {
+  const items = (rows ? 2 : 1) * chunks;
+  for (let k = 0; k < items; k++) {
+    const i = itemAt(k, chunks, thread);
+    if (!claim(claims, i)) continue;
+    const j = i % chunks;
+    waitForItems(claims, i - j);
     if (i < chunks) {
-      const c0 = channelStart(i, chunks, channels, inner), c1 = channelStart(i + 1, chunks, channels, inner);
+      const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
       for (let c = c0; c < c1; c++) {
         store<f64>(d(s64, c), <f64>load<f32>(f(sumDy, c)));
         store<f64>(d(t64, c), <f64>load<f32>(f(sumDyXhat, c)));
@@ -490,26 +521,31 @@ export function batchNormBackwardInput(dy: usize, xhat: usize, invStd: usize, ga
       if (rows) gradCoefficients(invStd, gamma, count, channels, c0, c1, scratch);
       else inputGrad(dy, xhat, invStd, gamma, count, dx, batch, channels, inner, c0, c1, scratch);
     } else {
-      waitForItems(counter, chunks);
-      affineGradRows(dy, xhat, dx, true, i - chunks, chunks, batch, channels, scratch);
+      affineGradRows(dy, xhat, dx, true, j, chunks, batch, channels, scratch);
     }
-    itemDone(counter);
+    itemDone(claims);
   }
 }
 
-/** Eval-mode backward (constant statistics): dx = dy·gamma·invStd, plus the same parameter gradients. Items: A (L = 1, with gradients), B, C (L = 1). */
-export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize, counter: usize, chunks: i32): void {
+/**
+ * Eval-mode backward (constant statistics): dx = dy·gamma·invStd, plus the same parameter gradients.
+ * Phases: A (L = 1, with gradients), B, C (L = 1).
+ */
+export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usize, gamma: usize, dx: usize, dGamma: usize, dBeta: usize, batch: i32, channels: i32, inner: i32, scratch: usize, claims: usize, chunks: i32, thread: i32): void {
   const grads = dGamma != 0 || dBeta != 0;
   const rows = byRows(batch, inner);
-  const blocks = rows && grads ? blockCount(batch) : 0;
-  const items = blocks + chunks + (rows ? chunks : 0);
+  const na = rows && grads ? 1 : 0;
   const coef = COEF(scratch, channels);
-  for (let i = firstItem(counter); i < items; i = nextItem(counter, i)) {
-    if (i < blocks) {
-      blockItem(1, dy, xhat, i, batch, channels, scratch);
-    } else if (i < blocks + chunks) {
-      waitForItems(counter, blocks);
-      const c0 = channelStart(i - blocks, chunks, channels, inner), c1 = channelStart(i - blocks + 1, chunks, channels, inner);
+  const items = (na + 1 + (rows ? 1 : 0)) * chunks;
+  for (let k = 0; k < items; k++) {
+    const i = itemAt(k, chunks, thread);
+    if (!claim(claims, i)) continue;
+    const phase = i / chunks + 1 - na, j = i % chunks; // 0 = A, 1 = B, 2 = C
+    waitForItems(claims, i - j);
+    if (phase == 0) {
+      blockItem(1, dy, xhat, j, chunks, batch, channels, scratch);
+    } else if (phase == 1) {
+      const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
       if (grads) {
         if (rows) addBlocks(batch, channels, c0, c1, scratch);
         else rangeSums(dy, xhat, batch, channels, inner, c0, c1, scratch);
@@ -518,10 +554,9 @@ export function batchNormBackwardFixedStats(dy: usize, xhat: usize, invStd: usiz
       for (let c = c0; c < c1; c++) store<f32>(f(coef, c), (gamma ? load<f32>(f(gamma, c)) : 1) * load<f32>(f(invStd, c)));
       if (!rows) applyAffineGrad(dy, xhat, dx, coef, 0, 0, batch, channels, inner, c0, c1);
     } else {
-      waitForItems(counter, blocks + chunks);
-      affineGradRows(dy, xhat, dx, false, i - blocks - chunks, chunks, batch, channels, scratch);
+      affineGradRows(dy, xhat, dx, false, j, chunks, batch, channels, scratch);
     }
-    itemDone(counter);
+    itemDone(claims);
   }
 }
 
