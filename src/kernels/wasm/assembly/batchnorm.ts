@@ -372,7 +372,7 @@ function gradCoefficients(invStd: usize, gamma: usize, count: f64, channels: i32
 /** dx for channels [c0, c1) from the f64 sums: p, q, r, then one pass; channels of at most SMALL values in scalar f64 (see SMALL). */
 function inputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, scratch: usize): void {
   if (count <= SMALL) {
-    smallInputGrad(dy, xhat, invStd, gamma, S64(scratch), T64(scratch, channels), count, dx, batch, channels, inner, c0, c1);
+    smallInputGrad(dy, xhat, invStd, gamma, count, dx, batch, channels, inner, c0, c1, scratch);
     return;
   }
   gradCoefficients(invStd, gamma, count, channels, c0, c1, scratch);
@@ -410,7 +410,7 @@ export function channelMoments(x: usize, mean: usize, variance: usize, batch: i3
     } else {
       const c0 = channelStart(j, chunks, channels, inner), c1 = channelStart(j + 1, chunks, channels, inner);
       if (count <= SMALL) {
-        smallMoments(x, mean, variance, batch, channels, inner, c0, c1);
+        smallMoments(x, mean, variance, batch, channels, inner, c0, c1, scratch);
       } else if (inner == 1) {
         addBlocks(batch, channels, c0, c1, scratch);
         const s64 = S64(scratch), t64 = T64(scratch, channels);
@@ -728,53 +728,70 @@ function applyAffineGrad(dy: usize, xhat: usize, dx: usize, pP: usize, pQ: usize
   }
 }
 
-/** channelMoments for channels of at most SMALL values: two passes in f64 (the reference's arithmetic). */
-function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32): void {
+// Channels of at most SMALL values (see SMALL): f64 throughout, the reference's arithmetic, walking the
+// tensor in memory order with per-channel f64 totals in scratch (a channel at a time would stride
+// through memory C·L floats per value).
+
+/** channelMoments for channels [c0, c1) of at most SMALL values: two passes (mean, then squared deviations). */
+function smallMoments(x: usize, mean: usize, variance: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, scratch: usize): void {
   const count = <f64>batch * <f64>inner;
-  for (let c = c0; c < c1; c++) {
-    let sum: f64 = 0;
-    for (let b = 0; b < batch; b++) {
+  const s64 = S64(scratch), t64 = T64(scratch, channels);
+  memory.fill(d(s64, c0), 0, (<usize>(c1 - c0)) << 3);
+  memory.fill(d(t64, c0), 0, (<usize>(c1 - c0)) << 3);
+  for (let b = 0; b < batch; b++) {
+    for (let c = c0; c < c1; c++) {
       const o = (b * channels + c) * inner;
+      let sum = load<f64>(d(s64, c));
       for (let l = 0; l < inner; l++) sum += <f64>load<f32>(f(x, o + l));
+      store<f64>(d(s64, c), sum);
     }
-    const mu = sum / count;
-    let sq: f64 = 0;
-    for (let b = 0; b < batch; b++) {
+  }
+  for (let c = c0; c < c1; c++) store<f64>(d(s64, c), load<f64>(d(s64, c)) / count);
+  for (let b = 0; b < batch; b++) {
+    for (let c = c0; c < c1; c++) {
       const o = (b * channels + c) * inner;
+      const mu = load<f64>(d(s64, c));
+      let sq = load<f64>(d(t64, c));
       for (let l = 0; l < inner; l++) {
         const u = <f64>load<f32>(f(x, o + l)) - mu;
         sq += u * u;
       }
+      store<f64>(d(t64, c), sq);
     }
-    store<f32>(f(mean, c), <f32>mu);
-    store<f32>(f(variance, c), <f32>(sq / count));
+  }
+  for (let c = c0; c < c1; c++) {
+    store<f32>(f(mean, c), <f32>load<f64>(d(s64, c)));
+    store<f32>(f(variance, c), <f32>(load<f64>(d(t64, c)) / count));
   }
 }
 
-/** backwardSums for channels of at most SMALL values: scalar f64, the reference's arithmetic. */
+/** backward sums (Σdy, Σdy·xhat into s64, t64) for channels [c0, c1) of at most SMALL values. */
 function smallSums(dy: usize, xhat: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, s64: usize, t64: usize): void {
-  for (let c = c0; c < c1; c++) {
-    let sumDy: f64 = 0, sumDyXhat: f64 = 0;
-    for (let b = 0; b < batch; b++) {
+  memory.fill(d(s64, c0), 0, (<usize>(c1 - c0)) << 3);
+  memory.fill(d(t64, c0), 0, (<usize>(c1 - c0)) << 3);
+  for (let b = 0; b < batch; b++) {
+    for (let c = c0; c < c1; c++) {
       const o = (b * channels + c) * inner;
+      let sumDy = load<f64>(d(s64, c)), sumDyXhat = load<f64>(d(t64, c));
       for (let l = 0; l < inner; l++) {
         const g = <f64>load<f32>(f(dy, o + l));
         sumDy += g;
         sumDyXhat += g * <f64>load<f32>(f(xhat, o + l));
       }
+      store<f64>(d(s64, c), sumDy);
+      store<f64>(d(t64, c), sumDyXhat);
     }
-    store<f64>(d(s64, c), sumDy);
-    store<f64>(d(t64, c), sumDyXhat);
   }
 }
 
-/** inputGrad for channels of at most SMALL values, in f64 throughout (see SMALL). */
-function smallInputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, s64: usize, t64: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32): void {
-  for (let c = c0; c < c1; c++) {
-    const sumDy = load<f64>(d(s64, c)), sumDyXhat = load<f64>(d(t64, c));
-    const k = ((gamma ? <f64>load<f32>(f(gamma, c)) : 1.0) * <f64>load<f32>(f(invStd, c))) / count;
-    for (let b = 0; b < batch; b++) {
+/** inputGrad for channels [c0, c1) of at most SMALL values: k = gamma·invStd/count per channel (f64, in COEF), then dx. */
+function smallInputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, count: f64, dx: usize, batch: i32, channels: i32, inner: i32, c0: i32, c1: i32, scratch: usize): void {
+  const s64 = S64(scratch), t64 = T64(scratch, channels), k64 = COEF(scratch, channels);
+  for (let c = c0; c < c1; c++) store<f64>(d(k64, c), ((gamma ? <f64>load<f32>(f(gamma, c)) : 1.0) * <f64>load<f32>(f(invStd, c))) / count);
+  for (let b = 0; b < batch; b++) {
+    for (let c = c0; c < c1; c++) {
       const o = (b * channels + c) * inner;
+      const sumDy = load<f64>(d(s64, c)), sumDyXhat = load<f64>(d(t64, c)), k = load<f64>(d(k64, c));
       for (let l = 0; l < inner; l++) {
         store<f32>(f(dx, o + l), <f32>(k * (count * <f64>load<f32>(f(dy, o + l)) - sumDy - <f64>load<f32>(f(xhat, o + l)) * sumDyXhat)));
       }
