@@ -69,8 +69,8 @@ export interface WasmExports {
 
 export interface WasmBackendOptions {
   /**
-   * Threads for the big matmuls, the calling one included: 1 runs everything on the calling thread,
-   * 2 adds one worker. Needs shared memory. Default 1 (see the bench for where 2 pays).
+   * Threads for the big matmuls and batch-norm kernels, the calling one included: 1 runs everything on
+   * the calling thread, 2 adds one worker. Needs shared memory. Default 1 (see the bench for where 2 pays).
    */
   threads?: number;
   /** Matmuls with at least this many multiply-adds (M·N·K) may be split across the threads. Default 1.5e6. */
@@ -113,7 +113,7 @@ export class WasmKernels implements Kernels {
   readonly name = 'wasm';
   /** Whether the memory is a SharedArrayBuffer (workers possible, memory can grow). */
   readonly shared: boolean;
-  /** Threads a big matmul is split across (1 = no workers). */
+  /** Threads a big matmul or batch-norm kernel is split across (1 = no workers). */
   get threads(): number {
     return (this.pool?.size ?? 0) + 1;
   }
@@ -466,6 +466,7 @@ export class WasmKernels implements Kernels {
     return p + ((64 - (p % 64)) % 64);
   }
 
+  /** The next batch-norm call's arguments, in the export's order. */
   private setJob(...args: number[]): void {
     this.job.set(args);
   }
