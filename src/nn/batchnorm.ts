@@ -408,9 +408,14 @@ export abstract class BatchNormBase extends Module {
     for (let g = 0; g < groups; g++) {
       k.channelMoments(slice(x.data, g, span, groups), this.row(this.mean, g), this.row(this.variance, g), rows, channels, inner);
     }
-    this.computeInvStd(groups);
-    this.foldBatchStatistics(groups, rows * inner);
     const renorm = this.renorm !== null;
+    // One batch without renorm (the common case): one pass over the channels for everything per-channel.
+    const settled = groups === 1 && !renorm;
+    if (settled) this.settleBatchStatistics(rows * inner, mode === 'batch-update');
+    else {
+      this.computeInvStd(groups);
+      this.foldBatchStatistics(groups, rows * inner);
+    }
     if (renorm) this.renormCorrections(groups, gamma, beta);
     for (let g = 0; g < groups; g++) {
       k.batchNormApply(
@@ -426,7 +431,7 @@ export abstract class BatchNormBase extends Module {
         inner,
       );
     }
-    if (mode === 'batch-update') this.updateRunningStats();
+    if (mode === 'batch-update' && !settled) this.updateRunningStats();
     this.cache = { mode, groups, renorm, synchronized: false };
     return this.y;
   }
@@ -466,11 +471,9 @@ export abstract class BatchNormBase extends Module {
       this.mean[c] = mean;
       this.variance[c] = m2 / count;
     }
-    this.computeInvStd(1);
-    this.foldBatchStatistics(1, count);
-    k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y!.data, this.xhat!.data, batch, channels, inner);
     // The running statistics live in memory all replicas share: one update per step, by replica 0.
-    if (mode === 'batch-update' && this.sync!.rank === 0) this.updateRunningStats();
+    this.settleBatchStatistics(count, mode === 'batch-update' && this.sync!.rank === 0);
+    k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y!.data, this.xhat!.data, batch, channels, inner);
     this.syncCount = count;
     this.cache = { mode, groups: 1, renorm: false, synchronized: true };
     return this.y!;
@@ -635,6 +638,36 @@ export abstract class BatchNormBase extends Module {
         this.shift[i] = gm * d + bt;
       }
     }
+  }
+
+  /**
+   * For one batch of `count` values per channel, in one pass: invStd, the statistics the running
+   * averages take (mean and unbiased variance, as foldBatchStatistics) and, with `update`, the running
+   * averages themselves (as updateRunningStats).
+   */
+  private settleBatchStatistics(count: number, update: boolean): void {
+    const { mean, variance, invStd, foldMean, foldVar, eps } = this;
+    const unbias = count / (count - 1);
+    let m = 0;
+    let rm: Float32Array | null = null;
+    let rv: Float32Array | null = null;
+    if (update) {
+      const t = ++this.numBatchesTrackedTensor!.data[0];
+      m = this.momentum ?? 1 / t;
+      rm = this.runningMean!.data;
+      rv = this.runningVar!.data;
+    }
+    for (let c = 0; c < this.numFeatures; c++) {
+      const v = variance[c];
+      invStd[c] = 1 / Math.sqrt(v + eps);
+      foldMean[c] = mean[c];
+      foldVar[c] = v * unbias;
+      if (rm && rv) {
+        rm[c] = (1 - m) * rm[c] + m * foldMean[c];
+        rv[c] = (1 - m) * rv[c] + m * foldVar[c];
+      }
+    }
+    this.hasBatchStatistics = true;
   }
 
   /** running = (1 - m)·running + m·stat, with m = momentum, or 1/t for the cumulative average. */
