@@ -108,6 +108,13 @@ test('element-wise kernels, bias broadcast and reductions', () => {
     for (const place of ['wasm', 'js'] as Place[]) {
       const a = random(n, rng, place), b = random(n, rng, place);
       const out = random(n, rng, place), exp = new Float32Array(n);
+      // fill, also over NaN, of the whole array and of a part of it (its neighbours untouched)
+      out[0] = NaN;
+      ref.fill(exp, -2.5), wasm.fill(out, -2.5), close(out, exp, `fill ${n}`, 0, 0);
+      if (n > 2) {
+        wasm.fill(out.subarray(1, n - 1), 0);
+        assert.ok(out[0] === -2.5 && out[n - 1] === -2.5 && out.subarray(1, n - 1).every((v) => v === 0), `fill of a part ${n}`);
+      }
       ref.add(a, b, exp), wasm.add(a, b, out), close(out, exp, `add ${n}`, 0, 0);
       ref.mul(a, b, exp), wasm.mul(a, b, out), close(out, exp, `mul ${n}`, 0, 0);
       ref.scale(a, 0.37, exp), wasm.scale(a, 0.37, out), close(out, exp, `scale ${n}`, 1e-7, 1e-7);

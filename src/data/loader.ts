@@ -57,6 +57,12 @@ export interface DataLoaderState {
 interface BatchBuffers {
   x: Tensor;
   labels: Int32Array;
+  /**
+   * Where samples are gathered first when x is shared memory (a threaded wasm backend's): V8 copies into
+   * a SharedArrayBuffer more slowly call by call, so one bulk copy beats one per sample (26 vs 39 µs for
+   * a batch of 60 MNIST images).
+   */
+  staging: Float32Array | null;
 }
 
 /**
@@ -203,12 +209,13 @@ export class DataLoader {
   private gather(order: Uint32Array | null, start: number, size: number, buf: BatchBuffers): void {
     const { images, labels } = this.dataset;
     const len = this.sampleLen;
-    const x = buf.x.data;
+    const x = buf.staging ?? buf.x.data;
     for (let i = 0; i < size; i++) {
       const idx = order ? order[start + i] : start + i;
       x.set(images.subarray(idx * len, (idx + 1) * len), i * len);
       buf.labels[i] = labels[idx];
     }
+    if (buf.staging) buf.x.data.set(buf.staging);
   }
 }
 
@@ -227,7 +234,9 @@ function buffersFor(cache: Map<number, BatchBuffers>, size: number, ds: Dataset)
   if (!buf) {
     // In the backend's own memory, so a fast backend reads the batch where it lies instead of copying it.
     const shape = [size, ...ds.sampleShape];
-    buf = { x: new Tensor(shape, getBackend().allocate(shape.reduce((a, b) => a * b, 1))), labels: new Int32Array(size) };
+    const x = getBackend().allocate(shape.reduce((a, b) => a * b, 1));
+    const shared = typeof SharedArrayBuffer !== 'undefined' && x.buffer instanceof SharedArrayBuffer;
+    buf = { x: new Tensor(shape, x), labels: new Int32Array(size), staging: shared ? new Float32Array(x.length) : null };
     cache.set(size, buf);
   }
   return buf;

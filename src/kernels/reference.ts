@@ -66,6 +66,9 @@ export const referenceKernels: Kernels = {
   add(a, b, out) {
     for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
   },
+  fill(out, value) {
+    out.fill(value);
+  },
   scale(a, s, out) {
     for (let i = 0; i < out.length; i++) out[i] = a[i] * s;
   },

@@ -77,7 +77,7 @@ export abstract class Module {
   }
 
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad.data.fill(0);
+    for (const p of this.parameters()) this.kernels.fill(p.grad.data, 0);
   }
 
   /** Training mode: batch statistics, dropout on. Applies to every submodule. */

@@ -44,7 +44,7 @@ export abstract class Optimizer {
   }
 
   zeroGrad(): void {
-    for (const p of this.params) p.grad.data.fill(0);
+    for (const p of this.params) this.kernels.fill(p.grad.data, 0);
   }
 
   /** Optimizer state (buffers and counters) as plain arrays, for checkpoints. */

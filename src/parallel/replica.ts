@@ -128,7 +128,7 @@ export class ParameterSlices {
     for (let i = 0; i < this.target.length; i++) {
       for (const source of this.sources[i]) {
         kernels.add(this.target[i], source, this.target[i]);
-        source.fill(0);
+        kernels.fill(source, 0);
       }
     }
   }
@@ -137,7 +137,7 @@ export class ParameterSlices {
   update(kernels: Kernels, update: ElementwiseUpdate, trainable: readonly boolean[]): void {
     for (let i = 0; i < this.target.length; i++) {
       if (trainable[this.index[i]]) applyUpdate(kernels, update, this.values[i], this.target[i], this.state[i]);
-      this.target[i].fill(0);
+      kernels.fill(this.target[i], 0);
     }
   }
 }

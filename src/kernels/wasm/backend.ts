@@ -30,6 +30,7 @@ export interface WasmExports {
   gemmScratchFloats(): number;
   microKernelPeak(repeats: number, scratch: number): void;
   add(a: number, b: number, out: number, n: number): void;
+  fill(out: number, value: number, n: number): void;
   scale(a: number, s: number, out: number, n: number): void;
   mul(a: number, b: number, out: number, n: number): void;
   axpy(s: number, a: number, out: number, n: number): void;
@@ -99,7 +100,7 @@ const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormAppl
 
 /** Every method of the Kernels interface. */
 const KERNEL_METHODS = [
-  'allocate', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
+  'allocate', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments',
   'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
   'avgPoolBackward', 'sgdStep', 'adamStep',
@@ -182,7 +183,7 @@ export class WasmKernels implements Kernels {
       return new Float32Array(length);
     }
     const arr = new Float32Array(this.heap.buffer, ptr, length);
-    arr.fill(0);
+    this.x.fill(ptr, 0, length);
     this.heap.freeWhenCollected(arr, ptr);
     return arr;
   }
@@ -279,6 +280,15 @@ export class WasmKernels implements Kernels {
     if (this.failed) return referenceKernels.add(a, b, out);
     this.x.add(pa, pb, po, n);
     this.end();
+  }
+
+  fill(out: Float32Array, value: number): void {
+    const n = out.length;
+    if (!this.inMemory(out)) {
+      out.fill(value); // an ordinary array fills fast in JavaScript
+      return;
+    }
+    this.x.fill(out.byteOffset, value, n);
   }
 
   scale(a: Float32Array, s: number, out: Float32Array): void {

@@ -20,6 +20,19 @@ export function add(a: usize, b: usize, out: usize, n: i32): void {
   for (; i < n; i++) store<f32>(f(out, i), load<f32>(f(a, i)) + load<f32>(f(b, i)));
 }
 
+export function fill(out: usize, value: f32, n: i32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    v128.store(f(out, i), v);
+    v128.store(f(out, i + 4), v);
+    v128.store(f(out, i + 8), v);
+    v128.store(f(out, i + 12), v);
+  }
+  for (; i + 4 <= n; i += 4) v128.store(f(out, i), v);
+  for (; i < n; i++) store<f32>(f(out, i), value);
+}
+
 export function scale(a: usize, s: f32, out: usize, n: i32): void {
   const sv = f32x4.splat(s);
   let i = 0;
