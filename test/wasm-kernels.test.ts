@@ -196,6 +196,17 @@ test('batch norm: channelMoments, batchNormApply and both backwards', () => {
       close(mean, me, `mean ${what}`, 1e-5, 1e-6);
       close(variance, ve, `variance ${what}`, 1e-5, 1e-4);
 
+      // invStd and the running averages: float64 arithmetic rounded once, so bit for bit the reference.
+      const absVe = Float32Array.from(ve, Math.abs);
+      const inv = random(channels, rng, place), invE = new Float32Array(channels);
+      const rm = random(channels, rng, place), rv = random(channels, rng, place), rmE = rm.slice(), rvE = rv.slice();
+      ref.batchNormStatistics(me, absVe, invE, 1e-5, rmE, rvE, 0.1, 1.25, channels);
+      wasm.batchNormStatistics(me, absVe, inv, 1e-5, rm, rv, 0.1, 1.25, channels);
+      close(inv, invE, `invStd ${what}`, 0, 0), close(rm, rmE, `runningMean ${what}`, 0, 0), close(rv, rvE, `runningVar ${what}`, 0, 0);
+      const rmBefore = rm.slice();
+      wasm.batchNormStatistics(me, absVe, inv, 1e-5, null, null, 0.1, 1.25, channels);
+      assert.deepEqual(rm, rmBefore, 'no running arrays: nothing but invStd written');
+
       const invStd = Float32Array.from(ve, (v) => 1 / Math.sqrt(v + 1e-5));
       const gamma = random(channels, rng, place), beta = random(channels, rng, place);
       for (const affine of [true, false]) {

@@ -82,6 +82,13 @@ export interface Kernels {
    */
   batchNormBackward(dy: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, dx: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): void;
   /**
+   * The per-channel end of a training forward, from the batch's mean and (biased) variance:
+   * invStd = 1/√(variance + eps) and, when runningMean and runningVar are given, the running averages
+   * r ← (1 − momentum)·r + momentum·s with s = mean, and variance·unbias (the unbiased variance). In
+   * float64, rounded to float32 once, as JavaScript computes it. Shape: C.
+   */
+  batchNormStatistics(mean: Float32Array, variance: Float32Array, invStd: Float32Array, eps: number, runningMean: Float32Array | null, runningVar: Float32Array | null, momentum: number, unbias: number, channels: number): void;
+  /**
    * The two reductions of batch norm's backward, written (not accumulated): sumDy[c] = Σ dy and
    * sumDyXhat[c] = Σ dy·xhat over the batch and L. With `batchNormBackwardInput` it splits
    * `batchNormBackward` in two, so synchronized batch norm can add every shard's sums in between.

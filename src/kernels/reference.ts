@@ -227,6 +227,17 @@ export const referenceKernels: Kernels = {
     for (let c = 0; c < channels; c++) [sumDy[c], sumDyXhat[c]] = channelSums(dy, xhat, c, batch, channels, inner);
   },
 
+  batchNormStatistics(mean, variance, invStd, eps, runningMean, runningVar, momentum, unbias, channels) {
+    for (let c = 0; c < channels; c++) {
+      const v = variance[c];
+      invStd[c] = 1 / Math.sqrt(v + eps);
+      if (runningMean && runningVar) {
+        runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean[c];
+        runningVar[c] = (1 - momentum) * runningVar[c] + momentum * (v * unbias);
+      }
+    }
+  },
+
   batchNormBackwardInput(dy, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, inner) {
     for (let c = 0; c < channels; c++) {
       // The same closed form as batchNormBackward, with the sums and count of the whole batch.

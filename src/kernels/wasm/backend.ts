@@ -55,6 +55,7 @@ export interface WasmExports {
   batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
   batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
   batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
+  batchNormStatistics(mean: number, variance: number, invStd: number, eps: number, runningMean: number, runningVar: number, momentum: number, unbias: number, channels: number): void;
   batchNormScratchFloats(batch: number, channels: number, inner: number): number;
   channelAffine(x: number, scale: number, shift: number, out: number, batch: number, channels: number, inner: number): void;
   channelAffineBackward(dy: number, x: number, scale: number, dx: number, dScale: number, dShift: number, batch: number, channels: number, inner: number): void;
@@ -101,7 +102,7 @@ const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormAppl
 /** Every method of the Kernels interface. */
 const KERNEL_METHODS = [
   'allocate', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
-  'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments',
+  'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
   'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
   'avgPoolBackward', 'sgdStep', 'adamStep',
 ] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
@@ -440,6 +441,16 @@ export class WasmKernels implements Kernels {
     if (this.failed) return referenceKernels.batchNormBackwardReduce(dy, xhat, sumDy, sumDyXhat, batch, channels, inner);
     this.setJob(pdy, ph, ps, pt, batch, channels, inner, work);
     this.runBatchNorm('batchNormBackwardReduce', 8, size);
+    this.end();
+  }
+
+  batchNormStatistics(mean: Float32Array, variance: Float32Array, invStd: Float32Array, eps: number, runningMean: Float32Array | null, runningVar: Float32Array | null, momentum: number, unbias: number, channels: number): void {
+    this.begin();
+    const pm = this.in(mean, channels), pv = this.in(variance, channels), pi = this.out(invStd, channels, false);
+    const running = runningMean !== null && runningVar !== null;
+    const prm = running ? this.out(runningMean, channels, true) : NO_ARRAY, prv = running ? this.out(runningVar, channels, true) : NO_ARRAY;
+    if (this.failed) return referenceKernels.batchNormStatistics(mean, variance, invStd, eps, runningMean, runningVar, momentum, unbias, channels);
+    this.x.batchNormStatistics(pm, pv, pi, eps, prm, prv, momentum, unbias, channels);
     this.end();
   }
 

@@ -801,3 +801,19 @@ function smallInputGrad(dy: usize, xhat: usize, invStd: usize, gamma: usize, cou
     }
   }
 }
+
+/**
+ * batchNormStatistics: invStd = 1/√(var + eps) and, when the running arrays are given (non-zero), the
+ * running averages; scalar f64, the reference's arithmetic (per channel, so nothing to vectorize for).
+ */
+export function batchNormStatistics(mean: usize, variance: usize, invStd: usize, eps: f64, runningMean: usize, runningVar: usize, momentum: f64, unbias: f64, channels: i32): void {
+  const keep = 1 - momentum;
+  for (let c = 0; c < channels; c++) {
+    const v = <f64>load<f32>(f(variance, c));
+    store<f32>(f(invStd, c), <f32>(1 / Math.sqrt(v + eps)));
+    if (runningMean) {
+      store<f32>(f(runningMean, c), <f32>(keep * <f64>load<f32>(f(runningMean, c)) + momentum * <f64>load<f32>(f(mean, c))));
+      store<f32>(f(runningVar, c), <f32>(keep * <f64>load<f32>(f(runningVar, c)) + momentum * (v * unbias)));
+    }
+  }
+}

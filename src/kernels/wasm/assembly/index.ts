@@ -7,7 +7,7 @@
  */
 export { gemm, gemmChunked, gemmScratchFloats, microKernelPeak } from './gemm';
 export { fill, add, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sigmoid, sigmoidBackward, tanh, tanhBackward, relu, reluBackward } from './elementwise';
-export { channelMoments, batchNormApply, batchNormBackward, batchNormBackwardReduce, batchNormBackwardInput, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
+export { channelMoments, batchNormStatistics, batchNormApply, batchNormBackward, batchNormBackwardReduce, batchNormBackwardInput, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
 export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
 export { sgdStep, adamStep } from './optim';
 export { im2col, col2im, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';
