@@ -79,12 +79,18 @@ describe('ioffe-mlp on MNIST', () => {
 });
 
 describe('training errors', () => {
-  test('NaN in the input stops training with an error naming the value and the sample', () => {
+  test('NaN in the training set stops training before it starts, naming the value and the sample', () => {
     const images = trainSet.images.slice(0, 200 * 784);
     images[3 * 784 + 17] = NaN;
     const data: Dataset = { ...takeFirst(trainSet, 200), images };
-    const { trainer } = train(true, { data, batchSize: 200 });
-    assert.throws(() => trainer.run(), /Input contains NaN at flat index \d+ \(sample \d+ of a batch of shape \[200, 784\]\)/);
+    assert.throws(() => train(true, { data, batchSize: 200 }), /Training set "mnist" contains NaN at flat index 2369 \(sample 3\)\. Clean the data/);
+  });
+
+  test('NaN in a batch given to the model directly is caught by Sequential.forward', () => {
+    const model = buildPreset('ioffe-mlp', { bn: true, seed: 1 });
+    const x = new Tensor([2, 784], trainSet.images.slice(0, 2 * 784));
+    x.data[784 + 5] = Infinity;
+    assert.throws(() => model.forward(x), /Input contains Infinity at flat index 789 \(sample 1 of a batch of shape \[2, 784\]\)/);
   });
 
   test('a batch of 1 in batch-norm training names the layer, the shape and the fixes', () => {

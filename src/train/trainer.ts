@@ -9,6 +9,8 @@ import type { Dataset } from '../data/dataset.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
 import type { Module } from '../nn/module.js';
+import { Sequential } from '../nn/sequential.js';
+import { findNonFinite, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { DataParallel } from '../parallel/data-parallel.js';
 import { applySchedule, type LrSchedule } from '../optim/schedule.js';
@@ -85,6 +87,13 @@ export class Trainer {
       if (!(options.epochs > 0)) throw new Error(`epochs must be positive, got ${options.epochs}`);
       this.totalSteps = Math.round(options.epochs * this.loader.batchesPerEpoch);
     } else throw new Error('Give either steps or epochs');
+    // Every training sample checked once here, instead of every batch in Sequential.forward: a NaN stops
+    // the run before it starts, named by its sample, and each step saves a pass over its batch.
+    const bad = findNonFinite(trainSet.images);
+    if (bad >= 0) {
+      const per = trainSet.sampleShape.reduce((a, b) => a * b, 1);
+      throw new Error(`Training set "${trainSet.name}" contains ${trainSet.images[bad]} at flat index ${bad} (sample ${Math.floor(bad / per)}). Clean the data (e.g. replace missing values) before training.`);
+    }
     if (options.inputShape) {
       const per = options.inputShape.reduce((a, b) => a * b, 1);
       const have = trainSet.sampleShape.reduce((a, b) => a * b, 1);
@@ -118,7 +127,7 @@ export class Trainer {
       return this.countStep(loss);
     }
     optimizer.zeroGrad();
-    const logits = model.forward(x);
+    const logits = this.forwardChecked(model, x);
     const loss = this.loss.forward(logits, batch.labels);
     if (!Number.isFinite(loss)) throw new DivergenceError(this.step + 1, loss, optimizer.lr);
     // The input is data: no gradient with respect to it (saves the first layer's input-gradient product).
@@ -131,6 +140,18 @@ export class Trainer {
     }
     optimizer.step();
     return this.countStep(loss);
+  }
+
+  /** model.forward on a batch of the (already checked) training set, without checking it again. */
+  private forwardChecked(model: Module, x: Tensor): Tensor {
+    if (!(model instanceof Sequential)) return model.forward(x);
+    const checkInput = model.checkInput;
+    model.checkInput = false;
+    try {
+      return model.forward(x);
+    } finally {
+      model.checkInput = checkInput;
+    }
   }
 
   private countStep(loss: number): number {
