@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --only bn|matmul|training]
+ * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --no-start] [-- --only bn|matmul|training]
  *
  * The performance figures of issue "Fast", measured in one process so that ratios compare like with
  * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
@@ -11,8 +11,8 @@
  * `--only` measures one part (and PyTorch's figures for it; tfjs only runs in the full bench).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { cpus, totalmem, platform, release } from 'node:os';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, totalmem, platform, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const heapSteps = quick ? 1000 : 10000;
   const heap: Values = {};
   let accuracy: Awaited<ReturnType<typeof mnistAccuracy>> = null;
+  let startSeconds: ReturnType<typeof measureStart> = null;
   if (section('training')) {
     log('training: ioffe-mlp (batch 60, SGD) and mnist-cnn (batch 64, SGD + momentum)');
     mlpBn.ts = trainingRate(trainer(referenceKernels, 'ioffe-mlp', true, 60, 0.5, 0), 10, r(10), 5);
@@ -138,6 +139,7 @@ async function main(): Promise<void> {
     }
 
     accuracy = args.has('--no-accuracy') || quick ? null : await mnistAccuracy(wasm, args.has('--no-threads') ? 1 : 2);
+    if (!quick && !args.has('--no-start')) startSeconds = measureStart();
   }
 
   let tfjs: TfjsResults | null = null;
@@ -199,6 +201,7 @@ async function main(): Promise<void> {
     // calls of each batch-norm kernel it shared with the worker during the batch-norm rows.
     two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare } : null,
     ioffe_mlp_bn_mnist_accuracy: accuracy,
+    npm_start_training_s: startSeconds,
     tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
     pytorch: torch ? { version: torch.version, threads_tried: [1, 2], per_threads: torch.perThreads } : null,
   };
@@ -257,6 +260,35 @@ async function mnistAccuracy(k: WasmKernels, threads: number): Promise<{ steps: 
   const result = evaluate(model, test, { inputShape: [784] });
   setBackend('ts');
   return { steps, accuracy: result.accuracy, seconds, threads };
+}
+
+/**
+ * `npm start`'s training part (bnlab start --no-experiments: both networks, 3,000 steps each, one per
+ * worker thread) on each backend, as its own "Wall time" line reports it; the better of two runs each,
+ * alternating. Null when MNIST is not available.
+ */
+function measureStart(): { ts: number; wasm: number; speedup: number; runs: Record<string, number[]> } | null {
+  log('npm start (training part) with --backend ts and wasm, twice each');
+  const cli = join(root, 'dist/src/cli/main.js');
+  const runs: Record<string, number[]> = { ts: [], wasm: [] };
+  const runsDir = mkdtempSync(join(tmpdir(), 'bnlab-bench-start-'));
+  try {
+    for (let i = 0; i < 2; i++) {
+      for (const backend of ['wasm', 'ts']) {
+        const res = spawnSync(process.execPath, [cli, 'start', '--no-experiments', '--backend', backend, '--runs-dir', join(runsDir, `${backend}-${i}`)], { encoding: 'utf8' });
+        const m = /Wall time: ([\d.]+) s/.exec(res.stdout);
+        if (res.status !== 0 || !m) {
+          log(`npm start: skipped (${(res.stderr || res.stdout).trim().split('\n').at(-1)})`);
+          return null;
+        }
+        runs[backend].push(Number(m[1]));
+      }
+    }
+  } finally {
+    rmSync(runsDir, { recursive: true, force: true });
+  }
+  const ts = Math.min(...runs.ts), wasm = Math.min(...runs.wasm);
+  return { ts, wasm, speedup: ts / wasm, runs };
 }
 
 interface TorchResults {
@@ -350,6 +382,8 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   console.log('');
   console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls and batch norm shared with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm.');
   const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;
+  const start = report.npm_start_training_s as ReturnType<typeof measureStart>;
+  if (start) console.log(`npm start's training (both networks, one worker each): ${start.wasm.toFixed(1)} s on wasm, ${start.ts.toFixed(1)} s on ts (${start.speedup.toFixed(1)}x; best of ${start.runs.ts.length} runs each)`);
   if (acc) console.log(`ioffe-mlp + BN on MNIST, wasm on ${acc.threads} thread(s): ${(acc.accuracy * 100).toFixed(2)}% test accuracy after ${acc.steps} steps (${acc.seconds.toFixed(1)} s of training)`);
   const cnnErr = (report.mnist_cnn_bn_images_per_s as { tfjs_error?: string } | undefined)?.tfjs_error;
   if (cnnErr) console.log(`tfjs-wasm cannot train mnist-cnn: ${cnnErr}`);
