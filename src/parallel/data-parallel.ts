@@ -2,16 +2,17 @@
  * Data-parallel training on several threads with synchronized batch norm. Each thread runs a replica of
  * the model on its shard of the batch (rank 0 is the calling thread and its model; the others are
  * workers); every batch-norm layer normalizes with the statistics of the whole batch, gathered from all
- * shards, and uses the whole batch's sums in its backward; after the backward, rank 0 adds the replicas'
- * parameter gradients to its own. The result is single-thread training on the whole batch up to float
- * rounding (test/data-parallel.test.ts checks it), as with PyTorch's DistributedDataParallel and
- * SyncBatchNorm — but with threads that share one WebAssembly memory, so the replicas read the weights
- * in place and nothing is copied except each worker's shard of the input.
+ * shards, and uses the whole batch's sums in its backward; after the backward, each thread adds up a
+ * slice of every parameter's gradient into rank 0's and applies the optimizer to that slice. The result
+ * is single-thread training on the whole batch up to float rounding (test/data-parallel.test.ts checks
+ * it), as with PyTorch's DistributedDataParallel and SyncBatchNorm — but with threads that share one
+ * WebAssembly memory, so the replicas read the weights and the batch in place.
  *
  * ```ts
  * await initBackend('wasm');
  * const model = buildPreset('ioffe-mlp');
- * const parallel = await DataParallel.create(model, { threads: 2, inputShape: [784] });
+ * const optimizer = new SGD(model.parameters(), { lr: 1 });
+ * const parallel = await DataParallel.create(model, { threads: 2, inputShape: [784], optimizer });
  * const trainer = new Trainer({ model, optimizer, trainSet, batchSize: 60, steps: 1000, parallel });
  * trainer.run();
  * parallel.close();
