@@ -147,10 +147,23 @@ export function writeUpdate(f64: Float64Array, layout: StepLayout, update: Eleme
   const o = layout.updateOffset >> 3;
   if (update.kind === 'sgd') {
     const u = update.options;
-    f64.set([0, u.lr, u.momentum, u.dampening, u.weightDecay, +u.nesterov, +u.firstStep, 0], o);
+    f64[o] = 0;
+    f64[o + 1] = u.lr;
+    f64[o + 2] = u.momentum;
+    f64[o + 3] = u.dampening;
+    f64[o + 4] = u.weightDecay;
+    f64[o + 5] = +u.nesterov;
+    f64[o + 6] = +u.firstStep;
   } else {
     const u = update.options;
-    f64.set([1, u.lr, u.beta1, u.beta2, u.eps, u.weightDecay, +u.decoupledWeightDecay, u.step], o);
+    f64[o] = 1;
+    f64[o + 1] = u.lr;
+    f64[o + 2] = u.beta1;
+    f64[o + 3] = u.beta2;
+    f64[o + 4] = u.eps;
+    f64[o + 5] = u.weightDecay;
+    f64[o + 6] = +u.decoupledWeightDecay;
+    f64[o + 7] = u.step;
   }
 }
 
