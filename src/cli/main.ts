@@ -3,7 +3,7 @@
  * The `bnlab` command. Each subcommand lives in src/cli/commands/<name>.ts and exports
  * `register(program)`, which adds it to the program; adding a command is one line in COMMANDS.
  */
-import { resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { packageInfo } from './version.js';
@@ -54,6 +54,17 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   }
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/** True when this file is the program node started, however it was reached (`node_modules/.bin` symlink, relative path). */
+function isEntryPoint(): boolean {
+  const started = process.argv[1];
+  if (!started) return false;
+  try {
+    return realpathSync(started) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false; // the started path does not exist (e.g. node -e): not us
+  }
+}
+
+if (isEntryPoint()) {
   await main();
 }
