@@ -1,0 +1,83 @@
+/**
+ * bnlab as a user gets it: `npm pack`, the tarball installed into a new, empty project, then the
+ * installed command through `npx bnlab` (the node_modules/.bin symlink) and the library through its
+ * package exports. npm may fetch package metadata from the registry; the tarballs come from npm's cache
+ * when `npm ci` has run.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { CLI, ROOT } from './support/cli.js';
+
+const run = promisify(execFile);
+let tmp: string;
+let project: string;
+
+/** The user's environment: none of the npm_* variables that `npm test` sets for this process. */
+function userEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { FORCE_COLOR: '0' };
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS') env[k] = v;
+  return env;
+}
+
+async function npx(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run('npx', ['--no-install', 'bnlab', ...args], { cwd: project, env: userEnv(), maxBuffer: 16 << 20 });
+}
+
+before(async () => {
+  assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build first (npm test does)`);
+  tmp = mkdtempSync(join(tmpdir(), 'bnlab-installed-'));
+  // dist/ is built already (npm test's pretest), so packing need not build again.
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: ROOT, env: userEnv() });
+  const [{ filename }] = JSON.parse(stdout) as { filename: string }[];
+  project = join(tmp, 'project');
+  mkdirSync(project);
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'uses-bnlab', version: '1.0.0', private: true, type: 'module' }, null, 2));
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(tmp, filename)], { cwd: project, env: userEnv(), maxBuffer: 16 << 20 });
+});
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('the installed package', () => {
+  test('npx bnlab --help prints the commands', async () => {
+    const { stdout } = await npx(['--help']);
+    assert.match(stdout, /^Usage: bnlab /m);
+    for (const cmd of ['train', 'predict', 'summary']) assert.match(stdout, new RegExp(`^  ${cmd} `, 'm'));
+  });
+
+  test('npx bnlab train, then predict on the run', async () => {
+    const train = await npx(['train', '--steps', '60', '--train-limit', '1200', '--test-limit', '300', '--eval-every', '0', '--out', 'run']);
+    assert.match(train.stdout, /Test accuracy after 60 steps: \d+\.\d+%/);
+    for (const f of ['config.json', 'metrics.jsonl', 'model.json', 'model.safetensors']) assert.ok(existsSync(join(project, 'run', f)), `run/${f}`);
+    const predict = await npx(['predict', '--model', 'run', '--mnist-test', '0']);
+    assert.match(predict.stdout, /^mnist test image 0, label 7$/m);
+    assert.match(predict.stdout, /^Predicted: \d \((correct|wrong|incorrect)[^)]*\)$/m);
+  });
+
+  test('the library imports from the project, and the CLI module does not run when imported', async () => {
+    writeFileSync(
+      join(project, 'use.mjs'),
+      `import { Tensor, argmax, buildPreset } from 'bnlab';
+import { loadDataset } from 'bnlab/node';
+const test = loadDataset('mnist', 'test');
+const model = buildPreset('ioffe-mlp', { bn: true, seed: 1 });
+model.eval();
+const out = model.forward(new Tensor([2, 784], test.images.slice(0, 2 * 784)));
+console.log(JSON.stringify({ shape: out.shape, classes: argmax(out).length, count: test.count }));
+await import(${JSON.stringify(join(project, 'node_modules/bnlab/dist/src/cli/main.js'))});
+`,
+    );
+    const { stdout, stderr } = await run(process.execPath, ['use.mjs'], { cwd: project, env: userEnv() });
+    assert.deepEqual(JSON.parse(stdout.trim()), { shape: [2, 10], classes: 2, count: 10000 });
+    assert.doesNotMatch(stdout + stderr, /Usage: bnlab/);
+  });
+
+  test('the installed entry is the packed file, reached through a symlink', () => {
+    const manifest = JSON.parse(readFileSync(join(project, 'node_modules/bnlab/package.json'), 'utf8')) as { bin: Record<string, string> };
+    assert.equal(manifest.bin.bnlab, './dist/src/cli/main.js');
+    assert.ok(existsSync(join(project, 'node_modules/.bin/bnlab')));
+  });
+});
