@@ -364,3 +364,44 @@ export async function loadTrainingData(o: TrainingDataOptions): Promise<Training
 }
 
 const KIND_TEXT: Record<DataKind, string> = { csv: 'a CSV file', idx: 'an IDX directory', images: 'a folder of class folders' };
+
+/** What a trained model says about its input (model.json). */
+export interface ModelInput {
+  inputShape: readonly number[];
+  classNames?: readonly string[];
+  preprocessing?: Preprocessing;
+}
+
+/**
+ * Read `p` as data for a trained model: the model's CSV columns and classes, its image size and channels,
+ * its standardization. An IDX directory with a test pair gives that pair (kind 'idx-test').
+ */
+export async function readForModel(p: string, model: ModelInput): Promise<{ dataset: Dataset; kind: DataKind | 'idx-test' }> {
+  const pre = model.preprocessing;
+  const image = pre?.image ?? imageOfInput(model.inputShape);
+  const source = await readDataSource(p, {
+    label: pre?.label,
+    features: pre?.features,
+    classNames: model.classNames,
+    imageSize: image ? [image.height, image.width] : null,
+    channels: image?.channels,
+    expectedFrom: 'the model',
+  });
+  if (pre && pre.source !== source.kind && !(pre.source === 'idx' && source.kind === 'images')) {
+    throw new DataFileError(p, `is ${KIND_TEXT[source.kind]}, the model was trained on ${KIND_TEXT[pre.source]}; give data of the same kind`);
+  }
+  let dataset = source.testDataset ?? source.dataset;
+  const need = model.inputShape.reduce((a, b) => a * b, 1);
+  const have = dataset.sampleShape.reduce((a, b) => a * b, 1);
+  if (need !== have) throw new DataFileError(p, `has samples of shape [${dataset.sampleShape.join(', ')}] (${have} values), the model takes [${model.inputShape.join(', ')}] (${need} values)`);
+  if (pre?.standardize) dataset = standardizeDataset(dataset, pre.standardize);
+  return { dataset, kind: source.testDataset ? 'idx-test' : source.kind };
+}
+
+/** The image a model's input shape takes: [C, H, W] with C 1 or 3, or [N] with N a square (a flattened gray image). */
+function imageOfInput(shape: readonly number[]): { height: number; width: number; channels: 1 | 3 } | null {
+  if (shape.length === 3 && (shape[0] === 1 || shape[0] === 3)) return { channels: shape[0] as 1 | 3, height: shape[1], width: shape[2] };
+  const side = Math.round(Math.sqrt(shape[0]));
+  if (shape.length === 1 && side * side === shape[0]) return { channels: 1, height: side, width: side };
+  return null;
+}

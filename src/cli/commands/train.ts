@@ -405,7 +405,7 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
 }
 
 /** --model mlp|cnn with --hidden, --activation, --conv; null for presets and model directories (which take none of them). */
-function modelShape(flags: TrainFlags): ModelShape | null {
+export function modelShape(flags: Pick<TrainFlags, 'model' | 'hidden' | 'activation' | 'conv'>): ModelShape | null {
   if (!isShapedModel(flags.model)) {
     const given = (['hidden', 'activation', 'conv'] as const).filter((k) => flags[k] !== undefined);
     if (given.length) throw new Error(`--${given[0]} shapes --model mlp or cnn; ${flags.model} has its own layers (use --model mlp --hidden 256,128, or --model cnn)`);
