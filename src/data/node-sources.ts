@@ -104,10 +104,10 @@ async function readCsv(abs: string, shown: string, options: ReadOptions): Promis
   // Rows are checked as they stream in; the values go straight into a growing Float32Array.
   const parser = input.pipe(parse({ bom: true, delimiter: detectDelimiter(abs), info: true, relax_column_count: true, skip_empty_lines: true }));
   let first = true;
+  const lines = new LineCounter();
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      // info.lines is the line the record ends on; a quoted value may span lines.
-      const line = info.lines - record.reduce((n, cell) => n + (cell.match(/\n/g)?.length ?? 0), 0);
+      const line = lines.start(record, info.lines);
       if (first) builder.header(record, line);
       else builder.row(record, line);
       first = false;
@@ -131,15 +131,33 @@ async function readCsv(abs: string, shown: string, options: ReadOptions): Promis
   };
 }
 
+/**
+ * The line each record starts on, as an editor numbers lines. csv-parse's info.lines is the line a record
+ * ends on, but it counts a \r\n inside a quoted value as two lines (for the rest of the file), so that
+ * surplus is kept and taken off.
+ */
+class LineCounter {
+  private surplus = 0;
+  start(record: string[], endLine: number): number {
+    let breaks = 0;
+    for (const cell of record) {
+      breaks += cell.match(/\r\n|\r|\n/g)?.length ?? 0;
+      this.surplus += cell.match(/\r\n/g)?.length ?? 0;
+    }
+    return endLine - this.surplus - breaks;
+  }
+}
+
 /** Read a CSV file for prediction: the model's feature columns, the label column optional. */
 export async function readCsvRows(p: string, features: readonly string[], label: string | undefined, expectedFrom: string): Promise<Table> {
   const builder = new TableBuilder(p, { label, features, labelOptional: true, featuresFrom: expectedFrom });
   const input = fs.createReadStream(path.resolve(p));
   const parser = input.pipe(parse({ bom: true, delimiter: fs.existsSync(p) ? detectDelimiter(p) : ',', info: true, relax_column_count: true, skip_empty_lines: true }));
   let first = true;
+  const lines = new LineCounter();
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      const line = info.lines - record.reduce((n, cell) => n + (cell.match(/\n/g)?.length ?? 0), 0);
+      const line = lines.start(record, info.lines);
       if (first) builder.header(record, line);
       else builder.row(record, line);
       first = false;

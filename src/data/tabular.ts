@@ -77,7 +77,7 @@ export class TableBuilder {
     if (names.length < 2) throw new DataFileError(this.fileName, `the header has ${names.length} column (${JSON.stringify(names[0])}); a table needs at least one feature column and a label column, separated by commas`, line);
     const { label, features, labelOptional } = this.options;
     const labelName = label ?? names[names.length - 1];
-    if (!seen.has(labelName)) {
+    if (!seen.has(labelName) && !features) {
       if (!labelOptional) {
         const hint = label === undefined ? '' : ` (--label ${label})`;
         throw new DataFileError(this.fileName, `no label column "${labelName}"${hint}; the columns are ${names.map((n) => JSON.stringify(n)).join(', ')}. Name the label column with --label NAME`, line);
@@ -85,7 +85,7 @@ export class TableBuilder {
     }
     this.labelColumn = seen.get(labelName) ?? -1;
     if (features) {
-      const missing = features.filter((f) => !seen.has(f));
+      const missing = [...features, ...(labelOptional ? [] : [labelName])].filter((f) => !seen.has(f));
       const extra = names.filter((n, i) => i !== this.labelColumn && !features.includes(n));
       if (missing.length || extra.length) {
         const from = this.options.featuresFrom ?? 'the training data';
