@@ -19,7 +19,7 @@ interface CommandModule {
 export async function createProgram(): Promise<Command> {
   const program = new Command()
     .name('bnlab')
-    .description('Train neural networks with batch normalization on MNIST, and see why it works.')
+    .description('Train neural networks with batch normalization on MNIST or your own data, and see why it works.')
     .version(packageInfo().version, '-v, --version')
     // Set before adding commands: subcommands copy these settings when created.
     .showHelpAfterError('(add --help for usage and examples)')

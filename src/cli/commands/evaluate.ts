@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DataLoader } from '../../data/loader.js';
-import type { Dataset } from '../../data/dataset.js';
+import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
 import { loadTrainingData, readForModel, type TrainingDataOptions } from '../../data/node-sources.js';
 import { initBackend } from '../../kernels/index.js';
@@ -144,7 +144,7 @@ Examples:
 }
 
 /** The run's config.json, or null for a model directory that is not a run. */
-function readRunConfig(dir: string): (TrainingDataOptions & { batchSize?: number; data?: { source?: { fingerprint: string; test: unknown } } }) | null {
+function readRunConfig(dir: string): (TrainingDataOptions & { batchSize?: number; trainLimit?: number | null; testLimit?: number | null; data?: { source?: { fingerprint: string; test: unknown } } }) | null {
   const file = join(dir, 'config.json');
   if (!existsSync(file)) return null;
   try {
@@ -173,13 +173,18 @@ async function evaluationData(flags: EvaluateFlags, source: ModelSource, config:
     return { testSet: loadDataset(name, 'test'), what: `the ${name} test set`, training };
   }
   const data = await loadTrainingData(config);
+  // The run's own sets, so the numbers are those it reported (--train-limit/--test-limit included).
+  const testLimit = typeof config.testLimit === 'number' ? config.testLimit : null;
+  const trainLimit = typeof config.trainLimit === 'number' ? config.trainLimit : null;
+  if (testLimit !== null && testLimit < data.testSet.count) data.testSet = takeFirst(data.testSet, testLimit);
+  if (trainLimit !== null && trainLimit < data.trainSet.count) data.trainSet = takeFirst(data.trainSet, trainLimit);
   const recorded = config.data?.source;
   if (recorded && data.provenance && recorded.fingerprint !== data.provenance.fingerprint) {
     throw new Error(`${config.dataPath} has changed since the run was trained (its fingerprint differs), so the run's test split cannot be recreated; pass --data PATH to evaluate on a file as a whole`);
   }
   const test = data.provenance?.test;
   const what = !config.dataPath
-    ? `the ${config.dataset} test set (${data.testSet.count} images)`
+    ? `the ${config.dataset} test set (${testLimit !== null ? `the first ${data.testSet.count} images, as the run's --test-limit` : `${data.testSet.count} images`})`
     : test && 'fraction' in test
       ? `the run's test split of ${config.dataPath} (${data.testSet.count} samples: ${test.fraction} of each class, seed ${test.seed})`
       : test && 'path' in test

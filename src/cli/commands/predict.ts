@@ -37,8 +37,8 @@ export interface Prediction {
 export function register(program: Command): Command {
   return program
     .command('predict')
-    .summary('class probabilities for one image (eval mode, running statistics)')
-    .description('Classify one image with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. The image is a PNG of the model\'s input size (28x28 for MNIST), converted to grayscale; dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set.')
+    .summary('class probabilities for one image or every row of a CSV file (eval mode, running statistics)')
+    .description('Classify with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. For a model trained on image folders (--data DIR), a PNG of any size is resized and converted as the training images were. For an MNIST-style model, the PNG has the model\'s input size (28x28), converted to grayscale; dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set, or every row of a CSV file with the columns the model was trained on (--csv). The training standardization, if any, is applied.')
     .addOption(new Option('--model <dir>', MODEL_OPTION_HELP).argParser(modelArgument).makeOptionMandatory())
     .addOption(new Option('--image <file>', "a PNG file (for a model trained on image folders: resized and converted as at training)").conflicts(['mnistTest', 'csv']))
     .addOption(new Option('--csv <file>', "every row of a CSV file with the model's feature columns (the label column may be there: then the accuracy is printed too)").conflicts('mnistTest'))
