@@ -9,6 +9,7 @@ export * from './kernels/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, cnnLayers, layoutOf, BN_PLACEMENTS, type Preset, type PresetOptions, type BatchNormPlacement, type BatchNormLayout } from './models/presets.js';
+export { SHAPED_MODELS, ACTIVATIONS, buildShapedModel, shapedLayers, shapeDefaults, isShapedModel, type ModelShape, type Activation } from './models/shapes.js';
 export * from './data/index.js';
 export * from './train/index.js';
 export * from './parallel/index.js';

@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { packageInfo } from './version.js';
 
 /** Subcommands, in the order `bnlab --help` lists them. */
-export const COMMANDS: readonly string[] = ['start', 'train', 'summary', 'predict', 'export', 'recalibrate', 'experiment', 'report'];
+export const COMMANDS: readonly string[] = ['start', 'train', 'summary', 'predict', 'evaluate', 'export', 'recalibrate', 'experiment', 'report'];
 
 interface CommandModule {
   register(program: Command): Command;
@@ -19,7 +19,7 @@ interface CommandModule {
 export async function createProgram(): Promise<Command> {
   const program = new Command()
     .name('bnlab')
-    .description('Train neural networks with batch normalization on MNIST, and see why it works.')
+    .description('Train neural networks with batch normalization on MNIST or your own data, and see why it works.')
     .version(packageInfo().version, '-v, --version')
     // Set before adding commands: subcommands copy these settings when created.
     .showHelpAfterError('(add --help for usage and examples)')

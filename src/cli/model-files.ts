@@ -11,19 +11,21 @@ import type { ModelInfo } from '../io/model-file.js';
 import { listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../io/node-checkpoint.js';
 import { isModelDir, loadModelDir, saveModelDir } from '../io/node-model-dir.js';
 import { buildPreset, getPreset, presetNames, type Preset, type PresetOptions } from '../models/presets.js';
+import { DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, SHAPED_MODELS, buildShapedModel, isShapedModel, type ModelShape } from '../models/shapes.js';
+import type { Preprocessing } from '../data/preprocess.js';
 import type { Sequential } from '../nn/sequential.js';
 import type { Trainer } from '../train/trainer.js';
 import { nonNegativeInt, positiveInt } from './options.js';
 import type { TrainConfig } from './commands/train.js';
 
-export const MODEL_OPTION_HELP = `model preset (${presetNames().join(', ')}) or a model directory (model.json + model.safetensors, e.g. a run directory)`;
+export const MODEL_OPTION_HELP = `model preset (${presetNames().join(', ')}), a network sized from the data (${SHAPED_MODELS.join(', ')}: --hidden, --activation, --conv), or a model directory (model.json + model.safetensors, e.g. a run directory)`;
 
-/** commander parser for `--model`: a preset name, or a directory holding model.safetensors (made absolute). */
+/** commander parser for `--model`: a preset name, mlp/cnn, or a directory holding model.safetensors (made absolute). */
 export function modelArgument(value: string): string {
-  if (presetNames().includes(value)) return value;
+  if (presetNames().includes(value) || isShapedModel(value)) return value;
   if (isModelDir(value)) return resolve(value); // absolute, so a run's config.json still finds it from elsewhere
   const hint = existsSync(value) ? ` "${value}" exists but holds no model.safetensors (a run directory gets one when training ends).` : '';
-  throw new InvalidArgumentError(`Allowed choices are ${presetNames().join(', ')}, or a model directory (model.json + model.safetensors).${hint}`);
+  throw new InvalidArgumentError(`Allowed choices are ${presetNames().join(', ')}, ${SHAPED_MODELS.join(', ')}, or a model directory (model.json + model.safetensors).${hint}`);
 }
 
 /** A model to use: built from a preset, or loaded (weights included) from a model directory. */
@@ -38,17 +40,47 @@ export interface ModelSource {
   dir: string | null;
   classNames?: string[];
   dataset?: string;
+  /** How the model's input was made from the user's data (model.json's preprocessing). */
+  preprocessing?: Preprocessing;
+}
+
+/** The data a model is for: mlp/cnn are sized from it, presets and directories are checked against it. */
+export interface DataShape {
+  sampleShape: readonly number[];
+  numClasses: number;
+  /** mlp/cnn: the shape (default: mlp 100,100 ReLU; cnn as mnist-cnn). */
+  shape?: ModelShape | null;
 }
 
 /** `--model NAME|DIR`: a preset is built with `options`; a directory is loaded as saved (its own batch-norm settings). */
-export function loadModelSource(name: string, options: PresetOptions = {}): ModelSource {
+export function loadModelSource(name: string, options: PresetOptions = {}, data?: DataShape): ModelSource {
+  if (isShapedModel(name)) {
+    if (!data) throw new Error(`--model ${name} takes its input size and class count from the data; give --data PATH (or --dataset NAME)`);
+    const shape = data.shape ?? (name === 'mlp' ? { kind: 'mlp', hidden: [...DEFAULT_MLP_HIDDEN], activation: 'relu' } : { kind: 'cnn', hidden: [...DEFAULT_CNN_HIDDEN], activation: 'relu' });
+    const built = buildShapedModel(shape, data.sampleShape, data.numClasses, options);
+    return { model: built.model, inputShape: built.inputShape, preset: null, description: built.description, dir: null };
+  }
+  let source: ModelSource;
   if (!presetNames().includes(name) && existsSync(name)) {
     const { model, json } = loadModelDir(name);
     const dir = resolve(name);
-    return { model, inputShape: json.inputShape, preset: json.preset, description: `loaded from ${dir}`, dir, classNames: json.classNames, dataset: json.dataset };
+    source = { model, inputShape: json.inputShape, preset: json.preset, description: `loaded from ${dir}`, dir, classNames: json.classNames, dataset: json.dataset, ...(json.preprocessing ? { preprocessing: json.preprocessing } : {}) };
+  } else {
+    const preset = getPreset(name);
+    source = { model: buildPreset(name, options), inputShape: [...preset.inputShape], preset: preset.name, description: preset.description, dir: null };
   }
-  const preset = getPreset(name);
-  return { model: buildPreset(name, options), inputShape: [...preset.inputShape], preset: preset.name, description: preset.description, dir: null };
+  if (data) checkFitsData(name, source, data);
+  return source;
+}
+
+/** A preset or trained model on other data: its input size and classes must match the data's. */
+function checkFitsData(name: string, source: ModelSource, data: DataShape): void {
+  const inputs = source.inputShape.reduce((a, b) => a * b, 1);
+  const have = data.sampleShape.reduce((a, b) => a * b, 1);
+  const outputs = source.model.outputShape([1, ...source.inputShape]).at(-1);
+  if (inputs !== have || outputs !== data.numClasses) {
+    throw new Error(`--model ${name} takes ${inputs} inputs and has ${outputs} classes, the data has ${have} values per sample ([${data.sampleShape.join(', ')}]) and ${data.numClasses} classes; use a network sized from the data: --model mlp --hidden 100,100 (or --model cnn for images)`);
+  }
 }
 
 /** The preset defaults (initializer, learning rate) for a `--model` value; a directory uses its recorded preset's, if any. */
@@ -101,6 +133,9 @@ export function resumeTrainConfig(runDir: string, cmd: Command, flags: { steps?:
   const keys = ['dataset', 'trainLimit', 'testLimit', 'model', 'bn', 'init', 'batchNorm', 'optimizer', 'schedule', 'steps', 'epochs', 'batchSize', 'evalEvery', 'seed', 'backend'] as const;
   for (const k of keys) if (!(k in saved)) throw new ModelFileError(file, 'bad field', `"${k}" is missing`);
   const config = Object.fromEntries(keys.map((k) => [k, saved[k]])) as unknown as TrainConfig;
+  // Settings newer runs record (own data, network shape, batch-norm layout): carried over when present.
+  const optional = ['bnPlacement', 'inputBn', 'dataPath', 'testDataPath', 'testFraction', 'labelColumn', 'imageSize', 'imageChannels', 'standardize', 'shape'] as const;
+  for (const k of optional) if (k in saved) (config as unknown as Record<string, unknown>)[k] = saved[k];
   if (flags.steps !== undefined) {
     config.steps = flags.steps;
     config.epochs = null;

@@ -49,6 +49,33 @@ export function unitIntervalOpen(value: string): number {
   return n;
 }
 
+/** A fraction strictly between 0 and 1 (`--test-fraction 0.2`). */
+export function fraction(value: string): number {
+  const n = toNumber(value);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`Expected a number between 0 and 1 (exclusive), e.g. 0.2, got "${value}".`);
+  return n;
+}
+
+/** Layer sizes: `256,128` → [256, 128]; `none` → [] (no hidden layer). */
+export function layerSizes(value: string): number[] {
+  if (value.trim() === 'none') return [];
+  const parts = value.split(',').map((p) => p.trim());
+  const sizes = parts.map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+  if (parts.length === 0 || sizes.some((n) => !(Number.isSafeInteger(n) && n >= 1 && n <= 1 << 20))) {
+    throw new InvalidArgumentError(`Expected positive integers separated by commas (e.g. 256,128), or "none", got "${value}".`);
+  }
+  return sizes;
+}
+
+/** An image size: `32x24` (height x width) or `32` (square). */
+export function imageSize(value: string): [number, number] {
+  const m = /^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$/.exec(value);
+  const h = m ? Number(m[1]) : NaN;
+  const w = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!(h >= 1 && w >= 1 && h <= 4096 && w <= 4096)) throw new InvalidArgumentError(`Expected HEIGHTxWIDTH in pixels (e.g. 32x32, each 1 to 4096), got "${value}".`);
+  return [h, w];
+}
+
 /** A seed: an integer in [0, 2^32). */
 export function seed(value: string): number {
   const n = toNumber(value);

@@ -94,6 +94,20 @@ export function subset(ds: Dataset, start: number, count: number): Dataset {
   };
 }
 
+/** The samples at `indices`, in that order (a copy). */
+export function subsetByIndex(ds: Dataset, indices: ArrayLike<number>): Dataset {
+  const size = sampleSize(ds);
+  const images = new Float32Array(indices.length * size);
+  const labels = new Uint8Array(indices.length);
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i];
+    if (!(k >= 0 && k < ds.count)) throw new Error(`subsetByIndex(${ds.name}): index ${k} is outside 0..${ds.count - 1}`);
+    images.set(ds.images.subarray(k * size, (k + 1) * size), i * size);
+    labels[i] = ds.labels[k];
+  }
+  return { ...ds, images, labels, count: indices.length, sampleShape: [...ds.sampleShape], ...(ds.classNames ? { classNames: [...ds.classNames] } : {}) };
+}
+
 /**
  * The first `n` samples of `ds` (a view, see `subset`). The built-in loaders order samples so that
  * a prefix is class-balanced (Fashion-MNIST) or close to it (MNIST), which makes this a reasonable

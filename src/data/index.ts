@@ -6,3 +6,6 @@
 export * from './dataset.js';
 export * from './idx.js';
 export * from './loader.js';
+export * from './errors.js';
+export * from './tabular.js';
+export * from './preprocess.js';

@@ -39,4 +39,4 @@ export {
   type TrainingParts,
 } from './checkpoint.js';
 export { exportOnnx, onnxOutputName, ONNX_INPUT, ONNX_OPSET, type OnnxExportOptions } from './onnx.js';
-export { rgbaToGray, imageSizeFor, type GrayOptions } from './image.js';
+export { rgbaToGray, imageSizeFor, rgbaToInput, resizePlane, resampleTaps, type GrayOptions, type ImageInputOptions } from './image.js';

@@ -16,6 +16,7 @@
  * A PyTorch state dict saved as safetensors, with no model.json, loads with `architecture` given:
  * PyTorch has no bias correction, so such files are read with biasCorrection false.
  */
+import { checkPreprocessing, type Preprocessing } from '../data/preprocess.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { MAX_DIMENSION, buildSequential, layerSpec, layerTypes, type LayerSpec } from '../nn/registry.js';
 import { Sequential } from '../nn/sequential.js';
@@ -26,6 +27,11 @@ import { describeJson, encodeSafetensors, parseSafetensors, readFloat32, type Sa
 
 export const MODEL_FORMAT = 'bnlab-model';
 export const MODEL_FORMAT_VERSION = 1;
+/**
+ * Version 2 is version 1 plus `preprocessing` (how the input is made from the user's data). Only files
+ * that have it are written as version 2, so an older bnlab refuses exactly the files it would misread.
+ */
+export const MODEL_FORMAT_VERSION_PREPROCESSING = 2;
 export const MODEL_JSON = 'model.json';
 export const MODEL_SAFETENSORS = 'model.safetensors';
 /** More layers than this is not a model bnlab can train; a larger array is a corrupt or hostile file. */
@@ -45,6 +51,8 @@ export interface ModelJson {
   batchNorm: { biasCorrection: boolean };
   classNames?: string[];
   dataset?: string;
+  /** Version 2: how the input is made from the user's data (src/data/preprocess.ts). */
+  preprocessing?: Preprocessing;
 }
 
 /** What model.json records besides the layers. */
@@ -54,6 +62,7 @@ export interface ModelInfo {
   preset?: string | null;
   classNames?: readonly string[];
   dataset?: string;
+  preprocessing?: Preprocessing;
 }
 
 /** An architecture given by the caller, for safetensors files that come without model.json (PyTorch's). */
@@ -69,13 +78,15 @@ export function describeModel(model: Sequential, info: ModelInfo): ModelJson {
   const bn = model.layers.find((l): l is BatchNormBase => l instanceof BatchNormBase);
   return {
     format: MODEL_FORMAT,
-    formatVersion: MODEL_FORMAT_VERSION,
+    // Version 1 unless the file needs version 2's field, so older bnlab versions keep reading the rest.
+    formatVersion: info.preprocessing ? MODEL_FORMAT_VERSION_PREPROCESSING : MODEL_FORMAT_VERSION,
     preset: info.preset ?? null,
     inputShape: [...info.inputShape],
     layers: model.layers.map(layerSpec),
     batchNorm: { biasCorrection: bn ? bn.biasCorrection : true },
     ...(info.classNames ? { classNames: [...info.classNames] } : {}),
     ...(info.dataset ? { dataset: info.dataset } : {}),
+    ...(info.preprocessing ? { preprocessing: structuredClone(info.preprocessing) } : {}),
   };
 }
 
@@ -118,7 +129,7 @@ export function parseModelJson(text: string | Uint8Array, fileName: string): Mod
   if (v.format !== MODEL_FORMAT) fail('wrong format', `"format" is ${describeJson(v.format)}, expected "${MODEL_FORMAT}" (is this a bnlab model.json?)`);
   const version = v.formatVersion;
   if (typeof version !== 'number' || !Number.isInteger(version)) fail('wrong format version', `"formatVersion" must be an integer, got ${describeJson(version)}`);
-  if ((version as number) > MODEL_FORMAT_VERSION) fail('wrong format version', `the file has format version ${version}, this bnlab reads version ${MODEL_FORMAT_VERSION}: it was written by a newer bnlab; upgrade to load it`);
+  if ((version as number) > MODEL_FORMAT_VERSION_PREPROCESSING) fail('wrong format version', `the file has format version ${version}, this bnlab reads versions up to ${MODEL_FORMAT_VERSION_PREPROCESSING}: it was written by a newer bnlab; upgrade to load it`);
   if ((version as number) < 1) fail('wrong format version', `format version ${version} does not exist (versions start at 1)`);
 
   const inputShape = v.inputShape;
@@ -157,6 +168,10 @@ export function parseModelJson(text: string | Uint8Array, fileName: string): Mod
     fail('bad field', `"classNames" must be an array of strings, got ${describeJson(classNames)}`);
   }
   if (v.dataset !== undefined && typeof v.dataset !== 'string') fail('bad field', `"dataset" must be a string, got ${describeJson(v.dataset)}`);
+  if (v.preprocessing !== undefined) {
+    const problem = checkPreprocessing(v.preprocessing, inputShape as number[]);
+    if (problem) fail('bad field', `"preprocessing" ${problem}`);
+  }
   return {
     format: MODEL_FORMAT,
     formatVersion: version as number,
@@ -166,6 +181,7 @@ export function parseModelJson(text: string | Uint8Array, fileName: string): Mod
     batchNorm: { biasCorrection: (bn as { biasCorrection: boolean }).biasCorrection },
     ...(classNames ? { classNames: classNames as string[] } : {}),
     ...(typeof v.dataset === 'string' ? { dataset: v.dataset } : {}),
+    ...(v.preprocessing !== undefined ? { preprocessing: v.preprocessing as Preprocessing } : {}),
   };
 }
 

@@ -30,6 +30,27 @@ export interface PngGray {
 
 /** Decode PNG bytes of exactly `expected` size to grayscale in [0, 1]. Throws ImageFileError only. */
 export function decodePngGray(bytes: Uint8Array, fileName: string, expected: { width: number; height: number }, options: GrayOptions = {}): PngGray {
+  const { rgba, width, height } = decodePngRgba(bytes, fileName, expected);
+  const { pixels, inverted } = rgbaToGray(rgba, width, height, options);
+  return { pixels, width, height, inverted };
+}
+
+/** A decoded PNG: RGBA bytes, row-major, and whether the file stores color (RGB or a palette) or gray. */
+export interface PngRgba {
+  rgba: Uint8Array;
+  width: number;
+  height: number;
+  color: boolean;
+}
+
+/** Larger than this is not a training image (RGBA of 2^26 pixels is 256 MB). */
+export const MAX_PNG_PIXELS = 2 ** 26;
+
+/**
+ * Decode PNG bytes to RGBA, of any size (or exactly `expected`, when given), with the checks described at
+ * the top of this file. Throws ImageFileError only.
+ */
+export function decodePngRgba(bytes: Uint8Array, fileName: string, expected?: { width: number; height: number }): PngRgba {
   const fail = (defect: ImageFileDefect, detail: string): never => {
     throw new ImageFileError(fileName, defect, detail);
   };
@@ -52,7 +73,8 @@ export function decodePngGray(bytes: Uint8Array, fileName: string, expected: { w
   const color = COLOR_TYPES[colorType];
   if (!color || !color.depths.includes(depth)) fail('bad header', `IHDR has color type ${colorType} with bit depth ${depth}, which PNG does not define`);
   if (bytes[26] !== 0 || bytes[27] !== 0 || interlace > 1) fail('bad header', `IHDR has compression ${bytes[26]}, filter ${bytes[27]}, interlace ${interlace}; PNG defines only 0, 0 and 0 or 1`);
-  if (width !== expected.width || height !== expected.height) {
+  if (width * height > MAX_PNG_PIXELS) fail('too large', `IHDR says ${width}x${height} pixels, more than the ${MAX_PNG_PIXELS}-pixel limit`);
+  if (expected && (width !== expected.width || height !== expected.height)) {
     fail('wrong size', `the image is ${width}x${height} pixels, the model takes ${expected.width}x${expected.height} (MNIST's size): resize it first`);
   }
 
@@ -96,8 +118,7 @@ export function decodePngGray(bytes: Uint8Array, fileName: string, expected: { w
     return fail('corrupt data', (e as Error).message);
   }
   const rgba = new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength);
-  const { pixels, inverted } = rgbaToGray(rgba, width, height, options);
-  return { pixels, width, height, inverted };
+  return { rgba, width, height, color: colorType === 2 || colorType === 3 || colorType === 6 };
 }
 
 const CRC_TABLE = (() => {
@@ -119,6 +140,15 @@ function crc32(bytes: Uint8Array): number {
 
 /** Read a PNG file as grayscale input of the expected size. Throws ImageFileError only. */
 export function readPngGray(file: string, expected: { width: number; height: number }, options: GrayOptions = {}): PngGray {
+  return decodePngGray(readPngBytes(file), file, expected, options);
+}
+
+/** Read a PNG file of any size as RGBA. Throws ImageFileError only. */
+export function readPngRgba(file: string): PngRgba {
+  return decodePngRgba(readPngBytes(file), file);
+}
+
+function readPngBytes(file: string): Uint8Array {
   let bytes: Uint8Array;
   try {
     const st = fs.statSync(file);
@@ -130,5 +160,5 @@ export function readPngGray(file: string, expected: { width: number; height: num
     const code = (e as NodeJS.ErrnoException).code;
     throw new ImageFileError(file, code === 'ENOENT' ? 'not found' : 'unreadable', code === 'ENOENT' ? 'no such file' : (e as Error).message);
   }
-  return decodePngGray(bytes, file, expected, options);
+  return bytes;
 }

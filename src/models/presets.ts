@@ -123,7 +123,7 @@ registerPreset({
  * units when `hidden` > 0, and a Linear classifier. A layer has a bias only without BN right after it:
  * BN subtracts the channel mean, which would cancel it (beta plays its part).
  */
-export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, layout: boolean | BatchNormLayout, hidden = 0): LayerSpec[] {
+export function cnnLayers(inputShape: readonly [number, number, number], widths: number[], classes: number, layout: boolean | BatchNormLayout, hidden = 0, activation = 'ReLU'): LayerSpec[] {
   const { bn, placement = 'before', inputBn = false } = typeof layout === 'boolean' ? { bn: layout } : layout;
   let [channels, height, width] = inputShape;
   const layers: LayerSpec[] = inputBn ? [{ type: 'BatchNorm2d', numFeatures: channels }] : [];
@@ -131,7 +131,7 @@ export function cnnLayers(inputShape: readonly [number, number, number], widths:
     // A bias right before batch norm is cancelled by its mean subtraction, so it is left out there.
     layers.push({ type: 'Conv2d', inChannels: channels, outChannels: out, kernelSize: 3, padding: 1, bias: !(bn && placement === 'before') });
     if (bn && placement === 'before') layers.push({ type: 'BatchNorm2d', numFeatures: out });
-    layers.push({ type: 'ReLU' });
+    layers.push({ type: activation });
     if (bn && placement === 'after') layers.push({ type: 'BatchNorm2d', numFeatures: out });
     layers.push({ type: 'MaxPool2d', kernelSize: 2 });
     channels = out;
@@ -143,7 +143,7 @@ export function cnnLayers(inputShape: readonly [number, number, number], widths:
     // A hidden fully connected layer, normalized like the convolutions.
     layers.push({ type: 'Linear', inFeatures: channels * height * width, outFeatures: hidden, bias: !(bn && placement === 'before') });
     if (bn && placement === 'before') layers.push({ type: 'BatchNorm1d', numFeatures: hidden });
-    layers.push({ type: 'ReLU' });
+    layers.push({ type: activation });
     if (bn && placement === 'after') layers.push({ type: 'BatchNorm1d', numFeatures: hidden });
     layers.push({ type: 'Linear', inFeatures: hidden, outFeatures: classes });
   } else layers.push({ type: 'Linear', inFeatures: channels * height * width, outFeatures: classes });

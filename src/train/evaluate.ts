@@ -12,6 +12,8 @@ export interface EvalResult {
   loss: number;
   accuracy: number;
   count: number;
+  /** With `predictions: true`: the predicted class of each sample, in dataset order. */
+  predicted?: Int32Array;
 }
 
 export interface EvaluateOptions {
@@ -20,6 +22,8 @@ export interface EvaluateOptions {
   inputShape?: readonly number[];
   /** Evaluate in train mode (batch statistics) instead; used to show what batch statistics do at test time. */
   useBatchStatistics?: boolean;
+  /** Also return each sample's predicted class (for a confusion matrix, src/train/metrics.ts). */
+  predictions?: boolean;
 }
 
 export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions = {}): EvalResult {
@@ -36,6 +40,8 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
   const loader = new DataLoader(dataset, { batchSize: Math.min(options.batchSize ?? 1000, dataset.count), shuffle: false });
   let total = 0;
   let correct = 0;
+  let seen = 0;
+  const predictedAll = options.predictions ? new Int32Array(dataset.count) : undefined;
   try {
     for (const batch of loader.epochBatches()) {
       const b = batch.labels.length;
@@ -44,6 +50,8 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
       total += loss.forward(logits, batch.labels) * b;
       const predicted = argmax(logits);
       for (let i = 0; i < b; i++) if (predicted[i] === batch.labels[i]) correct++;
+      predictedAll?.set(predicted, seen);
+      seen += b;
     }
   } finally {
     // Restore each module's own flag (a frozen layer may have been in eval on purpose).
@@ -51,5 +59,5 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
     batchNorms.forEach((b, i) => (b.statistics = statistics[i]));
     model.training = wasTraining;
   }
-  return { loss: total / dataset.count, accuracy: correct / dataset.count, count: dataset.count };
+  return { loss: total / dataset.count, accuracy: correct / dataset.count, count: dataset.count, ...(predictedAll ? { predicted: predictedAll } : {}) };
 }

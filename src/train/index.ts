@@ -1,2 +1,3 @@
 export { Trainer, DivergenceError, type TrainerOptions, type TrainMetrics, type TrainerState } from './trainer.js';
 export { evaluate, type EvalResult, type EvaluateOptions } from './evaluate.js';
+export { confusionMatrix, classificationReport, type ClassificationReport, type ClassMetrics } from './metrics.js';

@@ -1,11 +1,15 @@
 /**
- * `bnlab predict --model DIR (--image FILE.png | --mnist-test INDEX)`: class probabilities for one image,
- * in eval mode: a batch of one, the case batch norm's running statistics exist for.
+ * `bnlab predict --model DIR (--image FILE.png | --mnist-test INDEX | --csv FILE)`: class probabilities for
+ * one image or every row of a CSV file, in eval mode (batch norm's running statistics: a batch of one is
+ * fine), with the preprocessing the model was trained with (its columns, image size, standardization).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDataset } from '../../data/node.js';
-import { imageSizeFor } from '../../io/image.js';
-import { readPngGray } from '../../io/node-png.js';
+import { readCsvRows } from '../../data/node-sources.js';
+import { applyStandardization, type Preprocessing } from '../../data/preprocess.js';
+import { imageSizeFor, rgbaToInput } from '../../io/image.js';
+import { readPngGray, readPngRgba } from '../../io/node-png.js';
+import type { Sequential } from '../../nn/sequential.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { softmax } from '../../nn/loss.js';
 import { Tensor } from '../../tensor/tensor.js';
@@ -16,6 +20,7 @@ interface PredictFlags {
   model: string;
   image?: string;
   mnistTest?: number;
+  csv?: string;
   dataset?: string;
   invert: 'auto' | 'yes' | 'no';
   json?: boolean;
@@ -32,10 +37,11 @@ export interface Prediction {
 export function register(program: Command): Command {
   return program
     .command('predict')
-    .summary('class probabilities for one image (eval mode, running statistics)')
-    .description('Classify one image with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. The image is a PNG of the model\'s input size (28x28 for MNIST), converted to grayscale; dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set.')
+    .summary('class probabilities for one image or every row of a CSV file (eval mode, running statistics)')
+    .description('Classify with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. For a model trained on image folders (--data DIR), a PNG of any size is resized and converted as the training images were. For an MNIST-style model, the PNG has the model\'s input size (28x28), converted to grayscale; dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set, or every row of a CSV file with the columns the model was trained on (--csv). The training standardization, if any, is applied.')
     .addOption(new Option('--model <dir>', MODEL_OPTION_HELP).argParser(modelArgument).makeOptionMandatory())
-    .addOption(new Option('--image <file>', 'a PNG file').conflicts('mnistTest'))
+    .addOption(new Option('--image <file>', "a PNG file (for a model trained on image folders: resized and converted as at training)").conflicts(['mnistTest', 'csv']))
+    .addOption(new Option('--csv <file>', "every row of a CSV file with the model's feature columns (the label column may be there: then the accuracy is printed too)").conflicts('mnistTest'))
     .addOption(new Option('--mnist-test <index>', 'image INDEX of the test set (of the model\'s dataset, or --dataset)').argParser(nonNegativeInt))
     .addOption(new Option('--dataset <name>', 'the test set for --mnist-test (default: the model\'s dataset, else mnist)').choices(['mnist', 'fashion-mnist']))
     .addOption(new Option('--invert <when>', 'invert the PNG\'s gray levels').choices(['auto', 'yes', 'no']).default('auto'))
@@ -45,17 +51,28 @@ export function register(program: Command): Command {
       `
 Examples:
   $ bnlab predict --model runs/NAME --mnist-test 0
-  $ bnlab predict --model runs/NAME --image digit.png`,
+  $ bnlab predict --model runs/NAME --image digit.png
+  $ bnlab predict --model runs/NAME --csv new-rows.csv
+  $ bnlab predict --model runs/NAME --image photo.png --json`,
     )
-    .action((flags: PredictFlags) => {
-      if ((flags.image === undefined) === (flags.mnistTest === undefined)) throw new InvalidArgumentError('give exactly one of --image FILE.png and --mnist-test INDEX');
+    .action(async (flags: PredictFlags) => {
+      const given = [flags.image, flags.mnistTest, flags.csv].filter((v) => v !== undefined).length;
+      if (given !== 1) throw new InvalidArgumentError('give exactly one of --image FILE.png, --mnist-test INDEX and --csv FILE');
       const source = loadModelSource(flags.model);
       const model = source.model.eval();
+      const pre = source.preprocessing;
+      if (flags.csv !== undefined) return predictCsv(flags, model, source.inputShape, source.classNames, pre);
       let pixels: Float32Array;
       let label: number | undefined;
       let what: string;
       let classNames = source.classNames;
-      if (flags.image !== undefined) {
+      if (flags.image !== undefined && pre?.image) {
+        // The user's own images: resized and converted exactly as the training images were, no inversion.
+        const png = readPngRgba(flags.image);
+        pixels = rgbaToInput(png.rgba, png.width, png.height, pre.image);
+        if (flags.invert === 'yes') pixels = pixels.map((v) => 1 - v);
+        what = `${flags.image}${png.width !== pre.image.width || png.height !== pre.image.height ? ` (resized from ${png.width}x${png.height} to ${pre.image.width}x${pre.image.height})` : ''}`;
+      } else if (flags.image !== undefined) {
         const size = imageSizeFor(source.inputShape);
         const png = readPngGray(flags.image, size, { invert: flags.invert === 'auto' ? 'auto' : flags.invert === 'yes' });
         pixels = png.pixels;
@@ -73,6 +90,7 @@ Examples:
       }
       const perSample = source.inputShape.reduce((a, b) => a * b, 1);
       if (pixels.length !== perSample) throw new Error(`${what} has ${pixels.length} values, the model takes input [${source.inputShape.join(', ')}] (${perSample} values)`);
+      if (pre?.standardize) pixels = applyStandardization(pixels, pre.image ? [pre.image.channels, pre.image.height, pre.image.width] : sampleShapeOf(source.inputShape, pre), pre.standardize);
       const probs = softmax(model.forward(new Tensor([1, ...source.inputShape], pixels))).data;
       const name = (k: number) => classNames?.[k] ?? String(k);
       const probabilities = Array.from(probs, (p, index) => ({ index, name: name(index), probability: p }));
@@ -92,4 +110,61 @@ Examples:
       }
       console.log(`Predicted: ${name(predicted)}${label !== undefined ? (label === predicted ? ' (correct)' : ` (wrong: the label is ${name(label)})`) : ''}`);
     });
+}
+
+/** The sample shape standardization statistics refer to: [C, H, W] for per-channel statistics, else flat. */
+function sampleShapeOf(inputShape: readonly number[], pre: Preprocessing): number[] {
+  if (pre.standardize?.per === 'channel' && inputShape.length === 1) {
+    const side = Math.round(Math.sqrt(inputShape[0]));
+    return [1, side, side]; // a flattened gray image (an MLP on IDX images)
+  }
+  return [...inputShape];
+}
+
+/** One prediction per row of a CSV file: a table, or `--json` one object with every row. */
+async function predictCsv(flags: PredictFlags, model: Sequential, inputShape: number[], classNames: string[] | undefined, pre: Preprocessing | undefined): Promise<void> {
+  if (!pre?.features) throw new Error(`${flags.model} was not trained on a CSV file, so it has no columns to read; use --image or --mnist-test`);
+  const table = await readCsvRows(flags.csv!, pre.features, pre.label, `the model ${flags.model}`);
+  const values = pre.standardize ? applyStandardization(table.values, [pre.features.length], pre.standardize) : table.values;
+  const f = pre.features.length;
+  const name = (k: number) => classNames?.[k] ?? String(k);
+  const classIndex = new Map((classNames ?? []).map((c, i) => [c, i]));
+  const predictions: Prediction[] = [];
+  let labelled = 0;
+  let correct = 0;
+  // Eval mode: rows are independent, so batches only save time.
+  for (let start = 0; start < table.count; start += 1000) {
+    const n = Math.min(1000, table.count - start);
+    const probs = softmax(model.forward(new Tensor([n, ...inputShape], values.subarray(start * f, (start + n) * f)))).data;
+    const k = probs.length / n;
+    for (let r = 0; r < n; r++) {
+      const i = start + r;
+      const row = Array.from(probs.subarray(r * k, (r + 1) * k), (p, index) => ({ index, name: name(index), probability: p }));
+      const predicted = row.reduce((best, p) => (p.probability > best.probability ? p : best)).index;
+      const labelText = table.label !== null ? table.labelStrings[table.labelIndex[i]] : undefined;
+      const label = labelText !== undefined ? classIndex.get(labelText) : undefined;
+      if (label !== undefined) {
+        labelled++;
+        if (label === predicted) correct++;
+      }
+      predictions.push({ source: `${flags.csv} line ${table.lines[i]}`, predicted, predictedName: name(predicted), ...(label !== undefined ? { label } : {}), probabilities: row });
+    }
+  }
+  const accuracy = labelled ? correct / labelled : undefined;
+  if (flags.json) {
+    console.log(JSON.stringify({ file: flags.csv, count: table.count, ...(accuracy !== undefined ? { labelled, accuracy } : {}), predictions }));
+    return;
+  }
+  const classes = predictions[0].probabilities.map((p) => p.name);
+  const showAll = classes.length <= 6;
+  const width = Math.max(9, ...classes.map((c) => c.length));
+  const header = ['line'.padStart(6), 'predicted'.padEnd(width), ...(showAll ? classes.map((c) => c.padStart(Math.max(7, c.length))) : ['probability']), ...(table.label !== null ? [table.label] : [])];
+  console.log(header.join('  '));
+  predictions.forEach((p, i) => {
+    const probs = showAll ? p.probabilities.map((q, j) => `${(q.probability * 100).toFixed(1)}%`.padStart(Math.max(7, classes[j].length))) : [`${(p.probabilities[p.predicted].probability * 100).toFixed(1)}%`.padStart(11)];
+    const labelText = table.label !== null ? table.labelStrings[table.labelIndex[i]] : undefined;
+    const mark = labelText === undefined ? '' : `  ${labelText}${p.label === undefined ? ' (not a class of the model)' : p.label === p.predicted ? '' : '  ✗'}`;
+    console.log([String(table.lines[i]).padStart(6), p.predictedName.padEnd(width), ...probs].join('  ') + mark);
+  });
+  if (accuracy !== undefined) console.log(`${correct} of ${labelled} labelled rows predicted correctly (${(accuracy * 100).toFixed(2)}%)`);
 }

@@ -10,10 +10,12 @@
  */
 import { BN_PLACEMENTS, type BatchNormPlacement } from '../../models/presets.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
-import { DATASET_NAMES, loadDataset } from '../../data/node.js';
+import { DATASET_NAMES } from '../../data/node.js';
+import { DEFAULT_TEST_FRACTION, loadTrainingData } from '../../data/node-sources.js';
+import { ACTIVATIONS, DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, isShapedModel, shapeDefaults, type Activation, type ModelShape } from '../../models/shapes.js';
 import { initBackend } from '../../kernels/index.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
@@ -25,7 +27,7 @@ import type { EvalResult } from '../../train/evaluate.js';
 import { Trainer, type TrainMetrics } from '../../train/trainer.js';
 import { DataParallel } from '../../parallel/data-parallel.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
-import { backendOption, MOMENTUM_CONVENTION, bnMomentum, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
+import { backendOption, MOMENTUM_CONVENTION, bnMomentum, fraction, imageSize, layerSizes, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
 import { packageInfo } from '../version.js';
 
@@ -82,6 +84,20 @@ export interface TrainConfig {
   keepCheckpoints?: number;
   /** Continue the run in `out` from its latest checkpoint instead of starting one. */
   resume?: boolean;
+  /** Own data (--data): a CSV file, a directory with an IDX pair, or class folders of PNG images; replaces `dataset` (then its file name). */
+  dataPath?: string | null;
+  /** The test set: another path of the same kind (--test-data), or a stratified split of `dataPath` seeded with `seed` (--test-fraction, default 0.2). */
+  testDataPath?: string | null;
+  testFraction?: number | null;
+  /** CSV: the label column (default the last). */
+  labelColumn?: string | null;
+  /** Images: [height, width] to resize to (default the first image's) and 1 or 3 channels (default the first image's). */
+  imageSize?: [number, number] | null;
+  imageChannels?: 1 | 3 | null;
+  /** Standardize the input with training-set mean and std (per feature; per channel for images), recorded in the run. */
+  standardize?: boolean;
+  /** `model` mlp or cnn: the network's shape; its input and class count come from the data. */
+  shape?: ModelShape | null;
 }
 
 /** A run in progress: what hooks get to see and change. */
@@ -127,10 +143,11 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   if (!config.resume) checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
 
   const kernels = await initBackend(config.backend); // async: the wasm backend compiles its module first
-  const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
-  const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
-  // A preset is built; a model directory (--model DIR) is loaded and trained further.
-  const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn });
+  const data = await loadTrainingData(config); // a bundled dataset, or --data with its test set (src/data/node-sources.ts)
+  const trainSet = limit(data.trainSet, config.trainLimit, '--train-limit');
+  const testSet = limit(data.testSet, config.testLimit, '--test-limit');
+  // A preset is built; mlp/cnn are sized from the data; a model directory (--model DIR) is loaded and trained further.
+  const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn }, { sampleShape: trainSet.sampleShape, numClasses: trainSet.numClasses, shape: config.shape });
   const model = source.model;
   const optimizer = makeOptimizer(config.optimizer, model);
   const threads = config.threads ?? 1;
@@ -166,7 +183,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     },
   });
   const parts = () => ({ model, optimizer, trainer, schedule: trainer.options.schedule });
-  const files = new RunFiles(runDir, config, parts, () => ({ inputShape: source.inputShape, preset: source.preset, classNames: trainSet.classNames, dataset: config.dataset }));
+  const files = new RunFiles(runDir, config, parts, () => ({ inputShape: source.inputShape, preset: source.preset, classNames: trainSet.classNames, dataset: config.dataset, preprocessing: data.preprocessing }));
   if (config.resume) resumeFromLatest(runDir, parts());
 
   if (config.overwrite && existsSync(runDir)) rmSync(runDir, { recursive: true, force: true });
@@ -187,6 +204,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       testCount: testSet.count,
       sampleShape: trainSet.sampleShape,
       numClasses: trainSet.numClasses,
+      ...(data.provenance ? { classNames: trainSet.classNames, source: data.provenance } : {}),
+      ...(data.preprocessing ? { preprocessing: data.preprocessing } : {}),
     },
     modelSpec: {
       preset: source.preset,
@@ -215,6 +234,15 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   }
 }
 
+/** One line on own data: classes, input shape, test set, standardization. */
+function describeOwnData(run: TrainingRun): string {
+  const { config, trainSet } = run;
+  const names = trainSet.classNames ?? [];
+  const classes = names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')}, ...`;
+  const test = config.testDataPath ? config.testDataPath : config.testFraction !== null && config.testFraction !== undefined ? `${config.testFraction} of each class held out (seed ${config.seed})` : statSync(config.dataPath!).isFile() ? `${DEFAULT_TEST_FRACTION} of each class held out (seed ${config.seed})` : `the directory's IDX test pair, else ${DEFAULT_TEST_FRACTION} of each class held out (seed ${config.seed})`;
+  return `Data: ${trainSet.numClasses} classes (${classes}), samples of shape [${trainSet.sampleShape.join(', ')}]; test: ${test}${config.standardize ? '; standardized with training-set mean and std' : ''}`;
+}
+
 /** Every 100 steps, or a divisor of evalEvery (>= 10), so each evaluation comes with a fresh training loss. */
 function logInterval(evalEvery: number): number {
   if (evalEvery <= 0) return 100;
@@ -236,7 +264,7 @@ function checkRunDir(dir: string, overwrite: boolean): void {
 
 function limit(ds: Dataset, n: number | null, flag: string): Dataset {
   if (n === null) return ds;
-  if (n > ds.count) throw new Error(`${flag} ${n} is larger than the ${ds.name} set (${ds.count} images); use at most ${ds.count}`);
+  if (n > ds.count) throw new Error(`${flag} ${n} is larger than the ${ds.name} set (${ds.count} samples); use at most ${ds.count}`);
   return takeFirst(ds, n);
 }
 
@@ -296,11 +324,23 @@ interface TrainFlags {
   checkpointEvery?: number;
   keepCheckpoints?: number;
   resume?: string;
+  data?: string;
+  testData?: string;
+  testFraction?: number;
+  label?: string;
+  imageSize?: [number, number];
+  channels?: '1' | '3';
+  standardize?: boolean;
+  hidden?: number[];
+  activation?: Activation;
+  conv?: number[];
 }
 
 /** Turn parsed flags into a complete TrainConfig, rejecting combinations that make no sense. */
 export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainConfig {
-  const preset = presetDefaults(flags.model);
+  const shape = modelShape(flags);
+  const preset = shape ? shapeDefaults(shape) : presetDefaults(flags.model);
+  checkDataFlags(flags);
   if (flags.optimizer === 'adam' && (flags.momentum !== undefined || flags.nesterov)) {
     throw new Error('--momentum and --nesterov are SGD options; Adam has its own moment estimates (drop them, or use --optimizer sgd)');
   }
@@ -327,7 +367,7 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
   }
 
   return {
-    dataset: flags.dataset,
+    dataset: flags.data ? basename(flags.data) : flags.dataset,
     trainLimit: flags.trainLimit ?? null,
     testLimit: flags.testLimit ?? null,
     model: flags.model,
@@ -349,7 +389,42 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
     overwrite: Boolean(flags.overwrite),
     checkpointEvery: flags.checkpointEvery ?? 0,
     keepCheckpoints: flags.keepCheckpoints ?? 3,
+    ...(flags.data
+      ? {
+          dataPath: resolve(flags.data),
+          testDataPath: flags.testData ? resolve(flags.testData) : null,
+          testFraction: flags.testFraction ?? null,
+          labelColumn: flags.label ?? null,
+          imageSize: flags.imageSize ?? null,
+          imageChannels: flags.channels ? (Number(flags.channels) as 1 | 3) : null,
+        }
+      : {}),
+    standardize: Boolean(flags.standardize),
+    shape,
   };
+}
+
+/** --model mlp|cnn with --hidden, --activation, --conv; null for presets and model directories (which take none of them). */
+export function modelShape(flags: Pick<TrainFlags, 'model' | 'hidden' | 'activation' | 'conv'>): ModelShape | null {
+  if (!isShapedModel(flags.model)) {
+    const given = (['hidden', 'activation', 'conv'] as const).filter((k) => flags[k] !== undefined);
+    if (given.length) throw new Error(`--${given[0]} shapes --model mlp or cnn; ${flags.model} has its own layers (use --model mlp --hidden 256,128, or --model cnn)`);
+    return null;
+  }
+  if (flags.model === 'mlp' && flags.conv !== undefined) throw new Error('--conv sets the convolution blocks of --model cnn; an mlp has none (use --hidden)');
+  const activation = flags.activation ?? 'relu';
+  if (flags.model === 'mlp') return { kind: 'mlp', hidden: flags.hidden ?? [...DEFAULT_MLP_HIDDEN], activation };
+  return { kind: 'cnn', hidden: flags.hidden ?? [...DEFAULT_CNN_HIDDEN], activation, ...(flags.conv ? { conv: flags.conv } : {}) };
+}
+
+/** Options that describe own data need --data; --data replaces --dataset. */
+function checkDataFlags(flags: TrainFlags): void {
+  if (!flags.data) {
+    const given = (['testData', 'testFraction', 'label', 'imageSize', 'channels'] as const).filter((k) => flags[k] !== undefined);
+    const names: Record<string, string> = { testData: '--test-data', testFraction: '--test-fraction', label: '--label', imageSize: '--image-size', channels: '--channels' };
+    if (given.length) throw new Error(`${names[given[0]]} describes your own data; give it with --data PATH (a CSV file, an IDX directory, or a folder of class folders)`);
+  }
+  if (flags.testData !== undefined && flags.testFraction !== undefined) throw new Error('give either --test-data PATH or --test-fraction F, not both');
 }
 
 /** <parent>/<model>-<bn|nobn>-<YYYYMMDD-HHMMSS>, with a suffix if that name is taken. */
@@ -379,8 +454,18 @@ export function register(program: Command): Command {
     .command('train')
     .summary('train a model and record the run (config.json, metrics.jsonl)')
     .description('Train a preset model on MNIST or Fashion-MNIST with mini-batch SGD or Adam, evaluating on the test set as it goes. The run directory gets config.json (every setting, resolved) and metrics.jsonl (one JSON object per line).')
-    .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('mnist'))
+    .addOption(new Option('--dataset <name>', 'a bundled dataset').choices(DATASET_NAMES).default('mnist').conflicts('data'))
+    .option('--data <path>', 'your own data: a CSV file with a header (numeric features, a label column), a directory with an IDX pair (images + labels, as MNIST ships them), or a directory of PNG images in one folder per class')
+    .addOption(new Option('--test-data <path>', 'test set for --data: a second path of the same kind (default: a stratified split, --test-fraction)'))
+    .addOption(new Option('--test-fraction <f>', `hold out this fraction of each class of --data for testing, chosen with --seed (default ${DEFAULT_TEST_FRACTION}; an IDX directory with a t10k/test pair uses that pair)`).argParser(fraction))
+    .option('--label <column>', 'CSV: the label column (default the last column); string labels become classes in sorted order')
+    .addOption(new Option('--image-size <HxW>', "image folders: resize every image to H x W pixels, area averaging down and bilinear up (default the first image's size)").argParser(imageSize))
+    .addOption(new Option('--channels <n>', "image folders: 1 = grayscale, 3 = RGB (default the first image's)").choices(['1', '3']))
+    .option('--standardize', "standardize the input with the training set's mean and std (per CSV column, per image channel), stored in the run so predict/evaluate do the same; compare with --input-bn")
     .addOption(new Option('--model <name>', `${MODEL_OPTION_HELP}; see \`bnlab summary --model NAME\``).argParser(modelArgument).default('ioffe-mlp'))
+    .addOption(new Option('--hidden <sizes>', `--model mlp|cnn: hidden layer sizes, e.g. 256,128 ("none" for no hidden layer; default mlp ${DEFAULT_MLP_HIDDEN.join(',')}, cnn ${DEFAULT_CNN_HIDDEN.join(',')})`).argParser(layerSizes))
+    .addOption(new Option('--activation <name>', '--model mlp|cnn: the hidden activation (default relu)').choices([...ACTIVATIONS]))
+    .addOption(new Option('--conv <widths>', '--model cnn: channels of each conv 3x3 → BN → activation → max-pool 2 block (default 16,32)').argParser(layerSizes))
     .option('--bn', 'insert batch norm before each activation', true)
     .option('--no-bn', 'the same network without batch norm')
     .addOption(new Option('--steps <n>', `number of training steps (default ${DEFAULT_STEPS})`).argParser(positiveInt).conflicts('epochs'))
@@ -425,7 +510,13 @@ Examples:
   $ bnlab train --bn-momentum 0.01 --no-bias-correction --steps 2000
   $ bnlab train --model mnist-cnn --epochs 2 --threads 2     both cores, synchronized batch norm
   $ bnlab train --steps 1000 --checkpoint-every 100 --out runs/a
-  $ bnlab train --resume runs/a --steps 2000       continue runs/a from its latest checkpoint`,
+  $ bnlab train --resume runs/a --steps 2000       continue runs/a from its latest checkpoint
+
+Your own data (input size and classes come from the data):
+  $ bnlab train --data data.csv --label species --model mlp --hidden 64,32 --epochs 50 --out runs/csv
+  $ bnlab train --data data.csv --test-data test.csv --standardize --no-bn --model mlp --hidden 64
+  $ bnlab train --data photos/ --image-size 32x32 --channels 3 --model cnn --epochs 10
+  $ bnlab train --data mnist-idx/ --model mlp --hidden 256,128 --activation tanh`,
     )
     .action(async (flags: TrainFlags) => {
       const config = flags.resume ? resumeTrainConfig(resolve(flags.resume), cmd, flags) : resolveTrainConfig(flags);
@@ -435,7 +526,8 @@ Examples:
       const progress = { current: null as ReturnType<typeof createProgress> | null };
       const result = await runTraining(config, {
         onStart: (run) => {
-          console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test images): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
+          console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test ${config.dataPath ? 'samples' : 'images'}): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
+          if (config.dataPath) console.log(describeOwnData(run));
           console.log(`Run directory: ${run.runDir}`);
           if (config.resume) console.log(`Resuming at step ${run.trainer.step} from the latest checkpoint`);
           progress.current = createProgress({ total: run.trainer.totalSteps });
