@@ -20,8 +20,8 @@ import { layerSpec, type LayerSpec } from '../nn/registry.js';
 import { Sequential } from '../nn/sequential.js';
 import { shapeToString } from '../tensor/tensor.js';
 import { ModelFileError } from './errors.js';
-import { MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelJson } from './model-file.js';
-import { encodeSafetensors, type TensorToWrite } from './safetensors.js';
+import { MODEL_FORMAT, MODEL_FORMAT_VERSION, buildModel, loadWeights, parseModelJson, type ModelJson } from './model-file.js';
+import { encodeSafetensors, parseSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 
 /** One layer as Python: the constructor call, and what else model.py needs for it. */
 export interface PyTorchLayer {
@@ -459,4 +459,94 @@ function exampleSource(options: PyTorchExportOptions, classes: number): string {
     'print(f"largest difference from bnlab\'s logits: {difference:.2e}")',
   ];
   return lines.join('\n') + '\n';
+}
+
+export interface PyTorchImportOptions {
+  /** The architecture: bnlab layer specs (a preset's, or a model.json's) and one sample's shape. */
+  layers: LayerSpec[];
+  inputShape: readonly number[];
+  /**
+   * num_batches_tracked for batch-norm layers whose count the file lacks (PyTorch before 0.4.1 saved
+   * none). Without it such a file is refused, as bnlab refuses any state dict without its batch counts.
+   */
+  assumeBatches?: number;
+  /** Name used in error messages (the .safetensors file). */
+  fileName: string;
+}
+
+export interface PyTorchImport {
+  model: Sequential;
+  /** The layer specs the model was built from (batch norm without bias correction: PyTorch's meaning). */
+  layers: LayerSpec[];
+  /** What the user should know (counts assumed, bnlab-only options dropped). */
+  notes: string[];
+}
+
+/**
+ * A PyTorch state dict (safetensors bytes) as a bnlab model in eval mode. Batch-norm layers are built
+ * without bias correction, since PyTorch's running statistics are used as they are; the rest is
+ * `decodeModel`'s checks: every missing, unexpected or misshaped tensor is named with the expected and
+ * the actual shape. Throws ModelFileError only.
+ */
+export function importPytorch(bytes: Uint8Array, options: PyTorchImportOptions): PyTorchImport {
+  const { fileName } = options;
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
+    throw new ModelFileError(fileName, 'wrong format', 'this is a torch.save() file (a zip of pickles), not safetensors; bnlab does not run pickles. Convert it in Python: `from model import save_safetensors; save_safetensors(torch.load(FILE, map_location="cpu"), "model.safetensors")` (model.py from `bnlab export --pytorch`), or with safetensors.torch.save_file');
+  }
+  const notes: string[] = [];
+  const layers = options.layers.map((spec) => {
+    if (spec.type !== 'BatchNorm1d' && spec.type !== 'BatchNorm2d') return spec;
+    const pytorchBn: LayerSpec = { ...spec, biasCorrection: false };
+    if (pytorchBn.renorm) {
+      delete pytorchBn.renorm; // its warm-up counter is no PyTorch tensor
+      notes.push('batch renorm dropped from the architecture: PyTorch has none, the layers are plain batch norm (eval outputs do not depend on it)');
+    }
+    return pytorchBn;
+  });
+  const file = parseSafetensors(bytes, fileName);
+  const names = [...file.entries.keys()];
+  if (names.length > 0 && names.every((n) => n.startsWith('module.'))) {
+    throw new ModelFileError(fileName, 'unexpected tensor', `every tensor is named "module.…" (${names.slice(0, 3).join(', ')}, ...): this is the state dict of a DistributedDataParallel (or DataParallel) wrapper. Save the wrapped model's instead: model.module.state_dict()`);
+  }
+  const json = parseModelJson(JSON.stringify({ format: MODEL_FORMAT, formatVersion: MODEL_FORMAT_VERSION, inputShape: options.inputShape, layers, batchNorm: { biasCorrection: false } }), '(architecture)');
+  const model = buildModel(json, '(architecture)');
+  checkTensors(model, file);
+  loadWeights(model, file);
+  model.eval();
+  const uncounted = [...model.modules()].filter((m): m is BatchNormBase => m instanceof BatchNormBase && m.trackRunningStats && !file.entries.has(`${m.path}.num_batches_tracked`));
+  if (uncounted.length) {
+    const which = uncounted.map((m) => `"${m.path}.num_batches_tracked"`).join(', ');
+    if (options.assumeBatches === undefined) {
+      throw new ModelFileError(fileName, 'missing tensor', `no ${which}: the number of batches behind each layer's running statistics. PyTorch has saved it since 0.4.1; bnlab refuses state dicts without it rather than assume 0 (README "Pitfalls": bias-corrected statistics cannot be used without it, and with momentum None the count weighs the next update). Eval outputs do not depend on it here (PyTorch's statistics are used as they are, no bias correction): re-save the state dict from a current PyTorch (load_state_dict adds it), or give the count with --assume-batches N (any positive N if unknown)`);
+    }
+    for (const m of uncounted) m.numBatchesTrackedTensor!.data[0] = options.assumeBatches;
+    notes.push(`no batch counts in the file: ${which} set to ${options.assumeBatches} (--assume-batches)`);
+  }
+  return { model, layers, notes };
+}
+
+/** Every tensor the architecture needs against the file, all problems in one message (num_batches_tracked is checked by the caller). */
+function checkTensors(model: Sequential, file: SafetensorsFile): void {
+  const own = model.stateDict();
+  const missing: string[] = [];
+  const unexpected: string[] = [];
+  const misshaped: string[] = [];
+  for (const [name, t] of own) {
+    const e = file.entries.get(name);
+    if (!e) {
+      if (!name.endsWith('num_batches_tracked')) missing.push(`"${name}" ${shapeToString(t.shape)}`);
+    } else if (e.shape.length !== t.shape.length || e.shape.some((d, i) => d !== t.shape[i])) {
+      misshaped.push(`"${name}" is ${shapeToString(e.shape)}, the architecture needs ${shapeToString(t.shape)}`);
+    }
+  }
+  for (const [name, e] of file.entries) if (!own.has(name)) unexpected.push(`"${name}" ${shapeToString(e.shape)}`);
+  if (!missing.length && !unexpected.length && !misshaped.length) return;
+  const list = (items: string[]) => items.slice(0, 6).join(', ') + (items.length > 6 ? `, ... (${items.length - 6} more)` : '');
+  const parts = [
+    misshaped.length ? `${misshaped.length} misshaped: ${list(misshaped)}` : '',
+    missing.length ? `${missing.length} missing: ${list(missing)}` : '',
+    unexpected.length ? `${unexpected.length} not in the architecture: ${list(unexpected)}` : '',
+  ].filter(Boolean);
+  const defect = misshaped.length ? 'shape mismatch' : missing.length ? 'missing tensor' : 'unexpected tensor';
+  throw new ModelFileError(file.fileName, defect, `the state dict does not fit the architecture (${own.size} tensors, the file has ${file.entries.size}): ${parts.join('; ')}. Check --arch and its options (--bn/--no-bn, --bn-placement, --input-bn must be the PyTorch model's)`);
 }
