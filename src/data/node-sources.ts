@@ -96,15 +96,25 @@ function detectDelimiter(file: string): string {
   }
 }
 
-async function readCsv(abs: string, shown: string, options: ReadOptions): Promise<DataSource> {
-  const builder = new TableBuilder(shown, { label: options.label ?? undefined, features: options.features, labelOptional: options.labelOptional, featuresFrom: options.expectedFrom });
+/**
+ * Stream `file` through csv-parse into `builder` (header, then rows, each with the line it starts on).
+ * Returns the sha256 of the bytes read. Errors are DataFileError naming `shown`.
+ */
+async function streamCsv(file: string, shown: string, builder: TableBuilder): Promise<string> {
   const hash = createHash('sha256');
-  const input = fs.createReadStream(abs);
+  let delimiter: string;
+  try {
+    delimiter = detectDelimiter(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DataFileError(shown, code === 'ENOENT' ? 'no such file' : `cannot be read: ${(e as Error).message}`);
+  }
+  const input = fs.createReadStream(file);
   input.on('data', (chunk) => hash.update(chunk));
   // Rows are checked as they stream in; the values go straight into a growing Float32Array.
-  const parser = input.pipe(parse({ bom: true, delimiter: detectDelimiter(abs), info: true, relax_column_count: true, skip_empty_lines: true }));
-  let first = true;
+  const parser = input.pipe(parse({ bom: true, delimiter, info: true, relax_column_count: true, skip_empty_lines: true }));
   const lines = new LineCounter();
+  let first = true;
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const line = lines.start(record, info.lines);
@@ -119,6 +129,12 @@ async function readCsv(abs: string, shown: string, options: ReadOptions): Promis
     if (err.code?.startsWith?.('CSV_')) throw new DataFileError(shown, `not valid CSV: ${err.message.replace(/^Invalid \w+: /, '')}`, err.lines);
     throw new DataFileError(shown, `cannot be read: ${err.message}`);
   }
+  return hash.digest('hex');
+}
+
+async function readCsv(abs: string, shown: string, options: ReadOptions): Promise<DataSource> {
+  const builder = new TableBuilder(shown, { label: options.label ?? undefined, features: options.features, labelOptional: options.labelOptional, featuresFrom: options.expectedFrom });
+  const fingerprint = await streamCsv(abs, shown, builder);
   const table = builder.finish();
   const dataset = tableToDataset(table, path.basename(abs), options.classNames);
   return {
@@ -126,7 +142,7 @@ async function readCsv(abs: string, shown: string, options: ReadOptions): Promis
     path: abs,
     dataset,
     table,
-    fingerprint: hash.digest('hex'),
+    fingerprint,
     preprocessing: { version: PREPROCESSING_VERSION, source: 'csv', features: table.features, label: table.label! },
   };
 }
@@ -151,24 +167,7 @@ class LineCounter {
 /** Read a CSV file for prediction: the model's feature columns, the label column optional. */
 export async function readCsvRows(p: string, features: readonly string[], label: string | undefined, expectedFrom: string): Promise<Table> {
   const builder = new TableBuilder(p, { label, features, labelOptional: true, featuresFrom: expectedFrom });
-  const input = fs.createReadStream(path.resolve(p));
-  const parser = input.pipe(parse({ bom: true, delimiter: fs.existsSync(p) ? detectDelimiter(p) : ',', info: true, relax_column_count: true, skip_empty_lines: true }));
-  let first = true;
-  const lines = new LineCounter();
-  try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      const line = lines.start(record, info.lines);
-      if (first) builder.header(record, line);
-      else builder.row(record, line);
-      first = false;
-    }
-  } catch (e) {
-    input.destroy();
-    if (e instanceof DataFileError) throw e;
-    const err = e as Error & { code?: string; lines?: number };
-    if (err.code === 'ENOENT') throw new DataFileError(p, 'no such file');
-    throw new DataFileError(p, err.code?.startsWith?.('CSV_') ? `not valid CSV: ${err.message}` : `cannot be read: ${err.message}`, err.lines);
-  }
+  await streamCsv(path.resolve(p), p, builder);
   return builder.finish();
 }
 

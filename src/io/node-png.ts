@@ -73,10 +73,10 @@ export function decodePngRgba(bytes: Uint8Array, fileName: string, expected?: { 
   const color = COLOR_TYPES[colorType];
   if (!color || !color.depths.includes(depth)) fail('bad header', `IHDR has color type ${colorType} with bit depth ${depth}, which PNG does not define`);
   if (bytes[26] !== 0 || bytes[27] !== 0 || interlace > 1) fail('bad header', `IHDR has compression ${bytes[26]}, filter ${bytes[27]}, interlace ${interlace}; PNG defines only 0, 0 and 0 or 1`);
-  if (width * height > MAX_PNG_PIXELS) fail('too large', `IHDR says ${width}x${height} pixels, more than the ${MAX_PNG_PIXELS}-pixel limit`);
   if (expected && (width !== expected.width || height !== expected.height)) {
     fail('wrong size', `the image is ${width}x${height} pixels, the model takes ${expected.width}x${expected.height} (MNIST's size): resize it first`);
   }
+  if (width * height > MAX_PNG_PIXELS) fail('too large', `IHDR says ${width}x${height} pixels, more than the ${MAX_PNG_PIXELS}-pixel limit`);
 
   // Walk the chunks: each must fit in the file, and IEND must come.
   const idat: Uint8Array[] = [];

@@ -425,6 +425,8 @@ function checkDataFlags(flags: TrainFlags): void {
     if (given.length) throw new Error(`${names[given[0]]} describes your own data; give it with --data PATH (a CSV file, an IDX directory, or a folder of class folders)`);
   }
   if (flags.testData !== undefined && flags.testFraction !== undefined) throw new Error('give either --test-data PATH or --test-fraction F, not both');
+  // The step schedule's default period is a third of the run, which in epochs needs the training set's size.
+  if (flags.data && flags.schedule === 'step' && flags.lrStep === undefined && flags.steps === undefined) throw new Error('--schedule step with --epochs on --data: give the period in steps with --lr-step N (or train for --steps N)');
 }
 
 /** <parent>/<model>-<bn|nobn>-<YYYYMMDD-HHMMSS>, with a suffix if that name is taken. */
