@@ -57,7 +57,6 @@ function pyFloat(x: number): string {
   const [mantissa, exponent] = x.toExponential().split('e'); // as Python's repr writes it: 1e-05
   return `${mantissa}e${exponent[0]}${exponent.slice(1).padStart(2, '0')}`;
 }
-const pyBool = (b: unknown): string => (b ? 'True' : 'False');
 const pySize = (v: unknown): string => (Array.isArray(v) ? `(${v.join(', ')})` : String(v));
 const pyString = (s: string): string => JSON.stringify(s); // a JSON string is a valid Python string literal
 const call = (name: string, args: Array<string | null>): string => `${name}(${args.filter((a) => a !== null).join(', ')})`;
@@ -289,7 +288,7 @@ function wrap(text: string, indent: string, width = 100, hanging = ''): string[]
 
 function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorchExportOptions, biasCorrected: boolean): string {
   const classes = shapes[shapes.length - 1][1];
-  const rows = layers.map((l, i) => `            ${l.code},`);
+  const rows = layers.map((l) => `            ${l.code},`);
   const width = Math.max(...rows.map((r) => r.length)) + 2;
   const body = rows.map((r, i) => {
     const note = `# ${String(i).padEnd(String(layers.length - 1).length)}  -> [N, ${shapes[i].slice(1).join(', ')}]${layers[i].comment ? `  (${layers[i].comment})` : ''}`;
