@@ -40,3 +40,4 @@ export {
 } from './checkpoint.js';
 export { exportOnnx, onnxOutputName, ONNX_INPUT, ONNX_OPSET, type OnnxExportOptions } from './onnx.js';
 export { rgbaToGray, imageSizeFor, rgbaToInput, resizePlane, resampleTaps, type GrayOptions, type ImageInputOptions } from './image.js';
+export { exportPytorch, importPytorch, pytorchStateDict, registerPyTorchLayer, pytorchLayerTypes, type PyTorchExport, type PyTorchExportOptions, type PyTorchImport, type PyTorchImportOptions, type PyTorchLayer, type PyTorchLayerWriter, type ExampleBatch } from './pytorch.js';

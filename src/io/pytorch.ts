@@ -57,7 +57,6 @@ function pyFloat(x: number): string {
   const [mantissa, exponent] = x.toExponential().split('e'); // as Python's repr writes it: 1e-05
   return `${mantissa}e${exponent[0]}${exponent.slice(1).padStart(2, '0')}`;
 }
-const pyBool = (b: unknown): string => (b ? 'True' : 'False');
 const pySize = (v: unknown): string => (Array.isArray(v) ? `(${v.join(', ')})` : String(v));
 const pyString = (s: string): string => JSON.stringify(s); // a JSON string is a valid Python string literal
 const call = (name: string, args: Array<string | null>): string => `${name}(${args.filter((a) => a !== null).join(', ')})`;
@@ -202,7 +201,7 @@ export function exportPytorch(model: Sequential, options: PyTorchExportOptions):
   });
   const exampleInput = encodeExample(options.example, options.inputShape, shape[1]);
   return {
-    modelPy: modelSource(layers, shapes, options),
+    modelPy: modelSource(layers, shapes, options, model.layers.some((l) => l instanceof BatchNormBase && l.trackRunningStats && l.biasCorrection)),
     examplePy: exampleSource(options, shape[1]),
     safetensors: encodeSafetensors(pytorchStateDict(model), { format: 'pt' }),
     modelJson: JSON.stringify(pytorchModelJson(model, options), null, 2) + '\n',
@@ -287,12 +286,12 @@ function wrap(text: string, indent: string, width = 100, hanging = ''): string[]
   return lines;
 }
 
-function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorchExportOptions): string {
+function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorchExportOptions, biasCorrected: boolean): string {
   const classes = shapes[shapes.length - 1][1];
-  const rows = layers.map((l, i) => `            ${l.code},`);
+  const rows = layers.map((l) => `            ${l.code},`);
   const width = Math.max(...rows.map((r) => r.length)) + 2;
   const body = rows.map((r, i) => {
-    const note = `# ${i}  -> [N, ${shapes[i].slice(1).join(', ')}]${layers[i].comment ? `  (${layers[i].comment})` : ''}`;
+    const note = `# ${String(i).padEnd(String(layers.length - 1).length)}  -> [N, ${shapes[i].slice(1).join(', ')}]${layers[i].comment ? `  (${layers[i].comment})` : ''}`;
     return `${r.padEnd(width)}${note}`;
   });
   const fixups = layers.flatMap((l, i) => (l.fixups ?? []).map((f) => `        ${f.replaceAll('{layer}', `self[${i}]`)}`));
@@ -308,11 +307,12 @@ function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorc
     '',
     ...wrap('The layers are those of the bnlab model, in order, in an nn.Sequential, so the state-dict names are bnlab\'s ("0.weight", "1.running_mean", ...) and model.safetensors loads with load_state_dict(strict=True).', ''),
     '',
-    ...wrap(`Input:  ${inputDescription(options)}`, '', 100, '        '),
+    ...wrap(inputDescription(options), '', 92).map((line, i) => (i === 0 ? 'Input:  ' : '        ') + line),
     `Output: [N, ${classes}] class scores (logits); softmax(dim=1) gives probabilities.`,
   ];
   if (hasBn) {
-    lines.push('', ...wrap("Batch norm: running_mean and running_var hold the statistics bnlab's eval mode normalizes with (its running averages, bias-corrected), so model.eval() gives bnlab's outputs. In train() mode PyTorch updates them as bnlab does (momentum is the weight of the new batch, the same convention), continuing from these estimates; num_batches_tracked is bnlab's batch count.", ''));
+    const statistics = biasCorrected ? 'its running averages, bias-corrected' : 'its running averages, as PyTorch keeps them';
+    lines.push('', ...wrap(`Batch norm: running_mean and running_var hold the statistics bnlab's eval mode normalizes with (${statistics}), so model.eval() gives bnlab's outputs. In train() mode PyTorch updates them with the same momentum (the weight of the new batch: PyTorch's convention, and bnlab's), starting from these estimates; num_batches_tracked is bnlab's batch count.`, ''));
   }
   lines.push(
     '',

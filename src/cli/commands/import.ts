@@ -39,7 +39,7 @@ export function register(program: Command): Command {
     .requiredOption('--arch <spec>', `the architecture: a preset (${presetNames().join(', ')}) or a model.json file`)
     .requiredOption('--out <dir>', 'the model directory to write (model.json + model.safetensors)')
     .option('--overwrite', 'replace an existing model directory at --out')
-    .addOption(new Option('--dataset <name>', "the dataset the model is for (class names; predict's default): default the model.json's, else mnist").choices(DATASET_NAMES))
+    .addOption(new Option('--dataset <name>', "the dataset the model is for, for class names and predict (default: the model.json's, else mnist)").choices(DATASET_NAMES))
     .addOption(new Option('--assume-batches <n>', 'num_batches_tracked for batch-norm layers whose count the file lacks (old PyTorch files)').argParser(positiveInt))
     .option('--bn', 'preset: with batch norm', true)
     .option('--no-bn', 'preset: without batch norm');
@@ -55,6 +55,8 @@ Examples:
   $ bnlab predict --model runs/from-pytorch --mnist-test 0`,
   );
   return cmd.action((flags: ImportFlags) => {
+    const presetOnly = ['bn', 'bnPlacement', 'inputBn', 'bnMomentum', 'bnEps'].filter((o) => cmd.getOptionValueSource(o) === 'cli');
+    if (presetOnly.length && !presetNames().includes(flags.arch)) console.warn(`bnlab warning: ${presetOnly.map((o) => cmd.options.find((x) => x.attributeName() === o)!.long).join(', ')} only shape presets; ${flags.arch} is used as written`);
     if (existsSync(flags.out) && !flags.overwrite) throw new Error(`${flags.out} already exists; choose another --out, or pass --overwrite to replace its model files`);
     const arch = architecture(flags);
     const bytes = readFileChecked(flags.pytorch, 2 ** 31 - 1);
