@@ -175,3 +175,23 @@ test('layers and modes PyTorch cannot express are refused, naming the layer', ()
   assert.throws(() => exportPytorch(nested, { inputShape: [4], example }), /layer 0 is a nested Sequential/);
   assert.throws(() => exportPytorch(buildSequential([{ type: 'Linear', inFeatures: 4, outFeatures: 3 }], { rng: new Rng(1) }), { inputShape: [5], example }), /does not take input \[5\]/);
 });
+
+test('a model trained on standardized CSV data standardizes raw inputs itself in PyTorch, as bnlab predict does', { timeout: 180_000 }, async () => {
+  const { bnlab, ROOT } = await import('./support/cli.js');
+  const run = join(dir, 'csv-standardized');
+  const exported = join(dir, 'csv-standardized-pytorch');
+  const trained = await bnlab(['train', '--data', join(ROOT, 'examples/machines.csv'), '--test-fraction', '0.2', '--standardize', '--model', 'mlp', '--hidden', '16', '--steps', '60', '--eval-every', '0', '--out', run]);
+  assert.equal(trained.code, 0, trained.stderr);
+  const exportRun = await bnlab(['export', '--model', run, '--pytorch', exported]);
+  assert.equal(exportRun.code, 0, exportRun.stderr);
+  const modelPy = readFileSync(join(exported, 'model.py'), 'utf8');
+  assert.match(modelPy, /register_buffer\("input_mean", .*persistent=False\)/s);
+  assert.match(modelPy, /return super\(\)\.forward\(\(x - self\.input_mean\) \/ self\.input_std\)/);
+  assert.match(modelPy, /the CSV columns temperature_c,\s+pressure_pa,[^"]*raw:\s+the\s+model\s+standardizes\s+them/);
+  const example = await runPython(['example.py'], { cwd: exported });
+  assert.equal(example.code, 0, example.stderr);
+  const diff = Number(/largest difference from bnlab's logits: (\S+)/.exec(example.stdout)?.[1]);
+  assert.ok(diff < TOLERANCE, `PyTorch vs bnlab on raw CSV-scale inputs: ${diff}`);
+  // The export's model.json keeps the preprocessing, so the directory works as a bnlab model too.
+  assert.ok(JSON.parse(readFileSync(join(exported, 'model.json'), 'utf8')).preprocessing.standardize);
+});

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { DATASET_NAMES, loadDataset } from '../data/node.js';
+import { applyStandardization } from '../data/preprocess.js';
 import type { Sequential } from '../nn/sequential.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -23,7 +24,11 @@ export interface SavePytorchOptions {
   title?: string;
 }
 
-/** The first test images of the model's dataset when it is one bnlab ships and the shapes fit; else seeded uniform values in [0, 1). */
+/**
+ * The first test images of the model's dataset when it is one bnlab ships and the shapes fit; else seeded
+ * uniform values in [0, 1), or, for a standardized model, in mean ± std of each feature (so the raw
+ * inputs are on the data's own scales).
+ */
 export function exampleBatch(model: Sequential, info: ModelInfo): ExampleBatch {
   const size = info.inputShape.reduce((a, b) => a * b, 1);
   const n = EXAMPLE_COUNT;
@@ -38,12 +43,21 @@ export function exampleBatch(model: Sequential, info: ModelInfo): ExampleBatch {
   } else {
     const rng = new Rng(0);
     input = new Float32Array(n * size);
-    for (let i = 0; i < input.length; i++) input[i] = rng.uniform();
-    note = `${n} inputs of uniform random values in [0, 1), seed 0`;
+    const s = info.preprocessing?.standardize;
+    const plane = s?.per === 'channel' ? size / info.inputShape[0] : 1;
+    for (let i = 0; i < input.length; i++) {
+      const u = rng.uniform();
+      const g = Math.floor((i % size) / plane);
+      input[i] = s ? s.mean[g] + (2 * u - 1) * s.std[g] : u;
+    }
+    note = s ? `${n} inputs drawn uniformly from mean ± std of each ${s.per} of the training set, seed 0` : `${n} inputs of uniform random values in [0, 1), seed 0`;
   }
   const wasTraining = model.training;
   model.eval();
-  const logits = model.forward(new Tensor([n, ...info.inputShape], input)).data.slice();
+  // The example holds raw inputs; model.py standardizes them itself, as bnlab predict does here.
+  const standardize = info.preprocessing?.standardize;
+  const modelInput = standardize ? applyStandardization(input, info.inputShape, standardize) : input;
+  const logits = model.forward(new Tensor([n, ...info.inputShape], modelInput)).data.slice();
   model.train(wasTraining);
   return { input, count: n, logits, labels, note };
 }
@@ -62,6 +76,7 @@ export function savePytorchExport(dir: string, model: Sequential, info: ModelInf
     title: options.title,
     source: options.source,
     bnlabVersion: options.bnlabVersion,
+    preprocessing: info.preprocessing,
     example: exampleBatch(model, info),
     fileName: dir,
   });
@@ -77,6 +92,11 @@ export function savePytorchExport(dir: string, model: Sequential, info: ModelInf
 
 /** What the input values are, for the bundled datasets. */
 function inputNote(info: ModelInfo): string | undefined {
+  const pre = info.preprocessing;
+  if (pre) {
+    const what = pre.source === 'csv' && pre.features ? `the CSV columns ${pre.features.join(', ')}, in that order` : pre.image ? `images of ${pre.image.height}x${pre.image.width} pixels, ${pre.image.channels === 1 ? 'grayscale' : 'RGB'}, values in [0, 1]` : 'values as at training';
+    return `${what}${pre.standardize ? ', raw: the model standardizes them with the training set\'s statistics' : ''}`;
+  }
   if (!info.dataset || !DATASET_NAMES.includes(info.dataset)) return undefined;
   const flat = info.inputShape.length === 1;
   return `${info.dataset === 'mnist' ? 'MNIST' : 'Fashion-MNIST'} images, 28x28 pixels${flat ? ' row by row' : ''}, values in [0, 1] (light on dark)`;

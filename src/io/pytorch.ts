@@ -20,7 +20,8 @@ import { layerSpec, type LayerSpec } from '../nn/registry.js';
 import { Sequential } from '../nn/sequential.js';
 import { shapeToString } from '../tensor/tensor.js';
 import { ModelFileError } from './errors.js';
-import { MODEL_FORMAT, MODEL_FORMAT_VERSION, buildModel, loadWeights, parseModelJson, type ModelJson } from './model-file.js';
+import type { Preprocessing } from '../data/preprocess.js';
+import { MODEL_FORMAT, MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_PREPROCESSING, buildModel, loadWeights, parseModelJson, type ModelJson } from './model-file.js';
 import { encodeSafetensors, parseSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 
 /** One layer as Python: the constructor call, and what else model.py needs for it. */
@@ -148,6 +149,11 @@ export interface PyTorchExportOptions {
   dataset?: string;
   /** A sentence about the model for model.py's docstring (e.g. the preset's description). */
   title?: string;
+  /**
+   * How bnlab made the input from the user's data (model.json's `preprocessing`). Its standardization
+   * goes into model.py's forward, so the PyTorch model takes the same raw features as `bnlab predict`.
+   */
+  preprocessing?: Preprocessing;
   /** Where the model came from (a run directory), for model.py's header. */
   source?: string;
   bnlabVersion?: string;
@@ -246,7 +252,8 @@ function pytorchModelJson(model: Sequential, options: PyTorchExportOptions): Mod
   });
   return {
     format: MODEL_FORMAT,
-    formatVersion: MODEL_FORMAT_VERSION,
+    formatVersion: options.preprocessing ? MODEL_FORMAT_VERSION_PREPROCESSING : MODEL_FORMAT_VERSION,
+    ...(options.preprocessing ? { preprocessing: structuredClone(options.preprocessing) } : {}),
     preset: options.preset ?? null,
     inputShape: [...options.inputShape],
     layers: specs,
@@ -342,6 +349,7 @@ function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorc
     ...body,
     '        )',
     ...fixups,
+    ...standardizeSource(options),
   );
   if (frozen.length) {
     lines.push(
@@ -356,6 +364,26 @@ function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorc
   }
   lines.push('', '', ...PYTHON_HELPERS);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The standardization bnlab applied before the first layer, as non-persistent buffers (the state dict
+ * keeps bnlab's names) and a forward that applies it: (x - mean) / std per feature or per channel.
+ */
+function standardizeSource(options: PyTorchExportOptions): string[] {
+  const s = options.preprocessing?.standardize;
+  if (!s) return [];
+  const shape = s.per === 'channel' ? `(${s.mean.length}, 1, 1)` : `(${s.mean.length},)`;
+  const list = (v: number[]) => wrap(`[${v.map((x) => String(Math.fround(x))).join(', ')}]`, '            ', 100).join('\n').trimStart();
+  return [
+    `        # --standardize: the training set's ${s.per === 'channel' ? 'per-channel' : 'per-feature'} mean and standard deviation, applied in forward`,
+    '        # so the model takes raw inputs, as bnlab predict does (not part of the state dict).',
+    `        self.register_buffer("input_mean", torch.tensor(${list(s.mean)}).reshape${shape}, persistent=False)`,
+    `        self.register_buffer("input_std", torch.tensor(${list(s.std)}).reshape${shape}, persistent=False)`,
+    '',
+    '    def forward(self, x):',
+    '        return super().forward((x - self.input_mean) / self.input_std)',
+  ];
 }
 
 /** load_model, and safetensors reading/writing that works without the `safetensors` package. */

@@ -56,11 +56,13 @@ function exportOnnxFile(source: ModelSource, file: string, flags: ExportFlags): 
   const ops = graph.node!.map((n) => n.opType).join(' → ');
   console.log(`Wrote ${file} (${bytes.length} bytes, opset ${ONNX_OPSET}): input "input" [batch, ${source.inputShape.join(', ')}], output "${onnxOutputName(Boolean(flags.softmax))}"`);
   console.log(`Graph: ${ops}`);
+  const standardize = source.preprocessing?.standardize;
+  if (standardize) console.warn(`bnlab note: the model was trained on standardized input (--standardize); the ONNX graph takes the standardized values (x - mean) / std, with the ${standardize.per === 'channel' ? 'per-channel' : 'per-feature'} mean and std in ${source.dir ?? 'the model'}/model.json's "preprocessing"`);
 }
 
 function exportPytorchDir(source: ModelSource, dir: string, flags: ExportFlags): void {
   const title = source.preset && presetNames().includes(source.preset) ? `${getPreset(source.preset).description}.` : undefined;
-  const info = { inputShape: source.inputShape, preset: source.preset, classNames: source.classNames, dataset: source.dataset };
+  const info = { inputShape: source.inputShape, preset: source.preset, classNames: source.classNames, dataset: source.dataset, preprocessing: source.preprocessing };
   const exported = savePytorchExport(dir, source.model, info, { overwrite: flags.overwrite, source: source.dir ?? `the preset ${source.preset}`, bnlabVersion: packageInfo().version, title });
   for (const note of exported.notes) console.warn(`bnlab note: ${note}`);
   console.log(`Wrote ${dir}/: model.py, model.safetensors, model.json, example.py, example_input.safetensors`);
