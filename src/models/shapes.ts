@@ -69,7 +69,7 @@ export function shapedLayers(shape: ModelShape, sampleShape: readonly number[], 
   const smallest = Math.min(h, w);
   if (smallest >> conv.length < 1) {
     const fits = Math.floor(Math.log2(smallest));
-    throw new Error(`--model cnn: each of the ${conv.length} convolution blocks halves the image (max-pool 2), and a ${h}x${w} image survives only ${fits}; use at most ${fits} blocks (--conv with ${fits} widths) or a larger --image-size`);
+    throw new Error(`--model cnn: each of the ${conv.length} convolution blocks halves the image (max-pool 2), and a ${h}x${w} image survives only ${fits}; use at most ${fits} (--conv with ${fits === 1 ? 'one width' : `${fits} widths`}) or a larger --image-size`);
   }
   const hidden = shape.hidden[0] ?? 0;
   const layers = cnnLayers([c, h, w], conv, classes, layout, hidden, act);

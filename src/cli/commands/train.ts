@@ -455,7 +455,7 @@ export function register(program: Command): Command {
   const cmd = program
     .command('train')
     .summary('train a model and record the run (config.json, metrics.jsonl)')
-    .description('Train a preset model on MNIST or Fashion-MNIST with mini-batch SGD or Adam, evaluating on the test set as it goes. The run directory gets config.json (every setting, resolved) and metrics.jsonl (one JSON object per line).')
+    .description('Train a preset model on MNIST or Fashion-MNIST, or a network sized from your own data (--data: a CSV file, an IDX directory, PNG class folders), with mini-batch SGD or Adam, evaluating on the test set as it goes. The run directory gets config.json (every setting, resolved) and metrics.jsonl (one JSON object per line).')
     .addOption(new Option('--dataset <name>', 'a bundled dataset').choices(DATASET_NAMES).default('mnist').conflicts('data'))
     .option('--data <path>', 'your own data: a CSV file with a header (numeric features, a label column), a directory with an IDX pair (images + labels, as MNIST ships them), or a directory of PNG images in one folder per class')
     .addOption(new Option('--test-data <path>', 'test set for --data: a second path of the same kind (default: a stratified split, --test-fraction)'))
