@@ -6,3 +6,4 @@
 export * from './dataset.js';
 export * from './idx.js';
 export * from './loader.js';
+export * from './digit.js';
