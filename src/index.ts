@@ -11,6 +11,7 @@ export * from './optim/index.js';
 export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, cnnLayers, layoutOf, BN_PLACEMENTS, type Preset, type PresetOptions, type BatchNormPlacement, type BatchNormLayout } from './models/presets.js';
 export * from './data/index.js';
 export * from './train/index.js';
+export * from './runs/index.js';
 export * from './parallel/index.js';
 export * from './io/index.js';
 export * from './experiments/index.js';

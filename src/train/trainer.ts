@@ -4,7 +4,7 @@
  * Browser-safe: progress and metrics go to callbacks; the CLI turns them into a progress bar and a
  * metrics.jsonl file.
  */
-import { DataLoader, type DataLoaderState } from '../data/loader.js';
+import { DataLoader, type Batch, type DataLoaderState } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
@@ -69,6 +69,8 @@ export class Trainer {
   /** Steps completed so far. */
   step = 0;
   readonly history: TrainMetrics[] = [];
+  /** The batch of the latest step (valid until the next one: the loader reuses its buffers), for probes. */
+  lastBatch: Batch | null = null;
   private loss = new CrossEntropyLoss();
   private startTime = Date.now();
   private elapsedBefore = 0;
@@ -110,7 +112,7 @@ export class Trainer {
   trainStep(): number {
     const { model, optimizer, schedule, inputShape } = this.options;
     if (schedule) applySchedule(schedule, optimizer, this.step);
-    const batch = this.loader.next();
+    const batch = (this.lastBatch = this.loader.next());
     this.epoch = batch.epoch;
     const b = batch.labels.length;
     const x = inputShape ? batch.x.reshape([b, ...inputShape]) : batch.x;
