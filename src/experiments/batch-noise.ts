@@ -9,6 +9,7 @@
  * Shape legend: B = batch, V = ghost-batch size, G = B/V ghost batches.
  */
 import type { Sequential } from '../nn/sequential.js';
+import type { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { afterLinear, layerInput } from './probe.js';
 
@@ -116,4 +117,42 @@ export class BatchMeanNoise {
       ghostSize,
     };
   }
+}
+
+export interface SpreadRow {
+  batchSize: number;
+  /** RMS over draws (and units) of (batch mean − mean over all rows) / std over all rows. */
+  measured: number;
+  /** 1/√B with the finite-population correction √((N − B)/(N − 1)) for drawing without replacement. */
+  predicted: number;
+}
+
+/**
+ * The spread of batch means against 1/√B at several batch sizes: `draws` random batches of each size
+ * (without replacement) from the N rows of `h` [N, U], for `unit` (or every unit, RMS), in units of the
+ * column's standard deviation. The whole curve at once, from one fixed set of examples.
+ */
+export function batchMeanSpread(h: Tensor, sizes: readonly number[], draws: number, rng: Rng, unit: number | null = null): SpreadRow[] {
+  const [n, units] = h.shape;
+  const cols = unit === null ? [...Array(units).keys()] : [unit];
+  const mu = new Float64Array(units);
+  const sd = new Float64Array(units);
+  for (const u of cols) {
+    for (let r = 0; r < n; r++) mu[u] += h.data[r * units + u] / n;
+    for (let r = 0; r < n; r++) sd[u] += (h.data[r * units + u] - mu[u]) ** 2 / n;
+    sd[u] = Math.sqrt(sd[u]);
+  }
+  const live = cols.filter((u) => sd[u] > 1e-12);
+  return sizes.filter((b) => b >= 1 && b <= n).map((b) => {
+    let sq = 0;
+    for (let d = 0; d < draws; d++) {
+      const pick = rng.permutation(n).subarray(0, b);
+      for (const u of live) {
+        let m = 0;
+        for (const r of pick) m += h.data[r * units + u];
+        sq += ((m / b - mu[u]) / sd[u]) ** 2;
+      }
+    }
+    return { batchSize: b, measured: Math.sqrt(sq / Math.max(1, draws * live.length)), predicted: n > 1 ? Math.sqrt((n - b) / (b * (n - 1))) : 0 };
+  });
 }

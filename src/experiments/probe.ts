@@ -100,7 +100,11 @@ export function unitPercentiles(values: ArrayLike<number>, percentiles: readonly
 export interface LayerDrift {
   /** Mean over units of the Wasserstein-1 distance between the unit's input now and at the reference, in the input's units. */
   absolute: number;
-  /** The same, each unit's distance divided by its standard deviation at the reference: scale-free, comparable across networks. */
+  /**
+   * The same, each unit's distance divided by the larger of its standard deviations at the reference and
+   * now: scale-free, comparable across networks, and not blown up by a unit that started with almost no
+   * spread (small initial weights).
+   */
   relative: number;
   /** Mean over units of |mean now − mean at the reference| and of |std now − std at the reference|. */
   meanChange: number;
@@ -139,9 +143,10 @@ export class InputDrift {
       layer.values.forEach((v, u) => {
         const now = Float32Array.from(v).sort();
         const w = wasserstein1Sorted(ref[u], now);
+        const spread = Math.max(this.stds[l][u], std(now));
         absolute += w;
-        // A unit constant at the reference has no spread to compare with; count its move as is.
-        relative += this.stds[l][u] > 0 ? w / this.stds[l][u] : w;
+        // A unit constant at both steps has no spread to compare with; count its move as is.
+        relative += spread > 0 ? w / spread : w;
         meanChange += Math.abs(mean(now) - this.means[l][u]);
         stdChange += Math.abs(std(now) - this.stds[l][u]);
       });

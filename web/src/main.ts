@@ -9,7 +9,7 @@ import { Engine, type LabData } from './engine.js';
 import { exportMetricsCsv, exportMetricsJson, downloadBytes, downloadText } from './export.js';
 import { PANELS } from './panels/index.js';
 import type { PanelContext } from './panels/types.js';
-import { DEFAULT_LR, PROP_LIST, parseHash, pendingReset, serializeHash, type LabState, type Prop } from './state.js';
+import { DEFAULT_LR, PROP_LIST, parseHash, pendingReset, propByName, serializeHash, type LabState, type Prop } from './state.js';
 import { installTestHook } from './test-hook.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -129,6 +129,8 @@ function setState(patch: Partial<LabState>): void {
   if (patch.optimizer && patch.optimizer !== before.optimizer && patch.lr === undefined) state.lr = DEFAULT_LR[patch.optimizer];
   history.replaceState(null, '', serializeHash(state));
   if (state.lr !== engine.data.applied.lr) engine.setLr(state.lr);
+  // A panel's view setting (a layer, a unit) changes what its probes measure, from the next step on.
+  if (Object.keys(patch).some((k) => propByName(k)?.applies === 'view')) engine.setProbes(probesFor(state));
   syncControls();
   updatePending();
 }

@@ -207,6 +207,7 @@ export class LineChart {
     ctx.textAlign = 'left';
     ctx.textBaseline = 'middle';
     for (const s of this.series) {
+      if (!s.label) continue; // unlabelled series (e.g. a band's edges) share their twin's entry
       ctx.strokeStyle = s.color;
       ctx.lineWidth = s.width ?? 2;
       ctx.setLineDash(s.dash);

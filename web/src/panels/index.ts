@@ -35,14 +35,19 @@
  */
 import type { Panel } from './types.js';
 import { convergencePanel } from './convergence.js';
+import { insidePanel } from './inside.js';
+import { inputScalePanel } from './input-scale.js';
+import { batchSizePanel } from './batch-size.js';
+import { testTimePanel } from './test-time.js';
+import './panels.css';
 
 export type { Panel, PanelContext } from './types.js';
 export { TWIN_STYLE } from './types.js';
 
 export const PANELS: Panel[] = [
   convergencePanel,
-  // Inside the network:     insidePanel       from './inside.js'
-  // Input scale:            inputScalePanel   from './input-scale.js'
-  // Batch size and noise:   batchSizePanel    from './batch-size.js'
-  // Test time:              testTimePanel     from './test-time.js'
+  insidePanel,
+  inputScalePanel,
+  batchSizePanel,
+  testTimePanel,
 ];

@@ -15,6 +15,7 @@ import { decodeModel, encodeModel } from '@bnlab/io/model-file.js';
 import { layerSpec } from '@bnlab/nn/registry.js';
 import type { TwinId, TwinSpec } from '@bnlab/runs/index.js';
 import { PROBE_EXAMPLES } from './probes.js';
+import { batchOfOneInTraining } from '@bnlab/experiments/test-time.js';
 import { Twin, type TwinData } from './twin.js';
 import type { ClassifyOutput, DataBytes, FromWorker, ModelId, ProbeRequest, ProbeResult, SweepPoint, TestPoint, ToWorker } from './protocol.js';
 
@@ -121,7 +122,7 @@ function classify(model: Sequential, input: Float32Array): ClassifyOutput {
       model.train();
       trainBatchOfOne = { probabilities: probabilities() };
     } catch (e) {
-      trainBatchOfOne = { error: e instanceof Error ? e.message : String(e) };
+      trainBatchOfOne = { error: e instanceof Error ? e.message : String(e), formula: batchOfOneInTraining(model, x).probabilities };
     }
     return { eval: evalOut, trainBatchOfOne };
   } finally {

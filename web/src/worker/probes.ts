@@ -11,6 +11,7 @@ import type { Run, TwinId, TwinSpec } from '@bnlab/runs/index.js';
 import type { Sequential } from '@bnlab/nn/sequential.js';
 import type { Tensor } from '@bnlab/tensor/tensor.js';
 import type { ProbeValue } from './protocol.js';
+import { PANEL_PROBES } from './panel-probes.js';
 
 export interface ProbeContext {
   twin: TwinId;
@@ -40,6 +41,7 @@ function quantile(sorted: Float32Array, q: number): number {
 }
 
 export const PROBES: Record<string, ProbeFn> = {
+  ...PANEL_PROBES,
   /**
    * The input of each activation layer (the "sigmoid input" of the paper's Fig. 1b,c) over the probe
    * batch: for every hidden layer, the given quantiles (default 15/50/85%) of one unit (`unit`, default 0).

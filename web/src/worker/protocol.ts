@@ -89,8 +89,11 @@ export interface SweepPoint {
 export interface ClassifyOutput {
   /** Softmax probabilities in eval mode (running statistics). */
   eval: number[] | null;
-  /** The same input as a batch of one in training mode (batch statistics), or why that cannot work. */
-  trainBatchOfOne: { probabilities: number[] } | { error: string };
+  /**
+   * The same input as a batch of one in training mode (batch statistics), or why that cannot work; then
+   * `formula` is what the arithmetic would give (variance 0, every batch norm outputs its β).
+   */
+  trainBatchOfOne: { probabilities: number[] } | { error: string; formula?: number[] };
 }
 
 export interface ImportedModelInfo {
