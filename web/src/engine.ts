@@ -45,6 +45,8 @@ export interface LabData {
   applied: LabState;
   runs: Record<TwinId, RunSeries>;
   playing: boolean;
+  /** A step command is in flight (after a pause, the last chunk still lands). */
+  busy: boolean;
   sweep: SweepState | null;
   imported: ImportedModelInfo | null;
   env: { isolated: boolean; workers: number; threadsPerWorker: number; backend: string };
@@ -88,6 +90,7 @@ export class Engine {
       applied: { ...state },
       runs: { bn: emptySeries(), nobn: emptySeries() },
       playing: false,
+      busy: false,
       sweep: null,
       imported: null,
       env: { isolated, workers: isolated ? 2 : 1, threadsPerWorker: 1, backend: '' },
@@ -220,9 +223,15 @@ export class Engine {
   advance(steps: number): Promise<void> {
     const run = async () => {
       const id = this.nextId++;
+      this.data.busy = true;
       const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === id && m.twin === t)));
       for (const s of this.slots) this.send(s, { type: 'step', id, steps });
-      await Promise.all(waits);
+      try {
+        await Promise.all(waits);
+      } finally {
+        this.data.busy = false;
+        this.data.version++;
+      }
       const now = performance.now();
       this.rateWindow.push({ time: now, step: this.data.runs.bn.trainLoss.length });
       while (this.rateWindow.length > 2 && now - this.rateWindow[0].time > 1000) this.rateWindow.shift();

@@ -62,6 +62,16 @@ function controlFor(p: Prop): HTMLElement {
     box.type = 'checkbox';
     box.checked = Boolean(value);
     input = box;
+  } else if (p.type === 'int' && p.max - p.min <= 10) {
+    // A short range of whole numbers: a slider with its value beside it.
+    const range = document.createElement('input');
+    range.type = 'range';
+    range.min = String(p.min);
+    range.max = String(p.max);
+    range.step = '1';
+    range.value = String(value);
+    out.textContent = String(value);
+    input = range;
   } else if (p.type === 'number' && p.log) {
     // A log-scale slider: its position is log10 of the value, 20 stops per decade.
     const range = document.createElement('input');
@@ -87,7 +97,7 @@ function controlFor(p: Prop): HTMLElement {
   applies.className = `applies applies-${p.applies}`;
   applies.textContent = p.applies === 'now' ? 'applies now' : p.applies === 'reset' ? 'on reset' : '';
   if (p.help) wrap.title = p.help;
-  input.addEventListener(p.type === 'number' && p.log ? 'input' : 'change', () => {
+  input.addEventListener(isSlider(p) ? 'input' : 'change', () => {
     let v: string | number | boolean;
     if (p.type === 'enum') v = input.value;
     else if (p.type === 'bool') v = (input as HTMLInputElement).checked;
@@ -103,7 +113,7 @@ function controlFor(p: Prop): HTMLElement {
   });
   controls.set(p.name, input);
   wrap.append(input);
-  if (p.type === 'number' && p.log) wrap.append(out);
+  if (isSlider(p)) wrap.append(out);
   wrap.append(applies);
   return wrap;
 }
@@ -118,8 +128,16 @@ function syncControls(): void {
       input.value = String(Math.log10(Number(v)));
       const out = input.parentElement?.querySelector('output');
       if (out) out.textContent = String(v);
-    } else input.value = String(v);
+    } else {
+      input.value = String(v);
+      const out = isSlider(p) ? input.parentElement?.querySelector('output') : null;
+      if (out) out.textContent = String(v);
+    }
   }
+}
+
+function isSlider(p: Prop): boolean {
+  return (p.type === 'number' && Boolean(p.log)) || (p.type === 'int' && p.max - p.min <= 10);
 }
 
 function setState(patch: Partial<LabState>): void {
@@ -265,7 +283,7 @@ function renderStatus(data: LabData): void {
   playButton.textContent = data.playing ? 'Pause' : 'Play';
   playButton.setAttribute('aria-pressed', String(data.playing));
   $('step-count').textContent = `step ${data.step}`;
-  $('rate').textContent = data.playing ? `${data.stepsPerSecond.toFixed(0)} steps/s` : 'paused';
+  $('rate').textContent = data.playing ? `${data.stepsPerSecond.toFixed(0)} steps/s` : data.busy ? 'pausing…' : 'paused';
 }
 
 function renderEnv(): void {

@@ -21,6 +21,8 @@ export interface Marker {
   y: number;
   label: string;
   color: string;
+  /** Pixels to move it down, so markers at the same point stay apart. */
+  dy?: number;
 }
 
 export interface ChartOptions {
@@ -30,6 +32,8 @@ export interface ChartOptions {
   logY?: boolean;
   /** Fixed y range (else from the data). */
   yRange?: [number, number];
+  /** x range (else from the data); `setXRange` changes it, e.g. to keep two charts' steps aligned. */
+  xRange?: [number, number];
   /** Accessible description of the chart. */
   title: string;
   height?: number;
@@ -53,6 +57,17 @@ export class LineChart {
     this.canvas.style.height = `${options.height ?? 220}px`;
     figure.append(this.canvas);
     parent.append(figure);
+  }
+
+  setXRange(range: [number, number] | undefined): void {
+    if (range?.[0] === this.options.xRange?.[0] && range?.[1] === this.options.xRange?.[1]) return;
+    this.options.xRange = range;
+    this.dirty = true;
+  }
+
+  /** Show or hide the chart (e.g. until it has data). */
+  set hidden(hidden: boolean) {
+    this.canvas.parentElement!.hidden = hidden;
   }
 
   setData(series: Series[], markers: Marker[] = []): void {
@@ -100,7 +115,13 @@ export class LineChart {
         y1 = Math.max(y1, fy(y));
       }
     }
+    if (Number.isFinite(y0) && y1 > y0) {
+      // A little room above and below the data, so lines at the extremes stay visible.
+      const room = (y1 - y0) * 0.05;
+      [y0, y1] = [y0 - room, y1 + room];
+    }
     if (o.yRange) [y0, y1] = [fy(o.yRange[0]), fy(o.yRange[1])];
+    if (o.xRange) [x0, x1] = [fx(o.xRange[0]), fx(o.xRange[1])];
     if (!Number.isFinite(x0)) [x0, x1] = [0, 1];
     if (!Number.isFinite(y0)) [y0, y1] = [0, 1];
     if (x1 === x0) x1 = x0 + 1;
@@ -187,7 +208,7 @@ export class LineChart {
     ctx.setLineDash([]);
     for (const m of this.markers) {
       const X = px(m.x);
-      const Y = Number.isFinite(m.y) ? clampY(py(m.y)) : pad.top;
+      const Y = (Number.isFinite(m.y) ? clampY(py(m.y)) : pad.top + 6) + (m.dy ?? 0);
       ctx.strokeStyle = m.color;
       ctx.lineWidth = 2.5;
       ctx.beginPath();

@@ -107,6 +107,9 @@ export const convergencePanel: Panel = {
       acc.push({ ...style, x: run.test.map((t) => t.step), y: run.test.map((t) => t.accuracy), points: run.test.length < 30 });
       if (run.diverged) markers.push({ x: run.diverged.step, y: run.diverged.loss, label: `diverged at step ${run.diverged.step}`, color: style.color });
     }
+    const steps = Math.max(data.step, 10);
+    lossChart.setXRange([1, steps]);
+    accuracyChart.setXRange([0, steps]);
     lossChart.setData(series, markers);
     accuracyChart.setData(acc);
     lossChart.draw();
@@ -119,6 +122,7 @@ export const convergencePanel: Panel = {
       .join(' ');
 
     const sweep = data.sweep;
+    sweepChart.hidden = !sweep;
     if (sweep) {
       const sw: Series[] = [];
       const sm: Marker[] = [];
@@ -126,12 +130,12 @@ export const convergencePanel: Panel = {
         const points = sweep.points[twin] ?? [];
         // A diverged rate is drawn at the top edge, with a cross.
         sw.push({ ...TWIN_STYLE[twin], x: points.map((p) => p.lr), y: points.map((p) => (p.diverged ? NaN : p.finalLoss)), points: true });
-        for (const p of points) if (p.diverged) sm.push({ x: p.lr, y: NaN, label: '', color: TWIN_STYLE[twin].color });
+        for (const p of points) if (p.diverged) sm.push({ x: p.lr, y: NaN, label: '', color: TWIN_STYLE[twin].color, dy: twin === 'bn' ? 0 : 16 });
       }
       sweepChart.setData(sw, sm);
       sweepStatus.textContent = sweep.running
         ? `Sweeping: ${TWINS.map((t) => `${TWIN_STYLE[t].label} ${sweep.done[t]}/${sweep.rates.length}`).join(', ')}`
-        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; × = diverged.`;
+        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; × at the top = diverged (upper row with batch norm, lower row without).`;
     } else {
       sweepChart.setData([]);
       sweepStatus.textContent = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';

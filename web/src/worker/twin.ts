@@ -11,7 +11,7 @@ import type { Divergence, ProbeRequest, ProbeResult, TestPoint } from './protoco
 
 /** "Far above its start": the mean loss of the last EXPLODE_WINDOW steps above EXPLODE_FACTOR times step 1's. */
 export const EXPLODE_FACTOR = 3;
-export const EXPLODE_WINDOW = 10;
+export const EXPLODE_WINDOW = 50;
 
 export interface TwinData {
   trainSet: Dataset;
