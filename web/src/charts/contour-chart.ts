@@ -166,6 +166,7 @@ export class ContourChart {
     let lx = pad.left;
     ctx.textAlign = 'left';
     for (const p of this.paths) {
+      if (!p.label) continue; // the legend may be outside the canvas (charts/legend.ts)
       ctx.strokeStyle = p.color;
       ctx.lineWidth = 2;
       ctx.setLineDash(p.dash);

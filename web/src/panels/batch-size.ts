@@ -11,7 +11,8 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-export const CURVE_EVERY = 100;
+/** The noise curve and the accuracies: every 250 steps up to 1,000, then every 500 (panel-probes.ts). */
+export const CURVE_EVERY = 250;
 
 interface NoiseEstimate {
   steps: number;
@@ -79,7 +80,7 @@ export const batchSizePanel: Panel = {
     const note = document.createElement('p');
     note.className = 'caption';
     note.textContent =
-      'The unit is a hidden unit’s input to its batch norm (its Linear output), on the batch each step trained on. Step-to-step noise is √(mean of (m_t − m_{t−1})²/2) over the last 100 steps, which leaves out the slow drift of the weights; σ/√B uses the unit’s spread within those batches. A ghost-batch size V splits each batch into sub-batches: the spread of their means is the noise σ/√V a ghost batch norm would use. Behind another batch norm (hidden layer 2 and up) the whole batch’s mean is pinned, because the layer below normalized that very batch.';
+      'The unit is a hidden unit’s input to its batch norm (its Linear output), on the batch each step trained on. Step-to-step noise is √(mean of (m_t − m_{t−1})²/2) over the last 100 measurements (every step with batch norm, every 4th step without), which leaves out the slow drift of the weights; σ/√B uses the unit’s spread within those batches. A ghost-batch size V splits each batch into sub-batches: the spread of their means is the noise σ/√V a ghost batch norm would use. Behind another batch norm (hidden layer 2 and up) the whole batch’s mean is pinned, because the layer below normalized that very batch.';
     el.append(note);
   },
 
@@ -131,6 +132,6 @@ export const batchSizePanel: Panel = {
       : `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, ${ratio < 1 ? 'well below' : 'well above'} σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}${ratio < 1 && layer > 1 ? ' (the batch norm below pins the whole batch’s mean)' : ''}`;
     const gb = cb.train - cb.test;
     const gn = cn.train - cn.test;
-    return `With batch norm, ${noise}; ${law}; train minus test accuracy is ${pct(gb)} with batch norm and ${pct(gn)} without (on 2,000 training and ${'2,000'} test images).`;
+    return `With batch norm, ${noise}; ${law}; train minus test accuracy is ${pct(gb)} with batch norm and ${pct(gn)} without (on the first 500 training and 500 test images).`;
   },
 };

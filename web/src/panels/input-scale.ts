@@ -23,6 +23,7 @@ import {
 import { TWINS } from '../worker/protocol.js';
 import { ContourChart, type Path } from '../charts/contour-chart.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
+import { legend } from '../charts/legend.js';
 import type { LabData } from '../engine.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
@@ -105,12 +106,12 @@ function redrawTwoFeature(): void {
   const stdDrawn = first(v.paths.standardized, DRAWN_STEPS);
   const bnDrawn = first(v.paths.batchnorm, DRAWN_STEPS);
   const b = pathBounds([rawInV, stdDrawn, bnDrawn], [min], 0.08);
-  const paths: Path[] = [{ ...STYLE.batchnorm, ...bnDrawn }, { ...STYLE.standardized, ...stdDrawn }, { ...STYLE.raw, ...rawInV }];
+  const paths: Path[] = [{ ...STYLE.batchnorm, label: '', ...bnDrawn }, { ...STYLE.standardized, label: '', ...stdDrawn }, { ...STYLE.raw, label: '', ...rawInV }];
   contourChart.setData(twoFeatureLossGrid(p, 'standardized', b.w1, b.w2, 61), levels(p), paths, min);
   const series: Series[] = (['raw', 'standardized', 'batchnorm'] as const).map((k) => {
     const path = v.paths[k];
     const n = Math.min(path.loss.length, 2000);
-    return { ...STYLE[k], x: Float64Array.from({ length: n }, (_, i) => i), width: k === 'batchnorm' ? 1 : 2, y: Float64Array.from(path.loss.slice(0, n), (l) => Math.max(1e-6, l - twoFeatureMinimum(p, 'standardized').loss)) };
+    return { ...STYLE[k], label: '', x: Float64Array.from({ length: n }, (_, i) => i), width: k === 'batchnorm' ? 1 : 2, y: Float64Array.from(path.loss.slice(0, n), (l) => Math.max(1e-6, l - twoFeatureMinimum(p, 'standardized').loss)) };
   });
   lossChart.setData(series);
   contourChart.draw();
@@ -135,8 +136,15 @@ export const inputScalePanel: Panel = {
     const row = document.createElement('div');
     row.className = 'chart-row';
     el.append(row);
-    contourChart = new ContourChart(row, { title: 'Loss contours of the two-feature problem and the gradient-descent paths on raw inputs, standardized inputs and with batch norm on the input', xLabel: 'weight × std of feature 1', yLabel: 'weight × std of feature 2', height: 300 });
-    lossChart = new LineChart(row, { title: 'Two-feature problem: loss above the minimum at each step', xLabel: 'step', yLabel: 'loss − lowest loss', logY: true, yRange: [1e-6, 10], height: 300 });
+    const cell1 = document.createElement('div');
+    const cell2 = document.createElement('div');
+    cell1.className = cell2.className = 'chart-cell';
+    row.append(cell1, cell2);
+    const items = (['raw', 'standardized', 'batchnorm'] as const).map((k) => STYLE[k]);
+    legend(cell1, items);
+    legend(cell2, items);
+    contourChart = new ContourChart(cell1, { title: 'Loss contours of the two-feature problem and the gradient-descent paths on raw inputs, standardized inputs and with batch norm on the input', xLabel: 'weight × std of feature 1', yLabel: 'weight × std of feature 2', height: 300 });
+    lossChart = new LineChart(cell2, { title: 'Two-feature problem: loss above the minimum at each step', xLabel: 'step', yLabel: 'loss − lowest loss', logY: true, yRange: [1e-6, 10], height: 300 });
     const axesNote = document.createElement('p');
     axesNote.className = 'caption';
     axesNote.textContent = `The paths are drawn as weight × feature spread, where the same model is the same point for all three. In those coordinates a gradient step on raw inputs is ratio² times longer along feature 2 than along feature 1: the rate must be small enough not to overshoot across the valley (the bouncing), so the walk along it crawls. Batch norm normalizes each batch of ${BN_BATCH} with its own statistics, at ${Math.round(BN_LR_FRACTION * 100)}% of the rate (batches need a margin), and so hovers a little around the minimum.`;

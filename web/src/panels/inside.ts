@@ -6,11 +6,13 @@
  */
 import { TWINS, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
+import { legend } from '../charts/legend.js';
 import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-export const INSIDE_EVERY = 20;
+/** The probe is asked for every 10 steps and measures every 10 up to step 100, every 50 up to 1,000, then every 200 (panel-probes.ts). */
+export const INSIDE_EVERY = 10;
 export const HISTOGRAM_BINS = 48;
 
 export interface InsideValue {
@@ -45,6 +47,22 @@ let currentStep = 0;
 let histRange = 8;
 let referenceButton: HTMLButtonElement;
 let histNote: HTMLElement;
+let driftCell: HTMLElement;
+let driftLegend: HTMLElement;
+let driftLegendLayers = 0;
+
+/** The drift chart's legend for `layers` hidden layers, replacing the previous one (depth changes on reset). */
+function driftLegendFor(layers: number): HTMLElement {
+  const items = [
+    ...LAYER_SHADES.bn.slice(0, layers).map((color, l) => ({ label: `layer ${l + 1}`, color, dash: LAYER_DASH[l] })),
+    { label: 'without batch norm: dashed, same shades', color: LAYER_SHADES.nobn[0], dash: [7, 4] },
+  ];
+  const el = legend(driftCell, items);
+  driftLegend?.remove();
+  driftCell.prepend(el);
+  driftLegendLayers = layers;
+  return el;
+}
 
 const chosen = (s: LabState, layers: number) => ({ layer: Math.min(s.insideLayer, layers) - 1, unit: s.insideUnit });
 const LAYER_DASH = [[], [8, 3], [2, 3], [10, 3, 2, 3], [4, 4], [1, 2]];
@@ -68,7 +86,12 @@ export const insidePanel: Panel = {
     row.className = 'chart-row';
     el.append(row);
     bandChart = new LineChart(row, { title: 'Percentiles 15, 50 and 85 of one unit’s activation input over training, both networks', xLabel: 'step', yLabel: 'activation input' });
-    driftChart = new LineChart(row, { title: 'Drift of each hidden layer’s input distribution since the reference step, both networks', xLabel: 'step', yLabel: 'drift (in spreads, log scale)', logY: true });
+    const cell = document.createElement('div');
+    cell.className = 'chart-cell';
+    row.append(cell);
+    driftCell = cell;
+    driftLegend = driftLegendFor(ctx.state().depth);
+    driftChart = new LineChart(cell, { title: 'Drift of each hidden layer’s input distribution since the reference step, both networks', xLabel: 'step', yLabel: 'drift (in spreads, log scale)', logY: true });
     const refRow = document.createElement('div');
     refRow.className = 'sweep-row';
     referenceButton = document.createElement('button');
@@ -110,7 +133,7 @@ export const insidePanel: Panel = {
       const withDrift = all.filter((s) => (s.value as unknown as InsideValue)?.drift);
       const n = withDrift.length ? (withDrift[withDrift.length - 1].value as unknown as InsideValue).drift!.length : 0;
       for (let l = 0; l < n; l++) {
-        drift.push({ label: twin === 'bn' ? `layer ${l + 1}` : l === 0 ? 'without (dashed, same order)' : '', color: LAYER_SHADES[twin][l % 6], dash: twin === 'bn' ? LAYER_DASH[l % 6] : [7, 4], width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => (s.value as unknown as InsideValue).drift![l] ?? NaN) });
+        drift.push({ label: '', color: LAYER_SHADES[twin][l % 6], dash: twin === 'bn' ? LAYER_DASH[l % 6] : [7, 4], width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => (s.value as unknown as InsideValue).drift![l] ?? NaN) });
       }
       const v = latest(data, twin);
       if (v && v.layer === layer) {
@@ -119,6 +142,7 @@ export const insidePanel: Panel = {
         hist.push({ ...style, x: h.counts.map((_, i) => h.min + (i + 0.5) * width), y: h.counts.map((c) => c / Math.max(1, h.total)) });
       }
     }
+    if (layers !== driftLegendLayers) driftLegend = driftLegendFor(layers);
     bandChart.setData(bands);
     driftChart.setData(drift);
     histChart.setData(hist);

@@ -9,12 +9,14 @@
 import { digitFromRgba } from '@bnlab/data/digit.js';
 import { TWINS, type ClassifyOutput, type ModelId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
+import { legend } from '../charts/legend.js';
 import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-export const RUNNING_EVERY = 5;
-/** The accuracy probe is asked for every 10 steps and measures on a log-spaced schedule (panel-probes.ts). */
+/** Asked for every step; measured every step up to 20, every 5 up to 200, then every 50 (panel-probes.ts). */
+export const RUNNING_EVERY = 1;
+/** The accuracy probe is asked for every 10 steps and measures at steps 10, 20, 50, 100, 200, 500, 1,000 and every 1,000 after (panel-probes.ts). */
 export const ACCURACY_EVERY = 10;
 const CANVAS = 280;
 
@@ -77,8 +79,14 @@ export const testTimePanel: Panel = {
     const row = document.createElement('div');
     row.className = 'chart-row';
     el.append(row);
-    meanChart = new LineChart(row, { title: 'Running mean of one unit, raw and bias-corrected, against its population mean (network with batch norm)', xLabel: 'step (log scale)', yLabel: 'mean of the unit’s input', logX: true });
-    accChart = new LineChart(row, { title: 'Test accuracy of the network with batch norm under each choice of statistics', xLabel: 'step (log scale)', yLabel: 'test accuracy', logX: true, yRange: [0, 1] });
+    const cell1 = document.createElement('div');
+    const cell2 = document.createElement('div');
+    cell1.className = cell2.className = 'chart-cell';
+    row.append(cell1, cell2);
+    legend(cell1, KINDS.map((k) => ({ label: k.label, color: k.color, dash: [...k.dash] })));
+    legend(cell2, ACC_KINDS.map((k) => ({ label: k.label, color: k.color, dash: [...k.dash] })));
+    meanChart = new LineChart(cell1, { title: 'Running mean of one unit, raw and bias-corrected, against its population mean (network with batch norm)', xLabel: 'step (log scale)', yLabel: 'mean of the unit’s input', logX: true });
+    accChart = new LineChart(cell2, { title: 'Test accuracy of the network with batch norm under each choice of statistics', xLabel: 'step (log scale)', yLabel: 'test accuracy', logX: true, yRange: [0, 1] });
     accTable = document.createElement('p');
     accTable.className = 'figures';
     el.append(accTable);
@@ -170,17 +178,17 @@ export const testTimePanel: Panel = {
   update(data: LabData) {
     const { layer, unit } = unitOf(context.state());
     const rm = samples<RunningValue>(data, 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
-    const mean: Series[] = KINDS.map((k) => ({ label: k.label, color: k.color, dash: [...k.dash], width: k.key === 'population' ? 1.5 : 2, x: rm.map((s) => s.step), y: rm.map((s) => s.value[k.key]) }));
+    const mean: Series[] = KINDS.map((k) => ({ label: '', color: k.color, dash: [...k.dash], width: k.key === 'population' ? 1.5 : 2, x: rm.map((s) => s.step), y: rm.map((s) => s.value[k.key]) }));
     meanChart.setData(data.runs.bn.probes['running-mean'] ? mean : []);
     const acc = samples<AccuracyValue>(data, 'accuracy-by-statistics').filter((s) => s.step > 0);
-    accChart.setData(ACC_KINDS.map((k) => ({ label: k.label, color: k.color, dash: [...k.dash], points: acc.length < 20, x: acc.map((s) => s.step), y: acc.map((s) => s.value[k.key]) })));
+    accChart.setData(ACC_KINDS.map((k) => ({ label: '', color: k.color, dash: [...k.dash], points: acc.length < 20, x: acc.map((s) => s.step), y: acc.map((s) => s.value[k.key]) })));
     meanChart.draw();
     accChart.draw();
     const a = last(acc);
     const m = data.applied.bnMomentum;
     accTable.textContent = a
-      ? `At step ${a.step}: batch statistics (test batches of ${a.value.batchSize}) ${pct(a.value.batch)}, raw running averages ${pct(a.value.raw)}, bias-corrected ${pct(a.value.biasCorrected)}, population statistics (${a.value.populationBatches} training batches) ${pct(a.value.population)}. Momentum ${m}: a running average forgets its zero start after about ${Math.round(3 / m)} steps (3/momentum).`
-      : 'Test accuracy under each kind of statistics is measured every 10 steps up to step 100, every 100 up to 1,000, then every 500.';
+      ? `At step ${a.step}, on the first 500 test images: batch statistics (test batches of ${a.value.batchSize}) ${pct(a.value.batch)}, raw running averages ${pct(a.value.raw)}, bias-corrected ${pct(a.value.biasCorrected)}, population statistics (${a.value.populationBatches} training batches) ${pct(a.value.population)}. Momentum ${m}: a running average forgets its zero start after about ${Math.round(3 / m)} steps (3/momentum).`
+      : 'Test accuracy (first 500 test images) under each kind of statistics is measured at steps 10, 20, 50, 100, 200, 500, 1,000 and every 1,000 after.';
     why.textContent =
       'Why a batch of one fails in training mode: batch norm subtracts the batch mean, and the mean of one value is the value itself, so every unit gets x − x = 0 and variance 0; the layer outputs its β whatever the input, and every image gets the same answer. Eval mode uses the running averages instead, so each image is normalized on its own.';
   },

@@ -4,7 +4,8 @@
  * on a twin; the few that need memory between steps (the drift reference, the batch-mean history) keep
  * it per model, so a reset (new models) starts them afresh.
  */
-import { BatchMeanNoise, batchMeanSpread, unitBatchStatistics } from '@bnlab/experiments/batch-noise.js';
+import { BatchMeanNoise, batchMeanSpread, unitBatchStatistics, type UnitBatchStatistics } from '@bnlab/experiments/batch-noise.js';
+import { BatchNormBase } from '@bnlab/nn/batchnorm.js';
 import { InputDrift, activationInputs, afterLinear, histogram, layerInput, unitPercentiles } from '@bnlab/experiments/probe.js';
 import { accuracyByStatistics, runningMeanProbe } from '@bnlab/experiments/test-time.js';
 import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
@@ -15,6 +16,26 @@ import { Tensor } from '@bnlab/tensor/tensor.js';
 import { evaluate } from '@bnlab/train/evaluate.js';
 import type { ProbeContext, ProbeFn } from './probes.js';
 import type { ProbeValue } from './protocol.js';
+
+/**
+ * Dense early, sparse later, so that probes cost little once training runs fast: `schedule` lists
+ * [untilStep, every] pairs; the last pair holds for every later step. Step 0 is always due.
+ */
+export function due(step: number, schedule: readonly (readonly [number, number])[]): boolean {
+  if (step === 0) return true;
+  for (const [until, every] of schedule) if (step <= until) return step % every === 0;
+  const every = schedule[schedule.length - 1][1];
+  return step % every === 0;
+}
+
+export const INSIDE_SCHEDULE = [[100, 10], [1000, 50], [Infinity, 200]] as const;
+export const NOISE_CURVE_SCHEDULE = [[1000, 250], [Infinity, 500]] as const;
+export const RUNNING_MEAN_SCHEDULE = [[20, 1], [200, 5], [Infinity, 50]] as const;
+export const ACCURACY_STEPS = [10, 20, 50, 100, 200, 500, 1000];
+/** Examples for the train-vs-test accuracy and the test-time accuracies: the first of each set. */
+export const ACCURACY_EXAMPLES = 500;
+/** The network without batch norm measures its batch mean by an extra forward, every this many steps. */
+export const PLAIN_NOISE_EVERY = 4;
 
 const num = (v: ProbeValue | undefined, fallback: number) => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
 const clampInt = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, Math.round(v)));
@@ -40,11 +61,11 @@ function population(ctx: ProbeContext, n = 500): Tensor {
   return t;
 }
 
-/** The first `n` training images as a Dataset (for train accuracy). */
-function trainHead(ctx: ProbeContext, n: number): Dataset {
-  const count = Math.min(n, ctx.trainSet.count);
-  const per = ctx.trainSet.images.length / ctx.trainSet.count;
-  return { ...ctx.trainSet, count, images: ctx.trainSet.images.subarray(0, count * per), labels: ctx.trainSet.labels.subarray(0, count) };
+/** The first `n` samples of a set. */
+function head(ds: Dataset, n: number): Dataset {
+  const count = Math.min(n, ds.count);
+  const per = ds.images.length / ds.count;
+  return { ...ds, count, images: ds.images.subarray(0, count * per), labels: ds.labels.subarray(0, count) };
 }
 
 export const PANEL_PROBES: Record<string, ProbeFn> = {
@@ -54,6 +75,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    * before it); and a histogram of layer `layer`'s activation inputs over [min, max).
    */
   inside: (ctx, params) => {
+    if (!due(ctx.step, INSIDE_SCHEDULE)) return undefined;
     const inputs = activationInputs(ctx.model, ctx.probeInput);
     const layer = clampInt(num(params.layer, 0), 0, inputs.length - 1);
     const unit = clampInt(num(params.unit, 0), 0, inputs[layer].units - 1);
@@ -94,21 +116,32 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     const batch = ctx.lastBatch;
     if (!batch) return null;
     const b = batch.labels.length;
-    const x = batch.x.reshape([b, ctx.spec.inputSize]);
     const layer = clampInt(num(params.layer, 0), 0, activationInputsCount(ctx.model) - 1);
+    const unit = clampInt(num(params.unit, 0), 0, 1e6);
     const ghostWanted = num(params.ghost, 0);
     const ghost = ghostWanted > 0 && ghostWanted < b && b % ghostWanted === 0 ? ghostWanted : null;
-    const stats = unitBatchStatistics(ctx.model, x, layer, clampInt(num(params.unit, 0), 0, 1e6), ghost);
-    const key = `${layer}/${stats.ghostSize}/${num(params.unit, 0)}/${num(params.window, 100)}`;
+    // The batch norm of that layer kept the statistics of the step it just took: free, exact. Otherwise
+    // (no batch norm, ghost batches to split, or an evaluation since) an extra forward of the batch.
+    const bn = batchNormAfterLinear(ctx.model, layer);
+    const kept = !ghost && bn ? bn.lastBatchStatistics() : null;
+    let stats: UnitBatchStatistics;
+    if (kept && unit < kept.mean.length) {
+      stats = { batchSize: b, mean: kept.mean[unit], variance: kept.variance[unit], ghostSize: b, ghostMeans: [kept.mean[unit]] };
+    } else {
+      if (!bn && ctx.step % PLAIN_NOISE_EVERY !== 0) return undefined;
+      stats = unitBatchStatistics(ctx.model, batch.x.reshape([b, ctx.spec.inputSize]), layer, unit, ghost);
+    }
+    const window = clampInt(num(params.window, 100), 2, 1000);
+    const key = `${layer}/${stats.ghostSize}/${unit}/${window}`;
     let noise = noises.get(ctx.model);
     // Another unit, layer or window starts a new series.
     if (!noise || noise.key !== key) {
-      noise = { key, tracker: new BatchMeanNoise(clampInt(num(params.window, 100), 2, 1000)) };
+      noise = { key, tracker: new BatchMeanNoise(window) };
       noises.set(ctx.model, noise);
     }
     noise.tracker.add(stats);
     const e = noise.tracker.estimate();
-    return { layer, unit: num(params.unit, 0), mean: stats.mean, estimate: e ? { ...e } : null };
+    return { layer, unit, mean: stats.mean, every: bn ? 1 : PLAIN_NOISE_EVERY, estimate: e ? { ...e } : null };
   },
 
   /**
@@ -117,12 +150,13 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    * test accuracy (first 2,000 training images against the lab's test images).
    */
   'noise-curve': (ctx, params) => {
+    if (!due(ctx.step, NOISE_CURVE_SCHEDULE)) return undefined;
     const layer = clampInt(num(params.layer, 0), 0, activationInputsCount(ctx.model) - 1);
     const h = layerInput(ctx.model, ctx.probeInput, afterLinear(ctx.model, layer), { batchStatistics: true });
-    const rows = batchMeanSpread(h, [2, 4, 8, 16, 32, 64, 128, 256], 40, new Rng(ctx.spec.seed + 7));
+    const rows = batchMeanSpread(h, [2, 4, 8, 16, 32, 64, 128, 256], 20, new Rng(ctx.spec.seed + 7));
     const inputShape = [ctx.spec.inputSize];
-    const train = evaluate(ctx.model, trainHead(ctx, 2000), { inputShape }).accuracy;
-    const test = evaluate(ctx.model, ctx.testSet, { inputShape }).accuracy;
+    const train = evaluate(ctx.model, head(ctx.trainSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
+    const test = evaluate(ctx.model, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
     return { layer, rows: rows.map((r) => ({ ...r })), train, test };
   },
 
@@ -131,6 +165,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    * bias-corrected against the population mean over 500 training images. Null for a twin without batch norm.
    */
   'running-mean': (ctx, params) => {
+    if (!due(ctx.step, RUNNING_MEAN_SCHEDULE)) return undefined;
     const bns = batchNormLayers(ctx.model);
     if (bns.length === 0) return null;
     // Input batch norm counts as layer 0 when present; the panel's layer is a hidden one.
@@ -148,11 +183,16 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    */
   'accuracy-by-statistics': (ctx) => {
     const s = ctx.step;
-    if (!(s > 0 && (s <= 100 ? s % 10 === 0 : s <= 1000 ? s % 100 === 0 : s % 500 === 0))) return null;
+    if (!(ACCURACY_STEPS.includes(s) || (s > 1000 && s % 1000 === 0))) return undefined;
     const bns = batchNormLayers(ctx.model);
-    // Before the first step the running averages hold nothing to compare.
-    if (bns.length === 0 || bns[0].numBatchesTracked === 0) return null;
-    const a = accuracyByStatistics(ctx.model, ctx.trainSet, ctx.testSet, { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, ctx.spec.batchSize), populationBatches: 20 });
+    if (bns.length === 0) return null;
+    const a = accuracyByStatistics(ctx.model, ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
     return { ...a };
   },
 };
+
+/** The batch norm right after hidden layer `hidden`'s Linear layer (before its activation), or null. */
+function batchNormAfterLinear(model: Sequential, hidden: number): BatchNormBase | null {
+  const next = model.layers[afterLinear(model, hidden)];
+  return next instanceof BatchNormBase ? next : null;
+}

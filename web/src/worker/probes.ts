@@ -29,7 +29,8 @@ export interface ProbeContext {
   lastBatch: Batch | null;
 }
 
-export type ProbeFn = (ctx: ProbeContext, params: { [key: string]: ProbeValue }) => ProbeValue;
+/** A probe's value, or undefined when it keeps its own (sparser) schedule and has nothing at this step. */
+export type ProbeFn = (ctx: ProbeContext, params: { [key: string]: ProbeValue }) => ProbeValue | undefined;
 
 export const PROBE_EXAMPLES = 500;
 

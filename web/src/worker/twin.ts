@@ -85,7 +85,8 @@ export class Twin {
         { twin: this.id, step: this.step, spec: this.spec, model: this.run.model, run: this.run, trainSet: this.data.trainSet, testSet: this.data.testSet, probeInput: this.data.probeInput, probeLabels: this.data.probeLabels, lastBatch: this.run.trainer.lastBatch },
         p.params ?? {},
       );
-      out.push({ id: p.id ?? p.name, step: this.step, value });
+      // undefined: the probe keeps its own schedule and has nothing at this step.
+      if (value !== undefined) out.push({ id: p.id ?? p.name, step: this.step, value });
     }
   }
 
