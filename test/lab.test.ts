@@ -48,6 +48,14 @@ async function open(url: string, viewport?: { width: number; height: number }): 
   return p;
 }
 
+/** Move a slider as a person would: its value changes and it fires 'input'. */
+async function setSlider(page: import('playwright-core').Page, id: string, value: string): Promise<void> {
+  await page.locator(`#${id}`).evaluate((el, v) => {
+    (el as HTMLInputElement).value = v;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, value);
+}
+
 /** Every page of a test: no console errors, nothing fetched from elsewhere. */
 function checkClean(p: WatchedPage): void {
   assert.deepEqual(p.errors, [], 'console errors');
@@ -121,7 +129,7 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     assert.deepEqual(runs[0], runs[1]);
     // A control changes the URL, and the URL read back gives that state.
     const p = pages.at(-1)!;
-    await p.page.locator('#ctl-depth').fill('5'); // a slider: fill sets its value and fires input
+    await setSlider(p.page, 'ctl-depth', '5');
     const after = await p.page.evaluate(() => location.hash);
     assert.equal(parseHash(after).state.depth, 5);
     assert.match(await p.page.locator('#pending').innerText(), /Hidden layers/);
@@ -253,6 +261,33 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     writeFileSync(join(tmp, 'model.safetensors'), 'not a safetensors file');
     await p.page.locator('#import-model').setInputFiles([join(runDir, 'model.json'), join(tmp, 'model.safetensors')]);
     await p.page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Could not open'));
+    checkClean(p);
+  });
+
+  test('the learning-rate slider acts on the running twins at once, as the same change does in Node', async () => {
+    const p = await open(isolated.url);
+    await advance(p.page, 3);
+    await setSlider(p.page, 'ctl-lr', String(Math.log10(0.1))); // a log-scale slider
+    assert.equal(await p.page.locator('label[for=ctl-lr] output').innerText(), '0.1');
+    await advance(p.page, 3);
+    const snap = await snapshot(p.page);
+    assert.equal(snap.config.lr, 0.1);
+    assert.match(p.page.url(), /lr=0\.1(&|$)/);
+    const spec = twinSpec(defaultState());
+    const trainSet = loadDataset('mnist', 'train');
+    const testSet = takeFirst(loadDataset('mnist', 'test'), LAB_TEST_IMAGES);
+    for (const twin of ['bn', 'nobn'] as const) {
+      const { model, inputShape } = buildTwin(spec, twin);
+      const run = await createRun(twinRunConfig(spec), { trainSet, testSet }, { model, inputShape });
+      const losses = [];
+      for (let i = 0; i < 6; i++) {
+        if (i === 3) run.optimizer.lr = 0.1;
+        losses.push(run.trainer.trainStep());
+      }
+      snap.runs[twin].trainLoss.forEach((l, i) => assert.ok(Math.abs((l as number) - losses[i]) <= 1e-6, `${twin} step ${i + 1}: ${l} vs ${losses[i]}`));
+    }
+    assert.match(await p.page.locator('#ctl-lr ~ .applies').innerText(), /applies now/);
+    assert.match(await p.page.locator('#ctl-depth ~ .applies').innerText(), /on reset/);
     checkClean(p);
   });
 

@@ -14,7 +14,7 @@ import { findNonFinite, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { DataParallel } from '../parallel/data-parallel.js';
 import { applySchedule, type LrSchedule } from '../optim/schedule.js';
-import { evaluate, type EvalResult } from './evaluate.js';
+import { Evaluator, type EvalResult } from './evaluate.js';
 
 export interface TrainMetrics {
   step: number;
@@ -77,6 +77,8 @@ export class Trainer {
   private lossSum = 0;
   private lossCount = 0;
   private epoch = 0;
+  /** Made at the first evaluation and kept: its buffers serve every later one. */
+  private testEvaluator: Evaluator | null = null;
 
   constructor(readonly options: TrainerOptions) {
     const { trainSet, batchSize } = options;
@@ -166,7 +168,8 @@ export class Trainer {
   evaluateTest(): EvalResult | null {
     const { testSet, model, inputShape, evalBatchSize } = this.options;
     if (!testSet) return null;
-    const r = evaluate(model, testSet, { inputShape, batchSize: evalBatchSize });
+    this.testEvaluator ??= new Evaluator(testSet, { inputShape, batchSize: evalBatchSize });
+    const r = this.testEvaluator.run(model);
     this.record({ step: this.step, epoch: this.epoch, split: 'test', loss: r.loss, accuracy: r.accuracy, lr: this.options.optimizer.lr, time: this.elapsed });
     return r;
   }

@@ -102,6 +102,8 @@ export class Engine {
   /** Start the workers and their backends, fetch the data, build the twins. */
   async start(probes: ProbeRequest[]): Promise<void> {
     this.probeRequests = probes;
+    // The data downloads while the workers start and compile their wasm modules.
+    this.fetching.set(this.data.applied.dataset, this.fetchBytes(this.data.applied.dataset));
     const layout: TwinId[][] = this.data.env.isolated ? [['bn'], ['nobn']] : [[...TWINS]];
     this.slots = layout.map((twins) => {
       const worker = new Worker(new URL('./worker/engine.worker.ts', import.meta.url), { type: 'module', name: `bnlab engine (${twins.join(', ')})` });
@@ -177,10 +179,18 @@ export class Engine {
     for (const l of [...this.listeners]) l(m, slot);
   }
 
+  private fetching = new Map<string, Promise<DataBytes>>();
+
+  private fetchBytes(dataset: string): Promise<DataBytes> {
+    return fetchDataset(dataset, (loaded, total) => this.onProgress(`Loading ${dataset}: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`, loaded / total));
+  }
+
   private async ensureData(dataset: string): Promise<void> {
     const missing = this.slots.filter((s) => !s.datasets.has(dataset));
     if (missing.length === 0) return;
-    const bytes = await fetchDataset(dataset, (loaded, total) => this.onProgress(`Loading ${dataset}: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`, loaded / total));
+    const pending = this.fetching.get(dataset) ?? this.fetchBytes(dataset);
+    this.fetching.delete(dataset); // its buffers go to the workers below
+    const bytes = await pending;
     missing.forEach((s, i) => {
       // The last worker gets the buffers themselves, the others copies.
       const last = i === missing.length - 1;

@@ -162,7 +162,7 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case 'classify': {
       const outputs: Partial<Record<ModelId, ClassifyOutput>> = {};
-      for (const t of twins.values()) outputs[t.id] = classify(t.run.model, m.input);
+      for (const t of twins.values()) outputs[t.id] = classify(t.evalModel(), m.input);
       if (imported && owned.includes('bn')) outputs.imported = classify(imported.model, m.input);
       post({ type: 'classified', id: m.id, outputs });
       return;

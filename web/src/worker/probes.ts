@@ -18,7 +18,13 @@ export interface ProbeContext {
   /** Steps taken since the reset. */
   step: number;
   spec: TwinSpec;
+  /** The trained network: read its state (weights, running statistics) here; forward only batches of the training size. */
   model: Sequential;
+  /**
+   * A copy synced to `model`'s current state: use it for any forward pass of another batch size (the
+   * probe batch, one example), so the trained network's buffers stay as they are.
+   */
+  evalModel(): Sequential;
   run: Run;
   trainSet: Dataset;
   testSet: Dataset;
@@ -51,7 +57,7 @@ export const PROBES: Record<string, ProbeFn> = {
   'activation-quantiles': (ctx, params) => {
     const unit = typeof params.unit === 'number' ? params.unit : 0;
     const qs = Array.isArray(params.quantiles) ? (params.quantiles as number[]) : [0.15, 0.5, 0.85];
-    return activationInputs(ctx.model, ctx.probeInput).map((layer) => {
+    return activationInputs(ctx.evalModel(), ctx.probeInput).map((layer) => {
       const values = Float32Array.from(layer.values[Math.min(unit, layer.units - 1)]).sort();
       return qs.map((q) => quantile(values, q));
     });

@@ -4,6 +4,8 @@
  */
 import type { Dataset } from '@bnlab/data/dataset.js';
 import { DivergenceError } from '@bnlab/train/trainer.js';
+import { Evaluator } from '@bnlab/train/evaluate.js';
+import type { Sequential } from '@bnlab/nn/sequential.js';
 import { buildTwin, createRun, twinRunConfig, type Run, type TwinId, type TwinSpec } from '@bnlab/runs/index.js';
 import type { Tensor } from '@bnlab/tensor/tensor.js';
 import { PROBES } from './probes.js';
@@ -25,12 +27,33 @@ export class Twin {
   private firstLoss = NaN;
   private recent: number[] = [];
 
+  /**
+   * A second network of the same layers for every forward pass at another batch size (evaluation,
+   * probes, classifying one input), synced from the trained one before use. The modules keep one output
+   * buffer per layer for the last batch size, so evaluating the trained network itself would swap them
+   * between the training and the evaluation sizes every time, and the wasm memory would grow with
+   * buffers waiting for the garbage collector.
+   */
+  private replica: Sequential | null = null;
+  private replicaStep = -1;
+  private evaluator: Evaluator | null = null;
+
   private constructor(readonly id: TwinId, readonly spec: TwinSpec, readonly run: Run, readonly data: TwinData) {}
 
   static async create(id: TwinId, spec: TwinSpec, data: TwinData): Promise<Twin> {
     const { model, inputShape } = buildTwin(spec, id);
     const run = await createRun(twinRunConfig(spec), { trainSet: data.trainSet, testSet: data.testSet }, { model, inputShape });
     return new Twin(id, spec, run, data);
+  }
+
+  /** The replica with the trained network's current parameters and running statistics. */
+  evalModel(): Sequential {
+    this.replica ??= buildTwin(this.spec, this.id).model;
+    if (this.replicaStep !== this.step) {
+      this.replica.loadStateDict(this.run.model.stateDict());
+      this.replicaStep = this.step;
+    }
+    return this.replica;
   }
 
   get step(): number {
@@ -45,8 +68,10 @@ export class Twin {
     return this.run.optimizer.lr;
   }
 
+  /** Test loss and accuracy of the network as trained so far (eval mode: running statistics). */
   evaluate(): TestPoint {
-    const r = this.run.trainer.evaluateTest()!;
+    this.evaluator ??= new Evaluator(this.data.testSet, { inputShape: this.run.inputShape });
+    const r = this.evaluator.run(this.evalModel());
     return { step: this.step, loss: r.loss, accuracy: r.accuracy };
   }
 
@@ -82,7 +107,7 @@ export class Twin {
       const fn = PROBES[p.name];
       if (!fn) throw new Error(`unknown probe "${p.name}" (known: ${Object.keys(PROBES).join(', ')})`);
       const value = fn(
-        { twin: this.id, step: this.step, spec: this.spec, model: this.run.model, run: this.run, trainSet: this.data.trainSet, testSet: this.data.testSet, probeInput: this.data.probeInput, probeLabels: this.data.probeLabels, lastBatch: this.run.trainer.lastBatch },
+        { twin: this.id, step: this.step, spec: this.spec, model: this.run.model, evalModel: () => this.evalModel(), run: this.run, trainSet: this.data.trainSet, testSet: this.data.testSet, probeInput: this.data.probeInput, probeLabels: this.data.probeLabels, lastBatch: this.run.trainer.lastBatch },
         p.params ?? {},
       );
       // undefined: the probe keeps its own schedule and has nothing at this step.
