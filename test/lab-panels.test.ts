@@ -114,6 +114,23 @@ describe('lab panels', () => {
     assert.equal(await results.textContent(), 'Draw a digit on the black square.');
   });
 
+  test('MNIST with rescaled pixels (input scale) and batch norm on the input, from the URL', async () => {
+    const scaled = await openLab(browser, `${server.url}#seed=3&inputScale=1000&inputBn=true`);
+    try {
+      await advance(scaled.page, 60);
+      const text = await nextReading(scaled.page, 'input-scale');
+      assert.match(text, /on MNIST with pixel scales spanning 1000×, after 60 steps the loss is [\d.]+ with batch norm \(also on the input\) and ([\d.]+|diverged at step \d+) without/);
+      const snap = (await scaled.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { config: { inputScale: number }; runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot()));
+      assert.equal(snap.config.inputScale, 1000);
+      const plain = await lab.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot());
+      // Same seed and batches, other pixels: the network without batch norm sees a different problem from step 1.
+      assert.notEqual(snap.runs.nobn.trainLoss[1], plain.runs.nobn.trainLoss[1]);
+      assert.deepEqual(scaled.errors, []);
+    } finally {
+      await scaled.page.context().close();
+    }
+  });
+
   test('no console errors and nothing fetched from elsewhere', () => {
     assert.deepEqual(lab.errors, []);
     assert.deepEqual(lab.foreign, []);

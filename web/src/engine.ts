@@ -213,7 +213,7 @@ export class Engine {
     this.data.step = 0;
     this.rateWindow = [];
     const done = Promise.all(this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === 0 && m.twin === t))));
-    for (const s of this.slots) this.send(s, { type: 'reset', spec: twinSpec(state), dataset: state.dataset, testImages: LAB_TEST_IMAGES, probes: this.probeRequests });
+    for (const s of this.slots) this.send(s, { type: 'reset', spec: twinSpec(state), dataset: state.dataset, testImages: LAB_TEST_IMAGES, probes: this.probeRequests, inputScale: state.inputScale });
     await done;
     this.data.version++;
   }

@@ -41,6 +41,7 @@ export const PROPS = [
   { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1, default: 1, label: 'Seed', applies: 'reset', group: 'training' },
   { name: 'insideLayer', type: 'int', min: 1, max: 6, default: 3, label: 'Hidden layer', applies: 'view', group: 'inside' },
   { name: 'insideUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'inside' },
+  { name: 'inputScale', type: 'number', min: 1, max: 1000, log: true, default: 1, label: 'MNIST pixel scales span ×', applies: 'reset', group: 'input-scale', help: 'each pixel multiplied by its own factor, from 1/√r to √r (seeded): the largest is r times the smallest; 1 = as in MNIST' },
   { name: 'scaleRatio', type: 'number', min: 1, max: 1000, log: true, default: 100, label: 'Scale ratio of the two features', applies: 'view', group: 'input-scale', help: 'std of feature 2 / std of feature 1' },
   { name: 'noiseLayer', type: 'int', min: 1, max: 6, default: 1, label: 'Hidden layer', applies: 'view', group: 'batch-size' },
   { name: 'noiseUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'batch-size' },

@@ -154,7 +154,7 @@ export const inputScalePanel: Panel = {
     stepsLine.setAttribute('aria-live', 'polite');
     el.append(stepsLine);
     const mnistTitle = document.createElement('h3');
-    mnistTitle.textContent = 'MNIST: both networks, with batch norm on the input if you tick it';
+    mnistTitle.textContent = 'MNIST with its pixels rescaled, with and without batch norm';
     el.append(mnistTitle);
     mnistChart = new LineChart(el, { title: 'MNIST: train loss of both networks', xLabel: 'step', yLabel: 'train loss (smoothed)', logY: true, height: 200 });
     mnistNote = document.createElement('p');
@@ -172,9 +172,12 @@ export const inputScalePanel: Panel = {
     });
     mnistChart.setData(series);
     mnistChart.draw();
-    mnistNote.textContent = data.applied.inputBn
-      ? 'The network with batch norm also normalizes its 784 input pixels over each batch; the other has no normalization anywhere.'
-      : 'Tick "Batch norm on the input" and press Reset to add a batch norm over the 784 input pixels to the network with batch norm.';
+    const r = data.applied.inputScale;
+    const scales = r > 1 ? `Each pixel is multiplied by its own factor, from ${fmt(1 / Math.sqrt(r))} to ${fmt(Math.sqrt(r))} (the largest ${r} times the smallest).` : 'The pixels are as in MNIST, all on one scale (0 to 1); set "MNIST pixel scales span" above 1 and press Reset to rescale them.';
+    const bn = data.applied.inputBn
+      ? 'The network with batch norm also normalizes its 784 inputs over each batch; the other has no normalization anywhere.'
+      : 'Tick "Batch norm on the input" and press Reset to put a batch norm over the 784 inputs in front of the network with batch norm.';
+    mnistNote.textContent = `${scales} ${bn}`;
   },
 
   reading(data: LabData): string {
@@ -188,7 +191,10 @@ export const inputScalePanel: Panel = {
       const t = data.runs[n === 0 ? 'bn' : 'nobn'].trainLoss.slice(-50).filter(Number.isFinite);
       return t.length ? t.reduce((a, b) => a + b, 0) / t.length : NaN;
     };
-    const mnist = data.step > 0 ? `; on MNIST after ${data.step} steps the loss is ${tail(0).toFixed(3)} with batch norm${data.applied.inputBn ? ' (also on the input)' : ''} and ${tail(1).toFixed(3)} without` : '';
+    const r = data.applied.inputScale;
+    const setup = r > 1 ? `with pixel scales spanning ${r}×` : 'with its pixels as they are';
+    const lossText = (x: number, twin: 'bn' | 'nobn') => (data.runs[twin].diverged ? `diverged at step ${data.runs[twin].diverged!.step}` : x.toFixed(3));
+    const mnist = data.step > 0 ? `; on MNIST ${setup}, after ${data.step} steps the loss is ${lossText(tail(0), 'bn')} with batch norm${data.applied.inputBn ? ' (also on the input)' : ''} and ${lossText(tail(1), 'nobn')} without` : '';
     return `${two}${mnist}.`;
   },
 };

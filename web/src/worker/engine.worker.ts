@@ -16,6 +16,7 @@ import { layerSpec } from '@bnlab/nn/registry.js';
 import type { TwinId, TwinSpec } from '@bnlab/runs/index.js';
 import { PROBE_EXAMPLES } from './probes.js';
 import { batchOfOneInTraining } from '@bnlab/experiments/test-time.js';
+import { featureScales, scaleFeatures } from '@bnlab/experiments/data.js';
 import { Twin, type TwinData } from './twin.js';
 import type { ClassifyOutput, DataBytes, FromWorker, ModelId, ProbeRequest, ProbeResult, SweepPoint, TestPoint, ToWorker } from './protocol.js';
 
@@ -26,7 +27,7 @@ const datasets = new Map<string, { train: Dataset; test: Dataset }>();
 let twins = new Map<TwinId, Twin>();
 let probes: ProbeRequest[] = [];
 let imported: { model: Sequential; name: string } | null = null;
-let current: { spec: TwinSpec; dataset: string; testImages: number } | null = null;
+let current: { spec: TwinSpec; dataset: string; testImages: number; inputScale: number } | null = null;
 
 function post(m: FromWorker, transfer: Transferable[] = []): void {
   scope.postMessage(m, transfer);
@@ -46,9 +47,23 @@ function loadData(d: DataBytes): void {
   datasets.set(d.dataset, { train, test });
 }
 
-function twinData(dataset: string, testImages: number): TwinData {
-  const d = datasets.get(dataset);
+/** Per-feature factors spanning a ratio of `ratio` (from 1/√ratio to √ratio, in a seeded order), or null for 1. */
+function inputScales(ratio: number, seed: number, features: number): Float32Array | null {
+  return ratio > 1 ? featureScales(features, 1 / Math.sqrt(ratio), Math.sqrt(ratio), seed) : null;
+}
+
+let scaled: { key: string; train: Dataset; test: Dataset } | null = null;
+
+function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1): TwinData {
+  let d = datasets.get(dataset);
   if (!d) throw new Error(`dataset ${dataset} has not been sent to the worker`);
+  const scales = inputScales(inputScale, seed, d.test.images.length / d.test.count);
+  if (scales) {
+    // The input-scale panel's MNIST with badly scaled features: the same images, each pixel multiplied by its own factor.
+    const key = `${dataset}/${inputScale}/${seed}`;
+    if (scaled?.key !== key) scaled = { key, train: scaleFeatures(d.train, scales), test: scaleFeatures(d.test, scales) };
+    d = scaled;
+  }
   const testSet = takeFirst(d.test, Math.min(testImages, d.test.count));
   const n = Math.min(PROBE_EXAMPLES, d.test.count);
   const per = d.test.images.length / d.test.count;
@@ -56,11 +71,11 @@ function twinData(dataset: string, testImages: number): TwinData {
   return { trainSet: d.train, testSet, probeInput, probeLabels: d.test.labels.slice(0, n) };
 }
 
-async function reset(spec: TwinSpec, dataset: string, testImages: number): Promise<void> {
+async function reset(spec: TwinSpec, dataset: string, testImages: number, inputScale = 1): Promise<void> {
   for (const t of twins.values()) t.close();
   twins = new Map();
-  current = { spec, dataset, testImages };
-  const data = twinData(dataset, testImages);
+  current = { spec, dataset, testImages, inputScale };
+  const data = twinData(dataset, testImages, inputScale, spec.seed);
   for (const id of owned) twins.set(id, await Twin.create(id, spec, data));
   post({ type: 'reset', twins: [...twins.values()].map((t) => ({ twin: t.id, layers: t.run.model.layers.map((l) => layerSpec(l)), parameters: t.run.model.parameters().reduce((n, p) => n + p.value.size, 0) })) });
   // Step 0: the probes of the initial weights. No test evaluation: the running statistics of the BN
@@ -89,7 +104,7 @@ function step(id: number, steps: number): void {
 
 async function sweep(id: number, rates: number[], steps: number): Promise<void> {
   if (!current) throw new Error('sweep before reset');
-  const data = twinData(current.dataset, current.testImages);
+  const data = twinData(current.dataset, current.testImages, current.inputScale, current.spec.seed);
   for (const twin of owned) {
     const points: SweepPoint[] = [];
     for (const [i, lr] of rates.entries()) {
@@ -145,7 +160,7 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case 'reset':
       probes = m.probes;
-      await reset(m.spec, m.dataset, m.testImages);
+      await reset(m.spec, m.dataset, m.testImages, m.inputScale ?? 1);
       return;
     case 'step':
       step(m.id, m.steps);
@@ -162,7 +177,10 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case 'classify': {
       const outputs: Partial<Record<ModelId, ClassifyOutput>> = {};
-      for (const t of twins.values()) outputs[t.id] = classify(t.evalModel(), m.input);
+      // The twins were trained on rescaled pixels when the input scale is set: they see a drawing the same way.
+      const scales = current ? inputScales(current.inputScale, current.spec.seed, m.input.length) : null;
+      const input = scales ? m.input.map((v, i) => v * scales[i]) : m.input;
+      for (const t of twins.values()) outputs[t.id] = classify(t.evalModel(), input);
       if (imported && owned.includes('bn')) outputs.imported = classify(imported.model, m.input);
       post({ type: 'classified', id: m.id, outputs });
       return;

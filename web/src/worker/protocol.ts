@@ -10,7 +10,8 @@
  * Page → worker (ToWorker):
  *   init      which twins this worker owns; threads for its wasm backend
  *   data      the IDX bytes of a dataset (sent once per dataset; the worker parses them with the library)
- *   reset     rebuild the twins from `spec` (same seed → same initial weights and batch order), on `dataset`;
+ *   reset     rebuild the twins from `spec` (same seed → same initial weights and batch order), on `dataset`
+ *             (its 784 features multiplied by factors spanning a ratio of `inputScale`, when given);
  *             `probes` are the probes the mounted panels asked for
  *   step      train `steps` steps (each owned twin that has not diverged), then answer `steps`
  *   set       live settings: the learning rate
@@ -109,7 +110,7 @@ export interface ImportedModelInfo {
 export type ToWorker =
   | { type: 'init'; twins: TwinId[]; threads: number }
   | ({ type: 'data' } & DataBytes)
-  | { type: 'reset'; spec: TwinSpec; dataset: string; testImages: number; probes: ProbeRequest[] }
+  | { type: 'reset'; spec: TwinSpec; dataset: string; testImages: number; probes: ProbeRequest[]; inputScale?: number }
   | { type: 'step'; id: number; steps: number }
   | { type: 'set'; lr: number }
   | { type: 'probes'; probes: ProbeRequest[] }
