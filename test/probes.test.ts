@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { takeFirst, type Dataset } from '../src/data/dataset.js';
 import { loadDataset } from '../src/data/node.js';
-import { BatchMeanNoise, unitBatchStatistics } from '../src/experiments/batch-noise.js';
+import { BatchMeanNoise, batchMeanSpread, unitBatchStatistics } from '../src/experiments/batch-noise.js';
 import { buildNetwork } from '../src/experiments/models.js';
 import { InputDrift, activationInputs, afterLinear, histogram, unitPercentiles } from '../src/experiments/probe.js';
 import { accuracyByStatistics, batchOfOneInTraining, runningMeanProbe, runningStatistics } from '../src/experiments/test-time.js';
@@ -73,6 +73,19 @@ describe('batch noise', () => {
       assert.ok(Math.abs(e.measured / e.predicted - 1) < 0.1, `B ${b}: measured ${e.measured}, predicted ${e.predicted}`);
       assert.equal(e.ghostMeasured, null);
     }
+  });
+
+  test('the spread of batch means over batch sizes follows 1/√B (without replacement)', () => {
+    const rng = new Rng(9);
+    const n = 400;
+    const h = new Tensor([n, 3], Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === 2 ? 5 : rng.normal() * (1 + (i % 3)))));
+    const rows = batchMeanSpread(h, [2, 8, 32, 128, 400, 500], 400, new Rng(1));
+    assert.deepEqual(rows.map((r) => r.batchSize), [2, 8, 32, 128, 400], 'sizes above N are left out');
+    for (const r of rows.slice(0, 4)) assert.ok(Math.abs(r.measured / r.predicted - 1) < 0.12, `B ${r.batchSize}: ${r.measured} vs ${r.predicted}`);
+    assert.equal(rows[4].predicted, 0, 'a batch of all N has the population mean');
+    assert.ok(rows[4].measured < 1e-6);
+    // The constant third column has no spread and is left out rather than dividing by 0.
+    assert.ok(rows.every((r) => Number.isFinite(r.measured)));
   });
 
   test('a unit of a training network: batch means, ghost batches, and the noise against 1/√B', () => {
