@@ -140,6 +140,7 @@ function isSlider(p: Prop): boolean {
   return (p.type === 'number' && Boolean(p.log)) || (p.type === 'int' && p.max - p.min <= 10);
 }
 
+let sentProbes = '';
 function setState(patch: Partial<LabState>): void {
   const before = state;
   state = { ...state, ...patch };
@@ -148,7 +149,14 @@ function setState(patch: Partial<LabState>): void {
   history.replaceState(null, '', serializeHash(state));
   if (state.lr !== engine.data.applied.lr) engine.setLr(state.lr);
   // A panel's view setting (a layer, a unit) changes what its probes measure, from the next step on.
-  if (Object.keys(patch).some((k) => propByName(k)?.applies === 'view')) engine.setProbes(probesFor(state));
+  if (Object.keys(patch).some((k) => propByName(k)?.applies === 'view')) {
+    const probes = probesFor(state);
+    const text = JSON.stringify(probes);
+    if (text !== sentProbes) {
+      sentProbes = text;
+      engine.setProbes(probes);
+    }
+  }
   syncControls();
   updatePending();
 }
@@ -209,7 +217,9 @@ function probesFor(s: LabState) {
 }
 
 async function doReset(): Promise<void> {
-  engine.setProbes(probesFor(state));
+  const probes = probesFor(state);
+  sentProbes = JSON.stringify(probes);
+  engine.setProbes(probes);
   await engine.reset(state);
   updatePending();
 }

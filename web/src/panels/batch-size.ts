@@ -11,8 +11,8 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** The noise curve and the accuracies: every 250 steps up to 1,000, then every 500 (panel-probes.ts). */
-export const CURVE_EVERY = 250;
+/** The noise curve and the accuracies: every 50 steps up to 100, every 250 up to 1,000, then every 500 (panel-probes.ts). */
+export const CURVE_EVERY = 50;
 
 interface NoiseEstimate {
   steps: number;
@@ -111,7 +111,7 @@ export const batchSizePanel: Panel = {
       const e = last(samples<NoiseValue>(data, twin, 'noise'))?.value.estimate;
       if (!e) continue;
       const ghost = e.ghostMeasured !== null ? `; ghost batches of ${e.ghostSize}: ${f3(e.ghostMeasured)} against σ/√V = ${f3(e.ghostPredicted!)}` : '';
-      parts.push(`${twin === 'bn' ? 'With batch norm' : 'Without'}: step-to-step noise ${f3(e.measured)} against σ/√B = ${f3(e.predicted)} (B = ${e.batchSize}, last ${e.steps} steps)${ghost}`);
+      parts.push(`${twin === 'bn' ? 'With batch norm' : 'Without'}: step-to-step noise ${f3(e.measured)} against σ/√B = ${f3(e.predicted)} (B = ${e.batchSize}, last ${e.steps} measurements)${ghost}`);
     }
     figures.textContent = parts.length ? `${parts.join('. ')}.` : 'Train a few steps to measure the noise.';
   },

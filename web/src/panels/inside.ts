@@ -153,7 +153,7 @@ export const insidePanel: Panel = {
     const c = latest(data, 'nobn');
     if (b && c) {
       const outside = (v: InsideValue) => (100 * (v.histogram.below + v.histogram.above)) / Math.max(1, v.histogram.total);
-      histNote.textContent = `Hidden layer ${layer + 1}, all units over 500 test images, binned over [${-histRange}, ${histRange}); outside that range: ${outside(b).toFixed(1)}% with batch norm, ${outside(c).toFixed(1)}% without. Solid lines in the drift chart are the network with batch norm (one shade per layer), dashed the one without.`;
+      histNote.textContent = `Hidden layer ${layer + 1}, all units over 500 test images, binned over [${-histRange}, ${histRange}); outside that range: ${outside(b).toFixed(1)}% with batch norm, ${outside(c).toFixed(1)}% without.`;
       // Widen the histogram when much of either network's values fall outside (the range is a probe parameter).
       const need = Math.max(Math.abs(b.p1), Math.abs(b.p99), Math.abs(c.p1), Math.abs(c.p99));
       const wanted = need > histRange ? Math.min(64, 2 ** Math.ceil(Math.log2(need))) : histRange;

@@ -29,7 +29,7 @@ export function due(step: number, schedule: readonly (readonly [number, number])
 }
 
 export const INSIDE_SCHEDULE = [[100, 10], [1000, 50], [Infinity, 200]] as const;
-export const NOISE_CURVE_SCHEDULE = [[1000, 250], [Infinity, 500]] as const;
+export const NOISE_CURVE_SCHEDULE = [[100, 50], [1000, 250], [Infinity, 500]] as const;
 export const RUNNING_MEAN_SCHEDULE = [[20, 1], [200, 5], [Infinity, 50]] as const;
 export const ACCURACY_STEPS = [10, 20, 50, 100, 200, 500, 1000];
 /** Examples for the train-vs-test accuracy and the test-time accuracies: the first of each set. */
