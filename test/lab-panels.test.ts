@@ -6,14 +6,19 @@
  * training mode gives beside it. No console errors, nothing fetched from elsewhere.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { gradientDescentPath, learningRateFor, targetLoss, twoFeatureProblem } from '../src/experiments/two-feature.js';
+import { bnlab } from './support/cli.js';
 import { advance, launch, openLab, serve, type WatchedPage } from './support/lab.js';
 
 let browser: Browser;
 let server: { url: string; close(): Promise<void> };
 let lab: WatchedPage;
+let tmp: string;
 
 const reading = (page: Page, panel: string) => page.locator(`#panel-${panel} .reading`).textContent() as Promise<string>;
 /** Readings refresh a few times a second: wait until one differs from `before` (or just exists). */
@@ -30,11 +35,13 @@ before(async () => {
   browser = await launch();
   server = await serve(true);
   lab = await openLab(browser, `${server.url}#seed=3`);
+  tmp = mkdtempSync(join(tmpdir(), 'bnlab-lab-panels-'));
 });
 
 after(async () => {
   await browser?.close();
   await server?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('lab panels', () => {
@@ -110,6 +117,15 @@ describe('lab panels', () => {
     assert.ok(Math.abs(centre[0] - 14) <= 0.5 && Math.abs(centre[1] - 14) <= 0.5, `centre of mass ${centre}`);
     await page.waitForFunction(() => /Your drawing: in eval mode the network with batch norm says \d/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? ''), null, { timeout: 10_000 });
     assert.match(await reading(page, 'test-time'), /as a batch of one in training mode it would say \d \([\d.]+%\) for any drawing, since every batch norm outputs its β/);
+    // A model trained by `bnlab train`, opened from its files, is classified beside the twins.
+    const runDir = join(tmp, 'cli-run');
+    const trained = await bnlab(['train', '--steps', '200', '--train-limit', '6000', '--test-limit', '100', '--eval-every', '0', '--out', runDir]);
+    assert.equal(trained.code, 0, trained.stderr);
+    await page.locator('#import-model').setInputFiles([join(runDir, 'model.json'), join(runDir, 'model.safetensors')]);
+    await page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Opened'));
+    await page.locator('#digit-again').click();
+    await results.locator('.prob-imported').waitFor({ timeout: 10_000 });
+    assert.match((await results.locator('.prob-imported').textContent())!, /^Opened model \(model\)eval mode \(running statistics\): \d \(/);
     await page.locator('#digit-clear').click();
     assert.equal(await results.textContent(), 'Draw a digit on the black square.');
   });
