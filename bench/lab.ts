@@ -124,6 +124,8 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
     await ready(page);
     await advance(page, 1);
     const firstStepSeconds = (await page.evaluate(() => performance.now())) / 1000;
+    const startup = JSON.parse((await page.locator('#env').getAttribute('data-timings')) ?? '{}') as Record<string, number>;
+    log(`  start-up (ms since opening): ${Object.entries(startup).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}, first step done ${(firstStepSeconds * 1000).toFixed(0)}`);
 
     await advance(page, WARMUP);
     const start = Date.now();
