@@ -109,7 +109,7 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
   const { chromium } = await import('playwright-core');
   const { serveLab } = (await import(pathToFileURL(join(root, 'scripts/lab-server.mjs')).href)) as { serveLab(o: { dir: string; isolated: boolean }): Promise<{ server: import('node:http').Server; url: string }> };
   const { server, url } = await serveLab({ dir: labDir, isolated });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info'] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info', '--enable-blink-features=ForceEagerMeasureMemory'] });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const ready = (page: Page) => page.waitForFunction(() => (globalThis as { bnlabLab?: { ready: boolean } }).bnlabLab?.ready === true, null, { timeout: 120_000 });
@@ -124,6 +124,8 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
     await ready(page);
     await advance(page, 1);
     const firstStepSeconds = (await page.evaluate(() => performance.now())) / 1000;
+    const startup = JSON.parse((await page.locator('#env').getAttribute('data-timings')) ?? '{}') as Record<string, number>;
+    log(`  start-up (ms since opening): ${Object.entries(startup).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}, first step done ${(firstStepSeconds * 1000).toFixed(0)}`);
 
     await advance(page, WARMUP);
     const start = Date.now();
@@ -158,6 +160,11 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
     const memory = async () => ({
       workers: JSON.parse((await page.locator('#memory').getAttribute('data-bytes')) ?? '[]'),
       pageHeap: await page.evaluate(() => (performance as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? null),
+      // The JS memory of each engine worker (cross-origin isolated pages only; measured after a GC).
+      workerJs: await page.evaluate(async () => {
+        const m = await (performance as unknown as { measureUserAgentSpecificMemory(): Promise<{ breakdown: { bytes: number; attribution: { scope: string }[] }[] }> }).measureUserAgentSpecificMemory();
+        return m.breakdown.filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope')).map((b) => b.bytes);
+      }),
     });
     await page.locator('body').press('r');
     await page.waitForFunction(() => (globalThis as unknown as { bnlabLab: { snapshot(): { step: number } } }).bnlabLab.snapshot().step === 0);
@@ -220,8 +227,8 @@ async function main(): Promise<void> {
   console.log(`  Frames per second while training at full speed: ${f(lab2.fps ?? NaN)}`);
   console.log(`  First step after opening the page (data cached): ${lab2.firstStepSeconds?.toFixed(2)} s isolated, ${lab1.firstStepSeconds?.toFixed(2)} s one thread`);
   if (lab2.memory) {
-    const { start, end, steps } = lab2.memory as { start: { workers: { wasm: number; heap: number | null }[]; pageHeap: number | null }; end: typeof start; steps: number };
-    start.workers.forEach((w, i) => console.log(`  Worker ${i + 1} memory, step 100 → ${steps}: wasm ${mb(w.wasm)} → ${mb(end.workers[i]?.wasm)}, JS heap ${mb(w.heap)} → ${mb(end.workers[i]?.heap)}`));
+    const { start, end, steps } = lab2.memory as { start: { workers: { wasm: number }[]; workerJs: number[]; pageHeap: number | null }; end: typeof start; steps: number };
+    start.workers.forEach((w, i) => console.log(`  Worker ${i + 1} memory, step 100 → ${steps}: wasm ${mb(w.wasm)} → ${mb(end.workers[i]?.wasm)}, JS ${mb(start.workerJs[i])} → ${mb(end.workerJs[i])}`));
     console.log(`  Page JS heap, step 100 → ${steps}: ${mb(start.pageHeap)} → ${mb(end.pageHeap)}`);
   }
 }

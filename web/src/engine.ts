@@ -28,6 +28,8 @@ export interface RunSeries {
 }
 
 export interface SweepState {
+  /** The run's step when the sweep ran (the sweep itself trains fresh networks). */
+  atStep: number;
   rates: number[];
   steps: number;
   /** Progress per twin (rates done). */
@@ -50,6 +52,8 @@ export interface LabData {
   sweep: SweepState | null;
   imported: ImportedModelInfo | null;
   env: { isolated: boolean; workers: number; threadsPerWorker: number; backend: string };
+  /** Milliseconds since the page opened at which the start-up stages finished. */
+  timings: { workersReady?: number; dataLoaded?: number; twinsBuilt?: number };
   /** Steps per second over the last second of playing, and the latest memory reports. */
   stepsPerSecond: number;
   memory: { wasm: number; heap: number | null }[];
@@ -96,6 +100,7 @@ export class Engine {
       env: { isolated, workers: isolated ? 2 : 1, threadsPerWorker: 1, backend: '' },
       stepsPerSecond: 0,
       memory: [],
+      timings: {},
     };
   }
 
@@ -115,10 +120,12 @@ export class Engine {
     const ready = Promise.all(this.slots.map((s) => this.expect(s, (m) => m.type === 'ready')));
     for (const s of this.slots) this.send(s, { type: 'init', twins: s.twins, threads: 1 });
     const answers = await ready;
+    this.data.timings.workersReady = performance.now();
     const first = answers[0] as Extract<FromWorker, { type: 'ready' }>;
     this.data.env.backend = first.backend;
     this.data.env.threadsPerWorker = first.threads;
     await this.reset(this.data.applied);
+    this.data.timings.twinsBuilt = performance.now();
   }
 
   private send(slot: WorkerSlot, m: ToWorker, transfer: Transferable[] = []): void {
@@ -191,6 +198,7 @@ export class Engine {
     const pending = this.fetching.get(dataset) ?? this.fetchBytes(dataset);
     this.fetching.delete(dataset); // its buffers go to the workers below
     const bytes = await pending;
+    this.data.timings.dataLoaded ??= performance.now();
     missing.forEach((s, i) => {
       // The last worker gets the buffers themselves, the others copies.
       const last = i === missing.length - 1;
@@ -300,7 +308,7 @@ export class Engine {
     this.pause();
     await this.stepping;
     const id = this.nextId++;
-    const sweep: SweepState = { rates, steps, done: { bn: 0, nobn: 0 }, points: {}, running: true };
+    const sweep: SweepState = { atStep: this.data.step, rates, steps, done: { bn: 0, nobn: 0 }, points: {}, running: true };
     this.data.sweep = sweep;
     const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'sweep' && m.id === id && m.twin === t)));
     for (const s of this.slots) this.send(s, { type: 'sweep', id, rates, steps });

@@ -34,6 +34,7 @@ const engine = new Engine(state, (text, fraction) => {
   progressText.textContent = text;
   progressBar.value = fraction;
   progressBar.hidden = fraction >= 1;
+  $('loading').hidden = fraction >= 1;
 });
 engine.onError = (message) => notice(`Error: ${message}`, 'error');
 engine.onDiverged = () => engine.pause();
@@ -315,6 +316,7 @@ engine
   .start(probesFor(state))
   .then(() => {
     renderEnv();
+    $('env').dataset.timings = JSON.stringify(engine.data.timings);
     document.body.dataset.ready = 'true';
   })
   .catch((e: unknown) => notice(`The lab could not start: ${e instanceof Error ? e.message : String(e)}`, 'error'));

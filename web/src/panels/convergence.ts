@@ -5,7 +5,7 @@
  */
 import { TWINS, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Marker, type Series } from '../charts/line-chart.js';
-import type { LabData, RunSeries } from '../engine.js';
+import type { LabData, RunSeries, SweepState } from '../engine.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
 /** Rates of the sweep: 0.01 to 100, half a decade apart. */
@@ -144,37 +144,45 @@ export const convergencePanel: Panel = {
   },
 
   reading(data: LabData): string {
-    const { bn, nobn } = data.runs;
-    const lr = data.applied.lr;
     const sweep = data.sweep;
-    if (sweep && !sweep.running && sweep.points.bn && sweep.points.nobn) {
-      const a = highestStableRate(sweep.points.bn);
-      const b = highestStableRate(sweep.points.nobn);
-      const fmt = (r: number | null) => (r === null ? 'none of the rates' : `${r}`);
-      const best = (twin: TwinId) => {
-        const ps = (sweep.points[twin] ?? []).filter((p) => !p.diverged);
-        return ps.length ? ps.reduce((m, p) => (p.finalLoss < m.finalLoss ? p : m)) : null;
-      };
-      const [bb, nb] = [best('bn'), best('nobn')];
-      return `In the sweep the highest learning rate that did not diverge was ${fmt(a)} with batch norm and ${fmt(b)} without, and the lowest loss after ${sweep.steps} steps was ${bb ? `${num(bb.finalLoss)} (at ${bb.lr})` : 'none'} with batch norm against ${nb ? `${num(nb.finalLoss)} (at ${nb.lr})` : 'none'} without.`;
-    }
-    if (nobn.diverged && !bn.diverged) {
-      return `At learning rate ${lr} the network without batch norm diverged at step ${nobn.diverged.step}, while the one with batch norm trains on (loss ${num(recentLoss(bn))}, test accuracy ${bn.test.length ? pct(bn.test[bn.test.length - 1].accuracy) : 'n/a'}).`;
-    }
-    if (bn.diverged && nobn.diverged) return `At learning rate ${lr} both networks diverged (with batch norm at step ${bn.diverged.step}, without at step ${nobn.diverged.step}): lower the rate and reset.`;
-    if (bn.diverged) return `At learning rate ${lr} the network with batch norm diverged at step ${bn.diverged.step} and the one without did not (loss ${num(recentLoss(nobn))}).`;
-    if (data.step === 0) {
-      const a = bn.test[0]?.accuracy;
-      return `Both networks start from the same weights${a !== undefined ? ` (test accuracy ${pct(a)} with batch norm, ${pct(nobn.test[0]?.accuracy ?? NaN)} without)` : ''}: press Play or Step to train them on the same batches at learning rate ${lr}.`;
-    }
-    const [la, lb] = [recentLoss(bn), recentLoss(nobn)];
-    const ta = bn.test[bn.test.length - 1];
-    const tb = nobn.test[nobn.test.length - 1];
-    const level = 0.9;
-    const [ra, rb] = [stepToReach(bn, level), stepToReach(nobn, level)];
-    const reach = ra !== null ? ` and reached ${pct(level)} test accuracy at step ${ra}${rb !== null ? ` (without: step ${rb})` : ' (without: not yet)'}` : rb !== null ? ` (without batch norm it reached ${pct(level)} at step ${rb})` : '';
-    const ratio = lb / la;
-    const compare = ratio > 1.05 ? `${ratio.toFixed(1)}x lower than without (${num(lb)})` : ratio < 0.95 ? `higher than without (${num(lb)})` : `about the same as without (${num(lb)})`;
-    return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, with test accuracy ${ta ? pct(ta.accuracy) : 'n/a'} against ${tb ? pct(tb.accuracy) : 'n/a'}${reach}.`;
+    const swept = sweep && !sweep.running && sweep.points.bn && sweep.points.nobn ? sweepSummary(sweep) : null;
+    if (swept && data.step === sweep!.atStep) return `In the sweep (${sweep!.steps} steps per rate), ${swept}.`;
+    const run = runReading(data);
+    return swept ? `${run.slice(0, -1)}; in the last sweep, ${swept}.` : run;
   },
 };
+
+/** What the sweep found, as a clause: where each network learned, and where it diverged. */
+function sweepSummary(sweep: SweepState): string {
+  const range = (twin: TwinId) => {
+    // "Learned": the loss ended below half of ln(10), the loss of a uniform guess over ten classes.
+    const good = (sweep.points[twin] ?? []).filter((p) => !p.diverged && p.finalLoss < Math.log(10) / 2).map((p) => p.lr);
+    return good.length ? (good.length === 1 ? `at ${good[0]}` : `from ${Math.min(...good)} to ${Math.max(...good)}`) : 'at none of the rates';
+  };
+  const stable = (twin: TwinId) => {
+    const r = highestStableRate(sweep.points[twin]);
+    return r === null ? 'none' : String(r);
+  };
+  return `the loss fell below half its start ${range('bn')} with batch norm and ${range('nobn')} without, and the highest rate that did not diverge was ${stable('bn')} with batch norm and ${stable('nobn')} without`;
+}
+
+/** The reading of the run itself: divergence, or how far each network got. */
+function runReading(data: LabData): string {
+  const { bn, nobn } = data.runs;
+  const lr = data.applied.lr;
+  if (nobn.diverged && !bn.diverged) {
+    return `At learning rate ${lr} the network without batch norm diverged at step ${nobn.diverged.step}, while the one with batch norm trains on (loss ${num(recentLoss(bn))}, test accuracy ${bn.test.length ? pct(bn.test[bn.test.length - 1].accuracy) : 'n/a'}).`;
+  }
+  if (bn.diverged && nobn.diverged) return `At learning rate ${lr} both networks diverged (with batch norm at step ${bn.diverged.step}, without at step ${nobn.diverged.step}): lower the rate and reset.`;
+  if (bn.diverged) return `At learning rate ${lr} the network with batch norm diverged at step ${bn.diverged.step} and the one without did not (loss ${num(recentLoss(nobn))}).`;
+  if (data.step === 0) return `Both networks start from the same weights in the layers they share (${bn.parameters.toLocaleString('en')} and ${nobn.parameters.toLocaleString('en')} parameters): press Play or Step to train them on the same batches at learning rate ${lr}.`;
+  const [la, lb] = [recentLoss(bn), recentLoss(nobn)];
+  const ta = bn.test[bn.test.length - 1];
+  const tb = nobn.test[nobn.test.length - 1];
+  const level = 0.9;
+  const [ra, rb] = [stepToReach(bn, level), stepToReach(nobn, level)];
+  const reach = ra !== null ? ` and reached ${pct(level)} test accuracy at step ${ra}${rb !== null ? ` (without: step ${rb})` : ' (without: not yet)'}` : rb !== null ? ` (without batch norm it reached ${pct(level)} at step ${rb})` : '';
+  const ratio = lb / la;
+  const compare = ratio > 1.05 ? `${ratio.toFixed(1)}x lower than without (${num(lb)})` : ratio < 0.95 ? `higher than without (${num(lb)})` : `about the same as without (${num(lb)})`;
+  return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, with test accuracy ${ta ? pct(ta.accuracy) : 'n/a'} against ${tb ? pct(tb.accuracy) : 'n/a'}${reach}.`;
+}
