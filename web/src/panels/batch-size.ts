@@ -11,7 +11,7 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** The noise curve and the accuracies: every 50 steps up to 100, every 250 up to 1,000, then every 500 (panel-probes.ts). */
+/** The noise curve and the accuracies: every 50 steps up to 100, every 250 up to 1,000, then every 1,000 (panel-probes.ts). */
 export const CURVE_EVERY = 50;
 
 interface NoiseEstimate {

@@ -11,8 +11,8 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** The probe is asked for every 10 steps and measures every 10 up to step 100, every 50 up to 1,000, then every 200 (panel-probes.ts). */
-export const INSIDE_EVERY = 10;
+/** The probe is asked for every 25 steps and measures every 25 up to step 200, every 100 up to 1,000, then every 250 (panel-probes.ts). */
+export const INSIDE_EVERY = 25;
 export const HISTOGRAM_BINS = 48;
 
 export interface InsideValue {
@@ -104,7 +104,7 @@ export const insidePanel: Panel = {
     });
     const refNote = document.createElement('span');
     refNote.className = 'sweep-status';
-    refNote.textContent = 'Drift is the earth mover’s distance between a unit’s inputs now and at the reference step, over the same 500 test images, in units of its spread (the larger of then and now), averaged over the layer’s units.';
+    refNote.textContent = 'Drift is the earth mover’s distance between a unit’s inputs now and at the reference step, over the same 250 test images, in units of its spread (the larger of then and now), averaged over the layer’s units.';
     refRow.append(referenceButton, refNote);
     el.append(refRow);
     histChart = new LineChart(el, { title: 'Histogram of the chosen layer’s activation inputs now, both networks', xLabel: 'activation input', yLabel: 'share of values per bin', height: 200 });
@@ -153,7 +153,7 @@ export const insidePanel: Panel = {
     const c = latest(data, 'nobn');
     if (b && c) {
       const outside = (v: InsideValue) => (100 * (v.histogram.below + v.histogram.above)) / Math.max(1, v.histogram.total);
-      histNote.textContent = `Hidden layer ${layer + 1}, all units over 500 test images, binned over [${-histRange}, ${histRange}); outside that range: ${outside(b).toFixed(1)}% with batch norm, ${outside(c).toFixed(1)}% without.`;
+      histNote.textContent = `Hidden layer ${layer + 1}, all units over 250 test images, binned over [${-histRange}, ${histRange}); outside that range: ${outside(b).toFixed(1)}% with batch norm, ${outside(c).toFixed(1)}% without.`;
       // Widen the histogram when much of either network's values fall outside (the range is a probe parameter).
       const need = Math.max(Math.abs(b.p1), Math.abs(b.p99), Math.abs(c.p1), Math.abs(c.p99));
       const wanted = need > histRange ? Math.min(64, 2 ** Math.ceil(Math.log2(need))) : histRange;

@@ -28,10 +28,14 @@ export function due(step: number, schedule: readonly (readonly [number, number])
   return step % every === 0;
 }
 
-export const INSIDE_SCHEDULE = [[100, 10], [1000, 50], [Infinity, 200]] as const;
-export const NOISE_CURVE_SCHEDULE = [[100, 50], [1000, 250], [Infinity, 500]] as const;
-export const RUNNING_MEAN_SCHEDULE = [[20, 1], [200, 5], [Infinity, 50]] as const;
-export const ACCURACY_STEPS = [10, 20, 50, 100, 200, 500, 1000];
+export const INSIDE_SCHEDULE = [[200, 25], [1000, 100], [Infinity, 250]] as const;
+export const NOISE_CURVE_SCHEDULE = [[100, 50], [1000, 250], [Infinity, 1000]] as const;
+export const RUNNING_MEAN_STEPS = [1, 2, 3, 4, 5, 7, 10, 14, 20, 30, 40, 50, 70, 100, 150, 200, 300, 400, 500];
+export const RUNNING_MEAN_EVERY_AFTER = 250;
+export const ACCURACY_STEPS = [20, 50, 100, 200, 500, 1000];
+/** Probe examples for the inside view and the running mean: the first of the fixed probe batch / of the training set. */
+export const INSIDE_EXAMPLES = 250;
+export const POPULATION_EXAMPLES = 250;
 /** Examples for the train-vs-test accuracy and the test-time accuracies: the first of each set. */
 export const ACCURACY_EXAMPLES = 500;
 /** The network without batch norm measures its batch mean by an extra forward, every this many steps. */
@@ -50,13 +54,27 @@ const noises = new WeakMap<Sequential, { key: string; tracker: BatchMeanNoise }>
 const populations = new WeakMap<Dataset, Tensor>();
 
 /** The first `n` training images as one tensor [n, features], made once per dataset. */
-function population(ctx: ProbeContext, n = 500): Tensor {
+function population(ctx: ProbeContext, n = POPULATION_EXAMPLES): Tensor {
   let t = populations.get(ctx.trainSet);
   if (!t) {
     const features = ctx.trainSet.images.length / ctx.trainSet.count;
     const rows = Math.min(n, ctx.trainSet.count);
     t = new Tensor([rows, features], ctx.trainSet.images.slice(0, rows * features));
     populations.set(ctx.trainSet, t);
+  }
+  return t;
+}
+
+const probeHeads = new WeakMap<Tensor, Tensor>();
+
+/** The first INSIDE_EXAMPLES rows of the fixed probe batch (the same images for both twins and every step). */
+function probeHead(ctx: ProbeContext): Tensor {
+  let t = probeHeads.get(ctx.probeInput);
+  if (!t) {
+    const [n, f] = ctx.probeInput.shape;
+    const rows = Math.min(n, INSIDE_EXAMPLES);
+    t = new Tensor([rows, f], ctx.probeInput.data.slice(0, rows * f));
+    probeHeads.set(ctx.probeInput, t);
   }
   return t;
 }
@@ -76,7 +94,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    */
   inside: (ctx, params) => {
     if (!due(ctx.step, INSIDE_SCHEDULE)) return undefined;
-    const inputs = activationInputs(ctx.model, ctx.probeInput);
+    const inputs = activationInputs(ctx.model, probeHead(ctx));
     const layer = clampInt(num(params.layer, 0), 0, inputs.length - 1);
     const unit = clampInt(num(params.unit, 0), 0, inputs[layer].units - 1);
     const referenceStep = Math.max(0, num(params.referenceStep, 0));
@@ -165,7 +183,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    * bias-corrected against the population mean over 500 training images. Null for a twin without batch norm.
    */
   'running-mean': (ctx, params) => {
-    if (!due(ctx.step, RUNNING_MEAN_SCHEDULE)) return undefined;
+    if (!(RUNNING_MEAN_STEPS.includes(ctx.step) || (ctx.step > 500 && ctx.step % RUNNING_MEAN_EVERY_AFTER === 0))) return undefined;
     const bns = batchNormLayers(ctx.model);
     if (bns.length === 0) return null;
     // Input batch norm counts as layer 0 when present; the panel's layer is a hidden one.
@@ -183,7 +201,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    */
   'accuracy-by-statistics': (ctx) => {
     const s = ctx.step;
-    if (!(ACCURACY_STEPS.includes(s) || (s > 1000 && s % 1000 === 0))) return undefined;
+    if (!(ACCURACY_STEPS.includes(s) || (s > 1000 && s % 2000 === 0))) return undefined;
     const bns = batchNormLayers(ctx.model);
     if (bns.length === 0) return null;
     const a = accuracyByStatistics(ctx.model, ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
