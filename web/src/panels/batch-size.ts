@@ -11,8 +11,8 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** The noise curve and the accuracies: every 50 steps up to 100, every 250 up to 1,000, then every 1,000 (panel-probes.ts). */
-export const CURVE_EVERY = 50;
+/** The noise curve and the accuracies: every 250 steps up to 1,000, then every 1,000 (panel-probes.ts). */
+export const CURVE_EVERY = 250;
 
 interface NoiseEstimate {
   steps: number;

@@ -11,7 +11,7 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** The probe is asked for every 25 steps and measures every 25 up to step 200, every 100 up to 1,000, then every 250 (panel-probes.ts). */
+/** The probe is asked for every 25 steps and measures every 25 up to step 100, every 100 up to 1,000, then every 500 (panel-probes.ts). */
 export const INSIDE_EVERY = 25;
 export const HISTOGRAM_BINS = 48;
 
@@ -22,8 +22,6 @@ export interface InsideValue {
   drift: number[] | null;
   referenceStep: number | null;
   histogram: { min: number; max: number; counts: number[]; below: number; above: number; total: number };
-  p1: number;
-  p99: number;
   layers: number;
 }
 
@@ -154,11 +152,9 @@ export const insidePanel: Panel = {
     if (b && c) {
       const outside = (v: InsideValue) => (100 * (v.histogram.below + v.histogram.above)) / Math.max(1, v.histogram.total);
       histNote.textContent = `Hidden layer ${layer + 1}, all units over 250 test images, binned over [${-histRange}, ${histRange}); outside that range: ${outside(b).toFixed(1)}% with batch norm, ${outside(c).toFixed(1)}% without.`;
-      // Widen the histogram when much of either network's values fall outside (the range is a probe parameter).
-      const need = Math.max(Math.abs(b.p1), Math.abs(b.p99), Math.abs(c.p1), Math.abs(c.p99));
-      const wanted = need > histRange ? Math.min(64, 2 ** Math.ceil(Math.log2(need))) : histRange;
-      if (wanted !== histRange) {
-        histRange = wanted;
+      // Widen the histogram when more than 1% of either network's values fall outside (the range is a probe parameter).
+      if (Math.max(outside(b), outside(c)) > 1 && histRange < 64) {
+        histRange *= 2;
         resendProbes();
       }
     }

@@ -14,9 +14,9 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** Asked for every step; measured at steps 1, 2, 3, 4, 5, 7, 10, 14, 20, ... 500, then every 250 (panel-probes.ts). */
+/** Asked for every step; measured at steps 1, 2, 3, 5, 7, 10, 15, 20, ... 500, then every 500 (panel-probes.ts). */
 export const RUNNING_EVERY = 1;
-/** The accuracy probe is asked for every 10 steps and measures at steps 20, 50, 100, 200, 500, 1,000 and every 2,000 after (panel-probes.ts). */
+/** The accuracy probe is asked for every 10 steps and measures at steps 50, 200, 1,000 and every 2,000 after (panel-probes.ts). */
 export const ACCURACY_EVERY = 10;
 const CANVAS = 280;
 
@@ -188,7 +188,7 @@ export const testTimePanel: Panel = {
     const m = data.applied.bnMomentum;
     accTable.textContent = a
       ? `At step ${a.step}, on the first 500 test images: batch statistics (test batches of ${a.value.batchSize}) ${pct(a.value.batch)}, raw running averages ${pct(a.value.raw)}, bias-corrected ${pct(a.value.biasCorrected)}, population statistics (${a.value.populationBatches} training batches) ${pct(a.value.population)}. Momentum ${m}: a running average forgets its zero start after about ${Math.round(3 / m)} steps (3/momentum).`
-      : 'Test accuracy (first 500 test images) under each kind of statistics is measured at steps 20, 50, 100, 200, 500, 1,000 and every 2,000 after.';
+      : 'Test accuracy (first 500 test images) under each kind of statistics is measured at steps 50, 200, 1,000 and every 2,000 after.';
     why.textContent =
       'Why a batch of one fails in training mode: batch norm subtracts the batch mean, and the mean of one value is the value itself, so every unit gets x − x = 0 and variance 0; the layer outputs its β whatever the input, and every image gets the same answer. Eval mode uses the running averages instead, so each image is normalized on its own.';
   },

@@ -28,11 +28,11 @@ export function due(step: number, schedule: readonly (readonly [number, number])
   return step % every === 0;
 }
 
-export const INSIDE_SCHEDULE = [[200, 25], [1000, 100], [Infinity, 250]] as const;
-export const NOISE_CURVE_SCHEDULE = [[100, 50], [1000, 250], [Infinity, 1000]] as const;
-export const RUNNING_MEAN_STEPS = [1, 2, 3, 4, 5, 7, 10, 14, 20, 30, 40, 50, 70, 100, 150, 200, 300, 400, 500];
-export const RUNNING_MEAN_EVERY_AFTER = 250;
-export const ACCURACY_STEPS = [20, 50, 100, 200, 500, 1000];
+export const INSIDE_SCHEDULE = [[100, 25], [1000, 100], [Infinity, 500]] as const;
+export const NOISE_CURVE_SCHEDULE = [[1000, 250], [Infinity, 1000]] as const;
+export const RUNNING_MEAN_STEPS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500];
+export const RUNNING_MEAN_EVERY_AFTER = 500;
+export const ACCURACY_STEPS = [50, 200, 1000];
 /** Probe examples for the inside view and the running mean: the first of the fixed probe batch / of the training set. */
 export const INSIDE_EXAMPLES = 250;
 export const POPULATION_EXAMPLES = 250;
@@ -109,9 +109,6 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     const lo = num(params.min, -8);
     const hi = num(params.max, 8);
     const h = histogram(pooled, lo, Math.max(hi, lo + 1e-6), clampInt(num(params.bins, 48), 4, 200));
-    const all = new Float32Array(pooled.length * (pooled[0]?.length ?? 0));
-    pooled.forEach((v, u) => all.set(v, u * v.length));
-    const [p1, p99] = unitPercentiles(all, [1, 99]);
     return {
       layer,
       unit,
@@ -119,8 +116,6 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
       drift: d,
       referenceStep: drift ? drift.step : null,
       histogram: { min: h.min, max: h.max, counts: h.counts, below: h.below, above: h.above, total: h.total },
-      p1,
-      p99,
       layers: inputs.length,
     };
   },
