@@ -32,8 +32,9 @@ interface NoiseValue {
 interface CurveValue {
   layer: number;
   rows: { batchSize: number; measured: number; predicted: number }[];
-  train: number;
-  test: number;
+  /** Null before the first step. */
+  train: number | null;
+  test: number | null;
 }
 
 const samples = <T>(data: LabData, twin: TwinId, id: string) => ((data.runs[twin].probes[id] ?? []) as ProbeSample[]).filter((s) => s.value !== null) as unknown as { step: number; value: T }[];
@@ -94,9 +95,9 @@ export const batchSizePanel: Panel = {
       meanSeries.push({ ...style, width: 1.2, x: n.map((s) => s.step), y: n.map((s) => s.value.mean) });
       const c = last(samples<CurveValue>(data, twin, 'noise-curve'));
       if (c) curve.push({ ...style, points: true, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.measured) });
-      const g = samples<CurveValue>(data, twin, 'noise-curve');
-      gap.push({ ...style, label: '', width: 1, x: g.map((s) => s.step), y: g.map((s) => s.value.train) });
-      gap.push({ ...style, width: 2.4, x: g.map((s) => s.step), y: g.map((s) => s.value.test) });
+      const g = samples<CurveValue>(data, twin, 'noise-curve').filter((s) => s.value.train !== null);
+      gap.push({ ...style, label: '', width: 1, x: g.map((s) => s.step), y: g.map((s) => s.value.train ?? NaN) });
+      gap.push({ ...style, width: 2.4, x: g.map((s) => s.step), y: g.map((s) => s.value.test ?? NaN) });
     }
     const c = last(samples<CurveValue>(data, 'bn', 'noise-curve'));
     if (c) curve.push({ label: '1/√B', color: '#555', dash: [2, 2], width: 1.2, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.predicted) });
@@ -130,8 +131,7 @@ export const batchSizePanel: Panel = {
     const noise = ratio > 0.7 && ratio < 1.4
       ? `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, close to σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}`
       : `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, ${ratio < 1 ? 'well below' : 'well above'} σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}${ratio < 1 && layer > 1 ? ' (the batch norm below pins the whole batch’s mean)' : ''}`;
-    const gb = cb.train - cb.test;
-    const gn = cn.train - cn.test;
-    return `With batch norm, ${noise}; ${law}; train minus test accuracy is ${pct(gb)} with batch norm and ${pct(gn)} without (on the first 500 training and 500 test images).`;
+    const gap = cb.train !== null && cb.test !== null && cn.train !== null && cn.test !== null ? `; train minus test accuracy is ${pct(cb.train - cb.test)} with batch norm and ${pct(cn.train - cn.test)} without (on the first 500 training and 500 test images)` : '';
+    return `With batch norm, ${noise}; ${law}${gap}.`;
   },
 };

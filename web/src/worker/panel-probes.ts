@@ -168,6 +168,8 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     const h = layerInput(ctx.model, ctx.probeInput, afterLinear(ctx.model, layer), { batchStatistics: true });
     const rows = batchMeanSpread(h, [2, 4, 8, 16, 32, 64, 128, 256], 20, new Rng(ctx.spec.seed + 7));
     const inputShape = [ctx.spec.inputSize];
+    // Before the first step the running averages hold nothing: eval mode would normalize with mean 0, variance 1.
+    if (batchNormLayers(ctx.model).some((l) => l.numBatchesTracked === 0)) return { layer, rows: rows.map((r) => ({ ...r })), train: null, test: null };
     const train = evaluate(ctx.model, head(ctx.trainSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
     const test = evaluate(ctx.model, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
     return { layer, rows: rows.map((r) => ({ ...r })), train, test };
