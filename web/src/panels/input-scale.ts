@@ -110,7 +110,8 @@ function redrawTwoFeature(): void {
   contourChart.setData(twoFeatureLossGrid(p, 'standardized', b.w1, b.w2, 61), levels(p), paths, min);
   const series: Series[] = (['raw', 'standardized', 'batchnorm'] as const).map((k) => {
     const path = v.paths[k];
-    const n = Math.min(path.loss.length, 2000);
+    // Enough steps to see the raw path arrive (or 2,000 when it does not).
+    const n = Math.min(path.loss.length, Math.max(60, Math.min(2000, 3 * (v.paths.raw.stepsToTarget ?? 2000))));
     return { ...STYLE[k], label: '', x: Float64Array.from({ length: n }, (_, i) => i), width: k === 'batchnorm' ? 1 : 2, y: Float64Array.from(path.loss.slice(0, n), (l) => Math.max(1e-6, l - twoFeatureMinimum(p, 'standardized').loss)) };
   });
   lossChart.setData(series);
