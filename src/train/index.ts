@@ -1,2 +1,2 @@
 export { Trainer, DivergenceError, type TrainerOptions, type TrainMetrics, type TrainerState } from './trainer.js';
-export { evaluate, Evaluator, type EvalResult, type EvaluateOptions } from './evaluate.js';
+export { evaluate, type EvalResult, type EvaluateOptions } from './evaluate.js';

@@ -132,11 +132,15 @@ export class Engine {
     slot.worker.postMessage(m, transfer);
   }
 
-  private expect(slot: WorkerSlot | null, match: (m: FromWorker) => boolean): Promise<FromWorker> {
+  /**
+   * The next message from `slot` that `match`es. An error answer to command `id` rejects it; an error
+   * that answers no command (a reset or data that failed) rejects every wait on that worker.
+   */
+  private expect(slot: WorkerSlot | null, match: (m: FromWorker) => boolean, id?: number): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
       const l: Listener = (m, s) => {
         if (slot && s !== slot) return;
-        if (m.type === 'error') {
+        if (m.type === 'error' && (m.id === undefined || m.id === id)) {
           this.listeners.delete(l);
           reject(new Error(m.message));
         } else if (match(m)) {
@@ -242,7 +246,7 @@ export class Engine {
     const run = async () => {
       const id = this.nextId++;
       this.data.busy = true;
-      const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === id && m.twin === t)));
+      const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === id && m.twin === t, id)));
       for (const s of this.slots) this.send(s, { type: 'step', id, steps });
       try {
         await Promise.all(waits);
@@ -310,7 +314,7 @@ export class Engine {
     const id = this.nextId++;
     const sweep: SweepState = { atStep: this.data.step, rates, steps, done: { bn: 0, nobn: 0 }, points: {}, running: true };
     this.data.sweep = sweep;
-    const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'sweep' && m.id === id && m.twin === t)));
+    const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'sweep' && m.id === id && m.twin === t, id)));
     for (const s of this.slots) this.send(s, { type: 'sweep', id, rates, steps });
     try {
       await Promise.all(waits);
@@ -324,7 +328,7 @@ export class Engine {
   /** One input (inputSize values in [0, 1]) through both twins (and an imported model). */
   async classify(input: Float32Array): Promise<Partial<Record<ModelId, ClassifyOutput>>> {
     const id = this.nextId++;
-    const waits = this.slots.map((s) => this.expect(s, (m) => m.type === 'classified' && m.id === id));
+    const waits = this.slots.map((s) => this.expect(s, (m) => m.type === 'classified' && m.id === id, id));
     for (const s of this.slots) this.send(s, { type: 'classify', id, input });
     const answers = (await Promise.all(waits)) as Extract<FromWorker, { type: 'classified' }>[];
     return Object.assign({}, ...answers.map((a) => a.outputs));
@@ -334,7 +338,7 @@ export class Engine {
   async exportModel(twin: TwinId): Promise<{ modelJson: string; safetensors: Uint8Array }> {
     const slot = this.slots.find((s) => s.twins.includes(twin))!;
     const id = this.nextId++;
-    const wait = this.expect(slot, (m) => m.type === 'exported' && m.id === id);
+    const wait = this.expect(slot, (m) => m.type === 'exported' && m.id === id, id);
     this.send(slot, { type: 'export', id, twin });
     const m = (await wait) as Extract<FromWorker, { type: 'exported' }>;
     return { modelJson: m.modelJson, safetensors: m.safetensors };
@@ -344,7 +348,7 @@ export class Engine {
   async importModel(name: string, modelJson: Uint8Array, safetensors: Uint8Array): Promise<ImportedModelInfo> {
     const slot = this.slots.find((s) => s.twins.includes('bn'))!;
     const id = this.nextId++;
-    const wait = this.expect(slot, (m) => (m.type === 'imported' && m.id === id) || (m.type === 'error' && m.id === id));
+    const wait = this.expect(slot, (m) => m.type === 'imported' && m.id === id, id);
     this.send(slot, { type: 'import', id, name, modelJson, safetensors });
     const m = (await wait) as Extract<FromWorker, { type: 'imported' }>;
     this.data.imported = m.info;

@@ -123,19 +123,17 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   if (!config.resume) checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
 
   const kernels = await initBackend(config.backend); // async: the wasm backend compiles its module first
-
-  // The data, loaded here (Node, from files): the library's run builder takes datasets as given.
   const trainSet = limit(loadDataset(config.dataset, 'train'), config.trainLimit, '--train-limit');
   const testSet = limit(loadDataset(config.dataset, 'test'), config.testLimit, '--test-limit');
-
   // A preset is built; a model directory (--model DIR) is loaded and trained further.
   const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn });
   const model = source.model;
 
   let run: TrainingRun | undefined;
   let metricsFd: number | null = null;
-  // The optimizer, schedule, trainer (and data-parallel threads) come from the library's run builder,
-  // shared with the lab; this command adds the run directory through the callbacks.
+  // The data above is this command's (Node, from files); the optimizer, schedule, trainer (and
+  // data-parallel threads) come from the library's run builder, shared with the lab, which takes the
+  // datasets as given; this command adds the run directory through the callbacks.
   const built = await createRun(config, { trainSet, testSet }, source, {
     onMetrics: (m) => {
       // writeSync: each line reaches the file as it happens, so a killed run keeps its curve.

@@ -140,13 +140,17 @@ export class LineChart {
     ctx.setLineDash([]);
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
+    let lastLabel = Infinity;
     for (const t of ticks(y0, y1, o.logY)) {
       const y = pad.top + (1 - (t - y0) / (y1 - y0)) * ph;
       ctx.beginPath();
       ctx.moveTo(pad.left, y);
       ctx.lineTo(pad.left + pw, y);
       ctx.stroke();
+      // Close log ticks (0.7, 0.8, 0.9) keep their grid lines but not every label.
+      if (Math.abs(lastLabel - y) < 14) continue;
       ctx.fillText(format(o.logY ? 10 ** t : t), pad.left - 4, y);
+      lastLabel = y;
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
