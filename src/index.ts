@@ -12,6 +12,7 @@ export { buildPreset, getPreset, presetNames, registerPreset, mlpLayers, cnnLaye
 export { SHAPED_MODELS, ACTIVATIONS, buildShapedModel, shapedLayers, shapeDefaults, isShapedModel, type ModelShape, type Activation } from './models/shapes.js';
 export * from './data/index.js';
 export * from './train/index.js';
+export * from './runs/index.js';
 export * from './parallel/index.js';
 export * from './io/index.js';
 export * from './experiments/index.js';

@@ -2,7 +2,7 @@
  * The WebAssembly backend in a real browser (Chromium through playwright-core), from the same compiled
  * files as Node (dist/src): the module is fetched, workers are Web Workers. Two pages: a cross-origin
  * isolated one (COOP/COEP headers: shared memory, two threads) and a plain one (the ordinary-memory
- * build). Skipped when no Chromium is installed or dist/ has not been built (npm test builds it).
+ * build). Without Chromium or a built dist/ it fails with the command that fixes it (npm test builds dist/).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,8 +14,14 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist/src');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
-const built = existsSync(join(dist, 'kernels/wasm/backend.js')) && existsSync(join(dist, 'kernels/wasm/bnlab-kernels-shared.wasm'));
-const skip = !chromium ? 'no Chromium installed' : !built ? 'dist/ not built (npm run build)' : false;
+
+/** Fails (never skips) when something the test needs is missing, naming the command that installs it. */
+function requireBrowserAndBuild(): string {
+  if (!chromium) throw new Error('Chromium is not installed (looked for /usr/bin/chromium): install it with  apt-get install chromium');
+  const built = existsSync(join(dist, 'kernels/wasm/backend.js')) && existsSync(join(dist, 'kernels/wasm/bnlab-kernels-shared.wasm'));
+  if (!built) throw new Error(`${dist} has no wasm backend: build it with  npm run build  (npm test does it first)`);
+  return chromium;
+}
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 
@@ -115,10 +121,11 @@ const pageCheck = (threads: number) => `(async () => {
 })()`;
 
 for (const isolated of [true, false]) {
-  test(`wasm backend in Chromium, ${isolated ? 'cross-origin isolated: shared memory and a Web Worker' : 'not isolated: ordinary memory, one thread'}`, { skip, timeout: 60_000 }, async () => {
+  test(`wasm backend in Chromium, ${isolated ? 'cross-origin isolated: shared memory and a Web Worker' : 'not isolated: ordinary memory, one thread'}`, { timeout: 60_000 }, async () => {
+    const executablePath = requireBrowserAndBuild();
     const { chromium: launcher } = await import('playwright-core');
     const { server, url } = await serve(isolated);
-    const browser = await launcher.launch({ executablePath: chromium, args: ['--no-sandbox'] });
+    const browser = await launcher.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
     try {
       const page = await browser.newPage();
       const errors: string[] = [];

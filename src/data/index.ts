@@ -9,3 +9,4 @@ export * from './loader.js';
 export * from './errors.js';
 export * from './tabular.js';
 export * from './preprocess.js';
+export * from './digit.js';

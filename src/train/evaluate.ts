@@ -18,12 +18,36 @@ export interface EvalResult {
 
 export interface EvaluateOptions {
   batchSize?: number;
+  /** The loader and loss of an earlier evaluation of the same dataset (an Evaluator's), reused instead of made anew. */
+  buffers?: EvaluationBuffers;
   /** Shape of one sample as the model expects it (e.g. [784] for an MLP fed 28x28 images). */
   inputShape?: readonly number[];
   /** Evaluate in train mode (batch statistics) instead; used to show what batch statistics do at test time. */
   useBatchStatistics?: boolean;
   /** Also return each sample's predicted class (for a confusion matrix, src/train/metrics.ts). */
   predictions?: boolean;
+}
+
+/** What repeated evaluations of one dataset can share: the loader's batch buffers and the loss's. */
+export interface EvaluationBuffers {
+  loader: DataLoader;
+  loss: CrossEntropyLoss;
+}
+
+/**
+ * `evaluate` on one dataset again and again (a test set every N steps) without new buffers each time:
+ * on the wasm backend, buffers dropped by every evaluation would wait for the garbage collector.
+ */
+export class Evaluator {
+  private readonly buffers: EvaluationBuffers;
+
+  constructor(readonly dataset: Dataset, readonly options: Omit<EvaluateOptions, 'buffers'> = {}) {
+    this.buffers = { loader: new DataLoader(dataset, { batchSize: Math.min(options.batchSize ?? 1000, dataset.count), shuffle: false }), loss: new CrossEntropyLoss() };
+  }
+
+  run(model: Module): EvalResult {
+    return evaluate(model, this.dataset, { ...this.options, buffers: this.buffers });
+  }
 }
 
 export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions = {}): EvalResult {
@@ -36,8 +60,9 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
   const statistics = batchNorms.map((b) => b.statistics);
   model.train(false);
   if (options.useBatchStatistics) for (const b of batchNorms) b.statistics = 'batch-frozen';
-  const loss = new CrossEntropyLoss();
-  const loader = new DataLoader(dataset, { batchSize: Math.min(options.batchSize ?? 1000, dataset.count), shuffle: false });
+  if (options.buffers && options.buffers.loader.dataset !== dataset) throw new Error('evaluate: options.buffers belong to another dataset');
+  const loss = options.buffers?.loss ?? new CrossEntropyLoss();
+  const loader = options.buffers?.loader ?? new DataLoader(dataset, { batchSize: Math.min(options.batchSize ?? 1000, dataset.count), shuffle: false });
   let total = 0;
   let correct = 0;
   let seen = 0;

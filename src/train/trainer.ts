@@ -4,7 +4,7 @@
  * Browser-safe: progress and metrics go to callbacks; the CLI turns them into a progress bar and a
  * metrics.jsonl file.
  */
-import { DataLoader, type DataLoaderState } from '../data/loader.js';
+import { DataLoader, type Batch, type DataLoaderState } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
@@ -14,7 +14,7 @@ import { findNonFinite, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { DataParallel } from '../parallel/data-parallel.js';
 import { applySchedule, type LrSchedule } from '../optim/schedule.js';
-import { evaluate, type EvalResult } from './evaluate.js';
+import { Evaluator, type EvalResult } from './evaluate.js';
 
 export interface TrainMetrics {
   step: number;
@@ -69,12 +69,16 @@ export class Trainer {
   /** Steps completed so far. */
   step = 0;
   readonly history: TrainMetrics[] = [];
+  /** The batch of the latest step (valid until the next one: the loader reuses its buffers), for probes. */
+  lastBatch: Batch | null = null;
   private loss = new CrossEntropyLoss();
   private startTime = Date.now();
   private elapsedBefore = 0;
   private lossSum = 0;
   private lossCount = 0;
   private epoch = 0;
+  /** Made at the first evaluation and kept: its buffers serve every later one. */
+  private testEvaluator: Evaluator | null = null;
 
   constructor(readonly options: TrainerOptions) {
     const { trainSet, batchSize } = options;
@@ -110,7 +114,7 @@ export class Trainer {
   trainStep(): number {
     const { model, optimizer, schedule, inputShape } = this.options;
     if (schedule) applySchedule(schedule, optimizer, this.step);
-    const batch = this.loader.next();
+    const batch = (this.lastBatch = this.loader.next());
     this.epoch = batch.epoch;
     const b = batch.labels.length;
     const x = inputShape ? batch.x.reshape([b, ...inputShape]) : batch.x;
@@ -164,7 +168,8 @@ export class Trainer {
   evaluateTest(): EvalResult | null {
     const { testSet, model, inputShape, evalBatchSize } = this.options;
     if (!testSet) return null;
-    const r = evaluate(model, testSet, { inputShape, batchSize: evalBatchSize });
+    this.testEvaluator ??= new Evaluator(testSet, { inputShape, batchSize: evalBatchSize });
+    const r = this.testEvaluator.run(model);
     this.record({ step: this.step, epoch: this.epoch, split: 'test', loss: r.loss, accuracy: r.accuracy, lr: this.options.optimizer.lr, time: this.elapsed });
     return r;
   }

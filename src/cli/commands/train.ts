@@ -5,8 +5,9 @@
  *   model.json, model.safetensors   the trained model, when training ends (a `--model DIR` for other commands)
  *   checkpoints/step-N/             the full training state, with --checkpoint-every N (for --resume)
  *
- * The loop itself is `runTraining(config, hooks)`, shared with `bnlab start` (which runs it in worker
- * threads) and open to extension through hooks (checkpoints, saving the model at the end).
+ * `runTraining(config, hooks)` loads the data, writes the run directory and trains with the library's run
+ * builder and loop (src/runs, shared with the lab); `bnlab start` calls it in worker threads, and hooks
+ * extend it (checkpoints, saving the model at the end).
  */
 import { BN_PLACEMENTS, type BatchNormPlacement } from '../../models/presets.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -17,15 +18,14 @@ import { DATASET_NAMES } from '../../data/node.js';
 import { DEFAULT_TEST_FRACTION, loadTrainingData } from '../../data/node-sources.js';
 import { ACTIVATIONS, DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, isShapedModel, shapeDefaults, type Activation, type ModelShape } from '../../models/shapes.js';
 import { initBackend } from '../../kernels/index.js';
-import { BatchNormBase } from '../../nn/batchnorm.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
 import type { Sequential } from '../../nn/sequential.js';
-import { Adam, SGD, type Optimizer } from '../../optim/optimizer.js';
-import { constantSchedule, cosineSchedule, stepSchedule, type LrSchedule } from '../../optim/schedule.js';
+import type { Optimizer } from '../../optim/optimizer.js';
 import type { EvalResult } from '../../train/evaluate.js';
-import { Trainer, type TrainMetrics } from '../../train/trainer.js';
-import { DataParallel } from '../../parallel/data-parallel.js';
+import type { Trainer, TrainMetrics } from '../../train/trainer.js';
+import type { OptimizerConfig, ScheduleConfig } from '../../runs/config.js';
+import { createRun, runLoop } from '../../runs/run.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
 import { backendOption, MOMENTUM_CONVENTION, bnMomentum, fraction, imageSize, layerSizes, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
@@ -41,11 +41,7 @@ export const DEFAULT_SEED = 1;
 export const FALLBACK_SGD_LR = 0.1;
 export const DEFAULT_ADAM_LR = 1e-3;
 
-export type OptimizerConfig =
-  | { name: 'sgd'; lr: number; momentum: number; weightDecay: number; nesterov: boolean }
-  | { name: 'adam'; lr: number; weightDecay: number; beta1: number; beta2: number };
-
-export type ScheduleConfig = { name: 'constant' } | { name: 'step'; stepSize: number; gamma: number } | { name: 'cosine'; minLr: number };
+export type { OptimizerConfig, ScheduleConfig } from '../../runs/config.js';
 
 /** Everything that determines a training run. Plain JSON, so it can cross to a worker thread. */
 export interface TrainConfig {
@@ -149,29 +145,13 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   // A preset is built; mlp/cnn are sized from the data; a model directory (--model DIR) is loaded and trained further.
   const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn }, { sampleShape: trainSet.sampleShape, numClasses: trainSet.numClasses, shape: config.shape });
   const model = source.model;
-  const optimizer = makeOptimizer(config.optimizer, model);
-  const threads = config.threads ?? 1;
-  if (threads > 1 && kernels.name !== 'wasm') throw new Error(`--threads ${threads} trains on WebAssembly threads that share the weights, so it needs --backend wasm (or auto where wasm works), not ${kernels.name}`);
-  if (threads > 1 && config.batchSize < 2 * threads) throw new Error(`--threads ${threads} splits each batch of ${config.batchSize} across the threads; use a batch of at least ${2 * threads} (or fewer threads)`);
-  // Created before the Trainer, and closed at the end: every thread trains on its shard of each batch.
-  const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: source.inputShape, optimizer }) : undefined;
 
   let run: TrainingRun | undefined;
   let metricsFd: number | null = null;
-  const trainer = new Trainer({
-    model,
-    optimizer,
-    trainSet,
-    testSet,
-    batchSize: config.batchSize,
-    steps: config.steps ?? undefined,
-    epochs: config.epochs ?? undefined,
-    evalEvery: config.evalEvery,
-    logEvery: logInterval(config.evalEvery),
-    schedule: makeSchedule(config.schedule, config, trainSet.count, model),
-    seed: config.seed,
-    inputShape: source.inputShape,
-    parallel,
+  // The data above is this command's (Node, from files); the optimizer, schedule, trainer (and
+  // data-parallel threads) come from the library's run builder, shared with the lab, which takes the
+  // datasets as given; this command adds the run directory through the callbacks.
+  const built = await createRun(config, { trainSet, testSet }, source, {
     onMetrics: (m) => {
       // writeSync: each line reaches the file as it happens, so a killed run keeps its curve.
       if (metricsFd !== null) writeSync(metricsFd, JSON.stringify(m) + '\n');
@@ -182,6 +162,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       hooks.onStep?.(run!, loss);
     },
   });
+  const { optimizer, trainer } = built;
   const parts = () => ({ model, optimizer, trainer, schedule: trainer.options.schedule });
   const files = new RunFiles(runDir, config, parts, () => ({ inputShape: source.inputShape, preset: source.preset, classNames: trainSet.classNames, dataset: config.dataset, preprocessing: data.preprocessing }));
   if (config.resume) resumeFromLatest(runDir, parts());
@@ -223,14 +204,14 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   run = { config, runDir, model, optimizer, trainer, trainSet, testSet };
   try {
     await hooks.onStart?.(run);
-    const test = trainer.run()!;
+    const { test, steps, history, seconds } = runLoop(built);
     files.finish();
-    const result: TrainResult = { runDir, steps: trainer.step, test, history: [...trainer.history], seconds: trainer.elapsed };
+    const result: TrainResult = { runDir, steps, test, history, seconds };
     await hooks.onEnd?.(run, result);
     return result;
   } finally {
     closeSync(metricsFd);
-    parallel?.close();
+    built.close();
   }
 }
 
@@ -241,14 +222,6 @@ function describeOwnData(run: TrainingRun): string {
   const classes = names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')}, ...`;
   const test = config.testDataPath ? config.testDataPath : config.testFraction !== null && config.testFraction !== undefined ? `${config.testFraction} of each class held out (seed ${config.seed})` : statSync(config.dataPath!).isFile() ? `${DEFAULT_TEST_FRACTION} of each class held out (seed ${config.seed})` : `the directory's IDX test pair, else ${DEFAULT_TEST_FRACTION} of each class held out (seed ${config.seed})`;
   return `Data: ${trainSet.numClasses} classes (${classes}), samples of shape [${trainSet.sampleShape.join(', ')}]; test: ${test}${config.standardize ? '; standardized with training-set mean and std' : ''}`;
-}
-
-/** Every 100 steps, or a divisor of evalEvery (>= 10), so each evaluation comes with a fresh training loss. */
-function logInterval(evalEvery: number): number {
-  if (evalEvery <= 0) return 100;
-  let [a, b] = [evalEvery, 100];
-  while (b) [a, b] = [b, a % b];
-  return a >= 10 || evalEvery < 10 ? Math.min(a, evalEvery) : 100;
 }
 
 /** Refuse to write into a directory that already holds something, unless it is a run we may replace. */
@@ -266,28 +239,6 @@ function limit(ds: Dataset, n: number | null, flag: string): Dataset {
   if (n === null) return ds;
   if (n > ds.count) throw new Error(`${flag} ${n} is larger than the ${ds.name} set (${ds.count} samples); use at most ${ds.count}`);
   return takeFirst(ds, n);
-}
-
-function makeOptimizer(o: OptimizerConfig, model: Sequential): Optimizer {
-  if (o.name === 'sgd') return new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov });
-  return new Adam(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2 });
-}
-
-/** Schedules run over the whole budget; `stepSize` and cosine's length are in steps. */
-function makeSchedule(s: ScheduleConfig, config: TrainConfig, trainCount: number, model: Sequential): LrSchedule {
-  switch (s.name) {
-    case 'constant':
-      return constantSchedule;
-    case 'step':
-      return stepSchedule(s.stepSize, s.gamma);
-    case 'cosine': {
-      // The trainer's own budget: with batch norm it drops the short last batch of each epoch.
-      const dropLast = [...model.modules()].some((m) => m instanceof BatchNormBase);
-      const perEpoch = dropLast ? Math.floor(trainCount / config.batchSize) : Math.ceil(trainCount / config.batchSize);
-      const total = config.steps ?? Math.max(1, Math.round((config.epochs ?? 1) * perEpoch));
-      return cosineSchedule(total, s.minLr);
-    }
-  }
 }
 
 /** Options as commander hands them to the action (after the argument parsers ran). */

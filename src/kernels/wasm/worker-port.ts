@@ -11,7 +11,9 @@ export interface WorkerPort<Init> {
 export async function workerPort<Init>(): Promise<WorkerPort<Init>> {
   const isNode = typeof process !== 'undefined' && process.versions?.node !== undefined && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === 'undefined';
   if (isNode) {
-    const { parentPort } = await import('node:worker_threads');
+    // A variable specifier keeps bundlers from pulling node:worker_threads into browser builds.
+    const threadsModule = 'node:worker_threads';
+    const { parentPort } = (await import(/* @vite-ignore */ threadsModule)) as typeof import('node:worker_threads');
     if (!parentPort) throw new Error('not running in a worker thread');
     return { once: (h) => parentPort.once('message', h), post: (m) => parentPort.postMessage(m) };
   }

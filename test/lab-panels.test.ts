@@ -1,0 +1,154 @@
+/**
+ * The lab's claim panels Inside the network, Input scale, Batch size and noise and Test time, in the
+ * built lab (dist-lab/) in headless Chromium: each shows a reading computed from its numbers after the
+ * twins train; the input-scale slider changes the two-feature paths (and the numbers match the
+ * library's); a digit drawn with the mouse is classified by both networks, with what a batch of one in
+ * training mode gives beside it. No console errors, nothing fetched from elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { gradientDescentPath, learningRateFor, targetLoss, twoFeatureProblem } from '../src/experiments/two-feature.js';
+import { bnlab } from './support/cli.js';
+import { advance, launch, openLab, serve, type WatchedPage } from './support/lab.js';
+
+let browser: Browser;
+let server: { url: string; close(): Promise<void> };
+let lab: WatchedPage;
+let tmp: string;
+
+const reading = (page: Page, panel: string) => page.locator(`#panel-${panel} .reading`).textContent() as Promise<string>;
+/** Readings refresh a few times a second: wait until one differs from `before` (or just exists). */
+async function nextReading(page: Page, panel: string, before = ''): Promise<string> {
+  await page.waitForFunction(([id, old]) => {
+    const t = document.querySelector(`#panel-${id} .reading`)?.textContent ?? '';
+    return t !== '' && t !== old;
+  }, [panel, before] as const, { timeout: 10_000 });
+  return reading(page, panel);
+}
+const numbers = (text: string) => (text.match(/-?\d+(\.\d+)?/g) ?? []).map(Number);
+
+before(async () => {
+  browser = await launch();
+  server = await serve(true);
+  lab = await openLab(browser, `${server.url}#seed=3`);
+  tmp = mkdtempSync(join(tmpdir(), 'bnlab-lab-panels-'));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('lab panels', () => {
+  test('each panel has a reading computed from its numbers, and it changes as the twins train', async () => {
+    const page = lab.page;
+    await advance(page, 120);
+    const first: Record<string, string> = {};
+    for (const id of ['inside', 'input-scale', 'batch-size', 'test-time']) {
+      first[id] = await nextReading(page, id);
+      assert.ok(numbers(first[id]).length >= 4, `${id}: the reading quotes its numbers: ${first[id]}`);
+      assert.doesNotMatch(first[id], /Waiting|Train a few steps|NaN|undefined/, `${id}: ${first[id]}`);
+    }
+    assert.match(first.inside, /with batch norm its median input went from .* without from/);
+    assert.match(first['batch-size'], /σ\/√B = \d/);
+    assert.match(first['test-time'], /raw and .* bias-corrected against a population mean/);
+    await advance(page, 120);
+    for (const id of ['inside', 'batch-size']) {
+      const again = await nextReading(page, id, first[id]);
+      assert.notEqual(again, first[id], `${id}: the reading follows the training`);
+    }
+    // Test time reports accuracy under each kind of statistics once measured (step 10, 20, ...).
+    assert.match(await reading(page, 'test-time'), /test accuracy at step \d+ is [\d.]+% with the raw averages, [\d.]+% bias-corrected, [\d.]+% with population and [\d.]+% with batch statistics/);
+    const inside = await reading(page, 'inside');
+    const [bnDrift, plainDrift] = inside.match(/moved ([\d.]+) of their spread on average with batch norm and ([\d.]+) without/)!.slice(1).map(Number);
+    assert.ok(bnDrift < plainDrift, `with batch norm the layers' inputs drift less: ${inside}`);
+  });
+
+  test('the input-scale slider changes the gradient-descent paths, with the library’s step counts', async () => {
+    const page = lab.page;
+    const canvas = page.locator('#panel-input-scale canvas').first();
+    const before = await canvas.evaluate((c: HTMLCanvasElement) => c.toDataURL());
+    const text100 = await reading(page, 'input-scale');
+    assert.match(text100, /At a scale ratio of 100, gradient descent on raw inputs needs 12,639 \(estimated\) steps/);
+    await page.locator('#ctl-scaleRatio').fill('1'); // log10 of 10
+    const text10 = await nextReading(page, 'input-scale', text100);
+    const p = twoFeatureProblem({ ratio: 10 });
+    const raw = gradientDescentPath(p, { inputs: 'raw', lr: learningRateFor(p, 'raw', 0.9), steps: 2000, targetLoss: targetLoss(p) });
+    assert.match(text10, new RegExp(`At a scale ratio of 10, gradient descent on raw inputs needs ${raw.stepsToTarget} steps`));
+    const after10 = await canvas.evaluate((c: HTMLCanvasElement) => c.toDataURL());
+    assert.notEqual(after10, before, 'the contour chart was redrawn with the new path');
+    assert.match(page.url(), /scaleRatio=10(&|$)/, 'the ratio is in the URL');
+    await page.locator('#ctl-scaleRatio').fill('0'); // ratio 1: the two features alike
+    assert.match(await nextReading(page, 'input-scale', text10), /At a scale ratio of 1 the two features are alike/);
+  });
+
+  test('a digit drawn with the mouse is classified by both networks, beside a batch of one in training mode', async () => {
+    const page = lab.page;
+    await advance(page, 300);
+    const pad = page.locator('#digit-pad');
+    await pad.scrollIntoViewIfNeeded();
+    const box = (await pad.boundingBox())!;
+    // A "1": one stroke down the middle.
+    await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * 0.15);
+    await page.mouse.down();
+    for (let i = 1; i <= 20; i++) await page.mouse.move(box.x + box.width * (0.52 - 0.04 * (i / 20)), box.y + box.height * (0.15 + 0.7 * (i / 20)));
+    await page.mouse.up();
+    const results = page.locator('#digit-results');
+    await results.locator('.prob-block').first().waitFor({ timeout: 10_000 });
+    const text = (await results.textContent())!;
+    assert.match(text, /With batch norm.*eval mode \(running statistics\): \d \(/s);
+    assert.match(text, /Without batch norm.*eval mode \(running statistics\): \d \(/s);
+    assert.match(text, /batch of one, training mode: each batch norm outputs β/);
+    assert.match(text, /The library refuses it: .*batch statistics need more than one value per channel/);
+    const top = (await results.locator('.prob-bn .prob-title').first().textContent())!;
+    assert.match(top, /^eval mode \(running statistics\): 1 \(/, `the network with batch norm reads the drawn 1 as a 1: ${top}`);
+    // The preview is the 28x28 MNIST-style input: ink centred by mass.
+    const centre = await page.locator('#digit-preview').evaluate((c: HTMLCanvasElement) => {
+      const d = c.getContext('2d')!.getImageData(0, 0, 28, 28).data;
+      let m = 0, x = 0, y = 0;
+      for (let i = 0; i < 784; i++) { m += d[4 * i]; x += d[4 * i] * (i % 28); y += d[4 * i] * Math.floor(i / 28); }
+      return [x / m, y / m];
+    });
+    assert.ok(Math.abs(centre[0] - 14) <= 0.5 && Math.abs(centre[1] - 14) <= 0.5, `centre of mass ${centre}`);
+    await page.waitForFunction(() => /Your drawing: in eval mode the network with batch norm says \d/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? ''), null, { timeout: 10_000 });
+    assert.match(await reading(page, 'test-time'), /as a batch of one in training mode it would say \d \([\d.]+%\) for any drawing, since every batch norm outputs its β/);
+    // A model trained by `bnlab train`, opened from its files, is classified beside the twins.
+    const runDir = join(tmp, 'cli-run');
+    const trained = await bnlab(['train', '--steps', '200', '--train-limit', '6000', '--test-limit', '100', '--eval-every', '0', '--out', runDir]);
+    assert.equal(trained.code, 0, trained.stderr);
+    await page.locator('#import-model').setInputFiles([join(runDir, 'model.json'), join(runDir, 'model.safetensors')]);
+    await page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Opened'));
+    await page.locator('#digit-again').click();
+    await results.locator('.prob-imported').waitFor({ timeout: 10_000 });
+    assert.match((await results.locator('.prob-imported').textContent())!, /^Opened model \(model\)eval mode \(running statistics\): \d \(/);
+    await page.locator('#digit-clear').click();
+    assert.equal(await results.textContent(), 'Draw a digit on the black square.');
+  });
+
+  test('MNIST with rescaled pixels (input scale) and batch norm on the input, from the URL', async () => {
+    const scaled = await openLab(browser, `${server.url}#seed=3&inputScale=1000&inputBn=true`);
+    try {
+      await advance(scaled.page, 60);
+      const text = await nextReading(scaled.page, 'input-scale');
+      assert.match(text, /on MNIST with pixel scales spanning 1000×, after 60 steps the loss is [\d.]+ with batch norm \(also on the input\) and ([\d.]+|diverged at step \d+) without/);
+      const snap = (await scaled.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { config: { inputScale: number }; runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot()));
+      assert.equal(snap.config.inputScale, 1000);
+      const plain = await lab.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot());
+      // Same seed and batches, other pixels: the network without batch norm sees a different problem from step 1.
+      assert.notEqual(snap.runs.nobn.trainLoss[1], plain.runs.nobn.trainLoss[1]);
+      assert.deepEqual(scaled.errors, []);
+    } finally {
+      await scaled.page.context().close();
+    }
+  });
+
+  test('no console errors and nothing fetched from elsewhere', () => {
+    assert.deepEqual(lab.errors, []);
+    assert.deepEqual(lab.foreign, []);
+  });
+});

@@ -1,0 +1,313 @@
+/**
+ * The lab (dist-lab/, built by `npm test`'s pretest) in headless Chromium: cross-origin isolated with two
+ * workers, the same numbers as the Node trainer (src/runs) for the same config, the URL as the state,
+ * the run controls and keys, divergence, export and import of model files, one-thread mode without the
+ * isolation headers; no console errors and no request outside the origin, on every page.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { loadDataset } from '../src/data/node.js';
+import { takeFirst } from '../src/data/dataset.js';
+import { initBackend } from '../src/kernels/index.js';
+import { buildTwin, createRun, twinRunConfig, type TwinId } from '../src/runs/index.js';
+import { softmax } from '../src/nn/loss.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { DivergenceError } from '../src/train/trainer.js';
+import { defaultState, parseHash, serializeHash, twinSpec, LAB_TEST_IMAGES, type LabState } from '../web/src/state.js';
+import { bnlab } from './support/cli.js';
+import { advance, launch, openLab, serve, snapshot, type WatchedPage } from './support/lab.js';
+
+let browser: Browser;
+let isolated: { url: string; close(): Promise<void> };
+let plain: { url: string; close(): Promise<void> };
+let tmp: string;
+const pages: WatchedPage[] = [];
+
+before(async () => {
+  browser = await launch();
+  isolated = await serve(true);
+  plain = await serve(false);
+  tmp = mkdtempSync(join(tmpdir(), 'bnlab-lab-test-'));
+  await initBackend('wasm', { threads: 1 }); // the lab's backend, for the Node side of the comparisons
+});
+
+after(async () => {
+  await browser?.close();
+  await isolated?.close();
+  await plain?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function open(url: string, viewport?: { width: number; height: number }): Promise<WatchedPage> {
+  const p = await openLab(browser, url, viewport);
+  pages.push(p);
+  return p;
+}
+
+/** Move a slider as a person would: its value changes and it fires 'input'. */
+async function setSlider(page: import('playwright-core').Page, id: string, value: string): Promise<void> {
+  await page.locator(`#${id}`).evaluate((el, v) => {
+    (el as HTMLInputElement).value = v;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, value);
+}
+
+/** Every page of a test: no console errors, nothing fetched from elsewhere. */
+function checkClean(p: WatchedPage): void {
+  assert.deepEqual(p.errors, [], 'console errors');
+  assert.deepEqual(p.foreign, [], 'requests outside the origin');
+}
+
+/** The Node trainer on the lab's config: both twins from src/runs, `steps` steps, per-step losses and test accuracy. */
+async function nodeTwins(state: LabState, steps: number) {
+  const spec = twinSpec(state);
+  const trainSet = loadDataset(state.dataset, 'train');
+  const testSet = takeFirst(loadDataset(state.dataset, 'test'), LAB_TEST_IMAGES);
+  const out: Record<TwinId, { losses: number[]; accuracy: Map<number, number>; model: import('../src/nn/sequential.js').Sequential }> = {} as never;
+  for (const twin of ['bn', 'nobn'] as const) {
+    const { model, inputShape } = buildTwin(spec, twin);
+    const run = await createRun(twinRunConfig(spec), { trainSet, testSet }, { model, inputShape });
+    const losses: number[] = [];
+    const accuracy = new Map<number, number>();
+    for (let i = 0; i < steps; i++) {
+      try {
+        losses.push(run.trainer.trainStep());
+      } catch (e) {
+        if (e instanceof DivergenceError) break;
+        throw e;
+      }
+      if (run.trainer.step % spec.evalEvery === 0) accuracy.set(run.trainer.step, run.trainer.evaluateTest()!.accuracy);
+    }
+    out[twin] = { losses, accuracy, model };
+  }
+  return out;
+}
+
+describe('the lab in Chromium', { timeout: 300_000 }, () => {
+  test('cross-origin isolated, two workers; after advance(200) both losses equal the Node trainer’s within 1e-5', async () => {
+    const p = await open(isolated.url);
+    assert.equal(await p.page.evaluate(() => globalThis.crossOriginIsolated), true);
+    assert.ok(p.page.workers().length >= 2, `expected two engine workers, found ${p.page.workers().length}`);
+    assert.match(await p.page.locator('#env').innerText(), /2 workers/);
+    await advance(p.page, 200);
+    const snap = await snapshot(p.page);
+    assert.equal(snap.step, 200);
+    const node = await nodeTwins(defaultState(), 200);
+    for (const twin of ['bn', 'nobn'] as const) {
+      const lab = snap.runs[twin].trainLoss;
+      assert.equal(lab.length, 200, `${twin}: one loss per step`);
+      const worst = Math.max(...lab.map((l, i) => Math.abs((l as number) - node[twin].losses[i])));
+      assert.ok(worst <= 1e-5, `${twin}: largest difference from the Node trainer ${worst}`);
+      for (const { step, accuracy } of snap.runs[twin].testAccuracy) assert.ok(Math.abs(accuracy - node[twin].accuracy.get(step)!) < 1e-9, `${twin} test accuracy at step ${step}`);
+    }
+    assert.deepEqual(snap.runs.bn.testAccuracy.map((t) => t.step), [100, 200]);
+    // With batch norm the paper's network is well ahead after 200 steps at the same rate.
+    assert.ok(snap.runs.bn.testAccuracy[1].accuracy > snap.runs.nobn.testAccuracy[1].accuracy + 0.3);
+    checkClean(p);
+  });
+
+  test('a fresh page with the same URL repeats the numbers; the URL round-trips the config', async () => {
+    const state: LabState = { ...defaultState(), dataset: 'fashion-mnist', depth: 2, width: 32, activation: 'tanh', optimizer: 'adam', lr: 0.002, batchSize: 32, seed: 7, bnPlacement: 'after', inputBn: true };
+    const hash = serializeHash(state);
+    const runs = [];
+    for (let i = 0; i < 2; i++) {
+      const p = await open(isolated.url + hash);
+      assert.equal(await p.page.evaluate(() => location.hash), hash);
+      assert.equal(await p.page.locator('#ctl-activation').inputValue(), 'tanh');
+      assert.equal(await p.page.locator('#ctl-dataset').inputValue(), 'fashion-mnist');
+      assert.equal(await p.page.locator('#ctl-inputBn').isChecked(), true);
+      await advance(p.page, 30);
+      const snap = await snapshot(p.page);
+      assert.deepEqual(snap.config, state);
+      runs.push(snap.runs);
+      checkClean(p);
+    }
+    assert.deepEqual(runs[0], runs[1]);
+    // A control changes the URL, and the URL read back gives that state.
+    const p = pages.at(-1)!;
+    await setSlider(p.page, 'ctl-depth', '5');
+    const after = await p.page.evaluate(() => location.hash);
+    assert.equal(parseHash(after).state.depth, 5);
+    assert.match(await p.page.locator('#pending').innerText(), /Hidden layers/);
+  });
+
+  test('a hostile link opens with the defaults for what it got wrong, says which, and injects nothing', async () => {
+    const hash = '#depth=99&lr=abc&activation=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E&%3Cscript%3E=1&width=64&seed=1e3&%E0%A4%A=1';
+    const p = await open(isolated.url + hash);
+    const notices = await p.page.locator('#notices').innerText();
+    for (const bad of ['depth=99', 'lr=abc', 'activation=<img', '<script> (unknown setting)', 'seed=1e3', 'malformed']) assert.ok(notices.includes(bad), `notice mentions ${bad}: ${notices}`);
+    assert.equal(await p.page.locator('#notices img, #notices script').count(), 0);
+    const snap = await snapshot(p.page);
+    assert.equal(snap.config.depth, 3);
+    assert.equal(snap.config.width, 64);
+    assert.equal(snap.config.activation, 'sigmoid');
+    assert.equal(snap.config.lr, 1);
+    assert.equal(await p.page.evaluate(() => location.hash), serializeHash({ ...defaultState(), width: 64 }));
+    checkClean(p);
+  });
+
+  test('play, pause and step with the buttons and the keyboard; reset returns to the same start', async () => {
+    const p = await open(isolated.url);
+    const { page } = p;
+    const step = async () => (await snapshot(page)).step;
+    await page.locator('#step').click();
+    await page.waitForFunction(() => document.getElementById('step-count')!.textContent === 'step 1');
+    await page.locator('body').press('s');
+    await page.waitForFunction(() => document.getElementById('step-count')!.textContent === 'step 2');
+    await page.locator('body').press('ArrowRight');
+    await page.waitForFunction(() => document.getElementById('step-count')!.textContent === 'step 3');
+    const first3 = (await snapshot(page)).runs;
+    await page.locator('#play').click();
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().step > 20);
+    await page.locator('#play').click(); // pause: the chunk in flight still lands, then 'paused'
+    await page.waitForFunction(() => document.getElementById('rate')!.textContent === 'paused');
+    const paused = await step();
+    await page.waitForTimeout(400);
+    assert.equal(await step(), paused, 'no steps while paused');
+    await page.locator('body').press(' ');
+    await page.waitForFunction((n) => (globalThis as any).bnlabLab.snapshot().step > n + 10, paused);
+    await page.locator('body').press(' ');
+    await page.waitForFunction(() => document.getElementById('rate')!.textContent === 'paused');
+    const stopped = await step();
+    await page.waitForTimeout(300);
+    assert.equal(await step(), stopped);
+    await page.locator('body').press('r');
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().step === 0);
+    await advance(page, 3);
+    assert.deepEqual((await snapshot(page)).runs, first3, 'after a reset the same losses again');
+    // Controls carry labels a screen reader announces.
+    for (const id of ['ctl-depth', 'ctl-lr', 'ctl-optimizer', 'ctl-seed']) assert.ok((await page.locator(`label[for=${id}]`).innerText()).length > 2, `label for ${id}`);
+    checkClean(p);
+  });
+
+  test('at a high learning rate the network without batch norm is marked diverged and the run pauses; the one with BN is not', async () => {
+    const p = await open(isolated.url + serializeHash({ ...defaultState(), activation: 'relu', lr: 1 }));
+    await p.page.locator('#play').click();
+    await p.page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().runs.nobn.diverged !== null, null, { timeout: 60_000 });
+    await p.page.waitForFunction(() => document.getElementById('play')!.textContent === 'Play');
+    const snap = await snapshot(p.page);
+    assert.equal(snap.runs.bn.diverged, null);
+    assert.equal(snap.runs.nobn.diverged!.cause, 'non-finite');
+    const at = snap.runs.nobn.diverged!.step;
+    assert.equal(snap.runs.nobn.trainLoss.length, at, 'no steps after the divergence');
+    const node = await nodeTwins({ ...defaultState(), activation: 'relu', lr: 1 }, at);
+    assert.equal(node.nobn.losses.length, at - 1, 'the Node trainer stops at the same step');
+    const note = await p.page.locator('#panel-convergence .note.warning').innerText();
+    assert.match(note, new RegExp(`without batch norm was stopped: the loss became NaN at step ${at}`));
+    assert.match(await p.page.locator('#panel-convergence .reading').innerText(), new RegExp(`diverged at step ${at}`));
+    checkClean(p);
+  });
+
+  test('exported models predict in Node (bnlab predict) exactly as the same net trained in Node; metrics export; a CLI model opens', async () => {
+    const p = await open(isolated.url);
+    await advance(p.page, 200);
+    const dir = join(tmp, 'exported-bn');
+    mkdirSync(dir);
+    // Two downloads: model.json and model.safetensors, saved under the names `bnlab predict --model DIR` reads.
+    let saved = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      const onDownload = (d: import('playwright-core').Download) => {
+        d.saveAs(join(dir, d.suggestedFilename().endsWith('.json') ? 'model.json' : 'model.safetensors')).then(() => {
+          if (++saved === 2) {
+            p.page.off('download', onDownload);
+            resolve();
+          }
+        }, reject);
+      };
+      p.page.on('download', onDownload);
+    });
+    await p.page.locator('#export-model-bn').click();
+    await done;
+    const node = await nodeTwins(defaultState(), 200);
+    const testSet = loadDataset('mnist', 'test');
+    for (const index of [0, 1, 2]) {
+      const r = await bnlab(['predict', '--model', dir, '--mnist-test', String(index), '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const predicted = JSON.parse(r.stdout) as { probabilities: { probability: number }[] };
+      const model = node.bn.model.eval();
+      const x = new Tensor([1, 784], testSet.images.slice(index * 784, (index + 1) * 784));
+      const expected = softmax(model.forward(x)).data;
+      predicted.probabilities.forEach((q, k) => assert.ok(Math.abs(q.probability - expected[k]) < 1e-6, `image ${index} class ${k}: ${q.probability} vs ${expected[k]}`));
+    }
+    // Metrics: CSV with one row per step and twin (plus evaluations), JSON with the same losses.
+    const csvDownload = p.page.waitForEvent('download');
+    await p.page.locator('#export-csv').click();
+    const csvPath = join(tmp, 'metrics.csv');
+    await (await csvDownload).saveAs(csvPath);
+    const rows = readFileSync(csvPath, 'utf8').trim().split('\n');
+    assert.equal(rows[0], 'twin,step,train_loss,test_loss,test_accuracy');
+    assert.equal(rows.length, 1 + 2 * 200);
+    const snap = await snapshot(p.page);
+    assert.equal(Number(rows[1].split(',')[2]), snap.runs.bn.trainLoss[0]);
+    const jsonDownload = p.page.waitForEvent('download');
+    await p.page.locator('#export-json').click();
+    const jsonPath = join(tmp, 'metrics.json');
+    await (await jsonDownload).saveAs(jsonPath);
+    const metrics = JSON.parse(readFileSync(jsonPath, 'utf8'));
+    assert.deepEqual(metrics.runs.nobn.trainLoss, snap.runs.nobn.trainLoss);
+
+    // A model trained by the CLI opens in the lab (for the test-time panel).
+    const runDir = join(tmp, 'cli-run');
+    const trained = await bnlab(['train', '--steps', '20', '--train-limit', '600', '--test-limit', '100', '--eval-every', '0', '--out', runDir]);
+    assert.equal(trained.code, 0, trained.stderr);
+    await p.page.locator('#import-model').setInputFiles([join(runDir, 'model.json'), join(runDir, 'model.safetensors')]);
+    await p.page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Opened'));
+    assert.match(await p.page.locator('#import-status').innerText(), /with batch norm, trained on mnist/);
+    // A broken file is refused with the reason, and nothing else changes.
+    writeFileSync(join(tmp, 'model.safetensors'), 'not a safetensors file');
+    await p.page.locator('#import-model').setInputFiles([join(runDir, 'model.json'), join(tmp, 'model.safetensors')]);
+    await p.page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Could not open'));
+    checkClean(p);
+  });
+
+  test('the learning-rate slider acts on the running twins at once, as the same change does in Node', async () => {
+    const p = await open(isolated.url);
+    await advance(p.page, 3);
+    await setSlider(p.page, 'ctl-lr', String(Math.log10(0.1))); // a log-scale slider
+    assert.equal(await p.page.locator('label[for=ctl-lr] output').innerText(), '0.1');
+    await advance(p.page, 3);
+    const snap = await snapshot(p.page);
+    assert.equal(snap.config.lr, 0.1);
+    assert.match(p.page.url(), /lr=0\.1(&|$)/);
+    const spec = twinSpec(defaultState());
+    const trainSet = loadDataset('mnist', 'train');
+    const testSet = takeFirst(loadDataset('mnist', 'test'), LAB_TEST_IMAGES);
+    for (const twin of ['bn', 'nobn'] as const) {
+      const { model, inputShape } = buildTwin(spec, twin);
+      const run = await createRun(twinRunConfig(spec), { trainSet, testSet }, { model, inputShape });
+      const losses = [];
+      for (let i = 0; i < 6; i++) {
+        if (i === 3) run.optimizer.lr = 0.1;
+        losses.push(run.trainer.trainStep());
+      }
+      snap.runs[twin].trainLoss.forEach((l, i) => assert.ok(Math.abs((l as number) - losses[i]) <= 1e-6, `${twin} step ${i + 1}: ${l} vs ${losses[i]}`));
+    }
+    assert.match(await p.page.locator('#ctl-lr ~ .applies').innerText(), /applies now/);
+    assert.match(await p.page.locator('#ctl-depth ~ .applies').innerText(), /on reset/);
+    checkClean(p);
+  });
+
+  test('served without the isolation headers it runs on one thread, with the same numbers', async () => {
+    const p = await open(plain.url);
+    assert.equal(await p.page.evaluate(() => globalThis.crossOriginIsolated), false);
+    assert.equal(p.page.workers().length, 1);
+    assert.match(await p.page.locator('#env').innerText(), /one thread/);
+    await advance(p.page, 20);
+    const snap = await snapshot(p.page);
+    const node = await nodeTwins(defaultState(), 20);
+    for (const twin of ['bn', 'nobn'] as const) snap.runs[twin].trainLoss.forEach((l, i) => assert.ok(Math.abs((l as number) - node[twin].losses[i]) <= 1e-5, `${twin} step ${i + 1}`));
+    checkClean(p);
+  });
+
+  test('usable at 390 pixels wide: nothing wider than the screen', async () => {
+    const p = await open(isolated.url, { width: 390, height: 844 });
+    await advance(p.page, 20);
+    const overflow = await p.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(overflow <= 390, `page is ${overflow} px wide`);
+    checkClean(p);
+  });
+});

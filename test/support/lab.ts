@@ -1,0 +1,67 @@
+/**
+ * The built lab (dist-lab/, `npm run lab:build`; `npm test` builds it first) in headless Chromium through
+ * playwright-core: a local server with or without the cross-origin isolation headers, a browser, and
+ * pages that record console errors and every request that leaves the origin.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const LAB_DIR = join(ROOT, 'dist-lab');
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** Fails (never skips) with the command that fixes what is missing. */
+export function requireLab(): void {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: install it with  apt-get install chromium`);
+  if (!existsSync(join(LAB_DIR, 'index.html'))) throw new Error(`${LAB_DIR} is missing: build the lab with  npm run lab:build  (npm test does it first)`);
+}
+
+export async function launch(): Promise<Browser> {
+  requireLab();
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+export async function serve(isolated: boolean): Promise<{ url: string; close(): Promise<void> }> {
+  const { serveLab } = (await import(join(ROOT, 'scripts/lab-server.mjs'))) as { serveLab(o: { dir: string; isolated: boolean }): Promise<{ server: import('node:http').Server; url: string }> };
+  const { server, url } = await serveLab({ dir: LAB_DIR, isolated });
+  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+export interface WatchedPage {
+  page: Page;
+  /** Console errors and uncaught exceptions, in the page and its workers. */
+  errors: string[];
+  /** Requests to anywhere but the lab's origin (data:/blob: URLs are local). */
+  foreign: string[];
+}
+
+export async function openLab(browser: Browser, url: string, viewport = { width: 1280, height: 800 }): Promise<WatchedPage> {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  const origin = new URL(url).origin;
+  const errors: string[] = [];
+  const foreign: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && errors.push(`worker: ${m.text()}`)));
+  context.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin) foreign.push(u);
+  });
+  await page.goto(url);
+  await page.waitForFunction(() => (globalThis as { bnlabLab?: { ready: boolean } }).bnlabLab?.ready === true, null, { timeout: 60_000 });
+  return { page, errors, foreign };
+}
+
+export interface Snapshot {
+  step: number;
+  config: Record<string, unknown>;
+  runs: Record<'bn' | 'nobn', { trainLoss: (number | null)[]; testAccuracy: { step: number; accuracy: number }[]; diverged: { step: number; cause: string } | null }>;
+}
+
+export const snapshot = (page: Page) => page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): unknown } }).bnlabLab.snapshot()) as Promise<Snapshot>;
+export const advance = (page: Page, steps: number) => page.evaluate((n) => (globalThis as unknown as { bnlabLab: { advance(n: number): Promise<void> } }).bnlabLab.advance(n), steps);

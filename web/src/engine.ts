@@ -1,0 +1,358 @@
+/**
+ * The page's side of the engine: starts the worker(s), keeps the twins in lockstep, and collects what
+ * they report into one LabData object that panels read on each animation frame. Two workers (one twin
+ * each) on a cross-origin isolated page, one worker holding both otherwise.
+ */
+import { TWINS, type TwinId } from './worker/protocol.js';
+import { fetchDataset } from './data.js';
+import { LAB_TEST_IMAGES, twinSpec, type LabState } from './state.js';
+import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, ProbeValue, SweepPoint, TestPoint, ToWorker } from './worker/protocol.js';
+
+export interface ProbeSample {
+  step: number;
+  value: ProbeValue;
+}
+
+/** Everything one twin has reported since the last reset. */
+export interface RunSeries {
+  /** trainLoss[i] is the loss of step i + 1. */
+  trainLoss: number[];
+  /** Test-set evaluations, step 0 first. */
+  test: TestPoint[];
+  diverged: Divergence | null;
+  /** Probe results by request id, oldest first (capped at MAX_PROBE_SAMPLES, thinning the oldest half). */
+  probes: Record<string, ProbeSample[]>;
+  lr: number;
+  layers: unknown[];
+  parameters: number;
+}
+
+export interface SweepState {
+  /** The run's step when the sweep ran (the sweep itself trains fresh networks). */
+  atStep: number;
+  rates: number[];
+  steps: number;
+  /** Progress per twin (rates done). */
+  done: Record<TwinId, number>;
+  points: Partial<Record<TwinId, SweepPoint[]>>;
+  running: boolean;
+}
+
+/** The numbers panels draw from. `version` grows with every change, so a panel can skip unchanged frames. */
+export interface LabData {
+  version: number;
+  /** Steps both twins have completed (a diverged twin stops at its divergence step). */
+  step: number;
+  /** The state the twins were built with (the last reset), lr as it is now. */
+  applied: LabState;
+  runs: Record<TwinId, RunSeries>;
+  playing: boolean;
+  /** A step command is in flight (after a pause, the last chunk still lands). */
+  busy: boolean;
+  sweep: SweepState | null;
+  imported: ImportedModelInfo | null;
+  env: { isolated: boolean; workers: number; threadsPerWorker: number; backend: string };
+  /** Milliseconds since the page opened at which the start-up stages finished. */
+  timings: { workersReady?: number; dataLoaded?: number; twinsBuilt?: number };
+  /** Steps per second over the last second of playing, and the latest memory reports. */
+  stepsPerSecond: number;
+  memory: { wasm: number; heap: number | null }[];
+}
+
+export const MAX_PROBE_SAMPLES = 2000;
+
+function emptySeries(): RunSeries {
+  return { trainLoss: [], test: [], diverged: null, probes: {}, lr: NaN, layers: [], parameters: 0 };
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  twins: TwinId[];
+  datasets: Set<string>;
+}
+
+type Listener = (m: FromWorker, slot: WorkerSlot) => void;
+
+export class Engine {
+  readonly data: LabData;
+  private slots: WorkerSlot[] = [];
+  private listeners = new Set<Listener>();
+  private nextId = 1;
+  private probeRequests: ProbeRequest[] = [];
+  private playTimer: number | null = null;
+  private stepping: Promise<void> | null = null;
+  private rateWindow: { time: number; step: number }[] = [];
+  /** Called when a twin diverges while playing (the run pauses). */
+  onDiverged: (twin: TwinId, d: Divergence) => void = () => {};
+  onError: (message: string) => void = () => {};
+
+  constructor(state: LabState, readonly onProgress: (text: string, fraction: number) => void) {
+    const isolated = globalThis.crossOriginIsolated === true;
+    this.data = {
+      version: 0,
+      step: 0,
+      applied: { ...state },
+      runs: { bn: emptySeries(), nobn: emptySeries() },
+      playing: false,
+      busy: false,
+      sweep: null,
+      imported: null,
+      env: { isolated, workers: isolated ? 2 : 1, threadsPerWorker: 1, backend: '' },
+      stepsPerSecond: 0,
+      memory: [],
+      timings: {},
+    };
+  }
+
+  /** Start the workers and their backends, fetch the data, build the twins. */
+  async start(probes: ProbeRequest[]): Promise<void> {
+    this.probeRequests = probes;
+    // The data downloads while the workers start and compile their wasm modules.
+    this.fetching.set(this.data.applied.dataset, this.fetchBytes(this.data.applied.dataset));
+    const layout: TwinId[][] = this.data.env.isolated ? [['bn'], ['nobn']] : [[...TWINS]];
+    this.slots = layout.map((twins) => {
+      const worker = new Worker(new URL('./worker/engine.worker.ts', import.meta.url), { type: 'module', name: `bnlab engine (${twins.join(', ')})` });
+      const slot: WorkerSlot = { worker, twins, datasets: new Set() };
+      worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data, slot);
+      worker.onerror = (e) => this.onError(`engine worker: ${e.message}`);
+      return slot;
+    });
+    const ready = Promise.all(this.slots.map((s) => this.expect(s, (m) => m.type === 'ready')));
+    for (const s of this.slots) this.send(s, { type: 'init', twins: s.twins, threads: 1 });
+    const answers = await ready;
+    this.data.timings.workersReady = performance.now();
+    const first = answers[0] as Extract<FromWorker, { type: 'ready' }>;
+    this.data.env.backend = first.backend;
+    this.data.env.threadsPerWorker = first.threads;
+    await this.reset(this.data.applied);
+    this.data.timings.twinsBuilt = performance.now();
+  }
+
+  private send(slot: WorkerSlot, m: ToWorker, transfer: Transferable[] = []): void {
+    slot.worker.postMessage(m, transfer);
+  }
+
+  /**
+   * The next message from `slot` that `match`es. An error answer to command `id` rejects it; an error
+   * that answers no command (a reset or data that failed) rejects every wait on that worker.
+   */
+  private expect(slot: WorkerSlot | null, match: (m: FromWorker) => boolean, id?: number): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      const l: Listener = (m, s) => {
+        if (slot && s !== slot) return;
+        if (m.type === 'error' && (m.id === undefined || m.id === id)) {
+          this.listeners.delete(l);
+          reject(new Error(m.message));
+        } else if (match(m)) {
+          this.listeners.delete(l);
+          resolve(m);
+        }
+      };
+      this.listeners.add(l);
+    });
+  }
+
+  private receive(m: FromWorker, slot: WorkerSlot): void {
+    const d = this.data;
+    switch (m.type) {
+      case 'reset':
+        for (const t of m.twins) Object.assign(d.runs[t.twin], { layers: t.layers, parameters: t.parameters });
+        break;
+      case 'steps': {
+        const run = d.runs[m.twin];
+        for (const loss of m.losses) run.trainLoss.push(loss);
+        run.test.push(...m.tests);
+        for (const p of m.probes) {
+          const list = (run.probes[p.id] ??= []);
+          list.push({ step: p.step, value: p.value });
+          if (list.length > MAX_PROBE_SAMPLES) list.splice(0, list.length, ...list.filter((_, i) => i % 2 === 0 || i >= list.length / 2));
+        }
+        run.lr = m.lr;
+        if (m.diverged && !run.diverged) {
+          run.diverged = m.diverged;
+          this.onDiverged(m.twin, m.diverged);
+        }
+        d.memory[this.slots.indexOf(slot)] = m.memory;
+        break;
+      }
+      case 'sweep-progress':
+        if (d.sweep) d.sweep.done[m.twin] = m.done;
+        break;
+      case 'sweep':
+        if (d.sweep) d.sweep.points[m.twin] = m.points;
+        break;
+      case 'error':
+        if (m.id === undefined) this.onError(m.message);
+        break;
+    }
+    d.step = Math.max(...TWINS.map((t) => d.runs[t].trainLoss.length));
+    d.version++;
+    for (const l of [...this.listeners]) l(m, slot);
+  }
+
+  private fetching = new Map<string, Promise<DataBytes>>();
+
+  private fetchBytes(dataset: string): Promise<DataBytes> {
+    return fetchDataset(dataset, (loaded, total) => this.onProgress(`Loading ${dataset}: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`, loaded / total));
+  }
+
+  private async ensureData(dataset: string): Promise<void> {
+    const missing = this.slots.filter((s) => !s.datasets.has(dataset));
+    if (missing.length === 0) return;
+    const pending = this.fetching.get(dataset) ?? this.fetchBytes(dataset);
+    this.fetching.delete(dataset); // its buffers go to the workers below
+    const bytes = await pending;
+    this.data.timings.dataLoaded ??= performance.now();
+    missing.forEach((s, i) => {
+      // The last worker gets the buffers themselves, the others copies.
+      const last = i === missing.length - 1;
+      const copy = (b: ArrayBuffer) => (last ? b : b.slice(0));
+      const m: DataBytes = { dataset, trainImages: copy(bytes.trainImages), trainLabels: copy(bytes.trainLabels), testImages: copy(bytes.testImages), testLabels: copy(bytes.testLabels) };
+      this.send(s, { type: 'data', ...m }, last ? [m.trainImages, m.trainLabels, m.testImages, m.testLabels] : []);
+      s.datasets.add(dataset);
+    });
+    this.onProgress(`Loaded ${dataset}`, 1);
+  }
+
+  /** Rebuild both twins from `state` (same seed → same initial weights and batches). Pauses first. */
+  async reset(state: LabState): Promise<void> {
+    this.pause();
+    await this.stepping;
+    await this.ensureData(state.dataset);
+    this.data.applied = { ...state };
+    this.data.runs = { bn: emptySeries(), nobn: emptySeries() };
+    this.data.sweep = null;
+    this.data.step = 0;
+    this.rateWindow = [];
+    const done = Promise.all(this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === 0 && m.twin === t))));
+    for (const s of this.slots) this.send(s, { type: 'reset', spec: twinSpec(state), dataset: state.dataset, testImages: LAB_TEST_IMAGES, probes: this.probeRequests, inputScale: state.inputScale });
+    await done;
+    this.data.version++;
+  }
+
+  /** The learning rate, live. */
+  setLr(lr: number): void {
+    this.data.applied.lr = lr;
+    for (const s of this.slots) this.send(s, { type: 'set', lr });
+  }
+
+  setProbes(probes: ProbeRequest[]): void {
+    this.probeRequests = probes;
+    for (const s of this.slots) this.send(s, { type: 'probes', probes });
+  }
+
+  /** `steps` steps on both twins, in lockstep; resolves when both have reported. */
+  advance(steps: number): Promise<void> {
+    const run = async () => {
+      const id = this.nextId++;
+      this.data.busy = true;
+      const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === id && m.twin === t, id)));
+      for (const s of this.slots) this.send(s, { type: 'step', id, steps });
+      try {
+        await Promise.all(waits);
+      } finally {
+        this.data.busy = false;
+        this.data.version++;
+      }
+      const now = performance.now();
+      this.rateWindow.push({ time: now, step: this.data.runs.bn.trainLoss.length });
+      while (this.rateWindow.length > 2 && now - this.rateWindow[0].time > 1000) this.rateWindow.shift();
+      const first = this.rateWindow[0];
+      this.data.stepsPerSecond = now > first.time ? ((this.data.runs.bn.trainLoss.length - first.step) * 1000) / (now - first.time) : 0;
+    };
+    const previous = this.stepping ?? Promise.resolve();
+    const next = previous.then(run);
+    this.stepping = next.finally(() => {
+      if (this.stepping === tracked) this.stepping = null;
+    });
+    const tracked = this.stepping;
+    return next;
+  }
+
+  /** Both twins stopped (diverged): nothing to play. */
+  get finished(): boolean {
+    return TWINS.every((t) => this.data.runs[t].diverged);
+  }
+
+  /** Play at `speed()` (1-5): chunks of steps, each sent when the previous one is done. */
+  play(speed: () => number): void {
+    if (this.data.playing || this.finished) return;
+    this.data.playing = true;
+    this.data.version++;
+    const tick = async () => {
+      if (!this.data.playing) return;
+      const s = speed();
+      // Speeds 1-3 pace the steps (4, 16, 64 a second); 4-5 take chunks as fast as the workers go.
+      const chunk = [1, 1, 4, 10, 25][s - 1] ?? 10;
+      const delay = [250, 62, 62, 0, 0][s - 1] ?? 0;
+      try {
+        await this.advance(chunk);
+      } catch (e) {
+        this.pause();
+        this.onError(e instanceof Error ? e.message : String(e));
+        return;
+      }
+      if (this.finished) this.pause();
+      if (this.data.playing) this.playTimer = window.setTimeout(tick, delay);
+    };
+    void tick();
+  }
+
+  pause(): void {
+    if (this.playTimer !== null) clearTimeout(this.playTimer);
+    this.playTimer = null;
+    if (this.data.playing) {
+      this.data.playing = false;
+      this.data.version++;
+    }
+  }
+
+  /** The learning-rate sweep: fresh twins from the current setup for each rate, `steps` steps each. Pauses the run. */
+  async sweep(rates: number[], steps: number): Promise<SweepState> {
+    this.pause();
+    await this.stepping;
+    const id = this.nextId++;
+    const sweep: SweepState = { atStep: this.data.step, rates, steps, done: { bn: 0, nobn: 0 }, points: {}, running: true };
+    this.data.sweep = sweep;
+    const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'sweep' && m.id === id && m.twin === t, id)));
+    for (const s of this.slots) this.send(s, { type: 'sweep', id, rates, steps });
+    try {
+      await Promise.all(waits);
+    } finally {
+      sweep.running = false;
+      this.data.version++;
+    }
+    return sweep;
+  }
+
+  /** One input (inputSize values in [0, 1]) through both twins (and an imported model). */
+  async classify(input: Float32Array): Promise<Partial<Record<ModelId, ClassifyOutput>>> {
+    const id = this.nextId++;
+    const waits = this.slots.map((s) => this.expect(s, (m) => m.type === 'classified' && m.id === id, id));
+    for (const s of this.slots) this.send(s, { type: 'classify', id, input });
+    const answers = (await Promise.all(waits)) as Extract<FromWorker, { type: 'classified' }>[];
+    return Object.assign({}, ...answers.map((a) => a.outputs));
+  }
+
+  /** A twin's model files, as `bnlab predict --model DIR` reads them. */
+  async exportModel(twin: TwinId): Promise<{ modelJson: string; safetensors: Uint8Array }> {
+    const slot = this.slots.find((s) => s.twins.includes(twin))!;
+    const id = this.nextId++;
+    const wait = this.expect(slot, (m) => m.type === 'exported' && m.id === id, id);
+    this.send(slot, { type: 'export', id, twin });
+    const m = (await wait) as Extract<FromWorker, { type: 'exported' }>;
+    return { modelJson: m.modelJson, safetensors: m.safetensors };
+  }
+
+  /** Open model files (e.g. from `bnlab train`); classify() then includes it as 'imported'. */
+  async importModel(name: string, modelJson: Uint8Array, safetensors: Uint8Array): Promise<ImportedModelInfo> {
+    const slot = this.slots.find((s) => s.twins.includes('bn'))!;
+    const id = this.nextId++;
+    const wait = this.expect(slot, (m) => m.type === 'imported' && m.id === id, id);
+    this.send(slot, { type: 'import', id, name, modelJson, safetensors });
+    const m = (await wait) as Extract<FromWorker, { type: 'imported' }>;
+    this.data.imported = m.info;
+    this.data.version++;
+    return m.info;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Batch size and noise (claim 3): batch norm normalizes with the statistics of each mini-batch, so every
+ * example's output depends on the others in the batch, a noise of about σ/√B that regularizes and fades
+ * as the batch grows. Shown: one unit's batch mean step by step with its step-to-step noise against
+ * σ/√B; the spread of batch means against 1/√B over batch sizes 2-256; train vs test accuracy of both
+ * networks; ghost batches. Probes: 'noise' (every step) and 'noise-curve' (web/src/worker/panel-probes.ts).
+ */
+import { TWINS, type ProbeRequest, type TwinId } from '../worker/protocol.js';
+import { LineChart, type Series } from '../charts/line-chart.js';
+import type { LabData, ProbeSample } from '../engine.js';
+import type { LabState } from '../state.js';
+import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
+
+/** The noise curve and the accuracies: every 250 steps up to 1,000, then every 1,000 (panel-probes.ts). */
+export const CURVE_EVERY = 250;
+
+interface NoiseEstimate {
+  steps: number;
+  batchSize: number;
+  measured: number;
+  predicted: number;
+  ghostMeasured: number | null;
+  ghostPredicted: number | null;
+  ghostSize: number;
+}
+interface NoiseValue {
+  layer: number;
+  unit: number;
+  mean: number;
+  estimate: NoiseEstimate | null;
+}
+interface CurveValue {
+  layer: number;
+  rows: { batchSize: number; measured: number; predicted: number }[];
+  /** Null before the first step. */
+  train: number | null;
+  test: number | null;
+}
+
+const samples = <T>(data: LabData, twin: TwinId, id: string) => ((data.runs[twin].probes[id] ?? []) as ProbeSample[]).filter((s) => s.value !== null) as unknown as { step: number; value: T }[];
+const last = <T>(xs: T[]): T | undefined => xs[xs.length - 1];
+
+let meanChart: LineChart;
+let curveChart: LineChart;
+let gapChart: LineChart;
+let figures: HTMLElement;
+let context: PanelContext;
+
+const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
+const f3 = (v: number) => (Math.abs(v) < 0.01 ? v.toExponential(1) : v.toFixed(3));
+
+function ghostFor(s: LabState): number {
+  return s.ghostBatch > 0 && s.ghostBatch < s.batchSize && s.batchSize % s.ghostBatch === 0 ? s.ghostBatch : 0;
+}
+
+export const batchSizePanel: Panel = {
+  id: 'batch-size',
+  title: 'Batch size and noise',
+  claim: 'Batch statistics are noisy, about σ/√B, and that noise regularizes; it fades as the batch grows.',
+
+  probes(state: LabState): ProbeRequest[] {
+    const layer = Math.min(state.noiseLayer, state.depth) - 1;
+    return [
+      { name: 'noise', every: 1, params: { layer, unit: Math.min(state.noiseUnit, state.width - 1), ghost: ghostFor(state), window: 100 } },
+      { name: 'noise-curve', every: CURVE_EVERY, params: { layer } },
+    ];
+  },
+
+  mount(el: HTMLElement, ctx: PanelContext) {
+    context = ctx;
+    const row = document.createElement('div');
+    row.className = 'chart-row';
+    el.append(row);
+    meanChart = new LineChart(row, { title: 'The chosen unit’s mean over each training batch, step by step, both networks', xLabel: 'step', yLabel: 'batch mean of the unit’s input' });
+    curveChart = new LineChart(row, { title: 'Spread of batch means against batch size, with 1/√B', xLabel: 'batch size B', yLabel: 'spread of batch means (in std)', logX: true, logY: true });
+    figures = document.createElement('p');
+    figures.className = 'figures';
+    figures.setAttribute('aria-live', 'polite');
+    el.append(figures);
+    gapChart = new LineChart(el, { title: 'Train and test accuracy of both networks', xLabel: 'step', yLabel: 'accuracy (train thin, test thick)', height: 200 });
+    const note = document.createElement('p');
+    note.className = 'caption';
+    note.textContent =
+      'The unit is a hidden unit’s input to its batch norm (its Linear output), on the batch each step trained on. Step-to-step noise is √(mean of (m_t − m_{t−1})²/2) over the last 100 measurements (every step with batch norm, every 4th step without), which leaves out the slow drift of the weights; σ/√B uses the unit’s spread within those batches. A ghost-batch size V splits each batch into sub-batches: the spread of their means is the noise σ/√V a ghost batch norm would use. Behind another batch norm (hidden layer 2 and up) the whole batch’s mean is pinned, because the layer below normalized that very batch.';
+    el.append(note);
+  },
+
+  update(data: LabData) {
+    const meanSeries: Series[] = [];
+    const curve: Series[] = [];
+    const gap: Series[] = [];
+    for (const twin of TWINS) {
+      const style = TWIN_STYLE[twin];
+      const n = samples<NoiseValue>(data, twin, 'noise');
+      meanSeries.push({ ...style, width: 1.2, x: n.map((s) => s.step), y: n.map((s) => s.value.mean) });
+      const c = last(samples<CurveValue>(data, twin, 'noise-curve'));
+      if (c) curve.push({ ...style, points: true, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.measured) });
+      const g = samples<CurveValue>(data, twin, 'noise-curve').filter((s) => s.value.train !== null);
+      gap.push({ ...style, label: '', width: 1, x: g.map((s) => s.step), y: g.map((s) => s.value.train ?? NaN) });
+      gap.push({ ...style, width: 2.4, x: g.map((s) => s.step), y: g.map((s) => s.value.test ?? NaN) });
+    }
+    const c = last(samples<CurveValue>(data, 'bn', 'noise-curve'));
+    if (c) curve.push({ label: '1/√B', color: '#555', dash: [2, 2], width: 1.2, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.predicted) });
+    meanChart.setData(meanSeries);
+    curveChart.setData(curve);
+    gapChart.setData(gap);
+    meanChart.draw();
+    curveChart.draw();
+    gapChart.draw();
+    const parts: string[] = [];
+    for (const twin of TWINS) {
+      const e = last(samples<NoiseValue>(data, twin, 'noise'))?.value.estimate;
+      if (!e) continue;
+      const ghost = e.ghostMeasured !== null ? `; ghost batches of ${e.ghostSize}: ${f3(e.ghostMeasured)} against σ/√V = ${f3(e.ghostPredicted!)}` : '';
+      parts.push(`${twin === 'bn' ? 'With batch norm' : 'Without'}: step-to-step noise ${f3(e.measured)} against σ/√B = ${f3(e.predicted)} (B = ${e.batchSize}, last ${e.steps} measurements)${ghost}`);
+    }
+    figures.textContent = parts.length ? `${parts.join('. ')}.` : 'Train a few steps to measure the noise.';
+  },
+
+  reading(data: LabData): string {
+    const state = context.state();
+    const layer = Math.min(state.noiseLayer, data.applied.depth);
+    const e = last(samples<NoiseValue>(data, 'bn', 'noise'))?.value.estimate;
+    const cb = last(samples<CurveValue>(data, 'bn', 'noise-curve'))?.value;
+    const cn = last(samples<CurveValue>(data, 'nobn', 'noise-curve'))?.value;
+    if (!e || !cb || !cn) return `Train a few steps: the noise of the batch statistics is measured on every batch (batch size ${data.applied.batchSize}).`;
+    const ratio = e.measured / e.predicted;
+    const small = cb.rows[0];
+    const large = cb.rows[cb.rows.length - 1];
+    const law = `batch means spread ${f3(small.measured)} std at B = ${small.batchSize} and ${f3(large.measured)} at B = ${large.batchSize}, against 1/√B's ${f3(small.predicted)} and ${f3(large.predicted)}`;
+    const noise = ratio > 0.7 && ratio < 1.4
+      ? `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, close to σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}`
+      : `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, ${ratio < 1 ? 'well below' : 'well above'} σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}${ratio < 1 && layer > 1 ? ' (the batch norm below pins the whole batch’s mean)' : ''}`;
+    const gap = cb.train !== null && cb.test !== null && cn.train !== null && cn.test !== null ? `; train minus test accuracy is ${pct(cb.train - cb.test)} with batch norm and ${pct(cn.train - cn.test)} without (on the first 500 training and 500 test images)` : '';
+    return `With batch norm, ${noise}; ${law}${gap}.`;
+  },
+};

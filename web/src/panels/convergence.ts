@@ -1,0 +1,188 @@
+/**
+ * Convergence and learning rate (claim 2, the paper's Fig. 1a): both twins' train loss and test
+ * accuracy as they train, divergence marked where it happened, and a learning-rate sweep drawing the
+ * final loss against the rate, so the highest stable rate of each twin shows.
+ */
+import { TWINS, type TwinId } from '../worker/protocol.js';
+import { LineChart, type Marker, type Series } from '../charts/line-chart.js';
+import type { LabData, RunSeries, SweepState } from '../engine.js';
+import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
+
+/** Rates of the sweep: 0.01 to 100, half a decade apart. */
+export const SWEEP_RATES = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100];
+export const SWEEP_STEPS = 300;
+
+/** Mean train loss over the last `n` steps (NaN when there are none). */
+export function recentLoss(run: RunSeries, n = 50): number {
+  const tail = run.trainLoss.slice(-n).filter(Number.isFinite);
+  return tail.length ? tail.reduce((a, b) => a + b, 0) / tail.length : NaN;
+}
+
+/** Train loss smoothed over a window, for a readable curve (the raw per-step loss is noisy). */
+function smooth(values: readonly number[], window: number): Float64Array {
+  const out = new Float64Array(values.length);
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isFinite(v)) {
+      sum += v;
+      count++;
+    }
+    const drop = i - window;
+    if (drop >= 0 && Number.isFinite(values[drop])) {
+      sum -= values[drop];
+      count--;
+    }
+    out[i] = Number.isFinite(v) && count > 0 ? sum / count : v;
+  }
+  return out;
+}
+
+/** The first step at which a twin's test accuracy reached `level`, or null. */
+function stepToReach(run: RunSeries, level: number): number | null {
+  return run.test.find((t) => t.accuracy >= level)?.step ?? null;
+}
+
+const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
+const num = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : String(v));
+
+/** The highest swept rate at which a twin did not diverge. */
+export function highestStableRate(points: { lr: number; diverged: unknown }[] | undefined): number | null {
+  const stable = (points ?? []).filter((p) => !p.diverged).map((p) => p.lr);
+  return stable.length ? Math.max(...stable) : null;
+}
+
+let lossChart: LineChart;
+let accuracyChart: LineChart;
+let sweepChart: LineChart;
+let sweepStatus: HTMLElement;
+let divergenceNote: HTMLElement;
+let sweepButton: HTMLButtonElement;
+
+export const convergencePanel: Panel = {
+  id: 'convergence',
+  title: 'Convergence and learning rate',
+  claim: 'With batch norm the network trains in fewer steps and tolerates higher learning rates.',
+
+  mount(el: HTMLElement, ctx: PanelContext) {
+    const charts = document.createElement('div');
+    charts.className = 'chart-row';
+    el.append(charts);
+    lossChart = new LineChart(charts, { title: 'Train loss per step for both networks', xLabel: 'step', yLabel: 'train loss', logY: true });
+    accuracyChart = new LineChart(charts, { title: 'Test accuracy for both networks', xLabel: 'step', yLabel: 'test accuracy', yRange: [0, 1] });
+    divergenceNote = document.createElement('p');
+    divergenceNote.className = 'note warning';
+    divergenceNote.setAttribute('role', 'status');
+    divergenceNote.hidden = true;
+    el.append(divergenceNote);
+
+    const sweepRow = document.createElement('div');
+    sweepRow.className = 'sweep-row';
+    sweepButton = document.createElement('button');
+    sweepButton.type = 'button';
+    sweepButton.id = 'sweep';
+    sweepButton.textContent = `Sweep the learning rate (${SWEEP_RATES.length} rates × ${SWEEP_STEPS} steps)`;
+    sweepButton.addEventListener('click', () => {
+      sweepButton.disabled = true;
+      ctx.sweep(SWEEP_RATES, SWEEP_STEPS).finally(() => (sweepButton.disabled = false));
+    });
+    sweepStatus = document.createElement('span');
+    sweepStatus.className = 'sweep-status';
+    sweepStatus.setAttribute('aria-live', 'polite');
+    sweepRow.append(sweepButton, sweepStatus);
+    el.append(sweepRow);
+    sweepChart = new LineChart(el, { title: 'Final train loss against learning rate, both networks', xLabel: 'learning rate', yLabel: `loss after ${SWEEP_STEPS} steps`, logX: true, logY: true, height: 200 });
+  },
+
+  update(data: LabData) {
+    const series: Series[] = [];
+    const acc: Series[] = [];
+    const markers: Marker[] = [];
+    for (const twin of TWINS) {
+      const run = data.runs[twin];
+      const style = TWIN_STYLE[twin];
+      const steps = Float64Array.from(run.trainLoss, (_, i) => i + 1);
+      series.push({ ...style, x: steps, y: smooth(run.trainLoss, 20) });
+      acc.push({ ...style, x: run.test.map((t) => t.step), y: run.test.map((t) => t.accuracy), points: run.test.length < 30 });
+      if (run.diverged) markers.push({ x: run.diverged.step, y: run.diverged.loss, label: `diverged at step ${run.diverged.step}`, color: style.color });
+    }
+    const steps = Math.max(data.step, 10);
+    lossChart.setXRange([1, steps]);
+    accuracyChart.setXRange([0, steps]);
+    lossChart.setData(series, markers);
+    accuracyChart.setData(acc);
+    lossChart.draw();
+    accuracyChart.draw();
+
+    const diverged = TWINS.filter((t) => data.runs[t].diverged);
+    divergenceNote.hidden = diverged.length === 0;
+    divergenceNote.textContent = diverged
+      .map((t) => `The network ${t === 'bn' ? 'with' : 'without'} batch norm was stopped: ${data.runs[t].diverged!.message}. Lower the learning rate and press Reset.`)
+      .join(' ');
+
+    const sweep = data.sweep;
+    sweepChart.hidden = !sweep;
+    if (sweep) {
+      const sw: Series[] = [];
+      const sm: Marker[] = [];
+      for (const twin of TWINS) {
+        const points = sweep.points[twin] ?? [];
+        // A diverged rate is drawn at the top edge, with a cross.
+        sw.push({ ...TWIN_STYLE[twin], x: points.map((p) => p.lr), y: points.map((p) => (p.diverged ? NaN : p.finalLoss)), points: true });
+        for (const p of points) if (p.diverged) sm.push({ x: p.lr, y: NaN, label: '', color: TWIN_STYLE[twin].color, dy: twin === 'bn' ? 0 : 16 });
+      }
+      sweepChart.setData(sw, sm);
+      sweepStatus.textContent = sweep.running
+        ? `Sweeping: ${TWINS.map((t) => `${TWIN_STYLE[t].label} ${sweep.done[t]}/${sweep.rates.length}`).join(', ')}`
+        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; × at the top = diverged (upper row with batch norm, lower row without).`;
+    } else {
+      sweepChart.setData([]);
+      sweepStatus.textContent = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';
+    }
+    sweepChart.draw();
+  },
+
+  reading(data: LabData): string {
+    const sweep = data.sweep;
+    const swept = sweep && !sweep.running && sweep.points.bn && sweep.points.nobn ? sweepSummary(sweep) : null;
+    if (swept && data.step === sweep!.atStep) return `In the sweep (${sweep!.steps} steps per rate), ${swept}.`;
+    const run = runReading(data);
+    return swept ? `${run.slice(0, -1)}; in the last sweep, ${swept}.` : run;
+  },
+};
+
+/** What the sweep found, as a clause: where each network learned, and where it diverged. */
+function sweepSummary(sweep: SweepState): string {
+  const range = (twin: TwinId) => {
+    // "Learned": the loss ended below half of ln(10), the loss of a uniform guess over ten classes.
+    const good = (sweep.points[twin] ?? []).filter((p) => !p.diverged && p.finalLoss < Math.log(10) / 2).map((p) => p.lr);
+    return good.length ? (good.length === 1 ? `at ${good[0]}` : `from ${Math.min(...good)} to ${Math.max(...good)}`) : 'at none of the rates';
+  };
+  const stable = (twin: TwinId) => {
+    const r = highestStableRate(sweep.points[twin]);
+    return r === null ? 'none' : String(r);
+  };
+  return `the loss fell below half its start ${range('bn')} with batch norm and ${range('nobn')} without, and the highest rate that did not diverge was ${stable('bn')} with batch norm and ${stable('nobn')} without`;
+}
+
+/** The reading of the run itself: divergence, or how far each network got. */
+function runReading(data: LabData): string {
+  const { bn, nobn } = data.runs;
+  const lr = data.applied.lr;
+  if (nobn.diverged && !bn.diverged) {
+    return `At learning rate ${lr} the network without batch norm diverged at step ${nobn.diverged.step}, while the one with batch norm trains on (loss ${num(recentLoss(bn))}, test accuracy ${bn.test.length ? pct(bn.test[bn.test.length - 1].accuracy) : 'n/a'}).`;
+  }
+  if (bn.diverged && nobn.diverged) return `At learning rate ${lr} both networks diverged (with batch norm at step ${bn.diverged.step}, without at step ${nobn.diverged.step}): lower the rate and reset.`;
+  if (bn.diverged) return `At learning rate ${lr} the network with batch norm diverged at step ${bn.diverged.step} and the one without did not (loss ${num(recentLoss(nobn))}).`;
+  if (data.step === 0) return `Both networks start from the same weights in the layers they share (${bn.parameters.toLocaleString('en')} and ${nobn.parameters.toLocaleString('en')} parameters): press Play or Step to train them on the same batches at learning rate ${lr}.`;
+  const [la, lb] = [recentLoss(bn), recentLoss(nobn)];
+  const ta = bn.test[bn.test.length - 1];
+  const tb = nobn.test[nobn.test.length - 1];
+  const level = 0.9;
+  const [ra, rb] = [stepToReach(bn, level), stepToReach(nobn, level)];
+  const reach = ra !== null ? ` and reached ${pct(level)} test accuracy at step ${ra}${rb !== null ? ` (without: step ${rb})` : ' (without: not yet)'}` : rb !== null ? ` (without batch norm it reached ${pct(level)} at step ${rb})` : '';
+  const ratio = lb / la;
+  const compare = ratio > 1.05 ? `${ratio.toFixed(1)}x lower than without (${num(lb)})` : ratio < 0.95 ? `higher than without (${num(lb)})` : `about the same as without (${num(lb)})`;
+  return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, with test accuracy ${ta ? pct(ta.accuracy) : 'n/a'} against ${tb ? pct(tb.accuracy) : 'n/a'}${reach}.`;
+}

@@ -1,0 +1,211 @@
+/**
+ * The engine worker: owns one or both twins on the WebAssembly backend and answers the page's
+ * commands (protocol.ts). Everything it computes is library code: src/runs builds the runs, the
+ * Trainer steps them, src/io writes and reads model files, the probes call src/experiments.
+ */
+import { initBackend, getBackend } from '@bnlab/kernels/index.js';
+import { parseIdx } from '@bnlab/data/idx.js';
+import { datasetFromIdx, takeFirst, FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, type Dataset } from '@bnlab/data/dataset.js';
+import { Tensor } from '@bnlab/tensor/tensor.js';
+import { softmax } from '@bnlab/nn/loss.js';
+import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
+import { BatchNormBase } from '@bnlab/nn/batchnorm.js';
+import type { Sequential } from '@bnlab/nn/sequential.js';
+import { decodeModel, encodeModel } from '@bnlab/io/model-file.js';
+import { layerSpec } from '@bnlab/nn/registry.js';
+import type { TwinId, TwinSpec } from '@bnlab/runs/index.js';
+import { PROBE_EXAMPLES } from './probes.js';
+import { batchOfOneInTraining } from '@bnlab/experiments/test-time.js';
+import { featureScales, scaleFeatures } from '@bnlab/experiments/data.js';
+import { Twin, type TwinData } from './twin.js';
+import type { ClassifyOutput, DataBytes, FromWorker, ModelId, ProbeRequest, ProbeResult, SweepPoint, TestPoint, ToWorker } from './protocol.js';
+
+const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<ToWorker>) => void) | null; postMessage(m: FromWorker, transfer?: Transferable[]): void };
+
+let owned: TwinId[] = [];
+const datasets = new Map<string, { train: Dataset; test: Dataset }>();
+let twins = new Map<TwinId, Twin>();
+let probes: ProbeRequest[] = [];
+let imported: { model: Sequential; name: string } | null = null;
+let current: { spec: TwinSpec; dataset: string; testImages: number; inputScale: number } | null = null;
+
+function post(m: FromWorker, transfer: Transferable[] = []): void {
+  scope.postMessage(m, transfer);
+}
+
+function memory(): { wasm: number; heap: number | null } {
+  const kernels = getBackend() as { memory?: WebAssembly.Memory };
+  const perf = performance as { memory?: { usedJSHeapSize: number } };
+  return { wasm: kernels.memory?.buffer.byteLength ?? 0, heap: perf.memory?.usedJSHeapSize ?? null };
+}
+
+function loadData(d: DataBytes): void {
+  const u8 = (b: ArrayBuffer) => new Uint8Array(b);
+  const classNames = d.dataset === 'fashion-mnist' ? FASHION_MNIST_CLASS_NAMES : MNIST_CLASS_NAMES;
+  const train = datasetFromIdx(parseIdx(u8(d.trainImages), `${d.dataset} train images`), parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames });
+  const test = datasetFromIdx(parseIdx(u8(d.testImages), `${d.dataset} test images`), parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames });
+  datasets.set(d.dataset, { train, test });
+}
+
+/** Per-feature factors spanning a ratio of `ratio` (from 1/√ratio to √ratio, in a seeded order), or null for 1. */
+function inputScales(ratio: number, seed: number, features: number): Float32Array | null {
+  return ratio > 1 ? featureScales(features, 1 / Math.sqrt(ratio), Math.sqrt(ratio), seed) : null;
+}
+
+let scaled: { key: string; train: Dataset; test: Dataset } | null = null;
+
+function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1): TwinData {
+  let d = datasets.get(dataset);
+  if (!d) throw new Error(`dataset ${dataset} has not been sent to the worker`);
+  const scales = inputScales(inputScale, seed, d.test.images.length / d.test.count);
+  if (scales) {
+    // The input-scale panel's MNIST with badly scaled features: the same images, each pixel multiplied by its own factor.
+    const key = `${dataset}/${inputScale}/${seed}`;
+    if (scaled?.key !== key) scaled = { key, train: scaleFeatures(d.train, scales), test: scaleFeatures(d.test, scales) };
+    d = scaled;
+  }
+  const testSet = takeFirst(d.test, Math.min(testImages, d.test.count));
+  const n = Math.min(PROBE_EXAMPLES, d.test.count);
+  const per = d.test.images.length / d.test.count;
+  const probeInput = new Tensor([n, per], d.test.images.slice(0, n * per));
+  return { trainSet: d.train, testSet, probeInput, probeLabels: d.test.labels.slice(0, n) };
+}
+
+async function reset(spec: TwinSpec, dataset: string, testImages: number, inputScale = 1): Promise<void> {
+  for (const t of twins.values()) t.close();
+  twins = new Map();
+  current = { spec, dataset, testImages, inputScale };
+  const data = twinData(dataset, testImages, inputScale, spec.seed);
+  for (const id of owned) twins.set(id, await Twin.create(id, spec, data));
+  post({ type: 'reset', twins: [...twins.values()].map((t) => ({ twin: t.id, layers: t.run.model.layers.map((l) => layerSpec(l)), parameters: t.run.model.parameters().reduce((n, p) => n + p.value.size, 0) })) });
+  // Step 0: the probes of the initial weights. No test evaluation: the running statistics of the BN
+  // twin are not yet defined, and both nets are at chance anyway.
+  for (const t of twins.values()) {
+    const out = { losses: [] as number[], tests: [] as TestPoint[], probes: [] as ProbeResult[] };
+    t.probe(probes, out.probes);
+    report(0, t, out, 0);
+  }
+}
+
+function report(id: number, t: Twin, out: { losses: number[]; tests: TestPoint[]; probes: ProbeResult[] }, seconds: number): void {
+  const losses = Float64Array.from(out.losses);
+  post({ type: 'steps', id, twin: t.id, firstStep: t.step - out.losses.length + 1, losses, tests: out.tests, probes: out.probes, diverged: t.diverged, lr: t.lr, seconds, memory: memory() }, [losses.buffer]);
+}
+
+function step(id: number, steps: number): void {
+  // Lockstep within this worker: each twin takes the same number of steps before either reports.
+  for (const t of twins.values()) {
+    const out = { losses: [] as number[], tests: [] as TestPoint[], probes: [] as ProbeResult[] };
+    const start = performance.now();
+    t.train(steps, probes, out);
+    report(id, t, out, (performance.now() - start) / 1000);
+  }
+}
+
+async function sweep(id: number, rates: number[], steps: number): Promise<void> {
+  if (!current) throw new Error('sweep before reset');
+  const data = twinData(current.dataset, current.testImages, current.inputScale, current.spec.seed);
+  for (const twin of owned) {
+    const points: SweepPoint[] = [];
+    for (const [i, lr] of rates.entries()) {
+      const t = await Twin.create(twin, { ...current.spec, lr, evalEvery: 0 }, data);
+      const out = { losses: [] as number[], tests: [] as TestPoint[], probes: [] as ProbeResult[] };
+      t.train(steps, [], out);
+      t.close();
+      const tail = out.losses.slice(-Math.max(1, Math.round(steps / 10)));
+      points.push({ lr, finalLoss: t.diverged ? t.diverged.loss : tail.reduce((a, b) => a + b, 0) / tail.length, diverged: t.diverged });
+      post({ type: 'sweep-progress', id, twin, done: i + 1, total: rates.length });
+    }
+    post({ type: 'sweep', id, twin, points, steps });
+  }
+}
+
+/** Eval mode (running statistics) and a batch of one in training mode, without touching any state. */
+function classify(model: Sequential, input: Float32Array): ClassifyOutput {
+  const x = new Tensor([1, input.length], Float32Array.from(input));
+  const modes = [...model.modules()].map((m) => m.training);
+  const bns = batchNormLayers(model);
+  const statistics = bns.map((l) => l.statistics);
+  const probabilities = () => Array.from(softmax(model.forward(x)).data);
+  try {
+    model.eval();
+    const evalOut = probabilities();
+    let trainBatchOfOne: ClassifyOutput['trainBatchOfOne'];
+    try {
+      // 'batch-frozen': batch statistics without updating the running averages.
+      for (const l of bns) l.statistics = 'batch-frozen';
+      model.train();
+      trainBatchOfOne = { probabilities: probabilities() };
+    } catch (e) {
+      trainBatchOfOne = { error: e instanceof Error ? e.message : String(e), formula: batchOfOneInTraining(model, x).probabilities };
+    }
+    return { eval: evalOut, trainBatchOfOne };
+  } finally {
+    [...model.modules()].forEach((m, i) => (m.training = modes[i]));
+    bns.forEach((l, i) => (l.statistics = statistics[i]));
+  }
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  switch (m.type) {
+    case 'init': {
+      owned = m.twins;
+      const kernels = await initBackend('wasm', { threads: m.threads });
+      const k = kernels as { threads?: number; shared?: boolean };
+      post({ type: 'ready', twins: owned, backend: kernels.name, threads: k.threads ?? 1, sharedMemory: k.shared ?? false });
+      return;
+    }
+    case 'data':
+      loadData(m);
+      return;
+    case 'reset':
+      probes = m.probes;
+      await reset(m.spec, m.dataset, m.testImages, m.inputScale ?? 1);
+      return;
+    case 'step':
+      step(m.id, m.steps);
+      return;
+    case 'set':
+      for (const t of twins.values()) t.lr = m.lr;
+      if (current) current.spec = { ...current.spec, lr: m.lr };
+      return;
+    case 'probes':
+      probes = m.probes;
+      return;
+    case 'sweep':
+      await sweep(m.id, m.rates, m.steps);
+      return;
+    case 'classify': {
+      const outputs: Partial<Record<ModelId, ClassifyOutput>> = {};
+      // The twins were trained on rescaled pixels when the input scale is set: they see a drawing the same way.
+      const scales = current ? inputScales(current.inputScale, current.spec.seed, m.input.length) : null;
+      const input = scales ? m.input.map((v, i) => v * scales[i]) : m.input;
+      for (const t of twins.values()) outputs[t.id] = classify(t.evalModel(), input);
+      if (imported && owned.includes('bn')) outputs.imported = classify(imported.model, m.input);
+      post({ type: 'classified', id: m.id, outputs });
+      return;
+    }
+    case 'export': {
+      const t = twins.get(m.twin);
+      if (!t) throw new Error(`this worker does not own twin ${m.twin}`);
+      const d = current!;
+      const { modelJson, safetensors } = encodeModel(t.run.model, { inputShape: t.run.inputShape, preset: null, classNames: t.run.trainSet.classNames, dataset: d.dataset });
+      post({ type: 'exported', id: m.id, twin: m.twin, modelJson, safetensors }, [safetensors.buffer as ArrayBuffer]);
+      return;
+    }
+    case 'import': {
+      const { model, json } = decodeModel({ modelJson: m.modelJson, safetensors: m.safetensors, modelJsonName: `${m.name}/model.json`, safetensorsName: `${m.name}/model.safetensors` });
+      imported = { model, name: m.name };
+      const hasBatchNorm = model.layers.some((l) => l instanceof BatchNormBase);
+      post({ type: 'imported', id: m.id, info: { name: m.name, inputShape: json.inputShape, layers: json.layers, parameters: model.parameters().reduce((n, p) => n + p.value.size, 0), dataset: json.dataset, classNames: json.classNames, hasBatchNorm } });
+      return;
+    }
+  }
+}
+
+// Commands run one at a time, in order: a step never overlaps a reset.
+let queue = Promise.resolve();
+scope.onmessage = (e) => {
+  const m = e.data;
+  queue = queue.then(() => handle(m)).catch((err: unknown) => post({ type: 'error', id: 'id' in m ? (m.id as number) : undefined, message: err instanceof Error ? err.message : String(err) }));
+};
