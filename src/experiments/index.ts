@@ -10,13 +10,14 @@ import { inferenceExperiment } from './inference.js';
 import { inputScaleExperiment } from './input-scale.js';
 import type { ExperimentDefinition } from './types.js';
 
-export type { ExperimentData, ExperimentDefinition, ExperimentOptions, ExperimentProgress, ExperimentResult, Headline } from './types.js';
+export type { EffectFormat, ExperimentData, ExperimentDefinition, ExperimentOptions, ExperimentProgress, ExperimentResult, Headline, SeedEffect, SeedRun } from './types.js';
 export { runConvergence, convergenceFigures, CONVERGENCE_DEFAULTS, CONVERGENCE_QUICK, type ConvergenceData, type ConvergenceOptions, type ConvergenceResult, type ConvergenceSettings } from './convergence.js';
 export { runDistribution, distributionFigures, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, type DistributionData, type DistributionOptions, type DistributionResult, type DistributionSettings } from './distribution.js';
 export { runInputScale, inputScaleFigures, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, type InputScaleData, type InputScaleOptions, type InputScaleResult, type InputScaleSettings } from './input-scale.js';
 export { runBatchSize, batchSizeFigures, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, type BatchSizeData, type BatchSizeOptions, type BatchSizeResult, type BatchSizeSettings } from './batch-size.js';
 export { runInference, inferenceFigures, INFERENCE_DEFAULTS, INFERENCE_QUICK, type InferenceData, type InferenceOptions, type InferenceResult, type InferenceSettings } from './inference.js';
 export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment };
+export { combineEffects, figuresOverSeeds, resolveSeeds, upgradeResult, type EffectMeasure } from './seeds.js';
 
 /** Every experiment, in the order the combined report shows them. */
 export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment];
