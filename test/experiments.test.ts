@@ -270,7 +270,7 @@ describe('bnlab experiment and bnlab report', () => {
   test('an unknown experiment or setting is an error that says what exists', () => {
     const r = bnlab(['experiment', 'nope', '--quick']);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, inference/);
+    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, ghost-batch, inference/);
     const bad = bnlab(['experiment', 'inference', '--quick', '--set', 'steps=many', '--out', join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x')]);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /inference: option "steps" must be a number/);

@@ -6,6 +6,7 @@
 import { batchSizeExperiment } from './batch-size.js';
 import { convergenceExperiment } from './convergence.js';
 import { distributionExperiment } from './distribution.js';
+import { ghostBatchExperiment } from './ghost-batch.js';
 import { inferenceExperiment } from './inference.js';
 import { inputScaleExperiment } from './input-scale.js';
 import type { ExperimentDefinition } from './types.js';
@@ -15,12 +16,13 @@ export { runConvergence, convergenceFigures, CONVERGENCE_DEFAULTS, CONVERGENCE_Q
 export { runDistribution, distributionFigures, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, type DistributionData, type DistributionOptions, type DistributionResult, type DistributionSettings } from './distribution.js';
 export { runInputScale, inputScaleFigures, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, type InputScaleData, type InputScaleOptions, type InputScaleResult, type InputScaleSettings } from './input-scale.js';
 export { runBatchSize, batchSizeFigures, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, type BatchSizeData, type BatchSizeOptions, type BatchSizeResult, type BatchSizeSettings } from './batch-size.js';
+export { runGhostBatch, ghostBatchFigures, ghostBatchEffects, GHOST_BATCH_DEFAULTS, GHOST_BATCH_QUICK, type GhostBatchData, type GhostBatchOptions, type GhostBatchResult, type GhostBatchSettings } from './ghost-batch.js';
 export { runInference, inferenceFigures, INFERENCE_DEFAULTS, INFERENCE_QUICK, type InferenceData, type InferenceOptions, type InferenceResult, type InferenceSettings } from './inference.js';
-export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment };
+export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment };
 export { combineEffects, figuresOverSeeds, resolveSeeds, upgradeResult, type EffectMeasure } from './seeds.js';
 
 /** Every experiment, in the order the combined report shows them. */
-export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment];
+export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment];
 
 export function experimentNames(): string[] {
   return EXPERIMENTS.map((e) => e.name);
