@@ -21,12 +21,12 @@ const TEST = join(ROOT, 'test');
  * files, fuzz parsers, run the experiments on the backend they choose ('auto'), or test the wasm
  * kernels and the browser build by name. One run on the ts pass is enough.
  */
-const ONCE = ['cli', 'io-cli', 'io-fuzz', 'io-hostile', 'experiments', 'rng', 'wasm-kernels', 'wasm-browser'];
+const ONCE = ['cli', 'io-cli', 'io-fuzz', 'io-hostile', 'experiments', 'landscape', 'rng', 'wasm-kernels', 'wasm-browser'];
 
 /** The fast tier: unit, gradient and conformance tests of the math, each a few seconds. */
 const FAST = ['tensor', 'kernels', 'batchnorm', 'bn-variants', 'gradients', 'norms', 'conv', 'optim', 'fuse', 'conformance'];
-/** Also in the fast tier, on one pass only: the wasm kernels against the reference ones. */
-const FAST_ONCE = ['wasm-kernels', 'rng'];
+/** Also in the fast tier, on one pass only: the wasm kernels against the reference ones, the PRNG, the smoothness math. */
+const FAST_ONCE = ['wasm-kernels', 'rng', 'landscape'];
 
 const WASM_PRELOAD = ['--import', './test/support/wasm-backend.ts'];
 

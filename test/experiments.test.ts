@@ -23,6 +23,7 @@ import {
   runDistribution,
   runGhostBatch,
   runInference,
+  runSmoothness,
   runInputScale,
   type ExperimentData,
   type ExperimentResult,
@@ -255,6 +256,24 @@ describe(`experiments, quick size, seeds ${SEEDS.join(', ')}`, () => {
     assert.deepEqual([...new Set(r.data.gaps.map((g) => g.norm))], availableHiddenNorms());
   });
 
+  test('smoothness: on every seed BN is smoother along the gradient than the network without BN that trains, and noisy BN shifts the inputs more yet keeps most of the benefit', async () => {
+    const r = await runSmoothness({ data, quick: true, seeds: SEEDS });
+    results.set('smoothness', r);
+    everySeed(r, (d, seed) => {
+      const { bn } = d.networks;
+      const xavier = d.networks['plain-xavier'];
+      const noisy = d.networks['noisy-bn'];
+      assert.ok(bn.medians.lossRange < xavier.medians.lossRange, `seed ${seed}: loss range ${bn.medians.lossRange} with BN vs ${xavier.medians.lossRange}`);
+      assert.ok(bn.medians.betaSmoothness < xavier.medians.betaSmoothness, `seed ${seed}: β ${bn.medians.betaSmoothness} with BN vs ${xavier.medians.betaSmoothness}`);
+      assert.ok(noisy.medians.drift > 5 * bn.medians.drift, `seed ${seed}: drift ${noisy.medians.drift} noisy vs ${bn.medians.drift}`);
+      assert.ok(noisy.finalAccuracy! > d.networks.plain.finalAccuracy! + 0.3, `seed ${seed}: noisy BN ${noisy.finalAccuracy} vs no BN ${d.networks.plain.finalAccuracy}`);
+      for (const p of bn.probes) for (const g of p.ics) assert.ok(g.cosine <= 1 + 1e-6 && g.cosine >= -1 - 1e-6 && g.l2 >= 0);
+      assert.equal(bn.probes.length, (r.settings.steps as number) / (r.settings.probeEvery as number));
+    });
+    assert.ok(r.reading.some((p) => p.startsWith("Santurkar et al.'s explanation")), 'the reading says which explanation the numbers support');
+    assert.ok(r.reading.some((p) => p.startsWith('The original explanation')));
+  });
+
   test('a seed gives the same numbers alone and as one of several seeds', async () => {
     const small = { data, quick: true, steps: 30, momenta: [0.1], testBatchSizes: [4] };
     const alone = await runInference({ ...small, seeds: [5] });
@@ -374,7 +393,7 @@ describe('bnlab experiment and bnlab report', () => {
   test('an unknown experiment or setting is an error that says what exists', () => {
     const r = bnlab(['experiment', 'nope', '--quick']);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, ghost-batch, inference/);
+    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, ghost-batch, inference, smoothness/);
     const bad = bnlab(['experiment', 'inference', '--quick', '--set', 'steps=many', '--out', join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x')]);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /inference: option "steps" must be a number/);

@@ -7,7 +7,7 @@
 import { getBackend } from '../kernels/index.js';
 import { checkExperimentData } from './data.js';
 import { combineEffects, seedsHeadlines, seedsReading, seedsSummary, resolveSeeds, type EffectMeasure } from './seeds.js';
-import type { ExperimentData, ExperimentOptions, ExperimentResult, SeedRun } from './types.js';
+import type { ExperimentData, ExperimentOptions, ExperimentResult, SeedEffect, SeedRun } from './types.js';
 
 /** `quick` or full defaults, with the options the caller gave laid over them. */
 export function resolveSettings<S extends object>(experiment: string, options: object, defaults: S, quickDefaults: S, quick: boolean): S {
@@ -69,6 +69,8 @@ export interface RunDescription<Data> {
   settings: Record<string, unknown>;
   /** The effects the experiment tests, as one seed's data shows them. */
   effects: (data: Data) => EffectMeasure[];
+  /** Over several seeds: paragraphs that follow the effects in the reading (e.g. which explanation they support). */
+  conclusion?: (effects: SeedEffect[]) => string[];
 }
 
 /** Runs `one` for every seed of the run, in order, and combines them (`finishRun`). */
@@ -100,7 +102,7 @@ export function finishRun<Data>(run: RunStart<unknown>, seedRuns: SeedRun<Data>[
     seedRuns,
     effects,
     headlines: single ? seedRuns[0].headlines : seedsHeadlines(effects),
-    reading: single ? seedRuns[0].reading : seedsReading(run.seeds, effects),
+    reading: single ? seedRuns[0].reading : [...seedsReading(run.seeds, effects), ...(description.conclusion?.(effects) ?? [])],
     summary: single ? seedRuns[0].summary : seedsSummary(effects),
     backend: getBackend().name,
     startedAt: run.startedAt.toISOString(),
