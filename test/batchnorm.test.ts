@@ -5,8 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BatchNorm1d, Linear, Rng, Sequential, Sigmoid, Tensor, buildPreset, momentumFromKeras, resetWarnings, setWarningHandler } from '../src/index.js';
+import { BatchNorm1d, Linear, Rng, Sequential, Sigmoid, Tensor, argmax, buildPreset, momentumFromKeras, resetWarnings, setWarningHandler } from '../src/index.js';
 import { randomTensor } from './support/gradcheck.js';
+import { captureWarnings } from './support/assert.js';
 
 function channelStats(x: Tensor, c: number, channels: number) {
   const rows = x.shape[0];
@@ -18,12 +19,6 @@ function channelStats(x: Tensor, c: number, channels: number) {
   return { mean, biased: ss / rows, unbiased: ss / (rows - 1) };
 }
 
-function captureWarnings(): { messages: string[]; restore: () => void } {
-  resetWarnings();
-  const messages: string[] = [];
-  const previous = setWarningHandler((m) => messages.push(m));
-  return { messages, restore: () => setWarningHandler(previous) };
-}
 
 test('training normalizes with the batch mean and biased variance', () => {
   const rng = new Rng(1);
@@ -213,8 +208,18 @@ test('evaluate() with batch statistics leaves the running averages and the modes
   const before = [...model.stateDict()].map(([k, v]) => [k, Array.from(v.data)]);
   const images = new Float32Array(20 * 784).map(() => rng.uniform());
   const dataset = { name: 'random', images, labels: new Uint8Array(20).map((_, i) => i % 10), count: 20, sampleShape: [784], numClasses: 10 };
+  // The expected accuracy by hand, on a copy: each batch of 10 normalized with its own statistics.
+  const copy = buildPreset('ioffe-mlp', { bn: true, seed: 3 });
+  copy.loadStateDict(model.stateDict());
+  for (const l of copy.layers) if (l instanceof BatchNorm1d) l.statistics = 'batch-frozen';
+  let correct = 0;
+  for (let start = 0; start < 20; start += 10) {
+    const predicted = argmax(copy.forward(new Tensor([10, 784], images.slice(start * 784, (start + 10) * 784))));
+    predicted.forEach((p, i) => (correct += p === dataset.labels[start + i] ? 1 : 0));
+  }
   const r = evaluate(model, dataset, { batchSize: 10, useBatchStatistics: true });
-  assert.ok(r.accuracy >= 0 && r.count === 20);
+  assert.equal(r.count, 20);
+  assert.equal(r.accuracy, correct / 20);
   assert.deepEqual([...model.stateDict()].map(([k, v]) => [k, Array.from(v.data)]), before);
   assert.ok(model.training, 'train mode restored');
   assert.ok(model.layers.filter((l) => l instanceof BatchNorm1d).every((b) => (b as BatchNorm1d).statistics === 'auto'));

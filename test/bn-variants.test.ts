@@ -28,6 +28,7 @@ import {
   type BatchNormStatistics,
 } from '../src/index.js';
 import { gradCheck, randomTensor } from './support/gradcheck.js';
+import { assertClose as assertCloseTo, captureWarnings } from './support/assert.js';
 
 const EPS = 1e-5;
 
@@ -51,20 +52,7 @@ function channelStats(x: Tensor, channels: number, from = 0, to = x.shape[0]) {
   return { mean, biased, unbiased };
 }
 
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
-    assert.ok(err <= tol * (1 + Math.abs(expected[i])), `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (error ${err})`);
-  }
-}
 
-function captureWarnings(): { messages: string[]; restore: () => void } {
-  resetWarnings();
-  const messages: string[] = [];
-  const previous = setWarningHandler((m) => messages.push(m));
-  return { messages, restore: () => setWarningHandler(previous) };
-}
 
 function randomAffine(bn: BatchNormBase, rng: Rng): void {
   for (let c = 0; c < bn.numFeatures; c++) {
@@ -717,3 +705,8 @@ describe('bad input and specs', () => {
     assert.ok(shared.layers.every((l) => (l as BatchNorm1d).virtualBatchSize === 4), 'model-wide batch-norm defaults');
   });
 });
+
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assertCloseTo(actual, expected, tol, what, 'relative');
+}

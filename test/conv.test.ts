@@ -27,6 +27,7 @@ import {
   type Window2d,
 } from '../src/index.js';
 import { gradCheck, randomTensor } from './support/gradcheck.js';
+import { assertClose } from './support/assert.js';
 
 const TOL = 1e-2;
 
@@ -71,10 +72,6 @@ function directConv(x: Tensor, conv: Conv2d): Float64Array {
   return out;
 }
 
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
-}
 
 /** Values spaced 0.05 apart in random order: no two inputs of a pooling window are within 2h of each other. */
 function distinctTensor(shape: number[], rng: Rng): Tensor {

@@ -110,6 +110,66 @@ test('two threads with synchronized BN train like one thread on the whole batch 
   }
 });
 
+/** The mlp with every BatchNorm1d built with `options`. */
+function mlpWith(seed: number, options: ConstructorParameters<typeof BatchNorm1d>[1]): Sequential {
+  const rng = new Rng(seed);
+  return new Sequential(new Linear(12, 10, { rng, bias: false }), new BatchNorm1d(10, options), new Sigmoid(), new Linear(10, 8, { rng, bias: false }), new BatchNorm1d(8, options), new Sigmoid(), new Linear(8, 4, { rng }));
+}
+
+/** `steps` SGD steps on one thread and on two with synchronized BN; the largest difference of the state dicts. */
+async function oneVersusTwo(make: () => Sequential, batch: number, steps: number): Promise<{ worst: { name: string; diff: number }; single: Sequential; parallelModel: Sequential }> {
+  const single = make();
+  const parallelModel = make();
+  const optA = new SGD(single.parameters(), { lr: 0.2, momentum: 0.9 });
+  const optB = new SGD(parallelModel.parameters(), { lr: 0.2, momentum: 0.9 });
+  const parallel = await DataParallel.create(parallelModel, { threads: 2, inputShape: [12], optimizer: optB });
+  try {
+    const data = batches(4, batch, [12], 4, 12);
+    const loss = new CrossEntropyLoss();
+    for (let s = 0; s < steps; s++) {
+      const { x, y } = data[s % data.length];
+      const expected = singleStep(single, optA, loss, x, y);
+      parallelModel.train();
+      const got = parallel.trainStep(x, y);
+      assert.ok(Math.abs(got - expected) < 1e-5, `step ${s}: loss ${got} vs ${expected}`);
+    }
+    return { worst: maxDifference(single, parallelModel), single, parallelModel };
+  } finally {
+    parallel.close();
+  }
+}
+
+test('ghost batches on two threads train like one thread: each thread normalizes its own ghost batches, the running averages are the mean over all of them', async () => {
+  const { worst, single, parallelModel } = await oneVersusTwo(() => mlpWith(21, { virtualBatchSize: 4 }), 16, 30);
+  assert.ok(worst.diff < 1e-4, `largest difference ${worst.diff} in ${worst.name}`);
+  const bn = parallelModel.layers[1] as BatchNorm1d;
+  assert.equal(bn.numBatchesTracked, 30, 'one running-statistics update per step');
+  assert.ok(Math.abs(bn.runningVar!.data[0] - (single.layers[1] as BatchNorm1d).runningVar!.data[0]) < 1e-5);
+  // A shard that is no multiple of the ghost batch is refused, naming the thread's share.
+  const odd = mlpWith(22, { virtualBatchSize: 4 });
+  const parallel = await DataParallel.create(odd, { threads: 2, inputShape: [12] });
+  try {
+    const [{ x, y }] = batches(1, 12, [12], 4, 13);
+    odd.train();
+    assert.throws(() => parallel.step(x, y), /virtualBatchSize 4 does not divide the batch size 6 \(this thread's share of a data-parallel batch split across 2 threads/);
+  } finally {
+    parallel.close();
+  }
+});
+
+test('Batch Renormalization on two threads trains like one thread (the corrections use the whole batch and the running estimates before the update)', async () => {
+  const renorm = { rMax: 1.5, dMax: 0.5, relaxFrom: 5, rMaxAt: 15, dMaxAt: 15 };
+  const { worst, parallelModel } = await oneVersusTwo(() => mlpWith(23, { renorm }), 14, 30);
+  assert.ok(worst.diff < 1e-4, `largest difference ${worst.diff} in ${worst.name}`);
+  const bn = parallelModel.layers[1] as BatchNorm1d;
+  assert.equal(bn.renormSteps, 30);
+  const { rMax } = bn.renormLimits();
+  assert.equal(rMax, 1.5, 'the warm-up reached its target: the corrections were active');
+  // Renorm with ghost batches on two threads, too.
+  const both = await oneVersusTwo(() => mlpWith(24, { renorm, virtualBatchSize: 4 }), 16, 20);
+  assert.ok(both.worst.diff < 1e-4, `renorm + ghost: largest difference ${both.worst.diff} in ${both.worst.name}`);
+});
+
 test('a broken synchronization is caught: without the shared statistics the replicas drift apart', async () => {
   // The same run with each thread normalizing by its own shard's statistics (plain per-thread BN) gives
   // clearly different gradients, so the equivalence above is a real check of the synchronization.
@@ -200,8 +260,6 @@ test('Adam, frozen BN statistics and the Trainer: the replica follows the main m
 test('bad input and impossible setups get clear errors, and a failed step never hangs', async () => {
   const model = mlp(9);
   await assert.rejects(DataParallel.create(model, { threads: 1, inputShape: [12] }), /threads must be an integer of at least 2/);
-  const renorm = new Sequential(new Linear(12, 4), new BatchNorm1d(4, { renorm: { rMax: 3, dMax: 5 } }));
-  await assert.rejects(DataParallel.create(renorm, { inputShape: [12] }), /renorm/);
   setBackend('ts');
   try {
     const onReference = mlp(9);

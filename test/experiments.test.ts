@@ -11,6 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
 import { chromium } from 'playwright-core';
 import { loadDataset } from '../src/data/node.js';
 import { initBackend } from '../src/kernels/index.js';
@@ -19,17 +21,20 @@ import {
   runBatchSize,
   runConvergence,
   runDistribution,
+  runGhostBatch,
   runInference,
+  runSmoothness,
   runInputScale,
   type ExperimentData,
   type ExperimentResult,
 } from '../src/experiments/index.js';
 import { featureScales } from '../src/experiments/data.js';
-import { formatCount, formatNumber, formatPercent } from '../src/experiments/format.js';
+import { formatCount, formatNumber, formatPercent, formatRatio } from '../src/experiments/format.js';
+import { combineEffects, heldText, seedsReading, upgradeResult } from '../src/experiments/seeds.js';
 import { availableHiddenNorms } from '../src/experiments/models.js';
 import { resolveSettings } from '../src/experiments/settings.js';
 import { logSteps, percentileSorted, wasserstein1Sorted } from '../src/experiments/stats.js';
-import { logTicks, xyChart } from '../src/report/charts.js';
+import { logTicks, seedBandSpec, xyChart } from '../src/report/charts.js';
 import { namespaceSvgIds } from '../src/report/html.js';
 import { svgToPng } from '../src/report/png.js';
 import { renderSvg } from '../src/report/render.js';
@@ -80,6 +85,42 @@ describe('helpers', () => {
     assert.throws(() => resolveSettings('x', { steps: 'many' }, defaults, defaults, false), /x: option "steps" must be a number/);
   });
 
+  test('effects over seeds: the count of seeds, the mean and range, and a reading that states only what held on every seed', () => {
+    const measure = (value: number, holds: boolean) => [{ id: 'x', claim: 'BN is faster', label: 'speed-up', value, holds, format: 'ratio' as const }];
+    const [all] = combineEffects([measure(2, true), measure(3, true), measure(4, true)]);
+    assert.deepEqual([all.heldOn, all.mean, all.min, all.max], [3, 3, 2, 4]);
+    const [some] = combineEffects([measure(2, true), measure(0.5, false), measure(4, true)]);
+    assert.equal(some.heldOn, 2);
+    const reading = seedsReading([1, 2, 3], [all, some]);
+    assert.match(reading[1], /BN is faster: held on every seed \(3 of 3\), so shown\. Speed-up: mean 3\.0× \(range 2\.0× to 4\.0×\); per seed 2\.0×, 3\.0×, 4\.0×\./);
+    assert.match(reading[2], /held on 2 of 3 seeds only, so not established/);
+    assert.match(reading[2], /0\.5× \(did not hold\)/);
+    assert.throws(() => combineEffects([measure(1, true), [{ ...measure(1, true)[0], id: 'y' }]]), /seeds measured different effects/);
+  });
+
+  test('seed bands: each curve becomes the mean with min and max over the seeds', async () => {
+    const values = [1, 2, 3].flatMap((seed) => [1, 2].map((x) => ({ x, y: x * seed, series: 'a', seed })));
+    const spec = seedBandSpec(xyChart({ values: [], x: { field: 'x', title: 'x' }, y: { field: 'y', title: 'y' }, color: { field: 'series', title: 's', domain: ['a'] } }), values);
+    const layers = spec.layer as Array<{ mark: { type: string } | string; transform: Array<{ aggregate?: unknown; groupby?: string[] }> }>;
+    assert.equal((layers[0].mark as { type: string }).type, 'area');
+    assert.deepEqual(layers[0].transform[0].groupby, ['x', 'series']);
+    const compiled = vl.compile(spec as never).spec;
+    const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+    await view.runAsync();
+    const name = (compiled.data ?? []).map((d) => d.name).find((n) => (view.data(n) as Array<Record<string, number>>)[0]?.['y (min over seeds)'] !== undefined)!;
+    const rows = (view.data(name) as Array<Record<string, number>>).sort((a, b) => a.x - b.x);
+    const band = rows.map((r) => [r.x, r.y, r['y (min over seeds)'], r['y (max over seeds)']]);
+    assert.deepEqual(band, [[1, 2, 1, 3], [2, 4, 2, 6]]);
+    view.finalize();
+  });
+
+  test('results.json of version 1 (one seed, before seeds) reads as a one-seed run', () => {
+    const v1 = { format: 'bnlab-experiment', version: 1, experiment: 'inference', seed: 4, data: { a: 1 }, headlines: [], reading: ['r'], summary: ['s'], startedAt: '2026-01-01T00:00:00.000Z' };
+    const r = upgradeResult(v1);
+    assert.deepEqual([r.version, r.seeds, r.seedRuns[0].seed, r.seedRuns[0].data], [2, [4], 4, { a: 1 }]);
+    assert.throws(() => upgradeResult({ ...v1, version: 3 }), /version 1 or 2/);
+  });
+
   test('number formats', () => {
     assert.equal(formatCount(14800), '14,800');
     assert.equal(formatPercent(0.97), '97.0%');
@@ -88,77 +129,118 @@ describe('helpers', () => {
   });
 });
 
-describe('experiments, quick size, seed 1', () => {
-  test('convergence: BN reaches the target in fewer steps and trains at larger rates', async () => {
-    const r = await runConvergence({ data, quick: true, seed: SEED });
+/** The claims are checked on each of these seeds (at the quick size): an effect must not be one seed's luck. */
+const SEEDS = [1, 2, 3];
+
+/** Runs `check` on every seed's data of a multi-seed result, naming the seed when it fails. */
+function everySeed<D>(r: ExperimentResult<D>, check: (d: D, seed: number) => void): void {
+  assert.deepEqual(r.seeds, SEEDS);
+  assert.equal(r.seedRuns.length, SEEDS.length);
+  for (const run of r.seedRuns) check(run.data, run.seed);
+}
+
+describe(`experiments, quick size, seeds ${SEEDS.join(', ')}`, () => {
+  test('convergence: on every seed BN reaches the target in fewer steps and trains at larger rates', async () => {
+    const r = await runConvergence({ data, quick: true, seeds: SEEDS });
     results.set('convergence', r);
-    const { bn, plain } = r.data.runs;
-    assert.notEqual(bn.stepsToTarget, null, 'with BN the target accuracy must be reached');
-    assert.ok(plain.stepsToTarget === null || plain.stepsToTarget > bn.stepsToTarget!, `BN ${bn.stepsToTarget} steps vs ${plain.stepsToTarget} without`);
-    assert.ok(bn.finalAccuracy > plain.finalAccuracy);
-    const cp = r.data.checkpoints.at(-1)!;
-    assert.ok(cp.bn! > cp.plain!);
-    const largest = r.data.largestStableLr;
-    assert.notEqual(largest.bn, null);
-    assert.ok(largest.plain === null || largest.bn! >= largest.plain);
-    assert.equal(r.data.sweep.length, 2 * (r.settings.sweepLrs as number[]).length);
-    // The reading quotes the measured numbers.
-    assert.match(r.reading[0], new RegExp(`in ${formatCount(bn.stepsToTarget!)} steps`));
+    everySeed(r, (d, seed) => {
+      const { bn, plain } = d.runs;
+      assert.notEqual(bn.stepsToTarget, null, `seed ${seed}: with BN the target accuracy must be reached`);
+      assert.ok(plain.stepsToTarget === null || plain.stepsToTarget > bn.stepsToTarget!, `seed ${seed}: BN ${bn.stepsToTarget} steps vs ${plain.stepsToTarget} without`);
+      assert.ok(bn.finalAccuracy > plain.finalAccuracy, `seed ${seed}`);
+      const cp = d.checkpoints.at(-1)!;
+      assert.ok(cp.bn! > cp.plain!, `seed ${seed}`);
+      assert.notEqual(d.largestStableLr.bn, null, `seed ${seed}`);
+      assert.ok(d.largestStableLr.plain === null || d.largestStableLr.bn! > d.largestStableLr.plain, `seed ${seed}: largest rate ${d.largestStableLr.bn} with BN vs ${d.largestStableLr.plain}`);
+      assert.equal(d.sweep.length, 2 * (r.settings.sweepLrs as number[]).length);
+    });
+    // The combined reading counts the seeds and quotes each seed's figure.
+    const speedup = r.effects.find((e) => e.id === 'speedup')!;
+    assert.equal(speedup.heldOn, 3);
+    assert.ok(speedup.min! <= speedup.mean! && speedup.mean! <= speedup.max!);
+    assert.ok(r.reading.some((p) => p.includes('held on every seed (3 of 3)') && p.includes(`mean ${formatRatio(speedup.mean!)}`)));
     assert.equal(r.summary.length, 3);
+    // Each seed's own reading quotes its own numbers.
+    for (const run of r.seedRuns) assert.match(run.reading[0], new RegExp(`in ${formatCount(run.data.runs.bn.stepsToTarget!)} steps`));
   });
 
-  test('distribution: the sigmoid-input percentiles and layer inputs drift less with BN', async () => {
-    const r = await runDistribution({ data, quick: true, seed: SEED });
+  test('distribution: on every seed the sigmoid-input percentiles and layer inputs drift less with BN', async () => {
+    const r = await runDistribution({ data, quick: true, seeds: SEEDS });
     results.set('distribution', r);
-    const { bn, plain } = r.data.networks;
-    assert.ok(bn.trackedRelativePath < plain.trackedRelativePath, `tracked sigmoid: ${bn.trackedRelativePath} with BN vs ${plain.trackedRelativePath}`);
-    assert.ok(bn.lastLayerMedianRelativePath < plain.lastLayerMedianRelativePath);
-    const last = r.data.trackedLayer;
-    assert.ok(bn.totalRelativeDrift[last] < plain.totalRelativeDrift[last]);
-    assert.equal(bn.tracked.length, plain.tracked.length);
-    assert.ok(bn.tracked.every((p) => p.p15 <= p.p50 && p.p50 <= p.p85));
+    everySeed(r, (d, seed) => {
+      const { bn, plain } = d.networks;
+      assert.ok(bn.trackedRelativePath < plain.trackedRelativePath, `seed ${seed}, tracked sigmoid: ${bn.trackedRelativePath} with BN vs ${plain.trackedRelativePath}`);
+      assert.ok(bn.lastLayerMedianRelativePath < plain.lastLayerMedianRelativePath, `seed ${seed}`);
+      const last = d.trackedLayer;
+      assert.ok(bn.totalRelativeDrift[last] < plain.totalRelativeDrift[last], `seed ${seed}`);
+      assert.equal(bn.tracked.length, plain.tracked.length);
+      assert.ok(bn.tracked.every((p) => p.p15 <= p.p50 && p.p50 <= p.p85));
+    });
   });
 
-  test('input-scale: input BN removes most of the scale penalty', async () => {
-    const r = await runInputScale({ data, quick: true, seed: SEED });
+  test('input-scale: on every seed input BN removes most of the scale penalty', async () => {
+    const r = await runInputScale({ data, quick: true, seeds: SEEDS });
     results.set('input-scale', r);
-    const { penalty, removed } = r.data;
-    assert.ok(penalty.none! > 0, `scaling should hurt the network without normalization (penalty ${penalty.none})`);
-    assert.ok(removed['input-bn']! > 0.5, `input BN removed ${removed['input-bn']} of the penalty`);
-    assert.ok(removed['bn-everywhere']! > 0.5);
-    assert.ok(r.data.runs.every((run) => run.overshoot === null || (run.overshoot >= 0 && run.overshoot <= 1)));
+    everySeed(r, (d, seed) => {
+      const { penalty, removed } = d;
+      assert.ok(penalty.none! > 0, `seed ${seed}: scaling should hurt the network without normalization (penalty ${penalty.none})`);
+      assert.ok(removed['input-bn']! > 0.5, `seed ${seed}: input BN removed ${removed['input-bn']} of the penalty`);
+      assert.ok(removed['bn-everywhere']! > 0.5, `seed ${seed}`);
+      assert.ok(d.runs.every((run) => run.overshoot === null || (run.overshoot >= 0 && run.overshoot <= 1)));
+    });
   });
 
-  test('batch-size: with BN the gap narrows as the batch (and its noise) shrinks, below the gap without BN; the noise follows 1/sqrt(batch)', async () => {
-    const r = await runBatchSize({ data, quick: true, seed: SEED });
+  test('batch-size: on every seed the BN gap narrows as the batch (and its noise) shrinks, below the gap without BN; the noise follows 1/sqrt(batch)', async () => {
+    // The claim is about BN against no normalization; LayerNorm and GroupNorm only add to the plots.
+    const r = await runBatchSize({ data, quick: true, seeds: SEEDS, norms: ['none', 'batch'] });
     results.set('batch-size', r);
     const sizes = r.settings.batchSizes as number[];
-    const gap = (norm: string, b: number) => r.data.gaps.find((g) => g.norm === norm && g.batchSize === b)!.gap!;
     const [smallest, largest] = [Math.min(...sizes), Math.max(...sizes)];
-    assert.ok(gap('batch', smallest) < gap('batch', largest), `BN gap ${gap('batch', smallest)} at ${smallest} vs ${gap('batch', largest)} at ${largest}`);
-    assert.ok(gap('batch', smallest) < gap('none', smallest), `at batch ${smallest}: BN gap ${gap('batch', smallest)} vs ${gap('none', smallest)} without`);
-    const fit = (norm: string, b: number) => r.data.gaps.find((g) => g.norm === norm && g.batchSize === b)!.trainAccuracy!;
-    assert.ok(fit('batch', smallest) > 0.95 && fit('batch', largest) > 0.95, 'BN fits the training subset at both sizes, so the gaps compare generalization');
-    assert.deepEqual(r.data.norms, availableHiddenNorms());
-    for (const layer of new Set(r.data.noise.map((n) => n.layer))) {
-      const rows = r.data.noise.filter((n) => n.layer === layer).sort((a, b) => a.batchSize - b.batchSize);
-      for (let i = 1; i < rows.length; i++) assert.ok(rows[i].meanSpread < rows[i - 1].meanSpread && rows[i].varianceSpread < rows[i - 1].varianceSpread);
-      for (const row of rows) {
-        const ratio = row.meanSpread / row.expectedMeanSpread;
-        assert.ok(ratio > 0.8 && ratio < 1.25, `layer ${layer}, batch ${row.batchSize}: measured/predicted ${ratio}`);
+    everySeed(r, (d, seed) => {
+      const row = (norm: string, b: number) => d.gaps.find((g) => g.norm === norm && g.batchSize === b)!;
+      assert.ok(row('batch', smallest).gap! < row('batch', largest).gap!, `seed ${seed}: BN gap ${row('batch', smallest).gap} at ${smallest} vs ${row('batch', largest).gap} at ${largest}`);
+      assert.ok(row('batch', smallest).gap! < row('none', smallest).gap!, `seed ${seed}, batch ${smallest}: BN gap ${row('batch', smallest).gap} vs ${row('none', smallest).gap} without`);
+      assert.ok(row('batch', smallest).trainAccuracy! > 0.95 && row('batch', largest).trainAccuracy! > 0.95, `seed ${seed}: BN fits the training subset at both sizes, so the gaps compare generalization`);
+      for (const layer of new Set(d.noise.map((n) => n.layer))) {
+        const rows = d.noise.filter((n) => n.layer === layer).sort((a, b) => a.batchSize - b.batchSize);
+        for (let i = 1; i < rows.length; i++) assert.ok(rows[i].meanSpread < rows[i - 1].meanSpread && rows[i].varianceSpread < rows[i - 1].varianceSpread, `seed ${seed}, layer ${layer}`);
+        for (const n of rows) {
+          const ratio = n.meanSpread / n.expectedMeanSpread;
+          assert.ok(ratio > 0.8 && ratio < 1.25, `seed ${seed}, layer ${layer}, batch ${n.batchSize}: measured/predicted ${ratio}`);
+        }
       }
-    }
+    });
   });
 
-  test('inference: single-example eval equals batched eval; bias correction helps early; small test batches hurt', async () => {
-    const r = await runInference({ data, quick: true, seed: SEED });
+  test('ghost-batch: with the updates fixed, BN fits at every statistics batch; the gap is reported per seed', async () => {
+    const r = await runGhostBatch({ data, quick: true, seeds: SEEDS });
+    results.set('ghost-batch', r);
+    const ghostSizes = r.settings.ghostSizes as number[];
+    everySeed(r, (d, seed) => {
+      assert.equal(d.rows.length, ghostSizes.length + 1);
+      for (const row of d.rows.filter((x) => x.ghostSize !== null)) {
+        assert.ok(row.trainAccuracy! > 0.9, `seed ${seed}, statistics over ${row.ghostSize}: train accuracy ${row.trainAccuracy}`);
+        assert.ok(Math.abs(row.gap! - (row.trainAccuracy! - row.testAccuracy!)) < 1e-12);
+      }
+    });
+    // The direction of the gap is a finding, not a given: the test checks that the reading reports the count.
+    const gap = r.effects.find((e) => e.id === 'gap-follows-statistics')!;
+    assert.equal(gap.holds.length, 3);
+    assert.equal(gap.heldOn, gap.holds.filter(Boolean).length);
+    assert.ok(r.reading.some((p) => p.includes(heldText(gap))));
+  });
+
+  test('inference: on every seed single-example eval equals batched eval; bias correction helps early; small test batches hurt', async () => {
+    const r = await runInference({ data, quick: true, seeds: SEEDS });
     results.set('inference', r);
-    const { single, early, batchStatistics, runningAccuracy, identicalWeights } = r.data;
-    assert.equal(single.mismatches, 0);
-    assert.ok(single.maxRelDiff < 1e-5, `largest relative logit difference ${single.maxRelDiff}`);
-    assert.ok(identicalWeights);
-    for (const e of early) assert.ok(e.biasCorrected > e.plain, `momentum ${e.momentum}: bias-corrected ${e.biasCorrected} vs plain ${e.plain}`);
-    assert.ok(batchStatistics[0].accuracy < runningAccuracy);
+    everySeed(r, (d, seed) => {
+      const { single, early, batchStatistics, runningAccuracy, identicalWeights } = d;
+      assert.equal(single.mismatches, 0, `seed ${seed}`);
+      assert.ok(single.maxRelDiff < 1e-5, `seed ${seed}: largest relative logit difference ${single.maxRelDiff}`);
+      assert.ok(identicalWeights, `seed ${seed}`);
+      for (const e of early) assert.ok(e.biasCorrected > e.plain, `seed ${seed}, momentum ${e.momentum}: bias-corrected ${e.biasCorrected} vs plain ${e.plain}`);
+      assert.ok(batchStatistics[0].accuracy < runningAccuracy, `seed ${seed}`);
+    });
   });
 
   test('the same seed repeats a run exactly', async () => {
@@ -168,8 +250,45 @@ describe('experiments, quick size, seed 1', () => {
     assert.deepEqual(a.reading, b.reading);
   });
 
+  test('batch-size compares every normalization this build has by default', async () => {
+    const r = await runBatchSize({ data, quick: true, epochs: 1, batchSizes: [64], noiseBatchSizes: [8], noiseDraws: 2, trainSize: 128, testSize: 64 });
+    assert.deepEqual(r.data.norms, availableHiddenNorms());
+    assert.deepEqual([...new Set(r.data.gaps.map((g) => g.norm))], availableHiddenNorms());
+  });
+
+  test('smoothness: on every seed BN is smoother along the gradient than the network without BN that trains, and noisy BN shifts the inputs more yet keeps most of the benefit', async () => {
+    const r = await runSmoothness({ data, quick: true, seeds: SEEDS });
+    results.set('smoothness', r);
+    everySeed(r, (d, seed) => {
+      const { bn } = d.networks;
+      const xavier = d.networks['plain-xavier'];
+      const noisy = d.networks['noisy-bn'];
+      assert.ok(bn.medians.lossRange < xavier.medians.lossRange, `seed ${seed}: loss range ${bn.medians.lossRange} with BN vs ${xavier.medians.lossRange}`);
+      assert.ok(bn.medians.betaSmoothness < xavier.medians.betaSmoothness, `seed ${seed}: β ${bn.medians.betaSmoothness} with BN vs ${xavier.medians.betaSmoothness}`);
+      assert.ok(noisy.medians.drift > 5 * bn.medians.drift, `seed ${seed}: drift ${noisy.medians.drift} noisy vs ${bn.medians.drift}`);
+      assert.ok(noisy.finalAccuracy! > d.networks.plain.finalAccuracy! + 0.3, `seed ${seed}: noisy BN ${noisy.finalAccuracy} vs no BN ${d.networks.plain.finalAccuracy}`);
+      for (const p of bn.probes) for (const g of p.ics) assert.ok(g.cosine <= 1 + 1e-6 && g.cosine >= -1 - 1e-6 && g.l2 >= 0);
+      assert.equal(bn.probes.length, (r.settings.steps as number) / (r.settings.probeEvery as number));
+    });
+    assert.ok(r.reading.some((p) => p.startsWith("Santurkar et al.'s explanation")), 'the reading says which explanation the numbers support');
+    assert.ok(r.reading.some((p) => p.startsWith('The original explanation')));
+  });
+
+  test('a seed gives the same numbers alone and as one of several seeds', async () => {
+    const small = { data, quick: true, steps: 30, momenta: [0.1], testBatchSizes: [4] };
+    const alone = await runInference({ ...small, seeds: [5] });
+    const both = await runInference({ ...small, seeds: [4, 5] });
+    assert.deepEqual(both.seedRuns[1].data, alone.data);
+    assert.notDeepEqual(both.seedRuns[0].data, alone.data);
+    assert.deepEqual(alone.reading, alone.seedRuns[0].reading, 'one seed: the reading is that seed\'s');
+    assert.deepEqual(both.seeds, [4, 5]);
+  });
+
   test('mistyped settings are errors', async () => {
     await assert.rejects(() => runConvergence({ data, quick: true, seed: SEED, steps: 0 }), /convergence: steps must be a positive integer/);
+    await assert.rejects(() => runConvergence({ data, quick: true, seeds: 0 }), /convergence: seeds must be a positive integer/);
+    await assert.rejects(() => runConvergence({ data, quick: true, seeds: [1, 1] }), /seeds must differ/);
+    await assert.rejects(() => runGhostBatch({ data, quick: true, ghostSizes: [48] }), /ghost-batch: each ghost size must be at least 2 and divide the SGD batch 128, got 48/);
     await assert.rejects(() => runBatchSize({ data, quick: true, seed: SEED, batchSizes: [1] }), /batch sizes must be between 2/);
   });
 });
@@ -253,11 +372,15 @@ describe('bnlab experiment and bnlab report', () => {
   test('a run directory from the command line, then the joined page', () => {
     const root = mkdtempSync(join(tmpdir(), 'bnlab-cli-experiments-'));
     const out = join(root, 'inference-cli');
-    const r = bnlab(['experiment', 'inference', '--quick', '--seed', '3', '--set', 'steps=20', '--set', 'momenta=0.1', '--set', 'testBatchSizes=4,16', '--out', out]);
+    const r = bnlab(['experiment', 'inference', '--quick', '--seed', '3', '--seeds', '2', '--set', 'steps=20', '--set', 'momenta=0.1', '--set', 'testBatchSizes=4,16', '--out', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`Report: ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/report.html`));
     const result = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ExperimentResult;
     assert.equal(result.seed, 3);
+    assert.deepEqual(result.seeds, [3, 4]);
+    assert.deepEqual(result.seedRuns.map((s) => s.seed), [3, 4]);
+    assert.match(r.stdout, /\(quick, seeds 3, 4, /);
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<h2>Each seed<\/h2>/);
     assert.deepEqual([result.settings.steps, result.settings.momenta, result.settings.testBatchSizes], [20, [0.1], [4, 16]]);
     for (const line of result.summary) assert.ok(r.stdout.includes(line));
     for (const f of ['report.html', 'running-statistics.svg', 'running-statistics.png', 'test-batch-statistics.png']) assert.ok(existsSync(join(out, f)), f);
@@ -270,7 +393,7 @@ describe('bnlab experiment and bnlab report', () => {
   test('an unknown experiment or setting is an error that says what exists', () => {
     const r = bnlab(['experiment', 'nope', '--quick']);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, inference/);
+    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, ghost-batch, inference, smoothness/);
     const bad = bnlab(['experiment', 'inference', '--quick', '--set', 'steps=many', '--out', join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x')]);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /inference: option "steps" must be a number/);

@@ -22,6 +22,7 @@ import {
 } from '../src/index.js';
 import { cnnLayers } from '../src/models/presets.js';
 import { randomTensor } from './support/gradcheck.js';
+import { maxAbsDiff as maxDiff } from './support/assert.js';
 
 /**
  * Give every BN layer statistics that look trained: a few train-mode passes over shifted, scaled
@@ -40,12 +41,6 @@ function trainStatistics(model: Sequential, inputShape: number[], rng: Rng, pass
   model.eval();
 }
 
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  assert.deepEqual([...a.shape], [...b.shape]);
-  let worst = 0;
-  for (let i = 0; i < a.size; i++) worst = Math.max(worst, Math.abs(a.data[i] - b.data[i]));
-  return worst;
-}
 
 function countBatchNorm(model: Sequential): number {
   return [...model.modules()].filter((m) => m instanceof BatchNormBase).length;
@@ -157,3 +152,9 @@ test('nested Sequential models are fused inside; the original model is left unto
 test('fuseBatchNorm rejects what is not a Sequential', () => {
   assert.throws(() => fuseBatchNorm(new Linear(2, 2) as unknown as Sequential), /fuseBatchNorm: expected a Sequential model, got Linear\(2, 2\)/);
 });
+
+
+function maxAbsDiff(a: Tensor, b: Tensor): number {
+  assert.deepEqual([...a.shape], [...b.shape]);
+  return maxDiff(a.data, b.data);
+}

@@ -136,7 +136,7 @@ describe('checkpoint directories', () => {
 });
 
 describe('SIGKILL while writing', () => {
-  const child = path.join(import.meta.dirname, 'helpers', 'checkpoint-writer.ts');
+  const child = path.join(import.meta.dirname, 'support', 'checkpoint-writer.ts');
 
   /** Start the writer; resolve with its output once `until` matches a line, then kill it with SIGKILL. */
   function runAndKill(runDir: string, args: string[], until: (line: string) => boolean, delayMs = 0): Promise<string[]> {

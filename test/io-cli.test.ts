@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadDataset } from '../src/data/node.js';
-import { pngBytes } from './io-hostile-cases.js';
+import { pngBytes } from './support/io-hostile-cases.js';
 import { CLI, bnlab } from './support/cli.js';
 
 let tmp: string;

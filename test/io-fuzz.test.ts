@@ -14,7 +14,7 @@ import { decodeModel, parseModelJson } from '../src/io/model-file.js';
 import { decodePngGray } from '../src/io/node-png.js';
 import { entrySize, parseSafetensors, readFloat32 } from '../src/io/safetensors.js';
 import { setWarningHandler } from '../src/nn/warnings.js';
-import { pngBytes, rawSafetensors, smallModelFiles } from './io-hostile-cases.js';
+import { pngBytes, rawSafetensors, smallModelFiles } from './support/io-hostile-cases.js';
 
 const TIME_LIMIT_MS = 1500;
 

@@ -1,10 +1,10 @@
 /**
- * Every hostile file in test/io-hostile-cases.ts gets its documented error class and defect, with a
+ * Every hostile file in test/support/io-hostile-cases.ts gets its documented error class and defect, with a
  * message that starts with the file name.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { errorOf, hostileCases } from './io-hostile-cases.js';
+import { errorOf, hostileCases } from './support/io-hostile-cases.js';
 
 for (const c of hostileCases()) {
   test(`${c.parser}: ${c.name} → ${c.defect}`, () => {

@@ -28,7 +28,8 @@ import { setWarningHandler } from '../src/nn/warnings.js';
 import { SGD } from '../src/optim/optimizer.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { rawSafetensors } from './io-hostile-cases.js';
+import { rawSafetensors } from './support/io-hostile-cases.js';
+import { maxAbsDiff } from './support/assert.js';
 
 const FIXTURE_DIR = path.join(import.meta.dirname, 'fixtures', 'safetensors');
 const fixture = JSON.parse(fs.readFileSync(path.join(FIXTURE_DIR, 'pytorch-mlp-bn.json'), 'utf8'));
@@ -45,12 +46,6 @@ after(() => {
   setWarningHandler(restoreWarnings);
 });
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function randomInput(shape: number[], seed: number): Tensor {
   const rng = new Rng(seed);

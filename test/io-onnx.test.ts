@@ -15,16 +15,13 @@ import type { Sequential } from '../src/nn/sequential.js';
 import { setWarningHandler } from '../src/nn/warnings.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { maxAbsDiff } from './support/assert.js';
+import { randomTensor } from './support/gradcheck.js';
 
 let restoreWarnings: ReturnType<typeof setWarningHandler>;
 before(() => (restoreWarnings = setWarningHandler(() => {})));
 after(() => setWarningHandler(restoreWarnings));
 
-function randomTensor(shape: number[], rng: Rng, scale = 1): Tensor {
-  const t = new Tensor(shape);
-  for (let i = 0; i < t.size; i++) t.data[i] = scale * rng.normal();
-  return t;
-}
 
 /** Batch-norm layers with trained-looking state: running statistics after a few batches, gamma/beta away from 1/0. */
 function prepare(layers: LayerSpec[], inputShape: number[], seed: number): Sequential {
@@ -49,12 +46,6 @@ async function runOnnx(bytes: Uint8Array, x: Tensor, output: string): Promise<Fl
   return result[output].data as Float32Array;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function opTypes(bytes: Uint8Array): string[] {
   return onnxProto.onnx.ModelProto.decode(bytes).graph!.node!.map((n) => n.opType!);

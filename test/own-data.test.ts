@@ -18,7 +18,7 @@ import { buildShapedModel } from '../src/models/shapes.js';
 import { describeModel } from '../src/io/model-file.js';
 import { buildPreset } from '../src/models/presets.js';
 import { bnlab, type CliResult } from './support/cli.js';
-import { mnistIdxDir, separableCsv, shapeFolders, writePng } from './helpers/own-data.js';
+import { mnistIdxDir, separableCsv, shapeFolders, writePng } from './support/own-data.js';
 
 let tmp: string;
 before(() => {

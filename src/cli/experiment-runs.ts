@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { EXPERIMENTS, getExperiment } from '../experiments/index.js';
+import { upgradeResult } from '../experiments/seeds.js';
 import type { ExperimentDefinition, ExperimentResult } from '../experiments/types.js';
 import { combinedReportHtml, experimentReportHtml, type RenderedFigure, type ReportRun } from '../report/html.js';
 import { svgToPng } from '../report/png.js';
@@ -62,11 +63,6 @@ export async function writeExperimentRun(result: ExperimentResult, dir: string):
   return { dir, results, report, figures: files };
 }
 
-function isExperimentResult(x: unknown): x is ExperimentResult {
-  const r = x as Partial<ExperimentResult> | null;
-  return !!r && r.format === 'bnlab-experiment' && r.version === 1 && typeof r.experiment === 'string' && Array.isArray(r.reading) && typeof r.startedAt === 'string';
-}
-
 /**
  * Every run under `root` (each folder with a results.json of a known experiment), in the order of
  * EXPERIMENTS, newest first within an experiment. Unreadable folders are reported in `skipped`.
@@ -80,10 +76,9 @@ export function readRuns(root: string = EXPERIMENTS_DIR): { runs: Array<{ dir: s
     const file = join(dir, 'results.json');
     if (!statSync(dir).isDirectory() || !existsSync(file)) continue;
     try {
-      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
-      if (!isExperimentResult(parsed)) throw new Error('not a bnlab experiment result (format "bnlab-experiment", version 1)');
-      getExperiment(parsed.experiment);
-      runs.push({ dir, result: parsed });
+      const result = upgradeResult(JSON.parse(readFileSync(file, 'utf8')));
+      getExperiment(result.experiment);
+      runs.push({ dir, result });
     } catch (err) {
       skipped.push(`${file}: ${(err as Error).message}`);
     }

@@ -53,7 +53,7 @@ export async function runStartExperiments(flags: StartExperimentFlags, command: 
   const sizes = { convergence: { ...startConvergenceSettings(flags.steps), ...lr }, distribution: { ...startDistributionSettings(flags.steps), ...lr } };
   const results: ExperimentResult[] = [];
   for (const name of ['convergence', 'distribution'] as const) {
-    const { result, run } = await runAndWrite(name, { quick: false, seed: flags.seed, backend, out: experimentRunDir(name, new Date(), root), overrides: sizes[name] });
+    const { result, run } = await runAndWrite(name, { quick: false, seed: flags.seed, seeds: 1, backend, out: experimentRunDir(name, new Date(), root), overrides: sizes[name] });
     results.push(result);
     console.log(`  ${name.padEnd(12)} ${run.dir} (${result.wallTimeSeconds.toFixed(0)} s)`);
   }

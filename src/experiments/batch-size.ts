@@ -20,7 +20,8 @@ import { formatCount, formatNumber, formatPercent, formatValue } from './format.
 import { BASE_LR, INPUT_SHAPE, NORM_LABELS, availableHiddenNorms, baseModelDescription, buildNetwork, type HiddenNorm } from './models.js';
 import { layerInput } from './probe.js';
 import { ProgressTicker } from './progress.js';
-import { checkPositiveInt, finishRun, startRun } from './settings.js';
+import { checkPositiveInt, runEverySeed, startRun } from './settings.js';
+import { figuresOverSeeds, type EffectMeasure } from './seeds.js';
 import { slope } from './stats.js';
 import { trainNetwork } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -104,7 +105,7 @@ export type BatchSizeResult = ExperimentResult<BatchSizeData>;
 
 export async function runBatchSize(options: BatchSizeOptions): Promise<BatchSizeResult> {
   const start = startRun('batch-size', options, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, ['trainSize', 'testSize', 'epochs', 'noiseDraws']);
-  const { data, seed, settings: s } = start;
+  const { data, settings: s } = start;
   const train = firstUpTo(data.train, s.trainSize);
   const test = firstUpTo(data.test, s.testSize);
   for (const b of [...s.batchSizes, ...s.noiseBatchSizes]) {
@@ -116,45 +117,62 @@ export async function runBatchSize(options: BatchSizeOptions): Promise<BatchSize
   for (const n of norms) if (!available.includes(n)) throw new Error(`batch-size: normalization "${n}" is not available; this build has ${available.join(', ')}`);
   const stepsFor = (b: number) => Math.max(1, Math.round((s.epochs * Math.floor(train.count / b))));
   // Work in examples seen, so a batch-8 step counts 1/8 of a batch-64 one.
-  const progress = new ProgressTicker(norms.length * s.batchSizes.reduce((a, b) => a + stepsFor(b) * b, 0), options.onProgress);
+  const progress = new ProgressTicker(start.seeds.length * norms.length * s.batchSizes.reduce((a, b) => a + stepsFor(b) * b, 0), options.onProgress);
+  const seedText = (seed: number) => (start.seeds.length > 1 ? `seed ${seed}, ` : '');
 
-  const gaps: GapRow[] = [];
-  const noiseModelBatchSize = s.batchSizes.reduce((best, b) => (Math.abs(Math.log(b / 64)) < Math.abs(Math.log(best / 64)) ? b : best), s.batchSizes[0]);
-  let noiseModel = null as ReturnType<typeof buildNetwork> | null;
-  for (const norm of norms) {
-    for (const batchSize of s.batchSizes) {
-      const lr = learningRate(s, batchSize);
-      const steps = stepsFor(batchSize);
-      progress.setPhase(`${NORM_LABELS[norm]}, batch ${batchSize}, lr ${formatNumber(lr)}`);
-      const model = buildNetwork({ norm, seed });
-      const run = await trainNetwork({ model, train, lr, steps, batchSize, seed, progress, progressPerStep: batchSize });
-      const trainAccuracy = run.diverged ? null : evaluate(model, train, { inputShape: INPUT_SHAPE }).accuracy;
-      const testAccuracy = run.diverged ? null : evaluate(model, test, { inputShape: INPUT_SHAPE }).accuracy;
-      gaps.push({ norm, batchSize, lr, steps, trainAccuracy, testAccuracy, gap: trainAccuracy === null || testAccuracy === null ? null : trainAccuracy - testAccuracy, diverged: run.diverged });
-      if (norm === 'batch' && batchSize === noiseModelBatchSize && !run.diverged) noiseModel = model;
+  const one = async (seed: number) => {
+    const gaps: GapRow[] = [];
+    const noiseModelBatchSize = s.batchSizes.reduce((best, b) => (Math.abs(Math.log(b / 64)) < Math.abs(Math.log(best / 64)) ? b : best), s.batchSizes[0]);
+    let noiseModel = null as ReturnType<typeof buildNetwork> | null;
+    for (const norm of norms) {
+      for (const batchSize of s.batchSizes) {
+        const lr = learningRate(s, batchSize);
+        const steps = stepsFor(batchSize);
+        progress.setPhase(`${seedText(seed)}${NORM_LABELS[norm]}, batch ${batchSize}, lr ${formatNumber(lr)}`);
+        const model = buildNetwork({ norm, seed });
+        const run = await trainNetwork({ model, train, lr, steps, batchSize, seed, progress, progressPerStep: batchSize });
+        const trainAccuracy = run.diverged ? null : evaluate(model, train, { inputShape: INPUT_SHAPE }).accuracy;
+        const testAccuracy = run.diverged ? null : evaluate(model, test, { inputShape: INPUT_SHAPE }).accuracy;
+        gaps.push({ norm, batchSize, lr, steps, trainAccuracy, testAccuracy, gap: trainAccuracy === null || testAccuracy === null ? null : trainAccuracy - testAccuracy, diverged: run.diverged });
+        if (norm === 'batch' && batchSize === noiseModelBatchSize && !run.diverged) noiseModel = model;
+      }
     }
-  }
-  progress.setPhase('noise of the batch statistics');
-  const model = noiseModel ?? buildNetwork({ norm: 'batch', seed });
-  const noise = measureNoise(model, train, s.noiseBatchSizes, s.noiseDraws, seed);
-  const layers = [...new Set(noise.map((r) => r.layer))];
-  const noiseSlopes = layers.map((layer) => {
-    const rows = noise.filter((r) => r.layer === layer);
-    const x = rows.map((r) => Math.log(r.batchSize));
-    return { layer, mean: slope(x, rows.map((r) => Math.log(r.meanSpread))), variance: slope(x, rows.map((r) => Math.log(r.varianceSpread))) };
-  });
+    progress.setPhase(`${seedText(seed)}noise of the batch statistics`);
+    const model = noiseModel ?? buildNetwork({ norm: 'batch', seed });
+    const noise = measureNoise(model, train, s.noiseBatchSizes, s.noiseDraws, seed);
+    const layers = [...new Set(noise.map((r) => r.layer))];
+    const noiseSlopes = layers.map((layer) => {
+      const rows = noise.filter((r) => r.layer === layer);
+      const x = rows.map((r) => Math.log(r.batchSize));
+      return { layer, mean: slope(x, rows.map((r) => Math.log(r.meanSpread))), variance: slope(x, rows.map((r) => Math.log(r.varianceSpread))) };
+    });
 
-  const resultData: BatchSizeData = { norms, gaps, noise, noiseSlopes, noiseModelBatchSize };
-  const { reading, summary, headlines } = describe(resultData, s, noiseModel !== null);
-  return finishRun(start, {
+    const resultData: BatchSizeData = { norms, gaps, noise, noiseSlopes, noiseModelBatchSize };
+    return { data: resultData, ...describe(resultData, s, noiseModel !== null) };
+  };
+  return runEverySeed(start, one, {
     title: 'Batch norm as a regularizer: batch size and noise',
     question: 'Does the noise of batch statistics, which shrinks as 1/√batch, narrow the gap between training and test accuracy at small batch sizes?',
     settings: { ...s, norms, model: `variants of ${baseModelDescription()}`, optimizer: `SGD, no momentum, learning rate ${s.lrScaling === 'constant' ? formatNumber(s.lr) : `${formatNumber(s.lr)} at batch 64, scaled ${s.lrScaling} with the batch`}`, trainSet: `first ${formatCount(train.count)} ${data.train.name} training images`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
-    data: resultData,
-    headlines,
-    reading,
-    summary,
+    effects: (d) => batchSizeEffects(d, s),
   });
+}
+
+/** The claims about batch size as one seed shows them. */
+export function batchSizeEffects(d: BatchSizeData, s: BatchSizeSettings): EffectMeasure[] {
+  const smallest = Math.min(...s.batchSizes);
+  const largest = Math.max(...s.batchSizes);
+  const gapOf = (norm: HiddenNorm, b: number) => d.gaps.find((g) => g.norm === norm && g.batchSize === b)?.gap ?? null;
+  const bnS = gapOf('batch', smallest);
+  const bnL = gapOf('batch', largest);
+  const plainS = gapOf('none', smallest);
+  const ratios = d.noise.map((r) => r.meanSpread / r.expectedMeanSpread);
+  const worst = ratios.length ? ratios.reduce((a, r) => (Math.abs(Math.log(r)) > Math.abs(Math.log(a)) ? r : a)) : null;
+  return [
+    { id: 'gap-narrows', claim: `with BN the train−test gap is smaller at batch ${smallest} than at ${largest}`, label: `BN's gap at batch ${largest} minus at batch ${smallest}`, value: bnS !== null && bnL !== null ? bnL - bnS : null, holds: bnS !== null && bnL !== null && bnS < bnL, format: 'points' },
+    { id: 'gap-vs-plain', claim: `at batch ${smallest} the gap is smaller with BN than without`, label: `gap without BN minus with BN, batch ${smallest}`, value: bnS !== null && plainS !== null ? plainS - bnS : null, holds: bnS !== null && plainS !== null && bnS < plainS, format: 'points' },
+    { id: 'noise-law', claim: 'the noise of the batch means follows 1/√batch (within 25%)', label: 'measured / predicted batch-mean spread, farthest from 1 over layers and sizes', value: worst, holds: ratios.length > 0 && ratios.every((r) => r > 0.8 && r < 1.25), format: 'value' },
+  ];
 }
 
 export function learningRate(s: BatchSizeSettings, batchSize: number): number {
@@ -281,7 +299,10 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
   return { reading, summary, headlines };
 }
 
-export function batchSizeFigures(result: BatchSizeResult): Figure[] {
+/** The figures of a result: one seed's curves, or the mean and range over the seeds. */
+export const batchSizeFigures: (result: BatchSizeResult) => Figure[] = figuresOverSeeds(batchSizeFiguresOfOne);
+
+function batchSizeFiguresOfOne(result: BatchSizeResult): Figure[] {
   const d = result.data;
   const s = result.settings as unknown as BatchSizeSettings;
   const domain = d.norms.map((n) => NORM_LABELS[n]);

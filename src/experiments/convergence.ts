@@ -9,7 +9,8 @@ import { firstUpTo } from './data.js';
 import { formatCount, formatDuration, formatNumber, formatPercent, formatRatio, formatValue } from './format.js';
 import { BASE_LR, baseModelDescription, buildNetwork } from './models.js';
 import { ProgressTicker } from './progress.js';
-import { finishRun, startRun } from './settings.js';
+import { runEverySeed, startRun } from './settings.js';
+import { figuresOverSeeds, type EffectMeasure } from './seeds.js';
 import { firstReaching } from './stats.js';
 import { everyNSteps, trainNetwork, type LossPoint, type TestPoint, type TrainRun } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -117,59 +118,74 @@ export type ConvergenceResult = ExperimentResult<ConvergenceData>;
 
 export async function runConvergence(options: ConvergenceOptions): Promise<ConvergenceResult> {
   const start = startRun('convergence', options, CONVERGENCE_DEFAULTS, CONVERGENCE_QUICK, ['steps', 'batchSize', 'evalEvery', 'testSize', 'sweepSteps']);
-  const { data, quick, seed, settings } = start;
+  const { data, quick, settings } = start;
   if (!options.checkpoints) settings.checkpoints = defaultCheckpoints(settings.steps, quick ? CONVERGENCE_QUICK : CONVERGENCE_DEFAULTS);
   const test = firstUpTo(data.test, settings.testSize);
   const chanceLoss = Math.log(data.train.numClasses);
   const trainedBelow = TRAINED_BELOW_CHANCE * chanceLoss;
-  const progress = new ProgressTicker(2 * settings.steps + 2 * settings.sweepLrs.length * settings.sweepSteps, options.onProgress);
+  const progress = new ProgressTicker(start.seeds.length * (2 * settings.steps + 2 * settings.sweepLrs.length * settings.sweepSteps), options.onProgress);
+  const seedText = (seed: number) => (start.seeds.length > 1 ? `seed ${seed}, ` : '');
 
-  const evalSteps = everyNSteps(settings.steps, settings.evalEvery, settings.checkpoints);
-  const runs = {} as Record<Network, ConvergenceRun>;
-  for (const network of NETWORKS) {
-    progress.setPhase(`${NETWORK_LABELS[network]}, lr ${formatNumber(settings.lr)}`);
-    const model = buildNetwork({ norm: network === 'bn' ? 'batch' : 'none', seed });
-    const run = await trainNetwork({ model, train: data.train, test, lr: settings.lr, steps: settings.steps, batchSize: settings.batchSize, seed, evalSteps, progress });
-    runs[network] = summarizeRun(run, settings.target);
-  }
-
-  const sweep: SweepPoint[] = [];
-  for (const network of NETWORKS) {
-    for (const lr of settings.sweepLrs) {
-      progress.setPhase(`sweep ${NETWORK_LABELS[network]}, lr ${formatNumber(lr)}`);
+  const one = async (seed: number) => {
+    const evalSteps = everyNSteps(settings.steps, settings.evalEvery, settings.checkpoints);
+    const runs = {} as Record<Network, ConvergenceRun>;
+    for (const network of NETWORKS) {
+      progress.setPhase(`${seedText(seed)}${NETWORK_LABELS[network]}, lr ${formatNumber(settings.lr)}`);
       const model = buildNetwork({ norm: network === 'bn' ? 'batch' : 'none', seed });
-      const run = await trainNetwork({ model, train: data.train, test, lr, steps: settings.sweepSteps, batchSize: settings.batchSize, seed, evalSteps: [settings.sweepSteps], progress });
-      const status: SweepStatus = run.diverged ? 'diverged' : run.finalLoss >= trainedBelow ? 'no better than chance' : 'trained';
-      sweep.push({ network, lr, status, finalLoss: run.diverged ? null : run.finalLoss, accuracy: run.diverged ? null : run.test[run.test.length - 1].accuracy, divergedAt: run.divergedAt });
+      const run = await trainNetwork({ model, train: data.train, test, lr: settings.lr, steps: settings.steps, batchSize: settings.batchSize, seed, evalSteps, progress });
+      runs[network] = summarizeRun(run, settings.target);
     }
-  }
 
-  const accuracyAt = (network: Network, step: number) => runs[network].test.find((p) => p.step === step)?.accuracy ?? null;
-  const thresholdsList = [...new Set([0.8, 0.9, 0.95, 0.97, 0.98, settings.target])].sort((a, b) => a - b);
-  const resultData: ConvergenceData = {
-    runs,
-    checkpoints: settings.checkpoints.map((step) => ({ step, bn: accuracyAt('bn', step), plain: accuracyAt('plain', step) })),
-    thresholds: thresholdsList.map((accuracy) => ({
-      accuracy,
-      bn: firstReaching(runs.bn.test, (p) => p.accuracy, accuracy),
-      plain: firstReaching(runs.plain.test, (p) => p.accuracy, accuracy),
-    })),
-    sweep,
-    chanceLoss,
-    trainedBelow,
-    largestStableLr: { bn: largestTrained(sweep, 'bn'), plain: largestTrained(sweep, 'plain') },
-    bestLr: { bn: bestRate(sweep, 'bn'), plain: bestRate(sweep, 'plain') },
+    const sweep: SweepPoint[] = [];
+    for (const network of NETWORKS) {
+      for (const lr of settings.sweepLrs) {
+        progress.setPhase(`${seedText(seed)}sweep ${NETWORK_LABELS[network]}, lr ${formatNumber(lr)}`);
+        const model = buildNetwork({ norm: network === 'bn' ? 'batch' : 'none', seed });
+        const run = await trainNetwork({ model, train: data.train, test, lr, steps: settings.sweepSteps, batchSize: settings.batchSize, seed, evalSteps: [settings.sweepSteps], progress });
+        const status: SweepStatus = run.diverged ? 'diverged' : run.finalLoss >= trainedBelow ? 'no better than chance' : 'trained';
+        sweep.push({ network, lr, status, finalLoss: run.diverged ? null : run.finalLoss, accuracy: run.diverged ? null : run.test[run.test.length - 1].accuracy, divergedAt: run.divergedAt });
+      }
+    }
+
+    const accuracyAt = (network: Network, step: number) => runs[network].test.find((p) => p.step === step)?.accuracy ?? null;
+    const thresholdsList = [...new Set([0.8, 0.9, 0.95, 0.97, 0.98, settings.target])].sort((a, b) => a - b);
+    const resultData: ConvergenceData = {
+      runs,
+      checkpoints: settings.checkpoints.map((step) => ({ step, bn: accuracyAt('bn', step), plain: accuracyAt('plain', step) })),
+      thresholds: thresholdsList.map((accuracy) => ({
+        accuracy,
+        bn: firstReaching(runs.bn.test, (p) => p.accuracy, accuracy),
+        plain: firstReaching(runs.plain.test, (p) => p.accuracy, accuracy),
+      })),
+      sweep,
+      chanceLoss,
+      trainedBelow,
+      largestStableLr: { bn: largestTrained(sweep, 'bn'), plain: largestTrained(sweep, 'plain') },
+      bestLr: { bn: bestRate(sweep, 'bn'), plain: bestRate(sweep, 'plain') },
+    };
+    return { data: resultData, ...describe(resultData, settings) };
   };
-  const { reading, summary, headlines } = describe(resultData, settings);
-  return finishRun(start, {
+  return runEverySeed(start, one, {
     title: 'Faster training with batch norm (Figure 1a)',
     question: 'Does batch norm make the same network reach a given test accuracy in fewer steps, and train at larger learning rates?',
     settings: { ...settings, model: baseModelDescription(), optimizer: 'SGD, no momentum', trainSet: `${data.train.name} train (${formatCount(data.train.count)})`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
-    data: resultData,
-    headlines,
-    reading,
-    summary,
+    effects: (d) => convergenceEffects(d, settings),
   });
+}
+
+/** The claims of Figure 1(a) as one seed shows them. */
+export function convergenceEffects(d: ConvergenceData, s: ConvergenceSettings): EffectMeasure[] {
+  const { bn, plain } = d.runs;
+  const target = formatPercent(s.target, s.target * 100 === Math.round(s.target * 100) ? 0 : 1);
+  // Not reaching the target counts as the whole run: a lower bound on the speed-up.
+  const speedup = bn.stepsToTarget === null ? null : (plain.stepsToTarget ?? s.steps) / bn.stepsToTarget;
+  const ls = d.largestStableLr;
+  return [
+    { id: 'speedup', claim: `BN reaches ${target} test accuracy in fewer steps`, label: `steps to ${target} without BN / with BN (the whole run where not reached)`, value: speedup, holds: bn.stepsToTarget !== null && (plain.stepsToTarget === null || plain.stepsToTarget > bn.stepsToTarget), format: 'ratio' },
+    { id: 'final-accuracy', claim: `BN is ahead after ${formatCount(s.steps)} steps`, label: `test accuracy after ${formatCount(s.steps)} steps, with minus without BN`, value: bn.finalAccuracy - plain.finalAccuracy, holds: bn.finalAccuracy > plain.finalAccuracy, format: 'points' },
+    // Where no rate trained without BN, the grid's smallest rate stands in for it: a lower bound.
+    { id: 'largest-lr', claim: 'BN trains at larger learning rates', label: 'largest rate of the sweep that trained, with BN / without (the smallest rate of the grid where none trained without BN)', value: ls.bn !== null ? ls.bn / (ls.plain ?? Math.min(...s.sweepLrs)) : null, holds: ls.bn !== null && (ls.plain === null || ls.bn > ls.plain), format: 'ratio' },
+  ];
 }
 
 function summarizeRun(run: TrainRun, target: number): ConvergenceRun {
@@ -261,7 +277,10 @@ function describe(d: ConvergenceData, s: ConvergenceSettings) {
   return { reading, summary: [speedLine, final, sweepLine], headlines };
 }
 
-export function convergenceFigures(result: ConvergenceResult): Figure[] {
+/** The figures of a result: one seed's curves, or the mean and range over the seeds. */
+export const convergenceFigures: (result: ConvergenceResult) => Figure[] = figuresOverSeeds(convergenceFiguresOfOne);
+
+function convergenceFiguresOfOne(result: ConvergenceResult): Figure[] {
   const d = result.data;
   const s = result.settings as unknown as ConvergenceSettings;
   const domain = NETWORKS.map((n) => NETWORK_LABELS[n]);

@@ -14,7 +14,8 @@ import { formatCount, formatNumber, formatRatio, formatValue } from './format.js
 import { BASE_LR, INPUT_SHAPE, baseModelDescription, buildNetwork } from './models.js';
 import { activationInputs } from './probe.js';
 import { ProgressTicker } from './progress.js';
-import { finishRun, startRun } from './settings.js';
+import { runEverySeed, startRun } from './settings.js';
+import { figuresOverSeeds, type EffectMeasure } from './seeds.js';
 import { median, percentileSorted, std, wasserstein1Sorted } from './stats.js';
 import { everyNSteps, trainNetwork } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -92,52 +93,62 @@ export type DistributionResult = ExperimentResult<DistributionData>;
 
 export async function runDistribution(options: DistributionOptions): Promise<DistributionResult> {
   const start = startRun('distribution', options, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, ['steps', 'batchSize', 'probeEvery', 'probeSize']);
-  const { data, seed, settings: s } = start;
+  const { data, settings: s } = start;
   const probeSet = firstUpTo(data.test, s.probeSize);
   const features = INPUT_SHAPE.reduce((a, b) => a * b, 1);
   const probe = new Tensor([probeSet.count, features], probeSet.images.slice(0, probeSet.count * features));
   const probeSteps = new Set(everyNSteps(s.steps, s.probeEvery));
-  const progress = new ProgressTicker(2 * s.steps, options.onProgress);
+  const progress = new ProgressTicker(start.seeds.length * 2 * s.steps, options.onProgress);
 
-  const networks = {} as Record<Network, NetworkDistribution>;
-  let hiddenLayers = 0;
-  for (const network of NETWORKS) {
-    progress.setPhase(`${NETWORK_LABELS[network]}, lr ${formatNumber(s.lr)}`);
-    const model = buildNetwork({ norm: network === 'bn' ? 'batch' : 'none', seed });
-    const tracker = new DriftTracker();
-    const run = await trainNetwork({
-      model,
-      train: data.train,
-      test: probeSet,
-      lr: s.lr,
-      steps: s.steps,
-      batchSize: s.batchSize,
-      seed,
-      evalSteps: [s.steps],
-      progress,
-      onStep: (step) => {
-        if (probeSteps.has(step)) tracker.add(step, activationInputs(model, probe).map((l) => l.values));
-      },
-    });
-    if (run.diverged) throw new Error(`distribution: training ${NETWORK_LABELS[network]} diverged at step ${run.divergedAt} with lr ${s.lr}; use a smaller lr`);
-    hiddenLayers = tracker.layers;
-    if (s.unit < 0 || s.unit >= tracker.units(hiddenLayers - 1) || !Number.isInteger(s.unit)) {
-      throw new Error(`distribution: unit must be an integer in [0, ${tracker.units(hiddenLayers - 1) - 1}] (the sigmoids of the last hidden layer), got ${s.unit}`);
+  const one = async (seed: number) => {
+    const networks = {} as Record<Network, NetworkDistribution>;
+    let hiddenLayers = 0;
+    for (const network of NETWORKS) {
+      progress.setPhase(`${start.seeds.length > 1 ? `seed ${seed}, ` : ''}${NETWORK_LABELS[network]}, lr ${formatNumber(s.lr)}`);
+      const model = buildNetwork({ norm: network === 'bn' ? 'batch' : 'none', seed });
+      const tracker = new DriftTracker();
+      const run = await trainNetwork({
+        model,
+        train: data.train,
+        test: probeSet,
+        lr: s.lr,
+        steps: s.steps,
+        batchSize: s.batchSize,
+        seed,
+        evalSteps: [s.steps],
+        progress,
+        onStep: (step) => {
+          if (probeSteps.has(step)) tracker.add(step, activationInputs(model, probe).map((l) => l.values));
+        },
+      });
+      if (run.diverged) throw new Error(`distribution: training ${NETWORK_LABELS[network]} diverged at step ${run.divergedAt} with lr ${s.lr}; use a smaller lr`);
+      hiddenLayers = tracker.layers;
+      if (s.unit < 0 || s.unit >= tracker.units(hiddenLayers - 1) || !Number.isInteger(s.unit)) {
+        throw new Error(`distribution: unit must be an integer in [0, ${tracker.units(hiddenLayers - 1) - 1}] (the sigmoids of the last hidden layer), got ${s.unit}`);
+      }
+      networks[network] = { ...tracker.summary(hiddenLayers - 1, s.unit), finalAccuracy: run.test.at(-1)?.accuracy ?? null };
     }
-    networks[network] = { ...tracker.summary(hiddenLayers - 1, s.unit), finalAccuracy: run.test.at(-1)?.accuracy ?? null };
-  }
 
-  const resultData: DistributionData = { trackedLayer: hiddenLayers - 1, hiddenLayers, networks };
-  const { reading, summary, headlines } = describe(resultData, s);
-  return finishRun(start, {
+    const resultData: DistributionData = { trackedLayer: hiddenLayers - 1, hiddenLayers, networks };
+    return { data: resultData, ...describe(resultData, s) };
+  };
+  return runEverySeed(start, one, {
     title: 'Stable sigmoid inputs with batch norm (Figure 1b, c)',
     question: 'Does batch norm keep the distribution of each layer’s inputs from drifting while the network trains?',
     settings: { ...s, percentiles: [...PERCENTILES], model: baseModelDescription(), optimizer: 'SGD, no momentum', probe: `first ${formatCount(probeSet.count)} ${data.test.name} test images, eval mode, BN layers normalizing the probe batch with its own statistics (as in training)` },
-    data: resultData,
-    headlines,
-    reading,
-    summary,
+    effects: distributionEffects,
   });
+}
+
+/** The claim of Figure 1(b, c) as one seed shows it. */
+export function distributionEffects(d: DistributionData): EffectMeasure[] {
+  const { bn, plain } = d.networks;
+  const less = bn.totalRelativeDrift.filter((b, l) => b < plain.totalRelativeDrift[l]).length;
+  return [
+    { id: 'last-layer-movement', claim: 'the sigmoid inputs of the last hidden layer move less with BN', label: 'median relative movement of the last layer\'s sigmoid-input percentiles, without BN / with BN', value: plain.lastLayerMedianRelativePath / bn.lastLayerMedianRelativePath, holds: bn.lastLayerMedianRelativePath < plain.lastLayerMedianRelativePath, format: 'ratio' },
+    { id: 'layers-drift-less', claim: 'every hidden layer\'s inputs drift less with BN', label: `hidden layers (of ${bn.totalRelativeDrift.length}) whose inputs drifted less with BN`, value: less, holds: less === bn.totalRelativeDrift.length, format: 'count' },
+    { id: 'tracked-movement', claim: 'the tracked sigmoid\'s input percentiles move less with BN', label: 'relative movement of the tracked sigmoid\'s percentiles, without BN / with BN', value: plain.trackedRelativePath / bn.trackedRelativePath, holds: bn.trackedRelativePath < plain.trackedRelativePath, format: 'ratio' },
+  ];
 }
 
 /** Keeps the previous probe's sorted inputs per layer and unit, and accumulates the drift figures. */
@@ -284,7 +295,10 @@ function pct(p: PercentilePoint): string {
   return `${formatValue(p.p15)} / ${formatValue(p.p50)} / ${formatValue(p.p85)}`;
 }
 
-export function distributionFigures(result: DistributionResult): Figure[] {
+/** The figures of a result: one seed's curves, or the mean and range over the seeds. */
+export const distributionFigures: (result: DistributionResult) => Figure[] = figuresOverSeeds(distributionFiguresOfOne);
+
+function distributionFiguresOfOne(result: DistributionResult): Figure[] {
   const d = result.data;
   const s = result.settings as unknown as DistributionSettings;
   const domain = NETWORKS.map((n) => NETWORK_LABELS[n]);

@@ -6,20 +6,26 @@
 import { batchSizeExperiment } from './batch-size.js';
 import { convergenceExperiment } from './convergence.js';
 import { distributionExperiment } from './distribution.js';
+import { ghostBatchExperiment } from './ghost-batch.js';
 import { inferenceExperiment } from './inference.js';
 import { inputScaleExperiment } from './input-scale.js';
+import { smoothnessExperiment } from './smoothness.js';
 import type { ExperimentDefinition } from './types.js';
 
-export type { ExperimentData, ExperimentDefinition, ExperimentOptions, ExperimentProgress, ExperimentResult, Headline } from './types.js';
+export type { EffectFormat, ExperimentData, ExperimentDefinition, ExperimentOptions, ExperimentProgress, ExperimentResult, Headline, SeedEffect, SeedRun } from './types.js';
 export { runConvergence, convergenceFigures, CONVERGENCE_DEFAULTS, CONVERGENCE_QUICK, type ConvergenceData, type ConvergenceOptions, type ConvergenceResult, type ConvergenceSettings } from './convergence.js';
 export { runDistribution, distributionFigures, DISTRIBUTION_DEFAULTS, DISTRIBUTION_QUICK, type DistributionData, type DistributionOptions, type DistributionResult, type DistributionSettings } from './distribution.js';
 export { runInputScale, inputScaleFigures, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, type InputScaleData, type InputScaleOptions, type InputScaleResult, type InputScaleSettings } from './input-scale.js';
 export { runBatchSize, batchSizeFigures, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, type BatchSizeData, type BatchSizeOptions, type BatchSizeResult, type BatchSizeSettings } from './batch-size.js';
+export { runGhostBatch, ghostBatchFigures, ghostBatchEffects, GHOST_BATCH_DEFAULTS, GHOST_BATCH_QUICK, type GhostBatchData, type GhostBatchOptions, type GhostBatchResult, type GhostBatchSettings } from './ghost-batch.js';
 export { runInference, inferenceFigures, INFERENCE_DEFAULTS, INFERENCE_QUICK, type InferenceData, type InferenceOptions, type InferenceResult, type InferenceSettings } from './inference.js';
-export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment };
+export { runSmoothness, smoothnessFigures, smoothnessEffects, smoothnessVerdict, smoothnessNetwork, batchObjective, NoisyShift, SMOOTHNESS_DEFAULTS, SMOOTHNESS_QUICK, type SmoothnessData, type SmoothnessOptions, type SmoothnessResult, type SmoothnessSettings } from './smoothness.js';
+export { gradientShift, internalCovariateShift, probeLandscape, type GradientShift, type LandscapeProbe, type Objective } from './landscape.js';
+export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment, smoothnessExperiment };
+export { combineEffects, figuresOverSeeds, resolveSeeds, upgradeResult, type EffectMeasure } from './seeds.js';
 
 /** Every experiment, in the order the combined report shows them. */
-export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, inferenceExperiment];
+export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment, smoothnessExperiment];
 
 export function experimentNames(): string[] {
   return EXPERIMENTS.map((e) => e.name);

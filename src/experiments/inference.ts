@@ -25,7 +25,8 @@ import { firstUpTo } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatPoints, formatValue } from './format.js';
 import { BASE_LR, INPUT_SHAPE, baseModelDescription, buildNetwork, copyNetwork, type NetworkOptions } from './models.js';
 import { ProgressTicker } from './progress.js';
-import { finishRun, startRun } from './settings.js';
+import { runEverySeed, startRun } from './settings.js';
+import { figuresOverSeeds, type EffectMeasure } from './seeds.js';
 import { logSteps } from './stats.js';
 import { Stepper } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
@@ -116,58 +117,69 @@ export type InferenceResult = ExperimentResult<InferenceData>;
 
 export async function runInference(options: InferenceOptions): Promise<InferenceResult> {
   const start = startRun('inference', options, INFERENCE_DEFAULTS, INFERENCE_QUICK, ['steps', 'batchSize', 'evalPerDecade', 'testSize', 'singleSize', 'recomputeBatches']);
-  const { data, seed, settings: s } = start;
+  const { data, settings: s } = start;
   if (s.momenta.length === 0 || s.momenta.some((m) => !(m > 0 && m <= 1))) throw new Error(`inference: momenta must be a non-empty list of numbers in (0, 1], got ${JSON.stringify(s.momenta)}`);
   const test = firstUpTo(data.test, s.testSize);
   const evalSteps = new Set(logSteps(s.steps, s.evalPerDecade));
-  const progress = new ProgressTicker(2 * s.momenta.length * s.steps, options.onProgress);
+  const progress = new ProgressTicker(start.seeds.length * 2 * s.momenta.length * s.steps, options.onProgress);
+  const seedText = (seed: number) => (start.seeds.length > 1 ? `seed ${seed}: ` : '');
 
-  // One network per (momentum, bias correction), all from the same seed, trained in lockstep.
-  const variants = s.momenta.flatMap((momentum) =>
-    [true, false].map((biasCorrection) => {
-      const net: NetworkOptions = { norm: 'batch', seed, batchNorm: { momentum, biasCorrection } };
-      const model = buildNetwork(net);
-      return { momentum, biasCorrection, net, model, stepper: new Stepper(model, data.train, { lr: s.lr, batchSize: s.batchSize, seed }) };
-    }),
-  );
-  const statistics: StatisticsPoint[] = [];
-  progress.setPhase('training with plain and bias-corrected running averages');
-  for (let step = 1; step <= s.steps; step++) {
-    for (const v of variants) {
-      const loss = v.stepper.next();
-      if (!Number.isFinite(loss)) throw new Error(`inference: training diverged at step ${step} with lr ${s.lr}; use a smaller lr`);
-      await progress.tick();
+  const one = async (seed: number) => {
+    // One network per (momentum, bias correction), all from the same seed, trained in lockstep.
+    const variants = s.momenta.flatMap((momentum) =>
+      [true, false].map((biasCorrection) => {
+        const net: NetworkOptions = { norm: 'batch', seed, batchNorm: { momentum, biasCorrection } };
+        const model = buildNetwork(net);
+        return { momentum, biasCorrection, net, model, stepper: new Stepper(model, data.train, { lr: s.lr, batchSize: s.batchSize, seed }) };
+      }),
+    );
+    const statistics: StatisticsPoint[] = [];
+    progress.setPhase(`${seedText(seed)}training with plain and bias-corrected running averages`);
+    for (let step = 1; step <= s.steps; step++) {
+      for (const v of variants) {
+        const loss = v.stepper.next();
+        if (!Number.isFinite(loss)) throw new Error(`inference: training diverged at step ${step} with lr ${s.lr}; use a smaller lr`);
+        await progress.tick();
+      }
+      if (!evalSteps.has(step)) continue;
+      for (const v of variants) {
+        statistics.push({ step, momentum: v.momentum, kind: v.biasCorrection ? 'bias-corrected EMA' : 'plain EMA', accuracy: accuracy(v.model, test) });
+      }
+      // Population statistics depend on the weights only, which every variant shares.
+      const population = withPopulationStatistics(variants[0].net, variants[0].model, data.train, s, seed);
+      const acc = accuracy(population, test);
+      for (const momentum of s.momenta) statistics.push({ step, momentum, kind: 'population', accuracy: acc });
     }
-    if (!evalSteps.has(step)) continue;
-    for (const v of variants) {
-      statistics.push({ step, momentum: v.momentum, kind: v.biasCorrection ? 'bias-corrected EMA' : 'plain EMA', accuracy: accuracy(v.model, test) });
-    }
-    // Population statistics depend on the weights only, which every variant shares.
-    const population = withPopulationStatistics(variants[0].net, variants[0].model, data.train, s, seed);
-    const acc = accuracy(population, test);
-    for (const momentum of s.momenta) statistics.push({ step, momentum, kind: 'population', accuracy: acc });
-  }
-  const identicalWeights = variants.every((v) => sameParameters(v.model, variants[0].model));
+    const identicalWeights = variants.every((v) => sameParameters(v.model, variants[0].model));
 
-  progress.setPhase('single-example and test-time batch statistics');
-  const trained = variants[0].model;
-  const single = singleExampleCheck(trained, firstUpTo(test, s.singleSize));
-  const runningAccuracy = accuracy(trained, test);
-  const batchStatistics = s.testBatchSizes.map((b) => ({ batchSize: b, accuracy: batchStatisticsAccuracy(trained, test, b) }));
-  const plainCatchesUp = s.momenta.map((momentum) => ({ momentum, step: catchUpStep(statistics, momentum) }));
-  const early = s.momenta.map((momentum) => earlyMeans(statistics, momentum));
+    progress.setPhase(`${seedText(seed)}single-example and test-time batch statistics`);
+    const trained = variants[0].model;
+    const single = singleExampleCheck(trained, firstUpTo(test, s.singleSize));
+    const runningAccuracy = accuracy(trained, test);
+    const batchStatistics = s.testBatchSizes.map((b) => ({ batchSize: b, accuracy: batchStatisticsAccuracy(trained, test, b) }));
+    const plainCatchesUp = s.momenta.map((momentum) => ({ momentum, step: catchUpStep(statistics, momentum) }));
+    const early = s.momenta.map((momentum) => earlyMeans(statistics, momentum));
 
-  const resultData: InferenceData = { single, statistics, identicalWeights, batchStatistics, runningAccuracy, plainCatchesUp, early };
-  const { reading, summary, headlines } = describe(resultData);
-  return finishRun(start, {
+    const resultData: InferenceData = { single, statistics, identicalWeights, batchStatistics, runningAccuracy, plainCatchesUp, early };
+    return { data: resultData, ...describe(resultData) };
+  };
+  return runEverySeed(start, one, {
     title: 'Batch norm at test time',
     question: 'Can a BN network predict one example at a time, which running statistics should it use, and what if it normalizes small test batches with their own statistics?',
     settings: { ...s, model: `${baseModelDescription()} with BN`, optimizer: 'SGD, no momentum', testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
-    data: resultData,
-    headlines,
-    reading,
-    summary,
+    effects: inferenceEffects,
   });
+}
+
+/** The claims about test time as one seed shows them. */
+export function inferenceEffects(d: InferenceData): EffectMeasure[] {
+  const e0 = d.early.reduce((a, b) => (b.momentum < a.momentum ? b : a));
+  const smallest = d.batchStatistics[0];
+  return [
+    { id: 'single-example', claim: 'single-example eval predicts what batched eval predicts', label: `predictions that differ, single vs batched (of ${formatCount(d.single.examples)})`, value: d.single.mismatches, holds: d.single.mismatches === 0, format: 'count' },
+    { id: 'bias-correction', claim: `bias-corrected running averages are more accurate early in training (momentum ${formatNumber(e0.momentum)})`, label: `mean test accuracy over the first ${formatCount(e0.untilStep)} steps, bias-corrected minus plain EMA`, value: e0.biasCorrected - e0.plain, holds: e0.biasCorrected > e0.plain, format: 'points' },
+    { id: 'small-test-batches', claim: `normalizing small test batches with their own statistics costs accuracy (batch ${smallest?.batchSize})`, label: `test accuracy with running statistics minus with the statistics of test batches of ${smallest?.batchSize}`, value: smallest ? d.runningAccuracy - smallest.accuracy : null, holds: !!smallest && smallest.accuracy < d.runningAccuracy, format: 'points' },
+  ];
 }
 
 function accuracy(model: Sequential, test: Dataset): number {
@@ -307,7 +319,10 @@ function describe(d: InferenceData) {
   return { reading, summary, headlines };
 }
 
-export function inferenceFigures(result: InferenceResult): Figure[] {
+/** The figures of a result: one seed's curves, or the mean and range over the seeds. */
+export const inferenceFigures: (result: InferenceResult) => Figure[] = figuresOverSeeds(inferenceFiguresOfOne);
+
+function inferenceFiguresOfOne(result: InferenceResult): Figure[] {
   const d = result.data;
   const s = result.settings as unknown as InferenceSettings;
   const rows: Row[] = d.statistics.map((p) => ({ step: p.step, accuracy: p.accuracy, kind: p.kind, momentum: `momentum ${formatNumber(p.momentum)}` }));

@@ -11,7 +11,8 @@ import { featureScales, firstUpTo, scaleFeatures } from './data.js';
 import { formatCount, formatNumber, formatPercent, formatValue } from './format.js';
 import { INPUT_SHAPE, baseModelDescription, buildNetwork, type NetworkOptions } from './models.js';
 import { ProgressTicker } from './progress.js';
-import { finishRun, startRun } from './settings.js';
+import { runEverySeed, startRun } from './settings.js';
+import { figuresOverSeeds, type EffectMeasure } from './seeds.js';
 import { trainNetwork, type LossPoint } from './train-run.js';
 import type { ExperimentDefinition, ExperimentOptions, ExperimentResult } from './types.js';
 
@@ -81,22 +82,24 @@ export type InputScaleResult = ExperimentResult<InputScaleData>;
 
 export async function runInputScale(options: InputScaleOptions): Promise<InputScaleResult> {
   const start = startRun('input-scale', options, INPUT_SCALE_DEFAULTS, INPUT_SCALE_QUICK, ['steps', 'batchSize', 'testSize']);
-  const { data, seed, settings: s } = start;
+  const { data, settings: s } = start;
   if (!(s.scaleLow > 0 && s.scaleHigh >= s.scaleLow)) throw new Error(`input-scale: need 0 < scaleLow <= scaleHigh, got ${s.scaleLow} and ${s.scaleHigh}`);
   const features = INPUT_SHAPE.reduce((a, b) => a * b, 1);
-  const scales = featureScales(features, s.scaleLow, s.scaleHigh, seed);
   const test = firstUpTo(data.test, s.testSize);
-  const inputs: Record<InputVersion, { train: typeof data.train; test: typeof data.test }> = {
-    original: { train: data.train, test },
-    scaled: { train: scaleFeatures(data.train, scales), test: scaleFeatures(test, scales) },
+  const progress = new ProgressTicker(start.seeds.length * SCALE_VARIANTS.length * INPUT_VERSIONS.length * s.lrs.length * s.steps, options.onProgress);
+
+  const one = async (seed: number) => {
+    const scales = featureScales(features, s.scaleLow, s.scaleHigh, seed);
+    const inputs: Record<InputVersion, { train: typeof data.train; test: typeof data.test }> = {
+      original: { train: data.train, test },
+      scaled: { train: scaleFeatures(data.train, scales), test: scaleFeatures(test, scales) },
   };
-  const progress = new ProgressTicker(SCALE_VARIANTS.length * INPUT_VERSIONS.length * s.lrs.length * s.steps, options.onProgress);
 
   const runs: ScaleRun[] = [];
   for (const variant of SCALE_VARIANTS) {
     for (const input of INPUT_VERSIONS) {
       for (const lr of s.lrs) {
-        progress.setPhase(`${SCALE_VARIANT_LABELS[variant]}, ${input} input, lr ${formatNumber(lr)}`);
+        progress.setPhase(`${start.seeds.length > 1 ? `seed ${seed}, ` : ''}${SCALE_VARIANT_LABELS[variant]}, ${input} input, lr ${formatNumber(lr)}`);
         const model = buildNetwork({ ...VARIANT_NETWORKS[variant], seed });
         const run = await trainNetwork({ model, train: inputs[input].train, test: inputs[input].test, lr, steps: s.steps, batchSize: s.batchSize, seed, evalSteps: [s.steps], measureOvershoot: true, progress });
         runs.push({
@@ -132,16 +135,24 @@ export async function runInputScale(options: InputScaleOptions): Promise<InputSc
   for (const v of SCALE_VARIANTS) removed[v] = penalty[v] === null || penalty.none === null || !(penalty.none > 0) ? null : 1 - penalty[v]! / penalty.none;
   const sortedScales = Float32Array.from(scales).sort();
   const resultData: InputScaleData = { runs, best, penalty, removed, factors: { min: sortedScales[0], max: sortedScales[sortedScales.length - 1], median: sortedScales[Math.floor(sortedScales.length / 2)] } };
-  const { reading, summary, headlines } = describe(resultData, s);
-  return finishRun(start, {
+  return { data: resultData, ...describe(resultData, s) };
+  };
+  return runEverySeed(start, one, {
     title: 'Input scale: what normalizing the inputs buys',
     question: 'When input features differ in scale by six orders of magnitude, how much of the damage does batch norm on the inputs undo, and which learning rate does each network need?',
     settings: { ...s, model: `variants of ${baseModelDescription()}`, optimizer: 'SGD, no momentum', scaling: `feature j multiplied by a factor; factors evenly log-spaced over [${formatNumber(s.scaleLow)}, ${formatNumber(s.scaleHigh)}], assigned in a seeded random order`, testSet: `${data.test.name} test, first ${formatCount(test.count)}` },
-    data: resultData,
-    headlines,
-    reading,
-    summary,
+    effects: inputScaleEffects,
   });
+}
+
+/** The claim of the input-scale experiment as one seed shows it. */
+export function inputScaleEffects(d: InputScaleData): EffectMeasure[] {
+  const pNone = d.penalty.none;
+  return [
+    { id: 'penalty', claim: 'scaling the inputs hurts the network without normalization', label: 'scale penalty without normalization (best final loss, scaled − original, nats)', value: pNone, holds: pNone !== null && pNone > 0, format: 'value' },
+    { id: 'removed-input-bn', claim: 'BN on the inputs alone removes most of that penalty', label: 'share of the penalty removed by input BN', value: d.removed['input-bn'], holds: d.removed['input-bn'] !== null && d.removed['input-bn'] > 0.5, format: 'percent' },
+    { id: 'removed-bn-everywhere', claim: 'BN everywhere removes most of that penalty', label: 'share of the penalty removed by BN everywhere', value: d.removed['bn-everywhere'], holds: d.removed['bn-everywhere'] !== null && d.removed['bn-everywhere'] > 0.5, format: 'percent' },
+  ];
 }
 
 function describe(d: InputScaleData, s: InputScaleSettings) {
@@ -203,7 +214,10 @@ function describe(d: InputScaleData, s: InputScaleSettings) {
   return { reading, summary, headlines };
 }
 
-export function inputScaleFigures(result: InputScaleResult): Figure[] {
+/** The figures of a result: one seed's curves, or the mean and range over the seeds. */
+export const inputScaleFigures: (result: InputScaleResult) => Figure[] = figuresOverSeeds(inputScaleFiguresOfOne);
+
+function inputScaleFiguresOfOne(result: InputScaleResult): Figure[] {
   const d = result.data;
   const s = result.settings as unknown as InputScaleSettings;
   const domain = SCALE_VARIANTS.map((v) => SCALE_VARIANT_LABELS[v]);

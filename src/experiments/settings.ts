@@ -6,7 +6,8 @@
  */
 import { getBackend } from '../kernels/index.js';
 import { checkExperimentData } from './data.js';
-import type { ExperimentData, ExperimentOptions, ExperimentResult } from './types.js';
+import { combineEffects, seedsHeadlines, seedsReading, seedsSummary, resolveSeeds, type EffectMeasure } from './seeds.js';
+import type { ExperimentData, ExperimentOptions, ExperimentResult, SeedEffect, SeedRun } from './types.js';
 
 /** `quick` or full defaults, with the options the caller gave laid over them. */
 export function resolveSettings<S extends object>(experiment: string, options: object, defaults: S, quickDefaults: S, quick: boolean): S {
@@ -35,7 +36,9 @@ export interface RunStart<S> {
   startedAt: Date;
   data: ExperimentData;
   quick: boolean;
+  /** The first seed. */
   seed: number;
+  seeds: number[];
   settings: S;
 }
 
@@ -50,30 +53,57 @@ export function startRun<S extends object>(experiment: string, options: Experime
   const startedAt = new Date();
   const data = checkExperimentData(options.data, experiment);
   const quick = options.quick ?? false;
-  const seed = options.seed ?? 1;
+  const seeds = resolveSeeds(experiment, options.seed ?? 1, options.seeds, quick);
   const settings = resolveSettings(experiment, options, defaults, quickDefaults, quick);
   for (const key of positiveInts) checkPositiveInt(experiment, String(key), settings[key] as number);
-  return { experiment, startedAt, data, quick, seed, settings };
+  return { experiment, startedAt, data, quick, seed: seeds[0], seeds, settings };
 }
 
-/** What a run measured and wrote, for `finishRun`. */
-export type RunOutcome<Data> = Pick<ExperimentResult<Data>, 'title' | 'question' | 'settings' | 'data' | 'headlines' | 'reading' | 'summary'>;
+/** What one seed measured and wrote. */
+export type SeedOutcome<Data> = Omit<SeedRun<Data>, 'seed'>;
 
-/** The result of a run: its outcome with the run's name, size, seed, backend and wall time. */
-export function finishRun<Data>(run: RunStart<unknown>, outcome: RunOutcome<Data>): ExperimentResult<Data> {
+/** What a run is about, for `finishRun`. */
+export interface RunDescription<Data> {
+  title: string;
+  question: string;
+  settings: Record<string, unknown>;
+  /** The effects the experiment tests, as one seed's data shows them. */
+  effects: (data: Data) => EffectMeasure[];
+  /** Over several seeds: paragraphs that follow the effects in the reading (e.g. which explanation they support). */
+  conclusion?: (effects: SeedEffect[]) => string[];
+}
+
+/** Runs `one` for every seed of the run, in order, and combines them (`finishRun`). */
+export async function runEverySeed<Data>(run: RunStart<unknown>, one: (seed: number) => Promise<SeedOutcome<Data>>, description: RunDescription<Data>): Promise<ExperimentResult<Data>> {
+  const seedRuns: SeedRun<Data>[] = [];
+  for (const seed of run.seeds) seedRuns.push({ seed, ...(await one(seed)) });
+  return finishRun(run, seedRuns, description);
+}
+
+/**
+ * The result of a run: every seed's outcome with the run's name, size, seeds, backend and wall time.
+ * With one seed the reading, headlines and summary are that seed's; with several, they are written
+ * from the effects combined over the seeds.
+ */
+export function finishRun<Data>(run: RunStart<unknown>, seedRuns: SeedRun<Data>[], description: RunDescription<Data>): ExperimentResult<Data> {
+  const effects = combineEffects(seedRuns.map((r) => description.effects(r.data)));
+  const single = seedRuns.length === 1;
   return {
     format: 'bnlab-experiment',
-    version: 1,
+    version: 2,
     experiment: run.experiment,
-    title: outcome.title,
-    question: outcome.question,
+    title: description.title,
+    question: description.question,
     quick: run.quick,
-    seed: run.seed,
-    settings: outcome.settings,
-    data: outcome.data,
-    headlines: outcome.headlines,
-    reading: outcome.reading,
-    summary: outcome.summary,
+    seed: run.seeds[0],
+    seeds: [...run.seeds],
+    settings: description.settings,
+    data: seedRuns[0].data,
+    seedRuns,
+    effects,
+    headlines: single ? seedRuns[0].headlines : seedsHeadlines(effects),
+    reading: single ? seedRuns[0].reading : [...seedsReading(run.seeds, effects), ...(description.conclusion?.(effects) ?? [])],
+    summary: single ? seedRuns[0].summary : seedsSummary(effects),
     backend: getBackend().name,
     startedAt: run.startedAt.toISOString(),
     wallTimeSeconds: (Date.now() - run.startedAt.getTime()) / 1000,

@@ -26,6 +26,11 @@ export interface ExperimentOptions {
   quick?: boolean;
   /** Seeds initial weights, shuffling and every other random choice. Default 1. */
   seed?: number;
+  /**
+   * Seeds to run: a count (seed, seed + 1, ...) or a list. Default 1 at the quick size, 3 at the full
+   * size. Effects are then combined over the seeds (see `SeedEffect`).
+   */
+  seeds?: number | readonly number[];
   onProgress?: (progress: ExperimentProgress) => void;
 }
 
@@ -41,20 +46,31 @@ export interface Headline {
  */
 export interface ExperimentResult<Data = unknown> {
   format: 'bnlab-experiment';
-  version: 1;
+  /** 2 added `seeds`, `seedRuns` and `effects`; version 1 files are read as one-seed runs. */
+  version: 2;
   /** Experiment name, e.g. 'convergence'. */
   experiment: string;
   title: string;
   /** The claim the experiment tests, one sentence. */
   question: string;
   quick: boolean;
+  /** The first seed (`seeds[0]`). */
   seed: number;
+  /** Every seed the run used, in order. */
+  seeds: number[];
   /** Every setting the run used (sizes, learning rates, batch sizes, ...). */
   settings: Record<string, unknown>;
-  /** The measurements: curves and tables, specific to each experiment. */
+  /** The measurements of the first seed: curves and tables, specific to each experiment (= seedRuns[0].data). */
   data: Data;
+  /** Every seed's measurements, headlines and reading, in `seeds` order. */
+  seedRuns: SeedRun<Data>[];
+  /** The experiment's effects, each measured on every seed: how many seeds it held on, mean and range. */
+  effects: SeedEffect[];
   headlines: Headline[];
-  /** Paragraphs generated from the measured numbers; they say so when an effect did not show. */
+  /**
+   * Paragraphs generated from the measured numbers; they say so when an effect did not show. Over
+   * several seeds: each effect with the number of seeds it held on and its mean and range.
+   */
   reading: string[];
   /** Three lines for the terminal. */
   summary: string[];
@@ -62,6 +78,37 @@ export interface ExperimentResult<Data = unknown> {
   backend: string;
   startedAt: string;
   wallTimeSeconds: number;
+}
+
+/** One seed's part of a run. */
+export interface SeedRun<Data = unknown> {
+  seed: number;
+  data: Data;
+  headlines: Headline[];
+  reading: string[];
+  summary: string[];
+}
+
+/** How an effect's figure is written: 'percent' 97.1%, 'points' 3.2 points, 'ratio' 1.9×, 'count' 1,200, 'number' 0.03, 'value' 0.0123. */
+export type EffectFormat = 'percent' | 'points' | 'ratio' | 'count' | 'number' | 'value';
+
+/** One effect an experiment tests, measured on every seed of a run. */
+export interface SeedEffect {
+  id: string;
+  /** The claim, e.g. "BN reaches the target accuracy in fewer steps". */
+  claim: string;
+  /** What the figure is, e.g. "steps to the target without BN / with BN". */
+  label: string;
+  format: EffectFormat;
+  /** Per seed (null: not measured on that seed). */
+  values: Array<number | null>;
+  /** Per seed: whether the effect pointed the way the claim says. */
+  holds: boolean[];
+  heldOn: number;
+  /** Over the seeds where it was measured. */
+  mean: number | null;
+  min: number | null;
+  max: number | null;
 }
 
 /** An experiment as the CLI, the report and the tests see it. */

@@ -35,6 +35,12 @@
  * r = clip(σ_B/σ, 1/rMax, rMax) and d = clip((mean - μ)/σ, -dMax, dMax) against the running estimates
  * μ, σ = √(var + eps) before this batch's update; r and d are constants for the backward.
  *
+ * Where the statistics come from: one strategy object per way (`LOCAL_STATISTICS`, `GHOST_STATISTICS`,
+ * `SynchronizedStatistics`, `SynchronizedGhostStatistics`, at the end of this file) fills each group's
+ * mean and variance; then every way goes through the same steps: invStd, the one running-average update
+ * (`runningAverageStep`), renorm on top, normalize. Data-parallel training combines with ghost batches
+ * and renorm. The table and the derivations: docs/batchnorm.md.
+ *
  * Backward (training; the statistics depend on x). With dxhat = dy·gamma, differentiating through
  * mean and var gives dx = invStd/M · (M·dxhat - Σdxhat - xhat·Σ(dxhat·xhat)), and
  * dGamma = Σ dy·xhat, dBeta = Σ dy. In eval mode the statistics are constants: dx = dy·gamma·invStd.
@@ -145,36 +151,20 @@ export abstract class BatchNormBase extends Module {
   private statisticsMode: BatchNormStatistics = 'auto';
   /**
    * Set while the layer trains as one replica of several (data-parallel, src/parallel): its batch
-   * statistics and the two sums of its backward are then those of every replica's shard together.
+   * statistics (and, over the whole batch, the two sums of its backward) are then those of every
+   * replica's shard together.
    */
   sync: BatchNormSync | null = null;
-  private syncMoments: Float64Array | null = null; // [count, mean[C], var[C]] of this shard
-  private syncSums: Float64Array | null = null; // [Σdy[C], Σdy·xhat[C]] of this shard
-  private syncCount = 0; // values per channel in the whole (synchronized) batch
-  private syncSumDy: Float32Array | null = null;
-  private syncSumDyXhat: Float32Array | null = null;
-
-  // Work buffers [G, C] (one row per ghost batch), grown when a batch has more ghost batches than before.
-  private mean: Float32Array;
-  private variance: Float32Array;
-  private invStd: Float32Array; // kept for the backward: dx scales by it
-  private r: Float32Array; // renorm corrections, kept for dGamma = r·Σdy·xhat_B + d·Σdy
-  private d: Float32Array;
-  private scale: Float32Array; // gamma·r and gamma·d + beta: renorm as a plain affine map of xhat_B
-  private shift: Float32Array;
-  private groupCapacity = 1;
-  // [C] buffers: running estimates for renorm, its per-ghost-batch gradient sums, and the batch statistics
-  // folded into the running averages (float64: precise BN averages them over many batches).
-  private runMean: Float32Array;
-  private runVar: Float32Array;
-  private dScaleSum: Float32Array;
-  private dShiftSum: Float32Array;
-  private foldMean: Float64Array;
-  private foldVar: Float64Array;
+  private syncStrategy: (BatchStatistics & { readonly sync: BatchNormSync; readonly ghost: boolean }) | null = null; // made once per group
+  /** Work buffers of the training forward and backward (see `StatisticsWork`). */
+  private work: StatisticsWork;
   private hasBatchStatistics = false;
-  /** After settleBatchStatistics: the unbiasing factor foldMean/foldVar are still to be computed with (0: they are current). */
+  /** After a forward: the unbiasing factor `lastBatchStatistics` still has to fold with (0: done). */
   private foldPending = 0;
-  private cache: { mode: 'batch-update' | 'batch-frozen' | 'running'; groups: number; renorm: boolean; synchronized: boolean } | null = null;
+  private foldedLast = false; // the running averages took in work.foldMean/foldVariance, not row 0
+  private foldMean: Float64Array; // lastBatchStatistics (float64: precise BN averages them over many batches)
+  private foldVar: Float64Array;
+  private cache: { mode: 'batch-update' | 'batch-frozen' | 'running'; groups: number; renorm: boolean; acrossThreads: boolean } | null = null;
   private xhat: Tensor | null = null; // kept instead of recomputing (x - mean)·invStd in the backward
   private y: Tensor | null = null;
   private dx: Tensor | null = null;
@@ -213,17 +203,7 @@ export abstract class BatchNormBase extends Module {
       this.runningMean = this.runningVar = this.numBatchesTrackedTensor = null;
     }
     this.renormStepsTensor = this.renorm ? new Tensor([], k.allocate(1)) : null;
-    this.mean = k.allocate(numFeatures);
-    this.variance = k.allocate(numFeatures);
-    this.invStd = k.allocate(numFeatures);
-    this.r = k.allocate(numFeatures);
-    this.d = k.allocate(numFeatures);
-    this.scale = k.allocate(numFeatures);
-    this.shift = k.allocate(numFeatures);
-    this.runMean = k.allocate(numFeatures);
-    this.runVar = k.allocate(numFeatures);
-    this.dScaleSum = k.allocate(numFeatures);
-    this.dShiftSum = k.allocate(numFeatures);
+    this.work = new StatisticsWork(numFeatures, k);
     this.foldMean = new Float64Array(numFeatures);
     this.foldVar = new Float64Array(numFeatures);
     if (options.statistics !== undefined) this.statistics = options.statistics;
@@ -370,9 +350,11 @@ export abstract class BatchNormBase extends Module {
   lastBatchStatistics(): { mean: Float64Array; variance: Float64Array } | null {
     if (!this.hasBatchStatistics) return null;
     if (this.foldPending) {
+      const w = this.work;
+      const [mean, variance] = this.foldedLast ? [w.foldMean, w.foldVariance] : [w.mean, w.variance];
       for (let c = 0; c < this.numFeatures; c++) {
-        this.foldMean[c] = this.mean[c];
-        this.foldVar[c] = this.variance[c] * this.foldPending;
+        this.foldMean[c] = mean[c];
+        this.foldVar[c] = variance[c] * this.foldPending;
       }
       this.foldPending = 0;
     }
@@ -394,6 +376,7 @@ export abstract class BatchNormBase extends Module {
   forward(x: Tensor): Tensor {
     const [batch, channels, inner] = this.viewAs3d(x.shape);
     const k = this.kernels;
+    const w = this.work;
     const mode = this.activeStatistics;
     this.y = reuse(this.y, x.shape, k);
     this.xhat = reuse(this.xhat, x.shape, k);
@@ -403,132 +386,51 @@ export abstract class BatchNormBase extends Module {
       if (this.numBatchesTracked === 0) {
         warnOnce(`bn-never-updated-${this.path}-${this.uid}`, `${this.describe()}${this.where()} normalizes with its running statistics but they were never updated (num_batches_tracked = 0), so it uses mean 0 and variance 1. Train in train() mode first, load trained statistics, or call recomputeBatchNormStats.`);
       }
-      this.writeInferenceStatistics(this.mean, this.variance);
-      this.computeInvStd(1);
-      k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y.data, this.xhat.data, batch, channels, inner);
+      this.writeInferenceStatistics(w.mean, w.variance);
+      k.batchNormStatistics(w.mean, w.variance, w.invStd, this.eps, null, null, 0, 1, this.numFeatures);
+      k.batchNormApply(x.data, w.mean, w.invStd, gamma, beta, this.y.data, this.xhat.data, batch, channels, inner);
       this.hasBatchStatistics = false;
-      this.cache = { mode, groups: 1, renorm: false, synchronized: false };
+      this.cache = { mode, groups: 1, renorm: false, acrossThreads: false };
       return this.y;
     }
-    if (this.sync) return this.forwardSynchronized(x, mode, batch, channels, inner, gamma, beta);
+    const strategy = this.batchStatistics();
     const groups = this.ghostBatches(batch, inner, x.shape);
-    const rows = batch / groups; // V
-    const span = rows * channels * inner; // values per ghost batch: the batch is the outer dimension, so each is a contiguous slice
-    this.ensureGroups(groups);
-    for (let g = 0; g < groups; g++) {
-      k.channelMoments(slice(x.data, g, span, groups), this.row(this.mean, g), this.row(this.variance, g), rows, channels, inner);
-    }
+    w.ensureGroups(groups);
     const renorm = this.renorm !== null;
-    // One batch without renorm (the common case): one pass over the channels for everything per-channel.
-    const settled = groups === 1 && !renorm;
-    if (settled) this.settleBatchStatistics(rows * inner, mode === 'batch-update');
-    else {
-      this.computeInvStd(groups);
-      this.foldBatchStatistics(groups, rows * inner);
-    }
-    if (renorm) this.renormCorrections(groups, gamma, beta);
+    // Renorm corrects towards the running estimates as they were before this batch. Read them before the
+    // statistics are exchanged: after the exchange replica 0 may already be updating them.
+    const limits = this.renormLimits();
+    if (renorm) this.writeInferenceStatistics(w.runMean, w.runVar);
+    const layout = strategy.compute(x.data, batch, channels, inner, groups, w, k);
+    if (layout.count < 2) throw this.singleValueError(x.shape);
+    this.settle(layout, mode === 'batch-update' && strategy.writesRunningAverages);
+    if (renorm) this.renormCorrections(groups, gamma, beta, limits);
+    const span = layout.rows * channels * inner; // values per ghost batch: the batch is the outer dimension, so each is a contiguous slice
     for (let g = 0; g < groups; g++) {
       k.batchNormApply(
         slice(x.data, g, span, groups),
-        this.row(this.mean, g),
-        this.row(this.invStd, g),
-        renorm ? this.row(this.scale, g) : gamma,
-        renorm ? this.row(this.shift, g) : beta,
+        w.row(w.mean, g),
+        w.row(w.invStd, g),
+        renorm ? w.row(w.scale, g) : gamma,
+        renorm ? w.row(w.shift, g) : beta,
         slice(this.y.data, g, span, groups),
         slice(this.xhat.data, g, span, groups),
-        rows,
+        layout.rows,
         channels,
         inner,
       );
     }
-    if (mode === 'batch-update' && !settled) this.updateRunningStats();
-    this.cache = { mode, groups, renorm, synchronized: false };
+    w.count = layout.count;
+    this.cache = { mode, groups, renorm, acrossThreads: strategy.acrossThreads };
     return this.y;
-  }
-
-  /**
-   * The training forward of one replica: its shard's per-channel count, mean and variance go to every
-   * replica, and each combines them the same way, in rank order (Chan et al.'s pairwise formula:
-   * M2 = Σ_r n_r·(var_r + (mean_r − mean)²)), so all normalize with bit-identical statistics of the
-   * whole batch.
-   */
-  private forwardSynchronized(x: Tensor, mode: 'batch-update' | 'batch-frozen', batch: number, channels: number, inner: number, gamma: Float32Array | null, beta: Float32Array | null): Tensor {
-    if (this.virtualBatchSize !== null || this.renorm) {
-      throw new Error(`${this.describe()}${this.where()}: synchronized batch norm (data-parallel training) normalizes with the statistics of the whole batch, so it does not combine with virtualBatchSize or renorm. Train this model on one thread, or drop those options.`);
-    }
-    const C = this.numFeatures;
-    const k = this.kernels;
-    const local = (this.syncMoments ??= new Float64Array(1 + 2 * C));
-    k.channelMoments(x.data, this.mean, this.variance, batch, channels, inner);
-    local[0] = batch * inner;
-    for (let c = 0; c < C; c++) {
-      local[1 + c] = this.mean[c];
-      local[1 + C + c] = this.variance[c];
-    }
-    const shards = this.sync!.exchange(local);
-    let count = 0;
-    for (const s of shards) count += s[0];
-    if (count < 2) throw this.singleValueError(x.shape);
-    for (let c = 0; c < C; c++) {
-      let mean = 0;
-      for (const s of shards) mean += s[0] * s[1 + c];
-      mean /= count;
-      let m2 = 0;
-      for (const s of shards) {
-        const d = s[1 + c] - mean;
-        m2 += s[0] * (s[1 + C + c] + d * d);
-      }
-      this.mean[c] = mean;
-      this.variance[c] = m2 / count;
-    }
-    // The running statistics live in memory all replicas share: one update per step, by replica 0.
-    this.settleBatchStatistics(count, mode === 'batch-update' && this.sync!.rank === 0);
-    k.batchNormApply(x.data, this.mean, this.invStd, gamma, beta, this.y!.data, this.xhat!.data, batch, channels, inner);
-    this.syncCount = count;
-    this.cache = { mode, groups: 1, renorm: false, synchronized: true };
-    return this.y!;
-  }
-
-  /**
-   * The backward of one replica: Σdy and Σdy·xhat of its shard go to every replica; dx uses their totals
-   * (the whole batch's), while gamma and beta get only this shard's sums — summing the replicas'
-   * parameter gradients afterwards (as data-parallel training does for every layer) makes them whole.
-   */
-  private backwardSynchronized(dy: Tensor, dx: Tensor, gamma: Float32Array | null, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number): Tensor {
-    const C = this.numFeatures;
-    const k = this.kernels;
-    const local = (this.syncSums ??= new Float64Array(2 * C));
-    const sumDy = this.dShiftSum;
-    const sumDyXhat = this.dScaleSum;
-    k.batchNormBackwardReduce(dy.data, this.xhat!.data, sumDy, sumDyXhat, batch, channels, inner);
-    for (let c = 0; c < C; c++) {
-      local[c] = sumDy[c];
-      local[C + c] = sumDyXhat[c];
-      if (dGamma) dGamma[c] += sumDyXhat[c];
-      if (dBeta) dBeta[c] += sumDy[c];
-    }
-    const shards = this.sync!.exchange(local);
-    const totalDy = (this.syncSumDy ??= k.allocate(C));
-    const totalDyXhat = (this.syncSumDyXhat ??= k.allocate(C));
-    for (let c = 0; c < C; c++) {
-      let a = 0;
-      let b = 0;
-      for (const s of shards) {
-        a += s[c];
-        b += s[C + c];
-      }
-      totalDy[c] = a;
-      totalDyXhat[c] = b;
-    }
-    k.batchNormBackwardInput(dy.data, this.xhat!.data, this.invStd, gamma, totalDy, totalDyXhat, this.syncCount, dx.data, batch, channels, inner);
-    return dx;
   }
 
   backward(dy: Tensor): Tensor {
     checkBackward(this, this.y, dy);
     const [batch, channels, inner] = this.viewAs3d(dy.shape);
-    const { mode, groups, renorm, synchronized } = this.cache!;
+    const { mode, groups, renorm, acrossThreads } = this.cache!;
     const k = this.kernels;
+    const w = this.work;
     const dx = (this.dx = reuse(this.dx, dy.shape, k));
     const xhat = this.xhat!.data;
     const gamma = this.weight?.value.data ?? null;
@@ -536,10 +438,10 @@ export abstract class BatchNormBase extends Module {
     const dGamma = this.weight?.trainable ? this.weight.grad.data : null;
     const dBeta = this.bias?.trainable ? this.bias.grad.data : null;
     if (mode === 'running') {
-      k.batchNormBackwardFixedStats(dy.data, xhat, this.invStd, gamma, dx.data, dGamma, dBeta, batch, channels, inner);
+      k.batchNormBackwardFixedStats(dy.data, xhat, w.invStd, gamma, dx.data, dGamma, dBeta, batch, channels, inner);
       return dx;
     }
-    if (synchronized) return this.backwardSynchronized(dy, dx, gamma, dGamma, dBeta, batch, channels, inner);
+    if (acrossThreads) return this.backwardSynchronized(dy, dx, renorm ? w.scale : gamma, dGamma, dBeta, batch, channels, inner, renorm);
     const rows = batch / groups;
     const span = rows * channels * inner;
     for (let g = 0; g < groups; g++) {
@@ -547,139 +449,154 @@ export abstract class BatchNormBase extends Module {
       const xhatG = slice(xhat, g, span, groups);
       const dxG = slice(dx.data, g, span, groups);
       if (!renorm) {
-        k.batchNormBackward(dyG, xhatG, this.row(this.invStd, g), gamma, dxG, dGamma, dBeta, rows, channels, inner);
+        k.batchNormBackward(dyG, xhatG, w.row(w.invStd, g), gamma, dxG, dGamma, dBeta, rows, channels, inner);
         continue;
       }
       // y = (gamma·r)·xhat_B + (gamma·d + beta) with r, d constants: batch norm's backward with gamma·r
       // for gamma gives dx, and Σdy·xhat_B, Σdy give dGamma = r·Σdy·xhat_B + d·Σdy, dBeta = Σdy.
-      this.dScaleSum.fill(0);
-      this.dShiftSum.fill(0);
-      k.batchNormBackward(dyG, xhatG, this.row(this.invStd, g), this.row(this.scale, g), dxG, this.dScaleSum, this.dShiftSum, rows, channels, inner);
-      const r = this.row(this.r, g);
-      const d = this.row(this.d, g);
-      for (let c = 0; c < channels; c++) {
-        if (dGamma) dGamma[c] += r[c] * this.dScaleSum[c] + d[c] * this.dShiftSum[c];
-        if (dBeta) dBeta[c] += this.dShiftSum[c];
-      }
+      w.sumDyXhat.fill(0);
+      w.sumDy.fill(0);
+      k.batchNormBackward(dyG, xhatG, w.row(w.invStd, g), w.row(w.scale, g), dxG, w.sumDyXhat, w.sumDy, rows, channels, inner);
+      this.addRenormParameterGradients(w.row(w.r, g), w.row(w.d, g), dGamma, dBeta);
     }
     return dx;
   }
 
-  /** Ghost batches in a batch of `batch` samples: B / virtualBatchSize, checked (1 without ghost batches). */
+  /**
+   * The backward of one replica when the statistics are the whole batch's (across threads): Σdy and
+   * Σdy·xhat of its shard go to every replica; dx uses their totals, while gamma and beta get only this
+   * shard's sums — summing the replicas' parameter gradients afterwards (as data-parallel training does
+   * for every layer) makes them whole. With renorm `gamma` is gamma·r, and dGamma = r·Σdy·xhat_B + d·Σdy.
+   */
+  private backwardSynchronized(dy: Tensor, dx: Tensor, gamma: Float32Array | null, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number, renorm: boolean): Tensor {
+    const C = this.numFeatures;
+    const k = this.kernels;
+    const w = this.work;
+    const local = w.exchangeBuffer;
+    k.batchNormBackwardReduce(dy.data, this.xhat!.data, w.sumDy, w.sumDyXhat, batch, channels, inner);
+    for (let c = 0; c < C; c++) {
+      local[c] = w.sumDy[c];
+      local[C + c] = w.sumDyXhat[c];
+    }
+    if (renorm) this.addRenormParameterGradients(w.r, w.d, dGamma, dBeta);
+    else {
+      for (let c = 0; c < C; c++) {
+        if (dGamma) dGamma[c] += w.sumDyXhat[c];
+        if (dBeta) dBeta[c] += w.sumDy[c];
+      }
+    }
+    const shards = this.sync!.exchange(local.subarray(0, 2 * C));
+    for (let c = 0; c < C; c++) {
+      let a = 0;
+      let b = 0;
+      for (const s of shards) {
+        a += s[c];
+        b += s[C + c];
+      }
+      w.totalDy[c] = a;
+      w.totalDyXhat[c] = b;
+    }
+    k.batchNormBackwardInput(dy.data, this.xhat!.data, w.invStd, gamma, w.totalDy, w.totalDyXhat, w.count, dx.data, batch, channels, inner);
+    return dx;
+  }
+
+  /** dGamma += r·Σdy·xhat_B + d·Σdy and dBeta += Σdy, from the sums in work.sumDyXhat and work.sumDy. */
+  private addRenormParameterGradients(r: Float32Array, d: Float32Array, dGamma: Float32Array | null, dBeta: Float32Array | null): void {
+    const w = this.work;
+    for (let c = 0; c < this.numFeatures; c++) {
+      if (dGamma) dGamma[c] += r[c] * w.sumDyXhat[c] + d[c] * w.sumDy[c];
+      if (dBeta) dBeta[c] += w.sumDy[c];
+    }
+  }
+
+  /** The way this forward computes its batch statistics: on this thread or across threads, one batch or ghost batches. */
+  private batchStatistics(): BatchStatistics {
+    const ghost = this.virtualBatchSize !== null;
+    if (!this.sync) return ghost ? GHOST_STATISTICS : LOCAL_STATISTICS;
+    if (this.syncStrategy?.sync !== this.sync || this.syncStrategy.ghost !== ghost) this.syncStrategy = ghost ? new SynchronizedGhostStatistics(this.sync) : new SynchronizedStatistics(this.sync);
+    return this.syncStrategy;
+  }
+
+  /**
+   * Ghost batches in a batch of `batch` samples: B / virtualBatchSize, checked (1 without ghost
+   * batches). In data-parallel training `batch` is this thread's shard, and ghost batches stay within it.
+   */
   private ghostBatches(batch: number, inner: number, shape: readonly number[]): number {
     const v = this.virtualBatchSize;
     if (v === null) {
-      if (batch * inner < 2) throw this.singleValueError(shape);
+      if (!this.sync && batch * inner < 2) throw this.singleValueError(shape);
       return 1;
     }
     if (batch % v === 0 && v * inner >= 2) return batch / v;
     const valid: number[] = [];
     for (let s = 1; s <= batch; s++) if (batch % s === 0 && s * inner >= 2) valid.push(s);
     const validText = valid.length ? `Valid virtual batch sizes for a batch of ${batch}: ${valid.join(', ')}` : `No virtual batch size works for a batch of ${batch} with ${inner} value(s) per sample and channel`;
+    const shard = this.sync ? ` (this thread's share of a data-parallel batch split across ${this.sync.size} threads: ghost batches stay within a thread, so each share must be a multiple of ${v})` : '';
     const problem = batch % v !== 0
-      ? `virtualBatchSize ${v} does not divide the batch size ${batch} (input shape ${shapeToString(shape)})`
+      ? `virtualBatchSize ${v} does not divide the batch size ${batch}${shard} (input shape ${shapeToString(shape)})`
       : `virtualBatchSize ${v} leaves ${v * inner} value per channel in each ghost batch (input shape ${shapeToString(shape)}, batch size ${batch}); batch statistics need at least 2`;
-    throw new Error(`${this.describe()}${this.where()}: ${problem}. ${validText}. Fix: choose one of those, or a batch size that is a multiple of ${v} (and drop the short last batch: DataLoader dropLast: true).`);
-  }
-
-  /** Row g of a [G, C] work buffer (the buffer itself for g = 0: no view allocated in the common case). */
-  private row(a: Float32Array, g: number): Float32Array {
-    return g === 0 ? a : a.subarray(g * this.numFeatures, (g + 1) * this.numFeatures);
-  }
-
-  private ensureGroups(groups: number): void {
-    if (groups <= this.groupCapacity) return;
-    const n = groups * this.numFeatures;
-    const k = this.kernels;
-    this.mean = k.allocate(n);
-    this.variance = k.allocate(n);
-    this.invStd = k.allocate(n);
-    this.r = k.allocate(n);
-    this.d = k.allocate(n);
-    this.scale = k.allocate(n);
-    this.shift = k.allocate(n);
-    this.groupCapacity = groups;
-  }
-
-  private computeInvStd(groups: number): void {
-    for (let i = 0; i < groups * this.numFeatures; i++) this.invStd[i] = 1 / Math.sqrt(this.variance[i] + this.eps);
-  }
-
-  /**
-   * The statistics this batch contributes to the running averages: per channel the mean over ghost
-   * batches of their means and of their unbiased variances var·M/(M-1) (one batch: plain BN's).
-   */
-  private foldBatchStatistics(groups: number, count: number): void {
-    const unbias = count / (count - 1);
-    const C = this.numFeatures;
-    for (let c = 0; c < C; c++) {
-      let m = 0;
-      let v = 0;
-      for (let g = 0; g < groups; g++) {
-        m += this.mean[g * C + c];
-        v += this.variance[g * C + c];
-      }
-      this.foldMean[c] = m / groups;
-      this.foldVar[c] = (v / groups) * unbias;
-    }
-    this.foldPending = 0;
-    this.hasBatchStatistics = true;
+    throw new Error(`${this.describe()}${this.where()}: ${problem}. ${validText}. Fix: choose one of those, or a batch size that is a multiple of ${v}${this.sync ? ` times ${this.sync.size}` : ''} (and drop the short last batch: DataLoader dropLast: true).`);
   }
 
   /**
    * r = clip(σ_B/σ, 1/rMax, rMax), d = clip((μ_B - μ)/σ, -dMax, dMax) per ghost batch and channel,
-   * against the running estimates before this batch's update (σ = √(var + eps), as eval normalizes:
-   * unclipped, training then computes exactly eval's (x - μ)/σ). Writes scale = gamma·r, shift = gamma·d + beta.
+   * against the running estimates before this batch's update (work.runMean/runVar; σ = √(var + eps), as
+   * eval normalizes: unclipped, training then computes exactly eval's (x - μ)/σ). Writes scale = gamma·r,
+   * shift = gamma·d + beta.
    */
-  private renormCorrections(groups: number, gamma: Float32Array | null, beta: Float32Array | null): void {
-    const { rMax, dMax } = this.renormLimits();
-    this.writeInferenceStatistics(this.runMean, this.runVar);
+  private renormCorrections(groups: number, gamma: Float32Array | null, beta: Float32Array | null, limits: { rMax: number; dMax: number }): void {
+    const { rMax, dMax } = limits;
+    const w = this.work;
     const C = this.numFeatures;
     for (let c = 0; c < C; c++) {
-      const sigma = Math.sqrt(this.runVar[c] + this.eps);
+      const sigma = Math.sqrt(w.runVar[c] + this.eps);
       const gm = gamma ? gamma[c] : 1;
       const bt = beta ? beta[c] : 0;
       for (let g = 0; g < groups; g++) {
         const i = g * C + c;
-        const r = clamp(Math.sqrt(this.variance[i] + this.eps) / sigma, 1 / rMax, rMax);
-        const d = clamp((this.mean[i] - this.runMean[c]) / sigma, -dMax, dMax);
-        this.r[i] = r;
-        this.d[i] = d;
-        this.scale[i] = gm * r;
-        this.shift[i] = gm * d + bt;
+        const r = clamp(Math.sqrt(w.variance[i] + this.eps) / sigma, 1 / rMax, rMax);
+        const d = clamp((w.mean[i] - w.runMean[c]) / sigma, -dMax, dMax);
+        w.r[i] = r;
+        w.d[i] = d;
+        w.scale[i] = gm * r;
+        w.shift[i] = gm * d + bt;
       }
     }
   }
 
   /**
-   * For one batch of `count` values per channel: invStd and, with `update`, the running averages, in
-   * one kernel call (a JavaScript loop over typed arrays in shared memory is about 2x slower than over
-   * ordinary ones: 8 µs for 1024 channels). The folded statistics are computed only when asked for
-   * (`lastBatchStatistics`).
+   * invStd of every ghost batch, and what the running averages take in: row 0 itself for one batch
+   * (invStd and the update in one kernel call), else the fold the strategy wrote.
    */
-  private settleBatchStatistics(count: number, update: boolean): void {
-    const unbias = count / (count - 1);
-    let m = 0;
-    if (update) {
-      const t = ++this.numBatchesTrackedTensor!.data[0];
-      m = this.momentum ?? 1 / t;
+  private settle(layout: GroupLayout, update: boolean): void {
+    const w = this.work;
+    const unbias = layout.count / (layout.count - 1);
+    if (!layout.folded) this.runningAverageStep(w.mean, w.variance, w.invStd, unbias, update);
+    else {
+      for (let g = 0; g < layout.groups; g++) this.kernels.batchNormStatistics(w.row(w.mean, g), w.row(w.variance, g), w.row(w.invStd, g), this.eps, null, null, 0, unbias, this.numFeatures);
+      this.runningAverageStep(w.foldMean, w.foldVariance, w.foldInvStd, unbias, update);
     }
-    this.kernels.batchNormStatistics(this.mean, this.variance, this.invStd, this.eps, update ? this.runningMean!.data : null, update ? this.runningVar!.data : null, m, unbias, this.numFeatures);
+    this.foldedLast = layout.folded;
     this.foldPending = unbias;
     this.hasBatchStatistics = true;
   }
 
-  /** running = (1 - m)·running + m·stat, with m = momentum, or 1/t for the cumulative average. */
-  private updateRunningStats(): void {
-    const t = ++this.numBatchesTrackedTensor!.data[0];
-    if (this.renormStepsTensor) this.renormStepsTensor.data[0]++;
-    const m = this.momentum ?? 1 / t;
-    const rm = this.runningMean!.data;
-    const rv = this.runningVar!.data;
-    for (let c = 0; c < this.numFeatures; c++) {
-      rm[c] = (1 - m) * rm[c] + m * this.foldMean[c];
-      rv[c] = (1 - m) * rv[c] + m * this.foldVar[c];
+  /**
+   * invStd = 1/√(variance + eps) of the statistics `mean`, `variance` (biased) and, with `update`, the
+   * one running-average update every way of computing batch statistics goes through: t += 1, then with
+   * m = momentum (1/t for the cumulative average)
+   *     runningMean = (1 - m)·runningMean + m·mean,   runningVar = (1 - m)·runningVar + m·variance·unbias.
+   * One kernel call (a JavaScript loop over typed arrays in shared memory is about 2x slower than over
+   * ordinary ones: 8 µs for 1024 channels).
+   */
+  private runningAverageStep(mean: Float32Array, variance: Float32Array, invStd: Float32Array, unbias: number, update: boolean): void {
+    let m = 0;
+    if (update) {
+      const t = ++this.numBatchesTrackedTensor!.data[0];
+      if (this.renormStepsTensor) this.renormStepsTensor.data[0]++;
+      m = this.momentum ?? 1 / t;
     }
+    this.kernels.batchNormStatistics(mean, variance, invStd, this.eps, update ? this.runningMean!.data : null, update ? this.runningVar!.data : null, m, unbias, this.numFeatures);
   }
 
   private singleValueError(shape: readonly number[]): Error {
@@ -720,12 +637,7 @@ export abstract class BatchNormBase extends Module {
     if (this.runningVar) this.runningVar = moveTensor(this.runningVar, kernels);
     if (this.numBatchesTrackedTensor) this.numBatchesTrackedTensor = moveTensor(this.numBatchesTrackedTensor, kernels);
     if (this.renormStepsTensor) this.renormStepsTensor = moveTensor(this.renormStepsTensor, kernels);
-    this.syncSumDy = this.syncSumDyXhat = null;
-    for (const name of ['mean', 'variance', 'invStd', 'r', 'd', 'scale', 'shift', 'runMean', 'runVar', 'dScaleSum', 'dShiftSum'] as const) {
-      const moved = kernels.allocate(this[name].length);
-      moved.set(this[name]);
-      this[name] = moved;
-    }
+    this.work.moveTo(kernels);
   }
 
   override describe(): string {
@@ -822,4 +734,239 @@ function renormSettings(layer: string, o: RenormOptions): Required<RenormOptions
     throw new Error(`${layer}: renorm rMaxAt (${rMaxAt}) and dMaxAt (${dMaxAt}) must not come before relaxFrom (${relaxFrom}): the limits start relaxing at relaxFrom and reach their targets at those steps`);
   }
   return { rMax, dMax, relaxFrom, rMaxAt, dMaxAt };
+}
+
+/**
+ * Work buffers of one layer's training forward and backward. Rows [G, C] hold one ghost batch each
+ * (G = 1 without ghost batches) and grow when a batch has more ghost batches than before; [C] buffers
+ * hold what the running averages take in, renorm's running estimates, and the backward's sums.
+ */
+class StatisticsWork {
+  mean: Float32Array;
+  variance: Float32Array; // biased
+  invStd: Float32Array; // kept for the backward: dx scales by it
+  r: Float32Array; // renorm corrections, kept for dGamma = r·Σdy·xhat_B + d·Σdy
+  d: Float32Array;
+  scale: Float32Array; // gamma·r and gamma·d + beta: renorm as a plain affine map of xhat_B
+  shift: Float32Array;
+  /** With several ghost batches (or across threads): per channel the mean over them of their means and biased variances. */
+  foldMean: Float32Array;
+  foldVariance: Float32Array;
+  foldInvStd: Float32Array; // the kernel's by-product for the fold, unused
+  runMean: Float32Array; // renorm: running estimates before this batch's update
+  runVar: Float32Array;
+  sumDy: Float32Array; // the backward's Σdy and Σdy·xhat of this (ghost) batch or shard
+  sumDyXhat: Float32Array;
+  totalDy: Float32Array; // across threads: the whole batch's
+  totalDyXhat: Float32Array;
+  /** What this replica sends in an exchange: [count, mean[C], var[C]], [G, Σmean[C], Σvar[C]] or [Σdy[C], Σdy·xhat[C]]. */
+  readonly exchangeBuffer: Float64Array;
+  /** Values per channel in each ghost batch (the whole synchronized batch across threads) of the last forward. */
+  count = 0;
+  private capacity = 1;
+
+  constructor(readonly channels: number, private kernels: Kernels) {
+    const k = kernels;
+    const C = channels;
+    this.mean = k.allocate(C);
+    this.variance = k.allocate(C);
+    this.invStd = k.allocate(C);
+    this.r = k.allocate(C);
+    this.d = k.allocate(C);
+    this.scale = k.allocate(C);
+    this.shift = k.allocate(C);
+    this.foldMean = k.allocate(C);
+    this.foldVariance = k.allocate(C);
+    this.foldInvStd = k.allocate(C);
+    this.runMean = k.allocate(C);
+    this.runVar = k.allocate(C);
+    this.sumDy = k.allocate(C);
+    this.sumDyXhat = k.allocate(C);
+    this.totalDy = k.allocate(C);
+    this.totalDyXhat = k.allocate(C);
+    this.exchangeBuffer = new Float64Array(1 + 2 * C);
+  }
+
+  /** Row g of a [G, C] buffer (the buffer itself for g = 0: no view allocated in the common case). */
+  row(a: Float32Array, g: number): Float32Array {
+    return g === 0 ? a : a.subarray(g * this.channels, (g + 1) * this.channels);
+  }
+
+  ensureGroups(groups: number): void {
+    if (groups <= this.capacity) return;
+    const n = groups * this.channels;
+    const k = this.kernels;
+    this.mean = k.allocate(n);
+    this.variance = k.allocate(n);
+    this.invStd = k.allocate(n);
+    this.r = k.allocate(n);
+    this.d = k.allocate(n);
+    this.scale = k.allocate(n);
+    this.shift = k.allocate(n);
+    this.capacity = groups;
+  }
+
+  /** The buffers in `kernels`' memory, with their contents. */
+  moveTo(kernels: Kernels): void {
+    this.kernels = kernels;
+    const names = ['mean', 'variance', 'invStd', 'r', 'd', 'scale', 'shift', 'foldMean', 'foldVariance', 'foldInvStd', 'runMean', 'runVar', 'sumDy', 'sumDyXhat', 'totalDy', 'totalDyXhat'] as const;
+    for (const name of names) {
+      const moved = kernels.allocate(this[name].length);
+      moved.set(this[name]);
+      this[name] = moved;
+    }
+  }
+}
+
+/** How one training forward's statistics are laid out: G groups of `rows` samples, `count` values per channel in each. */
+interface GroupLayout {
+  groups: number;
+  rows: number;
+  count: number;
+  /** The running averages take in work.foldMean/foldVariance (several groups, or groups across threads) rather than row 0. */
+  folded: boolean;
+}
+
+/**
+ * One way of computing the statistics of a training batch. `compute` writes each group's mean and
+ * biased variance into the rows of work.mean/work.variance and, for a folded layout, the fold the running
+ * averages take in; the layer then does the rest the same way for all (invStd, the one running-average
+ * update, renorm on top, normalizing).
+ */
+interface BatchStatistics {
+  /** The backward needs the sums of the whole batch across threads. */
+  readonly acrossThreads: boolean;
+  /** This replica writes the (shared) running averages: all but replicas 1.. of a synchronized group. */
+  readonly writesRunningAverages: boolean;
+  compute(x: Float32Array, batch: number, channels: number, inner: number, groups: number, work: StatisticsWork, k: Kernels): GroupLayout;
+}
+
+/** Per-channel moments of each of G contiguous groups of `rows` samples. */
+function groupMoments(x: Float32Array, batch: number, channels: number, inner: number, groups: number, work: StatisticsWork, k: Kernels): number {
+  const rows = batch / groups; // V
+  const span = rows * channels * inner;
+  for (let g = 0; g < groups; g++) k.channelMoments(slice(x, g, span, groups), work.row(work.mean, g), work.row(work.variance, g), rows, channels, inner);
+  return rows;
+}
+
+/** work.foldMean/foldVariance = sums / groups, per channel. */
+function writeFold(work: StatisticsWork, sumMean: ArrayLike<number>, sumVar: ArrayLike<number>, groups: number, offset = 0): void {
+  for (let c = 0; c < work.channels; c++) {
+    work.foldMean[c] = sumMean[offset + c] / groups;
+    work.foldVariance[c] = sumVar[offset + c] / groups;
+  }
+}
+
+/** The whole batch on this thread: plain batch norm. */
+const LOCAL_STATISTICS: BatchStatistics = {
+  acrossThreads: false,
+  writesRunningAverages: true,
+  compute(x, batch, channels, inner, _groups, work, k) {
+    k.channelMoments(x, work.mean, work.variance, batch, channels, inner);
+    return { groups: 1, rows: batch, count: batch * inner, folded: false };
+  },
+};
+
+/**
+ * Ghost batch norm: each of G groups of V samples normalized with its own statistics; the running
+ * averages get one update per batch, with the mean over the groups of their means and unbiased
+ * variances (as Keras's `virtual_batch_size` does).
+ */
+const GHOST_STATISTICS: BatchStatistics = {
+  acrossThreads: false,
+  writesRunningAverages: true,
+  compute(x, batch, channels, inner, groups, work, k) {
+    const rows = groupMoments(x, batch, channels, inner, groups, work, k);
+    if (groups === 1) return { groups, rows, count: rows * inner, folded: false };
+    const C = channels;
+    const sumMean = new Float64Array(C);
+    const sumVar = new Float64Array(C);
+    for (let g = 0; g < groups; g++) {
+      for (let c = 0; c < C; c++) {
+        sumMean[c] += work.mean[g * C + c];
+        sumVar[c] += work.variance[g * C + c];
+      }
+    }
+    writeFold(work, sumMean, sumVar, groups);
+    return { groups, rows, count: rows * inner, folded: true };
+  },
+};
+
+/**
+ * Synchronized batch norm over the whole batch (data-parallel training): each shard's count, mean and
+ * variance go to every replica, and each combines them the same way, in rank order (Chan et al.'s
+ * pairwise formula: M2 = Σ_r n_r·(var_r + (mean_r − mean)²)), so all normalize with bit-identical
+ * statistics of the whole batch — as PyTorch's SyncBatchNorm does across processes.
+ */
+class SynchronizedStatistics implements BatchStatistics {
+  readonly acrossThreads = true;
+  readonly ghost = false;
+  constructor(readonly sync: BatchNormSync) {}
+
+  get writesRunningAverages(): boolean {
+    // The running statistics live in memory all replicas share: one update per step, by replica 0.
+    return this.sync.rank === 0;
+  }
+
+  compute(x: Float32Array, batch: number, channels: number, inner: number, _groups: number, work: StatisticsWork, k: Kernels): GroupLayout {
+    const C = channels;
+    const local = work.exchangeBuffer;
+    k.channelMoments(x, work.mean, work.variance, batch, channels, inner);
+    local[0] = batch * inner;
+    for (let c = 0; c < C; c++) {
+      local[1 + c] = work.mean[c];
+      local[1 + C + c] = work.variance[c];
+    }
+    const shards = this.sync.exchange(local);
+    let count = 0;
+    for (const s of shards) count += s[0];
+    if (count < 2) return { groups: 1, rows: batch, count, folded: false };
+    for (let c = 0; c < C; c++) {
+      let mean = 0;
+      for (const s of shards) mean += s[0] * s[1 + c];
+      mean /= count;
+      let m2 = 0;
+      for (const s of shards) {
+        const d = s[1 + c] - mean;
+        m2 += s[0] * (s[1 + C + c] + d * d);
+      }
+      work.mean[c] = mean;
+      work.variance[c] = m2 / count;
+    }
+    return { groups: 1, rows: batch, count, folded: false };
+  }
+}
+
+/**
+ * Ghost batch norm in data-parallel training: ghost batches stay within each thread's shard (the
+ * split keeps consecutive samples together, so they are the same groups as on one thread), and only
+ * the running averages need the other replicas: the mean over every replica's groups.
+ */
+class SynchronizedGhostStatistics implements BatchStatistics {
+  readonly acrossThreads = false;
+  readonly ghost = true;
+  constructor(readonly sync: BatchNormSync) {}
+
+  get writesRunningAverages(): boolean {
+    return this.sync.rank === 0;
+  }
+
+  compute(x: Float32Array, batch: number, channels: number, inner: number, groups: number, work: StatisticsWork, k: Kernels): GroupLayout {
+    const C = channels;
+    const rows = groupMoments(x, batch, channels, inner, groups, work, k);
+    const local = work.exchangeBuffer;
+    local.fill(0);
+    local[0] = groups;
+    for (let g = 0; g < groups; g++) {
+      for (let c = 0; c < C; c++) {
+        local[1 + c] += work.mean[g * C + c];
+        local[1 + C + c] += work.variance[g * C + c];
+      }
+    }
+    const shards = this.sync.exchange(local);
+    const total = new Float64Array(1 + 2 * C);
+    for (const s of shards) for (let i = 0; i < total.length; i++) total[i] += s[i];
+    writeFold(work, total, total.subarray(C), total[0], 1);
+    return { groups, rows, count: rows * inner, folded: true };
+  }
 }

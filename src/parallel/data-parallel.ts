@@ -120,9 +120,6 @@ export class DataParallel {
       if (layer instanceof Sequential) throw new Error('DataParallel: nested Sequential containers are not supported; flatten the model into one Sequential.');
     }
     const batchNorms = [...model.modules()].filter((m): m is BatchNormBase => m instanceof BatchNormBase);
-    for (const bn of batchNorms) {
-      if (bn.virtualBatchSize !== null || bn.renorm) throw new Error(`DataParallel: ${bn.describe()} (layer "${bn.path}") uses ${bn.renorm ? 'renorm' : 'virtualBatchSize'}, which synchronized batch norm does not combine with. Train this model on one thread, or drop that option.`);
-    }
     const platform = options.platform ?? (await currentPlatform());
     const capacity = Math.max(1, ...batchNorms.map((bn) => 1 + 2 * bn.numFeatures));
     const reserved: Float32Array[] = [];

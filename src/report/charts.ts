@@ -149,7 +149,8 @@ export function xyChart(o: XYChartOptions): VegaLiteSpec {
   if (o.detail) {
     const channel = markType === 'point' ? 'shape' : 'strokeDash';
     // Dashes need a line in the legend, not the point the mark draws.
-    const legend = channel === 'strokeDash' ? { legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400 } } : {};
+    // A line+point mark would otherwise draw the legend's dash symbols as filled, stroke-less points: invisible.
+    const legend = channel === 'strokeDash' ? { legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400, symbolStrokeColor: '#444', encode: { symbols: { update: { stroke: { value: '#444' }, fill: { value: 'transparent' } } } } } } : {};
     encoding[channel] = { field: o.detail.field, type: 'nominal', title: o.detail.title, ...(o.detail.domain ? { scale: { domain: o.detail.domain } } : {}), ...legend };
   }
   if (o.tooltip) encoding.tooltip = o.tooltip.map((f) => ({ field: f }));
@@ -196,4 +197,53 @@ export function barChart(o: { values: Row[]; x: { field: string; title: string; 
     ? { data: { values: o.values }, facet: { column: { field: o.column.field, type: 'nominal', title: o.column.title, ...(o.column.domain ? { sort: o.column.domain } : {}) } }, spec: inner, resolve: { axis: { x: 'independent' } } }
     : { data: { values: o.values }, ...inner };
   return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec };
+}
+
+/**
+ * A chart from `xyChart` or `barChart` redrawn over several seeds: `values` holds every seed's rows
+ * (with a `seed` field); each curve becomes the mean over the seeds, with a shaded band (lines) or
+ * whiskers (points, bars) from the smallest to the largest value. Reference lines stay as they are.
+ */
+export function seedBandSpec(spec: VegaLiteSpec, values: Row[]): VegaLiteSpec {
+  const facet = spec.facet as { column?: { field: string } } | undefined;
+  const inner = (facet ? spec.spec : spec) as Record<string, unknown>;
+  const layers = (inner.layer as Record<string, unknown>[] | undefined) ?? [{ mark: inner.mark, encoding: inner.encoding }];
+  const [main, ...rest] = layers;
+  const enc = main.encoding as Record<string, { field?: string } & Record<string, unknown>>;
+  const yField = enc.y.field!;
+  const seriesChannels = ['color', 'strokeDash', 'shape', 'xOffset'].filter((c) => enc[c]?.field);
+  const groupby = [enc.x.field!, ...seriesChannels.map((c) => enc[c].field!), ...(facet?.column ? [facet.column.field] : [])];
+  const lo = `${yField} (min over seeds)`;
+  const hi = `${yField} (max over seeds)`;
+  const aggregate = [{ aggregate: [{ op: 'mean', field: yField, as: yField }, { op: 'min', field: yField, as: lo }, { op: 'max', field: yField, as: hi }], groupby }];
+  const { tooltip: _tooltip, ...meanEncoding } = enc;
+  const markType = typeof main.mark === 'string' ? main.mark : (main.mark as { type: string }).type;
+  const isLine = markType === 'line' || markType === 'area';
+  const range = { y: { ...enc.y, field: lo }, y2: { field: hi } };
+  // The band takes its color from the data (scale: null), so that it adds nothing to the legends.
+  const colorOf = bandColor(enc.color as { field: string; scale?: { domain?: string[]; range?: string[] } } | undefined, values);
+  const bandTransform = colorOf ? [...aggregate, { calculate: colorOf, as: 'band color' }] : aggregate;
+  const bandColorEncoding = colorOf ? { [isLine ? 'fill' : 'stroke']: { field: 'band color', type: 'nominal', scale: null } } : {};
+  const seriesDetail = seriesChannels.filter((c) => c !== 'color').map((c) => ({ field: enc[c].field }));
+  const spread = isLine
+    ? { mark: { type: 'area', opacity: 0.18, clip: true }, encoding: { x: enc.x, ...range, ...bandColorEncoding, ...(seriesDetail.length ? { detail: seriesDetail } : {}) } }
+    : { mark: { type: 'rule', strokeWidth: 1.5, clip: true }, encoding: { x: enc.x, ...range, ...(enc.xOffset ? { xOffset: enc.xOffset } : {}), ...(markType === 'bar' ? { color: { value: '#333' } } : bandColorEncoding) } };
+  const banded = [
+    { transform: bandTransform, ...spread },
+    { transform: aggregate, mark: main.mark, encoding: meanEncoding },
+    ...rest,
+  ];
+  const { mark: _mark, encoding: _encoding, layer: _layer, ...frame } = inner;
+  const newInner = { ...frame, layer: banded };
+  return facet ? { ...spec, data: { values }, spec: newInner } : { ...newInner, data: { values } };
+}
+
+/** A Vega expression giving each row the color its series has in the chart's color scale. */
+function bandColor(color: { field: string; scale?: { domain?: string[]; range?: string[] } } | undefined, values: Row[]): string | null {
+  if (!color) return null;
+  // Without a given domain Vega sorts a nominal domain.
+  const domain = color.scale?.domain ?? [...new Set(values.map((r) => String(r[color.field])))].sort();
+  const range = color.scale?.range ?? PALETTE;
+  const colors = domain.map((_, i) => range[i % range.length]);
+  return `${JSON.stringify(colors)}[indexof(${JSON.stringify(domain)}, datum[${JSON.stringify(color.field)}])] || '#888'`;
 }

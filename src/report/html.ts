@@ -55,6 +55,8 @@ const STYLE = `
   .chart { overflow-x: auto; }
   .chart svg { max-width: 100%; height: auto; }
   figcaption { font-size: 13px; color: #555; max-width: 90ch; }
+  details { margin: 6px 0; }
+  details summary { cursor: pointer; font-size: 14px; }
   ul.summary { margin: 6px 0; padding-left: 20px; }
   nav table td, nav table th { padding-right: 16px; }
   section.run { border-top: 2px solid #ccc; margin-top: 36px; }
@@ -81,7 +83,30 @@ ${body}
 
 function runMeta(r: ExperimentResult): string {
   const when = r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-  return `${r.quick ? 'quick run' : 'full-size run'} · seed ${r.seed} · ${escapeHtml(r.backend)} kernels · started ${escapeHtml(when)} · wall time ${formatSeconds(r.wallTimeSeconds)}`;
+  return `${r.quick ? 'quick run' : 'full-size run'} · ${seedsText(r)} · ${escapeHtml(r.backend)} kernels · started ${escapeHtml(when)} · wall time ${formatSeconds(r.wallTimeSeconds)}`;
+}
+
+/** "seed 1", or "3 seeds (1, 2, 3)". */
+function seedsText(r: ExperimentResult): string {
+  const seeds = r.seeds ?? [r.seed];
+  return seeds.length === 1 ? `seed ${seeds[0]}` : `${seeds.length} seeds (${seeds.join(', ')})`;
+}
+
+/** Each seed's own reading and key figures, folded away: the main reading is about all of them. */
+function seedRunsHtml(r: ExperimentResult): string {
+  const runs = r.seedRuns ?? [];
+  if (runs.length <= 1) return '';
+  const items = runs
+    .map((run) => `<details>
+<summary>seed ${run.seed}: ${escapeHtml(run.summary[0] ?? '')}</summary>
+<div class="reading">${run.reading.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n')}</div>
+<table class="headlines">${run.headlines.map((h) => `<tr><th scope="row">${escapeHtml(h.label)}</th><td class="value">${escapeHtml(h.value)}</td></tr>`).join('')}</table>
+</details>`)
+    .join('\n');
+  return `<section class="seeds">
+<h2>Each seed</h2>
+${items}
+</section>`;
 }
 
 function formatSeconds(s: number): string {
@@ -103,7 +128,7 @@ function settingValue(v: unknown): string {
 
 function settingsTable(r: ExperimentResult): string {
   const rows = Object.entries(r.settings).map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(settingValue(v))}</td></tr>`);
-  rows.push(`<tr><th scope="row">seed</th><td>${r.seed}</td></tr>`, `<tr><th scope="row">kernels</th><td>${escapeHtml(r.backend)}</td></tr>`);
+  rows.push(`<tr><th scope="row">${(r.seeds ?? [r.seed]).length === 1 ? 'seed' : 'seeds'}</th><td>${(r.seeds ?? [r.seed]).join(', ')}</td></tr>`, `<tr><th scope="row">kernels</th><td>${escapeHtml(r.backend)}</td></tr>`);
   return `<table class="settings">\n${rows.join('\n')}\n</table>`;
 }
 
@@ -139,6 +164,7 @@ ${headlinesTable(result)}
 <h2>Plots</h2>
 ${figures.map((f) => figureHtml(f, result.experiment)).join('\n')}
 </section>
+${seedRunsHtml(result)}
 <section>
 <h2>Settings</h2>
 ${settingsTable(result)}
@@ -153,7 +179,7 @@ export function combinedReportHtml(runs: ReportRun[], options: { title?: string 
   const toc = runs
     .map((run, i) => {
       const r = run.result;
-      return `<tr><td><a href="#run-${i}">${escapeHtml(r.experiment)}</a></td><td>${escapeHtml(r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</td><td>${r.quick ? 'quick' : 'full'}</td><td>${r.seed}</td><td>${escapeHtml(formatSeconds(r.wallTimeSeconds))}</td><td>${escapeHtml(r.summary[0] ?? '')}</td></tr>`;
+      return `<tr><td><a href="#run-${i}">${escapeHtml(r.experiment)}</a></td><td>${escapeHtml(r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</td><td>${r.quick ? 'quick' : 'full'}</td><td>${(r.seeds ?? [r.seed]).join(', ')}</td><td>${escapeHtml(formatSeconds(r.wallTimeSeconds))}</td><td>${escapeHtml(r.summary[0] ?? '')}</td></tr>`;
     })
     .join('\n');
   const sections = runs
@@ -168,6 +194,7 @@ export function combinedReportHtml(runs: ReportRun[], options: { title?: string 
 ${headlinesTable(r)}
 <div class="reading">${r.reading.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n')}</div>
 ${run.figures.map((f) => figureHtml(f, `run-${i}`, base)).join('\n')}
+${seedRunsHtml(r)}
 </section>`;
     })
     .join('\n');
@@ -179,7 +206,7 @@ ${run.figures.map((f) => figureHtml(f, `run-${i}`, base)).join('\n')}
 <nav>
 <h2>Runs</h2>
 <table>
-<tr><th>experiment</th><th>started</th><th>size</th><th>seed</th><th>wall time</th><th>summary</th></tr>
+<tr><th>experiment</th><th>started</th><th>size</th><th>seeds</th><th>wall time</th><th>summary</th></tr>
 ${toc}
 </table>
 </nav>

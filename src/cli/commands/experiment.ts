@@ -9,11 +9,12 @@ import { experimentNames, getExperiment } from '../../experiments/index.js';
 import type { ExperimentData, ExperimentProgress, ExperimentResult } from '../../experiments/types.js';
 import { initBackend } from '../../kernels/index.js';
 import { EXPERIMENTS_DIR, experimentRunDir, writeExperimentRun, type WrittenRun } from '../experiment-runs.js';
-import { backendOption, seed } from '../options.js';
+import { backendOption, positiveInt, seed } from '../options.js';
 
 interface ExperimentFlags {
   quick?: boolean;
   seed: number;
+  seeds?: number;
   out?: string;
   backend: string;
   set: Record<string, number | number[] | string>;
@@ -29,7 +30,8 @@ export function register(program: Command): Command {
     )
     .argument('<name>', `one of: ${experimentNames().join(', ')}`)
     .option('--quick', 'the small size (about a minute on 2 cores) instead of the full one')
-    .addOption(new Option('--seed <s>', 'seed for weights, shuffling and every random choice; the same seed and kernels repeat a run exactly').argParser(seed).default(1))
+    .addOption(new Option('--seed <s>', 'seed for weights, shuffling and every random choice; the same seed and kernels repeat a run exactly (the first seed with --seeds)').argParser(seed).default(1))
+    .addOption(new Option('--seeds <n>', 'run seeds s, s+1, ... s+n-1 and combine them: mean and min–max band per curve, each effect with the number of seeds it held on (default: 1 with --quick, 3 at full size)').argParser(positiveInt))
     .option('--out <dir>', `run directory (default: ${EXPERIMENTS_DIR}/NAME-<timestamp>)`)
     .addOption(backendOption())
     .addOption(new Option('--dataset <name>', 'dataset: mnist or fashion-mnist').default('mnist'))
@@ -41,6 +43,7 @@ Examples:
   $ bnlab experiment convergence                 Figure 1(a): 50,000 steps with and without BN, plus a learning-rate sweep
   $ bnlab experiment distribution --quick        Figure 1(b, c) in about a minute
   $ bnlab experiment input-scale --seed 7
+  $ bnlab experiment batch-size --quick --seeds 3   three seeds: mean, min–max bands, effects held on k of 3
   $ bnlab experiment batch-size --set epochs=10
   $ bnlab report                                 join every run into runs/experiments/report.html`,
     )
@@ -49,6 +52,7 @@ Examples:
       const written = await runAndWrite(definition.name, {
         quick: flags.quick ?? false,
         seed: flags.seed,
+        seeds: flags.seeds,
         out: flags.out,
         backend: flags.backend,
         dataset: flags.dataset,
@@ -61,6 +65,8 @@ Examples:
 export interface RunAndWriteOptions {
   quick: boolean;
   seed: number;
+  /** How many seeds (seed, seed + 1, ...); default 1 at the quick size, 3 at the full size. */
+  seeds?: number;
   out?: string;
   backend: string;
   dataset?: string;
@@ -79,7 +85,7 @@ export async function runAndWrite(name: string, options: RunAndWriteOptions): Pr
   const progress = progressBar(options.label ?? name);
   let result: ExperimentResult;
   try {
-    result = await definition.run({ ...options.overrides, data, quick: options.quick, seed: options.seed, onProgress: progress.update });
+    result = await definition.run({ ...options.overrides, data, quick: options.quick, seed: options.seed, seeds: options.seeds, onProgress: progress.update });
   } finally {
     progress.stop();
   }
@@ -88,7 +94,7 @@ export async function runAndWrite(name: string, options: RunAndWriteOptions): Pr
 }
 
 export function printOutcome(result: ExperimentResult, run: WrittenRun): void {
-  console.log(`${result.experiment}: ${result.title} (${result.quick ? 'quick' : 'full size'}, seed ${result.seed}, ${result.backend} kernels, ${result.wallTimeSeconds.toFixed(1)} s)`);
+  console.log(`${result.experiment}: ${result.title} (${result.quick ? 'quick' : 'full size'}, ${result.seeds.length === 1 ? `seed ${result.seed}` : `seeds ${result.seeds.join(', ')}`}, ${result.backend} kernels, ${result.wallTimeSeconds.toFixed(1)} s)`);
   for (const line of result.summary) console.log(`  ${line}`);
   console.log('');
   for (const p of result.reading) console.log(p);

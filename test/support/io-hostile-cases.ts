@@ -1,16 +1,16 @@
 /**
  * Every hostile file the io tests try, with the error it must get. test/io-hostile.test.ts asserts each
- * one; `npx tsx test/io-hostile-cases.ts` prints the table of cases and the messages they get.
+ * one; `npx tsx test/support/io-hostile-cases.ts` prints the table of cases and the messages they get.
  */
 import { PNG } from 'pngjs';
 import * as zlib from 'node:zlib';
-import { IdxFormatError, encodeIdx, parseIdx } from '../src/data/idx.js';
-import { ImageFileError, ModelFileError } from '../src/io/errors.js';
-import { decodeModel, encodeModel, parseModelJson } from '../src/io/model-file.js';
-import { decodePngGray } from '../src/io/node-png.js';
-import { encodeSafetensors, parseSafetensors } from '../src/io/safetensors.js';
-import { buildSequential, type LayerSpec } from '../src/nn/registry.js';
-import { Rng } from '../src/tensor/rng.js';
+import { IdxFormatError, encodeIdx, parseIdx } from '../../src/data/idx.js';
+import { ImageFileError, ModelFileError } from '../../src/io/errors.js';
+import { decodeModel, encodeModel, parseModelJson } from '../../src/io/model-file.js';
+import { decodePngGray } from '../../src/io/node-png.js';
+import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.js';
+import { buildSequential, type LayerSpec } from '../../src/nn/registry.js';
+import { Rng } from '../../src/tensor/rng.js';
 
 export interface HostileCase {
   parser: 'safetensors' | 'model.json' | 'model files' | 'IDX' | 'PNG';
