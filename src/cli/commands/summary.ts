@@ -43,13 +43,14 @@ Examples:
   $ bnlab summary --model runs/NAME               a trained model (its running statistics included)`,
     )
     .action(async (flags: SummaryFlags) => {
-      await initBackend(flags.backend);
+      const kernels = await initBackend(flags.backend);
       // A preset is built with the flags; a model directory is shown as saved (--bn and the BN flags do not apply).
       const source = loadModelSource(flags.model, { bn: flags.bn, batchNorm: { momentum: flags.bnMomentum, eps: flags.bnEps, biasCorrection: flags.biasCorrection }, bnPlacement: flags.bnPlacement, inputBn: flags.inputBn });
       const model = source.model.train(!flags.eval);
       const name = source.dir ?? source.preset!;
       console.log(`${source.dir ? source.dir : name}: ${source.dir ? `${source.preset ? `preset ${source.preset}, ` : ''}trained model` : source.description}`);
       console.log(summary(model, [1, ...source.inputShape], source.dir ? name : flags.bn ? `${name} (bn)` : `${name} (no bn)`));
+      console.log(`Backend: ${kernels.capabilities.variant}`);
     });
   return cmd;
 }

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
-import { initBackend } from '../../kernels/index.js';
+import { availableBackends, getBackend, initBackend } from '../../kernels/index.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
@@ -134,7 +134,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   const model = source.model;
   const optimizer = makeOptimizer(config.optimizer, model);
   const threads = config.threads ?? 1;
-  if (threads > 1 && kernels.name !== 'wasm') throw new Error(`--threads ${threads} trains on WebAssembly threads that share the weights, so it needs --backend wasm (or auto where wasm works), not ${kernels.name}`);
+  if (threads > 1 && !kernels.sharing) throw new Error(`--threads ${threads} trains on threads that share the weights in memory, which the "${kernels.name}" backend (${kernels.capabilities.variant}) cannot do: use --backend auto (or ${availableBackends().filter((n) => n !== kernels.name && n !== 'ts').join(', ') || 'a backend with shared memory'})`);
   if (threads > 1 && config.batchSize < 2 * threads) throw new Error(`--threads ${threads} splits each batch of ${config.batchSize} across the threads; use a batch of at least ${2 * threads} (or fewer threads)`);
   // Created before the Trainer, and closed at the end: every thread trains on its shard of each batch.
   const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: source.inputShape, optimizer }) : undefined;
@@ -178,6 +178,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     out: runDir,
     /** What `backend` resolved to ('auto' picks wasm where it loads). */
     backendUsed: kernels.name,
+    /** The build of that backend ('wasm relaxed-simd', 'wasm simd128', 'ts'). */
+    backendVariant: kernels.capabilities.variant,
     totalSteps: trainer.totalSteps,
     dropLast: trainer.loader.dropLast,
     batchesPerEpoch: trainer.loader.batchesPerEpoch,
@@ -401,7 +403,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--init-std <s>', 'standard deviation for --init normal').argParser(positiveNumber))
     .addOption(backendOption())
     .addOption(
-      new Option('--threads <n>', 'threads that train each batch together: each takes a shard of the batch, batch norm uses the statistics of the whole batch (synchronized), the result equals one thread up to rounding. Needs the wasm backend; 2 pays on a free second core (npm run bench)')
+      new Option('--threads <n>', 'threads that train each batch together: each takes a shard of the batch, batch norm uses the statistics of the whole batch (synchronized), the result equals one thread up to rounding. Needs a backend with shared memory (auto: wasm); 2 pays on a free second core (npm run bench)')
         .argParser(positiveInt)
         .default(1),
     )
@@ -437,6 +439,7 @@ Examples:
         onStart: (run) => {
           console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test images): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
           console.log(`Run directory: ${run.runDir}`);
+          console.log(`Backend: ${getBackend().capabilities.variant}${config.threads && config.threads > 1 ? `, ${config.threads} threads (data-parallel)` : ''}`);
           if (config.resume) console.log(`Resuming at step ${run.trainer.step} from the latest checkpoint`);
           progress.current = createProgress({ total: run.trainer.totalSteps });
         },
