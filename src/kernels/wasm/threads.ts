@@ -24,7 +24,7 @@ import { currentPlatform, type ScriptWorker } from '../../platform/index.js';
 import type { WasmExports } from './generated/exports.js';
 
 /** Exports a worker can run, by index (the OP slot): the chunked matmul and the batch-norm kernels (assembly/batchnorm.ts: work items). */
-export const WORKER_OPS = ['gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats'] as const satisfies ReadonlyArray<keyof WasmExports>;
+export const WORKER_OPS = ['gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats', 'microKernelPeak'] as const satisfies ReadonlyArray<keyof WasmExports>;
 export type WorkerOp = (typeof WORKER_OPS)[number];
 
 export const MAX_ARGS = 16;
@@ -124,6 +124,15 @@ export class ThreadPool {
     for (let spin = 0; Atomics.load(this.ints, i) !== DONE; spin++) {
       // The worker is mid-block: spin, then sleep in short naps where the platform allows blocking.
       if (spin > 4000 && this.canBlock) Atomics.wait(this.ints, i, RUNNING, 1);
+    }
+    Atomics.store(this.ints, i, IDLE);
+  }
+
+  /** Wait until worker w has run the job posted to it (never withdraws it: for jobs that must run on the worker). */
+  complete(w: number): void {
+    const i = (this.controls[w] >> 2) + STATE;
+    for (let spin = 0; Atomics.load(this.ints, i) !== DONE; spin++) {
+      if (spin > 4000 && this.canBlock) Atomics.wait(this.ints, i, Atomics.load(this.ints, i), 1);
     }
     Atomics.store(this.ints, i, IDLE);
   }
