@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --no-start] [-- --only bn|matmul|training]
+ * npm run bench [-- --curve (bench/curve.ts)] [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --no-start] [-- --only bn|matmul|training]
  *
  * The performance figures of issue "Fast", measured in one process so that ratios compare like with
  * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
@@ -23,6 +23,7 @@ import { loadDataset } from '../src/data/node.js';
 import { evaluate } from '../src/train/evaluate.js';
 import { batchNormMs, heapGrowthMb, matmulGflops, parallelTrainer, trainer, trainingRate, withKernels } from './workloads.js';
 import { runTfjs, type TfjsResults } from './tfjs.js';
+import { runCurve } from './curve.js';
 
 const argv = process.argv.slice(2);
 const args = new Set(argv);
@@ -45,6 +46,7 @@ type Values = Partial<Record<Impl, number | null>>;
 const root = findRoot(dirname(fileURLToPath(import.meta.url)));
 
 async function main(): Promise<void> {
+  if (args.has('--curve')) return runCurve(argv, root);
   const machine = describeMachine();
   log(`bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
   const wasm = await createWasmKernels();
