@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, totalmem, platform, release, tmpdir } from 'node:os';
+import { cpus, loadavg, totalmem, platform, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -48,6 +48,7 @@ const root = findRoot(dirname(fileURLToPath(import.meta.url)));
 async function main(): Promise<void> {
   if (args.has('--curve')) return runCurve(argv, root);
   const machine = describeMachine();
+  const loadStart = loadavg();
   log(`bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
   const wasm = await createWasmKernels();
   const wasm2 = args.has('--no-threads') ? null : await createWasmKernels({ threads: 2 });
@@ -215,6 +216,9 @@ async function main(): Promise<void> {
     // measured ns per multiply-add with and without the split, per size class of M·N·K; the share of
     // calls of each batch-norm kernel it shared with the worker during the batch-norm rows.
     two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare } : null,
+    // Both cores on one network: data-parallel on two threads against the same build on one, per workload.
+    two_thread_scaling: section('training') && !args.has('--no-threads') ? Object.fromEntries(([['ioffe_mlp_bn', mlpBn], ['ioffe_mlp_nobn', mlpNoBn], ['mnist_cnn_bn', cnn]] as const).map(([name, v]) => [name, { one_thread: v.wasm ?? null, two_threads: v.wasm_dp ?? null, speedup: typeof v.wasm === 'number' && typeof v.wasm_dp === 'number' ? v.wasm_dp / v.wasm : null }])) : null,
+    load_average: { start: loadStart, end: loadavg() },
     ioffe_mlp_bn_mnist_accuracy: accuracy,
     npm_start_training_s: startSeconds,
     tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
@@ -468,6 +472,10 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
     console.log('fraction of the ceiling each uses (arithmetic: its build\'s peak on its thread count; batch norm: bandwidth):');
     for (const [name, v] of Object.entries(fr)) console.log(`  ${name}: ${'best' in v ? pct(v.best) : `wasm ${pct(v.wasm)}, wasm×2 ${pct(v.wasm2)}, wasm DP×2 ${pct(v.wasm_dp)}`}`);
   }
+  const scaling = report.two_thread_scaling as Record<string, { one_thread: number | null; two_threads: number | null; speedup: number | null }> | null;
+  if (scaling) console.log(`two threads (data-parallel) vs one: ${Object.entries(scaling).map(([n, v]) => `${n} ${v.speedup === null ? '-' : `${v.speedup.toFixed(2)}x`}`).join(', ')}`);
+  const load = report.load_average as { start: number[]; end: number[] };
+  console.log(`load average (1/5/15 min) at start ${load.start.map((l) => l.toFixed(1)).join(' ')}, at end ${load.end.map((l) => l.toFixed(1)).join(' ')} on ${m.cores} cores`);
   const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;
   const start = report.npm_start_training_s as ReturnType<typeof measureStart>;
   if (start) console.log(`npm start's training (both networks, one worker each): ${start.wasm.toFixed(1)} s on wasm, ${start.ts.toFixed(1)} s on ts (${start.speedup.toFixed(1)}x; best of ${start.runs.ts.length} runs each)`);
