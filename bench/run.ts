@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * npm run bench [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --no-start] [-- --only bn|matmul|training]
+ * npm run bench [-- --curve (bench/curve.ts)] [-- --json] [-- --quick] [-- --no-pytorch] [-- --no-tfjs] [-- --no-threads] [-- --no-accuracy] [-- --no-start] [-- --only bn|matmul|training]
  *
  * The performance figures of issue "Fast", measured in one process so that ratios compare like with
  * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
@@ -12,17 +12,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, totalmem, platform, release, tmpdir } from 'node:os';
+import { cpus, loadavg, totalmem, platform, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createWasmKernels, referenceKernels, buildPreset, CrossEntropyLoss, DataParallel, SGD, setBackend, type WasmKernels } from '../src/index.js';
+import { createWasmKernels, detectSimd, referenceKernels, buildPreset, CrossEntropyLoss, DataParallel, SGD, setBackend, type WasmKernels } from '../src/index.js';
 import { DataLoader } from '../src/data/loader.js';
 import { loadDataset } from '../src/data/node.js';
 import { evaluate } from '../src/train/evaluate.js';
 import { batchNormMs, heapGrowthMb, matmulGflops, parallelTrainer, trainer, trainingRate, withKernels } from './workloads.js';
 import { runTfjs, type TfjsResults } from './tfjs.js';
+import { runCurve } from './curve.js';
 
 const argv = process.argv.slice(2);
 const args = new Set(argv);
@@ -45,7 +46,9 @@ type Values = Partial<Record<Impl, number | null>>;
 const root = findRoot(dirname(fileURLToPath(import.meta.url)));
 
 async function main(): Promise<void> {
+  if (args.has('--curve')) return runCurve(argv, root);
   const machine = describeMachine();
+  const loadStart = loadavg();
   log(`bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
   const wasm = await createWasmKernels();
   const wasm2 = args.has('--no-threads') ? null : await createWasmKernels({ threads: 2 });
@@ -58,6 +61,11 @@ async function main(): Promise<void> {
     bn2d: wasm.measureTriad(32 * 64 * 32 * 32, r(20)), // the BN2d tensor's size
   };
   const simdPeak = wasm.measureMicroKernelPeak(r(20));
+  log('limits: mul+add and FMA peaks, one and two threads');
+  // Measured at the start and again at the end (the better of the two): the machine may be busy at one of them.
+  const peaks = await measurePeaks(!args.has('--no-threads'));
+  /** The ceiling a wasm setting runs against: its build's peak on its number of threads. */
+  const ceiling = (k: WasmKernels, threads: number) => (k.simd === 'relaxed-simd' ? peaks.fma_gflops : peaks.mul_add_gflops)?.[threads === 2 ? 'two_threads' : 'one_thread'] ?? null;
 
   const matmul: Record<string, Values> = { '60x784x100': {}, '1024x1024x1024': {} };
   if (section('matmul')) {
@@ -153,6 +161,7 @@ async function main(): Promise<void> {
   }
   const torch = args.has('--no-pytorch') ? null : runPytorch();
   wasm2?.close();
+  mergePeaks(peaks, await measurePeaks(!args.has('--no-threads')));
 
   const fromTfjs = (v: number | null | undefined) => (tfjs ? v ?? null : undefined);
   mlpBn.tfjs = fromTfjs(tfjs?.ioffe_mlp_bn_steps_per_s);
@@ -179,8 +188,15 @@ async function main(): Promise<void> {
     return ms ? { effective_gb_per_s: (36 * elements) / (ms * 1e6), triad_gb_per_s: triadGbs, time_vs_5_float_pass: ms / ((20 * elements) / (triadGbs * 1e6)) } : null;
   };
 
+  const report0 = {
+    bn1d_fwd_bwd_ms: section('bn') ? { bandwidth: bnBandwidth(bn1d, 256 * 1024, triad.bn1d) } : undefined,
+    bn2d_fwd_bwd_ms: section('bn') ? { bandwidth: bnBandwidth(bn2d, 32 * 64 * 32 * 32, triad.bn2d) } : undefined,
+  };
   const report = {
-    machine: { ...machine, triad_gb_per_s: triad, simd_peak_gflops_1_thread: simdPeak, wasm_threads: wasm2 ? 2 : 1 },
+    machine: { ...machine, triad_gb_per_s: triad, simd_peak_gflops_1_thread: simdPeak, wasm_threads: wasm2 ? 2 : 1, peaks, wasm_variant: wasm.capabilities.variant },
+    // Each kernel against the ceiling it runs into: matmul and training (matmul flops) against the
+    // arithmetic peak of the build and thread count that ran it, batch norm against memory bandwidth.
+    fraction_of_peak: fractions(),
     ...(section('training')
       ? {
           ioffe_mlp_bn_steps_per_s: withRatios(mlpBn, 'rate'),
@@ -200,6 +216,9 @@ async function main(): Promise<void> {
     // measured ns per multiply-add with and without the split, per size class of M·N·K; the share of
     // calls of each batch-norm kernel it shared with the worker during the batch-norm rows.
     two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare } : null,
+    // Both cores on one network: data-parallel on two threads against the same build on one, per workload.
+    two_thread_scaling: section('training') && !args.has('--no-threads') ? Object.fromEntries(([['ioffe_mlp_bn', mlpBn], ['ioffe_mlp_nobn', mlpNoBn], ['mnist_cnn_bn', cnn]] as const).map(([name, v]) => [name, { one_thread: v.wasm ?? null, two_threads: v.wasm_dp ?? null, speedup: typeof v.wasm === 'number' && typeof v.wasm_dp === 'number' ? v.wasm_dp / v.wasm : null }])) : null,
+    load_average: { start: loadStart, end: loadavg() },
     ioffe_mlp_bn_mnist_accuracy: accuracy,
     npm_start_training_s: startSeconds,
     tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
@@ -208,6 +227,69 @@ async function main(): Promise<void> {
 
   if (json) console.log(JSON.stringify(report, null, 2));
   else printTable(report, mlpBn, mlpNoBn, cnn, bn1d, bn2d, matmul, heap, heapSteps);
+
+  function fractions(): Record<string, Record<string, number | null>> {
+    const out: Record<string, Record<string, number | null>> = {};
+    const of = (gflops: number | null | undefined, k: WasmKernels | null, threads: number) => {
+      const c = k ? ceiling(k, threads) : null;
+      return typeof gflops === 'number' && c ? gflops / c : null;
+    };
+    const settings = (gflops: (v: number | null | undefined) => number | null, v: Values) => ({
+      wasm: of(gflops(v.wasm), wasm, 1),
+      wasm2: of(gflops(v.wasm2), wasm2, 2),
+      wasm_dp: of(gflops(v.wasm_dp), wasm, 2),
+    });
+    if (section('matmul')) for (const [size, v] of Object.entries(matmul)) out[`matmul ${size}`] = settings((x) => x ?? null, v);
+    if (section('training')) {
+      // The paper's network at batch 60: forward 60·(784·100 + 2·100·100 + 100·10) multiply-adds, the
+      // weight gradients as many again, the input gradients of the three upper layers (the data's is skipped).
+      const flopsPerStep = 2 * 60 * (2 * 99_400 + 21_000);
+      const gflops = (x: number | null | undefined) => (typeof x === 'number' ? (x * flopsPerStep) / 1e9 : null);
+      out['ioffe-mlp + BN (its matmuls)'] = settings(gflops, mlpBn);
+      out['ioffe-mlp, no BN (its matmuls)'] = settings(gflops, mlpNoBn);
+    }
+    const bw = (key: 'bn1d_fwd_bwd_ms' | 'bn2d_fwd_bwd_ms') => (report0[key] as { bandwidth: { effective_gb_per_s: number; triad_gb_per_s: number } | null } | undefined)?.bandwidth;
+    for (const key of ['bn1d_fwd_bwd_ms', 'bn2d_fwd_bwd_ms'] as const) {
+      const b = bw(key);
+      if (b) out[`${key} (of one thread's triad bandwidth)`] = { best: b.effective_gb_per_s / b.triad_gb_per_s };
+    }
+    return out;
+  }
+}
+
+/**
+ * The arithmetic ceiling of this processor as WebAssembly reaches it: the matmul micro-kernel's loop
+ * with all data in L1, in the plain-SIMD build (multiply, then add) and the relaxed-SIMD build (fused
+ * multiply-add), on one thread and on two at once. Null where the engine has no relaxed SIMD.
+ */
+type Peaks = Awaited<ReturnType<typeof measurePeaks>>;
+
+function mergePeaks(into: Peaks, other: Peaks): void {
+  for (const key of ['mul_add_gflops', 'fma_gflops'] as const) {
+    const a = into[key], b = other[key];
+    if (!a || !b) continue;
+    a.one_thread = Math.max(a.one_thread, b.one_thread);
+    if (a.two_threads !== null && b.two_threads !== null) a.two_threads = Math.max(a.two_threads, b.two_threads);
+  }
+}
+
+async function measurePeaks(twoThreads: boolean) {
+  const best = await detectSimd();
+  const measure = async (simd: 'simd128' | 'relaxed-simd') => {
+    const k = await createWasmKernels({ simd, threads: twoThreads ? 2 : 1 });
+    try {
+      let one = 0, two = 0;
+      // Alternate, best of each: another process taking a core for a moment only lowers one sample.
+      for (let i = 0; i < r(5); i++) {
+        one = Math.max(one, k.measurePeak(1, 4));
+        if (twoThreads) two = Math.max(two, k.measurePeak(2, 4));
+      }
+      return { one_thread: one, two_threads: twoThreads ? two : null };
+    } finally {
+      k.close();
+    }
+  };
+  return { mul_add_gflops: await measure('simd128'), fma_gflops: best === 'relaxed-simd' ? await measure('relaxed-simd') : null };
 }
 
 /** The fastest of the wasm settings: highest rate, or lowest time. */
@@ -374,13 +456,26 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(`${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}, Node ${m.node} (V8 ${m.v8})`);
-  console.log(`limits: triad ${m.triad_gb_per_s.dram.toFixed(1)} GB/s (96 MB), ${m.triad_gb_per_s.bn2d.toFixed(1)} GB/s (BN2d size), ${m.triad_gb_per_s.bn1d.toFixed(1)} GB/s (BN1d size); f32x4 mul+add peak ${m.simd_peak_gflops_1_thread.toFixed(1)} GFLOPS per thread`);
+  const p = (report.machine as unknown as { peaks: { mul_add_gflops: { one_thread: number; two_threads: number | null }; fma_gflops: { one_thread: number; two_threads: number | null } | null }; wasm_variant: string });
+  const pk = (x: { one_thread: number; two_threads: number | null } | null) => (x ? `${x.one_thread.toFixed(1)} / ${x.two_threads === null ? '-' : x.two_threads.toFixed(1)}` : 'n/a (no relaxed SIMD)');
+  console.log(`limits: triad ${m.triad_gb_per_s.dram.toFixed(1)} GB/s (96 MB), ${m.triad_gb_per_s.bn2d.toFixed(1)} GB/s (BN2d size), ${m.triad_gb_per_s.bn1d.toFixed(1)} GB/s (BN1d size)`);
+  console.log(`peaks (GFLOPS, 1 / 2 threads): f32x4 mul+add ${pk(p.peaks.mul_add_gflops)}, f32x4 relaxed_madd (FMA) ${pk(p.peaks.fma_gflops)}; wasm columns run ${p.wasm_variant}`);
   console.log('');
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
   console.log('');
   console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls and batch norm shared with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm.');
+  const fr = report.fraction_of_peak as Record<string, Record<string, number | null>>;
+  const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.round(x * 100)}%` : '-');
+  if (Object.keys(fr).length) {
+    console.log('fraction of the ceiling each uses (arithmetic: its build\'s peak on its thread count; batch norm: bandwidth):');
+    for (const [name, v] of Object.entries(fr)) console.log(`  ${name}: ${'best' in v ? pct(v.best) : `wasm ${pct(v.wasm)}, wasm×2 ${pct(v.wasm2)}, wasm DP×2 ${pct(v.wasm_dp)}`}`);
+  }
+  const scaling = report.two_thread_scaling as Record<string, { one_thread: number | null; two_threads: number | null; speedup: number | null }> | null;
+  if (scaling) console.log(`two threads (data-parallel) vs one: ${Object.entries(scaling).map(([n, v]) => `${n} ${v.speedup === null ? '-' : `${v.speedup.toFixed(2)}x`}`).join(', ')}`);
+  const load = report.load_average as { start: number[]; end: number[] };
+  console.log(`load average (1/5/15 min) at start ${load.start.map((l) => l.toFixed(1)).join(' ')}, at end ${load.end.map((l) => l.toFixed(1)).join(' ')} on ${m.cores} cores`);
   const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;
   const start = report.npm_start_training_s as ReturnType<typeof measureStart>;
   if (start) console.log(`npm start's training (both networks, one worker each): ${start.wasm.toFixed(1)} s on wasm, ${start.ts.toFixed(1)} s on ts (${start.speedup.toFixed(1)}x; best of ${start.runs.ts.length} runs each)`);

@@ -50,7 +50,7 @@ export function trainer(kernels: Kernels, preset: string, bn: boolean, batch: nu
     let i = 0;
     return {
       model,
-      data, // the batches are subarrays of it: keep it alive (its memory is reclaimed when it is collected)
+      data, // the batches are subarrays of it (a block of the backend's memory for as long as the bench runs)
       step() {
         const b = i++ % batches;
         optimizer.zeroGrad();

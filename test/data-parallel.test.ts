@@ -264,9 +264,9 @@ test('bad input and impossible setups get clear errors, and a failed step never 
   try {
     const onReference = mlp(9);
     setBackend('wasm');
-    await assert.rejects(DataParallel.create(onReference, { inputShape: [12] }), /not in the wasm backend's memory/);
+    await assert.rejects(DataParallel.create(onReference, { inputShape: [12] }), /not in the "wasm" backend's memory/);
     setBackend('ts');
-    await assert.rejects(DataParallel.create(model, { inputShape: [12] }), /needs the WebAssembly backend/);
+    await assert.rejects(DataParallel.create(model, { inputShape: [12] }), /needs a backend whose memory the threads can share/);
   } finally {
     setBackend('wasm');
   }

@@ -2,7 +2,8 @@
  * The WebAssembly backend in a real browser (Chromium through playwright-core), from the same compiled
  * files as Node (dist/src): the module is fetched, workers are Web Workers. Two pages: a cross-origin
  * isolated one (COOP/COEP headers: shared memory, two threads) and a plain one (the ordinary-memory
- * build). Without Chromium or a built dist/ it fails with the command that fixes it (npm test builds dist/).
+ * build). Both pages check the build the backend picked (relaxed SIMD where Chromium has it, 114+).
+ * A missing Chromium or an unbuilt dist/ fails with the command that fixes it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,6 +46,8 @@ function serve(isolated: boolean): Promise<{ server: Server; url: string }> {
 }
 
 interface PageResult {
+  simd: string;
+  variant: string;
   shared: boolean;
   threads: number;
   matmulError: number;
@@ -115,7 +118,7 @@ const pageCheck = (threads: number) => `(async () => {
     for (let s = 0; s < 3; s++) lossParallel = parallel.trainStep(x, y);
     parallel.close();
   }
-  const result = { shared: wasm.shared, threads: wasm.threads, matmulError, lossWasm: losses[0], lossTs: losses[1], allocatedInMemory, lossParallel };
+  const result = { simd: wasm.simd, variant: wasm.capabilities.variant, shared: wasm.shared, threads: wasm.threads, matmulError, lossWasm: losses[0], lossTs: losses[1], allocatedInMemory, lossParallel };
   wasm.close();
   return result;
 })()`;
@@ -135,6 +138,9 @@ for (const isolated of [true, false]) {
       const r = (await page.evaluate(pageCheck(isolated ? 2 : 1))) as PageResult;
       assert.deepEqual(errors, []);
       assert.equal(r.shared, isolated);
+      const relaxed = (await page.evaluate('WebAssembly.validate(new Uint8Array([0,97,115,109,1,0,0,0,1,8,1,96,3,123,123,123,1,123,3,2,1,0,10,13,1,11,0,32,0,32,1,32,2,253,133,2,11]))')) as boolean;
+      assert.equal(r.simd, relaxed ? 'relaxed-simd' : 'simd128');
+      assert.equal(r.variant, `wasm ${r.simd}${isolated ? '' : ', ordinary memory'}`);
       assert.equal(r.threads, isolated ? 2 : 1);
       assert.ok(r.allocatedInMemory);
       assert.ok(r.matmulError < 1e-4, `matmul error ${r.matmulError}`);

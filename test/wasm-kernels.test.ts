@@ -8,12 +8,20 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { Rng, referenceKernels as ref, createWasmKernels, initBackend, setBackend, getBackend, SplitPolicy, type Kernels, type Window2d } from '../src/index.js';
+import { Rng, referenceKernels as ref, createWasmKernels, detectSimd, initBackend, setBackend, getBackend, SplitPolicy, buildPreset, type Kernels, type Window2d, type WasmSimd } from '../src/index.js';
 import { runConformance } from '../src/cli/conformance.js';
 
-const wasm = await createWasmKernels();
-const wasm2 = await createWasmKernels({ threads: 2, parallelMinMacs: 1, parallelMinValues: 1, split: 'always' });
+// The build under test: BNLAB_TEST_WASM_SIMD=simd128 or relaxed-simd (npm test runs the suite on each), else the best one here.
+const simd = (process.env.BNLAB_TEST_WASM_SIMD as WasmSimd | undefined) ?? (await detectSimd())!;
+const wasm = await createWasmKernels({ simd });
+const wasm2 = await createWasmKernels({ simd, threads: 2, parallelMinMacs: 1, parallelMinValues: 1, split: 'always' });
 after(() => wasm2.close());
+
+test(`the ${simd} build is the one running, and says so in its capabilities`, () => {
+  assert.equal(wasm.simd, simd);
+  assert.equal(wasm2.simd, simd);
+  assert.deepEqual(wasm2.capabilities, { threads: 2, sharedMemory: true, simd, variant: `wasm ${simd}` });
+});
 
 type Place = 'wasm' | 'js';
 
@@ -423,7 +431,7 @@ test('SGD (momentum, dampening, Nesterov, weight decay) and Adam/AdamW over seve
 });
 
 test('every kernel of the interface is a wasm method of its own, so a spread copy of the backend works', () => {
-  const names = Object.keys(ref).filter((n) => n !== 'name');
+  const names = Object.keys(ref).filter((n) => typeof (ref as unknown as Record<string, unknown>)[n] === 'function');
   for (const n of names) assert.equal(typeof (wasm as unknown as Record<string, unknown>)[n], 'function', n);
   const copy = { ...wasm, relu: ref.relu } as Kernels;
   const x = copy.allocate(5), y = copy.allocate(5);
@@ -452,6 +460,64 @@ test('allocate: zeroed views of the wasm memory that stay valid while it grows; 
   k.heap.free(p);
   assert.equal(k.heap.alloc(4096), p);
   k.heap.free(p);
+  k.release(big);
+});
+
+test('memory has an explicit owner: a block is freed by release() of the array itself, never by the garbage collector', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const k = await createWasmKernels({ simd });
+  let parent: Float32Array | null = k.allocate(4096);
+  const view = parent.subarray(10, 20); // e.g. a shard of a batch, or a view on another thread
+  view.fill(7);
+  k.release(view); // a subarray is not the block: ignored
+  const offset = parent.byteOffset;
+  parent = null;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const next = k.allocate(4096);
+  assert.notEqual(next.byteOffset, offset, 'the dropped parent kept its block: the subarray is still valid');
+  next.fill(1);
+  assert.ok(view.every((v) => v === 7));
+  const before = k.heap.allocatedBytes;
+  k.release(next);
+  assert.equal(k.heap.allocatedBytes, before - 4096 * 4);
+  assert.equal(k.allocate(4096).byteOffset, next.byteOffset, 'a released block is reused');
+  k.release(new Float32Array(8)); // not the backend's: ignored
+  k.dispose();
+  assert.equal(k.heap.allocatedBytes, 0);
+});
+
+test("Module.dispose() gives a model's memory back; a module gives back an output buffer it replaces", async () => {
+  const k = await createWasmKernels({ simd });
+  const previous = getBackend().name;
+  const { registerBackend } = await import('../src/index.js');
+  registerBackend(k);
+  setBackend('wasm');
+  try {
+    const { Tensor } = await import('../src/index.js');
+    const rng = new Rng(2);
+    const x = k.allocate(60 * 784);
+    for (let i = 0; i < x.length; i++) x[i] = rng.uniform();
+    buildPreset('ioffe-mlp', { bn: true, seed: 1 }).forward(new Tensor([60, 784], x)); // the backend's own scratch grows once
+    const empty = k.heap.allocatedBytes; // (this model was dropped without dispose: its memory stays taken, by design)
+    const model = buildPreset('ioffe-mlp', { bn: true, seed: 1 });
+    model.forward(new Tensor([60, 784], x));
+    const afterOne = k.heap.allocatedBytes;
+    model.forward(new Tensor([30, 784], x.subarray(0, 30 * 784)));
+    model.forward(new Tensor([60, 784], x));
+    assert.equal(k.heap.allocatedBytes, afterOne, 'outputs replaced when the batch size changed went back to the backend');
+    model.dispose();
+    assert.equal(k.heap.allocatedBytes, empty);
+  } finally {
+    registerBackend(wasm);
+    setBackend(previous);
+    k.dispose();
+  }
 });
 
 test('ordinary-memory build (browsers without cross-origin isolation): fills up, then falls back to ordinary arrays', async () => {

@@ -98,14 +98,78 @@ def matmul_gflops(m, k, n, repeats, inner):
     return 2 * m * n * k / best_time(lambda: torch.mm(a, w.t()), repeats, inner) / 1e9
 
 
+def mlp_bn(width):
+    """The paper's network with hidden layers of `width` units: 784-W-W-W-10, sigmoid, BatchNorm1d before each sigmoid."""
+    sizes = [784, width, width, width, 10]
+    layers = []
+    for i in range(4):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < 3:
+            layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+def rate_within(step, budget):
+    """
+    Steps per second of `step` within about `budget` seconds, as bench/curve.ts measures bnlab: a
+    warm-up, then three windows of at least budget/4 s (and 2 steps) each, the best window counted.
+    """
+    t0 = time.perf_counter()
+    for _ in range(2):
+        step()
+    while time.perf_counter() - t0 < budget / 8:
+        step()
+    best = 0.0
+    for _ in range(3):
+        n = 0
+        w0 = time.perf_counter()
+        while n < 2 or time.perf_counter() - w0 < budget / 4:
+            step()
+            n += 1
+        best = max(best, n / (time.perf_counter() - w0))
+    return best
+
+
+def curve(widths, batches, budget):
+    """The cost curve: training steps/s of mlp_bn(width) at each batch size (SGD lr 0.5, data in memory)."""
+    points = []
+    for width in widths:
+        for batch in batches:
+            torch.manual_seed(0)
+            model = mlp_bn(width)
+            count = 20 if batch < 256 else 4
+            x = torch.rand(count * batch, 784)
+            y = torch.randint(0, 10, (count * batch,))
+            opt = torch.optim.SGD(model.parameters(), lr=0.5)
+            loss_fn = nn.CrossEntropyLoss()
+            state = {"i": 0}
+
+            def step():
+                j = (state["i"] % count) * batch
+                state["i"] += 1
+                opt.zero_grad()
+                loss_fn(model(x[j:j + batch]), y[j:j + batch]).backward()
+                opt.step()
+
+            points.append({"width": width, "batch": batch, "steps_per_s": rate_within(step, budget)})
+    return points
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["bn", "matmul", "training"])
+    parser.add_argument("--curve", help="the cost curve instead: WIDTHS:BATCHES:BUDGET, e.g. 100,400:16,60:1.0")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.curve:
+        widths, batches, budget = args.curve.split(":")
+        points = curve([int(w) for w in widths.split(",")], [int(b) for b in batches.split(",")], float(budget))
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "points": points}))
+        return
     q = 0.2 if args.quick else 1
     r = lambda n: max(1, int(n * q))
     section = lambda name: args.only in (None, name)

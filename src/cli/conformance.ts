@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatResult, runFixtureFile, type CaseResult } from '../conformance/fixtures.js';
 import { setWarningHandler } from '../nn/warnings.js';
-import { initBackend } from '../kernels/index.js';
+import { getBackend, initBackend } from '../kernels/index.js';
 
 export function runConformance(dirs: string[], log: (line: string) => void = console.log): { passed: number; failed: number; skipped: number } {
   const results: CaseResult[] = [];
@@ -65,6 +65,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log('Usage: npm run conformance -- DIR [DIR ...] [--backend NAME]\nRuns every case of every *.json bn-fixture/1 file in each DIR and prints one line per case.');
     process.exit(args.length === 0 ? 2 : 0);
   }
+  console.log(`Backend: ${getBackend().capabilities.variant}`);
   const { failed } = runConformance(args);
   process.exit(failed > 0 ? 1 : 0);
 }

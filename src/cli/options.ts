@@ -4,6 +4,7 @@
  * commander prints as "error: option '--steps <n>' argument 'abc' is invalid. <reason>" and exits 1.
  */
 import { InvalidArgumentError, Option } from 'commander';
+import { backendProviders } from '../kernels/index.js';
 
 /** A plain decimal number: digits with an optional point, sign and exponent; no hex, no blanks, no "Infinity". */
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -102,9 +103,11 @@ export const MOMENTUM_CONVENTION =
   'running = (1 - m)·running + m·batch (PyTorch convention); Keras/TensorFlow momentum = 1 - m';
 
 /**
- * `--backend`, the same for every command: 'auto' (the default) takes the fastest backend that works
- * here, WebAssembly SIMD, and falls back to the reference TypeScript kernels where it cannot load.
+ * `--backend`, the same for every command: 'auto' (the default) takes the most preferred registered
+ * backend that works here, falling back to the reference TypeScript kernels; the choices are whatever
+ * backends are registered (src/kernels/backends.ts).
  */
 export function backendOption(): Option {
-  return new Option('--backend <name>', 'kernel backend: auto (WebAssembly SIMD where it works, else ts), wasm, or ts (the reference TypeScript kernels)').default('auto');
+  const choices = backendProviders().map((p) => `${p.name} (${p.description})`).join(', ');
+  return new Option('--backend <name>', `kernel backend: auto (the fastest that works here, else ts), or one of: ${choices}`).default('auto');
 }

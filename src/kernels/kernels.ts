@@ -9,14 +9,28 @@
  * Images: H, W = height, width; KH, KW = kernel; OH, OW = output height, width; P = B·C planes.
  */
 export interface Kernels {
+  /** The name the backend is registered under ('ts', or a plug-in's: see index.ts). */
   readonly name: string;
+  /** What this backend instance can do; callers ask for these, never for a backend by name. */
+  readonly capabilities: BackendCapabilities;
+  /**
+   * Present when the backend's memory can be shared with other threads (data-parallel training: a
+   * replica on a worker runs on the same memory, so weights are read in place).
+   */
+  readonly sharing?: SharedKernelMemory;
 
   /**
-   * Allocate a zeroed Float32Array the backend can work on directly (a fast backend may place it in its own
-   * memory, and reclaim it once the array is garbage-collected: keep the returned array itself referenced
-   * for as long as any subarray of it is in use).
+   * Allocate a zeroed Float32Array the backend can work on directly (a fast backend places it in its own
+   * memory). The block belongs to the backend until `release(array)` gives it back (or the backend is
+   * disposed): it is never reclaimed behind the caller's back, so subarrays and other threads' views of
+   * it stay valid for exactly as long as its owner keeps it.
    */
   allocate(length: number): Float32Array;
+  /**
+   * Give back a block `allocate()` returned (the array itself, not a subarray), once nothing uses it or
+   * a view of it any more. Arrays the backend did not hand out (ordinary ones) are ignored.
+   */
+  release(array: Float32Array): void;
 
   /**
    * out[M,N] = op(a)[M,K] · op(b)[K,N] (or += when `accumulate`).
@@ -127,6 +141,41 @@ export interface Kernels {
   sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, opts: SgdStepOptions): void;
   /** Adam step (PyTorch semantics, L2 weight decay added to the gradient, or decoupled for AdamW). */
   adamStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, opts: AdamStepOptions): void;
+}
+
+/** What a backend instance offers, for callers that choose by capability (DataParallel, the CLI, the bench). */
+export interface BackendCapabilities {
+  /** Threads a single kernel call may be split across (1: the calling thread only). */
+  readonly threads: number;
+  /** Its memory can be shared with workers (see `Kernels.sharing`). */
+  readonly sharedMemory: boolean;
+  /** The SIMD instruction set its kernels use ('simd128', 'relaxed-simd'), or null for scalar code. */
+  readonly simd: string | null;
+  /** The build in use, as printed and stored in a run's config ('ts', 'wasm simd128', 'wasm relaxed-simd'). */
+  readonly variant: string;
+}
+
+/**
+ * A backend's memory as other threads can use it: views of it are valid on every thread that attaches
+ * (same byte offsets), and `attachment` describes it to a worker, which turns it back into a backend
+ * with `attachBackend` (index.ts).
+ */
+export interface SharedKernelMemory {
+  /** The memory's current buffer (a SharedArrayBuffer; a grown memory has a new, longer one). */
+  readonly buffer: ArrayBufferLike;
+  /** Whether `view` lies in this memory (so its byteOffset means the same on every attached thread). */
+  holds(view: ArrayBufferView): boolean;
+  /**
+   * A structured-cloneable description for a worker: `attachBackend(attachment)` there gives a backend
+   * on this same memory that allocates only inside `region` (a block reserved here with `allocate`).
+   */
+  attachment(region: { start: number; end: number }): BackendAttachment;
+}
+
+/** What `SharedKernelMemory.attachment` returns: the backend's registered name and whatever it needs. */
+export interface BackendAttachment {
+  readonly backend: string;
+  readonly [key: string]: unknown;
 }
 
 export interface MatmulOptions {

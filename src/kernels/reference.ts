@@ -11,9 +11,14 @@ import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions, Window2d 
 
 export const referenceKernels: Kernels = {
   name: 'ts',
+  capabilities: { threads: 1, sharedMemory: false, simd: null, variant: 'ts' },
 
   allocate(length) {
     return new Float32Array(length);
+  },
+
+  release() {
+    // ordinary arrays: the garbage collector owns them
   },
 
   matmul(a, b, out, m, k, n, opts: MatmulOptions = {}) {

@@ -142,6 +142,29 @@ export abstract class Module {
   /** Hook for modules that derive state from loaded tensors. */
   protected afterLoad(): void {}
 
+  /**
+   * Give the memory of this module and its children (parameters, gradients, running statistics, work
+   * buffers) back to their backend. The explicit end of a model's lifetime: backends never reclaim
+   * memory on their own, so a program that builds many models (the lab, a sweep) disposes the ones it
+   * drops. The module must not be used afterwards.
+   */
+  dispose(): void {
+    for (const m of this.modules()) {
+      const k = m.kernels;
+      for (const p of m.parameters()) {
+        k.release(p.value.data);
+        k.release(p.grad.data);
+      }
+      for (const [, b] of m.namedOwnBuffers()) k.release(b.data);
+      // Work arrays the module allocated, and the outputs `reuse` made for it; not tensors it only holds
+      // (the input it keeps for the backward belongs to whoever produced it).
+      for (const value of Object.values(m)) {
+        if (value instanceof Float32Array) k.release(value);
+        else if (value instanceof Tensor && ownedOutputs.has(value)) k.release(value.data);
+      }
+    }
+  }
+
   /** Switch every module to another kernel backend, moving parameters and buffers into memory it can use. */
   useBackend(kernels: Kernels): this {
     for (const m of this.modules()) m.moveTo(kernels);
@@ -183,10 +206,18 @@ export function makeParameter(value: Tensor, kernels: Kernels): Parameter {
  */
 export function reuse(current: Tensor | null, shape: readonly number[], kernels: Kernels): Tensor {
   if (current && sameShape(current.shape, shape)) return current;
+  // The module owns its output buffers, and an output is valid only until its next call (above): the
+  // one being replaced goes back to the backend (a buffer of another backend is ignored by this one).
+  if (current && ownedOutputs.has(current)) kernels.release(current.data);
   let size = 1;
   for (const d of shape) size *= d;
-  return new Tensor(shape, kernels.allocate(size));
+  const t = new Tensor(shape, kernels.allocate(size));
+  ownedOutputs.add(t);
+  return t;
 }
+
+/** Tensors `reuse` allocated: a module owns these (and gives them back), not tensors it merely holds. */
+const ownedOutputs = new WeakSet<Tensor>();
 
 /** Error for a forward/backward called with a tensor of the wrong shape; names the layer. */
 export function shapeError(module: Module, expected: string, got: readonly number[]): Error {

@@ -9,7 +9,7 @@
  * WebAssembly memory, so the replicas read the weights and the batch in place.
  *
  * ```ts
- * await initBackend('wasm');
+ * await initBackend('auto'); // a backend with shared memory (capabilities.sharedMemory)
  * const model = buildPreset('ioffe-mlp');
  * const optimizer = new SGD(model.parameters(), { lr: 1 });
  * const parallel = await DataParallel.create(model, { threads: 2, inputShape: [784], optimizer });
@@ -20,10 +20,8 @@
  *
  * Shape legend: B = batch, B_r = rows of rank r's shard.
  */
-import { getBackend } from '../kernels/index.js';
-import { WasmKernels } from '../kernels/wasm/backend.js';
-import { currentPlatform, type Platform, type ScriptWorker } from '../kernels/wasm/platform.js';
-import { mainThreadCanBlock } from '../kernels/wasm/threads.js';
+import { getBackend, type Kernels, type SharedKernelMemory } from '../kernels/index.js';
+import { currentPlatform, type Platform, type ScriptWorker } from '../platform/index.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
 import { layerSpec } from '../nn/registry.js';
@@ -49,7 +47,7 @@ export interface DataParallelOptions {
   /**
    * The optimizer of the model's parameters: with it, `trainStep` also spreads the optimizer update
    * over the threads (each updates a slice of every parameter). Its state must be in the shared memory
-   * (create it after `initBackend('wasm')`).
+   * (create it after `initBackend(...)`).
    */
   optimizer?: Optimizer;
   /** Where workers come from (default: the current platform's). */
@@ -77,7 +75,8 @@ export class DataParallel {
 
   private constructor(
     readonly model: Sequential,
-    private readonly kernels: WasmKernels,
+    private readonly kernels: Kernels,
+    private readonly sharing: SharedKernelMemory,
     private readonly layout: StepLayout,
     group: SharedSyncGroup,
     private readonly workers: ScriptWorker[],
@@ -89,7 +88,7 @@ export class DataParallel {
   ) {
     this.threads = workers.length + 1;
     this.group = group;
-    const buffer = kernels.heap.buffer;
+    const buffer = sharing.buffer;
     this.i32 = new Int32Array(buffer);
     this.f64 = new Float64Array(buffer);
     this.loss = new CrossEntropyLoss(kernels);
@@ -103,18 +102,20 @@ export class DataParallel {
 
   /**
    * Start `threads - 1` workers, each with a replica of `model` working on the model's own weights. The
-   * model must be a Sequential of layers built on the shared-memory wasm backend (`initBackend('wasm')`).
+   * model must be a Sequential of layers built on a backend whose memory other threads can share
+   * (`capabilities.sharedMemory`: the wasm backend with shared memory).
    */
   static async create(model: Sequential, options: DataParallelOptions): Promise<DataParallel> {
     const threads = options.threads ?? 2;
     if (!Number.isInteger(threads) || threads < 2) throw new Error(`DataParallel: threads must be an integer of at least 2 (1 thread is plain training: leave DataParallel out), got ${threads}`);
     const kernels = getBackend();
-    if (!(kernels instanceof WasmKernels) || !kernels.shared || !kernels.module) {
-      throw new Error(`DataParallel: data-parallel training needs the WebAssembly backend with shared memory (the threads share the weights in place), but the active backend is "${kernels.name}"${kernels instanceof WasmKernels ? ' without shared memory (a browser page that is not cross-origin isolated)' : ''}. Call await initBackend('wasm') before building the model, or train on one thread.`);
+    const sharing = kernels.sharing;
+    if (!sharing) {
+      throw new Error(`DataParallel: data-parallel training needs a backend whose memory the threads can share (the weights are shared in place), but the active backend "${kernels.name}" (${kernels.capabilities.variant}) has none. Call await initBackend('auto') before building the model (in a browser, on a cross-origin isolated page), or train on one thread.`);
     }
     const state = [...model.stateDict()];
     for (const [name, t] of state) {
-      if (!kernels.heap.buffers.has(t.data.buffer)) throw new Error(`DataParallel: "${name}" is not in the wasm backend's memory: build the model after initBackend('wasm') (or move it there with model.useBackend(getBackend())).`);
+      if (!sharing.holds(t.data)) throw new Error(`DataParallel: "${name}" is not in the "${kernels.name}" backend's memory: build the model after initBackend(...) (or move it there with model.useBackend(getBackend())).`);
     }
     for (const layer of model.layers) {
       if (layer instanceof Sequential) throw new Error('DataParallel: nested Sequential containers are not supported; flatten the model into one Sequential.');
@@ -125,7 +126,7 @@ export class DataParallel {
     const reserved: Float32Array[] = [];
     const reserve = (bytes: number): number => {
       const block = kernels.allocate(Math.ceil(bytes / 4));
-      if (!kernels.heap.buffers.has(block.buffer)) throw new Error(`DataParallel: the wasm memory cannot hold another ${Math.ceil(bytes / 2 ** 20)} MB for the workers; pass a smaller replicaMemoryMB or a larger memoryMB to initBackend.`);
+      if (!sharing.holds(block)) throw new Error(`DataParallel: the backend's memory cannot hold another ${Math.ceil(bytes / 2 ** 20)} MB for the workers; pass a smaller replicaMemoryMB or a larger memoryMB to initBackend.`);
       reserved.push(block);
       return block.byteOffset;
     };
@@ -141,7 +142,7 @@ export class DataParallel {
         throw new Error("DataParallel: the optimizer must update exactly the model's parameters, in order (new SGD(model.parameters(), ...))");
       }
       for (const arrays of optimizer.stateArrays()) {
-        for (const a of arrays) if (!kernels.heap.buffers.has(a.buffer)) throw new Error("DataParallel: the optimizer's state is not in the wasm backend's memory: create the optimizer after initBackend('wasm').");
+        for (const a of arrays) if (!sharing.holds(a)) throw new Error("DataParallel: the optimizer's state is not in the backend's shared memory: create the optimizer after initBackend(...).");
       }
     }
     const spinMicros = options.spinMicros ?? 500;
@@ -150,14 +151,12 @@ export class DataParallel {
     const stateOffsets = state.map(([name, t]) => ({ name, offset: t.data.byteOffset, length: t.size }));
     const workers: ScriptWorker[] = [];
     try {
-      const table = new Int32Array(kernels.heap.buffer, gradTable, threads * parameterCount);
+      const table = new Int32Array(sharing.buffer, gradTable, threads * parameterCount);
       model.parameters().forEach((p, i) => (table[i] = p.grad.data.byteOffset));
       for (let rank = 1; rank < threads; rank++) {
         const start = reserve(regionBytes);
         const init: ReplicaInit = {
-          module: kernels.module,
-          memory: kernels.memory,
-          region: { start, end: start + regionBytes },
+          backend: sharing.attachment({ start, end: start + regionBytes }),
           rank,
           size: threads,
           group: { base: groupBase, capacity },
@@ -169,7 +168,7 @@ export class DataParallel {
           gradTable,
           optimizerState: optimizer ? optimizer.stateArrays().map((arrays) => arrays.map((a) => a.byteOffset)) : null,
         };
-        const worker = platform.spawnReplicaWorker();
+        const worker = platform.spawnWorker(new URL('./worker.js', import.meta.url));
         workers.push(worker);
         worker.postMessage(init);
       }
@@ -178,8 +177,8 @@ export class DataParallel {
         if (!('ready' in reply)) throw new Error(`DataParallel: a replica could not be built: ${reply.error}`);
         table.set(reply.grads, (w + 1) * parameterCount);
       }
-      const group = new SharedSyncGroup(kernels.heap.buffer, groupBase, 0, threads, capacity, { spinMicros, canBlock: mainThreadCanBlock() });
-      return new DataParallel(model, kernels, layout, group, workers, gradTable, optimizer, options.inputShape, reserved);
+      const group = new SharedSyncGroup(sharing.buffer, groupBase, 0, threads, capacity, { spinMicros, canBlock: platform.canBlock });
+      return new DataParallel(model, kernels, sharing, layout, group, workers, gradTable, optimizer, options.inputShape, reserved);
     } catch (e) {
       for (const w of workers) w.terminate();
       throw e;
@@ -232,7 +231,7 @@ export class DataParallel {
     const total = x.shape[0];
     const sampleShape = x.shape.slice(1);
     // A batch in the shared memory (the DataLoader puts it there) is read in place by every rank.
-    const inPlace = this.kernels.heap.buffers.has(x.data.buffer);
+    const inPlace = this.sharing.holds(x.data);
 
     // Rank r gets rows [start_r, start_r + B_r): B / threads each, the remainder to the first ranks.
     const i32 = this.i32;

@@ -17,9 +17,8 @@ import type { Module, Parameter } from '../nn/module.js';
 import { buildSequential, type LayerSpec } from '../nn/registry.js';
 import type { Sequential } from '../nn/sequential.js';
 import { Tensor, findNonFinite, shapeToString } from '../tensor/tensor.js';
-import { attachWasmKernels } from '../kernels/wasm/backend.js';
-import { registerBackend, setBackend } from '../kernels/index.js';
-import { mainThreadCanBlock } from '../kernels/wasm/threads.js';
+import { attachBackend, type BackendAttachment } from '../kernels/index.js';
+import { canBlockHere } from '../platform/index.js';
 import { Rng } from '../tensor/rng.js';
 import type { Kernels } from '../kernels/kernels.js';
 import { applyUpdate, type ElementwiseUpdate } from '../optim/optimizer.js';
@@ -61,12 +60,10 @@ export class StepLayout {
   }
 }
 
-/** Everything a replica worker needs, sent once (structured-cloned: the module and memory are shared, not copied). */
+/** Everything a replica worker needs, sent once (structured-cloned: the backend's memory is shared, not copied). */
 export interface ReplicaInit {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  /** The bytes this replica's backend may allocate from (reserved by rank 0). */
-  region: { start: number; end: number };
+  /** The main thread's backend on its shared memory, allocating only in a region rank 0 reserved for this replica. */
+  backend: BackendAttachment;
   rank: number;
   size: number;
   group: { base: number; capacity: number };
@@ -234,12 +231,10 @@ export class ModuleState {
  * every parameter and buffer a view of the main model's (so the optimizer's update on rank 0 is the
  * replica's next weights without a copy), and gradients of its own.
  */
-async function buildReplica(init: ReplicaInit): Promise<{ model: Sequential; kernels: Awaited<ReturnType<typeof attachWasmKernels>> }> {
-  const kernels = await attachWasmKernels(init.module, init.memory, init.region);
-  registerBackend(kernels);
-  setBackend(kernels.name);
+async function buildReplica(init: ReplicaInit): Promise<{ model: Sequential; kernels: Kernels }> {
+  const kernels = await attachBackend(init.backend); // the backend the main thread uses, on its memory
   const model = buildSequential(init.layers, { rng: new Rng(0) });
-  const views = new Map(init.state.map((s) => [s.name, new Float32Array(kernels.heap.buffer, s.offset, s.length)]));
+  const views = new Map(init.state.map((s) => [s.name, new Float32Array(kernels.sharing!.buffer, s.offset, s.length)]));
   const take = (name: string, shape: readonly number[]): Tensor => {
     const view = views.get(name);
     if (!view) throw new Error(`replica: the main model has no "${name}"`);
@@ -262,12 +257,13 @@ async function buildReplica(init: ReplicaInit): Promise<{ model: Sequential; ker
 /** The replica's loop: wait for a step, train on its shard, meet the others at each batch-norm layer and at the end. */
 export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaReady) => void): Promise<void> {
   const { model, kernels } = await buildReplica(init);
-  const buffer = kernels.heap.buffer;
+  const sharing = kernels.sharing!;
+  const buffer = sharing.buffer;
   const i32 = new Int32Array(buffer);
   const f64 = new Float64Array(buffer);
   const state = new ModuleState(model);
   const layout = new StepLayout(init.step.base, init.size, state.modules.length, state.params.length);
-  const group = new SharedSyncGroup(buffer, init.group.base, init.rank, init.size, init.group.capacity, { spinMicros: init.spinMicros, canBlock: mainThreadCanBlock() });
+  const group = new SharedSyncGroup(buffer, init.group.base, init.rank, init.size, init.group.capacity, { spinMicros: init.spinMicros, canBlock: canBlockHere() });
   for (const m of model.modules()) if (m instanceof BatchNormBase) m.sync = group;
   const loss = new CrossEntropyLoss(kernels);
   const grads = state.params.map((p) => p.grad.data);
@@ -295,8 +291,7 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
       const total = i32[layout.slot(TOTAL)];
       if (!x || x.shape[0] !== rows || x.data.byteOffset !== xOffset || !labels || labels.byteOffset !== labelsOffset) {
         // Rank 0 may have placed new shard buffers after the memory grew: view them through its current buffer.
-        const current = init.memory.buffer;
-        kernels.heap.buffers.add(current);
+        const current = sharing.buffer;
         x = new Tensor([rows, ...init.sampleShape], new Float32Array(current, xOffset, rows * sample));
         labels = new Int32Array(current, labelsOffset, rows);
       }

@@ -3,7 +3,7 @@
  * Web Workers (browsers): build the replica from the init message, report its gradient buffers, then
  * train on its shard of every batch until rank 0 ends the group (see replica.ts).
  */
-import { workerPort } from '../kernels/wasm/worker-port.js';
+import { workerPort } from '../platform/index.js';
 import { serveReplica, type ReplicaInit } from './replica.js';
 
 const p = await workerPort<ReplicaInit>();

@@ -6,7 +6,7 @@
  * written by its own hooks.
  */
 import type { Dataset } from '../data/dataset.js';
-import { getBackend } from '../kernels/index.js';
+import { availableBackends, getBackend } from '../kernels/index.js';
 import type { Sequential } from '../nn/sequential.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { LrSchedule } from '../optim/schedule.js';
@@ -54,7 +54,7 @@ export async function createRun(config: RunConfig, data: RunData, source: RunMod
   const optimizer = makeOptimizer(config.optimizer, model);
   const threads = config.threads ?? 1;
   const kernels = getBackend();
-  if (threads > 1 && kernels.name !== 'wasm') throw new Error(`--threads ${threads} trains on WebAssembly threads that share the weights, so it needs --backend wasm (or auto where wasm works), not ${kernels.name}`);
+  if (threads > 1 && !kernels.sharing) throw new Error(`--threads ${threads} trains on threads that share the weights in memory, which the "${kernels.name}" backend (${kernels.capabilities.variant}) cannot do: use --backend auto (or ${availableBackends().filter((n) => n !== kernels.name && n !== 'ts').join(', ') || 'a backend with shared memory'})`);
   if (threads > 1 && config.batchSize < 2 * threads) throw new Error(`--threads ${threads} splits each batch of ${config.batchSize} across the threads; use a batch of at least ${2 * threads} (or fewer threads)`);
   // Created before the Trainer, and closed at the end: every thread trains on its shard of each batch.
   const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: [...inputShape], optimizer }) : undefined;

@@ -64,7 +64,7 @@ Examples:
   $ bnlab summary --model cnn --data photos/ --image-size 32x32`,
     )
     .action(async (flags: SummaryFlags) => {
-      await initBackend(flags.backend);
+      const kernels = await initBackend(flags.backend);
       // A preset is built with the flags; a model directory is shown as saved (--bn and the BN flags do not apply).
       const shape = modelShape(flags);
       let data: { sampleShape: number[]; numClasses: number; shape: typeof shape } | undefined;
@@ -80,6 +80,7 @@ Examples:
       const name = source.dir ?? source.preset ?? flags.model;
       console.log(`${source.dir ? source.dir : name}: ${source.dir ? `${source.preset ? `preset ${source.preset}, ` : ''}trained model` : source.description}`);
       console.log(summary(model, [1, ...source.inputShape], source.dir ? name : flags.bn ? `${name} (bn)` : `${name} (no bn)`));
+      console.log(`Backend: ${kernels.capabilities.variant}`);
     });
   return cmd;
 }

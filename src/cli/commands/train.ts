@@ -17,7 +17,7 @@ import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES } from '../../data/node.js';
 import { DEFAULT_TEST_FRACTION, loadTrainingData } from '../../data/node-sources.js';
 import { ACTIVATIONS, DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, isShapedModel, shapeDefaults, type Activation, type ModelShape } from '../../models/shapes.js';
-import { initBackend } from '../../kernels/index.js';
+import { getBackend, initBackend } from '../../kernels/index.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
 import type { Sequential } from '../../nn/sequential.js';
@@ -176,6 +176,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     out: runDir,
     /** What `backend` resolved to ('auto' picks wasm where it loads). */
     backendUsed: kernels.name,
+    /** The build of that backend ('wasm relaxed-simd', 'wasm simd128', 'ts'). */
+    backendVariant: kernels.capabilities.variant,
     totalSteps: trainer.totalSteps,
     dropLast: trainer.loader.dropLast,
     batchesPerEpoch: trainer.loader.batchesPerEpoch,
@@ -439,7 +441,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--init-std <s>', 'standard deviation for --init normal').argParser(positiveNumber))
     .addOption(backendOption())
     .addOption(
-      new Option('--threads <n>', 'threads that train each batch together: each takes a shard of the batch, batch norm uses the statistics of the whole batch (synchronized), the result equals one thread up to rounding. Needs the wasm backend; 2 pays on a free second core (npm run bench)')
+      new Option('--threads <n>', 'threads that train each batch together: each takes a shard of the batch, batch norm uses the statistics of the whole batch (synchronized), the result equals one thread up to rounding. Needs a backend with shared memory (auto: wasm); 2 pays on a free second core (npm run bench)')
         .argParser(positiveInt)
         .default(1),
     )
@@ -482,6 +484,7 @@ Your own data (input size and classes come from the data):
           console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test ${config.dataPath ? 'samples' : 'images'}): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
           if (config.dataPath) console.log(describeOwnData(run));
           console.log(`Run directory: ${run.runDir}`);
+          console.log(`Backend: ${getBackend().capabilities.variant}${config.threads && config.threads > 1 ? `, ${config.threads} threads (data-parallel)` : ''}`);
           if (config.resume) console.log(`Resuming at step ${run.trainer.step} from the latest checkpoint`);
           progress.current = createProgress({ total: run.trainer.totalSteps });
         },

@@ -17,59 +17,20 @@
  *
  * Shape legend: see kernels.ts.
  */
-import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions, Window2d } from '../kernels.js';
+import type { AdamStepOptions, BackendAttachment, BackendCapabilities, Kernels, MatmulOptions, SgdStepOptions, SharedKernelMemory, Window2d } from '../kernels.js';
 import { referenceKernels } from '../reference.js';
+import type { BackendOptions } from '../registry.js';
+import { currentPlatform, type Platform } from '../../platform/index.js';
+import type { WasmExports } from './generated/exports.js';
 import { WasmHeap } from './heap.js';
-import { currentPlatform, type Platform } from './platform.js';
 import { CONTROL_BYTES, MAX_ARGS, ThreadPool, WORKER_OPS, type WorkerOp } from './threads.js';
 
-/** The module's exports (see assembly/index.ts); pointers are byte offsets, booleans 0/1. */
-export interface WasmExports {
-  gemm(transA: number, transB: number, m: number, n: number, k: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: number, scratch: number): void;
-  gemmChunked(transA: number, transB: number, m: number, n: number, k: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, accumulate: number, scratch: number, counter: number, chunks: number, byColumns: number): void;
-  gemmScratchFloats(): number;
-  microKernelPeak(repeats: number, scratch: number): void;
-  add(a: number, b: number, out: number, n: number): void;
-  fill(out: number, value: number, n: number): void;
-  scale(a: number, s: number, out: number, n: number): void;
-  mul(a: number, b: number, out: number, n: number): void;
-  axpy(s: number, a: number, out: number, n: number): void;
-  triad(a: number, b: number, c: number, s: number, n: number): void;
-  addRowVector(x: number, v: number, out: number, rows: number, cols: number): void;
-  sumRows(x: number, out: number, rows: number, cols: number, accumulate: number): void;
-  sumAxis(x: number, out: number, outer: number, axis: number, inner: number): void;
-  sigmoid(x: number, y: number, n: number): void;
-  sigmoidBackward(y: number, dy: number, dx: number, n: number): void;
-  tanh(x: number, y: number, n: number): void;
-  tanhBackward(y: number, dy: number, dx: number, n: number): void;
-  relu(x: number, y: number, n: number): void;
-  reluBackward(x: number, dy: number, dx: number, n: number): void;
-  softmax(x: number, out: number, rows: number, cols: number): void;
-  softmaxCrossEntropy(logits: number, labels: number, probs: number, rows: number, cols: number): number;
-  softmaxCrossEntropyBackward(probs: number, labels: number, dlogits: number, rows: number, cols: number): void;
-  // The batch-norm kernels do their work in items (`chunks` row or channel ranges per phase); threads sharing a call pass
-  // their index `thread` and claim items through the i32s at `claims` (0 = alone; assembly/batchnorm.ts).
-  channelMoments(x: number, mean: number, variance: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
-  batchNormApply(x: number, mean: number, invStd: number, scale: number, shift: number, y: number, xhat: number, batch: number, channels: number, inner: number, claims: number, chunks: number, thread: number): void;
-  batchNormBackward(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
-  batchNormBackwardReduce(dy: number, xhat: number, sumDy: number, sumDyXhat: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
-  batchNormBackwardInput(dy: number, xhat: number, invStd: number, gamma: number, sumDy: number, sumDyXhat: number, count: number, dx: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
-  batchNormBackwardFixedStats(dy: number, xhat: number, invStd: number, gamma: number, dx: number, dGamma: number, dBeta: number, batch: number, channels: number, inner: number, scratch: number, claims: number, chunks: number, thread: number): void;
-  batchNormStatistics(mean: number, variance: number, invStd: number, eps: number, runningMean: number, runningVar: number, momentum: number, unbias: number, channels: number): void;
-  batchNormScratchFloats(batch: number, channels: number, inner: number): number;
-  channelAffine(x: number, scale: number, shift: number, out: number, batch: number, channels: number, inner: number): void;
-  channelAffineBackward(dy: number, x: number, scale: number, dx: number, dScale: number, dShift: number, batch: number, channels: number, inner: number): void;
-  im2col(x: number, cols: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
-  col2im(cols: number, dx: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
-  maxPoolForward(x: number, y: number, argmax: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
-  maxPoolBackward(dy: number, argmax: number, dx: number, planes: number, h: number, w: number, oh: number, ow: number): void;
-  avgPoolForward(x: number, y: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
-  avgPoolBackward(dy: number, dx: number, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
-  sgdStep(p: number, g: number, buf: number, n: number, lr: number, momentum: number, oneMinusDampening: number, weightDecay: number, nesterov: number, firstStep: number): void;
-  adamStep(p: number, g: number, m: number, v: number, n: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, eps: number, l2: number, decay: number, stepSize: number, invSqrtBc2: number): void;
-}
+export type { WasmExports } from './generated/exports.js';
 
-export interface WasmBackendOptions {
+/** The SIMD builds: plain 128-bit SIMD, and relaxed SIMD (fused multiply-add in the matmul and elementwise kernels). */
+export type WasmSimd = 'simd128' | 'relaxed-simd';
+
+export interface WasmBackendOptions extends BackendOptions {
   /**
    * Threads for the big matmuls and batch-norm kernels, the calling one included: 1 runs everything on
    * the calling thread, 2 adds one worker. Needs shared memory. Default 1 (see the bench for where 2 pays).
@@ -87,6 +48,11 @@ export interface WasmBackendOptions {
   shared?: boolean;
   /** Largest memory in MB (shared build; default 4096) or its fixed size (ordinary-memory build; default 256). */
   memoryMB?: number;
+  /**
+   * Which build: 'auto' (default) the best this engine validates (relaxed SIMD, else plain SIMD);
+   * 'simd128' or 'relaxed-simd' to insist on one (an error where the engine cannot run it).
+   */
+  simd?: 'auto' | WasmSimd;
   /** Where to load the module and workers from (default: the current platform's). */
   platform?: Platform;
   /** @internal A backend attached to another one's memory (`attachWasmKernels`) allocates only inside this byte range. */
@@ -101,7 +67,7 @@ const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormAppl
 
 /** Every method of the Kernels interface. */
 const KERNEL_METHODS = [
-  'allocate', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
+  'allocate', 'release', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
   'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
   'avgPoolBackward', 'sgdStep', 'adamStep',
@@ -115,6 +81,10 @@ export class WasmKernels implements Kernels {
   readonly name = 'wasm';
   /** Whether the memory is a SharedArrayBuffer (workers possible, memory can grow). */
   readonly shared: boolean;
+  /** The build in use. */
+  readonly simd: WasmSimd;
+  readonly capabilities: BackendCapabilities;
+  readonly sharing?: SharedKernelMemory;
   /** Threads a big matmul or batch-norm kernel is split across (1 = no workers). */
   get threads(): number {
     return (this.pool?.size ?? 0) + 1;
@@ -147,9 +117,10 @@ export class WasmKernels implements Kernels {
   private readonly job = new Float64Array(MAX_ARGS);
 
   /** @internal use createWasmKernels() */
-  constructor(readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, shared: boolean, maxBytes: number, private pool: ThreadPool | null, controlBytes: number, options: WasmBackendOptions) {
+  constructor(readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, shared: boolean, maxBytes: number, private pool: ThreadPool | null, controlBytes: number, options: WasmBackendOptions & { simd: WasmSimd }) {
     this.x = instance.exports as unknown as WasmExports;
     this.shared = shared;
+    this.simd = options.simd;
     this.parallelMinMacs = options.parallelMinMacs ?? 1.5e6;
     this.parallelMinValues = options.parallelMinValues ?? 65536;
     this.policy = new SplitPolicy(options.split ?? 'auto');
@@ -165,12 +136,35 @@ export class WasmKernels implements Kernels {
     const gemmBytes = this.x.gemmScratchFloats() * 4;
     this.gemmScratch = [];
     for (let t = 0; t < this.threads; t++) this.gemmScratch.push(this.mustAlloc(gemmBytes));
+    const threads = this.threads;
+    this.capabilities = { threads, sharedMemory: shared, simd: this.simd, variant: `wasm ${this.simd}${shared ? '' : ', ordinary memory'}` };
+    if (shared) {
+      const heap = this.heap;
+      const simd = this.simd;
+      this.sharing = {
+        get buffer() {
+          return heap.current();
+        },
+        holds: (view) => heap.buffers.has(view.buffer),
+        attachment: (region): WasmAttachment => ({ backend: 'wasm', module: this.module!, memory, region, simd }),
+      };
+    }
   }
 
   /** Stop the workers (the backend keeps working, on the calling thread only). */
   close(): void {
     this.pool?.close();
     this.pool = null;
+  }
+
+  /** Stop the workers and give back every block: arrays from `allocate` must not be used afterwards. */
+  dispose(): void {
+    this.close();
+    this.heap.reset();
+  }
+
+  release(array: Float32Array): void {
+    if (this.heap.buffers.has(array.buffer)) this.heap.free(array.byteOffset, array.length * 4);
   }
 
   allocate(length: number): Float32Array {
@@ -185,7 +179,6 @@ export class WasmKernels implements Kernels {
     }
     const arr = new Float32Array(this.heap.buffer, ptr, length);
     this.x.fill(ptr, 0, length);
-    this.heap.freeWhenCollected(arr, ptr);
     return arr;
   }
 
@@ -624,15 +617,34 @@ export class WasmKernels implements Kernels {
 
   /** The micro-kernel's multiply-add rate with all data in L1, in GFLOPS on one thread (best of `repeats`). */
   measureMicroKernelPeak(repeats: number): number {
+    return this.measurePeak(1, repeats);
+  }
+
+  /**
+   * The processor's arithmetic ceiling as this build reaches it: the matmul micro-kernel's loop (4×8
+   * tile, 256 steps, data in L1) run on `threads` threads at once — this one and up to threads − 1
+   * workers — in GFLOPS in total (best of `repeats`). Plain SIMD measures the mul+add peak, relaxed
+   * SIMD the FMA peak.
+   */
+  measurePeak(threads: number, repeats: number): number {
     const calls = 2000;
     const flops = 2 * 4 * 8 * 256 * calls;
+    const workers = Math.min(Math.max(0, threads - 1), this.pool?.size ?? 0);
+    const op = WORKER_OPS.indexOf('microKernelPeak');
     let best = Infinity;
     for (let r = 0; r < repeats; r++) {
+      for (let w = 0; w < workers; w++) {
+        this.pool!.arg(w, 0, calls);
+        this.pool!.arg(w, 1, this.gemmScratch[w + 1]);
+      }
       const t0 = performance.now();
+      for (let w = 0; w < workers; w++) this.pool!.post(w, op);
       this.x.microKernelPeak(calls, this.gemmScratch[0]);
+      // The worker's share has to run in full: wait for it even if it had not started.
+      for (let w = 0; w < workers; w++) this.pool!.complete(w);
       best = Math.min(best, performance.now() - t0);
     }
-    return flops / (best * 1e6);
+    return ((workers + 1) * flops) / (best * 1e6);
   }
 
   // ---- argument passing ----
@@ -744,6 +756,49 @@ export class WasmKernels implements Kernels {
   }
 }
 
+/** What a worker needs to run the backend on the same memory (SharedKernelMemory.attachment). */
+export interface WasmAttachment extends BackendAttachment {
+  readonly backend: 'wasm';
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  readonly region: { start: number; end: number };
+  readonly simd: WasmSimd;
+}
+
+/** The build files, as literal `new URL(..., import.meta.url)` forms so bundlers copy all four. */
+function wasmUrl(simd: WasmSimd, shared: boolean): URL {
+  if (simd === 'relaxed-simd') return shared ? new URL('./bnlab-kernels-relaxed-shared.wasm', import.meta.url) : new URL('./bnlab-kernels-relaxed.wasm', import.meta.url);
+  return shared ? new URL('./bnlab-kernels-shared.wasm', import.meta.url) : new URL('./bnlab-kernels.wasm', import.meta.url);
+}
+
+// Probe modules for feature detection: one function each, (v128, v128, v128) -> v128.
+// SIMD: f32x4.add of the first two parameters; relaxed SIMD: f32x4.relaxed_madd of all three.
+const PROBE_HEAD = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00];
+const SIMD_PROBE = new Uint8Array([...PROBE_HEAD, 0x0a, 0x0b, 0x01, 0x09, 0x00, 0x20, 0x00, 0x20, 0x01, 0xfd, 0xe4, 0x01, 0x0b]);
+const RELAXED_PROBE = new Uint8Array([...PROBE_HEAD, 0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b]);
+
+/**
+ * The best build this engine runs: 'relaxed-simd' when it validates the relaxed-SIMD probe (after
+ * switching the feature on where the engine keeps it behind a flag: Node 20), else 'simd128' when it
+ * validates plain SIMD, else null (no SIMD: the backend is unavailable).
+ */
+export async function detectSimd(platform?: Platform): Promise<WasmSimd | null> {
+  if (typeof WebAssembly === 'undefined') return null;
+  if (!WebAssembly.validate(SIMD_PROBE)) return null;
+  if (relaxedSimdValidates(platform ?? (await currentPlatform()))) return 'relaxed-simd';
+  return 'simd128';
+}
+
+function relaxedSimdValidates(platform: Platform): boolean {
+  if (WebAssembly.validate(RELAXED_PROBE)) return true;
+  try {
+    platform.enableWasmFeature('relaxed-simd');
+  } catch {
+    return false;
+  }
+  return WebAssembly.validate(RELAXED_PROBE);
+}
+
 /**
  * Compile the kernel module and create the backend. Async because compiling (and starting workers)
  * is; every kernel call after that is synchronous.
@@ -754,14 +809,21 @@ export async function createWasmKernels(options: WasmBackendOptions = {}): Promi
   if (shared && !platform.sharedMemory) throw new Error('wasm backend: shared memory is not available here (browsers need a cross-origin isolated page: COOP/COEP headers)');
   const threads = Math.max(1, Math.floor(options.threads ?? 1));
   if (threads > 1 && !shared) throw new Error('wasm backend: threads need shared memory (in browsers, a cross-origin isolated page)');
-  const module = await WebAssembly.compile(await platform.readWasm(shared));
+  const best = await detectSimd(platform);
+  if (best === null) throw new Error(`wasm backend: this engine (${platform.engine}) has no WebAssembly SIMD; use the reference backend ('ts')`);
+  const wanted = options.simd ?? 'auto';
+  if (wanted === 'relaxed-simd' && best !== 'relaxed-simd') throw new Error(`wasm backend: this engine (${platform.engine}) has no relaxed SIMD; use simd: 'simd128' or 'auto'`);
+  if (wanted !== 'auto' && wanted !== 'simd128' && wanted !== 'relaxed-simd') throw new Error(`wasm backend: simd must be 'auto', 'simd128' or 'relaxed-simd', not "${String(wanted)}"`);
+  const simd: WasmSimd = wanted === 'auto' ? best : wanted;
+  const module = await WebAssembly.compile(await platform.readBytes(wasmUrl(simd, shared)));
   const maxBytes = (options.memoryMB ?? (shared ? 4096 : 256)) * 1024 * 1024;
   const maxPages = Math.min(65536, Math.floor(maxBytes / PAGE));
   const memory = shared ? new WebAssembly.Memory({ initial: Math.min(256, maxPages), maximum: maxPages, shared: true }) : fixedMemory(maxPages);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const controls = Array.from({ length: threads - 1 }, (_, w) => RESERVED + w * CONTROL_BYTES);
-  const pool = controls.length ? await ThreadPool.start(platform.spawnWorker, module, memory, controls, options.spinMicros ?? 200) : null;
-  const kernels = new WasmKernels(memory, instance, shared, shared ? maxPages * PAGE : memory.buffer.byteLength, pool, controls.length * CONTROL_BYTES, options);
+  const spawn = () => platform.spawnWorker(new URL('./worker.js', import.meta.url));
+  const pool = controls.length ? await ThreadPool.start(spawn, { module, memory, simd }, controls, options.spinMicros ?? 200, platform.canBlock) : null;
+  const kernels = new WasmKernels(memory, instance, shared, shared ? maxPages * PAGE : memory.buffer.byteLength, pool, controls.length * CONTROL_BYTES, { ...options, simd });
   kernels.module = module;
   return kernels;
 }
@@ -772,9 +834,11 @@ export async function createWasmKernels(options: WasmBackendOptions = {}): Promi
  * mean the same thing in both threads. It allocates only inside `region` (a block the owning backend
  * reserved for it) and never grows the memory.
  */
-export async function attachWasmKernels(module: WebAssembly.Module, memory: WebAssembly.Memory, region: { start: number; end: number }): Promise<WasmKernels> {
+export async function attachWasmKernels(attachment: WasmAttachment): Promise<WasmKernels> {
+  const { module, memory, region, simd } = attachment;
+  if (simd === 'relaxed-simd') (await currentPlatform()).enableWasmFeature('relaxed-simd'); // this thread may compile or validate too
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const kernels = new WasmKernels(memory, instance, true, region.end, null, 0, { region });
+  const kernels = new WasmKernels(memory, instance, true, region.end, null, 0, { region, simd });
   kernels.module = module;
   return kernels;
 }

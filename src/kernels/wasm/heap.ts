@@ -2,9 +2,13 @@
  * The allocator for the WebAssembly backend's linear memory. The kernels never allocate: JavaScript
  * hands out blocks of the memory as Float32Array views (`allocate()` of the kernel interface), and a
  * kernel call passes their byte offsets. Blocks are 64-byte aligned (a cache line; f32x4 loads never
- * straddle one), kept first-fit in an address-ordered free list that merges neighbours, and returned to
- * it when their view is garbage-collected (FinalizationRegistry), so a model that is dropped gives its
- * memory back. Keep the array `allocate()` returned alive while using views (subarrays) of it.
+ * straddle one), kept first-fit in an address-ordered free list that merges neighbours.
+ *
+ * Ownership is explicit: a block belongs to whoever allocated it until they free it (`release()` of
+ * the kernel interface; a module gives back an output buffer it replaces, `Module.dispose()` all of
+ * its own), or until the whole heap is reset (the backend disposed). Nothing is freed when a view is
+ * garbage-collected: subarrays, and views on other threads sharing the memory, do not keep their parent
+ * array alive, so a collector-driven free could hand their bytes to someone else while they are in use.
  *
  * Growing a shared memory keeps every existing view valid; growing an ordinary one would detach them
  * all, so an unshared heap never grows: when it is full, `alloc` returns -1 and the backend falls back
@@ -24,7 +28,7 @@ export class WasmHeap {
   private readonly sizes = new Map<number, number>();
   private end: number;
   private liveBytes = 0;
-  private readonly finalizer = new FinalizationRegistry<number>((ptr) => this.free(ptr));
+  private readonly base: number;
 
   /**
    * @param memory the backend's memory
@@ -33,7 +37,7 @@ export class WasmHeap {
    * @param maxBytes the memory's maximum size (or the end of the region this heap may use)
    */
   constructor(readonly memory: WebAssembly.Memory, base: number, readonly growable: boolean, readonly maxBytes: number) {
-    this.end = alignUp(base);
+    this.base = this.end = alignUp(base);
     this.buffer = memory.buffer;
     this.buffers.add(this.buffer);
   }
@@ -69,10 +73,15 @@ export class WasmHeap {
     return this.taken(ptr, size);
   }
 
-  /** Return a block to the free list. Freeing an unknown pointer is ignored (it was freed already). */
-  free(ptr: number): void {
+  /**
+   * Return the block at `ptr` to the free list. With `bytes`, only when that is the block's size (a
+   * subarray that starts where a block does is not the block). An unknown pointer is ignored (not
+   * handed out here, or freed already).
+   */
+  free(ptr: number, bytes?: number): void {
     const size = this.sizes.get(ptr);
     if (size === undefined) return;
+    if (bytes !== undefined && alignUp(Math.max(bytes, 1)) !== size) return;
     this.sizes.delete(ptr);
     this.liveBytes -= size;
     // Insert in address order, merging with the neighbours it touches.
@@ -100,9 +109,21 @@ export class WasmHeap {
     this.freeSize.splice(i, 0, len);
   }
 
-  /** Free `ptr` once `owner` has been garbage-collected. */
-  freeWhenCollected(owner: object, ptr: number): void {
-    this.finalizer.register(owner, ptr);
+  /** Free every block at once (the backend is disposed). */
+  reset(): void {
+    this.sizes.clear();
+    this.freeStart = [];
+    this.freeSize = [];
+    this.liveBytes = 0;
+    this.end = this.base;
+  }
+
+  /** The memory's buffer now, remembered among the ones it has had (another thread may have grown it). */
+  current(): ArrayBufferLike {
+    const b = this.memory.buffer;
+    if (b !== this.buffer && b.byteLength >= this.buffer.byteLength) this.buffer = b;
+    this.buffers.add(b);
+    return b;
   }
 
   private taken(ptr: number, size: number): number {

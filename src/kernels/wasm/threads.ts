@@ -20,8 +20,11 @@
  * thread costs 10-50 µs.
  */
 
+import { currentPlatform, type ScriptWorker } from '../../platform/index.js';
+import type { WasmExports } from './generated/exports.js';
+
 /** Exports a worker can run, by index (the OP slot): the chunked matmul and the batch-norm kernels (assembly/batchnorm.ts: work items). */
-export const WORKER_OPS = ['gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats'] as const;
+export const WORKER_OPS = ['gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats', 'microKernelPeak'] as const satisfies ReadonlyArray<keyof WasmExports>;
 export type WorkerOp = (typeof WORKER_OPS)[number];
 
 export const MAX_ARGS = 16;
@@ -44,47 +47,50 @@ const QUIT = 4;
 export interface WorkerInit {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
+  /** The build: a relaxed-SIMD module needs the feature switched on in the worker too (Node 20). */
+  simd: 'simd128' | 'relaxed-simd';
   /** Byte offset of this worker's control block. */
   control: number;
   spinMicros: number;
 }
 
-/** The one thing the pool needs from a platform's worker: send the init message, hear "ready", stop it. */
-export interface WorkerHandle {
-  postMessage(message: WorkerInit): void;
-  /** Resolves when the worker reports it has instantiated the module, rejects on its error. */
-  ready(): Promise<void>;
-  terminate(): void;
-}
-
-export type SpawnWorker = () => WorkerHandle;
+/** A kernel worker (worker.ts) started by the platform layer. */
+export type SpawnWorker = () => ScriptWorker;
 
 export class ThreadPool {
   private readonly ints: Int32Array;
   private readonly args: Float64Array;
   private readonly canBlock: boolean;
 
-  private constructor(memory: WebAssembly.Memory, readonly controls: number[], private readonly handles: WorkerHandle[]) {
+  private constructor(memory: WebAssembly.Memory, readonly controls: number[], private readonly handles: ScriptWorker[], canBlock: boolean) {
     this.ints = new Int32Array(memory.buffer);
     this.args = new Float64Array(memory.buffer);
-    this.canBlock = mainThreadCanBlock();
+    this.canBlock = canBlock;
   }
 
-  /** Start one worker per control block (byte offsets in `memory`) and wait until each is ready. */
-  static async start(spawn: SpawnWorker, module: WebAssembly.Module, memory: WebAssembly.Memory, controls: number[], spinMicros: number): Promise<ThreadPool> {
-    const handles: WorkerHandle[] = [];
+  /**
+   * Start one worker per control block (byte offsets in `memory`) and wait until each is ready.
+   * `canBlock`: whether this thread may sleep in Atomics.wait (the platform's answer).
+   */
+  static async start(spawn: SpawnWorker, build: Pick<WorkerInit, 'module' | 'memory' | 'simd'>, controls: number[], spinMicros: number, canBlock: boolean): Promise<ThreadPool> {
+    const handles: ScriptWorker[] = [];
     try {
       for (const control of controls) {
         const h = spawn();
         handles.push(h);
-        h.postMessage({ module, memory, control, spinMicros });
+        h.postMessage({ ...build, control, spinMicros } satisfies WorkerInit);
       }
-      await Promise.all(handles.map((h) => h.ready()));
+      await Promise.all(
+        handles.map(async (h) => {
+          const { ready, error } = (await h.firstMessage()) as { ready?: boolean; error?: string };
+          if (!ready) throw new Error(`kernel worker: ${error}`);
+        }),
+      );
     } catch (e) {
       for (const h of handles) h.terminate();
       throw e;
     }
-    return new ThreadPool(memory, controls, handles);
+    return new ThreadPool(build.memory, controls, handles, canBlock);
   }
 
   get size(): number {
@@ -122,6 +128,15 @@ export class ThreadPool {
     Atomics.store(this.ints, i, IDLE);
   }
 
+  /** Wait until worker w has run the job posted to it (never withdraws it: for jobs that must run on the worker). */
+  complete(w: number): void {
+    const i = (this.controls[w] >> 2) + STATE;
+    for (let spin = 0; Atomics.load(this.ints, i) !== DONE; spin++) {
+      if (spin > 4000 && this.canBlock) Atomics.wait(this.ints, i, Atomics.load(this.ints, i), 1);
+    }
+    Atomics.store(this.ints, i, IDLE);
+  }
+
   /** Stop every worker. */
   close(): void {
     for (let w = 0; w < this.handles.length; w++) {
@@ -133,21 +148,12 @@ export class ThreadPool {
   }
 }
 
-/** Browsers forbid Atomics.wait on the main thread (it would freeze the page); workers and Node allow it. */
-export function mainThreadCanBlock(): boolean {
-  try {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The worker's side: instantiate the module on the shared memory, report ready, then serve jobs until
  * QUIT. Blocking in Atomics.wait is fine in a worker. Shared by the Node and the browser worker entry.
  */
 export async function serveKernelJobs(init: WorkerInit, ready: () => void): Promise<void> {
+  if (init.simd === 'relaxed-simd') (await currentPlatform()).enableWasmFeature('relaxed-simd');
   const instance = await WebAssembly.instantiate(init.module, { env: { memory: init.memory } });
   const exports = instance.exports as unknown as Record<WorkerOp, (...args: number[]) => void>;
   const ops = WORKER_OPS.map((name) => exports[name]);

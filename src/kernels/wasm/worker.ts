@@ -3,7 +3,7 @@
  * wait for the init message, then serve kernel jobs on the shared memory (see threads.ts).
  */
 import { serveKernelJobs, type WorkerInit } from './threads.js';
-import { workerPort } from './worker-port.js';
+import { workerPort } from '../../platform/index.js';
 
 const p = await workerPort<WorkerInit>();
 p.once((init) => {

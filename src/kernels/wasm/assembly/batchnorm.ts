@@ -32,6 +32,8 @@
  */
 
 const FLUSH: i32 = 64;
+import { madd } from './vmath';
+
 /**
  * Channels with at most this many values (M = B·L) go through scalar f64 code, as in the reference: with
  * so few values dx can cancel to a millionth of its terms (M = 2 makes it exactly 0 but for eps), and
@@ -594,10 +596,10 @@ function applyRange(x: usize, mean: usize, invStd: usize, scale: usize, shift: u
           v128.store(e1, h1);
           v128.store(e0, h2, 16);
           v128.store(e1, h3, 16);
-          v128.store(o0, f32x4.add(f32x4.mul(h0, g), s));
-          v128.store(o1, f32x4.add(f32x4.mul(h1, g), s));
-          v128.store(o0, f32x4.add(f32x4.mul(h2, g4), s4), 16);
-          v128.store(o1, f32x4.add(f32x4.mul(h3, g4), s4), 16);
+          v128.store(o0, madd(h0, g, s));
+          v128.store(o1, madd(h1, g, s));
+          v128.store(o0, madd(h2, g4, s4), 16);
+          v128.store(o1, madd(h3, g4, s4), 16);
         }
         for (; c < cv; c += 4) {
           const k = (<usize>c) << 2;
@@ -606,8 +608,8 @@ function applyRange(x: usize, mean: usize, invStd: usize, scale: usize, shift: u
           const h1 = f32x4.mul(f32x4.sub(v128.load(px + stride + k), m), is);
           v128.store(ph + k, h0);
           v128.store(ph + stride + k, h1);
-          v128.store(py + k, f32x4.add(f32x4.mul(h0, g), s));
-          v128.store(py + stride + k, f32x4.add(f32x4.mul(h1, g), s));
+          v128.store(py + k, madd(h0, g, s));
+          v128.store(py + stride + k, madd(h1, g, s));
         }
         for (; c < c1; c++) {
           for (let q = 0; q < 2; q++) {
@@ -625,7 +627,7 @@ function applyRange(x: usize, mean: usize, invStd: usize, scale: usize, shift: u
         if (xhat) v128.store(ph + k, h);
         const g = scale ? v128.load(scale + k) : one;
         const s = shift ? v128.load(shift + k) : zero;
-        v128.store(py + k, f32x4.add(f32x4.mul(h, g), s));
+        v128.store(py + k, madd(h, g, s));
       }
       for (; c < c1; c++) {
         const h = (load<f32>(f(px, c)) - load<f32>(f(mean, c))) * load<f32>(f(invStd, c));
@@ -650,7 +652,7 @@ function applyRange(x: usize, mean: usize, invStd: usize, scale: usize, shift: u
         for (; l + 4 <= inner; l += 4) {
           const h = f32x4.mul(f32x4.sub(v128.load(f(px, l)), muV), isV);
           v128.store(f(ph, l), h);
-          v128.store(f(py, l), f32x4.add(f32x4.mul(h, gV), sV));
+          v128.store(f(py, l), madd(h, gV, sV));
         }
         for (; l < inner; l++) {
           const h = (load<f32>(f(px, l)) - mu) * is;
@@ -660,7 +662,7 @@ function applyRange(x: usize, mean: usize, invStd: usize, scale: usize, shift: u
       } else {
         for (; l + 4 <= inner; l += 4) {
           const h = f32x4.mul(f32x4.sub(v128.load(f(px, l)), muV), isV);
-          v128.store(f(py, l), f32x4.add(f32x4.mul(h, gV), sV));
+          v128.store(f(py, l), madd(h, gV, sV));
         }
         for (; l < inner; l++) store<f32>(f(py, l), (load<f32>(f(px, l)) - mu) * is * g + s);
       }

@@ -12,6 +12,8 @@
   return p + ((<usize>i) << 2);
 }
 
+import { madd } from './vmath';
+
 /** First output column whose input column o·stride + offset is ≥ 0. */
 // @ts-ignore: decorator
 @inline function firstInside(offset: i32, stride: i32, count: i32): i32 {
@@ -269,7 +271,7 @@ export function channelAffine(x: usize, scale: usize, shift: usize, out: usize, 
       const s: f32 = shift ? load<f32>(f(shift, c)) : 0;
       const gv = f32x4.splat(g), sv = f32x4.splat(s);
       let l = 0;
-      for (; l + 4 <= inner; l += 4) v128.store(f(out, o + l), f32x4.add(f32x4.mul(v128.load(f(x, o + l)), gv), sv));
+      for (; l + 4 <= inner; l += 4) v128.store(f(out, o + l), madd(v128.load(f(x, o + l)), gv, sv));
       for (; l < inner; l++) store<f32>(f(out, o + l), load<f32>(f(x, o + l)) * g + s);
     }
   }
@@ -287,7 +289,7 @@ export function channelAffineBackward(dy: usize, x: usize, scale: usize, dx: usi
       for (; l + 4 <= inner; l += 4) {
         const d = v128.load(f(dy, o + l));
         s0 = f32x4.add(s0, d);
-        t0 = f32x4.add(t0, f32x4.mul(d, v128.load(f(x, o + l))));
+        t0 = madd(d, v128.load(f(x, o + l)), t0);
         v128.store(f(dx, o + l), f32x4.mul(d, gv));
       }
       let s: f64 = <f64>(f32x4.extract_lane(s0, 0) + f32x4.extract_lane(s0, 1) + (f32x4.extract_lane(s0, 2) + f32x4.extract_lane(s0, 3)));

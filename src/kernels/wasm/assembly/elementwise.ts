@@ -7,7 +7,7 @@
  * Shape legend: n = element count; R = rows, C = columns; [outer, axis, inner] for sumAxis.
  * Pointers are byte addresses; "x: [R,C]" means R·C floats at x.
  */
-import { sigmoidV, tanhV } from './vmath';
+import { madd, sigmoidV, tanhV } from './vmath';
 
 // @ts-ignore: decorator
 @inline function f(p: usize, i: i32): usize {
@@ -50,7 +50,7 @@ export function mul(a: usize, b: usize, out: usize, n: i32): void {
 export function axpy(s: f32, a: usize, out: usize, n: i32): void {
   const sv = f32x4.splat(s);
   let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(f(out, i), f32x4.add(v128.load(f(out, i)), f32x4.mul(sv, v128.load(f(a, i)))));
+  for (; i + 4 <= n; i += 4) v128.store(f(out, i), madd(sv, v128.load(f(a, i)), v128.load(f(out, i))));
   for (; i < n; i++) store<f32>(f(out, i), load<f32>(f(out, i)) + s * load<f32>(f(a, i)));
 }
 
@@ -58,7 +58,7 @@ export function axpy(s: f32, a: usize, out: usize, n: i32): void {
 export function triad(a: usize, b: usize, c: usize, s: f32, n: i32): void {
   const sv = f32x4.splat(s);
   let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(f(a, i), f32x4.add(v128.load(f(b, i)), f32x4.mul(sv, v128.load(f(c, i)))));
+  for (; i + 4 <= n; i += 4) v128.store(f(a, i), madd(sv, v128.load(f(c, i)), v128.load(f(b, i))));
   for (; i < n; i++) store<f32>(f(a, i), load<f32>(f(b, i)) + s * load<f32>(f(c, i)));
 }
 
