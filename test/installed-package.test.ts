@@ -48,13 +48,19 @@ describe('the installed package', () => {
     for (const cmd of ['train', 'predict', 'summary']) assert.match(stdout, new RegExp(`^  ${cmd} `, 'm'));
   });
 
-  test('npx bnlab train, then predict on the run', async () => {
+  test('npx bnlab train, then predict and evaluate on the run', async () => {
     const train = await npx(['train', '--steps', '60', '--train-limit', '1200', '--test-limit', '300', '--eval-every', '0', '--out', 'run']);
     assert.match(train.stdout, /Test accuracy after 60 steps: \d+\.\d+%/);
     for (const f of ['config.json', 'metrics.jsonl', 'model.json', 'model.safetensors']) assert.ok(existsSync(join(project, 'run', f)), `run/${f}`);
     const predict = await npx(['predict', '--model', 'run', '--mnist-test', '0']);
     assert.match(predict.stdout, /^mnist test image 0, label 7$/m);
     assert.match(predict.stdout, /^Predicted: \d \((correct|wrong|incorrect)[^)]*\)$/m);
+    const evaluate = await npx(['evaluate', '--model', 'run', '--json']);
+    const report = JSON.parse(evaluate.stdout) as { accuracy: number; confusionMatrix: number[][] };
+    assert.ok(report.accuracy > 0.3 && report.accuracy <= 1, `accuracy ${report.accuracy}`);
+    assert.equal(report.confusionMatrix.length, 10);
+    const table = await npx(['evaluate', '--model', 'run']);
+    assert.match(table.stdout, /Confusion matrix/);
   });
 
   test('the library imports from the project, and the CLI module does not run when imported', async () => {
