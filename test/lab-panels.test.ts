@@ -134,8 +134,11 @@ describe('lab panels', () => {
     const scaled = await openLab(browser, `${server.url}#seed=3&inputScale=1000&inputBn=true`);
     try {
       await advance(scaled.page, 60);
-      const text = await nextReading(scaled.page, 'input-scale');
-      assert.match(text, /on MNIST with pixel scales spanning 1000×, after 60 steps the loss is [\d.]+ with batch norm \(also on the input\) and ([\d.]+|diverged at step \d+) without/);
+      const expected = /on MNIST with pixel scales spanning 1000×, after 60 steps the loss is [\d.]+ with batch norm \(also on the input\) and ([\d.]+|diverged at step \d+) without/;
+      // Each twin's losses come from its own worker, so wait for the frame that has both.
+      await scaled.page.waitForFunction((source) => new RegExp(source).test(document.querySelector('#panel-input-scale .reading')?.textContent ?? ''), expected.source, { timeout: 10_000 }).catch(() => {});
+      const text = await reading(scaled.page, 'input-scale');
+      assert.match(text, expected);
       const snap = (await scaled.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { config: { inputScale: number }; runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot()));
       assert.equal(snap.config.inputScale, 1000);
       const plain = await lab.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot());

@@ -640,6 +640,10 @@ export abstract class BatchNormBase extends Module {
     this.work.moveTo(kernels);
   }
 
+  protected override disposeOwned(): void {
+    this.work.release();
+  }
+
   override describe(): string {
     const opts = [`eps=${this.eps}`, `momentum=${this.momentum}`];
     if (!this.affine) opts.push('affine=false');
@@ -807,10 +811,16 @@ class StatisticsWork {
   }
 
   /** The buffers in `kernels`' memory, with their contents. */
+  private static readonly ARRAYS = ['mean', 'variance', 'invStd', 'r', 'd', 'scale', 'shift', 'foldMean', 'foldVariance', 'foldInvStd', 'runMean', 'runVar', 'sumDy', 'sumDyXhat', 'totalDy', 'totalDyXhat'] as const;
+
+  /** Give every work array back to the backend (Module.dispose). */
+  release(): void {
+    for (const name of StatisticsWork.ARRAYS) this.kernels.release(this[name]);
+  }
+
   moveTo(kernels: Kernels): void {
     this.kernels = kernels;
-    const names = ['mean', 'variance', 'invStd', 'r', 'd', 'scale', 'shift', 'foldMean', 'foldVariance', 'foldInvStd', 'runMean', 'runVar', 'sumDy', 'sumDyXhat', 'totalDy', 'totalDyXhat'] as const;
-    for (const name of names) {
+    for (const name of StatisticsWork.ARRAYS) {
       const moved = kernels.allocate(this[name].length);
       moved.set(this[name]);
       this[name] = moved;

@@ -162,8 +162,12 @@ export abstract class Module {
         if (value instanceof Float32Array) k.release(value);
         else if (value instanceof Tensor && ownedOutputs.has(value)) k.release(value.data);
       }
+      m.disposeOwned();
     }
   }
+
+  /** Release memory held in helper objects the generic walk in dispose() cannot see. */
+  protected disposeOwned(): void {}
 
   /** Switch every module to another kernel backend, moving parameters and buffers into memory it can use. */
   useBackend(kernels: Kernels): this {

@@ -194,7 +194,8 @@ export const inputScalePanel: Panel = {
     };
     const r = data.applied.inputScale;
     const setup = r > 1 ? `with pixel scales spanning ${r}×` : 'with its pixels as they are';
-    const lossText = (x: number, twin: 'bn' | 'nobn') => (data.runs[twin].diverged ? `diverged at step ${data.runs[twin].diverged!.step}` : x.toFixed(3));
+    // The twins' losses arrive from their workers separately: one may be a frame behind the other.
+    const lossText = (x: number, twin: 'bn' | 'nobn') => (data.runs[twin].diverged ? `diverged at step ${data.runs[twin].diverged!.step}` : Number.isFinite(x) ? x.toFixed(3) : 'not in yet');
     const mnist = data.step > 0 ? `; on MNIST ${setup}, after ${data.step} steps the loss is ${lossText(tail(0), 'bn')} with batch norm${data.applied.inputBn ? ' (also on the input)' : ''} and ${lossText(tail(1), 'nobn')} without` : '';
     return `${two}${mnist}.`;
   },
