@@ -50,6 +50,8 @@ describe('lab panels', () => {
     await advance(page, 120);
     const first: Record<string, string> = {};
     for (const id of ['inside', 'input-scale', 'batch-size', 'test-time']) {
+      // The probes behind a reading come from the workers a few frames after the steps: wait for them.
+      await page.waitForFunction((panel) => ((document.querySelector(`#panel-${panel} .reading`)?.textContent ?? '').match(/-?\d+(\.\d+)?/g) ?? []).length >= 4, id, { timeout: 20_000 }).catch(() => {});
       first[id] = await nextReading(page, id);
       assert.ok(numbers(first[id]).length >= 4, `${id}: the reading quotes its numbers: ${first[id]}`);
       assert.doesNotMatch(first[id], /Waiting|Train a few steps|NaN|undefined/, `${id}: ${first[id]}`);
