@@ -51,7 +51,12 @@ describe('lab panels', () => {
     const first: Record<string, string> = {};
     for (const id of ['inside', 'input-scale', 'batch-size', 'test-time']) {
       // The probes behind a reading come from the workers a few frames after the steps: wait for them.
-      await page.waitForFunction((panel) => ((document.querySelector(`#panel-${panel} .reading`)?.textContent ?? '').match(/-?\d+(\.\d+)?/g) ?? []).length >= 4, id, { timeout: 20_000 }).catch(() => {});
+      await page
+        .waitForFunction((panel) => {
+          const t = document.querySelector(`#panel-${panel} .reading`)?.textContent ?? '';
+          return (t.match(/-?\d+(\.\d+)?/g) ?? []).length >= 4 && !/Waiting|Train a few steps|train a few steps|NaN|undefined/.test(t);
+        }, id, { timeout: 20_000 })
+        .catch(() => {}); // the assertions below then say what the reading lacks
       first[id] = await nextReading(page, id);
       assert.ok(numbers(first[id]).length >= 4, `${id}: the reading quotes its numbers: ${first[id]}`);
       assert.doesNotMatch(first[id], /Waiting|Train a few steps|NaN|undefined/, `${id}: ${first[id]}`);
