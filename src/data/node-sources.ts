@@ -290,13 +290,19 @@ function readImageFolders(abs: string, shown: string, options: ReadOptions): Dat
 
 /** The data settings of a run (TrainConfig's fields). */
 export interface TrainingDataOptions {
+  /** A bundled dataset (mnist, fashion-mnist); with `dataPath`, the data's name (its file name). */
   dataset: string;
+  /** Own data (--data): a CSV file, a directory with an IDX pair, or class folders of PNG images. */
   dataPath?: string | null;
+  /** The test set: another path of the same kind (--test-data), or a stratified split of `dataPath` seeded with `seed` (--test-fraction, default 0.2). */
   testDataPath?: string | null;
   testFraction?: number | null;
+  /** CSV: the label column (default the last). */
   labelColumn?: string | null;
+  /** Images: [height, width] to resize to (default the first image's) and 1 or 3 channels (default the first image's). */
   imageSize?: [number, number] | null;
   imageChannels?: 1 | 3 | null;
+  /** Standardize the input with training-set mean and std (per feature; per channel for images), recorded in the run. */
   standardize?: boolean;
   seed: number;
 }

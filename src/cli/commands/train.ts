@@ -15,7 +15,7 @@ import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES } from '../../data/node.js';
-import { DEFAULT_TEST_FRACTION, loadTrainingData } from '../../data/node-sources.js';
+import { DEFAULT_TEST_FRACTION, loadTrainingData, type TrainingDataOptions } from '../../data/node-sources.js';
 import { ACTIVATIONS, DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, isShapedModel, shapeDefaults, type Activation, type ModelShape } from '../../models/shapes.js';
 import { getBackend, initBackend } from '../../kernels/index.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
@@ -24,7 +24,7 @@ import type { Sequential } from '../../nn/sequential.js';
 import type { Optimizer } from '../../optim/optimizer.js';
 import type { EvalResult } from '../../train/evaluate.js';
 import type { Trainer, TrainMetrics } from '../../train/trainer.js';
-import type { OptimizerConfig, ScheduleConfig } from '../../runs/config.js';
+import type { OptimizerConfig, RunConfig, ScheduleConfig } from '../../runs/config.js';
 import { createRun, runLoop } from '../../runs/run.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
 import { backendOption, MOMENTUM_CONVENTION, bnMomentum, fraction, imageSize, layerSizes, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
@@ -43,8 +43,11 @@ export const DEFAULT_ADAM_LR = 1e-3;
 
 export type { OptimizerConfig, ScheduleConfig } from '../../runs/config.js';
 
-/** Everything that determines a training run. Plain JSON, so it can cross to a worker thread. */
-export interface TrainConfig {
+/**
+ * Everything that determines a training run. Plain JSON, so it can cross to a worker thread. The loop's
+ * settings are the library's RunConfig (src/runs, shared with the lab); the data's are TrainingDataOptions.
+ */
+export interface TrainConfig extends RunConfig, TrainingDataOptions {
   dataset: string;
   /** Use only the first N training / test images (null = all). */
   trainLimit: number | null;
@@ -58,18 +61,8 @@ export interface TrainConfig {
   bnPlacement?: BatchNormPlacement;
   /** Batch norm on the input features too. */
   inputBn?: boolean;
-  optimizer: OptimizerConfig;
-  schedule: ScheduleConfig;
-  /** Exactly one of steps and epochs. */
-  steps: number | null;
-  epochs: number | null;
-  batchSize: number;
-  /** Test-set evaluation every N steps (and always at the end); 0 = only at the end. */
-  evalEvery: number;
   seed: number;
   backend: string;
-  /** Threads that train each batch together (data-parallel, synchronized batch norm); 1 = plain training. Default 1. */
-  threads?: number;
   /** Run directory. */
   out: string;
   /** Replace an existing run directory at `out`. */
@@ -80,18 +73,7 @@ export interface TrainConfig {
   keepCheckpoints?: number;
   /** Continue the run in `out` from its latest checkpoint instead of starting one. */
   resume?: boolean;
-  /** Own data (--data): a CSV file, a directory with an IDX pair, or class folders of PNG images; replaces `dataset` (then its file name). */
-  dataPath?: string | null;
-  /** The test set: another path of the same kind (--test-data), or a stratified split of `dataPath` seeded with `seed` (--test-fraction, default 0.2). */
-  testDataPath?: string | null;
-  testFraction?: number | null;
-  /** CSV: the label column (default the last). */
-  labelColumn?: string | null;
-  /** Images: [height, width] to resize to (default the first image's) and 1 or 3 channels (default the first image's). */
-  imageSize?: [number, number] | null;
-  imageChannels?: 1 | 3 | null;
-  /** Standardize the input with training-set mean and std (per feature; per channel for images), recorded in the run. */
-  standardize?: boolean;
+  // Own data (--data, --test-data, --test-fraction, --label, --image-size, --channels, --standardize): TrainingDataOptions.
   /** `model` mlp or cnn: the network's shape; its input and class count come from the data. */
   shape?: ModelShape | null;
 }
