@@ -4,19 +4,16 @@
  * it recreates the run's own test set from config.json (bundled dataset, --test-data, or the same seeded
  * split), with the same preprocessing. The metric math is src/train/metrics.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DataLoader } from '../../data/loader.js';
-import { takeFirst, type Dataset } from '../../data/dataset.js';
-import { DATASET_NAMES, loadDataset } from '../../data/node.js';
-import { loadTrainingData, readForModel, type TrainingDataOptions } from '../../data/node-sources.js';
+import { DATASET_NAMES } from '../../data/node.js';
 import { initBackend } from '../../kernels/index.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { recomputeBatchNormStats } from '../../nn/precise-bn.js';
 import { evaluate } from '../../train/evaluate.js';
 import { classificationReport, confusionMatrix, type ClassificationReport } from '../../train/metrics.js';
-import { loadModelSource, modelArgument, type ModelSource } from '../model-files.js';
+import { loadModelSource, modelArgument } from '../model-files.js';
+import { readRunConfig, runData } from '../run-data.js';
 import { backendOption, positiveInt, seed } from '../options.js';
 
 type Stats = 'running' | 'population' | 'batch';
@@ -84,8 +81,8 @@ Examples:
       await initBackend(flags.backend);
       const source = loadModelSource(flags.model);
       if (!source.dir) throw new Error(`--model ${flags.model} is a preset: evaluating untrained weights means nothing. Train first (bnlab train --out DIR) and pass DIR.`);
-      const config = readRunConfig(source.dir);
-      const { testSet, what, training } = await evaluationData(flags, source, config);
+      const config = readRunConfig(source.dir, 'pass --data PATH to evaluate on data of your choice');
+      const { testSet, testDescription: what, training } = await runData(flags, { ...source, dir: source.dir }, config);
       const bn = [...source.model.modules()].filter((m): m is BatchNormBase => m instanceof BatchNormBase && m.trackRunningStats);
       if (flags.stats !== 'running' && bn.length === 0) console.warn(`bnlab warning: ${source.dir} has no batch-norm layers, so --stats ${flags.stats} changes nothing`);
       const runBatch = typeof config?.batchSize === 'number' ? config.batchSize : 60;
@@ -141,56 +138,6 @@ Examples:
       console.log('');
       console.log(formatReport(report));
     });
-}
-
-/** The run's config.json, or null for a model directory that is not a run. */
-function readRunConfig(dir: string): (TrainingDataOptions & { batchSize?: number; trainLimit?: number | null; testLimit?: number | null; data?: { source?: { fingerprint: string; test: unknown } } }) | null {
-  const file = join(dir, 'config.json');
-  if (!existsSync(file)) return null;
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message}); pass --data PATH to evaluate on data of your choice`);
-  }
-}
-
-/** The data to evaluate on, its description, and (for --stats population) the training data. */
-async function evaluationData(flags: EvaluateFlags, source: ModelSource, config: ReturnType<typeof readRunConfig>): Promise<{ testSet: Dataset; what: string; training: () => Promise<Dataset> }> {
-  const training = async () => {
-    if (config) return (await loadTrainingData(config)).trainSet;
-    const name = source.dataset && DATASET_NAMES.includes(source.dataset) ? source.dataset : null;
-    if (!name) throw new Error(`--stats population needs the training data, and ${source.dir} has no config.json to find it (not a run directory)`);
-    return loadDataset(name, 'train');
-  };
-  if (flags.data) {
-    const { dataset, kind } = await readForModel(flags.data, source);
-    return { testSet: dataset, what: `${flags.data} (${dataset.count} samples${kind === 'idx-test' ? ', its test pair' : ''})`, training };
-  }
-  if (flags.dataset || !config) {
-    const name = flags.dataset ?? source.dataset;
-    if (!name || !DATASET_NAMES.includes(name)) throw new Error(`${source.dir} is not a run directory (no config.json), so its test data is unknown; give --data PATH`);
-    if (source.preprocessing?.standardize) throw new Error(`${source.dir} standardizes its input; evaluate it on its run's test data (no --dataset) or --data PATH`);
-    return { testSet: loadDataset(name, 'test'), what: `the ${name} test set`, training };
-  }
-  const data = await loadTrainingData(config);
-  // The run's own sets, so the numbers are those it reported (--train-limit/--test-limit included).
-  const testLimit = typeof config.testLimit === 'number' ? config.testLimit : null;
-  const trainLimit = typeof config.trainLimit === 'number' ? config.trainLimit : null;
-  if (testLimit !== null && testLimit < data.testSet.count) data.testSet = takeFirst(data.testSet, testLimit);
-  if (trainLimit !== null && trainLimit < data.trainSet.count) data.trainSet = takeFirst(data.trainSet, trainLimit);
-  const recorded = config.data?.source;
-  if (recorded && data.provenance && recorded.fingerprint !== data.provenance.fingerprint) {
-    throw new Error(`${config.dataPath} has changed since the run was trained (its fingerprint differs), so the run's test split cannot be recreated; pass --data PATH to evaluate on a file as a whole`);
-  }
-  const test = data.provenance?.test;
-  const what = !config.dataPath
-    ? `the ${config.dataset} test set (${testLimit !== null ? `the first ${data.testSet.count} images, as the run's --test-limit` : `${data.testSet.count} images`})`
-    : test && 'fraction' in test
-      ? `the run's test split of ${config.dataPath} (${data.testSet.count} samples: ${test.fraction} of each class, seed ${test.seed})`
-      : test && 'path' in test
-        ? `the run's test data ${test.path} (${data.testSet.count} samples)`
-        : `the test pair of ${config.dataPath} (${data.testSet.count} samples)`;
-  return { testSet: data.testSet, what, training: async () => data.trainSet };
 }
 
 /** The classification report and the confusion matrix as text tables. */
