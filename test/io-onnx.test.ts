@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
+import { applyStandardization, type Standardization } from '../src/data/preprocess.js';
 import { ModelFileError } from '../src/io/errors.js';
 import { exportOnnx } from '../src/io/onnx.js';
 import { BatchNormBase } from '../src/nn/batchnorm.js';
@@ -120,4 +121,24 @@ test('a layer without an ONNX export, or batch norm on batch statistics in eval,
   const batchStats = buildSequential([{ type: 'Linear', inFeatures: 4, outFeatures: 4 }, { type: 'BatchNorm1d', numFeatures: 4, trackRunningStats: false }, { type: 'Linear', inFeatures: 4, outFeatures: 2 }], { rng: new Rng(0) });
   assert.throws(() => exportOnnx(batchStats, { inputShape: [4] }), (e: unknown) => e instanceof ModelFileError && /batch statistics/.test(e.message));
   assert.throws(() => exportOnnx(layerNorm, { inputShape: [5] }), (e: unknown) => e instanceof ModelFileError && /does not take input \[5\]/.test(e.message));
+});
+
+test("a model trained on standardized input: the graph takes raw values and standardizes them first, per feature and per channel", async () => {
+  for (const [layers, inputShape, per] of [[MLP, [20], 'feature'], [CNN, [1, 10, 8], 'channel']] as const) {
+    const model = prepare([...layers], [...inputShape], 5);
+    const groups = inputShape[0]; // features of an [F] sample, channels of a [C, H, W] one
+    const rng = new Rng(9);
+    const standardize: Standardization = { per, mean: Array.from({ length: groups }, () => 1e3 * rng.normal()), std: Array.from({ length: groups }, () => 10 ** (4 * rng.uniform() - 2)) };
+    const raw = randomTensor([6, ...inputShape], new Rng(4), 1);
+    for (let i = 0; i < raw.size; i++) {
+      const g = per === 'feature' ? i % groups : 0;
+      raw.data[i] = raw.data[i] * standardize.std[g] + standardize.mean[g];
+    }
+    const expected = model.forward(new Tensor(raw.shape, applyStandardization(raw.data, inputShape, standardize))).clone();
+    const graph = exportOnnx(model, { inputShape: [...inputShape], standardize });
+    assert.deepEqual(opTypes(graph).slice(0, 2), ['Sub', 'Div']);
+    const logits = await runOnnx(graph, raw, 'logits');
+    assert.ok(maxAbsDiff(logits, expected.data) < 1e-3, `${per}: max diff ${maxAbsDiff(logits, expected.data)}`);
+  }
+  assert.throws(() => exportOnnx(prepare([...MLP], [20], 5), { inputShape: [20], standardize: { per: 'feature', mean: [0, 0], std: [1, 1] } }), /standardization has 2 means and 2 stds per feature, but its input is \[20\]/);
 });

@@ -8,6 +8,8 @@
  *   ReLU/Sigmoid/Tanh → Relu/Sigmoid/Tanh;  MaxPool2d/AvgPool2d → MaxPool/AveragePool
  *   (count_include_pad = 1, as bnlab and PyTorch count padding);  Flatten → Flatten;  Dropout → nothing
  *   (the identity in eval mode);  `softmax: true` appends a Softmax and names the output "probabilities".
+ * A model trained on standardized input (`standardize`) gets Sub and Div nodes in front, so the graph
+ * takes the raw values, as `bnlab predict` does.
  * Shape legend: N = batch (a symbolic "batch" dimension), C = channels or features, H, W = image size.
  */
 import onnxProto from 'onnx-proto';
@@ -16,6 +18,7 @@ import { fuseBatchNorm } from '../nn/fuse.js';
 import type { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { shapeToString } from '../tensor/tensor.js';
+import type { Standardization } from '../data/preprocess.js';
 import { ModelFileError } from './errors.js';
 
 const { onnx } = onnxProto;
@@ -39,6 +42,8 @@ export interface OnnxExportOptions {
   producerVersion?: string;
   /** Name used in error messages (the output file). */
   fileName?: string;
+  /** The model's input standardization (model.json's preprocessing): the graph then applies (x - mean) / std first. */
+  standardize?: Standardization;
 }
 
 /** Names of the graph's input and output. */
@@ -61,6 +66,7 @@ export function exportOnnx(model: Sequential, options: OnnxExportOptions): Uint8
   } catch (e) {
     throw new ModelFileError(fileName, 'not exportable', `the model does not take input ${shapeToString(options.inputShape)}: ${(e as Error).message}`);
   }
+  if (options.standardize) current = standardizeNodes(options.standardize, options.inputShape, fileName, nodes, initializers);
   layers.forEach((layer, i) => {
     const name = `${i}_${layer.typeName}`;
     const out = `${name}_out`;
@@ -152,6 +158,19 @@ export function exportOnnx(model: Sequential, options: OnnxExportOptions): Uint8
     graph,
   });
   return onnx.ModelProto.encode(proto).finish();
+}
+
+/** (x - mean) / std as Sub and Div, the statistics broadcast per feature ([F]) or per channel ([C, 1, 1]). */
+function standardizeNodes(s: Standardization, inputShape: readonly number[], fileName: string, nodes: INodeProto[], initializers: ITensorProto[]): string {
+  const dims = s.per === 'channel' ? [s.mean.length, ...inputShape.slice(1).map(() => 1)] : [s.mean.length];
+  const expected = s.per === 'channel' ? inputShape[0] : inputShape.reduce((a, b) => a * b, 1);
+  if (s.mean.length !== expected || s.std.length !== expected || (s.per === 'feature' && inputShape.length !== 1)) {
+    throw new ModelFileError(fileName, 'not exportable', `the model's standardization has ${s.mean.length} means and ${s.std.length} stds per ${s.per}, but its input is ${shapeToString(inputShape)}`);
+  }
+  initializers.push(floatTensor('preprocessing.mean', dims, Float32Array.from(s.mean)), floatTensor('preprocessing.std', dims, Float32Array.from(s.std)));
+  nodes.push({ name: 'standardize_sub', opType: 'Sub', input: [ONNX_INPUT, 'preprocessing.mean'], output: ['standardize_centred'] });
+  nodes.push({ name: 'standardize_div', opType: 'Div', input: ['standardize_centred', 'preprocessing.std'], output: ['standardized'] });
+  return 'standardized';
 }
 
 /** Layers of nested Sequentials in execution order. */

@@ -50,14 +50,13 @@ Examples:
 }
 
 function exportOnnxFile(source: ModelSource, file: string, flags: ExportFlags): void {
-  const bytes = exportOnnx(source.model, { inputShape: source.inputShape, foldBatchNorm: flags.foldBn, softmax: flags.softmax, producerVersion: packageInfo().version, fileName: file });
+  const standardize = source.preprocessing?.standardize;
+  const bytes = exportOnnx(source.model, { inputShape: source.inputShape, foldBatchNorm: flags.foldBn, softmax: flags.softmax, producerVersion: packageInfo().version, fileName: file, standardize });
   writeFileAtomic(file, bytes);
   const graph = onnxProto.onnx.ModelProto.decode(bytes).graph!;
   const ops = graph.node!.map((n) => n.opType).join(' → ');
-  console.log(`Wrote ${file} (${bytes.length} bytes, opset ${ONNX_OPSET}): input "input" [batch, ${source.inputShape.join(', ')}], output "${onnxOutputName(Boolean(flags.softmax))}"`);
+  console.log(`Wrote ${file} (${bytes.length} bytes, opset ${ONNX_OPSET}): input "input" [batch, ${source.inputShape.join(', ')}]${standardize ? ' (raw values: the graph standardizes them with the training statistics first)' : ''}, output "${onnxOutputName(Boolean(flags.softmax))}"`);
   console.log(`Graph: ${ops}`);
-  const standardize = source.preprocessing?.standardize;
-  if (standardize) console.warn(`bnlab note: the model was trained on standardized input (--standardize); the ONNX graph takes the standardized values (x - mean) / std, with the ${standardize.per === 'channel' ? 'per-channel' : 'per-feature'} mean and std in ${source.dir ?? 'the model'}/model.json's "preprocessing"`);
 }
 
 function exportPytorchDir(source: ModelSource, dir: string, flags: ExportFlags): void {
