@@ -68,7 +68,9 @@ export interface ReplicaInit {
   size: number;
   group: { base: number; capacity: number };
   step: { base: number };
+  /** µs a waiting thread spins before it sleeps: within a step, and (idle) for the next step. */
   spinMicros: number;
+  idleSpinMicros: number;
   layers: LayerSpec[];
   sampleShape: number[];
   /** The main model's parameters and buffers (state-dict names and byte offsets): the replica works on them in place. */
@@ -276,7 +278,7 @@ export async function serveReplica(init: ReplicaInit, ready: (message: ReplicaRe
   let labels: Int32Array | null = null;
   for (;;) {
     try {
-      group.barrier(); // the step starts (or the group ends)
+      group.barrier(init.idleSpinMicros); // the step starts (or the group ends)
     } catch (e) {
       if (e instanceof GroupAbortedError) return;
       throw e;
