@@ -71,6 +71,8 @@ export class DataParallel {
   /** Rank 0's part of the gradient all-reduce and optimizer update (each rank works on a slice of every parameter). */
   private readonly slices: ParameterSlices;
   private readonly state: ModuleState;
+  /** Work space of the input check (checkShard): one float per value of a sample. */
+  private readonly check: { kernels: Kernels; sums: Float32Array };
   /** Whether the model's gradients are known to be zero (trainStep leaves them so). */
   private gradsZero = false;
   /** Per worker rank: the buffers its shard of samples (when the batch is not in the shared memory already) and labels are copied to. */
@@ -105,6 +107,8 @@ export class DataParallel {
     const grads = readGradTable(buffer, gradTable, this.threads, params.map((p) => p.grad.size));
     this.slices = new ParameterSlices(params.map((p) => p.value.data), grads, optimizer?.stateArrays() ?? null, 0, this.threads);
     this.state = new ModuleState(model);
+    this.check = { kernels, sums: kernels.allocate(this.sample) };
+    reserved.push(this.check.sums);
   }
 
   /**
@@ -274,7 +278,7 @@ export class DataParallel {
     try {
       this.group.barrier(this.idleSpinMicros); // the step starts (a worker that slept takes a while to wake)
       const x0 = new Tensor([rows0, ...sampleShape], x.data.subarray(0, rows0 * this.sample));
-      checkShard(x0.data, 0, total, this.inputShape);
+      checkShard(x0.data, 0, total, this.inputShape, this.check);
       loss0 = this.loss.forward(model.forward(x0), labels.subarray(0, rows0));
       const dLogits = this.loss.backward();
       this.kernels.scale(dLogits.data, rows0 / total, dLogits.data); // this shard's share of the batch mean
