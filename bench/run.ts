@@ -217,7 +217,12 @@ async function main(): Promise<void> {
     // calls of each batch-norm kernel it shared with the worker during the batch-norm rows.
     two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare } : null,
     // Both cores on one network: data-parallel on two threads against the same build on one, per workload.
-    two_thread_scaling: section('training') && !args.has('--no-threads') ? Object.fromEntries(([['ioffe_mlp_bn', mlpBn], ['ioffe_mlp_nobn', mlpNoBn], ['mnist_cnn_bn', cnn]] as const).map(([name, v]) => [name, { one_thread: v.wasm ?? null, two_threads: v.wasm_dp ?? null, speedup: typeof v.wasm === 'number' && typeof v.wasm_dp === 'number' ? v.wasm_dp / v.wasm : null }])) : null,
+    // Both cores on one workload: the two-thread settings against the same build on one thread, per
+    // workload (training: data-parallel, `two_threads`/`speedup`, and the kernel split, wasm×2; matmul: the split).
+    two_thread_scaling: args.has('--no-threads') ? null : {
+      ...(section('training') ? Object.fromEntries(([['ioffe_mlp_bn', mlpBn], ['ioffe_mlp_nobn', mlpNoBn], ['mnist_cnn_bn', cnn]] as const).map(([name, v]) => [name, { one_thread: v.wasm ?? null, two_threads: v.wasm_dp ?? null, speedup: typeof v.wasm === 'number' && typeof v.wasm_dp === 'number' ? v.wasm_dp / v.wasm : null, kernel_split: v.wasm2 ?? null, kernel_split_speedup: typeof v.wasm === 'number' && typeof v.wasm2 === 'number' ? v.wasm2 / v.wasm : null }])) : {}),
+      ...(section('matmul') ? Object.fromEntries(Object.entries(matmul).map(([size, v]) => [`matmul ${size}`, { one_thread: v.wasm ?? null, two_threads: v.wasm2 ?? null, speedup: twoThreadScaling({ wasm: v.wasm, wasm2: v.wasm2 }, 'rate') }])) : {}),
+    },
     load_average: { start: loadStart, end: loadavg() },
     ioffe_mlp_bn_mnist_accuracy: accuracy,
     npm_start_training_s: startSeconds,
@@ -290,6 +295,13 @@ async function measurePeaks(twoThreads: boolean) {
     }
   };
   return { mul_add_gflops: await measure('simd128'), fma_gflops: best === 'relaxed-simd' ? await measure('relaxed-simd') : null };
+}
+
+/** The better of the two-thread wasm settings (wasm×2, wasm DP×2) against one thread, as a speed-up; null when either side is missing. */
+function twoThreadScaling(v: Values, kind: 'rate' | 'time'): number | null {
+  const two = [v.wasm2, v.wasm_dp].filter((x): x is number => typeof x === 'number' && x > 0);
+  if (typeof v.wasm !== 'number' || v.wasm <= 0 || two.length === 0) return null;
+  return kind === 'rate' ? Math.max(...two) / v.wasm : v.wasm / Math.min(...two);
 }
 
 /** The fastest of the wasm settings: highest rate, or lowest time. */
@@ -439,12 +451,13 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   const m = report.machine;
   const fmt = (x: number | null | undefined, digits = 0) => (x === undefined ? '-' : x === null ? 'n/a' : x.toFixed(digits));
   const ratio = (x: number | null | undefined) => (typeof x === 'number' ? `${x.toFixed(1)}x` : '-');
-  const header = ['workload', 'unit', 'ts', 'wasm', 'wasm×2', 'wasm DP×2', 'tfjs-wasm', 'PyTorch', 'vs ts', 'vs tfjs', 'vs PyTorch'];
+  const header = ['workload', 'unit', 'ts', 'wasm', 'wasm×2', 'wasm DP×2', '2 thr / 1', 'tfjs-wasm', 'PyTorch', 'vs ts', 'vs tfjs', 'vs PyTorch'];
   const rows: string[][] = [];
   const add = (name: string, unit: string, v: Values, kind: 'rate' | 'time', digits: number) => {
     if (![v.wasm, v.wasm2, v.wasm_dp].some((x) => typeof x === 'number')) return; // not measured in this run (--only)
     const w = withRatios(v, kind);
-    rows.push([name, unit, fmt(v.ts, digits), fmt(v.wasm, digits), fmt(v.wasm2, digits), fmt(v.wasm_dp, digits), fmt(v.tfjs, digits), fmt(v.pytorch, digits), ratio(w.speedup.vs_ts), ratio(w.speedup.vs_tfjs_wasm), ratio(w.speedup.vs_pytorch)]);
+    const scaling = twoThreadScaling(v, kind);
+    rows.push([name, unit, fmt(v.ts, digits), fmt(v.wasm, digits), fmt(v.wasm2, digits), fmt(v.wasm_dp, digits), scaling === null ? '-' : `${scaling.toFixed(2)}x`, fmt(v.tfjs, digits), fmt(v.pytorch, digits), ratio(w.speedup.vs_ts), ratio(w.speedup.vs_tfjs_wasm), ratio(w.speedup.vs_pytorch)]);
   };
   add('ioffe-mlp + BN, batch 60', 'steps/s', mlpBn, 'rate', 0);
   add('ioffe-mlp, no BN, batch 60', 'steps/s', mlpNoBn, 'rate', 0);
@@ -452,7 +465,7 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   add('BatchNorm1d 256x1024 fwd+bwd', 'ms', bn1d, 'time', 3);
   add('BatchNorm2d 32x64x32x32 fwd+bwd', 'ms', bn2d, 'time', 2);
   for (const [s, v] of Object.entries(matmul)) add(`matmul ${s}`, 'GFLOPS', v, 'rate', 1);
-  if (heap.wasm !== undefined) rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', fmt(heap.wasm_dp, 1), '', '', '', '', '']);
+  if (heap.wasm !== undefined) rows.push(['heap + wasm memory growth', `MB/${heapSteps} st`, fmt(heap.ts, 1), fmt(heap.wasm, 1), '', fmt(heap.wasm_dp, 1), '', '', '', '', '', '']);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(`${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, ${m.os}, Node ${m.node} (V8 ${m.v8})`);
@@ -465,15 +478,19 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
   console.log('');
-  console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls and batch norm shared with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm.');
+  console.log('vs = speed-up of the fastest wasm setting over that column; wasm×2 = big matmuls and batch norm shared with one worker; wasm DP×2 = each batch split across two threads, synchronized batch norm; 2 thr / 1 = the better two-thread wasm setting against one thread (2.00x would be perfect scaling).');
   const fr = report.fraction_of_peak as Record<string, Record<string, number | null>>;
   const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.round(x * 100)}%` : '-');
   if (Object.keys(fr).length) {
     console.log('fraction of the ceiling each uses (arithmetic: its build\'s peak on its thread count; batch norm: bandwidth):');
     for (const [name, v] of Object.entries(fr)) console.log(`  ${name}: ${'best' in v ? pct(v.best) : `wasm ${pct(v.wasm)}, wasm×2 ${pct(v.wasm2)}, wasm DP×2 ${pct(v.wasm_dp)}`}`);
   }
-  const scaling = report.two_thread_scaling as Record<string, { one_thread: number | null; two_threads: number | null; speedup: number | null }> | null;
-  if (scaling) console.log(`two threads (data-parallel) vs one: ${Object.entries(scaling).map(([n, v]) => `${n} ${v.speedup === null ? '-' : `${v.speedup.toFixed(2)}x`}`).join(', ')}`);
+  const scaling = report.two_thread_scaling as Record<string, { speedup: number | null; kernel_split_speedup?: number | null }> | null;
+  const x2 = (v: number | null | undefined) => (typeof v === 'number' ? `${v.toFixed(2)}x` : '-');
+  if (scaling && Object.keys(scaling).length) {
+    console.log('two threads vs one (same build; 2.00x = perfect):');
+    for (const [n, v] of Object.entries(scaling)) console.log(`  ${n}: ${'kernel_split_speedup' in v ? `data-parallel ${x2(v.speedup)}, kernel split ${x2(v.kernel_split_speedup)}` : `split ${x2(v.speedup)}`}`);
+  }
   const load = report.load_average as { start: number[]; end: number[] };
   console.log(`load average (1/5/15 min) at start ${load.start.map((l) => l.toFixed(1)).join(' ')}, at end ${load.end.map((l) => l.toFixed(1)).join(' ')} on ${m.cores} cores`);
   const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;

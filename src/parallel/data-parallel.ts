@@ -39,11 +39,17 @@ export interface DataParallelOptions {
   /** Memory reserved for each worker's activations, gradients and work space, in MB. Default 64. */
   replicaMemoryMB?: number;
   /**
-   * How long a waiting thread spins before it sleeps, in µs. Default 500: in a step the threads meet
-   * every 10-150 µs and usually wait a few; a partner that has been waiting longer was most likely
-   * descheduled by the OS, and a spinning thread would only take the core it needs.
+   * How long a thread waiting for another within a step spins before it sleeps, in µs. Default 50: in
+   * a step the threads meet every 10-150 µs and, when both have a core, wait a few µs; a partner that
+   * is later than that was most likely descheduled by the OS, and a spinning thread would only keep the
+   * core it may need (on a busy two-core machine a 500 µs spin made steps 2-3x slower than a 50 µs one).
    */
   spinMicros?: number;
+  /**
+   * How long a worker waiting for the next step spins before it sleeps, in µs. Default 500: between
+   * steps the caller loads the next batch, and waking a sleeping worker costs 10-50 µs a step.
+   */
+  idleSpinMicros?: number;
   /**
    * The optimizer of the model's parameters: with it, `trainStep` also spreads the optimizer update
    * over the threads (each updates a slice of every parameter). Its state must be in the shared memory
@@ -65,6 +71,8 @@ export class DataParallel {
   /** Rank 0's part of the gradient all-reduce and optimizer update (each rank works on a slice of every parameter). */
   private readonly slices: ParameterSlices;
   private readonly state: ModuleState;
+  /** Work space of the input check (checkShard): one float per value of a sample. */
+  private readonly check: { kernels: Kernels; sums: Float32Array };
   /** Whether the model's gradients are known to be zero (trainStep leaves them so). */
   private gradsZero = false;
   /** Per worker rank: the buffers its shard of samples (when the batch is not in the shared memory already) and labels are copied to. */
@@ -85,6 +93,7 @@ export class DataParallel {
     private readonly inputShape: readonly number[],
     /** Blocks of the shared memory this object reserved; referenced so they stay allocated while it lives. */
     private readonly reserved: Float32Array[],
+    private readonly idleSpinMicros: number,
   ) {
     this.threads = workers.length + 1;
     this.group = group;
@@ -98,6 +107,8 @@ export class DataParallel {
     const grads = readGradTable(buffer, gradTable, this.threads, params.map((p) => p.grad.size));
     this.slices = new ParameterSlices(params.map((p) => p.value.data), grads, optimizer?.stateArrays() ?? null, 0, this.threads);
     this.state = new ModuleState(model);
+    this.check = { kernels, sums: kernels.allocate(this.sample) };
+    reserved.push(this.check.sums);
   }
 
   /**
@@ -145,7 +156,8 @@ export class DataParallel {
         for (const a of arrays) if (!sharing.holds(a)) throw new Error("DataParallel: the optimizer's state is not in the backend's shared memory: create the optimizer after initBackend(...).");
       }
     }
-    const spinMicros = options.spinMicros ?? 500;
+    const spinMicros = options.spinMicros ?? 50;
+    const idleSpinMicros = options.idleSpinMicros ?? 500;
     const regionBytes = Math.round((options.replicaMemoryMB ?? 64) * 2 ** 20);
     const layers = model.layers.map(layerSpec);
     const stateOffsets = state.map(([name, t]) => ({ name, offset: t.data.byteOffset, length: t.size }));
@@ -162,6 +174,7 @@ export class DataParallel {
           group: { base: groupBase, capacity },
           step: { base: layout.base },
           spinMicros,
+          idleSpinMicros,
           layers,
           sampleShape: [...options.inputShape],
           state: stateOffsets,
@@ -178,7 +191,7 @@ export class DataParallel {
         table.set(reply.grads, (w + 1) * parameterCount);
       }
       const group = new SharedSyncGroup(sharing.buffer, groupBase, 0, threads, capacity, { spinMicros, canBlock: platform.canBlock });
-      return new DataParallel(model, kernels, sharing, layout, group, workers, gradTable, optimizer, options.inputShape, reserved);
+      return new DataParallel(model, kernels, sharing, layout, group, workers, gradTable, optimizer, options.inputShape, reserved, idleSpinMicros);
     } catch (e) {
       for (const w of workers) w.terminate();
       throw e;
@@ -263,9 +276,9 @@ export class DataParallel {
     model.inputGrad = false;
     let loss0: number;
     try {
-      this.group.barrier(); // the step starts
+      this.group.barrier(this.idleSpinMicros); // the step starts (a worker that slept takes a while to wake)
       const x0 = new Tensor([rows0, ...sampleShape], x.data.subarray(0, rows0 * this.sample));
-      checkShard(x0.data, 0, total, this.inputShape);
+      checkShard(x0.data, 0, total, this.inputShape, this.check);
       loss0 = this.loss.forward(model.forward(x0), labels.subarray(0, rows0));
       const dLogits = this.loss.backward();
       this.kernels.scale(dLogits.data, rows0 / total, dLogits.data); // this shard's share of the batch mean

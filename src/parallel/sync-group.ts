@@ -64,14 +64,18 @@ export class SharedSyncGroup implements BatchNormSync {
     new Uint8Array(buffer, base, SharedSyncGroup.bytes(size, capacity)).fill(0);
   }
 
-  /** Wait until every rank has arrived here. Throws GroupAbortedError if a rank aborted the group. */
-  barrier(): void {
+  /**
+   * Wait until every rank has arrived here. Throws GroupAbortedError if a rank aborted the group.
+   * `spinMicros` overrides the group's spin for this wait (the wait for the next step, whose gap is the
+   * caller's work between steps, not a partner's share of the same work).
+   */
+  barrier(spinMicros = this.options.spinMicros): void {
     const epoch = ++this.arrivals;
     const mine = this.arrivalIndex[this.rank];
     Atomics.store(this.i32, mine, epoch);
     // Wake only ranks that went to sleep: a notify takes a lock, which costs microseconds on every barrier.
     if (Atomics.load(this.i32, mine + 1) > 0) Atomics.notify(this.i32, mine);
-    for (let r = 0; r < this.size; r++) if (r !== this.rank) this.waitFor(this.arrivalIndex[r], epoch);
+    for (let r = 0; r < this.size; r++) if (r !== this.rank) this.waitFor(this.arrivalIndex[r], epoch, spinMicros);
   }
 
   exchange(local: Float64Array): readonly Float64Array[] {
@@ -108,7 +112,7 @@ export class SharedSyncGroup implements BatchNormSync {
     return new TextDecoder().decode(new Uint8Array(this.buffer, this.messageOffset, length).slice());
   }
 
-  private waitFor(index: number, epoch: number): void {
+  private waitFor(index: number, epoch: number, spinMicros: number): void {
     const i32 = this.i32;
     let deadline = 0;
     let spins = 0;
@@ -118,7 +122,7 @@ export class SharedSyncGroup implements BatchNormSync {
       if (Atomics.load(i32, this.abortIndex) !== 0) throw new GroupAbortedError(this.abortMessage());
       if (!this.options.canBlock || (++spins & 255) !== 0) continue;
       const now = performance.now();
-      if (deadline === 0) deadline = now + this.options.spinMicros / 1000;
+      if (deadline === 0) deadline = now + spinMicros / 1000;
       else if (now > deadline) {
         // Sleep until that rank arrives, waking now and then to check for an abort. The count of sleepers
         // is raised before the wait re-checks the value, so an arrival either is seen or sees the sleeper.
