@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { serveLab } from '../../src/lab-server/index.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const LAB_DIR = join(ROOT, 'dist-lab');
@@ -26,9 +27,8 @@ export async function launch(): Promise<Browser> {
 }
 
 export async function serve(isolated: boolean): Promise<{ url: string; close(): Promise<void> }> {
-  const { serveLab } = (await import(join(ROOT, 'scripts/lab-server.mjs'))) as { serveLab(o: { dir: string; isolated: boolean }): Promise<{ server: import('node:http').Server; url: string }> };
-  const { server, url } = await serveLab({ dir: LAB_DIR, isolated });
-  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  const { url, close } = await serveLab({ dir: LAB_DIR, isolated });
+  return { url, close };
 }
 
 export interface WatchedPage {
