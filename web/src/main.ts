@@ -297,7 +297,7 @@ function renderStatus(data: LabData): void {
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);
   const memory = data.memory.filter(Boolean);
   if (memory.length) {
-    $('memory').textContent = `Memory per worker: ${memory.map((m) => `wasm ${mb(m.wasm)} MB${m.heap !== null ? `, JS heap ${mb(m.heap)} MB` : ''}`).join('; ')}.`;
+    $('memory').textContent = `Memory per worker: ${memory.map((m) => `wasm ${mb(m.wasm)} MB${m.live !== null ? ` (${mb(m.live)} MB in use)` : ''}${m.heap !== null ? `, JS heap ${mb(m.heap)} MB` : ''}`).join('; ')}.`;
     $('memory').dataset.bytes = JSON.stringify(memory);
   }
   $('rate').textContent = data.playing ? `${data.stepsPerSecond.toFixed(0)} steps/s` : data.busy ? 'pausing…' : 'paused';
