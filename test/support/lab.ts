@@ -41,6 +41,9 @@ export interface WatchedPage {
 
 export async function openLab(browser: Browser, url: string, viewport = { width: 1280, height: 800 }): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
+  // Every wait is for a condition, so a long limit costs nothing when the machine is idle; on a loaded one
+  // readings and probes can arrive seconds late.
+  context.setDefaultTimeout(60_000);
   const page = await context.newPage();
   const origin = new URL(url).origin;
   const errors: string[] = [];
