@@ -162,6 +162,9 @@ describe('lab panels', () => {
         (el as HTMLInputElement).value = '1';
         el.dispatchEvent(new Event('input', { bubbles: true }));
       });
+      // The probe follows the new layer from its next measured step (70).
+      await scaled.page.waitForFunction(() => /is measured from now on/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? '')).catch(() => {});
+      await advance(scaled.page, 20);
       await scaled.page.waitForFunction(() => /0 by construction/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? '')).catch(() => {});
       const layer1 = await reading(scaled.page, 'test-time');
       assert.match(layer1, /^The input of unit 0 in hidden layer 1 has a population mean of (-?\d\.\de[-+]\d+), 0 by construction \(batch norm on the input/);

@@ -198,7 +198,14 @@ export const testTimePanel: Panel = {
     const rm = samples<RunningValue>(data, 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
     const a = last(samples<AccuracyValue>(data, 'accuracy-by-statistics').filter((s) => s.step > 0));
     const classified = lastClassified ? classifiedSentence(lastClassified.outputs) : '';
-    if (rm.length === 0) return classified || `Train a few steps: the running averages of the network with batch norm (momentum ${data.applied.bnMomentum}) start at zero.`;
+    if (rm.length === 0) {
+      // Another layer or unit chosen since the last measurements: the probe follows it from the next measured step.
+      const other = samples<RunningValue>(data, 'running-mean').some((s) => s.step > 0);
+      const prompt = other
+        ? `Train a few steps: unit ${unit} of hidden layer ${layer + 1} is measured from now on (at steps 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, then every 500).`
+        : `Train a few steps: the running averages of the network with batch norm (momentum ${data.applied.bnMomentum}) start at zero.`;
+      return classified || prompt;
+    }
     // Half-way through the warm-up of the average (1/(2·momentum) steps), where bias correction matters most.
     const early = Math.max(1, Math.round(1 / (2 * data.applied.bnMomentum)));
     const at = rm.findIndex((s) => s.step >= early);
