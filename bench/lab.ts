@@ -22,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Page } from 'playwright-core';
 import { initBackend } from '../src/kernels/index.js';
+import { serveLab } from '../src/lab-server/index.js';
 import { loadDataset } from '../src/data/node.js';
 import { takeFirst } from '../src/data/dataset.js';
 import { buildTwin, createRun, twinRunConfig, type Run, type TwinId, type TwinSpec } from '../src/runs/index.js';
@@ -107,8 +108,7 @@ interface LabFigures {
 
 async function measureLab(isolated: boolean): Promise<LabFigures> {
   const { chromium } = await import('playwright-core');
-  const { serveLab } = (await import(pathToFileURL(join(root, 'scripts/lab-server.mjs')).href)) as { serveLab(o: { dir: string; isolated: boolean }): Promise<{ server: import('node:http').Server; url: string }> };
-  const { server, url } = await serveLab({ dir: labDir, isolated });
+  const { url, close } = await serveLab({ dir: labDir, isolated });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info', '--enable-blink-features=ForceEagerMeasureMemory'] });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -176,7 +176,7 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
     return { twinsRate, fps, firstStepSeconds, memory: { start: memStart, end: memEnd, steps: memSteps } };
   } finally {
     await browser.close();
-    server.close();
+    await close();
   }
 }
 

@@ -5,9 +5,10 @@
  * when `npm ci` has run.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -28,10 +29,23 @@ async function npx(args: string[]): Promise<{ stdout: string; stderr: string }> 
   return run('npx', ['--no-install', 'bnlab', ...args], { cwd: project, env: userEnv(), maxBuffer: 16 << 20 });
 }
 
+/** A port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 before(async () => {
   assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build first (npm test does)`);
+  assert.ok(existsSync(join(ROOT, 'dist-lab/index.html')), 'dist-lab/ is missing: run npm run lab:build first (npm test does)');
   tmp = mkdtempSync(join(tmpdir(), 'bnlab-installed-'));
-  // dist/ is built already (npm test's pretest), so packing need not build again.
+  // dist/ and dist-lab/ are built already (npm test's pretest), so packing need not build again.
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: ROOT, env: userEnv() });
   const [{ filename }] = JSON.parse(stdout) as { filename: string }[];
   project = join(tmp, 'project');
@@ -79,6 +93,57 @@ await import(${JSON.stringify(join(project, 'node_modules/bnlab/dist/src/cli/mai
     const { stdout, stderr } = await run(process.execPath, ['use.mjs'], { cwd: project, env: userEnv() });
     assert.deepEqual(JSON.parse(stdout.trim()), { shape: [2, 10], classes: 2, count: 10000 });
     assert.doesNotMatch(stdout + stderr, /Usage: bnlab/);
+  });
+
+  test('npx bnlab lab serves the prebuilt lab with the isolation headers, and the data from the installed packages', async () => {
+    assert.ok(!existsSync(join(project, 'node_modules/bnlab/dist-lab/data')), 'the package ships no copy of the datasets');
+    const port = await freePort();
+    const child = spawn('npx', ['--no-install', 'bnlab', 'lab', '--port', String(port)], { cwd: project, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b));
+    child.stderr.on('data', (b: Buffer) => (out += b));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL printed within 60 s: ${out}`)), 60_000);
+        child.stdout.on('data', () => {
+          const m = /http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[0]);
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`bnlab lab exited with ${code}: ${out}`)));
+      });
+      assert.equal(url, `http://127.0.0.1:${port}/`);
+      const page = await fetch(url);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<script[^>]+src="\.\/assets\/index-[^"]+\.js"/);
+      for (const r of [page, await fetch(url + 'data/mnist/test-labels.idx')]) {
+        assert.equal(r.headers.get('cross-origin-opener-policy'), 'same-origin');
+        assert.equal(r.headers.get('cross-origin-embedder-policy'), 'require-corp');
+      }
+      const labels = new Uint8Array(await (await fetch(url + 'data/mnist/test-labels.idx')).arrayBuffer());
+      assert.equal(labels.length, 8 + 10000);
+      assert.deepEqual([...labels.slice(0, 4)], [0, 0, 8, 1], 'IDX magic of a label file');
+      assert.equal(labels[8], 7, 'the first MNIST test image is a 7');
+      const manifest = (await (await fetch(url + 'data/manifest.json')).json()) as { datasets: Record<string, unknown> };
+      assert.deepEqual(Object.keys(manifest.datasets), ['mnist', 'fashion-mnist']);
+      // The same port again: a clear error, not a stack trace.
+      const taken = await npx(['lab', '--port', String(port)]).then(
+        () => assert.fail('a second server on the same port started'),
+        (e: { stderr: string; code: number }) => e,
+      );
+      assert.equal(taken.code, 1);
+      assert.match(taken.stderr, new RegExp(`^error: port ${port} on 127\\.0\\.0\\.1 is in use: choose another with --port N`, 'm'));
+      const bad = await npx(['lab', '--port', '70000']).then(
+        () => assert.fail('port 70000 accepted'),
+        (e: { stderr: string; code: number }) => e,
+      );
+      assert.match(bad.stderr, /option '--port <n>' argument '70000' is invalid\. Expected a port number from 0 to 65535/);
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM'); // npx and the node process under it
+      await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(null)));
+    }
   });
 
   test('the installed entry is the packed file, reached through a symlink', () => {

@@ -26,7 +26,7 @@ async function nextReading(page: Page, panel: string, before = ''): Promise<stri
   await page.waitForFunction(([id, old]) => {
     const t = document.querySelector(`#panel-${id} .reading`)?.textContent ?? '';
     return t !== '' && t !== old;
-  }, [panel, before] as const, { timeout: 10_000 });
+  }, [panel, before] as const, { timeout: 60_000 });
   return reading(page, panel);
 }
 const numbers = (text: string) => (text.match(/-?\d+(\.\d+)?/g) ?? []).map(Number);
@@ -55,7 +55,7 @@ describe('lab panels', () => {
         .waitForFunction((panel) => {
           const t = document.querySelector(`#panel-${panel} .reading`)?.textContent ?? '';
           return (t.match(/-?\d+(\.\d+)?/g) ?? []).length >= 4 && !/Waiting|Train a few steps|train a few steps|NaN|undefined/.test(t);
-        }, id, { timeout: 20_000 })
+        }, id, { timeout: 60_000 })
         .catch(() => {}); // the assertions below then say what the reading lacks
       first[id] = await nextReading(page, id);
       assert.ok(numbers(first[id]).length >= 4, `${id}: the reading quotes its numbers: ${first[id]}`);
@@ -106,7 +106,7 @@ describe('lab panels', () => {
     for (let i = 1; i <= 20; i++) await page.mouse.move(box.x + box.width * (0.52 - 0.04 * (i / 20)), box.y + box.height * (0.15 + 0.7 * (i / 20)));
     await page.mouse.up();
     const results = page.locator('#digit-results');
-    await results.locator('.prob-block').first().waitFor({ timeout: 10_000 });
+    await results.locator('.prob-block').first().waitFor({ timeout: 60_000 });
     const text = (await results.textContent())!;
     assert.match(text, /With batch norm.*eval mode \(running statistics\): \d \(/s);
     assert.match(text, /Without batch norm.*eval mode \(running statistics\): \d \(/s);
@@ -122,7 +122,7 @@ describe('lab panels', () => {
       return [x / m, y / m];
     });
     assert.ok(Math.abs(centre[0] - 14) <= 0.5 && Math.abs(centre[1] - 14) <= 0.5, `centre of mass ${centre}`);
-    await page.waitForFunction(() => /Your drawing: in eval mode the network with batch norm says \d/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? ''), null, { timeout: 10_000 });
+    await page.waitForFunction(() => /Your drawing: in eval mode the network with batch norm says \d/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? ''), null, { timeout: 60_000 });
     assert.match(await reading(page, 'test-time'), /as a batch of one in training mode it would say \d \([\d.]+%\) for any drawing, since every batch norm outputs its β/);
     // A model trained by `bnlab train`, opened from its files, is classified beside the twins.
     const runDir = join(tmp, 'cli-run');
@@ -131,19 +131,19 @@ describe('lab panels', () => {
     await page.locator('#import-model').setInputFiles([join(runDir, 'model.json'), join(runDir, 'model.safetensors')]);
     await page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Opened'));
     await page.locator('#digit-again').click();
-    await results.locator('.prob-imported').waitFor({ timeout: 10_000 });
+    await results.locator('.prob-imported').waitFor({ timeout: 60_000 });
     assert.match((await results.locator('.prob-imported').textContent())!, /^Opened model \(model\)eval mode \(running statistics\): \d \(/);
     await page.locator('#digit-clear').click();
     assert.equal(await results.textContent(), 'Draw a digit on the black square.');
   });
 
-  test('MNIST with rescaled pixels (input scale) and batch norm on the input, from the URL', async () => {
+  test('MNIST with rescaled pixels (input scale) and batch norm on the input, from the URL; test time explains a mean that is 0 by construction', async () => {
     const scaled = await openLab(browser, `${server.url}#seed=3&inputScale=1000&inputBn=true`);
     try {
       await advance(scaled.page, 60);
       const expected = /on MNIST with pixel scales spanning 1000×, after 60 steps the loss is [\d.]+ with batch norm \(also on the input\) and ([\d.]+|diverged at step \d+) without/;
       // Each twin's losses come from its own worker, so wait for the frame that has both.
-      await scaled.page.waitForFunction((source) => new RegExp(source).test(document.querySelector('#panel-input-scale .reading')?.textContent ?? ''), expected.source, { timeout: 10_000 }).catch(() => {});
+      await scaled.page.waitForFunction((source) => new RegExp(source).test(document.querySelector('#panel-input-scale .reading')?.textContent ?? ''), expected.source, { timeout: 60_000 }).catch(() => {});
       const text = await reading(scaled.page, 'input-scale');
       assert.match(text, expected);
       const snap = (await scaled.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { config: { inputScale: number }; runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot()));
@@ -151,6 +151,25 @@ describe('lab panels', () => {
       const plain = await lab.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { runs: { nobn: { trainLoss: number[] } } } } }).bnlabLab.snapshot());
       // Same seed and batches, other pixels: the network without batch norm sees a different problem from step 1.
       assert.notEqual(snap.runs.nobn.trainLoss[1], plain.runs.nobn.trainLoss[1]);
+      // Test time, hidden layer 2 (the default): a unit with a population mean to warm up to.
+      const warmUp = /raw and .* bias-corrected against a population mean of (-?\d+\.\d+)/;
+      await scaled.page.waitForFunction((source) => new RegExp(source).test(document.querySelector('#panel-test-time .reading')?.textContent ?? ''), warmUp.source).catch(() => {});
+      const layer2 = await reading(scaled.page, 'test-time');
+      assert.match(layer2, warmUp);
+      assert.ok(Math.abs(Number(warmUp.exec(layer2)![1])) >= 1e-3, layer2);
+      // Hidden layer 1 behind batch norm on the input: its mean is 0 by construction, and the reading says so.
+      await scaled.page.locator('#ctl-testLayer').evaluate((el) => {
+        (el as HTMLInputElement).value = '1';
+        el.dispatchEvent(new Event('input', { bubbles: true }));
+      });
+      // The probe follows the new layer from its next measured step (70).
+      await scaled.page.waitForFunction(() => /is measured from now on/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? '')).catch(() => {});
+      await advance(scaled.page, 20);
+      await scaled.page.waitForFunction(() => /0 by construction/.test(document.querySelector('#panel-test-time .reading')?.textContent ?? '')).catch(() => {});
+      const layer1 = await reading(scaled.page, 'test-time');
+      assert.match(layer1, /^The input of unit 0 in hidden layer 1 has a population mean of (-?\d\.\de[-+]\d+), 0 by construction \(batch norm on the input/);
+      assert.ok(Math.abs(Number(/population mean of (\S+),/.exec(layer1)![1])) < 1e-3, layer1);
+      assert.match(layer1, /Choose hidden layer 2/);
       assert.deepEqual(scaled.errors, []);
     } finally {
       await scaled.page.context().close();

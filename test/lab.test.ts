@@ -198,6 +198,8 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     assert.equal(node.nobn.losses.length, at - 1, 'the Node trainer stops at the same step');
     const note = await p.page.locator('#panel-convergence .note.warning').innerText();
     assert.match(note, new RegExp(`without batch norm was stopped: the loss became NaN at step ${at}`));
+    // Readings refresh a few times a second: wait for the one written after the divergence.
+    await p.page.waitForFunction((n) => new RegExp(`diverged at step ${n}`).test(document.querySelector('#panel-convergence .reading')?.textContent ?? ''), at).catch(() => {});
     assert.match(await p.page.locator('#panel-convergence .reading').innerText(), new RegExp(`diverged at step ${at}`));
     checkClean(p);
   });

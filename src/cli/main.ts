@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { packageInfo } from './version.js';
 
 /** Subcommands, in the order `bnlab --help` lists them. */
-export const COMMANDS: readonly string[] = ['start', 'train', 'summary', 'predict', 'evaluate', 'export', 'import', 'recalibrate', 'experiment', 'report'];
+export const COMMANDS: readonly string[] = ['start', 'train', 'summary', 'predict', 'evaluate', 'export', 'import', 'recalibrate', 'experiment', 'report', 'lab'];
 
 interface CommandModule {
   register(program: Command): Command;

@@ -198,6 +198,17 @@ export class DataLoader {
   }
 
   /** This epoch's sample order: a fresh permutation from the loader's Rng, or identity. */
+  /**
+   * Give the batch buffers back to the backend (they live in its memory, which is never reclaimed on its
+   * own): for a loader made for one pass, such as an evaluation's. Batches it returned are invalid after.
+   */
+  dispose(): void {
+    for (const cache of [this.trainBuffers, this.evalBuffers]) {
+      for (const buf of cache.values()) getBackend().release(buf.x.data);
+      cache.clear();
+    }
+  }
+
   private makeOrder(): Uint32Array {
     if (this.shuffle) return this.rng.permutation(this.dataset.count);
     const id = new Uint32Array(this.dataset.count);

@@ -43,6 +43,12 @@ export class CrossEntropyLoss {
   get probabilities(): Tensor | null {
     return this.probs;
   }
+
+  /** Give its buffers back to the backend (for a loss made for one pass, such as an evaluation's). */
+  dispose(): void {
+    for (const t of [this.probs, this.dLogits]) if (t) this.kernels.release(t.data);
+    this.probs = this.dLogits = null;
+  }
 }
 
 /** Row-wise softmax into a new tensor (for predictions). */

@@ -83,6 +83,11 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
     modules.forEach((m, i) => (m.training = modes[i]));
     batchNorms.forEach((b, i) => (b.statistics = statistics[i]));
     model.training = wasTraining;
+    // A loader and loss made for this call only: their buffers go back to the backend (a caller's Evaluator keeps its own).
+    if (!options.buffers) {
+      loader.dispose();
+      loss.dispose();
+    }
   }
   return { loss: total / dataset.count, accuracy: correct / dataset.count, count: dataset.count, ...(predictedAll ? { predicted: predictedAll } : {}) };
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { serveLab } from '../../src/lab-server/index.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const LAB_DIR = join(ROOT, 'dist-lab');
@@ -26,9 +27,8 @@ export async function launch(): Promise<Browser> {
 }
 
 export async function serve(isolated: boolean): Promise<{ url: string; close(): Promise<void> }> {
-  const { serveLab } = (await import(join(ROOT, 'scripts/lab-server.mjs'))) as { serveLab(o: { dir: string; isolated: boolean }): Promise<{ server: import('node:http').Server; url: string }> };
-  const { server, url } = await serveLab({ dir: LAB_DIR, isolated });
-  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  const { url, close } = await serveLab({ dir: LAB_DIR, isolated });
+  return { url, close };
 }
 
 export interface WatchedPage {
@@ -41,6 +41,9 @@ export interface WatchedPage {
 
 export async function openLab(browser: Browser, url: string, viewport = { width: 1280, height: 800 }): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
+  // Every wait is for a condition, so a long limit costs nothing when the machine is idle; on a loaded one
+  // readings and probes can arrive seconds late.
+  context.setDefaultTimeout(60_000);
   const page = await context.newPage();
   const origin = new URL(url).origin;
   const errors: string[] = [];

@@ -56,7 +56,7 @@ export interface LabData {
   timings: { workersReady?: number; dataLoaded?: number; twinsBuilt?: number };
   /** Steps per second over the last second of playing, and the latest memory reports. */
   stepsPerSecond: number;
-  memory: { wasm: number; heap: number | null }[];
+  memory: { wasm: number; live: number | null; heap: number | null }[];
 }
 
 export const MAX_PROBE_SAMPLES = 2000;

@@ -46,7 +46,8 @@ export const PROPS = [
   { name: 'noiseLayer', type: 'int', min: 1, max: 6, default: 1, label: 'Hidden layer', applies: 'view', group: 'batch-size' },
   { name: 'noiseUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'batch-size' },
   { name: 'ghostBatch', type: 'int', min: 0, max: 1000, default: 0, label: 'Ghost-batch size', applies: 'view', group: 'batch-size', help: 'sub-batches whose means are measured; 0 = none. It must divide the batch size' },
-  { name: 'testLayer', type: 'int', min: 1, max: 6, default: 1, label: 'Hidden layer', applies: 'view', group: 'test-time' },
+  // Hidden layer 2 by default: with batch norm on the input, layer 1's input has population mean 0 by construction (nothing to warm up to).
+  { name: 'testLayer', type: 'int', min: 1, max: 6, default: 2, label: 'Hidden layer', applies: 'view', group: 'test-time' },
   { name: 'testUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'test-time' },
   { name: 'speed', type: 'int', min: 1, max: 5, default: 4, label: 'Speed', applies: 'now', group: 'run', help: '1 = a few steps a second, 5 = as fast as it goes' },
 ] as const satisfies readonly Prop[];

@@ -183,6 +183,7 @@ function runReading(data: LabData): string {
   const [ra, rb] = [stepToReach(bn, level), stepToReach(nobn, level)];
   const reach = ra !== null ? ` and reached ${pct(level)} test accuracy at step ${ra}${rb !== null ? ` (without: step ${rb})` : ' (without: not yet)'}` : rb !== null ? ` (without batch norm it reached ${pct(level)} at step ${rb})` : '';
   const ratio = lb / la;
-  const compare = ratio > 1.05 ? `${ratio.toFixed(1)}x lower than without (${num(lb)})` : ratio < 0.95 ? `higher than without (${num(lb)})` : `about the same as without (${num(lb)})`;
-  return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, with test accuracy ${ta ? pct(ta.accuracy) : 'n/a'} against ${tb ? pct(tb.accuracy) : 'n/a'}${reach}.`;
+  // A ratio in the thousands says only that the other loss is blowing up: name that instead of the factor.
+  const compare = ratio > 1000 ? `while the loss without it is blowing up (${num(lb)})` : ratio > 1.05 ? `${ratio.toFixed(1)}x lower than without (${num(lb)})` : ratio < 0.95 ? `higher than without (${num(lb)})` : `about the same as without (${num(lb)})`;
+  return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, ${ta && tb ? `with test accuracy ${pct(ta.accuracy)} against ${pct(tb.accuracy)}` : 'test accuracy comes every 100 steps'}${reach}.`;
 }

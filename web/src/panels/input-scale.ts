@@ -187,7 +187,7 @@ export const inputScalePanel: Panel = {
     const speed = v.steps.raw / Math.max(1, v.steps.standardized);
     const two = v.ratio <= 1.05
       ? `At a scale ratio of ${v.ratio} the two features are alike and raw gradient descent needs ${raw} steps, like standardized inputs (${fmtSteps(v.steps.standardized)})`
-      : `At a scale ratio of ${v.ratio}, gradient descent on raw inputs needs ${raw} steps to get within 1% of the lowest loss, ${fmt(speed)} times as many as on standardized inputs (${fmtSteps(v.steps.standardized)}), because the largest stable rate is set by the steep direction and crawls along the flat one`;
+      : `At a scale ratio of ${v.ratio}, gradient descent on raw inputs needs ${raw} steps to get within 1% of the lowest loss, ${speed >= 100 && speed < 1e7 ? Math.round(speed).toLocaleString('en') : fmt(speed)} times as many as on standardized inputs (${fmtSteps(v.steps.standardized)}), because the largest stable rate is set by the steep direction and crawls along the flat one`;
     const tail = (n: number) => {
       const t = data.runs[n === 0 ? 'bn' : 'nobn'].trainLoss.slice(-50).filter(Number.isFinite);
       return t.length ? t.reduce((a, b) => a + b, 0) / t.length : NaN;

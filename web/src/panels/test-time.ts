@@ -198,18 +198,35 @@ export const testTimePanel: Panel = {
     const rm = samples<RunningValue>(data, 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
     const a = last(samples<AccuracyValue>(data, 'accuracy-by-statistics').filter((s) => s.step > 0));
     const classified = lastClassified ? classifiedSentence(lastClassified.outputs) : '';
-    if (rm.length === 0) return classified || `Train a few steps: the running averages of the network with batch norm (momentum ${data.applied.bnMomentum}) start at zero.`;
+    if (rm.length === 0) {
+      // Another layer or unit chosen since the last measurements: the probe follows it from the next measured step.
+      const other = samples<RunningValue>(data, 'running-mean').some((s) => s.step > 0);
+      const prompt = other
+        ? `Train a few steps: unit ${unit} of hidden layer ${layer + 1} is measured from now on (at steps 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, then every 500).`
+        : `Train a few steps: the running averages of the network with batch norm (momentum ${data.applied.bnMomentum}) start at zero.`;
+      return classified || prompt;
+    }
     // Half-way through the warm-up of the average (1/(2·momentum) steps), where bias correction matters most.
     const early = Math.max(1, Math.round(1 / (2 * data.applied.bnMomentum)));
     const at = rm.findIndex((s) => s.step >= early);
     const r = rm[at < 0 ? rm.length - 1 : at];
     const v = r.value;
     const off = (x: number) => Math.abs(x - v.population);
+    const spread = Math.max(...rm.map((s) => Math.abs(s.value.population)));
+    if (spread < 1e-3) {
+      // A mean that is 0 by construction says nothing about bias correction: say why instead of comparing ~1e-7 with ~1e-7.
+      const cause = context.state().inputBn
+        ? 'batch norm on the input gives every pixel mean 0, and a bias before batch norm gets no gradient, so the weighted sum has mean 0'
+        : 'its weighted sum of the inputs averages to 0 over the training images';
+      return `The input of unit ${unit} in hidden layer ${layer + 1} has a population mean of ${v.population.toExponential(1)}, 0 by construction (${cause}): its running mean has nothing to warm up to. ${context.state().depth >= 2 ? `Choose hidden layer ${layer === 0 ? 2 : layer + 1 === context.state().depth ? 1 : layer + 2} to see the bias correction at work` : 'With one hidden layer, turn batch norm on the input off to see the bias correction at work'}${accText(a)}.${classified ? ` ${classified}` : ''}`;
+    }
     const earlyText = `At step ${r.step} the running mean of unit ${unit} in hidden layer ${layer + 1} is ${v.raw.toFixed(3)} raw and ${v.biasCorrected.toFixed(3)} bias-corrected against a population mean of ${v.population.toFixed(3)} (${off(v.biasCorrected) < off(v.raw) ? 'bias correction is closer' : 'bias correction is not closer here'})`;
-    const accText = a ? `; test accuracy at step ${a.step} is ${pct(a.value.raw)} with the raw averages, ${pct(a.value.biasCorrected)} bias-corrected, ${pct(a.value.population)} with population and ${pct(a.value.batch)} with batch statistics` : '';
-    return `${earlyText}${accText}.${classified ? ` ${classified}` : ''}`;
+    return `${earlyText}${accText(a)}.${classified ? ` ${classified}` : ''}`;
   },
 };
+
+const accText = (a: { step: number; value: AccuracyValue } | undefined) =>
+  a ? `; test accuracy at step ${a.step} is ${pct(a.value.raw)} with the raw averages, ${pct(a.value.biasCorrected)} bias-corrected, ${pct(a.value.population)} with population and ${pct(a.value.batch)} with batch statistics` : '';
 
 function stroke(g: CanvasRenderingContext2D, a: [number, number], b: [number, number]): void {
   g.strokeStyle = '#fff';

@@ -33,10 +33,11 @@ function post(m: FromWorker, transfer: Transferable[] = []): void {
   scope.postMessage(m, transfer);
 }
 
-function memory(): { wasm: number; heap: number | null } {
-  const kernels = getBackend() as { memory?: WebAssembly.Memory };
+function memory(): { wasm: number; live: number | null; heap: number | null } {
+  const kernels = getBackend() as { memory?: WebAssembly.Memory; heap?: { allocatedBytes: number } };
   const perf = performance as { memory?: { usedJSHeapSize: number } };
-  return { wasm: kernels.memory?.buffer.byteLength ?? 0, heap: perf.memory?.usedJSHeapSize ?? null };
+  // live: the bytes of the wasm memory in use now (the memory itself never shrinks, so its size is a high-water mark).
+  return { wasm: kernels.memory?.buffer.byteLength ?? 0, live: kernels.heap?.allocatedBytes ?? null, heap: perf.memory?.usedJSHeapSize ?? null };
 }
 
 function loadData(d: DataBytes): void {

@@ -136,8 +136,8 @@ export type FromWorker =
       lr: number;
       /** Wall time of the training in this report. */
       seconds: number;
-      /** Bytes of the wasm memory and (Chromium) the worker's JS heap. */
-      memory: { wasm: number; heap: number | null };
+      /** Bytes of the wasm memory (its size, and the part in use), and (Chromium) the worker's JS heap. */
+      memory: { wasm: number; live: number | null; heap: number | null };
     }
   | { type: 'sweep-progress'; id: number; twin: TwinId; done: number; total: number }
   | { type: 'sweep'; id: number; twin: TwinId; points: SweepPoint[]; steps: number }
