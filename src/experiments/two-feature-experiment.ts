@@ -349,6 +349,7 @@ export function twoFeatureEffects(d: TwoFeatureData): EffectMeasure[] {
   const ratios = ratiosOf(d);
   const exponent = rawExponent(d);
   const stdSpread = spreadOver(d, 'standardized');
+  const bnSpread = spreadOver(d, 'batchnorm');
   // How far batch norm's count is from standardization's, the worse of the ratios, as a factor ≥ 1.
   const bnFactors = ratios.map((r) => {
     const bn = row(d, r, 'batchnorm').steps;
@@ -359,6 +360,7 @@ export function twoFeatureEffects(d: TwoFeatureData): EffectMeasure[] {
   const effects: EffectMeasure[] = [
     { id: 'raw-exponent', claim: 'on raw inputs the steps grow about as r² (log-log slope between 1.5 and 2.5 over the ratios from 10)', label: 'slope of log(steps) against log(r), raw inputs', value: exponent, holds: exponent !== null && exponent >= 1.5 && exponent <= 2.5, format: 'number' },
     { id: 'standardized-flat', claim: 'on standardized inputs the steps do not depend on r (largest over smallest count at most 1.5×)', label: 'largest / smallest step count over the ratios, standardized inputs', value: stdSpread, holds: stdSpread !== null && stdSpread <= 1.5, format: 'ratio' },
+    { id: 'batchnorm-flat', claim: 'batch norm on the input needs the same number of steps at every ratio (largest over smallest count at most 1.5×)', label: 'largest / smallest step count over the ratios, batch norm on the input', value: bnSpread, holds: bnSpread !== null && bnSpread <= 1.5, format: 'ratio' },
     { id: 'batchnorm-matches', claim: 'batch norm on the input needs about as many steps as standardized inputs at every ratio (within 2×)', label: 'largest factor between the step counts of batch norm and standardized inputs', value: bnWorst, holds: bnWorst !== null && bnWorst <= 2, format: 'ratio' },
   ];
   for (const r of ratios.filter((x) => x > 1)) {
@@ -486,8 +488,8 @@ function contourFigure(result: TwoFeatureResult): Figure {
     const r = row(d, pn.ratio, pn.inputs);
     const raw = pn.space === 'raw';
     return {
-      title: `r = ${pn.ratio}, ${TWO_FEATURE_LABELS[pn.inputs]}: ${stepsText(r)} steps`,
-      ...(raw && pn.ratio !== 1 ? { subtitle: `w2 axis stretched ${formatCount(pn.ratio)}× against w1` } : {}),
+      title: `r = ${pn.ratio}, ${TWO_FEATURE_LABELS[pn.inputs].replace(' inputs', '')}`,
+      subtitle: `${stepsText(r)} steps${raw && pn.ratio !== 1 ? ` · w2 axis stretched ${formatCount(pn.ratio)}×` : ''}`,
       xTitle: raw ? 'w1 (raw)' : 'w1 (standardized)',
       yTitle: raw ? 'w2 (raw)' : 'w2 (standardized)',
       cells,

@@ -315,6 +315,7 @@ export function contourGrid(o: ContourGridOptions): VegaLiteSpec {
       ],
     };
   };
-  // A wrapped concat aligns its panels on one grid (align: 'all'), whatever each panel's label widths.
-  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, concat: o.panels.map(panel), columns: o.columns, align: 'all', spacing: { row: 16, column: 24 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
+  // One grid whatever each panel's label widths: the layout counts only the plot areas (bounds: 'flush'),
+  // and the spacing leaves room for the axes, the titles and the subtitles between them.
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, concat: o.panels.map(panel), columns: o.columns, align: 'all', bounds: 'flush', spacing: { row: 78, column: 84 }, padding: { left: 70, top: 40, right: 10, bottom: 40 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
 }
