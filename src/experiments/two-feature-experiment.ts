@@ -55,7 +55,10 @@ export interface TwoFeatureSettings {
   maxSimulatedSteps: number;
   /** Batch norm on the input: the mini-batch its statistics and gradients come from (samples: full batch, which is exact standardization). */
   bnBatchSize: number;
-  /** Batch norm on the input: steps simulated at most (it has no closed-form count). */
+  /**
+   * Batch norm on the input: steps each rate runs (it has no closed-form count). The whole run, not just
+   * up to the target: a rate counts as stable only if it did not diverge and ended within the target.
+   */
   bnMaxSteps: number;
   /** Contour grid: points per axis. */
   gridSize: number;
@@ -78,14 +81,14 @@ export const TWO_FEATURE_DEFAULTS: TwoFeatureSettings = {
   lrsPerDecade: 20,
   maxSimulatedSteps: 3_000_000,
   bnBatchSize: 64,
-  bnMaxSteps: 20_000,
+  bnMaxSteps: 5_000,
   gridSize: 33,
   drawEverySteps: 300,
 };
 
 // Seconds: raw inputs at r = 1000 take about a million steps, so the quick size counts them with the
 // quadratic model beyond 50,000 simulated steps.
-export const TWO_FEATURE_QUICK: TwoFeatureSettings = { ...TWO_FEATURE_DEFAULTS, lrsPerDecade: 10, maxSimulatedSteps: 50_000, bnMaxSteps: 5_000, gridSize: 25, drawEverySteps: 200 };
+export const TWO_FEATURE_QUICK: TwoFeatureSettings = { ...TWO_FEATURE_DEFAULTS, lrsPerDecade: 10, maxSimulatedSteps: 50_000, bnMaxSteps: 2_000, gridSize: 25, drawEverySteps: 200 };
 
 export const TWO_FEATURE_LABELS: Record<TwoFeatureInputs, string> = { raw: 'raw inputs', standardized: 'standardized inputs', batchnorm: 'batch norm on the input' };
 const COLORS: Record<TwoFeatureInputs, string> = { raw: '#D55E00', standardized: '#0072B2', batchnorm: '#009E73' };
@@ -97,9 +100,9 @@ export interface TwoFeatureRow {
   lr: number;
   /** lr / (2/λmax) of the space the weights live in: how close the best rate sits to the stability limit. */
   lrFraction: number;
-  /** Rates of the grid tried, and how many of them diverged (or could not converge). */
+  /** Rates of the grid tried, and how many of them were unstable (diverged; for batch norm also: did not end within the target). */
   ratesTried: number;
-  ratesDiverged: number;
+  ratesUnstable: number;
   /** Steps to the target; null when no rate of the grid reached it. */
   steps: number | null;
   /** True when `steps` is the quadratic model's count because the run was longer than maxSimulatedSteps. */
@@ -225,20 +228,22 @@ function bestFullBatch(p: TwoFeatureProblem, inputs: 'raw' | 'standardized', lrs
   const maxStable = twoFeatureCurvature(p, inputs).maxStableLr;
   if (best === null) {
     const path = gradientDescentPath(p, { inputs, lr: lrs[0], steps: 1, start: startW });
-    return { row: { inputs, lr: lrs[0], lrFraction: lrs[0] / maxStable, ratesTried: lrs.length, ratesDiverged: diverged, steps: null, estimated: false, zigZags: 0 }, path };
+    return { row: { inputs, lr: lrs[0], lrFraction: lrs[0] / maxStable, ratesTried: lrs.length, ratesUnstable: diverged, steps: null, estimated: false, zigZags: 0 }, path };
   }
   const path = gradientDescentPath(p, { inputs, lr: best.lr, steps: s.maxSimulatedSteps, start: startW, targetLoss: target, stopAtTarget: true });
   const simulated = path.stepsToTarget;
   return {
-    row: { inputs, lr: best.lr, lrFraction: best.lr / maxStable, ratesTried: lrs.length, ratesDiverged: diverged, steps: simulated ?? best.steps, estimated: simulated === null, zigZags: path.zigZags },
+    row: { inputs, lr: best.lr, lrFraction: best.lr / maxStable, ratesTried: lrs.length, ratesUnstable: diverged, steps: simulated ?? best.steps, estimated: simulated === null, zigZags: path.zigZags },
     path,
   };
 }
 
 /**
  * Batch norm on the input has no closed-form count (each mini-batch has its own statistics), so every
- * rate is simulated, from the largest down; once a rate has reached the target, smaller ones only get
- * slower, and the scan stops when they take three times the best count or do not arrive.
+ * rate is simulated, from the largest down, for bnMaxSteps steps: a rate above the stability limit can
+ * pass through the target on its way up, so a stable rate must not diverge and must end within the
+ * target. Once a rate has been stable, smaller ones only get slower, and the scan stops when they take
+ * three times the best count or are not stable.
  */
 function bestBatchNorm(p: TwoFeatureProblem, lrs: number[], target: number, startW: [number, number], s: TwoFeatureSettings): { row: RowOfRatio; path: DescentPath } {
   let best: DescentPath | null = null;
@@ -246,10 +251,9 @@ function bestBatchNorm(p: TwoFeatureProblem, lrs: number[], target: number, star
   let failed = 0;
   const batchSize = s.bnBatchSize;
   for (let i = lrs.length - 1; i >= 0; i--) {
-    const cap = best === null ? s.bnMaxSteps : Math.min(s.bnMaxSteps, 3 * best.stepsToTarget!);
-    const path = gradientDescentPath(p, { inputs: 'batchnorm', lr: lrs[i], steps: cap, start: startW, targetLoss: target, stopAtTarget: true, batchSize });
+    const path = gradientDescentPath(p, { inputs: 'batchnorm', lr: lrs[i], steps: s.bnMaxSteps, start: startW, targetLoss: target, batchSize });
     tried++;
-    if (path.diverged || path.stepsToTarget === null) {
+    if (path.diverged || path.stepsToTarget === null || path.loss[path.loss.length - 1] > target) {
       failed++;
       if (best !== null) break;
       continue;
@@ -260,9 +264,12 @@ function bestBatchNorm(p: TwoFeatureProblem, lrs: number[], target: number, star
   const maxStable = twoFeatureCurvature(p, 'standardized').maxStableLr;
   if (best === null) {
     const path = gradientDescentPath(p, { inputs: 'batchnorm', lr: lrs[0], steps: 1, start: startW, batchSize });
-    return { row: { inputs: 'batchnorm', lr: lrs[0], lrFraction: lrs[0] / maxStable, ratesTried: tried, ratesDiverged: failed, steps: null, estimated: false, zigZags: 0 }, path };
+    return { row: { inputs: 'batchnorm', lr: lrs[0], lrFraction: lrs[0] / maxStable, ratesTried: tried, ratesUnstable: failed, steps: null, estimated: false, zigZags: 0 }, path };
   }
-  return { row: { inputs: 'batchnorm', lr: best.lr, lrFraction: best.lr / maxStable, ratesTried: tried, ratesDiverged: failed, steps: best.stepsToTarget, estimated: false, zigZags: best.zigZags }, path: best };
+  // Drawn up to the target, like the other paths.
+  const k = best.stepsToTarget! + 1;
+  const drawn: DescentPath = { ...best, w1: best.w1.slice(0, k), w2: best.w2.slice(0, k), loss: best.loss.slice(0, k) };
+  return { row: { inputs: 'batchnorm', lr: best.lr, lrFraction: best.lr / maxStable, ratesTried: tried, ratesUnstable: failed, steps: best.stepsToTarget, estimated: false, zigZags: best.zigZags }, path: drawn };
 }
 
 /** Steps drawn: every one up to `every`, then about 150 log-spaced ones up to the last. */
@@ -371,6 +378,9 @@ export function twoFeatureEffects(d: TwoFeatureData): EffectMeasure[] {
   return effects;
 }
 
+/** A target fraction as a percentage with the digits it needs: 0.01 → 1%, 0.001 → 0.1%. */
+const pct = (f: number) => formatPercent(f, Math.max(0, Math.ceil(-Math.log10(f * 100) - 1e-9)));
+
 const stepsText = (r: TwoFeatureRow) => (r.steps === null ? 'never' : `${formatCount(r.steps)}${r.estimated ? '*' : ''}`);
 
 function describe(d: TwoFeatureData, s: TwoFeatureSettings) {
@@ -378,7 +388,7 @@ function describe(d: TwoFeatureData, s: TwoFeatureSettings) {
   const reading: string[] = [];
   const anyEstimated = d.rows.some((r) => r.estimated);
   reading.push(
-    `Gradient descent fits y = w1·x1 + w2·x2 (squared loss, ${formatCount(s.samples)} samples, x1 with std 1 and x2 with std r, correlation ${s.correlation}) from the same start, until the loss is within ${formatPercent(s.targetFraction, 0)} of the start's excess over the minimum. ` +
+    `Gradient descent fits y = w1·x1 + w2·x2 (squared loss, ${formatCount(s.samples)} samples, x1 with std 1 and x2 with std r, correlation ${s.correlation}) from the same start, until the loss is within ${pct(s.targetFraction)} of the start's excess over the minimum. ` +
       `Each treatment at each ratio runs at the rate, of a grid of ${s.lrsPerDecade} per factor of ten, that gets there in the fewest steps without diverging; batch norm on the input normalizes each mini-batch of ${s.bnBatchSize} with its own statistics (γ = 1, β = 0). ` +
       `Steps to the target, raw / standardized / batch norm: ${ratios.map((r) => `r = ${r}: ${stepsText(row(d, r, 'raw'))} / ${stepsText(row(d, r, 'standardized'))} / ${stepsText(row(d, r, 'batchnorm'))}`).join('; ')}` +
       `${anyEstimated ? ` (* more than ${formatCount(s.maxSimulatedSteps)} steps: counted by the quadratic model, exact for this loss)` : ''}.`,
@@ -409,13 +419,13 @@ function describe(d: TwoFeatureData, s: TwoFeatureSettings) {
   });
   reading.push(
     bnFactors.every((f) => f !== null && f <= 2)
-      ? `Batch norm on the input needed ${bnRows.map((r) => formatCount(r.steps!)).join(', ')} steps at r = ${ratios.join(', ')}, within ${formatRatio(Math.max(...(bnFactors as number[])))} of standardized inputs at every ratio: normalizing each batch by its own statistics does what standardizing once does, with mini-batch noise on top.`
+      ? `Batch norm on the input needed ${bnRows.map((r) => formatCount(r.steps!)).join(', ')} steps at r = ${ratios.join(', ')}, within ${formatRatio(Math.max(...(bnFactors as number[])))} of standardized inputs at every ratio (its best rate: ${[...new Set(bnRows.map((r) => r.lrFraction.toFixed(2)))].join(' to ')} of the standardized problem's 2/λmax): normalizing each batch by its own statistics does what standardizing once does, with mini-batch noise on top.`
       : `Batch norm on the input needed ${bnRows.map((r) => stepsText(r)).join(', ')} steps at r = ${ratios.join(', ')}: it did not match standardized inputs within 2× at every ratio in this run.`,
   );
   const headlines = (['raw', 'standardized', 'batchnorm'] as const).map((k) => ({ label: `steps to the target, ${TWO_FEATURE_LABELS[k]}, r = ${ratios.join(' / ')}`, value: ratios.map((r) => stepsText(row(d, r, k))).join(' / ') }));
   if (exponent !== null) headlines.push({ label: 'raw inputs: slope of log(steps) against log(r)', value: exponent.toFixed(2) });
   const summary = [
-    `steps to within ${formatPercent(s.targetFraction, 0)}, raw inputs at r = ${ratios.join('/')}: ${ratios.map((r) => stepsText(row(d, r, 'raw'))).join(' / ')}${exponent === null ? '' : ` (slope ${exponent.toFixed(2)})`}`,
+    `steps to within ${pct(s.targetFraction)}, raw inputs at r = ${ratios.join('/')}: ${ratios.map((r) => stepsText(row(d, r, 'raw'))).join(' / ')}${exponent === null ? '' : ` (slope ${exponent.toFixed(2)})`}`,
     `standardized: ${ratios.map((r) => stepsText(row(d, r, 'standardized'))).join(' / ')}`,
     `batch norm on the input (batches of ${s.bnBatchSize}): ${ratios.map((r) => stepsText(row(d, r, 'batchnorm'))).join(' / ')}`,
   ];
@@ -452,7 +462,7 @@ function stepsFigureOfOne(result: TwoFeatureResult): Figure[] {
     {
       id: 'steps',
       title: 'Steps of gradient descent to the target loss against the scale ratio',
-      caption: `Steps until the loss is within ${formatPercent(s.targetFraction, 0)} of the start's excess over the minimum, each treatment at its best stable rate (the grid rate, ${s.lrsPerDecade} per factor of ten, that arrives in the fewest steps without diverging). Log-log: a slope of 2 is r². Counts past ${formatCount(s.maxSimulatedSteps)} simulated steps are the quadratic model's, exact for this squared loss.`,
+      caption: `Steps until the loss is within ${pct(s.targetFraction)} of the start's excess over the minimum, each treatment at its best stable rate (the grid rate, ${s.lrsPerDecade} per factor of ten, that arrives in the fewest steps without diverging). Log-log: a slope of 2 is r². Counts past ${formatCount(s.maxSimulatedSteps)} simulated steps are the quadratic model's, exact for this squared loss.`,
       spec: xyChart({
         values,
         mark: 'line+point',
