@@ -487,8 +487,9 @@ function contourFigure(result: TwoFeatureResult): Figure {
   const panels: ContourPanel[] = d.panels.map((pn) => {
     const xs = Array.from({ length: n }, (_, i) => pn.w1[0] + ((pn.w1[1] - pn.w1[0]) * i) / (n - 1));
     const ys = Array.from({ length: n }, (_, i) => pn.w2[0] + ((pn.w2[1] - pn.w2[0]) * i) / (n - 1));
-    const hx = (xs[1] - xs[0]) / 2;
-    const hy = (ys[1] - ys[0]) / 2;
+    // Half a cell, and a little more: abutting cells would show antialiased seams between them.
+    const hx = 0.53 * (xs[1] - xs[0]);
+    const hy = 0.53 * (ys[1] - ys[0]);
     const cells = pn.excess.map((value, i) => {
       const x = xs[i % n];
       const y = ys[Math.floor(i / n)];
