@@ -383,6 +383,17 @@ const pct = (f: number) => formatPercent(f, Math.max(0, Math.ceil(-Math.log10(f 
 
 const stepsText = (r: TwoFeatureRow) => (r.steps === null ? 'never' : `${formatCount(r.steps)}${r.estimated ? '*' : ''}`);
 
+/** A fraction rounded down to 2 decimals, so that 0.998 of a limit does not read as the limit itself. */
+const floor2 = (x: number) => (Math.floor(x * 100) / 100).toFixed(2);
+
+/** Which ratios' raw rates sat within 5% of the stability limit, as a clause of the reading. */
+function nearLimit(d: TwoFeatureData, ratios: number[]): string {
+  const near = ratios.filter((r) => row(d, r, 'raw').lrFraction >= 0.95);
+  if (near.length === 0) return '';
+  if (near.length === ratios.length) return ': just below where it diverges';
+  return `: at r = ${near.join(', ')} just below where it diverges, since the flat direction needs all the rate the steep one allows`;
+}
+
 function describe(d: TwoFeatureData, s: TwoFeatureSettings) {
   const ratios = ratiosOf(d);
   const reading: string[] = [];
@@ -401,7 +412,7 @@ function describe(d: TwoFeatureData, s: TwoFeatureSettings) {
     reading.push(
       `On raw inputs the steps grew with the ratio with a log-log slope of ${exponent.toFixed(2)} over r ≥ 10 ${near2 ? '(about r²: ten times the ratio, a hundred times the steps)' : '(not the r² that the curvature predicts)'}. ` +
         `The valley's curvature across is ${formatCount(c.raw)} times its curvature along at r = ${top} (${d.curvature.find((x) => x.ratio === ratios[0])!.raw.toFixed(1)} at r = ${ratios[0]}); the largest stable rate is set by the steep direction, so the flat one is crossed in tiny steps, and the path turned back across the valley ${formatCount(row(d, top, 'raw').zigZags)} times${row(d, top, 'raw').estimated ? ' in its simulated part' : ''} at r = ${top}. ` +
-        `The best raw rate sat at ${ratios.map((r) => `${row(d, r, 'raw').lrFraction.toFixed(2)}`).join(', ')} of 2/λmax for r = ${ratios.join(', ')}: just below where it diverges.`,
+        `The best raw rate sat at ${ratios.map((r) => floor2(row(d, r, 'raw').lrFraction)).join(', ')} of 2/λmax for r = ${ratios.join(', ')}${nearLimit(d, ratios)}.`,
     );
   }
   const stdSteps = ratios.map((r) => row(d, r, 'standardized').steps);
@@ -419,7 +430,7 @@ function describe(d: TwoFeatureData, s: TwoFeatureSettings) {
   });
   reading.push(
     bnFactors.every((f) => f !== null && f <= 2)
-      ? `Batch norm on the input needed ${bnRows.map((r) => formatCount(r.steps!)).join(', ')} steps at r = ${ratios.join(', ')}, within ${formatRatio(Math.max(...(bnFactors as number[])))} of standardized inputs at every ratio (its best rate: ${[...new Set(bnRows.map((r) => r.lrFraction.toFixed(2)))].join(' to ')} of the standardized problem's 2/λmax): normalizing each batch by its own statistics does what standardizing once does, with mini-batch noise on top.`
+      ? `Batch norm on the input needed ${bnRows.map((r) => formatCount(r.steps!)).join(', ')} steps at r = ${ratios.join(', ')}, within ${formatRatio(Math.max(...(bnFactors as number[])))} of standardized inputs at every ratio (its best rate: ${[...new Set(bnRows.map((r) => floor2(r.lrFraction)))].join(' to ')} of the standardized problem's 2/λmax): normalizing each batch by its own statistics does what standardizing once does, with mini-batch noise on top.`
       : `Batch norm on the input needed ${bnRows.map((r) => stepsText(r)).join(', ')} steps at r = ${ratios.join(', ')}: it did not match standardized inputs within 2× at every ratio in this run.`,
   );
   const headlines = (['raw', 'standardized', 'batchnorm'] as const).map((k) => ({ label: `steps to the target, ${TWO_FEATURE_LABELS[k]}, r = ${ratios.join(' / ')}`, value: ratios.map((r) => stepsText(row(d, r, k))).join(' / ') }));
