@@ -386,11 +386,11 @@ const stepsText = (r: TwoFeatureRow) => (r.steps === null ? 'never' : `${formatC
 /** A fraction rounded down to 2 decimals, so that 0.998 of a limit does not read as the limit itself. */
 const floor2 = (x: number) => (Math.floor(x * 100) / 100).toFixed(2);
 
-/** Which ratios' raw rates sat within 5% of the stability limit, as a clause of the reading. */
+/** Which scaled ratios' raw rates sat within 5% of the stability limit, as a clause of the reading. */
 function nearLimit(d: TwoFeatureData, ratios: number[]): string {
-  const near = ratios.filter((r) => row(d, r, 'raw').lrFraction >= 0.95);
+  const scaled = ratios.filter((r) => r > 1);
+  const near = scaled.filter((r) => row(d, r, 'raw').lrFraction >= 0.95);
   if (near.length === 0) return '';
-  if (near.length === ratios.length) return ': just below where it diverges';
   return `: at r = ${near.join(', ')} just below where it diverges, since the flat direction needs all the rate the steep one allows`;
 }
 
