@@ -25,6 +25,7 @@ import {
   runInference,
   runSmoothness,
   runInputScale,
+  runTwoFeature,
   type ExperimentData,
   type ExperimentResult,
 } from '../src/experiments/index.js';
@@ -190,6 +191,44 @@ describe(`experiments, quick size, seeds ${SEEDS.join(', ')}`, () => {
     });
   });
 
+  test('two-feature: on every seed raw inputs need more steps than standardized ones at r = 10, 100 and 1000, growing about as r²; standardized and input-BN counts stay flat', async () => {
+    const r = await runTwoFeature({ data, quick: true, seeds: SEEDS });
+    results.set('two-feature', r);
+    const ratios = r.settings.ratios as number[];
+    assert.deepEqual(ratios, [1, 10, 100, 1000]);
+    everySeed(r, (d, seed) => {
+      const steps = (ratio: number, inputs: string) => d.rows.find((x) => x.ratio === ratio && x.inputs === inputs)!;
+      for (const ratio of ratios) for (const inputs of ['raw', 'standardized', 'batchnorm']) assert.notEqual(steps(ratio, inputs).steps, null, `seed ${seed}, r = ${ratio}, ${inputs}: target not reached`);
+      // At r = 1 raw and standardized inputs are the same problem.
+      assert.equal(steps(1, 'raw').steps, steps(1, 'standardized').steps, `seed ${seed}`);
+      for (const ratio of [10, 100, 1000]) {
+        const raw = steps(ratio, 'raw').steps!;
+        const std = steps(ratio, 'standardized').steps!;
+        assert.ok(raw > 10 * std, `seed ${seed}, r = ${ratio}: raw ${raw} vs standardized ${std} steps`);
+        assert.ok(steps(ratio, 'batchnorm').steps! < raw / 10, `seed ${seed}, r = ${ratio}: input BN ${steps(ratio, 'batchnorm').steps} vs raw ${raw}`);
+        assert.equal(std, steps(1, 'standardized').steps, `seed ${seed}: standardized inputs do not depend on the ratio`);
+      }
+      const growth = steps(100, 'raw').steps! / steps(10, 'raw').steps!;
+      assert.ok(growth > 50 && growth < 200, `seed ${seed}: raw steps grew ${growth}× from r = 10 to 100 (r² says 100×)`);
+      // Simulated where it is short enough; the quadratic model's count only past the simulated steps.
+      assert.equal(steps(100, 'raw').estimated, false, `seed ${seed}`);
+      assert.ok(d.rows.every((x) => x.estimated === (x.steps! > (r.settings.maxSimulatedSteps as number))), `seed ${seed}`);
+      assert.ok(d.rows.filter((x) => x.inputs !== 'batchnorm').every((x) => x.lrFraction > 0 && x.lrFraction < 1), `seed ${seed}: every chosen rate is below 2/λmax`);
+      assert.equal(d.panels.length, ratios.length * 3);
+      for (const p of d.panels) {
+        for (const q of p.path) assert.ok(q.w1 >= p.w1[0] && q.w1 <= p.w1[1] && q.w2 >= p.w2[0] && q.w2 <= p.w2[1], `seed ${seed}, r = ${p.ratio}, ${p.inputs}: path point outside the plotted window`);
+        assert.equal(p.excess.length, (r.settings.gridSize as number) ** 2);
+      }
+    });
+    const exponent = r.effects.find((e) => e.id === 'raw-exponent')!;
+    assert.equal(exponent.heldOn, 3);
+    assert.ok(exponent.min! > 1.8 && exponent.max! < 2.2, `slope ${exponent.min}..${exponent.max}`);
+    assert.equal(r.effects.find((e) => e.id === 'raw-slower-r100')!.heldOn, 3);
+    assert.ok(r.reading.some((p) => p.startsWith('Steps to the target, mean (min–max) over the 3 seeds: r = 1:')));
+    // Each seed's reading quotes its own counts.
+    for (const run of r.seedRuns) assert.ok(run.reading[0].includes(`r = 10: ${formatCount(run.data.rows.find((x) => x.ratio === 10 && x.inputs === 'raw')!.steps!)} / `));
+  });
+
   test('batch-size: on every seed the BN gap narrows as the batch (and its noise) shrinks, below the gap without BN; the noise follows 1/sqrt(batch)', async () => {
     // The claim is about BN against no normalization; LayerNorm and GroupNorm only add to the plots.
     const r = await runBatchSize({ data, quick: true, seeds: SEEDS, norms: ['none', 'batch'] });
@@ -290,6 +329,8 @@ describe(`experiments, quick size, seeds ${SEEDS.join(', ')}`, () => {
     await assert.rejects(() => runConvergence({ data, quick: true, seeds: [1, 1] }), /seeds must differ/);
     await assert.rejects(() => runGhostBatch({ data, quick: true, ghostSizes: [48] }), /ghost-batch: each ghost size must be at least 2 and divide the SGD batch 128, got 48/);
     await assert.rejects(() => runBatchSize({ data, quick: true, seed: SEED, batchSizes: [1] }), /batch sizes must be between 2/);
+    await assert.rejects(() => runTwoFeature({ data, quick: true, ratios: [0] }), /two-feature: ratios must list positive numbers/);
+    await assert.rejects(() => runTwoFeature({ data, quick: true, bnBatchSize: 1 }), /two-feature: bnBatchSize must be from 2 to samples \(256\), got 1/);
   });
 });
 
@@ -308,7 +349,7 @@ describe('report', () => {
 
   test('run directories: results.json, SVG and PNG plots, report.html; the joined report', async () => {
     root = mkdtempSync(join(tmpdir(), 'bnlab-experiments-'));
-    for (const name of ['convergence', 'inference']) {
+    for (const name of ['convergence', 'two-feature', 'inference']) {
       const result = results.get(name) ?? (await getExperiment(name).run({ data, quick: true, seed: SEED }));
       const run = await writeExperimentRun(result, join(root, `${name}-test`));
       assert.deepEqual(JSON.parse(readFileSync(run.results, 'utf8')), JSON.parse(JSON.stringify(result)));
@@ -322,9 +363,9 @@ describe('report', () => {
       }
     }
     const { runs } = readRuns(root);
-    assert.deepEqual(runs.map((r) => r.result.experiment), ['convergence', 'inference']);
+    assert.deepEqual(runs.map((r) => r.result.experiment), ['convergence', 'two-feature', 'inference']);
     const joined = await writeCombinedReport(root);
-    assert.equal(joined.runs, 2);
+    assert.equal(joined.runs, 3);
     assert.match(readFileSync(joined.path, 'utf8'), /href="convergence-test\/report.html"/);
   });
 
@@ -393,7 +434,7 @@ describe('bnlab experiment and bnlab report', () => {
   test('an unknown experiment or setting is an error that says what exists', () => {
     const r = bnlab(['experiment', 'nope', '--quick']);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, batch-size, ghost-batch, inference, smoothness/);
+    assert.match(r.stderr, /Unknown experiment "nope"\. Available: convergence, distribution, input-scale, two-feature, batch-size, ghost-batch, inference, smoothness/);
     const bad = bnlab(['experiment', 'inference', '--quick', '--set', 'steps=many', '--out', join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x')]);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /inference: option "steps" must be a number/);

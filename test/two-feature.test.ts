@@ -19,6 +19,8 @@ import {
   twoFeatureMinimum,
   twoFeatureProblem,
 } from '../src/experiments/two-feature.js';
+import { learningRateGrid } from '../src/experiments/two-feature-experiment.js';
+import { levelSegments } from '../src/report/contours.js';
 
 const close = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tolerance ${tol})`);
 
@@ -144,5 +146,42 @@ describe('two-feature problem', () => {
     assert.throws(() => gradientDescentPath(p, { inputs: 'nope' as 'raw', lr: 1 }), /inputs must be one of raw, standardized, batchnorm/);
     assert.throws(() => gradientDescentPath(p, { inputs: 'batchnorm', lr: 1, batchSize: 1 }), /batchSize must be an integer from 2/);
     assert.throws(() => twoFeatureLossGrid(p, 'raw', [1, 0], [0, 1]), /w1Range must be \[low, high\]/);
+  });
+
+  test('the learning-rate grid is log-spaced with its ends included', () => {
+    const lrs = learningRateGrid({ lrMin: 1e-3, lrMax: 10, lrsPerDecade: 4 });
+    assert.equal(lrs.length, 17);
+    assert.equal(lrs[0], 1e-3);
+    assert.equal(lrs.at(-1), 10);
+    for (let i = 1; i < lrs.length; i++) close(lrs[i] / lrs[i - 1], 10 ** 0.25, 1e-5, `step ${i}`);
+  });
+});
+
+describe('level lines', () => {
+  test('the segments of a circle lie on it and close around it', () => {
+    const n = 41;
+    const xs = Array.from({ length: n }, (_, i) => -2 + (4 * i) / (n - 1));
+    const values = new Float64Array(n * n);
+    for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) values[r * n + c] = xs[c] ** 2 + xs[r] ** 2;
+    const segments = levelSegments(xs, xs, values, 1);
+    assert.ok(segments.length > 40, `${segments.length} segments`);
+    let length = 0;
+    for (const s of segments) {
+      // Linear interpolation of x² + y² between grid points: within a cell's curvature error of the circle.
+      for (const [x, y] of [[s.x, s.y], [s.x2, s.y2]]) close(Math.hypot(x, y), 1, 0.01, 'radius');
+      length += Math.hypot(s.x2 - s.x, s.y2 - s.y);
+    }
+    close(length, 2 * Math.PI, 0.02, 'perimeter');
+    assert.deepEqual(levelSegments(xs, xs, values, 100), [], 'a level above every value has no line');
+    assert.throws(() => levelSegments(xs, xs, values.subarray(1), 1), /values for a 41×41 grid/);
+  });
+
+  test('a saddle cell is split by the value at its centre', () => {
+    // Corners (bottom left, bottom right, top right, top left) = 1, 0, 1, 0: the centre (0.5) is above 0.4.
+    const segs = levelSegments([0, 1], [0, 1], [1, 0, 0, 1], 0.4);
+    assert.equal(segs.length, 2);
+    // Each segment cuts off one of the low corners (1, 0) and (0, 1).
+    const cutsOff = (cx: number, cy: number) => segs.some((s) => Math.hypot(s.x - cx, s.y - cy) < 0.7 && Math.hypot(s.x2 - cx, s.y2 - cy) < 0.7);
+    assert.ok(cutsOff(1, 0) && cutsOff(0, 1), JSON.stringify(segs));
   });
 });

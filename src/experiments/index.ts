@@ -10,6 +10,7 @@ import { ghostBatchExperiment } from './ghost-batch.js';
 import { inferenceExperiment } from './inference.js';
 import { inputScaleExperiment } from './input-scale.js';
 import { smoothnessExperiment } from './smoothness.js';
+import { twoFeatureExperiment } from './two-feature-experiment.js';
 import type { ExperimentDefinition } from './types.js';
 
 export type { EffectFormat, ExperimentData, ExperimentDefinition, ExperimentOptions, ExperimentProgress, ExperimentResult, Headline, SeedEffect, SeedRun } from './types.js';
@@ -20,12 +21,13 @@ export { runBatchSize, batchSizeFigures, BATCH_SIZE_DEFAULTS, BATCH_SIZE_QUICK, 
 export { runGhostBatch, ghostBatchFigures, ghostBatchEffects, GHOST_BATCH_DEFAULTS, GHOST_BATCH_QUICK, type GhostBatchData, type GhostBatchOptions, type GhostBatchResult, type GhostBatchSettings } from './ghost-batch.js';
 export { runInference, inferenceFigures, INFERENCE_DEFAULTS, INFERENCE_QUICK, type InferenceData, type InferenceOptions, type InferenceResult, type InferenceSettings } from './inference.js';
 export { runSmoothness, smoothnessFigures, smoothnessEffects, smoothnessVerdict, smoothnessNetwork, batchObjective, NoisyShift, SMOOTHNESS_DEFAULTS, SMOOTHNESS_QUICK, type SmoothnessData, type SmoothnessOptions, type SmoothnessResult, type SmoothnessSettings } from './smoothness.js';
+export { runTwoFeature, twoFeatureFigures, twoFeatureEffects, learningRateGrid, TWO_FEATURE_DEFAULTS, TWO_FEATURE_QUICK, type TwoFeatureData, type TwoFeatureExperimentOptions, type TwoFeatureResult, type TwoFeatureSettings } from './two-feature-experiment.js';
 export { gradientShift, internalCovariateShift, probeLandscape, type GradientShift, type LandscapeProbe, type Objective } from './landscape.js';
-export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment, smoothnessExperiment };
+export { convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment, smoothnessExperiment, twoFeatureExperiment };
 export { combineEffects, figuresOverSeeds, resolveSeeds, upgradeResult, type EffectMeasure } from './seeds.js';
 
 /** Every experiment, in the order the combined report shows them. */
-export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment, smoothnessExperiment];
+export const EXPERIMENTS: readonly ExperimentDefinition[] = [convergenceExperiment, distributionExperiment, inputScaleExperiment, twoFeatureExperiment, batchSizeExperiment, ghostBatchExperiment, inferenceExperiment, smoothnessExperiment];
 
 export function experimentNames(): string[] {
   return EXPERIMENTS.map((e) => e.name);

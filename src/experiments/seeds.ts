@@ -95,9 +95,9 @@ export function heldText(e: SeedEffect): string {
 }
 
 /** The reading of a run over several seeds: one paragraph per effect, then how to read the rest. */
-export function seedsReading(seeds: readonly number[], effects: SeedEffect[]): string[] {
+export function seedsReading(seeds: readonly number[], effects: SeedEffect[], seedChanges = 'the initial weights, the batches and every other random choice'): string[] {
   const out = [
-    `Over ${seeds.length} seeds (${seeds.join(', ')}; each seed changes the initial weights, the batches and every other random choice): each figure below is the mean over the seeds with the range from the smallest to the largest value. An effect is stated as shown only where it held on every seed.`,
+    `Over ${seeds.length} seeds (${seeds.join(', ')}; each seed changes ${seedChanges}): each figure below is the mean over the seeds with the range from the smallest to the largest value. An effect is stated as shown only where it held on every seed.`,
   ];
   for (const e of effects) {
     const verdict = e.heldOn === e.holds.length ? 'shown' : e.heldOn === 0 ? 'not shown' : 'not established (it depends on the seed)';

@@ -71,6 +71,8 @@ export interface RunDescription<Data> {
   effects: (data: Data) => EffectMeasure[];
   /** Over several seeds: paragraphs that follow the effects in the reading (e.g. which explanation they support). */
   conclusion?: (effects: SeedEffect[]) => string[];
+  /** What a seed changes, for the reading (default: the initial weights, the batches and every other random choice). */
+  seedChanges?: string;
 }
 
 /** Runs `one` for every seed of the run, in order, and combines them (`finishRun`). */
@@ -102,7 +104,7 @@ export function finishRun<Data>(run: RunStart<unknown>, seedRuns: SeedRun<Data>[
     seedRuns,
     effects,
     headlines: single ? seedRuns[0].headlines : seedsHeadlines(effects),
-    reading: single ? seedRuns[0].reading : [...seedsReading(run.seeds, effects), ...(description.conclusion?.(effects) ?? [])],
+    reading: single ? seedRuns[0].reading : [...seedsReading(run.seeds, effects, description.seedChanges), ...(description.conclusion?.(effects) ?? [])],
     summary: single ? seedRuns[0].summary : seedsSummary(effects),
     backend: getBackend().name,
     startedAt: run.startedAt.toISOString(),

@@ -247,3 +247,75 @@ function bandColor(color: { field: string; scale?: { domain?: string[]; range?: 
   const colors = domain.map((_, i) => range[i % range.length]);
   return `${JSON.stringify(colors)}[indexof(${JSON.stringify(domain)}, datum[${JSON.stringify(color.field)}])] || '#888'`;
 }
+
+/** One panel of `contourGrid`: a shaded field over a rectangle, its level lines, paths and marked points. */
+export interface ContourPanel {
+  title: string;
+  /** A second, smaller title line. */
+  subtitle?: string;
+  xTitle: string;
+  yTitle: string;
+  /** Cells of the shaded field: the rectangle [x, x2] × [y, y2] gets the color of `value`. */
+  cells: Array<{ x: number; x2: number; y: number; y2: number; value: number }>;
+  /** Level lines as segments (see `levelSegments`). */
+  lines: Array<{ x: number; y: number; x2: number; y2: number }>;
+  /** Path points, drawn in `step` order per `series`. */
+  path: Array<{ x: number; y: number; step: number; series: string }>;
+  /** Marked points, e.g. a start and an optimum. */
+  points: Array<{ x: number; y: number; mark: string }>;
+  domainX: [number, number];
+  domainY: [number, number];
+}
+
+export interface ContourGridOptions {
+  panels: ContourPanel[];
+  /** Panels per row (row-major order). */
+  columns: number;
+  /** The shaded field: log color scale over `domain`, values outside clamped. */
+  field: { title: string | string[]; domain: [number, number] };
+  series: { title: string; domain: string[]; range: string[] };
+  marks: { title: string; domain: string[]; shapes: string[] };
+  width?: number;
+  height?: number;
+}
+
+/**
+ * A grid of contour panels (rows × columns, each with its own axes): a log-shaded field, level lines,
+ * paths and marked points. One legend for the field's shades, one for the paths, one for the marks.
+ */
+export function contourGrid(o: ContourGridOptions): VegaLiteSpec {
+  const width = o.width ?? 210;
+  const height = o.height ?? 170;
+  const panel = (p: ContourPanel) => {
+    const x = { field: 'x', type: 'quantitative', title: p.xTitle, scale: { domain: p.domainX, nice: false, zero: false }, axis: { tickCount: 4, labelFontSize: 10, titleFontSize: 11, grid: false } };
+    // minExtent: the same room for the y labels in every panel, so that the columns line up.
+    const y = { field: 'y', type: 'quantitative', title: p.yTitle, scale: { domain: p.domainY, nice: false, zero: false }, axis: { tickCount: 4, labelFontSize: 10, titleFontSize: 11, grid: false, minExtent: 48 } };
+    return {
+      width,
+      height,
+      title: { text: p.title, fontSize: 12, ...(p.subtitle ? { subtitle: p.subtitle, subtitleFontSize: 10, subtitleColor: '#444' } : {}) },
+      layer: [
+        {
+          data: { values: p.cells },
+          // aria: false keeps thousands of cells from each carrying a text label in the SVG (megabytes).
+          mark: { type: 'rect', clip: true, aria: false },
+          encoding: { x, x2: { field: 'x2' }, y, y2: { field: 'y2' }, fill: { field: 'value', type: 'quantitative', title: o.field.title, scale: { type: 'log', domain: o.field.domain, clamp: true, scheme: 'blues', reverse: true }, legend: { format: '~g', gradientLength: 160, titleLimit: 260 } } },
+        },
+        { data: { values: p.lines }, mark: { type: 'rule', clip: true, aria: false, color: '#203040', strokeWidth: 0.7, opacity: 0.45 }, encoding: { x, y, x2: { field: 'x2' }, y2: { field: 'y2' } } },
+        {
+          data: { values: p.path },
+          mark: { type: 'line', clip: true, aria: false, strokeWidth: 1.6, point: { filled: true, size: 12, aria: false } },
+          encoding: { x, y, order: { field: 'step', type: 'quantitative' }, color: { field: 'series', type: 'nominal', title: o.series.title, scale: { domain: o.series.domain, range: o.series.range } } },
+        },
+        {
+          data: { values: p.points },
+          mark: { type: 'point', clip: true, filled: false, size: 90, strokeWidth: 2, color: '#000000' },
+          encoding: { x, y, shape: { field: 'mark', type: 'nominal', title: o.marks.title, scale: { domain: o.marks.domain, range: o.marks.shapes } } },
+        },
+      ],
+    };
+  };
+  // One grid whatever each panel's label widths: the layout counts only the plot areas (bounds: 'flush'),
+  // and the spacing leaves room for the axes, the titles and the subtitles between them.
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, concat: o.panels.map(panel), columns: o.columns, align: 'all', bounds: 'flush', spacing: { row: 78, column: 84 }, padding: { left: 70, top: 40, right: 10, bottom: 40 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
+}

@@ -43,6 +43,7 @@ Examples:
   $ bnlab experiment convergence                 Figure 1(a): 50,000 steps with and without BN, plus a learning-rate sweep
   $ bnlab experiment distribution --quick        Figure 1(b, c) in about a minute
   $ bnlab experiment input-scale --seed 7
+  $ bnlab experiment two-feature --seeds 3      two features, scale ratio 1 to 1000: contours, paths, steps to a fixed loss (seconds)
   $ bnlab experiment batch-size --quick --seeds 3   three seeds: mean, min–max bands, effects held on k of 3
   $ bnlab experiment batch-size --set epochs=10
   $ bnlab report                                 join every run into runs/experiments/report.html`,
