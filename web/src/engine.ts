@@ -236,6 +236,11 @@ export class Engine {
     for (const s of this.slots) this.send(s, { type: 'set', lr });
   }
 
+  /** The panels' measurements the workers run between steps. */
+  get probes(): readonly ProbeRequest[] {
+    return this.probeRequests;
+  }
+
   setProbes(probes: ProbeRequest[]): void {
     this.probeRequests = probes;
     for (const s of this.slots) this.send(s, { type: 'probes', probes });

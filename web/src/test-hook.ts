@@ -5,6 +5,7 @@
  */
 import { TWINS } from './worker/protocol.js';
 import type { Engine } from './engine.js';
+import type { ProbeRequest } from './worker/protocol.js';
 import type { LabState } from './state.js';
 
 export interface LabSnapshot {
@@ -14,7 +15,21 @@ export interface LabSnapshot {
 }
 
 export function installTestHook(engine: Engine): void {
+  let paused: ProbeRequest[] | null = null;
   const hook = {
+    /**
+     * `measure(false)`: the workers train without the panels' measurements until `measure(true)` (the
+     * benchmark's training-only rate); the charts stop updating meanwhile.
+     */
+    measure(on: boolean): void {
+      if (!on && paused === null) {
+        paused = [...engine.probes];
+        engine.setProbes([]);
+      } else if (on && paused !== null) {
+        engine.setProbes(paused);
+        paused = null;
+      }
+    },
     /** Both twins train `steps` steps from where they are; pauses a playing run first. */
     async advance(steps: number): Promise<void> {
       if (!Number.isInteger(steps) || steps < 1) throw new Error(`advance(steps): steps must be a positive integer, got ${steps}`);
