@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { CLI, ROOT } from './support/cli.js';
+import { freePort } from './support/net.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -29,17 +29,6 @@ async function npx(args: string[]): Promise<{ stdout: string; stderr: string }> 
   return run('npx', ['--no-install', 'bnlab', ...args], { cwd: project, env: userEnv(), maxBuffer: 16 << 20 });
 }
 
-/** A port nothing listens on now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 before(async () => {
   assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build first (npm test does)`);

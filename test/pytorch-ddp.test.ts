@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -19,6 +18,7 @@ import { SGD } from '../src/optim/optimizer.js';
 import { evaluate } from '../src/train/evaluate.js';
 import { Trainer } from '../src/train/trainer.js';
 import { ROOT, bnlab } from './support/cli.js';
+import { freePort } from './support/net.js';
 import { PYTHON, lastJson, requireTorch, runPython } from './support/pytorch.js';
 
 const TRAIN_DDP = join(ROOT, 'examples', 'pytorch', 'train_ddp.py');
@@ -35,17 +35,6 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A free TCP port for the rendezvous, so two runs on one machine do not collide on torchrun's default. */
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 /**
  * torchrun with 2 processes, as `python3 -m torch.distributed.run`. `--redirects 1 --tee 1`: Debian's
