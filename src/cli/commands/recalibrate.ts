@@ -94,14 +94,14 @@ Examples:
 async function recalibrationData(flags: RecalibrateFlags, source: ModelSource & { dir: string }): Promise<{ trainSet: Dataset; trainingWhat: string; testSet: Dataset | null; testWhat: string }> {
   const config = readRunConfig(source.dir, 'give the training data with --data PATH or --dataset NAME');
   const known = config !== null || (source.dataset !== undefined && DATASET_NAMES.includes(source.dataset) && !source.preprocessing?.standardize);
-  const test = known ? await runData({ dataset: flags.dataset }, source, config) : null;
+  const test = known || flags.dataset ? await runData({ dataset: flags.dataset }, source, config) : null;
   if (flags.data) {
     const { dataset } = await readForModel(flags.data, source);
     return { trainSet: dataset, trainingWhat: `${flags.data} (${dataset.count} samples)`, testSet: test?.testSet ?? null, testWhat: test?.testDescription ?? '' };
   }
   if (flags.dataset) {
     if (source.preprocessing?.standardize) throw new Error(`${source.dir} standardizes its input, which the bundled ${flags.dataset} is not made for; use the run's own data (no --dataset) or --data PATH`);
-    return { trainSet: loadDataset(flags.dataset, 'train'), trainingWhat: `the ${flags.dataset} training set`, testSet: test!.testSet, testWhat: test!.testDescription };
+    return { trainSet: loadDataset(flags.dataset, 'train'), trainingWhat: `the ${flags.dataset} training set`, testSet: test?.testSet ?? null, testWhat: test?.testDescription ?? '' };
   }
   if (!test) throw new Error(`${source.dir} is not a run directory (no config.json) and names no bundled dataset, so its training data is unknown; give --data PATH`);
   const trainSet = await test.training();
