@@ -14,11 +14,13 @@
  *   lab_twins_2t     the lab cross-origin isolated: two workers, one twin each
  *   fps              requestAnimationFrame rate of the isolated page while both twins train at full speed
  *   first_step_s     page open (data in the HTTP cache) to the first step done
- *   memory           wasm memory and JS heap of each worker and the page, at 0 and after 10,000 steps
+ *   memory           each worker's wasm memory (size and bytes in use) and JS heap after a GC (DevTools
+ *                    protocol), and the page's heap, at step 100 and at step 10,000
  * A benchmark, not a test: nothing here fails. Needs the built lab (npm run lab:build) and Chromium.
  */
 import { Worker } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Page } from 'playwright-core';
@@ -110,12 +112,47 @@ interface LabFigures {
   memory?: { start: unknown; end: unknown; steps: number };
 }
 
+/**
+ * The JS heap of each engine worker, by name, after a full garbage collection: V8's used heap plus the
+ * ArrayBuffers it holds (`Runtime.getHeapUsage` over the DevTools protocol, which reaches workers, as
+ * `performance.measureUserAgentSpecificMemory` cannot tell two workers of one script apart).
+ */
+async function workerHeaps(page: Page): Promise<Record<string, { heap: number; arrayBuffers: number }>> {
+  const cdp = await page.context().newCDPSession(page);
+  const { targetInfos } = (await cdp.send('Target.getTargets')) as { targetInfos: { targetId: string; type: string; title: string }[] };
+  const replies = new Map<number, (result: Record<string, number>) => void>();
+  cdp.on('Target.receivedMessageFromTarget', ({ message }: { message: string }) => {
+    const m = JSON.parse(message) as { id?: number; result?: Record<string, number> };
+    if (m.id !== undefined) replies.get(m.id)?.(m.result ?? {});
+  });
+  let nextId = 1;
+  const out: Record<string, { heap: number; arrayBuffers: number }> = {};
+  for (const t of targetInfos.filter((t) => t.type === 'worker' && t.title.startsWith('bnlab engine'))) {
+    const { sessionId } = (await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false })) as { sessionId: string };
+    const send = (method: string) =>
+      new Promise<Record<string, number>>((done) => {
+        const id = nextId++;
+        replies.set(id, done);
+        void cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method }) });
+      });
+    await send('HeapProfiler.enable');
+    await send('HeapProfiler.collectGarbage');
+    const usage = await send('Runtime.getHeapUsage');
+    out[t.title.replace(/^bnlab engine /, '')] = { heap: usage.usedSize, arrayBuffers: usage.backingStorageSize };
+    await cdp.send('Target.detachFromTarget', { sessionId });
+  }
+  await cdp.detach();
+  return out;
+}
+
 async function measureLab(isolated: boolean): Promise<LabFigures> {
   const { chromium } = await import('playwright-core');
   const { url, close } = await serveLab({ dir: labDir, isolated });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info', '--enable-blink-features=ForceEagerMeasureMemory'] });
+  // A profile on disk, as a learner's browser has: its HTTP cache keeps the 47 MB training images
+  // (a fresh in-memory profile's cache does not take files that big).
+  const profile = mkdtempSync(join(tmpdir(), 'bnlab-bench-lab-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, viewport: { width: 1280, height: 800 }, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-precise-memory-info'] });
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const ready = (page: Page) => page.waitForFunction(() => (globalThis as { bnlabLab?: { ready: boolean } }).bnlabLab?.ready === true, null, { timeout: 120_000 });
     const advance = (page: Page, n: number) => page.evaluate((k) => (globalThis as unknown as { bnlabLab: { advance(k: number): Promise<void> } }).bnlabLab.advance(k), n);
     // A first visit puts the data in the HTTP cache; the second is the one timed.
@@ -128,6 +165,8 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
     await ready(page);
     await advance(page, 1);
     const firstStepSeconds = (await page.evaluate(() => performance.now())) / 1000;
+    const cached = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.idx')).every((e) => (e as PerformanceResourceTiming).transferSize === 0));
+    if (!cached) log('  (the data came over the network again: the first step includes its download)');
     const startup = JSON.parse((await page.locator('#env').getAttribute('data-timings')) ?? '{}') as Record<string, number>;
     log(`  start-up (ms since opening): ${Object.entries(startup).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}, first step done ${(firstStepSeconds * 1000).toFixed(0)}`);
 
@@ -168,13 +207,10 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
 
     // Memory over 10,000 steps from a reset.
     const memory = async () => ({
+      // Each worker's wasm memory: its size (a high-water mark, it never shrinks) and the bytes in use.
       workers: JSON.parse((await page.locator('#memory').getAttribute('data-bytes')) ?? '[]'),
       pageHeap: await page.evaluate(() => (performance as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? null),
-      // The JS memory of each engine worker (cross-origin isolated pages only; measured after a GC).
-      workerJs: await page.evaluate(async () => {
-        const m = await (performance as unknown as { measureUserAgentSpecificMemory(): Promise<{ breakdown: { bytes: number; attribution: { scope: string }[] }[] }> }).measureUserAgentSpecificMemory();
-        return m.breakdown.filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope')).map((b) => b.bytes);
-      }),
+      workerJs: await workerHeaps(page),
     });
     await page.locator('body').press('r');
     await page.waitForFunction(() => (globalThis as unknown as { bnlabLab: { snapshot(): { step: number } } }).bnlabLab.snapshot().step === 0);
@@ -185,8 +221,9 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
     const memEnd = await memory();
     return { twinsRate, twinsRateWithPanels, fps, firstStepSeconds, memory: { start: memStart, end: memEnd, steps: memSteps } };
   } finally {
-    await browser.close();
+    await context.close();
     await close();
+    rmSync(profile, { recursive: true, force: true });
   }
 }
 
@@ -243,11 +280,12 @@ async function main(): Promise<void> {
   console.log(`  Frames per second while training at full speed: ${f(lab2.fps ?? NaN)}`);
   console.log(`  First step after opening the page (data cached): ${lab2.firstStepSeconds?.toFixed(2)} s isolated, ${lab1.firstStepSeconds?.toFixed(2)} s one thread`);
   if (lab2.memory) {
-    const { start, end, steps } = lab2.memory as { start: { workers: { wasm: number }[]; workerJs: number[]; pageHeap: number | null }; end: typeof start; steps: number };
-    start.workers.forEach((w, i) => console.log(`  Worker ${i + 1} wasm memory, step 100 → ${steps}: ${mb(w.wasm)} → ${mb(end.workers[i]?.wasm)}`));
-    // The measurement names workers by script URL only, the same for both, so their JS memory is summed.
-    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-    console.log(`  Workers' JS memory (both), step 100 → ${steps}: ${mb(sum(start.workerJs))} → ${mb(sum(end.workerJs))} (mostly the training set as float32, 188 MB per worker)`);
+    const { start, end, steps } = lab2.memory as { start: { workers: { wasm: number; live: number | null }[]; workerJs: Record<string, { heap: number; arrayBuffers: number }>; pageHeap: number | null }; end: typeof start; steps: number };
+    start.workers.forEach((w, i) => console.log(`  Worker ${i + 1} wasm memory, step 100 → ${steps}: size ${mb(w.wasm)} → ${mb(end.workers[i]?.wasm)}, in use ${mb(w.live)} → ${mb(end.workers[i]?.live)}`));
+    for (const [name, w] of Object.entries(start.workerJs)) {
+      const e = end.workerJs[name];
+      console.log(`  Worker ${name} JS heap after a GC, step 100 → ${steps}: ${mb(w.heap)} → ${mb(e?.heap)}, ArrayBuffers ${mb(w.arrayBuffers)} → ${mb(e?.arrayBuffers)} (mostly the training set as float32, 188 MB)`);
+    }
     console.log(`  Page JS heap, step 100 → ${steps}: ${mb(start.pageHeap)} → ${mb(end.pageHeap)}`);
   }
 }

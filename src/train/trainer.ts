@@ -63,6 +63,13 @@ export class DivergenceError extends Error {
   }
 }
 
+/**
+ * Training images already found finite: twins, sweeps and restarts train many networks on one set,
+ * and a pass over 47 million values each time is most of the time it takes to build one. (Values
+ * written into a set after its check are not checked again: a NaN there stops training as a NaN loss.)
+ */
+const checkedFinite = new WeakSet<Float32Array>();
+
 export class Trainer {
   readonly loader: DataLoader;
   readonly totalSteps: number;
@@ -93,7 +100,8 @@ export class Trainer {
     } else throw new Error('Give either steps or epochs');
     // Every training sample checked once here, instead of every batch in Sequential.forward: a NaN stops
     // the run before it starts, named by its sample, and each step saves a pass over its batch.
-    const bad = findNonFinite(trainSet.images);
+    const bad = checkedFinite.has(trainSet.images) ? -1 : findNonFinite(trainSet.images);
+    if (bad < 0) checkedFinite.add(trainSet.images);
     if (bad >= 0) {
       const per = trainSet.sampleShape.reduce((a, b) => a * b, 1);
       throw new Error(`Training set "${trainSet.name}" contains ${trainSet.images[bad]} at flat index ${bad} (sample ${Math.floor(bad / per)}). Clean the data (e.g. replace missing values) before training.`);

@@ -18,11 +18,12 @@ export async function fetchDataset(dataset: string, onProgress: (loaded: number,
   if (!entry) throw new Error(`dataset ${dataset} is not in this build (have ${Object.keys(manifest.datasets).join(', ')})`);
   const total = DATA_FILES.reduce((n, f) => n + entry[f].bytes, 0);
   let loaded = 0;
-  const read = async (name: (typeof DATA_FILES)[number]): Promise<ArrayBuffer> => {
+  const read = async (name: (typeof DATA_FILES)[number]): Promise<ArrayBufferLike> => {
     const url = new URL(entry[name].file, base);
     const response = await fetch(url);
     if (!response.ok || !response.body) throw new Error(`fetching ${url.pathname} failed (${response.status} ${response.statusText})`);
-    const out = new Uint8Array(entry[name].bytes);
+    // Cross-origin isolated: shared bytes, which both workers read without a copy.
+    const out = new Uint8Array(globalThis.crossOriginIsolated ? new SharedArrayBuffer(entry[name].bytes) : new ArrayBuffer(entry[name].bytes));
     let offset = 0;
     const reader = response.body.getReader();
     for (;;) {

@@ -203,12 +203,15 @@ export class Engine {
     this.fetching.delete(dataset); // its buffers go to the workers below
     const bytes = await pending;
     this.data.timings.dataLoaded ??= performance.now();
+    const files = ['trainImages', 'trainLabels', 'testImages', 'testLabels'] as const;
     missing.forEach((s, i) => {
-      // The last worker gets the buffers themselves, the others copies.
-      const last = i === missing.length - 1;
-      const copy = (b: ArrayBuffer) => (last ? b : b.slice(0));
-      const m: DataBytes = { dataset, trainImages: copy(bytes.trainImages), trainLabels: copy(bytes.trainLabels), testImages: copy(bytes.testImages), testLabels: copy(bytes.testLabels) };
-      this.send(s, { type: 'data', ...m }, last ? [m.trainImages, m.trainLabels, m.testImages, m.testLabels] : []);
+      // Shared bytes go to every worker as they are; otherwise the last worker gets the buffers
+      // themselves and the others copies, each moved rather than cloned again by postMessage.
+      const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.trainImages instanceof SharedArrayBuffer;
+      const own = shared || i === missing.length - 1;
+      const m = { dataset } as DataBytes;
+      for (const f of files) m[f] = own ? bytes[f] : bytes[f].slice(0);
+      this.send(s, { type: 'data', ...m }, shared ? [] : files.map((f) => m[f] as ArrayBuffer));
       s.datasets.add(dataset);
     });
     this.onProgress(`Loaded ${dataset}`, 1);

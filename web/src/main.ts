@@ -38,6 +38,10 @@ const engine = new Engine(state, (text, fraction) => {
 });
 engine.onError = (message) => notice(`Error: ${message}`, 'error');
 engine.onDiverged = () => engine.pause();
+// Started before the controls and panels are built: the workers load and compile, and the data
+// arrives, while this thread lays out the page.
+let sentProbes = JSON.stringify(probesFor(state));
+const started = engine.start(probesFor(state));
 
 // Controls: one per PROPS entry, in its group's container (top bar, network, training, or a panel).
 const controls = new Map<string, HTMLInputElement | HTMLSelectElement>();
@@ -141,7 +145,6 @@ function isSlider(p: Prop): boolean {
   return (p.type === 'number' && Boolean(p.log)) || (p.type === 'int' && p.max - p.min <= 10);
 }
 
-let sentProbes = '';
 function setState(patch: Partial<LabState>): void {
   const before = state;
   state = { ...state, ...patch };
@@ -330,8 +333,7 @@ function renderEnv(): void {
 
 installTestHook(engine);
 requestAnimationFrame(frame);
-engine
-  .start(probesFor(state))
+started
   .then(() => {
     renderEnv();
     $('env').dataset.timings = JSON.stringify(engine.data.timings);

@@ -11,8 +11,8 @@ import type { LabData, ProbeSample } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
-/** The noise curve and the accuracies: every 250 steps up to 1,000, then every 1,000 (panel-probes.ts). */
-export const CURVE_EVERY = 250;
+/** How often the noise curve and the accuracies are asked for: the schedule in panel-probes.ts takes them every 50 steps up to 100, every 250 up to 1,000, then every 1,000. */
+export const CURVE_EVERY = 50;
 
 interface NoiseEstimate {
   steps: number;
@@ -96,14 +96,17 @@ export const batchSizePanel: Panel = {
       const c = last(samples<CurveValue>(data, twin, 'noise-curve'));
       if (c) curve.push({ ...style, points: true, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.measured) });
       const g = samples<CurveValue>(data, twin, 'noise-curve').filter((s) => s.value.train !== null);
-      gap.push({ ...style, label: '', width: 1, x: g.map((s) => s.step), y: g.map((s) => s.value.train ?? NaN) });
-      gap.push({ ...style, width: 2.4, x: g.map((s) => s.step), y: g.map((s) => s.value.test ?? NaN) });
+      // Measured now and then (every 50 steps at first, then every 250 and 1,000): dots show each measurement.
+      gap.push({ ...style, label: '', width: 1, points: true, x: g.map((s) => s.step), y: g.map((s) => s.value.train ?? NaN) });
+      gap.push({ ...style, width: 2.4, points: true, x: g.map((s) => s.step), y: g.map((s) => s.value.test ?? NaN) });
     }
     const c = last(samples<CurveValue>(data, 'bn', 'noise-curve'));
     if (c) curve.push({ label: '1/√B', color: '#555', dash: [2, 2], width: 1.2, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.predicted) });
     meanChart.setData(meanSeries);
     curveChart.setData(curve);
     gapChart.setData(gap);
+    // Up to the step trained so far, like the charts above, though the last measurement may be older.
+    gapChart.setXRange(data.step > 0 ? [0, data.step] : undefined);
     meanChart.draw();
     curveChart.draw();
     gapChart.draw();

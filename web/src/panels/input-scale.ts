@@ -30,6 +30,8 @@ import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 /** Steps drawn on the contours (the paths go on; their step counts use up to SIMULATED steps). */
 export const DRAWN_STEPS = 200;
 export const SIMULATED_STEPS = 20_000;
+/** Steps on the loss chart (and raw inputs' whole run: its step count beyond that comes from the curvature). */
+export const CHARTED_STEPS = 2000;
 /** Learning rate as a fraction of each input's largest stable rate 2/λmax. */
 export const LR_FRACTION = 0.9;
 /** Mini-batch of the batch-norm path (each batch normalized with its own statistics) and its rate, as a fraction of the largest full-batch stable one: batches need a margin. */
@@ -56,10 +58,14 @@ export interface TwoFeatureView {
 export function twoFeatureView(ratio: number): TwoFeatureView {
   const problem = twoFeatureProblem({ ratio });
   const target = targetLoss(problem);
-  const run = (inputs: 'raw' | 'standardized' | 'batchnorm') =>
-    gradientDescentPath(problem, { inputs, lr: learningRateFor(problem, inputs, inputs === 'batchnorm' ? BN_LR_FRACTION : LR_FRACTION), steps: SIMULATED_STEPS, targetLoss: target, stopAtTarget: false, batchSize: inputs === 'batchnorm' ? BN_BATCH : undefined });
-  // The full runs are only needed for their step counts; the drawn paths keep the first steps.
-  const raw = gradientDescentPath(problem, { inputs: 'raw', lr: learningRateFor(problem, 'raw', LR_FRACTION), steps: Math.min(SIMULATED_STEPS, 2000), targetLoss: target });
+  const run = (inputs: 'raw' | 'standardized' | 'batchnorm') => {
+    const options = { inputs, lr: learningRateFor(problem, inputs, inputs === 'batchnorm' ? BN_LR_FRACTION : LR_FRACTION), targetLoss: target, stopAtTarget: false, batchSize: inputs === 'batchnorm' ? BN_BATCH : undefined };
+    // The charts show the first CHARTED_STEPS; the longer run only counts the steps when the target
+    // is not reached by then (the same steps repeated: the batches come from a seeded generator).
+    const path = gradientDescentPath(problem, { ...options, steps: CHARTED_STEPS });
+    return path.stepsToTarget !== null ? path : gradientDescentPath(problem, { ...options, steps: SIMULATED_STEPS });
+  };
+  const raw = gradientDescentPath(problem, { inputs: 'raw', lr: learningRateFor(problem, 'raw', LR_FRACTION), steps: CHARTED_STEPS, targetLoss: target });
   const standardized = run('standardized');
   const batchnorm = run('batchnorm');
   const rawSteps = raw.stepsToTarget ?? estimatedStepsToTarget(problem, 'raw', raw.lr, target);
@@ -111,7 +117,7 @@ function redrawTwoFeature(): void {
   const series: Series[] = (['raw', 'standardized', 'batchnorm'] as const).map((k) => {
     const path = v.paths[k];
     // Enough steps to see the raw path arrive (or 2,000 when it does not).
-    const n = Math.min(path.loss.length, Math.max(60, Math.min(2000, 3 * (v.paths.raw.stepsToTarget ?? 2000))));
+    const n = Math.min(path.loss.length, Math.max(60, Math.min(CHARTED_STEPS, 3 * (v.paths.raw.stepsToTarget ?? CHARTED_STEPS))));
     return { ...STYLE[k], label: '', x: Float64Array.from({ length: n }, (_, i) => i), width: k === 'batchnorm' ? 1 : 2, y: Float64Array.from(path.loss.slice(0, n), (l) => Math.max(1e-6, l - twoFeatureMinimum(p, 'standardized').loss)) };
   });
   lossChart.setData(series);

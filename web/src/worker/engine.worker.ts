@@ -41,7 +41,7 @@ function memory(): { wasm: number; live: number | null; heap: number | null } {
 }
 
 function loadData(d: DataBytes): void {
-  const u8 = (b: ArrayBuffer) => new Uint8Array(b);
+  const u8 = (b: ArrayBufferLike) => new Uint8Array(b);
   const classNames = d.dataset === 'fashion-mnist' ? FASHION_MNIST_CLASS_NAMES : MNIST_CLASS_NAMES;
   const train = datasetFromIdx(parseIdx(u8(d.trainImages), `${d.dataset} train images`), parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames });
   const test = datasetFromIdx(parseIdx(u8(d.testImages), `${d.dataset} test images`), parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames });

@@ -29,7 +29,7 @@ export function due(step: number, schedule: readonly (readonly [number, number])
 }
 
 export const INSIDE_SCHEDULE = [[100, 25], [1000, 100], [Infinity, 500]] as const;
-export const NOISE_CURVE_SCHEDULE = [[1000, 250], [Infinity, 1000]] as const;
+export const NOISE_CURVE_SCHEDULE = [[100, 50], [1000, 250], [Infinity, 1000]] as const;
 export const RUNNING_MEAN_STEPS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500];
 export const RUNNING_MEAN_EVERY_AFTER = 500;
 export const ACCURACY_STEPS = [50, 200, 1000];

@@ -74,10 +74,11 @@ export interface Divergence {
 
 export interface DataBytes {
   dataset: string;
-  trainImages: ArrayBuffer;
-  trainLabels: ArrayBuffer;
-  testImages: ArrayBuffer;
-  testLabels: ArrayBuffer;
+  /** Shared when the page is cross-origin isolated (every worker reads the same bytes). */
+  trainImages: ArrayBufferLike;
+  trainLabels: ArrayBufferLike;
+  testImages: ArrayBufferLike;
+  testLabels: ArrayBufferLike;
 }
 
 export interface SweepPoint {
