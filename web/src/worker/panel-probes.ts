@@ -94,7 +94,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
    */
   inside: (ctx, params) => {
     if (!due(ctx.step, INSIDE_SCHEDULE)) return undefined;
-    const inputs = activationInputs(ctx.model, probeHead(ctx));
+    const inputs = activationInputs(ctx.evalModel(), probeHead(ctx));
     const layer = clampInt(num(params.layer, 0), 0, inputs.length - 1);
     const unit = clampInt(num(params.unit, 0), 0, inputs[layer].units - 1);
     const referenceStep = Math.max(0, num(params.referenceStep, 0));
@@ -165,13 +165,14 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
   'noise-curve': (ctx, params) => {
     if (!due(ctx.step, NOISE_CURVE_SCHEDULE)) return undefined;
     const layer = clampInt(num(params.layer, 0), 0, activationInputsCount(ctx.model) - 1);
-    const h = layerInput(ctx.model, ctx.probeInput, afterLinear(ctx.model, layer), { batchStatistics: true });
+    const model = ctx.evalModel();
+    const h = layerInput(model, ctx.probeInput, afterLinear(model, layer), { batchStatistics: true });
     const rows = batchMeanSpread(h, [2, 4, 8, 16, 32, 64, 128, 256], 20, new Rng(ctx.spec.seed + 7));
     const inputShape = [ctx.spec.inputSize];
     // Before the first step the running averages hold nothing: eval mode would normalize with mean 0, variance 1.
     if (batchNormLayers(ctx.model).some((l) => l.numBatchesTracked === 0)) return { layer, rows: rows.map((r) => ({ ...r })), train: null, test: null };
-    const train = evaluate(ctx.model, head(ctx.trainSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
-    const test = evaluate(ctx.model, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
+    const train = evaluate(model, head(ctx.trainSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
+    const test = evaluate(model, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
     return { layer, rows: rows.map((r) => ({ ...r })), train, test };
   },
 
@@ -187,7 +188,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     const offset = ctx.spec.inputBn ? 1 : 0;
     const layer = clampInt(num(params.layer, 0) + offset, 0, bns.length - 1);
     const unit = clampInt(num(params.unit, 0), 0, bns[layer].numFeatures - 1);
-    const p = runningMeanProbe(ctx.model, layer, unit, population(ctx));
+    const p = runningMeanProbe(ctx.evalModel(), layer, unit, population(ctx));
     return { ...p, layer: layer - offset, unit };
   },
 
@@ -201,7 +202,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     if (!(ACCURACY_STEPS.includes(s) || (s > 1000 && s % 2000 === 0))) return undefined;
     const bns = batchNormLayers(ctx.model);
     if (bns.length === 0) return null;
-    const a = accuracyByStatistics(ctx.model, ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
+    const a = accuracyByStatistics(ctx.evalModel(), ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
     return { ...a };
   },
 };
