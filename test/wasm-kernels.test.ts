@@ -492,6 +492,32 @@ test('memory has an explicit owner: a block is freed by release() of the array i
   assert.equal(k.heap.allocatedBytes, 0);
 });
 
+test('Sequential checks an input in the backend memory by column sums, and still names a NaN or infinity exactly', async () => {
+  const previous = getBackend().name;
+  const { registerBackend, Tensor } = await import('../src/index.js');
+  registerBackend(wasm);
+  setBackend('wasm');
+  try {
+    const model = buildPreset('ioffe-mlp', { bn: true, seed: 1 });
+    const x = wasm.allocate(4 * 784);
+    const rng = new Rng(3);
+    for (let i = 0; i < x.length; i++) x[i] = rng.uniform();
+    const batch = new Tensor([4, 784], x);
+    model.forward(batch);
+    x[2 * 784 + 9] = NaN;
+    assert.throws(() => model.forward(batch), /Input contains NaN at flat index 1577 \(sample 2 of a batch of shape \[4, 784\]\)/);
+    x[2 * 784 + 9] = -Infinity;
+    assert.throws(() => model.forward(batch), /Input contains -Infinity at flat index 1577 /);
+    // Finite values whose column sum overflows float32: not proved finite by the sums, found finite by the search.
+    x[9] = 3e38;
+    x[2 * 784 + 9] = 3e38;
+    model.forward(batch);
+    model.dispose();
+  } finally {
+    setBackend(previous);
+  }
+});
+
 test("Module.dispose() gives a model's memory back; a module gives back an output buffer it replaces", async () => {
   const k = await createWasmKernels({ simd });
   const previous = getBackend().name;
