@@ -184,6 +184,24 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     checkClean(p);
   });
 
+  test('a reset gives the dropped twins’ memory back: the wasm memory in use does not grow from reset to reset', async () => {
+    const p = await open(isolated.url);
+    const { page } = p;
+    const inUse = async () => (JSON.parse((await page.locator('#memory').getAttribute('data-bytes')) ?? '[]') as { live: number }[]).map((m) => m.live);
+    await advance(page, 150);
+    const first = await inUse();
+    assert.equal(first.length, 2);
+    for (let i = 0; i < 3; i++) {
+      await page.locator('body').press('r');
+      await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().step === 0);
+      await advance(page, 150);
+    }
+    // Each twin holds about 6 MB of buffers: kept after a reset, three resets would add 18 MB a worker.
+    const last = await inUse();
+    last.forEach((bytes, i) => assert.ok(bytes <= first[i] + 2 ** 20, `worker ${i + 1}: ${(first[i] / 2 ** 20).toFixed(1)} MB in use after the first run, ${(bytes / 2 ** 20).toFixed(1)} MB after three resets`));
+    checkClean(p);
+  });
+
   test('at a high learning rate the network without batch norm is marked diverged and the run pauses; the one with BN is not', async () => {
     const p = await open(isolated.url + serializeHash({ ...defaultState(), activation: 'relu', lr: 1 }));
     await p.page.locator('#play').click();

@@ -48,6 +48,12 @@ export class Evaluator {
   run(model: Module): EvalResult {
     return evaluate(model, this.dataset, { ...this.options, buffers: this.buffers });
   }
+
+  /** Give its batch and loss buffers back to the backend; it must not run afterwards. */
+  dispose(): void {
+    this.buffers.loader.dispose();
+    this.buffers.loss.dispose();
+  }
 }
 
 export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions = {}): EvalResult {

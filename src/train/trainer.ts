@@ -113,6 +113,18 @@ export class Trainer {
     }
   }
 
+  /**
+   * Give the loader's batch buffers, the loss's and the test evaluator's back to the backend (the model
+   * is its owner's to dispose): for a program that builds many trainers, such as the lab. The trainer
+   * must not be used afterwards.
+   */
+  dispose(): void {
+    this.loader.dispose();
+    this.loss.dispose();
+    this.testEvaluator?.dispose();
+    this.testEvaluator = null;
+  }
+
   /** Seconds of training so far (including before a resume). */
   get elapsed(): number {
     return this.elapsedBefore + (Date.now() - this.startTime) / 1000;

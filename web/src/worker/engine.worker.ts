@@ -196,6 +196,7 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case 'import': {
       const { model, json } = decodeModel({ modelJson: m.modelJson, safetensors: m.safetensors, modelJsonName: `${m.name}/model.json`, safetensorsName: `${m.name}/model.safetensors` });
+      imported?.model.dispose(); // the one it replaces
       imported = { model, name: m.name };
       const hasBatchNorm = model.layers.some((l) => l instanceof BatchNormBase);
       post({ type: 'imported', id: m.id, info: { name: m.name, inputShape: json.inputShape, layers: json.layers, parameters: model.parameters().reduce((n, p) => n + p.value.size, 0), dataset: json.dataset, classNames: json.classNames, hasBatchNorm } });

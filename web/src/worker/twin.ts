@@ -135,7 +135,14 @@ export class Twin {
     }
   }
 
+  /** Ends the run and gives every buffer of this twin back to the backend (a reset or a sweep drops twins). */
   close(): void {
     this.run.close();
+    this.run.trainer.dispose();
+    this.run.model.dispose();
+    this.replica?.dispose();
+    this.replica = null;
+    this.evaluator?.dispose();
+    this.evaluator = null;
   }
 }
