@@ -6,7 +6,7 @@
 import { TWINS, type TwinId } from './worker/protocol.js';
 import { fetchDataset } from './data.js';
 import { LAB_TEST_IMAGES, twinSpec, type LabState } from './state.js';
-import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, ProbeValue, SweepPoint, TestPoint, ToWorker } from './worker/protocol.js';
+import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, ProbeValue, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './worker/protocol.js';
 
 export interface ProbeSample {
   step: number;
@@ -56,7 +56,7 @@ export interface LabData {
   timings: { workersReady?: number; dataLoaded?: number; twinsBuilt?: number };
   /** Steps per second over the last second of playing, and the latest memory reports. */
   stepsPerSecond: number;
-  memory: { wasm: number; live: number | null; heap: number | null }[];
+  memory: WorkerMemory[];
 }
 
 export const MAX_PROBE_SAMPLES = 2000;
@@ -204,10 +204,10 @@ export class Engine {
     const bytes = await pending;
     this.data.timings.dataLoaded ??= performance.now();
     const files = ['trainImages', 'trainLabels', 'testImages', 'testLabels'] as const;
+    // Shared bytes go to every worker as they are; otherwise the last worker gets the buffers
+    // themselves and the others copies, each moved rather than cloned again by postMessage.
+    const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.trainImages instanceof SharedArrayBuffer;
     missing.forEach((s, i) => {
-      // Shared bytes go to every worker as they are; otherwise the last worker gets the buffers
-      // themselves and the others copies, each moved rather than cloned again by postMessage.
-      const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.trainImages instanceof SharedArrayBuffer;
       const own = shared || i === missing.length - 1;
       const m = { dataset } as DataBytes;
       for (const f of files) m[f] = own ? bytes[f] : bytes[f].slice(0);

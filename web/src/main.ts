@@ -40,8 +40,9 @@ engine.onError = (message) => notice(`Error: ${message}`, 'error');
 engine.onDiverged = () => engine.pause();
 // Started before the controls and panels are built: the workers load and compile, and the data
 // arrives, while this thread lays out the page.
-let sentProbes = JSON.stringify(probesFor(state));
-const started = engine.start(probesFor(state));
+const firstProbes = probesFor(state);
+let sentProbes = JSON.stringify(firstProbes);
+const started = engine.start(firstProbes);
 
 // Controls: one per PROPS entry, in its group's container (top bar, network, training, or a panel).
 const controls = new Map<string, HTMLInputElement | HTMLSelectElement>();

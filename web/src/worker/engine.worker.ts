@@ -18,7 +18,7 @@ import { PROBE_EXAMPLES } from './probes.js';
 import { batchOfOneInTraining } from '@bnlab/experiments/test-time.js';
 import { featureScales, scaleFeatures } from '@bnlab/experiments/data.js';
 import { Twin, type TwinData } from './twin.js';
-import type { ClassifyOutput, DataBytes, FromWorker, ModelId, ProbeRequest, ProbeResult, SweepPoint, TestPoint, ToWorker } from './protocol.js';
+import type { ClassifyOutput, DataBytes, FromWorker, ModelId, ProbeRequest, ProbeResult, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './protocol.js';
 
 const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<ToWorker>) => void) | null; postMessage(m: FromWorker, transfer?: Transferable[]): void };
 
@@ -33,7 +33,7 @@ function post(m: FromWorker, transfer: Transferable[] = []): void {
   scope.postMessage(m, transfer);
 }
 
-function memory(): { wasm: number; live: number | null; heap: number | null } {
+function memory(): WorkerMemory {
   const kernels = getBackend() as { memory?: WebAssembly.Memory; heap?: { allocatedBytes: number } };
   const perf = performance as { memory?: { usedJSHeapSize: number } };
   // live: the bytes of the wasm memory in use now (the memory itself never shrinks, so its size is a high-water mark).

@@ -72,6 +72,13 @@ export interface Divergence {
   message: string;
 }
 
+/** Bytes of a worker's wasm memory (its size, a high-water mark, and the part in use) and (Chromium) its JS heap. */
+export interface WorkerMemory {
+  wasm: number;
+  live: number | null;
+  heap: number | null;
+}
+
 export interface DataBytes {
   dataset: string;
   /** Shared when the page is cross-origin isolated (every worker reads the same bytes). */
@@ -137,8 +144,7 @@ export type FromWorker =
       lr: number;
       /** Wall time of the training in this report. */
       seconds: number;
-      /** Bytes of the wasm memory (its size, and the part in use), and (Chromium) the worker's JS heap. */
-      memory: { wasm: number; live: number | null; heap: number | null };
+      memory: WorkerMemory;
     }
   | { type: 'sweep-progress'; id: number; twin: TwinId; done: number; total: number }
   | { type: 'sweep'; id: number; twin: TwinId; points: SweepPoint[]; steps: number }
