@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import nodeFs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -116,6 +118,29 @@ describe('checkpoint directories', () => {
     assert.deepEqual(leftoverTemporaries(path.join(runDir, CHECKPOINTS_DIR)), []);
     // A checkpoint is also a model directory.
     assert.ok(fs.existsSync(path.join(runDir, CHECKPOINTS_DIR, 'step-00000012', 'model.json')));
+  });
+
+  test('a process dying while it deletes an old checkpoint leaves no half-deleted step-* behind', () => {
+    const runDir = path.join(tmp, 'dies-while-pruning');
+    const run = makeRun('sgd', 2, undefined, () => saveCheckpoint(runDir, run, { inputShape: [12] }, { keep: 1 }));
+    const realRm = nodeFs.rmSync;
+    // The deletion gets as far as one file, then the process "dies" (the throw stands for SIGKILL).
+    nodeFs.rmSync = ((target: fs.PathLike) => {
+      fs.unlinkSync(path.join(String(target), 'model.safetensors'));
+      throw new Error('killed while deleting');
+    }) as typeof nodeFs.rmSync;
+    syncBuiltinESMExports();
+    try {
+      assert.throws(() => run.trainer.run(), /killed while deleting/);
+    } finally {
+      nodeFs.rmSync = realRm;
+      syncBuiltinESMExports();
+    }
+    // Step 1 was renamed out of the way before its files went: what is left of it is a temporary,
+    // which the next process's save removes; every step-* directory is whole.
+    assert.deepEqual(listCheckpoints(runDir).map((c) => c.step), [2]);
+    for (const c of listCheckpoints(runDir)) loadCheckpoint(c.dir);
+    assert.equal(leftoverTemporaries(path.join(runDir, CHECKPOINTS_DIR)).length, 1);
   });
 
   test('a damaged newest checkpoint is reported and the previous one is used', () => {

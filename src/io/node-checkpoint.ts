@@ -2,14 +2,15 @@
  * Checkpoint directories of a run (Node only): `RUN/checkpoints/step-00000100/`, each written as a
  * whole with writeDirectoryAtomic (temporary directory, fsync every file and the directory, rename), so
  * a process killed mid-write leaves only a `.step-....tmp-*` leftover and every `step-*` directory
- * complete. The last K are kept.
+ * complete. The last K are kept; older ones are renamed away before they are deleted, so a kill during
+ * the deletion cannot leave a half-deleted `step-*` either.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CHECKPOINT_FILES, decodeCheckpoint, encodeCheckpoint, type DecodedCheckpoint, type TrainingParts } from './checkpoint.js';
 import { ModelFileError } from './errors.js';
 import type { ModelInfo } from './model-file.js';
-import { removeLeftoverTemporaries, writeDirectoryAtomic } from './node-atomic.js';
+import { removeLeftoverTemporaries, temporaryName, writeDirectoryAtomic } from './node-atomic.js';
 import { readFileChecked } from './node-model-dir.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
@@ -38,8 +39,18 @@ export function saveCheckpoint(runDir: string, parts: TrainingParts, info: Model
   writeDirectoryAtomic(dir, encodeCheckpoint(parts, info, options.config ?? null), options.afterFile);
   removeLeftoverTemporaries(root);
   const all = listCheckpoints(runDir);
-  for (const old of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(old.dir, { recursive: true, force: true });
+  for (const old of all.slice(0, Math.max(0, all.length - keep))) removeDirectoryAtomic(old.dir);
   return dir;
+}
+
+/**
+ * Delete a checkpoint so that no moment shows it half deleted: a rename takes it out of the `step-*`
+ * names first (a kill during the deletion that follows leaves a temporary, which the next save removes).
+ */
+function removeDirectoryAtomic(dir: string): void {
+  const doomed = temporaryName(dir);
+  fs.renameSync(dir, doomed);
+  fs.rmSync(doomed, { recursive: true, force: true });
 }
 
 /** The complete checkpoints of a run, oldest first. */
