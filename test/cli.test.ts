@@ -168,6 +168,16 @@ describe('bnlab train', () => {
     assert.ok(!existsSync(join(tmp, 'threads-ts')) && !existsSync(join(tmp, 'threads-b3')), 'nothing is written when the options are impossible');
   });
 
+  test('a batch of 1 with batch norm is refused before anything is written, naming the layer; without batch norm it trains', async () => {
+    const args = ['train', '--steps', '2', '--batch', '1', '--eval-every', '0', '--train-limit', '100', '--test-limit', '100'];
+    await fails([...args, '--model', 'ioffe-mlp', '--out', join(tmp, 'batch-1')], /a batch of 1 gives BatchNorm1d\(100.*\(layer "1"\) one value per channel.*use a batch of at least 2/);
+    assert.ok(!existsSync(join(tmp, 'batch-1')), 'nothing is written');
+    // BatchNorm2d has 28x28 values per channel even in a batch of 1; the CNN's hidden BatchNorm1d does not.
+    await fails([...args, '--model', 'mnist-cnn', '--out', join(tmp, 'batch-1-cnn')], /BatchNorm1d\(128.*\(layer "10"\)/);
+    const plain = await bnlab([...args, '--model', 'ioffe-mlp', '--no-bn', '--out', join(tmp, 'batch-1-no-bn')]);
+    assert.equal(plain.code, 0, plain.stderr);
+  });
+
   test('refuses to overwrite a previous run unless --overwrite', async () => {
     const before = readFileSync(join(runDir, 'config.json'), 'utf8');
     await fails(['train', '--steps', '2', '--eval-every', '0', '--test-limit', '100', '--out', runDir], /already exists and is not empty.*--overwrite/);

@@ -7,6 +7,7 @@
  */
 import type { Dataset } from '../data/dataset.js';
 import { availableBackends, getBackend } from '../kernels/index.js';
+import { BatchNormBase } from '../nn/batchnorm.js';
 import type { Sequential } from '../nn/sequential.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { LrSchedule } from '../optim/schedule.js';
@@ -47,6 +48,20 @@ export interface Run {
   close(): void;
 }
 
+/**
+ * Refuse, before anything is built or written, a batch that gives some batch norm a single value per
+ * channel: its training forward would fail at the first step (the layer's own error says the same).
+ */
+function checkBatchStatistics(model: Sequential, inputShape: readonly number[], batchSize: number): void {
+  let shape: number[] = [batchSize, ...inputShape];
+  for (const [i, layer] of model.layers.entries()) {
+    if (layer instanceof BatchNormBase && layer.statistics !== 'running' && shape.reduce((n, d, axis) => (axis === 1 ? n : n * d), 1) < 2) {
+      throw new Error(`a batch of ${batchSize} gives ${layer.describe()} (layer "${i}") one value per channel, so training cannot compute batch statistics: use a batch of at least 2 (e.g. --batch 60)`);
+    }
+    shape = layer.outputShape(shape);
+  }
+}
+
 /** Build the optimizer, schedule, trainer (and data-parallel workers) for `model` on `data`. */
 export async function createRun(config: RunConfig, data: RunData, source: RunModel, callbacks: RunCallbacks = {}): Promise<Run> {
   const { model, inputShape } = source;
@@ -56,6 +71,7 @@ export async function createRun(config: RunConfig, data: RunData, source: RunMod
   const kernels = getBackend();
   if (threads > 1 && !kernels.sharing) throw new Error(`--threads ${threads} trains on threads that share the weights in memory, which the "${kernels.name}" backend (${kernels.capabilities.variant}) cannot do: use --backend auto (or ${availableBackends().filter((n) => n !== kernels.name && n !== 'ts').join(', ') || 'a backend with shared memory'})`);
   if (threads > 1 && config.batchSize < 2 * threads) throw new Error(`--threads ${threads} splits each batch of ${config.batchSize} across the threads; use a batch of at least ${2 * threads} (or fewer threads)`);
+  checkBatchStatistics(model, inputShape, config.batchSize);
   // Created before the Trainer, and closed at the end: every thread trains on its shard of each batch.
   const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: [...inputShape], optimizer }) : undefined;
   const schedule = makeSchedule(config.schedule, config, trainSet.count, model);
