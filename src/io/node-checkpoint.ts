@@ -49,7 +49,12 @@ export function saveCheckpoint(runDir: string, parts: TrainingParts, info: Model
  */
 function removeDirectoryAtomic(dir: string): void {
   const doomed = temporaryName(dir);
-  fs.renameSync(dir, doomed);
+  try {
+    fs.renameSync(dir, doomed);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // already gone (as rmSync's force allowed)
+    throw e;
+  }
   fs.rmSync(doomed, { recursive: true, force: true });
 }
 
