@@ -621,14 +621,14 @@ export class WasmKernels implements Kernels {
   }
 
   /**
-   * The processor's arithmetic ceiling as this build reaches it: the matmul micro-kernel's loop (4×8
-   * tile, 256 steps, data in L1) run on `threads` threads at once — this one and up to threads − 1
+   * The processor's arithmetic ceiling as this build reaches it: the matmul micro-kernel's loop (its
+   * register tile, 4×8 or 6×8 by build; 256 steps, data in L1) run on `threads` threads at once — this one and up to threads − 1
    * workers — in GFLOPS in total (best of `repeats`). Plain SIMD measures the mul+add peak, relaxed
    * SIMD the FMA peak.
    */
   measurePeak(threads: number, repeats: number): number {
     const calls = 2000;
-    const flops = 2 * 4 * 8 * 256 * calls;
+    const flops = 2 * this.x.gemmTileRows() * 8 * 256 * calls;
     const workers = Math.min(Math.max(0, threads - 1), this.pool?.size ?? 0);
     const op = WORKER_OPS.indexOf('microKernelPeak');
     let best = Infinity;

@@ -2,25 +2,36 @@
  * Packed, register-blocked matrix multiply (the GotoBLAS/BLIS scheme) in f32x4 SIMD.
  *
  * Shape legend: C[M,N] (+)= op(A)[M,K] · op(B)[K,N]; lda/ldb/ldc = row strides in floats, so a caller
- * (or a worker) can pass a sub-block of a larger matrix. MR×NR = the register tile, 4×8: 8 f32x4
- * accumulators, 2 B vectors, 1 broadcast A value and the product. Measured on V8 (x64), 4×8 runs at the
- * mul+add issue limit (16 flops/cycle) with all data in L1, while 6×8 and 5×8, which need 14-16 of the
- * 16 vector registers, lose a quarter to spills; 2×16 ties with 4×8 but loads twice the A broadcasts
- * per flop. KC, MC, NC = the cache blocks (a KC×NR sliver of packed B stays in L1, the packed KC×NC
- * block of B in L2).
+ * (or a worker) can pass a sub-block of a larger matrix. MR×NR = the register tile, one per build:
+ * - plain SIMD, 4×8: 8 f32x4 accumulators, 2 B vectors, 1 broadcast A value and the product. Measured
+ *   on V8 (x64), 4×8 runs at the mul+add issue limit with all data in L1, while 6×8 and 5×8, which
+ *   need 14-16 of the 16 vector registers, lose a quarter to spills; 2×16 ties with 4×8 but loads twice
+ *   the A broadcasts per flop.
+ * - relaxed SIMD, 6×8: a fused multiply-add needs no register for the product, so 12 accumulators fit
+ *   (15 registers in all). With 8 accumulators an FMA loop is bound by latency, not throughput (8
+ *   chains of a 4-cycle FMA issue at most 2 a cycle, and any stall loses); 12 chains keep both FMA pipes
+ *   busy: 50.5 against 44.7 GFLOPS per thread on Zen 3 (medians of 60 alternating runs), while 4×12
+ *   (16 registers) spills and halves the rate.
+ * KC, MC, NC = the cache blocks (a KC×NR sliver of packed B stays in L1, the packed KC×NC block of B in
+ * L2); MC is a multiple of both tiles' heights.
  *
  * Both operands are copied ("packed") into tile order first: packed A holds MR rows interleaved per k,
  * packed B holds NR columns per k, zero-padded at the edges. That makes the micro-kernel's loads
  * contiguous whatever the transposes, and handles odd sizes without a separate slow path.
  */
 
-export const MR: i32 = 4;
+export const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
 export const NR: i32 = 8;
 export const KC: i32 = 256;
 export const MC: i32 = 96;
 export const NC: i32 = 512;
 
 import { madd } from './vmath';
+
+/** The register tile's rows in this build (the bench counts the micro-kernel's flops with it). */
+export function gemmTileRows(): i32 {
+  return MR;
+}
 
 /** Floats of scratch one gemm call needs (packed A block, packed B block, one edge tile). */
 export function gemmScratchFloats(): i32 {
@@ -104,7 +115,9 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
       const stride = <usize>lda * 4;
       if (rows == MR) {
         for (let p = 0; p < kc; p++) {
-          v128.store(panel + <usize>(p * MR) * 4, v128.load(src));
+          const d = panel + <usize>(p * MR) * 4;
+          v128.store(d, v128.load(src));
+          if (MR == 6) store<u64>(d, load<u64>(src, 16), 16);
           src += stride;
         }
       } else {
@@ -115,13 +128,25 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
         }
       }
     } else if (rows == MR) {
-      // A[M,K]: MR rows, four k at a time, transposed in registers.
+      // A[M,K]: MR rows, four k at a time, transposed in registers (rows 0-3 as a 4×4 block; with six
+      // rows, rows 4 and 5 interleaved in pairs and stored 8 bytes a group).
       const stride = <usize>lda * 4;
       const r0 = a + (<usize>((ic + i0) * lda + pc)) * 4;
+      const group = <usize>MR * 4;
       let p = 0;
       for (; p + 4 <= kc; p += 4) {
         const o = (<usize>p) * 4;
-        transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), panel + (<usize>(p * MR)) * 4, 16);
+        const d = panel + (<usize>(p * MR)) * 4;
+        transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), d, group);
+        if (MR == 6) {
+          const r4 = v128.load(r0 + 4 * stride + o), r5 = v128.load(r0 + 5 * stride + o);
+          const lo = f32x4.shuffle(r4, r5, 0, 4, 1, 5); // r4[0] r5[0] r4[1] r5[1]
+          const hi = f32x4.shuffle(r4, r5, 2, 6, 3, 7);
+          v128.store64_lane(d + 16, lo, 0);
+          v128.store64_lane(d + group + 16, lo, 1);
+          v128.store64_lane(d + 2 * group + 16, hi, 0);
+          v128.store64_lane(d + 3 * group + 16, hi, 1);
+        }
       }
       for (; p < kc; p++) {
         const d = panel + <usize>(p * MR) * 4;
@@ -142,7 +167,24 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
 }
 
 // C tile [MR,NR] at c (row stride ldc floats) = or += packed A panel · packed B panel.
-function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
+// @ts-ignore: decorator
+@inline function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
+  if (MR == 6) microKernel6x8(kc, pa, pb, c, ldc, add);
+  else microKernel4x8(kc, pa, pb, c, ldc, add);
+}
+
+/** Add (when `add`) the C row at c to the accumulators r0, r1 and store them there. */
+// @ts-ignore: decorator
+@inline function storeRow(c: usize, r0: v128, r1: v128, add: bool): void {
+  if (add) {
+    r0 = f32x4.add(r0, v128.load(c));
+    r1 = f32x4.add(r1, v128.load(c, 16));
+  }
+  v128.store(c, r0);
+  v128.store(c, r1, 16);
+}
+
+function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -166,16 +208,60 @@ function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: boo
     pb += 32;
   }
   const s = <usize>ldc * 4;
+  storeRow(c, c00, c01, add);
+  storeRow(c + s, c10, c11, add);
+  storeRow(c + 2 * s, c20, c21, add);
+  storeRow(c + 3 * s, c30, c31, add);
+}
+
+// The accumulators start from C when `add` and the tile is stored unconditionally: an epilogue that
+// loads C needs a 16th vector register, and V8 then spills an accumulator inside the loop (half speed).
+function microKernel6x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
+  const s = <usize>ldc * 4;
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
   if (add) {
-    c00 = f32x4.add(c00, v128.load(c)); c01 = f32x4.add(c01, v128.load(c, 16));
-    c10 = f32x4.add(c10, v128.load(c + s)); c11 = f32x4.add(c11, v128.load(c + s, 16));
-    c20 = f32x4.add(c20, v128.load(c + 2 * s)); c21 = f32x4.add(c21, v128.load(c + 2 * s, 16));
-    c30 = f32x4.add(c30, v128.load(c + 3 * s)); c31 = f32x4.add(c31, v128.load(c + 3 * s, 16));
+    c00 = v128.load(c); c01 = v128.load(c, 16);
+    c10 = v128.load(c + s); c11 = v128.load(c + s, 16);
+    c20 = v128.load(c + 2 * s); c21 = v128.load(c + 2 * s, 16);
+    c30 = v128.load(c + 3 * s); c31 = v128.load(c + 3 * s, 16);
+    c40 = v128.load(c + 4 * s); c41 = v128.load(c + 4 * s, 16);
+    c50 = v128.load(c + 5 * s); c51 = v128.load(c + 5 * s, 16);
+  }
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(pa, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(pa, 8);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(pa, 12);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    a = v128.load32_splat(pa, 16);
+    c40 = madd(a, b0, c40);
+    c41 = madd(a, b1, c41);
+    a = v128.load32_splat(pa, 20);
+    c50 = madd(a, b0, c50);
+    c51 = madd(a, b1, c51);
+    pa += 24;
+    pb += 32;
   }
   v128.store(c, c00); v128.store(c, c01, 16);
   v128.store(c + s, c10); v128.store(c + s, c11, 16);
   v128.store(c + 2 * s, c20); v128.store(c + 2 * s, c21, 16);
   v128.store(c + 3 * s, c30); v128.store(c + 3 * s, c31, 16);
+  v128.store(c + 4 * s, c40); v128.store(c + 4 * s, c41, 16);
+  v128.store(c + 5 * s, c50); v128.store(c + 5 * s, c51, 16);
 }
 
 /**
@@ -234,7 +320,7 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
 /**
  * Not a kernel: the micro-kernel alone, `repeats` times on one L1-resident pair of panels (kc = KC), so
  * the bench can report the f32x4 multiply-add rate this engine reaches with no memory traffic.
- * Performs 2·MR·NR·KC·repeats flops; `scratch` as for gemm.
+ * Performs 2·MR·NR·KC·repeats flops (MR: gemmTileRows()); `scratch` as for gemm.
  */
 export function microKernelPeak(repeats: i32, scratch: usize): void {
   const pa = scratch;
