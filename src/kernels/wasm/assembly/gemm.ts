@@ -184,6 +184,9 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
   v128.store(c, r1, 16);
 }
 
+// The first four rows of a panel: the whole tile in the plain build, and in the relaxed build the last
+// panel of a product whose rows leave at most four there (M = 16, 32, 100), which would otherwise run
+// the 6-row kernel on two or more rows of zeros. A's groups are MR floats apart either way.
 function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -204,7 +207,7 @@ function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: 
     a = v128.load32_splat(pa, 12);
     c30 = madd(a, b0, c30);
     c31 = madd(a, b1, c31);
-    pa += 16;
+    pa += MR * 4;
     pb += 32;
   }
   const s = <usize>ldc * 4;
@@ -296,11 +299,15 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
             const rows = min(MR, mc - ir);
             const pa = packedA + (<usize>(ir * kc)) * 4;
             const cTile = c + (<usize>((ic + ir) * ldc + jc + jr)) * 4;
-            if (rows == MR && cols == NR) {
-              microKernel(kc, pa, pb, cTile, ldc, add);
+            // A last panel of at most four rows takes the 4-row kernel (the same kernel in the plain build).
+            const short = rows <= 4;
+            if (cols == NR && (rows == MR || rows == 4)) {
+              if (short) microKernel4x8(kc, pa, pb, cTile, ldc, add);
+              else microKernel(kc, pa, pb, cTile, ldc, add);
             } else {
               // Edge tile: compute a full tile in scratch, then write back only the valid part.
-              microKernel(kc, pa, pb, tile, NR, false);
+              if (short) microKernel4x8(kc, pa, pb, tile, NR, false);
+              else microKernel(kc, pa, pb, tile, NR, false);
               for (let r = 0; r < rows; r++) {
                 const dst = cTile + (<usize>(r * ldc)) * 4;
                 const src = tile + (<usize>(r * NR)) * 4;
