@@ -368,6 +368,12 @@ const WINDOWS: Array<[number, number, Window2d]> = [
   [2, 4, window(14, 14, 2, 2, 2, 2, 0, 0)],
   [1, 2, window(5, 6, 5, 3, 1, 2, 2, 1)],
   [2, 1, window(9, 8, 3, 3, 1, 1, 0, 0)],
+  // Stride 1 with the output as wide as the input (im2col's shifted-plane path): 5×5 / padding 2,
+  // a rectangular kernel with padding only across, a 1×1 kernel, a kernel taller than the plane.
+  [2, 3, window(6, 5, 5, 5, 1, 1, 2, 2)],
+  [1, 2, window(7, 6, 3, 5, 1, 1, 0, 2)],
+  [2, 2, window(4, 3, 1, 1, 1, 1, 0, 0)],
+  [1, 2, window(2, 4, 5, 3, 1, 1, 2, 1)],
 ];
 
 test('im2col, col2im, max and average pooling', () => {
