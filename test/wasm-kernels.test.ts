@@ -374,7 +374,31 @@ const WINDOWS: Array<[number, number, Window2d]> = [
   [1, 2, window(7, 6, 3, 5, 1, 1, 0, 2)],
   [2, 2, window(4, 3, 1, 1, 1, 1, 0, 0)],
   [1, 2, window(2, 4, 5, 3, 1, 1, 2, 1)],
+  // 2×2 / stride 2 pooling (vector paths): 14 and 4 windows a row, and odd planes (an uncovered last
+  // row or column) with 3 and 4.
+  [2, 3, window(28, 28, 2, 2, 2, 2, 0, 0)],
+  [1, 2, window(9, 7, 2, 2, 2, 2, 0, 0)],
+  [2, 1, window(8, 9, 2, 2, 2, 2, 0, 0)],
 ];
+
+test('2×2 max pooling with ties (ReLU outputs): the first maximum of each window, as the reference', () => {
+  const rng = new Rng(9);
+  for (const g of [window(28, 28, 2, 2, 2, 2, 0, 0), window(14, 14, 2, 2, 2, 2, 0, 0)]) {
+    const planes = 6;
+    const x = random(planes * g.height * g.width, rng, 'wasm');
+    for (let i = 0; i < x.length; i++) x[i] = Math.max(0, Math.round(x[i] * 2) / 2); // many zeros and repeated values
+    const outSize = planes * g.outH * g.outW;
+    const y = wasm.allocate(outSize), ye = new Float32Array(outSize);
+    const arg = new Int32Array(outSize), arge = new Int32Array(outSize);
+    ref.maxPoolForward(x, ye, arge, planes, g), wasm.maxPoolForward(x, y, arg, planes, g);
+    close(y, ye, `maxPool ties ${g.height}x${g.width}`, 0, 0);
+    assert.deepEqual(arg, arge, `maxPool argmax ties ${g.height}x${g.width}`);
+    const dy = random(outSize, rng, 'wasm');
+    const dx = random(x.length, rng, 'wasm'), dxe = new Float32Array(x.length);
+    ref.maxPoolBackward(dy, arge, dxe, planes, g), wasm.maxPoolBackward(dy, arg, dx, planes, g);
+    close(dx, dxe, `maxPoolBackward ties ${g.height}x${g.width}`, 0, 0);
+  }
+});
 
 test('im2col, col2im, max and average pooling', () => {
   const rng = new Rng(8);

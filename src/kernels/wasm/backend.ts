@@ -556,7 +556,7 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pd = this.in(dy, outSize), pa = this.inInt(argmax, outSize), px = this.out(dx, planes * g.height * g.width, false);
     if (this.failed) return referenceKernels.maxPoolBackward(dy, argmax, dx, planes, g);
-    this.x.maxPoolBackward(pd, pa, px, planes, g.height, g.width, g.outH, g.outW);
+    this.x.maxPoolBackward(pd, pa, px, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
     this.end();
   }
 

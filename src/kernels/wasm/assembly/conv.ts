@@ -197,8 +197,11 @@ function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i
     for (let r = 0; r < oh; r++, o += ow) {
       const top = base + 2 * r * w;
       const r0 = f(x, top), r1 = f(x, top + w);
+      // Four windows a step; the last step is moved back to end at ow, recomputing a few windows of the
+      // one before (the same values), so a narrow plane (ow = 7 or 14) has no scalar tail.
       let c = 0;
-      for (; c + 4 <= ow && 2 * c + 8 <= w; c += 4) {
+      for (; ow >= 4; c += 4) {
+        if (c + 4 > ow) c = ow - 4;
         const t0 = v128.load(f(r0, 2 * c)), t1 = v128.load(f(r0, 2 * c + 4));
         const u0 = v128.load(f(r1, 2 * c)), u1 = v128.load(f(r1, 2 * c + 4));
         const a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
@@ -218,6 +221,10 @@ function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i
         // index = top + 2c + lane·2 + (which & 1) + (which >> 1)·w
         const idx = i32x4.add(i32x4.add(i32x4.splat(top + 2 * c), lane), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
         v128.store(f(argmax, o + c), idx);
+        if (c + 4 >= ow) {
+          c = ow;
+          break;
+        }
       }
       for (; c < ow; c++) {
         let at = top + 2 * c;
@@ -238,12 +245,63 @@ function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i
 }
 
 /** dx = 0, then dx[argmax[i]] += dy[i] (windows may overlap). */
-export function maxPoolBackward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32): void {
+export function maxPoolBackward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+  if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
+    maxPool2x2Backward(dy, argmax, dx, planes, h, w, oh, ow);
+    return;
+  }
   memory.fill(dx, 0, (<usize>(planes * h * w)) << 2);
   const count = planes * oh * ow;
   for (let o = 0; o < count; o++) {
     const at = f(dx, load<i32>(f(argmax, o)));
     store<f32>(at, load<f32>(at) + load<f32>(f(dy, o)));
+  }
+}
+
+/**
+ * The 2×2, stride-2 backward as a gather rather than a scatter: the windows do not overlap, so each
+ * input position gets dy of its window where it was the window's argmax and 0 elsewhere, four windows
+ * (two rows of eight inputs) a step, every input written once. Positions no window covers (an odd last
+ * row or column) are zeroed first.
+ */
+function maxPool2x2Backward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32): void {
+  if ((h & 1) != 0 || (w & 1) != 0) memory.fill(dx, 0, (<usize>(planes * h * w)) << 2);
+  const lane = i32x4(0, 2, 4, 6);
+  const right = i32x4.splat(1), below = i32x4.splat(w), belowRight = i32x4.splat(w + 1);
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    const base = p * h * w;
+    for (let r = 0; r < oh; r++, o += ow) {
+      const top = base + 2 * r * w;
+      const r0 = f(dx, top), r1 = f(dx, top + w);
+      let c = 0;
+      for (; ow >= 4; c += 4) {
+        if (c + 4 > ow) c = ow - 4; // as in the forward: the last step overlaps, writing the same values
+        const g = v128.load(f(dy, o + c));
+        const at = v128.load(f(argmax, o + c));
+        const a = i32x4.add(i32x4.splat(top + 2 * c), lane); // flat index of each window's top-left input
+        const va = v128.and(g, i32x4.eq(at, a));
+        const vb = v128.and(g, i32x4.eq(at, i32x4.add(a, right)));
+        const vc = v128.and(g, i32x4.eq(at, i32x4.add(a, below)));
+        const vd = v128.and(g, i32x4.eq(at, i32x4.add(a, belowRight)));
+        v128.store(f(r0, 2 * c), f32x4.shuffle(va, vb, 0, 4, 1, 5));
+        v128.store(f(r0, 2 * c + 4), f32x4.shuffle(va, vb, 2, 6, 3, 7));
+        v128.store(f(r1, 2 * c), f32x4.shuffle(vc, vd, 0, 4, 1, 5));
+        v128.store(f(r1, 2 * c + 4), f32x4.shuffle(vc, vd, 2, 6, 3, 7));
+        if (c + 4 >= ow) {
+          c = ow;
+          break;
+        }
+      }
+      for (; c < ow; c++) {
+        const g = load<f32>(f(dy, o + c));
+        const at = load<i32>(f(argmax, o + c));
+        for (let q = 0; q < 4; q++) {
+          const idx = top + (q >> 1) * w + 2 * c + (q & 1);
+          store<f32>(f(dx, idx), at == idx ? g : 0);
+        }
+      }
+    }
   }
 }
 
