@@ -94,6 +94,8 @@ export class WasmKernels implements Kernels {
   readonly heap: WasmHeap;
   private readonly x: WasmExports;
   private readonly gemmScratch: number[];
+  /** The matmul register tile's height in this build (4, or 6 with relaxed SIMD). */
+  private readonly tileRows: number;
   private f32: Float32Array;
   private i32: Int32Array;
   private viewBuffer: ArrayBufferLike;
@@ -133,6 +135,7 @@ export class WasmKernels implements Kernels {
     // Own, bound methods: a copy of this object ({ ...kernels, one: replaced }), as tests and wrappers
     // make of a plain kernels object, keeps working.
     for (const name of KERNEL_METHODS) (this as unknown as Record<string, unknown>)[name] = (this[name] as (...a: unknown[]) => unknown).bind(this);
+    this.tileRows = this.x.gemmTileRows();
     const gemmBytes = this.x.gemmScratchFloats() * 4;
     this.gemmScratch = [];
     for (let t = 0; t < this.threads; t++) this.gemmScratch.push(this.mustAlloc(gemmBytes));
@@ -190,22 +193,55 @@ export class WasmKernels implements Kernels {
     const pa = this.in(a, m * k);
     const pb = this.in(b, k * n);
     const pc = this.out(out, m * n, accumulate);
+    const transposed = this.transposedIsCheaper(m, n, k);
+    const pt = transposed ? this.tmp(m * n * 4) : 0;
     if (this.failed) return referenceKernels.matmul(a, b, out, m, k, n, opts);
     const lda = transA ? m : k;
     const ldb = transB ? k : n;
+    if (transposed) {
+      // Cᵀ[N,M] = op(B)ᵀ·op(A)ᵀ into scratch, then added into C. The threads split the transposed product
+      // as they would any other, so one and two threads still agree bit for bit.
+      this.gemmOnThreads(!transB, !transA, n, m, k, pb, ldb, pa, lda, pt, m, false);
+      this.x.addTransposed(pt, pc, m, n, n, +accumulate);
+    } else {
+      this.gemmOnThreads(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, accumulate);
+    }
+    this.end();
+  }
+
+  /** C (+)= op(A)·op(B) on this thread, or split across the threads where that has been paying off for products of this size (SplitPolicy). */
+  private gemmOnThreads(transA: boolean, transB: boolean, m: number, n: number, k: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, accumulate: boolean): void {
     const macs = m * n * k;
     if (this.pool && macs >= this.parallelMinMacs && (n >= 16 || m >= 8)) {
-      // Split across threads only where it has been paying off for products of this size (see SplitPolicy).
       const size = Math.floor(Math.log2(macs));
       const parallel = this.policy.choose(size);
       const t0 = performance.now();
-      if (parallel) this.parallelGemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, n, accumulate);
-      else this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, n, +accumulate, this.gemmScratch[0]);
+      if (parallel) this.parallelGemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate);
+      else this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, ldc, +accumulate, this.gemmScratch[0]);
       this.policy.record(size, parallel, (performance.now() - t0) / macs);
     } else {
-      this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, n, +accumulate, this.gemmScratch[0]);
+      this.x.gemm(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, ldc, +accumulate, this.gemmScratch[0]);
     }
-    this.end();
+  }
+
+  /**
+   * Whether computing Cᵀ = op(B)ᵀ·op(A)ᵀ and transposing it costs clearly less than C = op(A)·op(B). The
+   * micro-kernel's work is whole register tiles, so a product pays for its rows rounded up to the tile's
+   * height (MR) and its columns to 8: a 16×9 weight gradient pays for 16 rows by 16 columns, its
+   * transpose for 10 by 16. Taken at a saving of a quarter or more, where K is long enough for the
+   * saving to outweigh the transpose, and for small outputs (the transpose is a plain loop in scratch).
+   */
+  private transposedIsCheaper(m: number, n: number, k: number): boolean {
+    if (k < 16 || m * n > 65536) return false;
+    const mr = this.tileRows;
+    // A last panel of at most four rows runs the 4-row kernel, about 1.13x slower a row than the 6-row one.
+    const rows = (r: number) => {
+      const full = Math.floor(r / mr) * mr;
+      const rest = r - full;
+      return full + (rest === 0 ? 0 : mr === 6 && rest <= 4 ? 4.5 : mr);
+    };
+    const cols = (c: number) => Math.ceil(c / 8) * 8;
+    return 4 * rows(n) * cols(m) <= 3 * rows(m) * cols(n);
   }
 
   /**

@@ -325,6 +325,25 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
 }
 
 /**
+ * C[M,N] = or += Tᵀ, where T[N,M] (row stride m) is a product computed transposed, Cᵀ = op(B)ᵀ·op(A)ᵀ:
+ * the backend does that when the transposed shape wastes much less of the register tiles (a 16×9
+ * weight gradient is one 6-row panel and one 4-row panel by two 8-wide ones transposed, against
+ * 16 rows by 16 columns of which 7 are padding). Small outputs only, so a plain loop.
+ */
+export function addTransposed(t: usize, c: usize, m: i32, n: i32, ldc: i32, accumulate: bool): void {
+  for (let i = 0; i < m; i++) {
+    const row = c + (<usize>(i * ldc)) * 4;
+    let src = t + (<usize>i) * 4;
+    const step = (<usize>m) * 4;
+    for (let j = 0; j < n; j++, src += step) {
+      const dst = row + (<usize>j) * 4;
+      const v = load<f32>(src);
+      store<f32>(dst, accumulate ? load<f32>(dst) + v : v);
+    }
+  }
+}
+
+/**
  * Not a kernel: the micro-kernel alone, `repeats` times on one L1-resident pair of panels (kc = KC), so
  * the bench can report the f32x4 multiply-add rate this engine reaches with no memory traffic.
  * Performs 2·MR·NR·KC·repeats flops (MR: gemmTileRows()); `scratch` as for gemm.
