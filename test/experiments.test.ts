@@ -133,6 +133,13 @@ describe('helpers', () => {
 /** The claims are checked on each of these seeds (at the quick size): an effect must not be one seed's luck. */
 const SEEDS = [1, 2, 3];
 
+/** The reading of one seed's run of a multi-seed result. */
+function readingOf(r: ExperimentResult, seed: number): string[] {
+  const run = r.seedRuns.find((x) => x.seed === seed);
+  assert.ok(run, `no run for seed ${seed}`);
+  return run.reading;
+}
+
 /** Runs `check` on every seed's data of a multi-seed result, naming the seed when it fails. */
 function everySeed<D>(r: ExperimentResult<D>, check: (d: D, seed: number) => void): void {
   assert.deepEqual(r.seeds, SEEDS);
@@ -238,7 +245,14 @@ describe(`experiments, quick size, seeds ${SEEDS.join(', ')}`, () => {
     everySeed(r, (d, seed) => {
       const row = (norm: string, b: number) => d.gaps.find((g) => g.norm === norm && g.batchSize === b)!;
       assert.ok(row('batch', smallest).gap! < row('batch', largest).gap!, `seed ${seed}: BN gap ${row('batch', smallest).gap} at ${smallest} vs ${row('batch', largest).gap} at ${largest}`);
-      assert.ok(row('batch', smallest).gap! < row('none', smallest).gap!, `seed ${seed}, batch ${smallest}: BN gap ${row('batch', smallest).gap} vs ${row('none', smallest).gap} without`);
+      // The gap compares generalization only where the network fits its training subset. Without BN, at
+      // batch 8 and quick size, it reaches 74-97% train accuracy depending on the seed and on float
+      // rounding (a kernel that rounds differently moves it as much as a seed does); below 90% the
+      // reading says its gap "says little", and the comparison is not made.
+      const plain = row('none', smallest);
+      if (plain.trainAccuracy! >= 0.9) assert.ok(row('batch', smallest).gap! < plain.gap!, `seed ${seed}, batch ${smallest}: BN gap ${row('batch', smallest).gap} vs ${plain.gap} without`);
+      else assert.ok(readingOf(r, seed).some((p) => p.includes(`Without BN the network reached only ${formatPercent(plain.trainAccuracy!)} train accuracy at batch ${smallest}`)), `seed ${seed}: the reading notes that without BN the network did not fit at batch ${smallest}`);
+      assert.ok(row('batch', smallest).testAccuracy! > plain.testAccuracy!, `seed ${seed}, batch ${smallest}: test accuracy with BN ${row('batch', smallest).testAccuracy} vs ${plain.testAccuracy} without`);
       assert.ok(row('batch', smallest).trainAccuracy! > 0.95 && row('batch', largest).trainAccuracy! > 0.95, `seed ${seed}: BN fits the training subset at both sizes, so the gaps compare generalization`);
       for (const layer of new Set(d.noise.map((n) => n.layer))) {
         const rows = d.noise.filter((n) => n.layer === layer).sort((a, b) => a.batchSize - b.batchSize);
