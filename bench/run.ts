@@ -6,7 +6,7 @@
  * like on a shared machine: the reference TypeScript backend ('ts'), the WebAssembly SIMD backend on
  * one thread ('wasm') and on two ('wasm×2', big matmuls and batch norm shared with a worker; 'wasm_dp', each batch split
  * across two threads with synchronized batch norm), @tensorflow/tfjs with its
- * wasm backend, and PyTorch (bench/pytorch/bench.py, best of 1 and 2 threads) when `import torch`
+ * wasm backend, and PyTorch (bench/pytorch/bench.py, best of 1 and 2 threads and of two passes, at the start and the end of the run) when `import torch`
  * works. Prints a table, or with --json one JSON object. A benchmark, not a test: nothing here fails.
  * `--only` measures one part (and PyTorch's figures for it; tfjs only runs in the full bench).
  */
@@ -64,6 +64,9 @@ async function main(): Promise<void> {
   log('limits: mul+add and FMA peaks, one and two threads');
   // Measured at the start and again at the end (the better of the two): the machine may be busy at one of them.
   const peaks = await measurePeaks(!args.has('--no-threads'));
+  // PyTorch is measured at the start and again at the end of the run, each figure the better of the two
+  // passes (as the peaks are): its rates moved by up to 45% between runs on a shared two-core machine.
+  const torchStart = args.has('--no-pytorch') ? null : runPytorchPass('start');
   /** The ceiling a wasm setting runs against: its build's peak on its number of threads. */
   const ceiling = (k: WasmKernels, threads: number) => (k.simd === 'relaxed-simd' ? peaks.fma_gflops : peaks.mul_add_gflops)?.[threads === 2 ? 'two_threads' : 'one_thread'] ?? null;
 
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
       log(`tfjs: skipped (${(e as Error).message})`);
     }
   }
-  const torch = args.has('--no-pytorch') ? null : runPytorch();
+  const torch = args.has('--no-pytorch') ? null : combinePytorch([...(torchStart ?? []), ...(runPytorchPass('end') ?? [])]);
   wasm2?.close();
   mergePeaks(peaks, await measurePeaks(!args.has('--no-threads')));
 
@@ -227,7 +230,7 @@ async function main(): Promise<void> {
     ioffe_mlp_bn_mnist_accuracy: accuracy,
     npm_start_training_s: startSeconds,
     tfjs: tfjs ? { version: tfjs.version, simd: tfjs.simd, threads: tfjs.threads } : null,
-    pytorch: torch ? { version: torch.version, threads_tried: [1, 2], per_threads: torch.perThreads } : null,
+    pytorch: torch ? { version: torch.version, threads_tried: [1, 2], passes: ['start', 'end'], per_threads: torch.perThreads } : null,
   };
 
   if (json) console.log(JSON.stringify(report, null, 2));
@@ -397,25 +400,36 @@ interface TorchResults {
 }
 
 /** bench/pytorch/bench.py with 1 and 2 threads; per figure the better of the two. */
-function runPytorch(): { version: string; best: TorchResults; perThreads: TorchResults[] } | null {
+/** The python3 that imports torch, if any. */
+function findTorchPython(): string | null {
   // Debian's python3-torch installs into /usr/bin/python3, which may not be the first python3 on PATH.
-  const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  return ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) ?? null;
+}
+
+/** One pass of bench/pytorch/bench.py on 1 and on 2 threads (null when torch cannot be imported). */
+function runPytorchPass(pass: 'start' | 'end'): Array<TorchResults & { pass: string }> | null {
+  const python = findTorchPython();
   if (!python) {
-    log('PyTorch: not measurable here (python3 -c "import torch" fails; Debian: apt-get install python3-torch libopenblas0-pthread)');
+    if (pass === 'start') log('PyTorch: not measurable here (python3 -c "import torch" fails; Debian: apt-get install python3-torch libopenblas0-pthread)');
     return null;
   }
   const script = join(root, 'bench/pytorch/bench.py');
-  const perThreads: TorchResults[] = [];
+  const perThreads: Array<TorchResults & { pass: string }> = [];
   // torch.set_num_threads does not reach OpenBLAS's own pthreads (Debian's build): cap those by environment.
   for (const threads of [1, 2]) {
-    log(`PyTorch, ${threads} thread${threads > 1 ? 's' : ''}`);
+    log(`PyTorch, ${threads} thread${threads > 1 ? 's' : ''} (${pass} of the run)`);
     const res = spawnSync(python, [script, '--threads', String(threads), ...(quick ? ['--quick'] : []), ...(only ? ['--only', only] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } });
     if (res.status !== 0) {
       log(`PyTorch: ${threads} threads failed: ${res.stderr.trim().split('\n').at(-1)}`);
       continue;
     }
-    perThreads.push(JSON.parse(res.stdout.trim().split('\n').at(-1)!) as TorchResults);
+    perThreads.push({ ...(JSON.parse(res.stdout.trim().split('\n').at(-1)!) as TorchResults), pass });
   }
+  return perThreads;
+}
+
+/** PyTorch's best figure of every pass and thread count. */
+function combinePytorch(perThreads: TorchResults[]): { version: string; best: TorchResults; perThreads: TorchResults[] } | null {
   if (perThreads.length === 0) return null;
   // With --only, the figures of the other parts are missing.
   const pick = (f: (t: TorchResults) => number | undefined, kind: 'rate' | 'time') => {
