@@ -399,7 +399,6 @@ interface TorchResults {
   threads: number;
 }
 
-/** bench/pytorch/bench.py with 1 and 2 threads; per figure the better of the two. */
 /** The python3 that imports torch, if any. */
 function findTorchPython(): string | null {
   // Debian's python3-torch installs into /usr/bin/python3, which may not be the first python3 on PATH.

@@ -245,7 +245,7 @@ export class WasmKernels implements Kernels {
   }
 
   /**
-   * Split C into blocks of whole register tiles (8 columns, or 4 rows when N is narrow), two per thread,
+   * Split C into blocks of whole register tiles (8 columns, or the tile's 4 or 6 rows when N is narrow), two per thread,
    * which the threads claim through a shared counter (gemmChunked): the worker is offered the job, this
    * thread works on it too, and only waits for a block the worker has already started.
    */
@@ -664,7 +664,7 @@ export class WasmKernels implements Kernels {
    */
   measurePeak(threads: number, repeats: number): number {
     const calls = 2000;
-    const flops = 2 * this.x.gemmTileRows() * 8 * 256 * calls;
+    const flops = 2 * this.tileRows * 8 * 256 * calls;
     const workers = Math.min(Math.max(0, threads - 1), this.pool?.size ?? 0);
     const op = WORKER_OPS.indexOf('microKernelPeak');
     let best = Infinity;
