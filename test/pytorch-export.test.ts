@@ -28,6 +28,14 @@ import { Trainer } from '../src/train/trainer.js';
 import { lastJson, requireTorch, runPython } from './support/pytorch.js';
 
 const TOLERANCE = 1e-5;
+/**
+ * The CNN with batch norm on its raw MNIST input: a border pixel that is 0 in nearly every image has a
+ * batch (and running) variance near 0, so that layer multiplies its rounding by up to 1/√eps ≈ 316 and
+ * two correct implementations differ by more. Over model seeds 1-8 (six training steps, as below) the
+ * largest difference was 1.4e-5 with the current wasm kernels and 3.9e-5 with the earlier ones (seed 3);
+ * the other cases stay within 1e-5.
+ */
+const ILL_CONDITIONED_TOLERANCE = 5e-5;
 const CHECK_SCRIPT = join(import.meta.dirname, 'python', 'check_export.py');
 let dir: string;
 let restoreWarnings: ReturnType<typeof setWarningHandler>;
@@ -94,7 +102,7 @@ const ZOO: LayerSpec[] = [
   { type: 'Linear', inFeatures: 8, outFeatures: 5 },
 ];
 
-test('exported presets and a model of every layer type give bnlab\'s outputs in PyTorch within 1e-5', { timeout: 300_000 }, async () => {
+test('exported presets and a model of every layer type give bnlab\'s outputs in PyTorch within 1e-5 (5e-5 for input batch norm on raw pixels)', { timeout: 300_000 }, async () => {
   const mnistTrain = takeFirst(loadDataset('mnist', 'train'), 640);
   const mnistTest = loadDataset('mnist', 'test');
   const dirs: string[] = [];
@@ -134,8 +142,9 @@ test('exported presets and a model of every layer type give bnlab\'s outputs in 
   console.log(`max |PyTorch - bnlab| per case:\n  ${report.join('\n  ')}`);
   for (const d of dirs) {
     const r = results[d];
-    assert.ok(r.eval <= TOLERANCE, `${d}: eval outputs differ by ${r.eval}`);
-    if (r.train !== undefined) assert.ok(r.train <= TOLERANCE, `${d}: train-mode outputs differ by ${r.train}`);
+    const tolerance = d.endsWith('mnist-cnn-input-bn-after') ? ILL_CONDITIONED_TOLERANCE : TOLERANCE;
+    assert.ok(r.eval <= tolerance, `${d}: eval outputs differ by ${r.eval}`);
+    if (r.train !== undefined) assert.ok(r.train <= tolerance, `${d}: train-mode outputs differ by ${r.train}`);
   }
   assert.deepEqual(results[zooDir].frozen, [0], 'the frozen batch norm stays in eval mode under model.train()');
 });

@@ -38,7 +38,6 @@ export interface Conv2dOptions {
 }
 
 const FORWARD: MatmulOptions = {};
-const FORWARD_ONTO_BIAS: MatmulOptions = { accumulate: true };
 const WEIGHT_GRAD: MatmulOptions = { transB: true, accumulate: true };
 const INPUT_GRAD: MatmulOptions = { transA: true };
 
@@ -58,6 +57,7 @@ export class Conv2d extends Module {
   private cols: Float32Array | null = null; // [K, L], one sample's columns
   private dcols: Float32Array | null = null; // [K, L]
   private dBiasPerSample: Float32Array | null = null; // [B·O], Σ_L dy before summing over the batch
+  private ones: Float32Array | null = null; // [O], for adding the bias
   private window: Window2d | null = null;
   private readonly xViews = new SampleViews();
   private readonly yViews = new SampleViews();
@@ -108,10 +108,11 @@ export class Conv2d extends Module {
     const bias = this.bias?.value.data;
     for (let b = 0; b < batch; b++) {
       k.im2col(xs[b], cols, 1, this.inChannels, g);
-      // Each output row starts at its channel's bias and the matmul adds onto it.
-      if (bias) for (let o = 0; o < this.outChannels; o++) ys[b].fill(bias[o], o * positions, (o + 1) * positions);
-      k.matmul(weight, cols, ys[b], this.outChannels, rows, positions, bias ? FORWARD_ONTO_BIAS : FORWARD);
+      k.matmul(weight, cols, ys[b], this.outChannels, rows, positions, FORWARD);
     }
+    // The bias after the products, in one pass: each output is its sum of products plus its channel's
+    // bias, rounded in PyTorch's order (a sum started from the bias rounds differently).
+    if (bias) k.channelAffine(this.y.data, this.unitScale(), bias, this.y.data, batch, this.outChannels, positions);
     return this.y;
   }
 
@@ -146,6 +147,12 @@ export class Conv2d extends Module {
       k.col2im(dcols, dxs[b], 1, this.inChannels, g);
     }
     return this.inputGrad ? this.dx : NO_INPUT_GRAD;
+  }
+
+  /** O ones: the scale of the channelAffine that adds the bias. */
+  private unitScale(): Float32Array {
+    if (this.ones?.length !== this.outChannels) this.ones = this.kernels.allocate(this.outChannels).fill(1);
+    return this.ones;
   }
 
   /** A [K, L] column buffer, reallocated only when the input size changes. */
@@ -186,7 +193,7 @@ export class Conv2d extends Module {
 
   protected override releaseBuffers(): void {
     this.x = this.y = this.dx = null;
-    this.cols = this.dcols = this.dBiasPerSample = null;
+    this.cols = this.dcols = this.dBiasPerSample = this.ones = null;
   }
 
   protected override moveTo(kernels: Kernels): void {

@@ -217,6 +217,18 @@ function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: 
   storeRow(c + 3 * s, c30, c31, add);
 }
 
+/** C tile [MR,NR] at c (row stride ldc floats) += the tile at t (row stride NR). */
+// @ts-ignore: decorator
+@inline function addTile(t: usize, c: usize, ldc: i32): void {
+  const s = <usize>ldc * 4;
+  for (let r = 0; r < MR; r++) {
+    const row = c + (<usize>r) * s;
+    const src = t + (<usize>(r * NR)) * 4;
+    v128.store(row, f32x4.add(v128.load(row), v128.load(src)));
+    v128.store(row, f32x4.add(v128.load(row, 16), v128.load(src, 16)), 16);
+  }
+}
+
 // The accumulators start from C when `add` and the tile is stored unconditionally: an epilogue that
 // loads C needs a 16th vector register, and V8 then spills an accumulator inside the loop (half speed).
 function microKernel6x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
@@ -303,7 +315,13 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
             const short = rows <= 4;
             if (cols == NR && (rows == MR || rows == 4)) {
               if (short) microKernel4x8(kc, pa, pb, cTile, ldc, add);
-              else microKernel(kc, pa, pb, cTile, ldc, add);
+              else if (MR == 6 && pc > 0) {
+                // A later K block: its partial sums from zero, added to C after, as the 4-row kernel does.
+                // Continuing the 6×8 kernel's chain from C would sum all of K in one sequence, which
+                // doubled the rounding error of the CNN's 1568-long products against PyTorch's.
+                microKernel6x8(kc, pa, pb, tile, NR, false);
+                addTile(tile, cTile, ldc);
+              } else microKernel(kc, pa, pb, cTile, ldc, add);
             } else {
               // Edge tile: compute a full tile in scratch, then write back only the valid part.
               if (short) microKernel4x8(kc, pa, pb, tile, NR, false);
