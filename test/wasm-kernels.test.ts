@@ -381,22 +381,32 @@ const WINDOWS: Array<[number, number, Window2d]> = [
   [2, 1, window(8, 9, 2, 2, 2, 2, 0, 0)],
 ];
 
+/**
+ * Max pooling of x on both backends: outputs, argmax and the backward (of a random dy, returned) must
+ * match the reference exactly. y and dx are the wasm backend's output arrays.
+ */
+function checkMaxPool(x: Float32Array, y: Float32Array, dx: Float32Array, planes: number, g: Window2d, rng: Rng, place: Place, what: string): Float32Array {
+  const outSize = planes * g.outH * g.outW;
+  const ye = new Float32Array(outSize);
+  const arg = new Int32Array(outSize), arge = new Int32Array(outSize);
+  ref.maxPoolForward(x, ye, arge, planes, g), wasm.maxPoolForward(x, y, arg, planes, g);
+  close(y, ye, `maxPool ${what}`, 0, 0);
+  assert.deepEqual(arg, arge, `maxPool argmax ${what}`);
+  const dy = random(outSize, rng, place);
+  const dxe = new Float32Array(x.length);
+  ref.maxPoolBackward(dy, arge, dxe, planes, g), wasm.maxPoolBackward(dy, arg, dx, planes, g);
+  close(dx, dxe, `maxPoolBackward ${what}`, 0, 0);
+  return dy;
+}
+
 test('2×2 max pooling with ties (ReLU outputs): the first maximum of each window, as the reference', () => {
   const rng = new Rng(9);
   for (const g of [window(28, 28, 2, 2, 2, 2, 0, 0), window(14, 14, 2, 2, 2, 2, 0, 0)]) {
     const planes = 6;
     const x = random(planes * g.height * g.width, rng, 'wasm');
     for (let i = 0; i < x.length; i++) x[i] = Math.max(0, Math.round(x[i] * 2) / 2); // many zeros and repeated values
-    const outSize = planes * g.outH * g.outW;
-    const y = wasm.allocate(outSize), ye = new Float32Array(outSize);
-    const arg = new Int32Array(outSize), arge = new Int32Array(outSize);
-    ref.maxPoolForward(x, ye, arge, planes, g), wasm.maxPoolForward(x, y, arg, planes, g);
-    close(y, ye, `maxPool ties ${g.height}x${g.width}`, 0, 0);
-    assert.deepEqual(arg, arge, `maxPool argmax ties ${g.height}x${g.width}`);
-    const dy = random(outSize, rng, 'wasm');
-    const dx = random(x.length, rng, 'wasm'), dxe = new Float32Array(x.length);
-    ref.maxPoolBackward(dy, arge, dxe, planes, g), wasm.maxPoolBackward(dy, arg, dx, planes, g);
-    close(dx, dxe, `maxPoolBackward ties ${g.height}x${g.width}`, 0, 0);
+    const dx = random(x.length, rng, 'wasm');
+    checkMaxPool(x, wasm.allocate(planes * g.outH * g.outW), dx, planes, g, rng, 'wasm', `ties ${g.height}x${g.width}`);
   }
 });
 
@@ -418,13 +428,7 @@ test('im2col, col2im, max and average pooling', () => {
 
       const outSize = planes * g.outH * g.outW;
       const y = random(outSize, rng, place), ye = new Float32Array(outSize);
-      const arg = new Int32Array(outSize), arge = new Int32Array(outSize);
-      ref.maxPoolForward(x, ye, arge, planes, g), wasm.maxPoolForward(x, y, arg, planes, g);
-      close(y, ye, `maxPool ${what}`, 0, 0);
-      assert.deepEqual(arg, arge, `maxPool argmax ${what}`);
-      const dy = random(outSize, rng, place);
-      ref.maxPoolBackward(dy, arge, dxe, planes, g), wasm.maxPoolBackward(dy, arg, dx, planes, g);
-      close(dx, dxe, `maxPoolBackward ${what}`, 0, 0);
+      const dy = checkMaxPool(x, y, dx, planes, g, rng, place, what);
       ref.avgPoolForward(x, ye, planes, g), wasm.avgPoolForward(x, y, planes, g);
       close(y, ye, `avgPool ${what}`, 0, 0);
       ref.avgPoolBackward(dy, dxe, planes, g), wasm.avgPoolBackward(dy, dx, planes, g);
