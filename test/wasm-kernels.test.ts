@@ -108,6 +108,11 @@ test('the split policy picks the faster of split and unsplit per size, and keeps
   for (let i = 0; i < 160; i++) unsplit += +!policy.choose(20);
   assert.equal(unsplit, 150);
   assert.equal(policy.choose(21), false, 'other sizes keep their own record');
+  // A split call whose worker had to be woken is not timed, but it was split: it counts, and the next call splits too.
+  const splitBefore = policy.splitCalls;
+  policy.discard(22);
+  assert.equal(policy.splitCalls, splitBefore + 1);
+  assert.equal(policy.choose(22), true);
 });
 
 test('element-wise kernels, bias broadcast and reductions', () => {

@@ -910,7 +910,7 @@ export class SplitPolicy {
   private readonly parallel: number[] = [];
   private readonly calls: number[] = [];
   private readonly retry: boolean[] = [];
-  /** Calls that were split / not split, over all sizes. */
+  /** Calls that were split / not split, over all sizes (timed or discarded). */
   splitCalls = 0;
   serialCalls = 0;
 
@@ -942,6 +942,7 @@ export class SplitPolicy {
   /** The last split call of this size gave no fair timing (its worker had to be woken): split the next one too, and time that. */
   discard(size: number): void {
     this.retry[size] = true;
+    this.splitCalls++; // it was split all the same
   }
 
   record(size: number, parallel: boolean, msPerMac: number): void {
