@@ -51,7 +51,7 @@ const SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 31, 64, 100, 257, 1000, 4099];
 
 test('matmul: all transpose forms, accumulate, odd sizes and sizes past the 96×256×512 cache blocks', () => {
   const rng = new Rng(1);
-  const shapes = [[1, 1, 1], [1, 7, 1], [5, 1, 3], [6, 8, 8], [7, 9, 17], [13, 31, 5], [60, 784, 10], [12, 300, 16], [150, 600, 530], [73, 257, 9], [16, 37, 24], [100, 30, 17]];
+  const shapes = [[1, 1, 1], [1, 7, 1], [5, 1, 3], [6, 8, 8], [7, 9, 17], [13, 31, 5], [60, 784, 10], [12, 300, 16], [150, 600, 530], [73, 257, 9], [16, 37, 24], [100, 30, 17], [32, 144, 196], [20, 300, 44], [14, 520, 33]];
   for (const [m, k, n] of shapes) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -90,6 +90,16 @@ test('matmul split across two threads equals the single-thread result bit for bi
         assert.deepEqual(two, one, `${m}x${k}x${n} transA=${transA} transB=${transB}`);
       }
     }
+  }
+  // Accumulating, where the two threads split by rows (N < 16) or by columns into other panels than
+  // one thread's (20 rows: panels of 6, 6, 4 and 4 on one thread), with K past one 256-long block.
+  for (const [m, k, n] of [[20, 300, 15], [32, 144, 196], [26, 520, 13]]) {
+    const a = random(m * k, rng, 'wasm'), b = random(k * n, rng, 'wasm'), start = random(m * n, rng, 'wasm');
+    const one = copy(start);
+    wasm.matmul(a, b, one, m, k, n, { accumulate: true });
+    const two = copy(start, wasm2);
+    wasm2.matmul(copy(a, wasm2), copy(b, wasm2), two, m, k, n, { accumulate: true });
+    assert.deepEqual(two, one, `${m}x${k}x${n} accumulate`);
   }
   assert.ok(wasm2.policy.splitCalls > 0 && wasm2.policy.serialCalls === 0);
 });

@@ -226,22 +226,15 @@ export class WasmKernels implements Kernels {
 
   /**
    * Whether computing Cᵀ = op(B)ᵀ·op(A)ᵀ and transposing it costs clearly less than C = op(A)·op(B). The
-   * micro-kernel's work is whole register tiles, so a product pays for its rows rounded up to the tile's
-   * height (MR) and its columns to 8: a 16×9 weight gradient pays for 16 rows by 16 columns, its
+   * micro-kernel's work is whole register tiles, so a product pays for its rows in whole panels (4 or 6
+   * rows) and its columns rounded up to 8: a 16×9 weight gradient pays for 16 rows by 16 columns, its
    * transpose for 10 by 16. Taken at a saving of a quarter or more, where K is long enough for the
    * saving to outweigh the transpose, and for small outputs (the transpose is a plain loop in scratch).
    */
   private transposedIsCheaper(m: number, n: number, k: number): boolean {
     if (k < 16 || m * n > 65536) return false;
     const mr = this.tileRows;
-    // A last panel of at most four rows runs the 4-row kernel, about 1.13x slower a row than the 6-row one.
-    const rows = (r: number) => {
-      const full = Math.floor(r / mr) * mr;
-      const rest = r - full;
-      return full + (rest === 0 ? 0 : mr === 6 && rest <= 4 ? 4.5 : mr);
-    };
-    const cols = (c: number) => Math.ceil(c / 8) * 8;
-    return 4 * rows(n) * cols(m) <= 3 * rows(m) * cols(n);
+    return 4 * panelRowCost(n, mr) * tileCols(m) <= 3 * panelRowCost(m, mr) * tileCols(n);
   }
 
   /**
@@ -954,4 +947,25 @@ export class SplitPolicy {
     if (parallel) this.splitCalls++;
     else this.serialCalls++;
   }
+}
+
+/**
+ * The rows a product of `rows` rows pays for in the micro-kernel's panels (gemm.ts, panelHeight): 6-row
+ * panels in the relaxed build (tile height 6), ending on 4-row ones, which run about 1.13x slower a
+ * row; 4-row panels in the plain build.
+ */
+function panelRowCost(rows: number, tileRows: number): number {
+  if (tileRows === 4) return Math.ceil(rows / 4) * 4;
+  let cost = 0;
+  for (let rest = rows; rest > 0; ) {
+    const h = rest > 8 || rest === 6 || rest === 5 ? 6 : 4;
+    cost += h === 6 ? 6 : 4.5;
+    rest -= h;
+  }
+  return cost;
+}
+
+/** The columns a product of `cols` columns pays for: whole 8-wide tiles. */
+function tileCols(cols: number): number {
+  return Math.ceil(cols / 8) * 8;
 }

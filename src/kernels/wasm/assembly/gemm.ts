@@ -15,9 +15,10 @@
  * KC, MC, NC = the cache blocks (a KC×NR sliver of packed B stays in L1, the packed KC×NC block of B in
  * L2); MC is a multiple of both tiles' heights.
  *
- * Both operands are copied ("packed") into tile order first: packed A holds MR rows interleaved per k,
- * packed B holds NR columns per k, zero-padded at the edges. That makes the micro-kernel's loads
- * contiguous whatever the transposes, and handles odd sizes without a separate slow path.
+ * Both operands are copied ("packed") into tile order first: packed A holds a panel's rows (4 or 6,
+ * panelHeight) interleaved per k, packed B holds NR columns per k, zero-padded at the edges. That makes
+ * the micro-kernel's loads contiguous whatever the transposes, and handles odd sizes without a separate
+ * slow path. Where a block of B is used right away by every row panel, the kernel reads it in place.
  */
 
 export const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
@@ -104,41 +105,55 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
   v128.store(dst + 3 * step, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
 }
 
-// Packed A block: for each MR-tall panel, kc groups of MR floats (one per row).
+/**
+ * Rows of the next packed A panel when `rest` rows of the block remain. The plain build's panels are
+ * all 4 rows. The relaxed build's are 6, but a block ends on 4-row panels where that computes fewer
+ * rows of zeros: 32 = 6·4 + 4 + 4 rather than 6·5 + 2 padded to 6 (or to 4, on the 4-row kernel),
+ * so every even M ≥ 4 is covered exactly. The 4-row kernel runs about 1.13x slower a row.
+ */
+// @ts-ignore: decorator
+@inline function panelHeight(rest: i32): i32 {
+  if (MR == 4) return 4;
+  return rest > 8 || rest == 6 || rest == 5 ? 6 : 4;
+}
+
+// Packed A block: for each panel (panelHeight rows h), kc groups of h floats (one per row), the
+// panel starting at its first row times kc; a last panel with fewer rows is zero-padded to h.
 function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: i32, dst: usize): void {
-  for (let i0 = 0; i0 < mc; i0 += MR) {
-    const rows = min(MR, mc - i0);
+  for (let i0 = 0; i0 < mc; ) {
+    const h = panelHeight(mc - i0);
+    const rows = min(h, mc - i0);
     const panel = dst + <usize>(i0 * kc) * 4;
+    const group = <usize>h * 4;
     if (transA) {
-      // A stored [K,M]: MR consecutive floats of a row of A are one group.
+      // A stored [K,M]: h consecutive floats of a row of A are one group.
       let src = a + (<usize>(pc * lda + ic + i0)) * 4;
       const stride = <usize>lda * 4;
-      if (rows == MR) {
+      if (rows == h) {
         for (let p = 0; p < kc; p++) {
-          const d = panel + <usize>(p * MR) * 4;
+          const d = panel + (<usize>p) * group;
           v128.store(d, v128.load(src));
-          if (MR == 6) store<u64>(d, load<u64>(src, 16), 16);
+          if (h == 6) store<u64>(d, load<u64>(src, 16), 16);
           src += stride;
         }
       } else {
         for (let p = 0; p < kc; p++) {
-          const d = panel + <usize>(p * MR) * 4;
-          for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r) * 4, r < rows ? load<f32>(src + (<usize>r) * 4) : 0);
+          const d = panel + (<usize>p) * group;
+          for (let r = 0; r < h; r++) store<f32>(d + (<usize>r) * 4, r < rows ? load<f32>(src + (<usize>r) * 4) : 0);
           src += stride;
         }
       }
-    } else if (rows == MR) {
-      // A[M,K]: MR rows, four k at a time, transposed in registers (rows 0-3 as a 4×4 block; with six
-      // rows, rows 4 and 5 interleaved in pairs and stored 8 bytes a group).
+    } else if (rows == h) {
+      // A[M,K]: h rows, four k at a time, transposed in registers (rows 0-3 as a 4×4 block; in a
+      // 6-row panel, rows 4 and 5 interleaved in pairs and stored 8 bytes a group).
       const stride = <usize>lda * 4;
       const r0 = a + (<usize>((ic + i0) * lda + pc)) * 4;
-      const group = <usize>MR * 4;
       let p = 0;
       for (; p + 4 <= kc; p += 4) {
         const o = (<usize>p) * 4;
-        const d = panel + (<usize>(p * MR)) * 4;
+        const d = panel + (<usize>p) * group;
         transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), d, group);
-        if (MR == 6) {
+        if (h == 6) {
           const r4 = v128.load(r0 + 4 * stride + o), r5 = v128.load(r0 + 5 * stride + o);
           const lo = f32x4.shuffle(r4, r5, 0, 4, 1, 5); // r4[0] r5[0] r4[1] r5[1]
           const hi = f32x4.shuffle(r4, r5, 2, 6, 3, 7);
@@ -149,28 +164,29 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
         }
       }
       for (; p < kc; p++) {
-        const d = panel + <usize>(p * MR) * 4;
-        for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r) * 4, load<f32>(r0 + (<usize>r) * stride + (<usize>p) * 4));
+        const d = panel + (<usize>p) * group;
+        for (let r = 0; r < h; r++) store<f32>(d + (<usize>r) * 4, load<f32>(r0 + (<usize>r) * stride + (<usize>p) * 4));
       }
     } else {
-      for (let r = 0; r < MR; r++) {
+      for (let r = 0; r < h; r++) {
         const d = panel + (<usize>r) * 4;
         if (r < rows) {
           const src = a + (<usize>((ic + i0 + r) * lda + pc)) * 4;
-          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>(p * MR)) * 4, load<f32>(src + (<usize>p) * 4));
+          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>p) * group, load<f32>(src + (<usize>p) * 4));
         } else {
-          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>(p * MR)) * 4, 0);
+          for (let p = 0; p < kc; p++) store<f32>(d + (<usize>p) * group, 0);
         }
       }
     }
+    i0 += h;
   }
 }
 
-// C tile [MR,NR] at c (row stride ldc floats) = or += packed A panel · packed B panel.
+// C tile [MR,NR] at c (row stride ldc floats) = packed A panel · packed B panel, plus C when `fromC`.
 // @ts-ignore: decorator
-@inline function microKernel(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
-  if (MR == 6) microKernel6x8(kc, pa, pb, c, ldc, add);
-  else microKernel4x8(kc, pa, pb, c, ldc, add);
+@inline function microKernel(kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc: i32, fromC: bool): void {
+  if (MR == 6) microKernel6x8(kc, pa, pb, sb, c, ldc, fromC);
+  else microKernel4x8(kc, pa, pb, sb, c, ldc, fromC, false);
 }
 
 /** Add (when `add`) the C row at c to the accumulators r0, r1 and store them there. */
@@ -184,14 +200,23 @@ function packA(a: usize, lda: i32, transA: bool, ic: i32, mc: i32, pc: i32, kc: 
   v128.store(c, r1, 16);
 }
 
-// The first four rows of a panel: the whole tile in the plain build, and in the relaxed build the last
-// panel of a product whose rows leave at most four there (M = 16, 32, 100), which would otherwise run
-// the 6-row kernel on two or more rows of zeros. A's groups are MR floats apart either way.
-function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
+// A 4-row panel (groups of 4 floats): the whole tile in the plain build; in the relaxed build the
+// panels that end a block of rows (panelHeight). B's rows are sb bytes apart (32 when packed).
+// Its sums round as the 6×8 kernel's do, so a row gives the same bits in either kernel (and one and
+// two threads agree however the rows are split): from C when `fromC`, else from zero, with C added
+// after when `addC` (a later K block).
+function microKernel4x8(kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc: i32, fromC: bool, addC: bool): void {
+  const s = <usize>ldc * 4;
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  if (fromC) {
+    c00 = v128.load(c); c01 = v128.load(c, 16);
+    c10 = v128.load(c + s); c11 = v128.load(c + s, 16);
+    c20 = v128.load(c + 2 * s); c21 = v128.load(c + 2 * s, 16);
+    c30 = v128.load(c + 3 * s); c31 = v128.load(c + 3 * s, 16);
+  }
   for (let p = 0; p < kc; p++) {
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
@@ -207,14 +232,13 @@ function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: 
     a = v128.load32_splat(pa, 12);
     c30 = madd(a, b0, c30);
     c31 = madd(a, b1, c31);
-    pa += MR * 4;
-    pb += 32;
+    pa += 16;
+    pb += sb;
   }
-  const s = <usize>ldc * 4;
-  storeRow(c, c00, c01, add);
-  storeRow(c + s, c10, c11, add);
-  storeRow(c + 2 * s, c20, c21, add);
-  storeRow(c + 3 * s, c30, c31, add);
+  storeRow(c, c00, c01, addC);
+  storeRow(c + s, c10, c11, addC);
+  storeRow(c + 2 * s, c20, c21, addC);
+  storeRow(c + 3 * s, c30, c31, addC);
 }
 
 /** C tile [MR,NR] at c (row stride ldc floats) += the tile at t (row stride NR). */
@@ -229,9 +253,9 @@ function microKernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: 
   }
 }
 
-// The accumulators start from C when `add` and the tile is stored unconditionally: an epilogue that
+// The accumulators start from C when `fromC` and the tile is stored unconditionally: an epilogue that
 // loads C needs a 16th vector register, and V8 then spills an accumulator inside the loop (half speed).
-function microKernel6x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: bool): void {
+function microKernel6x8(kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc: i32, fromC: bool): void {
   const s = <usize>ldc * 4;
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -239,7 +263,7 @@ function microKernel6x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: 
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
   let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
-  if (add) {
+  if (fromC) {
     c00 = v128.load(c); c01 = v128.load(c, 16);
     c10 = v128.load(c + s); c11 = v128.load(c + s, 16);
     c20 = v128.load(c + 2 * s); c21 = v128.load(c + 2 * s, 16);
@@ -269,7 +293,7 @@ function microKernel6x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: i32, add: 
     c50 = madd(a, b0, c50);
     c51 = madd(a, b1, c51);
     pa += 24;
-    pb += 32;
+    pb += sb;
   }
   v128.store(c, c00); v128.store(c, c01, 16);
   v128.store(c + s, c10); v128.store(c + s, c11, 16);
@@ -295,46 +319,73 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
   // Equal K blocks (784 = 4 × 196, not 3 × 256 + 16): no short, inefficient last block.
   const kBlocks = (k + KC - 1) / KC;
   const kcStep = (k + kBlocks - 1) / kBlocks;
+  // B read in place, 8 floats a row ldb apart, instead of packed: where every row panel of a block of C
+  // uses a B panel right after the first one brought it into L1, and any later block of rows finds its
+  // rows still in L2 (one block of rows, or at most 128 KB of them), and where the row stride spreads a
+  // panel's kc lines over the cache's sets (a stride of 64 floats or a multiple maps them to a quarter
+  // of the sets or fewer). Packing B would copy all of it once more: a convolution's [K, L] columns.
+  const direct = !transB && ldb % 64 != 0 && (m <= MC || min(k, KC) * ldb <= 32768);
+  const directStride = (<usize>ldb) * 4;
   for (let jc = 0; jc < n; jc += NC) {
     const nc = min(NC, n - jc);
     for (let pc = 0; pc < k; pc += kcStep) {
       const kc = min(kcStep, k - pc);
-      const add = accumulate || pc > 0;
-      packB(b, ldb, transB, pc, kc, jc, nc, packedB);
+      if (!direct) packB(b, ldb, transB, pc, kc, jc, nc, packedB);
       for (let ic = 0; ic < m; ic += MC) {
         const mc = min(MC, m - ic);
         packA(a, lda, transA, ic, mc, pc, kc, packedA);
         for (let jr = 0; jr < nc; jr += NR) {
           const cols = min(NR, nc - jr);
-          const pb = packedB + (<usize>(jr * kc)) * 4;
-          for (let ir = 0; ir < mc; ir += MR) {
-            const rows = min(MR, mc - ir);
+          let pb = packedB + (<usize>(jr * kc)) * 4;
+          let sb: usize = 32;
+          if (direct) {
+            if (cols == NR) {
+              pb = b + (<usize>(pc * ldb + jc + jr)) * 4;
+              sb = directStride;
+            } else {
+              // The last, narrower panel is packed (zero-padded) as usual.
+              packB(b, ldb, false, pc, kc, jc + jr, cols, packedB);
+              pb = packedB;
+            }
+          }
+          for (let ir = 0; ir < mc; ) {
+            const h = panelHeight(mc - ir);
+            const rows = min(h, mc - ir);
             const pa = packedA + (<usize>(ir * kc)) * 4;
             const cTile = c + (<usize>((ic + ir) * ldc + jc + jr)) * 4;
-            // A last panel of at most four rows takes the 4-row kernel (the same kernel in the plain build).
-            const short = rows <= 4;
-            if (cols == NR && (rows == MR || rows == 4)) {
-              if (short) microKernel4x8(kc, pa, pb, cTile, ldc, add);
-              else if (MR == 6 && pc > 0) {
+            if (cols == NR && rows == h) {
+              if (pc == 0) {
+                if (h == 6) microKernel6x8(kc, pa, pb, sb, cTile, ldc, accumulate);
+                else microKernel4x8(kc, pa, pb, sb, cTile, ldc, accumulate, false);
+              } else if (h == 6) {
                 // A later K block: its partial sums from zero, added to C after, as the 4-row kernel does.
                 // Continuing the 6×8 kernel's chain from C would sum all of K in one sequence, which
                 // doubled the rounding error of the CNN's 1568-long products against PyTorch's.
-                microKernel6x8(kc, pa, pb, tile, NR, false);
+                microKernel6x8(kc, pa, pb, sb, tile, NR, false);
                 addTile(tile, cTile, ldc);
-              } else microKernel(kc, pa, pb, cTile, ldc, add);
+              } else microKernel4x8(kc, pa, pb, sb, cTile, ldc, false, true);
             } else {
-              // Edge tile: compute a full tile in scratch, then write back only the valid part.
-              if (short) microKernel4x8(kc, pa, pb, tile, NR, false);
-              else microKernel(kc, pa, pb, tile, NR, false);
+              // Edge tile: a full tile in scratch, of which only the valid part is written back. It
+              // starts from C's valid part where a full tile would, so it rounds as a full tile does.
+              const fromC = accumulate && pc == 0;
+              if (fromC) {
+                memory.fill(tile, 0, <usize>(MR * NR) * 4);
+                for (let r = 0; r < rows; r++) {
+                  memory.copy(tile + (<usize>(r * NR)) * 4, cTile + (<usize>(r * ldc)) * 4, (<usize>cols) * 4);
+                }
+              }
+              if (h == 6) microKernel6x8(kc, pa, pb, sb, tile, NR, fromC);
+              else microKernel4x8(kc, pa, pb, sb, tile, NR, fromC, false);
               for (let r = 0; r < rows; r++) {
                 const dst = cTile + (<usize>(r * ldc)) * 4;
                 const src = tile + (<usize>(r * NR)) * 4;
                 for (let q = 0; q < cols; q++) {
                   const v = load<f32>(src + (<usize>q) * 4);
-                  store<f32>(dst + (<usize>q) * 4, add ? load<f32>(dst + (<usize>q) * 4) + v : v);
+                  store<f32>(dst + (<usize>q) * 4, pc > 0 ? load<f32>(dst + (<usize>q) * 4) + v : v);
                 }
               }
             }
+            ir += h;
           }
         }
       }
@@ -370,7 +421,7 @@ export function microKernelPeak(repeats: i32, scratch: usize): void {
   const pa = scratch;
   const pb = scratch + (<usize>(MC * KC)) * 4;
   const tile = pb + (<usize>(KC * NC)) * 4;
-  for (let i = 0; i < repeats; i++) microKernel(KC, pa, pb, tile, NR, true);
+  for (let i = 0; i < repeats; i++) microKernel(KC, pa, pb, 32, tile, NR, true);
 }
 
 /**
