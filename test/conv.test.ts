@@ -182,6 +182,54 @@ test('MaxPool2d: forward by hand, PyTorch-style stride default, and gradients to
   assertGradients(new MaxPool2d({ kernelSize: [2, 3], stride: [1, 2] }), distinctTensor([1, 2, 5, 7], rng));
 });
 
+test('a ReLU followed by MaxPool2d runs fused in a Sequential: the same outputs and gradients as the two layers one by one', () => {
+  const rng = new Rng(31);
+  // The 2×2 window (its fast path) and an overlapping 3×3 / stride 1 / padding 1 one (the general path).
+  for (const pool of [{ kernelSize: 2 }, { kernelSize: 3, stride: 1, padding: 1 }]) {
+    const build = () => {
+      const r = new Rng(5);
+      return new Sequential(
+        new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1, bias: false, rng: r }),
+        new BatchNorm2d(3),
+        new ReLU(),
+        new MaxPool2d(pool),
+        new Flatten(),
+        new Linear(3 * (pool.kernelSize === 2 ? 9 : 36), 4, { rng: r }),
+      );
+    };
+    const x = randomTensor([5, 2, 6, 6], rng);
+    const dy = randomTensor([5, 4], rng);
+    const fused = build();
+    const apart = build();
+    apart.fuseReluPool = false;
+    for (let step = 0; step < 2; step++) {
+      const yf = fused.forward(x), ya = apart.forward(x);
+      assert.deepEqual(yf.data, ya.data, `output, pool ${JSON.stringify(pool)}`);
+      const dxf = fused.backward(dy), dxa = apart.backward(dy);
+      assert.deepEqual(dxf.data, dxa.data, `input gradient, pool ${JSON.stringify(pool)}`);
+    }
+    const a = fused.namedParameters(), b = apart.namedParameters();
+    for (let i = 0; i < a.length; i++) assert.deepEqual(a[i][1].grad.data, b[i][1].grad.data, a[i][0]);
+    // The fused pass really ran: the ReLU layer itself was never called.
+    assert.equal((fused.layers[2] as unknown as { y: Tensor | null }).y, null, 'the fused ReLU keeps no output');
+    assert.notEqual((apart.layers[2] as unknown as { y: Tensor | null }).y, null);
+  }
+  // Finite differences through the fused pair (inputs at least 0.0125 from the ReLU's kink).
+  const x = distinctTensor([2, 3, 6, 4], rng);
+  for (let i = 0; i < x.size; i++) x.data[i] += 0.0125;
+  assertGradients(new Sequential(new ReLU(), new MaxPool2d({ kernelSize: 2 })), x, { h: 1e-3 });
+  assertGradients(new Sequential(new ReLU(), new MaxPool2d({ kernelSize: 3, stride: 1, padding: 1 })), x, { h: 1e-3 });
+});
+
+test('MaxPool2d after a fused forward takes only the fused backward, and the other way round', () => {
+  const pool = new MaxPool2d({ kernelSize: 2 });
+  const x = randomTensor([1, 1, 4, 4], new Rng(2));
+  const y = pool.forwardAfterRelu(x);
+  assert.throws(() => pool.backward(Tensor.full(y.shape, 1)), /MaxPool2d\(kernel=2\): its last forward was fused with the ReLU before it \(forwardAfterRelu\), so its backward is backwardAfterRelu/);
+  pool.forward(x);
+  assert.throws(() => pool.backwardAfterRelu(Tensor.full(y.shape, 1)), /backwardAfterRelu needs a forwardAfterRelu before it/);
+});
+
 test('MaxPool2d: padding never wins, even over negative inputs', () => {
   const pool = new MaxPool2d({ kernelSize: 3, stride: 2, padding: 1 });
   const x = Tensor.from([1, 1, 3, 3], [-5, -4, -3, -2, -1, -6, -7, -8, -9]);

@@ -411,6 +411,19 @@ function checkMaxPool(x: Float32Array, y: Float32Array, dx: Float32Array, planes
   const dxe = new Float32Array(x.length);
   ref.maxPoolBackward(dy, arge, dxe, planes, g), wasm.maxPoolBackward(dy, arg, dx, planes, g);
   close(dx, dxe, `maxPoolBackward ${what}`, 0, 0);
+  // A ReLU fused into the pooling: the reference's fused kernels, and those against relu then pooling.
+  ref.maxPoolReluForward(x, ye, arge, planes, g), wasm.maxPoolReluForward(x, y, arg, planes, g);
+  close(y, ye, `maxPoolRelu ${what}`, 0, 0);
+  assert.deepEqual(arg, arge, `maxPoolRelu argmax ${what}`);
+  const r = new Float32Array(x.length), yr = new Float32Array(outSize), argr = new Int32Array(outSize);
+  ref.relu(x, r), ref.maxPoolForward(r, yr, argr, planes, g);
+  assert.deepEqual(ye, yr, `maxPoolRelu = relu, then maxPool ${what}`);
+  assert.deepEqual(arge, argr, `maxPoolRelu argmax = relu, then maxPool ${what}`);
+  ref.maxPoolReluBackward(dy, ye, arge, dxe, planes, g), wasm.maxPoolReluBackward(dy, y, arg, dx, planes, g);
+  close(dx, dxe, `maxPoolReluBackward ${what}`, 0, 0);
+  const dr = new Float32Array(x.length), dxr = new Float32Array(x.length);
+  ref.maxPoolBackward(dy, argr, dr, planes, g), ref.reluBackward(x, dr, dxr);
+  close(dxe, dxr, `maxPoolReluBackward = maxPoolBackward, then reluBackward ${what}`, 0, 0);
   return dy;
 }
 
@@ -422,6 +435,9 @@ test('2×2 max pooling with ties (ReLU outputs): the first maximum of each windo
     for (let i = 0; i < x.length; i++) x[i] = Math.max(0, Math.round(x[i] * 2) / 2); // many zeros and repeated values
     const dx = random(x.length, rng, 'wasm');
     checkMaxPool(x, wasm.allocate(planes * g.outH * g.outW), dx, planes, g, rng, 'wasm', `ties ${g.height}x${g.width}`);
+    // Before a fused ReLU: negative windows, -0, and NaN (which the ReLU maps to 0) among the values.
+    for (let i = 0; i < x.length; i++) x[i] = i % 13 === 0 ? NaN : i % 11 === 0 ? -0 : Math.round(x[i] * 4 - 2) / 2;
+    checkMaxPool(x, wasm.allocate(planes * g.outH * g.outW), dx, planes, g, rng, 'wasm', `signed ties and NaN ${g.height}x${g.width}`);
   }
 });
 

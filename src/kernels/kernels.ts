@@ -132,6 +132,17 @@ export interface Kernels {
   maxPoolForward(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d): void;
   /** dx = 0, then dx[argmax[i]] += dy[i]: each output's gradient goes to the input that won its window. */
   maxPoolBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void;
+  /**
+   * A ReLU then max pooling, in one pass: maxPoolForward of relu(x) (x > 0 ? x : 0), the same y and
+   * argmax as `relu` followed by `maxPoolForward`, without writing relu(x).
+   */
+  maxPoolReluForward(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d): void;
+  /**
+   * The backward of maxPoolReluForward, with its output y: maxPoolBackward of dy where y > 0 and 0
+   * elsewhere (a window's winner passed the ReLU exactly when its maximum is positive), the same dx
+   * as `maxPoolBackward` followed by `reluBackward`.
+   */
+  maxPoolReluBackward(dy: Float32Array, y: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void;
   /** Average pooling over P planes; padding counts as 0 and every window divides by KH·KW (PyTorch's count_include_pad). */
   avgPoolForward(x: Float32Array, y: Float32Array, planes: number, g: Window2d): void;
   /** dx = 0, then each dy[p,oh,ow]/(KH·KW) is added to every input of its window. */

@@ -318,21 +318,7 @@ export const referenceKernels: Kernels = {
   },
 
   maxPoolForward(x, y, argmax, planes, g) {
-    forEachWindow(planes, g, (o, base, hFrom, hTo, wFrom, wTo) => {
-      let best = -Infinity;
-      let at = -1;
-      for (let ih = hFrom; ih < hTo; ih++) {
-        for (let iw = wFrom; iw < wTo; iw++) {
-          const idx = base + ih * g.width + iw;
-          if (at < 0 || x[idx] > best) {
-            best = x[idx];
-            at = idx;
-          }
-        }
-      }
-      y[o] = best;
-      argmax[o] = at;
-    });
+    maxPool(x, y, argmax, planes, g, false);
   },
 
   maxPoolBackward(dy, argmax, dx, planes, g) {
@@ -340,6 +326,16 @@ export const referenceKernels: Kernels = {
     const count = planes * g.outH * g.outW;
     // += because windows overlap when stride < kernel: one input can win several of them.
     for (let o = 0; o < count; o++) dx[argmax[o]] += dy[o];
+  },
+
+  maxPoolReluForward(x, y, argmax, planes, g) {
+    maxPool(x, y, argmax, planes, g, true);
+  },
+
+  maxPoolReluBackward(dy, y, argmax, dx, planes, g) {
+    dx.fill(0, 0, planes * g.height * g.width);
+    const count = planes * g.outH * g.outW;
+    for (let o = 0; o < count; o++) if (y[o] > 0) dx[argmax[o]] += dy[o];
   },
 
   avgPoolForward(x, y, planes, g) {
@@ -417,6 +413,26 @@ function channelSums(dy: Float32Array, xhat: Float32Array, c: number, batch: num
  * b value serves four outputs and each output is loaded and stored once per four products, which
  * keeps the loop on arithmetic instead of memory traffic (about 5x the plain one-row loop in V8).
  */
+/** Max pooling, of relu(x) (x > 0 ? x : 0, as `relu`) when `relu`: the first maximum wins ties. */
+function maxPool(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d, relu: boolean): void {
+  forEachWindow(planes, g, (o, base, hFrom, hTo, wFrom, wTo) => {
+    let best = -Infinity;
+    let at = -1;
+    for (let ih = hFrom; ih < hTo; ih++) {
+      for (let iw = wFrom; iw < wTo; iw++) {
+        const idx = base + ih * g.width + iw;
+        const v = relu ? (x[idx] > 0 ? x[idx] : 0) : x[idx];
+        if (at < 0 || v > best) {
+          best = v;
+          at = idx;
+        }
+      }
+    }
+    y[o] = best;
+    argmax[o] = at;
+  });
+}
+
 /**
  * Visit every pooling window in output order: o is the output index, base the start of its input plane,
  * [hFrom, hTo) x [wFrom, wTo) the window clipped to the input (padding holds no values).

@@ -50,10 +50,15 @@ abstract class Pool2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.poolForward(x, false);
+  }
+
+  /** The forward, of relu(x) when `relu` (max pooling only: MaxPool2d.forwardAfterRelu). */
+  protected poolForward(x: Tensor, relu: boolean): Tensor {
     const g = this.geometry(x.shape);
     this.inputShape = x.shape;
     this.y = reuse(this.y, [x.shape[0], x.shape[1], g.outH, g.outW], this.kernels);
-    this.pool(x, this.y, x.shape[0] * x.shape[1], g);
+    this.pool(x, this.y, x.shape[0] * x.shape[1], g, relu);
     return this.y;
   }
 
@@ -64,7 +69,8 @@ abstract class Pool2d extends Module {
     return this.dx;
   }
 
-  protected abstract pool(x: Tensor, y: Tensor, planes: number, g: Window2d): void;
+  /** y = the pooling of x, or of relu(x) when `relu` (max pooling only). */
+  protected abstract pool(x: Tensor, y: Tensor, planes: number, g: Window2d, relu: boolean): void;
   protected abstract unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void;
 
   /** Checks the input shape and returns the window geometry for it (cached while H and W stay the same). */
@@ -102,23 +108,66 @@ abstract class Pool2d extends Module {
   }
 }
 
-/** Max pooling; caches the index of each window's maximum for the backward. */
+/**
+ * Max pooling; caches the index of each window's maximum for the backward. A ReLU right before it can
+ * run fused with it (`forwardAfterRelu`, which Sequential uses): max pooling of relu(x) in one pass.
+ */
 export class MaxPool2d extends Pool2d {
   readonly typeName = 'MaxPool2d';
   private argmax: Int32Array | null = null; // flat input index of each output's maximum: the backward's routing table
+  // The backend's memory behind argmax (an Int32Array view of it), so kernels read and write it in place.
+  private argmaxBlock: Float32Array | null = null;
+  private reluFused = false; // whether the last forward was forwardAfterRelu
 
-  protected pool(x: Tensor, y: Tensor, planes: number, g: Window2d): void {
-    if (this.argmax?.length !== y.size) this.argmax = new Int32Array(y.size);
-    this.kernels.maxPoolForward(x.data, y.data, this.argmax, planes, g);
+  override forward(x: Tensor): Tensor {
+    this.reluFused = false;
+    return this.poolForward(x, false);
+  }
+
+  /**
+   * This layer applied to relu(x): the output and argmax of a ReLU followed by this layer, without
+   * writing relu(x) (one pass over x instead of two). `backwardAfterRelu` then returns the gradient
+   * with respect to the ReLU's input.
+   */
+  forwardAfterRelu(x: Tensor): Tensor {
+    this.reluFused = true;
+    return this.poolForward(x, true);
+  }
+
+  /** The backward of forwardAfterRelu: dL/dx for the ReLU's input x. */
+  backwardAfterRelu(dy: Tensor): Tensor {
+    if (!this.reluFused) throw new Error(`${this.describe()}${this.path ? ` (layer "${this.path}")` : ''}: backwardAfterRelu needs a forwardAfterRelu before it`);
+    return super.backward(dy);
+  }
+
+  override backward(dy: Tensor): Tensor {
+    if (this.reluFused) throw new Error(`${this.describe()}${this.path ? ` (layer "${this.path}")` : ''}: its last forward was fused with the ReLU before it (forwardAfterRelu), so its backward is backwardAfterRelu`);
+    return super.backward(dy);
+  }
+
+  protected pool(x: Tensor, y: Tensor, planes: number, g: Window2d, relu: boolean): void {
+    const argmax = this.argmaxFor(y.size);
+    if (relu) this.kernels.maxPoolReluForward(x.data, y.data, argmax, planes, g);
+    else this.kernels.maxPoolForward(x.data, y.data, argmax, planes, g);
   }
 
   protected unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void {
-    this.kernels.maxPoolBackward(dy.data, this.argmax!, dx.data, planes, g);
+    if (this.reluFused) this.kernels.maxPoolReluBackward(dy.data, this.y!.data, this.argmax!, dx.data, planes, g);
+    else this.kernels.maxPoolBackward(dy.data, this.argmax!, dx.data, planes, g);
+  }
+
+  private argmaxFor(size: number): Int32Array {
+    if (this.argmax?.length === size) return this.argmax;
+    if (this.argmaxBlock) this.kernels.release(this.argmaxBlock);
+    this.argmaxBlock = this.kernels.allocate(size);
+    this.argmax = new Int32Array(this.argmaxBlock.buffer, this.argmaxBlock.byteOffset, size);
+    return this.argmax;
   }
 
   protected override releaseBuffers(): void {
     super.releaseBuffers();
-    this.argmax = null;
+    this.argmax = this.argmaxBlock = null;
+    this.reluFused = false;
   }
 }
 

@@ -4,14 +4,24 @@
  */
 import { findNonFinite, provenFinite, shapeToString, type Tensor } from '../tensor/tensor.js';
 import type { Kernels } from '../kernels/index.js';
+import { ReLU } from './activations.js';
 import { checkDropoutBeforeBatchNorm } from './batchnorm-modes.js';
 import { Module, NO_INPUT_GRAD } from './module.js';
+import { MaxPool2d } from './pool.js';
 
 export class Sequential extends Module {
   readonly typeName = 'Sequential';
   readonly layers: Module[];
   /** Check the input for NaN/Infinity on every forward (cheap next to a matmul; catches bad data at the door). */
   checkInput = true;
+  /**
+   * Run a ReLU directly followed by a MaxPool2d as one pass (MaxPool2d.forwardAfterRelu): the same
+   * outputs and gradients, without writing the ReLU's output, in forward and backward. The ReLU layer
+   * then keeps no state of its own for that pass. Default true; false runs every layer on its own.
+   */
+  fuseReluPool = true;
+  /** fused[i]: whether the last forward ran layer i (a ReLU) fused into layer i + 1 (a MaxPool2d). */
+  private fused: boolean[] = [];
   /** Column sums of the input check's fast path, in the backend's memory (made at the first forward that can use it). */
   private checkSums: { kernels: Kernels; sums: Float32Array } | null = null;
 
@@ -51,7 +61,16 @@ export class Sequential extends Module {
       }
     }
     let h = x;
-    for (const layer of this.layers) h = layer.forward(h);
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers[i];
+      const next = layers[i + 1];
+      this.fused[i] = this.fuseReluPool && layer instanceof ReLU && next instanceof MaxPool2d;
+      if (this.fused[i]) {
+        h = (next as MaxPool2d).forwardAfterRelu(h);
+        this.fused[++i] = false;
+      } else h = layer.forward(h);
+    }
     return h;
   }
 
@@ -80,6 +99,12 @@ export class Sequential extends Module {
     if (first < 0) return NO_INPUT_GRAD;
     let g = dy;
     for (let i = this.layers.length - 1; i >= first; i--) {
+      if (i > first && this.fused[i - 1]) {
+        // A ReLU (i - 1) fused into this max pooling (i): the pair's gradient for the ReLU's input.
+        g = (this.layers[i] as MaxPool2d).backwardAfterRelu(g);
+        i--;
+        continue;
+      }
       this.layers[i].inputGrad = i > first || this.inputGrad;
       g = this.layers[i].backward(g);
     }

@@ -69,8 +69,8 @@ const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormAppl
 const KERNEL_METHODS = [
   'allocate', 'release', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
-  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'avgPoolForward',
-  'avgPoolBackward', 'sgdStep', 'adamStep',
+  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'maxPoolReluForward',
+  'maxPoolReluBackward', 'avgPoolForward', 'avgPoolBackward', 'sgdStep', 'adamStep',
 ] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
 /** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
 const RESERVED = 1024;
@@ -572,20 +572,36 @@ export class WasmKernels implements Kernels {
   }
 
   maxPoolForward(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d): void {
+    this.maxPool(x, y, argmax, planes, g, false);
+  }
+
+  maxPoolReluForward(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d): void {
+    this.maxPool(x, y, argmax, planes, g, true);
+  }
+
+  private maxPool(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d, relu: boolean): void {
     const outSize = planes * g.outH * g.outW;
     this.begin();
     const px = this.in(x, planes * g.height * g.width), py = this.out(y, outSize, false), pa = this.outInt(argmax, outSize);
-    if (this.failed) return referenceKernels.maxPoolForward(x, y, argmax, planes, g);
-    this.x.maxPoolForward(px, py, pa, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    if (this.failed) return (relu ? referenceKernels.maxPoolReluForward : referenceKernels.maxPoolForward)(x, y, argmax, planes, g);
+    this.x.maxPoolForward(px, py, pa, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW, +relu);
     this.end();
   }
 
   maxPoolBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {
+    this.maxUnpool(dy, null, argmax, dx, planes, g);
+  }
+
+  maxPoolReluBackward(dy: Float32Array, y: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {
+    this.maxUnpool(dy, y, argmax, dx, planes, g);
+  }
+
+  private maxUnpool(dy: Float32Array, y: Float32Array | null, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {
     const outSize = planes * g.outH * g.outW;
     this.begin();
-    const pd = this.in(dy, outSize), pa = this.inInt(argmax, outSize), px = this.out(dx, planes * g.height * g.width, false);
-    if (this.failed) return referenceKernels.maxPoolBackward(dy, argmax, dx, planes, g);
-    this.x.maxPoolBackward(pd, pa, px, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    const pd = this.in(dy, outSize), py = this.inOrNull(y, outSize), pa = this.inInt(argmax, outSize), px = this.out(dx, planes * g.height * g.width, false);
+    if (this.failed) return y ? referenceKernels.maxPoolReluBackward(dy, y, argmax, dx, planes, g) : referenceKernels.maxPoolBackward(dy, argmax, dx, planes, g);
+    this.x.maxPoolBackward(pd, pa, px, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW, py);
     this.end();
   }
 

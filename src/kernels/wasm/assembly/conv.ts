@@ -147,10 +147,15 @@ export function col2im(cols: usize, dx: usize, planes: i32, h: i32, w: i32, kh: 
   }
 }
 
-/** Window maxima; argmax gets the flat input index of each (the first on ties), padding counts as -∞. */
-export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+/**
+ * Window maxima; argmax gets the flat input index of each (the first on ties), padding counts as -∞.
+ * With `relu`, the maxima of relu(x) (x > 0 ? x : 0, as the relu kernel), with their argmax: a ReLU
+ * followed by this pooling, in one pass over x instead of two.
+ */
+export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32, relu: bool): void {
   if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
-    maxPool2x2(x, y, argmax, planes, h, w, oh, ow);
+    if (relu) maxPool2x2(x, y, argmax, planes, h, w, oh, ow, true);
+    else maxPool2x2(x, y, argmax, planes, h, w, oh, ow, false);
     return;
   }
   let o = 0;
@@ -169,7 +174,8 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
         for (let ih = hFrom; ih < hTo; ih++) {
           for (let iw = wFrom; iw < wTo; iw++) {
             const idx = base + ih * w + iw;
-            const v = load<f32>(f(x, idx));
+            let v = load<f32>(f(x, idx));
+            if (relu && !(v > 0)) v = 0;
             if (at < 0 || v > best) {
               best = v;
               at = idx;
@@ -188,8 +194,10 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
  * window positions a b / c d, then keep the running maximum and its position with compare-and-select,
  * in the reference's order (a, b, c, d; a later value wins only when strictly larger).
  */
-function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32): void {
+// @ts-ignore: decorator
+@inline function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, relu: bool): void {
   const one = i32x4.splat(1), two = i32x4.splat(2), three = i32x4.splat(3);
+  const zero = f32x4.splat(0);
   const lane = i32x4(0, 2, 4, 6);
   let o = 0;
   for (let p = 0; p < planes; p++) {
@@ -204,8 +212,14 @@ function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i
         if (c + 4 > ow) c = ow - 4;
         const t0 = v128.load(f(r0, 2 * c)), t1 = v128.load(f(r0, 2 * c + 4));
         const u0 = v128.load(f(r1, 2 * c)), u1 = v128.load(f(r1, 2 * c + 4));
-        const a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
-        const cc = f32x4.shuffle(u0, u1, 0, 2, 4, 6), d = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
+        let a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
+        let cc = f32x4.shuffle(u0, u1, 0, 2, 4, 6), d = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
+        if (relu) {
+          a = v128.and(a, f32x4.gt(a, zero));
+          b = v128.and(b, f32x4.gt(b, zero));
+          cc = v128.and(cc, f32x4.gt(cc, zero));
+          d = v128.and(d, f32x4.gt(d, zero));
+        }
         let m = a;
         let which = i32x4.splat(0);
         let gt = f32x4.gt(b, m);
@@ -229,9 +243,11 @@ function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i
       for (; c < ow; c++) {
         let at = top + 2 * c;
         let best = load<f32>(f(x, at));
+        if (relu && !(best > 0)) best = 0;
         for (let q = 1; q < 4; q++) {
           const idx = top + (q >> 1) * w + 2 * c + (q & 1);
-          const v = load<f32>(f(x, idx));
+          let v = load<f32>(f(x, idx));
+          if (relu && !(v > 0)) v = 0;
           if (v > best) {
             best = v;
             at = idx;
@@ -244,15 +260,21 @@ function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i
   }
 }
 
-/** dx = 0, then dx[argmax[i]] += dy[i] (windows may overlap). */
-export function maxPoolBackward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32): void {
+/**
+ * dx = 0, then dx[argmax[i]] += dy[i] (windows may overlap). With `y` (the forward's output of a fused
+ * ReLU and pooling; 0 for none), dy[i] counts only where y[i] > 0: the ReLU's gradient, since the
+ * window's winner was positive exactly when its maximum is.
+ */
+export function maxPoolBackward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32, y: usize): void {
   if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
-    maxPool2x2Backward(dy, argmax, dx, planes, h, w, oh, ow);
+    if (y != 0) maxPool2x2Backward(dy, argmax, dx, planes, h, w, oh, ow, y, true);
+    else maxPool2x2Backward(dy, argmax, dx, planes, h, w, oh, ow, 0, false);
     return;
   }
   memory.fill(dx, 0, (<usize>(planes * h * w)) << 2);
   const count = planes * oh * ow;
   for (let o = 0; o < count; o++) {
+    if (y != 0 && !(load<f32>(f(y, o)) > 0)) continue;
     const at = f(dx, load<i32>(f(argmax, o)));
     store<f32>(at, load<f32>(at) + load<f32>(f(dy, o)));
   }
@@ -264,8 +286,10 @@ export function maxPoolBackward(dy: usize, argmax: usize, dx: usize, planes: i32
  * (two rows of eight inputs) a step, every input written once. Positions no window covers (an odd last
  * row or column) are zeroed first.
  */
-function maxPool2x2Backward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32): void {
+// @ts-ignore: decorator
+@inline function maxPool2x2Backward(dy: usize, argmax: usize, dx: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, y: usize, relu: bool): void {
   if ((h & 1) != 0 || (w & 1) != 0) memory.fill(dx, 0, (<usize>(planes * h * w)) << 2);
+  const zero = f32x4.splat(0);
   const lane = i32x4(0, 2, 4, 6);
   const right = i32x4.splat(1), below = i32x4.splat(w), belowRight = i32x4.splat(w + 1);
   let o = 0;
@@ -277,7 +301,8 @@ function maxPool2x2Backward(dy: usize, argmax: usize, dx: usize, planes: i32, h:
       let c = 0;
       for (; ow >= 4; c += 4) {
         if (c + 4 > ow) c = ow - 4; // as in the forward: the last step overlaps, writing the same values
-        const g = v128.load(f(dy, o + c));
+        let g = v128.load(f(dy, o + c));
+        if (relu) g = v128.and(g, f32x4.gt(v128.load(f(y, o + c)), zero));
         const at = v128.load(f(argmax, o + c));
         const a = i32x4.add(i32x4.splat(top + 2 * c), lane); // flat index of each window's top-left input
         const va = v128.and(g, i32x4.eq(at, a));
@@ -294,7 +319,7 @@ function maxPool2x2Backward(dy: usize, argmax: usize, dx: usize, planes: i32, h:
         }
       }
       for (; c < ow; c++) {
-        const g = load<f32>(f(dy, o + c));
+        const g: f32 = relu && !(load<f32>(f(y, o + c)) > 0) ? 0 : load<f32>(f(dy, o + c));
         const at = load<i32>(f(argmax, o + c));
         for (let q = 0; q < 4; q++) {
           const idx = top + (q >> 1) * w + 2 * c + (q & 1);
