@@ -408,11 +408,6 @@ function channelSums(dy: Float32Array, xhat: Float32Array, c: number, batch: num
   return [sumDy, sumDyXhat];
 }
 
-/**
- * out[i..i+3, :] += op(a)[i..i+3, :] · b for four rows at once, taking b four rows at a time: each loaded
- * b value serves four outputs and each output is loaded and stored once per four products, which
- * keeps the loop on arithmetic instead of memory traffic (about 5x the plain one-row loop in V8).
- */
 /** Max pooling, of relu(x) (x > 0 ? x : 0, as `relu`) when `relu`: the first maximum wins ties. */
 function maxPool(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: number, g: Window2d, relu: boolean): void {
   forEachWindow(planes, g, (o, base, hFrom, hTo, wFrom, wTo) => {
@@ -469,6 +464,11 @@ function softmaxRow(x: Float32Array, out: Float32Array, offset: number, cols: nu
   return max + Math.log(sum);
 }
 
+/**
+ * out[i..i+3, :] += op(a)[i..i+3, :] · b for four rows at once, taking b four rows at a time: each loaded
+ * b value serves four outputs and each output is loaded and stored once per four products, which
+ * keeps the loop on arithmetic instead of memory traffic (about 5x the plain one-row loop in V8).
+ */
 function addFourRows(a: Float32Array, b: Float32Array, out: Float32Array, i: number, rowStride: number, colStride: number, k: number, n: number): void {
   const o0 = i * n, o1 = o0 + n, o2 = o1 + n, o3 = o2 + n;
   const r0 = i * rowStride, r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride;
