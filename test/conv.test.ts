@@ -194,10 +194,11 @@ test('a ReLU followed by MaxPool2d runs fused in a Sequential: the same outputs 
         new ReLU(),
         new MaxPool2d(pool),
         new Flatten(),
-        new Linear(3 * (pool.kernelSize === 2 ? 9 : 36), 4, { rng: r }),
+        new Linear(3 * (pool.kernelSize === 2 ? 16 : 64), 4, { rng: r }),
       );
     };
-    const x = randomTensor([5, 2, 6, 6], rng);
+    // 8×8 maps: the 2×2 pooling also takes the batch norm into its pass (batchNormReluMaxPool2x2).
+    const x = randomTensor([5, 2, 8, 8], rng);
     const dy = randomTensor([5, 4], rng);
     const fused = build();
     const apart = build();
@@ -210,9 +211,29 @@ test('a ReLU followed by MaxPool2d runs fused in a Sequential: the same outputs 
     }
     const a = fused.namedParameters(), b = apart.namedParameters();
     for (let i = 0; i < a.length; i++) assert.deepEqual(a[i][1].grad.data, b[i][1].grad.data, a[i][0]);
-    // The fused pass really ran: the ReLU layer itself was never called.
+    // The fused pass really ran: the ReLU layer itself was never called, and with the 2×2 pooling the
+    // batch norm handed its normalized values to the pooling (its `pooled` output).
     assert.equal((fused.layers[2] as unknown as { y: Tensor | null }).y, null, 'the fused ReLU keeps no output');
     assert.notEqual((apart.layers[2] as unknown as { y: Tensor | null }).y, null);
+    const pooledBy = (m: Sequential) => (m.layers[1] as unknown as { pooled: Tensor | null }).pooled;
+    assert.equal(pooledBy(fused), pool.kernelSize === 2 ? (fused.layers[3] as unknown as { y: Tensor }).y : null, 'the batch norm joined the 2×2 pooling only');
+    assert.equal(pooledBy(apart), null);
+  }
+  // Where the batch norm cannot join (a map too narrow for its kernel, or eval mode with running
+  // statistics), the ReLU and the pooling still run fused, with the same results.
+  for (const [shape, train] of [[[4, 2, 6, 6], true], [[4, 2, 8, 8], false]] as const) {
+    const build = () => {
+      const r = new Rng(8);
+      return new Sequential(new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1, rng: r }), new BatchNorm2d(3), new ReLU(), new MaxPool2d({ kernelSize: 2 }));
+    };
+    const x = randomTensor([...shape], rng);
+    const fused = build(), apart = build();
+    apart.fuseReluPool = false;
+    for (const m of [fused, apart]) {
+      m.forward(x); // one training step's statistics, then the mode under test
+      if (!train) m.eval();
+    }
+    assert.deepEqual(fused.forward(x).data, apart.forward(x).data, `${JSON.stringify(shape)} train=${train}`);
   }
   // Finite differences through the fused pair (inputs at least 0.0125 from the ReLU's kink).
   const x = distinctTensor([2, 3, 6, 4], rng);

@@ -441,6 +441,34 @@ test('2×2 max pooling with ties (ReLU outputs): the first maximum of each windo
   }
 });
 
+test('batch norm, ReLU and 2×2 max pooling in one pass: bit for bit batchNormApply then maxPoolReluForward, on both backends', () => {
+  const rng = new Rng(12);
+  for (const [batch, channels, height, width] of [[3, 4, 28, 28], [2, 5, 14, 14], [2, 3, 8, 8], [1, 2, 6, 10]]) {
+    const size = batch * channels * height * width, outSize = size / 4;
+    const g = window(height, width, 2, 2, 2, 2, 0, 0);
+    for (const affine of [true, false]) {
+      const what = `${batch}x${channels}x${height}x${width} affine=${affine}`;
+      const x = random(size, rng, 'wasm', 2, 0.5);
+      const mean = random(channels, rng, 'wasm'), invStd = random(channels, rng, 'wasm', 0.5, 1.5);
+      const scale = affine ? random(channels, rng, 'wasm') : null, shift = affine ? random(channels, rng, 'wasm') : null;
+      // The two kernels one after the other, on the wasm backend and on the reference.
+      const y = wasm.allocate(size), xhat = wasm.allocate(size), out = wasm.allocate(outSize), arg = new Int32Array(outSize);
+      wasm.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, height * width);
+      wasm.maxPoolReluForward(y, out, arg, batch * channels, g);
+      const xhatF = wasm.allocate(size), outF = wasm.allocate(outSize), argF = new Int32Array(outSize);
+      wasm.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, wasm.allocate(size), xhatF, outF, argF, batch, channels, height, width);
+      assert.deepEqual(xhatF, xhat, `xhat ${what}`);
+      assert.deepEqual(outF, out, `pooled ${what}`);
+      assert.deepEqual(argF, arg, `argmax ${what}`);
+      const xhatR = new Float32Array(size), outR = new Float32Array(outSize), argR = new Int32Array(outSize);
+      ref.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, new Float32Array(size), xhatR, outR, argR, batch, channels, height, width);
+      close(xhatF, xhatR, `xhat vs reference ${what}`, 1e-6, 1e-6);
+      close(outF, outR, `pooled vs reference ${what}`, 1e-6, 1e-6);
+    }
+  }
+  assert.throws(() => wasm.batchNormReluMaxPool2x2(new Float32Array(36), new Float32Array(1), new Float32Array(1), null, null, new Float32Array(36), new Float32Array(36), new Float32Array(9), new Int32Array(9), 1, 1, 6, 6), /needs even sides, height·width a multiple of 4 and width ≥ 8, got 6x6/);
+});
+
 test('im2col, col2im, max and average pooling', () => {
   const rng = new Rng(8);
   for (const [batch, channels, g] of WINDOWS) {

@@ -143,6 +143,14 @@ export interface Kernels {
    * as `maxPoolBackward` followed by `reluBackward`.
    */
   maxPoolReluBackward(dy: Float32Array, y: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void;
+  /**
+   * Batch norm's normalization followed by a ReLU and 2×2, stride-2 max pooling, in one pass over x
+   * [B, C, H, W]: writes xhat = (x - mean[c])·invStd[c] and out/argmax = maxPoolReluForward of
+   * y = xhat·scale[c] + shift[c] (scale, shift null: 1 and 0), without writing y — the values of
+   * batchNormApply then maxPoolReluForward, bit for bit. `y` is scratch of x's size the backend may use
+   * (the reference writes y there). For H and W even, H·W a multiple of 4 and W ≥ 8 (`batchNormReluPoolFits`).
+   */
+  batchNormReluMaxPool2x2(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array, out: Float32Array, argmax: Int32Array, batch: number, channels: number, height: number, width: number): void;
   /** Average pooling over P planes; padding counts as 0 and every window divides by KH·KW (PyTorch's count_include_pad). */
   avgPoolForward(x: Float32Array, y: Float32Array, planes: number, g: Window2d): void;
   /** dx = 0, then each dy[p,oh,ow]/(KH·KW) is added to every input of its window. */
@@ -231,4 +239,9 @@ export interface Window2d {
   padW: number;
   outH: number;
   outW: number;
+}
+
+/** Whether a [.., .., height, width] input fits batchNormReluMaxPool2x2: even sides, height·width a multiple of 4, width at least 8. */
+export function batchNormReluPoolFits(height: number, width: number): boolean {
+  return height % 2 === 0 && width % 2 === 0 && (height * width) % 4 === 0 && width >= 8;
 }

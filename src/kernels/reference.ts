@@ -338,6 +338,13 @@ export const referenceKernels: Kernels = {
     for (let o = 0; o < count; o++) if (y[o] > 0) dx[argmax[o]] += dy[o];
   },
 
+  batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, batch, channels, height, width) {
+    // The two kernels it fuses, through y: the same values by construction.
+    referenceKernels.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, height * width);
+    const g: Window2d = { height, width, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: height / 2, outW: width / 2 };
+    referenceKernels.maxPoolReluForward(y, out, argmax, batch * channels, g);
+  },
+
   avgPoolForward(x, y, planes, g) {
     // Divides by the full window, padding included (PyTorch's count_include_pad default).
     const inv = 1 / (g.kernelH * g.kernelW);

@@ -50,6 +50,7 @@
 import type { Kernels } from '../kernels/index.js';
 import { Tensor, shapeToString } from '../tensor/tensor.js';
 import { Module, checkBackward, makeParameter, moveParameter, moveTensor, reuse, type Parameter } from './module.js';
+import type { MaxPool2d } from './pool.js';
 import { warnOnce } from './warnings.js';
 
 /**
@@ -167,6 +168,9 @@ export abstract class BatchNormBase extends Module {
   private cache: { mode: 'batch-update' | 'batch-frozen' | 'running'; groups: number; renorm: boolean; acrossThreads: boolean } | null = null;
   private xhat: Tensor | null = null; // kept instead of recomputing (x - mean)·invStd in the backward
   private y: Tensor | null = null;
+  // During forwardThenReluPool: the pooling that takes the normalized values, and its output.
+  private poolTarget: MaxPool2d | null = null;
+  private pooled: Tensor | null = null;
   private dx: Tensor | null = null;
 
   constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
@@ -406,7 +410,9 @@ export abstract class BatchNormBase extends Module {
     this.settle(layout, mode === 'batch-update' && strategy.writesRunningAverages);
     if (renorm) this.renormCorrections(groups, gamma, beta, limits);
     const span = layout.rows * channels * inner; // values per ghost batch: the batch is the outer dimension, so each is a contiguous slice
-    for (let g = 0; g < groups; g++) {
+    if (this.poolTarget && groups === 1 && !renorm) {
+      this.pooled = this.poolTarget.forwardAfterBatchNormRelu(x, w.row(w.mean, 0), w.row(w.invStd, 0), gamma, beta, this.y.data, this.xhat.data);
+    } else for (let g = 0; g < groups; g++) {
       k.batchNormApply(
         slice(x.data, g, span, groups),
         w.row(w.mean, g),
@@ -423,6 +429,26 @@ export abstract class BatchNormBase extends Module {
     w.count = layout.count;
     this.cache = { mode, groups, renorm, acrossThreads: strategy.acrossThreads };
     return this.y;
+  }
+
+  /**
+   * This layer's forward in training followed by a ReLU and `pool` (2×2 max pooling), the normalization,
+   * the ReLU and the pooling in one pass over x (Sequential's fusion): returns the pooling's output,
+   * whose backward is `pool.backwardAfterRelu`, after which this layer's backward runs as usual. Returns
+   * null, having done nothing, where the pass does not apply (running statistics, ghost batches,
+   * renorm, or sides the kernel does not take): then run forward() and the other two layers. This
+   * layer's own output is not written.
+   */
+  forwardThenReluPool(x: Tensor, pool: MaxPool2d): Tensor | null {
+    if (x.shape.length !== 4 || this.activeStatistics === 'running' || this.virtualBatchSize !== null || this.renorm !== null || !pool.fusesBatchNormRelu(x.shape)) return null;
+    this.poolTarget = pool;
+    this.pooled = null;
+    try {
+      this.forward(x);
+    } finally {
+      this.poolTarget = null;
+    }
+    return this.pooled;
   }
 
   backward(dy: Tensor): Tensor {

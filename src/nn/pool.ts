@@ -10,7 +10,7 @@
  *           spreads dy/(KH·KW) over the window. Overlapping windows (stride < kernel) add up in dx.
  * OH = floor((H + 2·padH - KH) / strideH) + 1, the same for OW.
  */
-import type { Window2d } from '../kernels/index.js';
+import { batchNormReluPoolFits, type Window2d } from '../kernels/index.js';
 import { Tensor, shapeToString } from '../tensor/tensor.js';
 import { pair, sizeConfig, sizeText, slidingWindow, type Size2 } from './conv2d.js';
 import { Module, checkBackward, reuse } from './module.js';
@@ -45,7 +45,7 @@ abstract class Pool2d extends Module {
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    const g = this.geometry(inputShape);
+    const g = this.geometryOf(inputShape);
     return [inputShape[0], inputShape[1], g.outH, g.outW];
   }
 
@@ -55,7 +55,7 @@ abstract class Pool2d extends Module {
 
   /** The forward, of relu(x) when `relu` (max pooling only: MaxPool2d.forwardAfterRelu). */
   protected poolForward(x: Tensor, relu: boolean): Tensor {
-    const g = this.geometry(x.shape);
+    const g = this.geometryOf(x.shape);
     this.inputShape = x.shape;
     this.y = reuse(this.y, [x.shape[0], x.shape[1], g.outH, g.outW], this.kernels);
     this.pool(x, this.y, x.shape[0] * x.shape[1], g, relu);
@@ -74,7 +74,7 @@ abstract class Pool2d extends Module {
   protected abstract unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void;
 
   /** Checks the input shape and returns the window geometry for it (cached while H and W stay the same). */
-  private geometry(shape: readonly number[]): Window2d {
+  protected geometryOf(shape: readonly number[]): Window2d {
     const where = this.path ? ` (layer "${this.path}")` : '';
     if (shape.length !== 4) {
       throw new Error(`${this.describe()}${where}: expected input [B, C, H, W], got ${shapeToString(shape)}. Pooling works on images (batch, channels, height, width); put it before Flatten, not after.`);
@@ -134,6 +134,28 @@ export class MaxPool2d extends Pool2d {
     return this.poolForward(x, true);
   }
 
+  /**
+   * This layer applied to relu(batch norm's output) for x, in one pass with the normalization (the
+   * kernel batchNormReluMaxPool2x2; BatchNormBase.forwardThenReluPool calls it once the statistics are
+   * known): writes xhat, and this layer's output and argmax, as forwardAfterRelu of the batch norm's
+   * output would. For a 2×2, stride-2, unpadded window on sides batchNormReluPoolFits takes. `y` is
+   * the batch norm's output buffer, as scratch.
+   */
+  forwardAfterBatchNormRelu(x: Tensor, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array): Tensor {
+    const out = this.poolForwardWith(x.shape, (pooled, argmax) => {
+      const [batch, channels, height, width] = x.shape;
+      this.kernels.batchNormReluMaxPool2x2(x.data, mean, invStd, scale, shift, y, xhat, pooled.data, argmax, batch, channels, height, width);
+    });
+    this.reluFused = true;
+    return out;
+  }
+
+  /** Whether forwardAfterBatchNormRelu takes an input of this shape. */
+  fusesBatchNormRelu(shape: readonly number[]): boolean {
+    const [kh, kw] = this.kernelSize, [sh, sw] = this.stride, [ph, pw] = this.padding;
+    return shape.length === 4 && kh === 2 && kw === 2 && sh === 2 && sw === 2 && ph === 0 && pw === 0 && batchNormReluPoolFits(shape[2], shape[3]);
+  }
+
   /** The backward of forwardAfterRelu: dL/dx for the ReLU's input x. */
   backwardAfterRelu(dy: Tensor): Tensor {
     if (!this.reluFused) throw new Error(`${this.describe()}${this.path ? ` (layer "${this.path}")` : ''}: backwardAfterRelu needs a forwardAfterRelu before it`);
@@ -154,6 +176,15 @@ export class MaxPool2d extends Pool2d {
   protected unpool(dy: Tensor, dx: Tensor, planes: number, g: Window2d): void {
     if (this.reluFused) this.kernels.maxPoolReluBackward(dy.data, this.y!.data, this.argmax!, dx.data, planes, g);
     else this.kernels.maxPoolBackward(dy.data, this.argmax!, dx.data, planes, g);
+  }
+
+  /** The forward's bookkeeping for an input of `shape`, with the pooling itself done by `pool`. */
+  private poolForwardWith(shape: readonly number[], pool: (y: Tensor, argmax: Int32Array) => void): Tensor {
+    const g = this.geometryOf(shape);
+    this.inputShape = shape;
+    this.y = reuse(this.y, [shape[0], shape[1], g.outH, g.outW], this.kernels);
+    pool(this.y, this.argmaxFor(this.y.size));
+    return this.y;
   }
 
   private argmaxFor(size: number): Int32Array {

@@ -5,6 +5,7 @@
 import { findNonFinite, provenFinite, shapeToString, type Tensor } from '../tensor/tensor.js';
 import type { Kernels } from '../kernels/index.js';
 import { ReLU } from './activations.js';
+import { BatchNormBase } from './batchnorm.js';
 import { checkDropoutBeforeBatchNorm } from './batchnorm-modes.js';
 import { Module, NO_INPUT_GRAD } from './module.js';
 import { MaxPool2d } from './pool.js';
@@ -16,8 +17,10 @@ export class Sequential extends Module {
   checkInput = true;
   /**
    * Run a ReLU directly followed by a MaxPool2d as one pass (MaxPool2d.forwardAfterRelu): the same
-   * outputs and gradients, without writing the ReLU's output, in forward and backward. The ReLU layer
-   * then keeps no state of its own for that pass. Default true; false runs every layer on its own.
+   * outputs and gradients, without writing the ReLU's output, in forward and backward; and, in
+   * training, a 2d batch norm right before them in that pass too (BatchNormBase.forwardThenReluPool),
+   * without writing the batch norm's output. The ReLU layer, and the batch norm's output buffer, keep
+   * no values of their own for such a pass. Default true; false runs every layer on its own.
    */
   fuseReluPool = true;
   /** fused[i]: whether the last forward ran layer i (a ReLU) fused into layer i + 1 (a MaxPool2d). */
@@ -65,6 +68,19 @@ export class Sequential extends Module {
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i];
       const next = layers[i + 1];
+      if (this.fuseReluPool && layer instanceof BatchNormBase && next instanceof ReLU && layers[i + 2] instanceof MaxPool2d) {
+        const pooled = layer.forwardThenReluPool(h, layers[i + 2] as MaxPool2d);
+        if (pooled) {
+          // Batch norm (i), ReLU (i + 1) and pooling (i + 2) in one pass; the backward is the pooling's
+          // fused one for the ReLU, then the batch norm's own.
+          h = pooled;
+          this.fused[i] = false;
+          this.fused[i + 1] = true;
+          this.fused[i + 2] = false;
+          i += 2;
+          continue;
+        }
+      }
       this.fused[i] = this.fuseReluPool && layer instanceof ReLU && next instanceof MaxPool2d;
       if (this.fused[i]) {
         h = (next as MaxPool2d).forwardAfterRelu(h);

@@ -17,7 +17,7 @@
  *
  * Shape legend: see kernels.ts.
  */
-import type { AdamStepOptions, BackendAttachment, BackendCapabilities, Kernels, MatmulOptions, SgdStepOptions, SharedKernelMemory, Window2d } from '../kernels.js';
+import { batchNormReluPoolFits, type AdamStepOptions, type BackendAttachment, type BackendCapabilities, type Kernels, type MatmulOptions, type SgdStepOptions, type SharedKernelMemory, type Window2d } from '../kernels.js';
 import { referenceKernels } from '../reference.js';
 import type { BackendOptions } from '../registry.js';
 import { currentPlatform, type Platform } from '../../platform/index.js';
@@ -70,7 +70,7 @@ const KERNEL_METHODS = [
   'allocate', 'release', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
   'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'maxPoolReluForward',
-  'maxPoolReluBackward', 'avgPoolForward', 'avgPoolBackward', 'sgdStep', 'adamStep',
+  'maxPoolReluBackward', 'batchNormReluMaxPool2x2', 'avgPoolForward', 'avgPoolBackward', 'sgdStep', 'adamStep',
 ] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
 /** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
 const RESERVED = 1024;
@@ -590,6 +590,17 @@ export class WasmKernels implements Kernels {
 
   maxPoolBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {
     this.maxUnpool(dy, null, argmax, dx, planes, g);
+  }
+
+  batchNormReluMaxPool2x2(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array, out: Float32Array, argmax: Int32Array, batch: number, channels: number, height: number, width: number): void {
+    if (!batchNormReluPoolFits(height, width)) throw new Error(`batchNormReluMaxPool2x2: needs even sides, height·width a multiple of 4 and width ≥ 8, got ${height}x${width}`);
+    const size = batch * channels * height * width, outSize = size / 4;
+    this.begin();
+    const px = this.in(x, size), pm = this.in(mean, channels), pi = this.in(invStd, channels), ps = this.inOrNull(scale, channels), pt = this.inOrNull(shift, channels);
+    const ph = this.out(xhat, size, false), po = this.out(out, outSize, false), pa = this.outInt(argmax, outSize);
+    if (this.failed) return referenceKernels.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, batch, channels, height, width);
+    this.x.batchNormReluMaxPool2x2(px, pm, pi, ps, pt, ph, po, pa, batch, channels, height, width);
+    this.end();
   }
 
   maxPoolReluBackward(dy: Float32Array, y: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {

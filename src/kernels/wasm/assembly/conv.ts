@@ -261,6 +261,67 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
 }
 
 /**
+ * Batch norm's normalization, a ReLU and 2×2 stride-2 max pooling in one pass over x [B, C, H, W]
+ * (H, W even, H·W a multiple of 4, W ≥ 8): xhat = (x - mean[c])·invStd[c] is written, y = xhat·scale[c]
+ * + shift[c] is not, and out/argmax are maxPoolForward of relu(y). Every value is computed as
+ * batchNormApply's vector loop and maxPool2x2 compute it (the sizes above keep batchNormApply off its
+ * scalar tail), so the results are theirs bit for bit. scale, shift: 0 for none (1 and 0).
+ */
+export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, xhat: usize, out: usize, argmax: usize, batch: i32, channels: i32, h: i32, w: i32): void {
+  const plane = h * w;
+  const oh = h >> 1, ow = w >> 1;
+  const one = i32x4.splat(1), two = i32x4.splat(2), three = i32x4.splat(3);
+  const zero = f32x4.splat(0);
+  const lane = i32x4(0, 2, 4, 6);
+  let o = 0;
+  for (let p = 0; p < batch * channels; p++) {
+    const c = p % channels;
+    const muV = f32x4.splat(load<f32>(f(mean, c))), isV = f32x4.splat(load<f32>(f(invStd, c)));
+    const gV = scale ? f32x4.splat(load<f32>(f(scale, c))) : f32x4.splat(1);
+    const sV = shift ? f32x4.splat(load<f32>(f(shift, c))) : zero;
+    const base = p * plane;
+    for (let r = 0; r < oh; r++, o += ow) {
+      const top = base + 2 * r * w;
+      const r0 = f(x, top), r1 = f(x, top + w);
+      const e0 = f(xhat, top), e1 = f(xhat, top + w);
+      // Four windows a step, the last moved back to end at the row's end (the same values again).
+      for (let q = 0; ; q += 4) {
+        if (q + 4 > ow) q = ow - 4;
+        const k = (<usize>(2 * q)) << 2;
+        const h0 = f32x4.mul(f32x4.sub(v128.load(r0 + k), muV), isV), h1 = f32x4.mul(f32x4.sub(v128.load(r0 + k, 16), muV), isV);
+        const h2 = f32x4.mul(f32x4.sub(v128.load(r1 + k), muV), isV), h3 = f32x4.mul(f32x4.sub(v128.load(r1 + k, 16), muV), isV);
+        v128.store(e0 + k, h0);
+        v128.store(e0 + k, h1, 16);
+        v128.store(e1 + k, h2);
+        v128.store(e1 + k, h3, 16);
+        let t0 = madd(h0, gV, sV), t1 = madd(h1, gV, sV), u0 = madd(h2, gV, sV), u1 = madd(h3, gV, sV);
+        t0 = v128.and(t0, f32x4.gt(t0, zero));
+        t1 = v128.and(t1, f32x4.gt(t1, zero));
+        u0 = v128.and(u0, f32x4.gt(u0, zero));
+        u1 = v128.and(u1, f32x4.gt(u1, zero));
+        const a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
+        const cc = f32x4.shuffle(u0, u1, 0, 2, 4, 6), d = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
+        let m = a;
+        let which = i32x4.splat(0);
+        let gt = f32x4.gt(b, m);
+        m = v128.bitselect(b, m, gt);
+        which = v128.bitselect(one, which, gt);
+        gt = f32x4.gt(cc, m);
+        m = v128.bitselect(cc, m, gt);
+        which = v128.bitselect(two, which, gt);
+        gt = f32x4.gt(d, m);
+        m = v128.bitselect(d, m, gt);
+        which = v128.bitselect(three, which, gt);
+        v128.store(f(out, o + q), m);
+        const idx = i32x4.add(i32x4.add(i32x4.splat(top + 2 * q), lane), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
+        v128.store(f(argmax, o + q), idx);
+        if (q + 4 >= ow) break;
+      }
+    }
+  }
+}
+
+/**
  * dx = 0, then dx[argmax[i]] += dy[i] (windows may overlap). With `y` (the forward's output of a fused
  * ReLU and pooling; 0 for none), dy[i] counts only where y[i] > 0: the ReLU's gradient, since the
  * window's winner was positive exactly when its maximum is.

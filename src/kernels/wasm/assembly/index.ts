@@ -10,4 +10,4 @@ export { fill, add, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sig
 export { channelMoments, batchNormStatistics, batchNormApply, batchNormBackward, batchNormBackwardReduce, batchNormBackwardInput, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
 export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
 export { sgdStep, adamStep } from './optim';
-export { im2col, col2im, maxPoolForward, maxPoolBackward, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';
+export { im2col, col2im, maxPoolForward, maxPoolBackward, batchNormReluMaxPool2x2, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';
