@@ -142,10 +142,9 @@ export class MaxPool2d extends Pool2d {
    * the batch norm's output buffer, as scratch.
    */
   forwardAfterBatchNormRelu(x: Tensor, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array): Tensor {
-    const out = this.poolForwardWith(x.shape, (pooled, argmax) => {
-      const [batch, channels, height, width] = x.shape;
-      this.kernels.batchNormReluMaxPool2x2(x.data, mean, invStd, scale, shift, y, xhat, pooled.data, argmax, batch, channels, height, width);
-    });
+    const out = this.outputFor(x.shape);
+    const [batch, channels, height, width] = x.shape;
+    this.kernels.batchNormReluMaxPool2x2(x.data, mean, invStd, scale, shift, y, xhat, out.data, this.argmaxFor(out.size), batch, channels, height, width);
     this.reluFused = true;
     return out;
   }
@@ -178,13 +177,11 @@ export class MaxPool2d extends Pool2d {
     else this.kernels.maxPoolBackward(dy.data, this.argmax!, dx.data, planes, g);
   }
 
-  /** The forward's bookkeeping for an input of `shape`, with the pooling itself done by `pool`. */
-  private poolForwardWith(shape: readonly number[], pool: (y: Tensor, argmax: Int32Array) => void): Tensor {
+  /** The forward's bookkeeping for an input of `shape` (geometry, the input shape for the backward): the output buffer. */
+  private outputFor(shape: readonly number[]): Tensor {
     const g = this.geometryOf(shape);
     this.inputShape = shape;
-    this.y = reuse(this.y, [shape[0], shape[1], g.outH, g.outW], this.kernels);
-    pool(this.y, this.argmaxFor(this.y.size));
-    return this.y;
+    return (this.y = reuse(this.y, [shape[0], shape[1], g.outH, g.outW], this.kernels));
   }
 
   private argmaxFor(size: number): Int32Array {
