@@ -190,15 +190,39 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
 }
 
 /**
+ * Four 2×2 windows a b / c d at once (a lane each): the running maximum and its position by
+ * compare-and-select in the reference's order (a later value wins only when strictly larger), stored
+ * to y and, as flat input indices, to argmax. `first` is the flat index of lane 0's top-left input, w
+ * the input width.
+ */
+// @ts-ignore: decorator
+@inline function maxOfFour(a: v128, b: v128, c: v128, d: v128, first: i32, w: i32, y: usize, argmax: usize): void {
+  const one = i32x4.splat(1);
+  let m = a;
+  let which = i32x4.splat(0);
+  let gt = f32x4.gt(b, m);
+  m = v128.bitselect(b, m, gt);
+  which = v128.bitselect(one, which, gt);
+  gt = f32x4.gt(c, m);
+  m = v128.bitselect(c, m, gt);
+  which = v128.bitselect(i32x4.splat(2), which, gt);
+  gt = f32x4.gt(d, m);
+  m = v128.bitselect(d, m, gt);
+  which = v128.bitselect(i32x4.splat(3), which, gt);
+  v128.store(y, m);
+  // index = first + lane·2 + (which & 1) + (which >> 1)·w
+  const idx = i32x4.add(i32x4.add(i32x4.splat(first), i32x4(0, 2, 4, 6)), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
+  v128.store(argmax, idx);
+}
+
+/**
  * The common 2×2, stride-2 window, four outputs per step: de-interleave two input rows into the four
  * window positions a b / c d, then keep the running maximum and its position with compare-and-select,
  * in the reference's order (a, b, c, d; a later value wins only when strictly larger).
  */
 // @ts-ignore: decorator
 @inline function maxPool2x2(x: usize, y: usize, argmax: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, relu: bool): void {
-  const one = i32x4.splat(1), two = i32x4.splat(2), three = i32x4.splat(3);
   const zero = f32x4.splat(0);
-  const lane = i32x4(0, 2, 4, 6);
   let o = 0;
   for (let p = 0; p < planes; p++) {
     const base = p * h * w;
@@ -220,21 +244,7 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
           cc = v128.and(cc, f32x4.gt(cc, zero));
           d = v128.and(d, f32x4.gt(d, zero));
         }
-        let m = a;
-        let which = i32x4.splat(0);
-        let gt = f32x4.gt(b, m);
-        m = v128.bitselect(b, m, gt);
-        which = v128.bitselect(one, which, gt);
-        gt = f32x4.gt(cc, m);
-        m = v128.bitselect(cc, m, gt);
-        which = v128.bitselect(two, which, gt);
-        gt = f32x4.gt(d, m);
-        m = v128.bitselect(d, m, gt);
-        which = v128.bitselect(three, which, gt);
-        v128.store(f(y, o + c), m);
-        // index = top + 2c + lane·2 + (which & 1) + (which >> 1)·w
-        const idx = i32x4.add(i32x4.add(i32x4.splat(top + 2 * c), lane), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
-        v128.store(f(argmax, o + c), idx);
+        maxOfFour(a, b, cc, d, top + 2 * c, w, f(y, o + c), f(argmax, o + c));
         if (c + 4 >= ow) {
           c = ow;
           break;
@@ -270,9 +280,7 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
 export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, xhat: usize, out: usize, argmax: usize, batch: i32, channels: i32, h: i32, w: i32): void {
   const plane = h * w;
   const oh = h >> 1, ow = w >> 1;
-  const one = i32x4.splat(1), two = i32x4.splat(2), three = i32x4.splat(3);
   const zero = f32x4.splat(0);
-  const lane = i32x4(0, 2, 4, 6);
   let o = 0;
   for (let p = 0; p < batch * channels; p++) {
     const c = p % channels;
@@ -301,20 +309,7 @@ export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, sc
         u1 = v128.and(u1, f32x4.gt(u1, zero));
         const a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
         const cc = f32x4.shuffle(u0, u1, 0, 2, 4, 6), d = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
-        let m = a;
-        let which = i32x4.splat(0);
-        let gt = f32x4.gt(b, m);
-        m = v128.bitselect(b, m, gt);
-        which = v128.bitselect(one, which, gt);
-        gt = f32x4.gt(cc, m);
-        m = v128.bitselect(cc, m, gt);
-        which = v128.bitselect(two, which, gt);
-        gt = f32x4.gt(d, m);
-        m = v128.bitselect(d, m, gt);
-        which = v128.bitselect(three, which, gt);
-        v128.store(f(out, o + q), m);
-        const idx = i32x4.add(i32x4.add(i32x4.splat(top + 2 * q), lane), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
-        v128.store(f(argmax, o + q), idx);
+        maxOfFour(a, b, cc, d, top + 2 * q, w, f(out, o + q), f(argmax, o + q));
         if (q + 4 >= ow) break;
       }
     }
