@@ -322,10 +322,7 @@ export const referenceKernels: Kernels = {
   },
 
   maxPoolBackward(dy, argmax, dx, planes, g) {
-    dx.fill(0, 0, planes * g.height * g.width);
-    const count = planes * g.outH * g.outW;
-    // += because windows overlap when stride < kernel: one input can win several of them.
-    for (let o = 0; o < count; o++) dx[argmax[o]] += dy[o];
+    maxUnpool(dy, null, argmax, dx, planes, g);
   },
 
   maxPoolReluForward(x, y, argmax, planes, g) {
@@ -333,9 +330,7 @@ export const referenceKernels: Kernels = {
   },
 
   maxPoolReluBackward(dy, y, argmax, dx, planes, g) {
-    dx.fill(0, 0, planes * g.height * g.width);
-    const count = planes * g.outH * g.outW;
-    for (let o = 0; o < count; o++) if (y[o] > 0) dx[argmax[o]] += dy[o];
+    maxUnpool(dy, y, argmax, dx, planes, g);
   },
 
   batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, batch, channels, height, width) {
@@ -433,6 +428,14 @@ function maxPool(x: Float32Array, y: Float32Array, argmax: Int32Array, planes: n
     y[o] = best;
     argmax[o] = at;
   });
+}
+
+/** dx[argmax[o]] += dy[o] for every output, only where y[o] > 0 when y is given (a fused ReLU's gradient). */
+function maxUnpool(dy: Float32Array, y: Float32Array | null, argmax: Int32Array, dx: Float32Array, planes: number, g: Window2d): void {
+  dx.fill(0, 0, planes * g.height * g.width);
+  const count = planes * g.outH * g.outW;
+  // += because windows overlap when stride < kernel: one input can win several of them.
+  for (let o = 0; o < count; o++) if (!y || y[o] > 0) dx[argmax[o]] += dy[o];
 }
 
 /**

@@ -75,7 +75,7 @@ abstract class Pool2d extends Module {
 
   /** Checks the input shape and returns the window geometry for it (cached while H and W stay the same). */
   protected geometryOf(shape: readonly number[]): Window2d {
-    const where = this.path ? ` (layer "${this.path}")` : '';
+    const where = this.where();
     if (shape.length !== 4) {
       throw new Error(`${this.describe()}${where}: expected input [B, C, H, W], got ${shapeToString(shape)}. Pooling works on images (batch, channels, height, width); put it before Flatten, not after.`);
     }
@@ -94,6 +94,11 @@ abstract class Pool2d extends Module {
   protected override releaseBuffers(): void {
     this.y = this.dx = null;
     this.inputShape = null;
+  }
+
+  /** ' (layer "path")' for error messages, or nothing for a layer outside a model. */
+  protected where(): string {
+    return this.path ? ` (layer "${this.path}")` : '';
   }
 
   override describe(): string {
@@ -157,12 +162,12 @@ export class MaxPool2d extends Pool2d {
 
   /** The backward of forwardAfterRelu: dL/dx for the ReLU's input x. */
   backwardAfterRelu(dy: Tensor): Tensor {
-    if (!this.reluFused) throw new Error(`${this.describe()}${this.path ? ` (layer "${this.path}")` : ''}: backwardAfterRelu needs a forwardAfterRelu before it`);
+    if (!this.reluFused) throw new Error(`${this.describe()}${this.where()}: backwardAfterRelu needs a forwardAfterRelu before it`);
     return super.backward(dy);
   }
 
   override backward(dy: Tensor): Tensor {
-    if (this.reluFused) throw new Error(`${this.describe()}${this.path ? ` (layer "${this.path}")` : ''}: its last forward was fused with the ReLU before it (forwardAfterRelu), so its backward is backwardAfterRelu`);
+    if (this.reluFused) throw new Error(`${this.describe()}${this.where()}: its last forward was fused with the ReLU before it (forwardAfterRelu), so its backward is backwardAfterRelu`);
     return super.backward(dy);
   }
 
