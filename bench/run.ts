@@ -21,7 +21,7 @@ import { createWasmKernels, detectSimd, referenceKernels, buildPreset, CrossEntr
 import { DataLoader } from '../src/data/loader.js';
 import { loadDataset } from '../src/data/node.js';
 import { evaluate } from '../src/train/evaluate.js';
-import { batchNormMs, heapGrowthMb, matmulGflops, parallelTrainer, trainer, trainingRate, withKernels } from './workloads.js';
+import { CONV_FLOPS, batchNormMs, convMs, heapGrowthMb, matmulGflops, parallelTrainer, trainer, trainingRate, withKernels } from './workloads.js';
 import { runTfjs, type TfjsResults } from './tfjs.js';
 import { runCurve } from './curve.js';
 
@@ -78,6 +78,18 @@ async function main(): Promise<void> {
     for (const [impl, k] of fast) {
       matmul['60x784x100'][impl] = matmulGflops(k, 60, 784, 100, true, r(60), 10);
       matmul['1024x1024x1024'][impl] = matmulGflops(k, 1024, 1024, 1024, false, r(20), 1);
+    }
+  }
+
+  // mnist-cnn's second convolution, forward + backward, both ways on one thread.
+  const conv: Record<'im2col' | 'winograd', number | null> = { im2col: null, winograd: null };
+  if (section('matmul')) {
+    log('convolution 16 → 32 on 14×14: im2col and Winograd');
+    for (let pass = 0; pass < 2; pass++) {
+      for (const algorithm of ['im2col', 'winograd'] as const) {
+        const ms = convMs(wasm, algorithm, r(10), 2);
+        conv[algorithm] = Math.min(conv[algorithm] ?? Infinity, ms);
+      }
     }
   }
 
@@ -223,6 +235,8 @@ async function main(): Promise<void> {
         }
       : {}),
     ...(section('matmul') ? { matmul_gflops: Object.fromEntries(Object.entries(matmul).map(([s, v]) => [s, { ...withRatios(v, 'rate'), wasm_fraction_of_simd_peak: (v.wasm ?? 0) / simdPeak }])) } : {}),
+    // Winograd does fewer flops than a direct convolution: its rate in direct flops can pass the peak.
+    ...(section('matmul') ? { conv_16x32_14x14_fwd_bwd_ms: { batch: 64, wasm_im2col: conv.im2col, wasm_winograd: conv.winograd, winograd_speedup: conv.im2col && conv.winograd ? conv.im2col / conv.winograd : null } } : {}),
     ...(section('training') ? { heap_growth_mb: { ...heap, steps: heapSteps } } : {}),
     // Where two threads paid: the share of large matmuls the adaptive policy split, per workload, and its
     // measured ns per multiply-add with and without the split, per size class of M·N·K; the share of
@@ -264,6 +278,11 @@ async function main(): Promise<void> {
       const gflops = (x: number | null | undefined) => (typeof x === 'number' ? (x * flopsPerStep) / 1e9 : null);
       out['ioffe-mlp + BN (its matmuls)'] = settings(gflops, mlpBn);
       out['ioffe-mlp, no BN (its matmuls)'] = settings(gflops, mlpNoBn);
+    }
+    if (section('matmul')) {
+      const c = ceiling(wasm, 1);
+      const of = (ms: number | null) => (ms && c ? CONV_FLOPS / (ms * 1e6) / c : null);
+      out['conv 16x32 14x14 fwd+bwd (direct-convolution flops)'] = { im2col: of(conv.im2col), winograd: of(conv.winograd) };
     }
     const bw = (key: 'bn1d_fwd_bwd_ms' | 'bn2d_fwd_bwd_ms') => (report0[key] as { bandwidth: { effective_gb_per_s: number; triad_gb_per_s: number } | null } | undefined)?.bandwidth;
     for (const key of ['bn1d_fwd_bwd_ms', 'bn2d_fwd_bwd_ms'] as const) {
@@ -511,7 +530,7 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
   const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.round(x * 100)}%` : '-');
   if (Object.keys(fr).length) {
     console.log('fraction of the ceiling each uses (arithmetic: its build\'s peak on its thread count; batch norm: bandwidth):');
-    for (const [name, v] of Object.entries(fr)) console.log(`  ${name}: ${'best' in v ? pct(v.best) : `wasm ${pct(v.wasm)}, wasm×2 ${pct(v.wasm2)}, wasm DP×2 ${pct(v.wasm_dp)}`}`);
+    for (const [name, v] of Object.entries(fr)) console.log(`  ${name}: ${'best' in v ? pct(v.best) : 'winograd' in v ? `im2col ${pct(v.im2col)}, Winograd ${pct(v.winograd)} (one thread)` : `wasm ${pct(v.wasm)}, wasm×2 ${pct(v.wasm2)}, wasm DP×2 ${pct(v.wasm_dp)}`}`);
   }
   const scaling = report.two_thread_scaling as Record<string, { speedup: number | null; kernel_split_speedup?: number | null }> | null;
   const x2 = (v: number | null | undefined) => (typeof v === 'number' ? `${v.toFixed(2)}x` : '-');
@@ -519,6 +538,8 @@ function printTable(report: Record<string, unknown> & { machine: ReturnType<type
     console.log('two threads vs one (same build; 2.00x = perfect):');
     for (const [n, v] of Object.entries(scaling)) console.log(`  ${n}: ${'kernel_split_speedup' in v ? `data-parallel ${x2(v.speedup)}, kernel split ${x2(v.kernel_split_speedup)}` : `split ${x2(v.speedup)}`}`);
   }
+  const cv = report.conv_16x32_14x14_fwd_bwd_ms as { wasm_im2col: number | null; wasm_winograd: number | null; winograd_speedup: number | null } | undefined;
+  if (cv?.wasm_im2col && cv.wasm_winograd) console.log(`mnist-cnn's second convolution (64x16x14x14 → 32 channels), forward + backward on one thread: im2col ${cv.wasm_im2col.toFixed(2)} ms, Winograd F(2x2, 3x3) ${cv.wasm_winograd.toFixed(2)} ms (${cv.winograd_speedup!.toFixed(2)}x)`);
   const load = report.load_average as { start: number[]; end: number[] };
   console.log(`load average (1/5/15 min) at start ${load.start.map((l) => l.toFixed(1)).join(' ')}, at end ${load.end.map((l) => l.toFixed(1)).join(' ')} on ${m.cores} cores`);
   const acc = report.ioffe_mlp_bn_mnist_accuracy as { accuracy: number; steps: number; seconds: number; threads: number } | null;

@@ -4,7 +4,7 @@
  * timings are the best of several repeats, since on a shared machine a timing can only come out slower
  * than the truth, never faster.
  */
-import { buildPreset, CrossEntropyLoss, DataParallel, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, registerBackend, setBackend, type Kernels, type Module, type Sequential } from '../src/index.js';
+import { buildPreset, CrossEntropyLoss, Conv2d, DataParallel, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, type ConvAlgorithm, registerBackend, setBackend, type Kernels, type Module, type Sequential } from '../src/index.js';
 
 /** Seconds per call of `fn`: the fastest of `repeats` runs of `inner` calls. */
 export function bestSeconds(fn: () => void, repeats: number, inner: number): number {
@@ -126,6 +126,30 @@ export function matmulGflops(kernels: Kernels, m: number, k: number, n: number, 
   const run = () => kernels.matmul(a, b, out, m, k, n, opts);
   run();
   return (2 * m * n * k) / bestSeconds(run, repeats, inner) / 1e9;
+}
+
+/** mnist-cnn's second convolution: 16 → 32 channels, 3×3, padding 1, on a batch of 64 14×14 maps. */
+export const CONV_SHAPE = { batch: 64, inChannels: 16, outChannels: 32, size: 14 };
+/** Its flops as a direct convolution computes them, forward + input gradient + filter gradient: 3 · 2·B·O·C·9·H·W. */
+export const CONV_FLOPS = 3 * 2 * CONV_SHAPE.batch * CONV_SHAPE.outChannels * CONV_SHAPE.inChannels * 9 * CONV_SHAPE.size ** 2;
+
+/** ms per forward + backward (input and filter gradients) of that convolution with `algorithm`. */
+export function convMs(kernels: Kernels, algorithm: ConvAlgorithm, repeats: number, inner: number): number {
+  const { batch, inChannels, outChannels, size } = CONV_SHAPE;
+  return withKernels(kernels, () => {
+    const conv = new Conv2d({ inChannels, outChannels, kernelSize: 3, padding: 1, bias: false, algorithm, rng: new Rng(4) });
+    const rng = new Rng(5);
+    const x = new Tensor([batch, inChannels, size, size], kernels.allocate(batch * inChannels * size * size));
+    const dy = new Tensor([batch, outChannels, size, size], kernels.allocate(batch * outChannels * size * size));
+    for (let i = 0; i < x.size; i++) x.data[i] = rng.normal();
+    for (let i = 0; i < dy.size; i++) dy.data[i] = rng.normal();
+    const run = () => {
+      conv.forward(x);
+      conv.backward(dy);
+    };
+    run();
+    return bestSeconds(run, repeats, inner) * 1000;
+  });
 }
 
 /**

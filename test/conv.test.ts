@@ -10,6 +10,7 @@ import {
   BatchNorm2d,
   Conv2d,
   Flatten,
+  WINOGRAD_MIN_CHANNELS,
   Linear,
   MaxPool2d,
   ReLU,
@@ -22,6 +23,7 @@ import {
   buildSequential,
   layerSpec,
   referenceKernels,
+  type ConvAlgorithm,
   type Kernels,
   type Module,
   type Window2d,
@@ -86,6 +88,10 @@ const convCases: Array<[string, ConstructorParameters<typeof Conv2d>[0], number[
   ['stride 2, padding 1, non-square 3x2 kernel, no bias', { inChannels: 3, outChannels: 4, kernelSize: [3, 2], stride: 2, padding: 1, bias: false }, [2, 3, 7, 6]],
   ['stride [2, 1], padding [0, 2], 1x3 kernel', { inChannels: 2, outChannels: 2, kernelSize: [1, 3], stride: [2, 1], padding: [0, 2] }, [3, 2, 5, 4]],
   ['kernel as large as the input (a dense layer)', { inChannels: 2, outChannels: 3, kernelSize: [4, 3] }, [2, 2, 4, 3]],
+  // Winograd F(2x2, 3x3): odd output sides leave half tiles; padding 0 and 2 make the input gradient pad by 2 and 0.
+  ['Winograd, padding 1, bias, odd sides', { inChannels: 3, outChannels: 4, kernelSize: 3, padding: 1, algorithm: 'winograd' }, [2, 3, 5, 7]],
+  ['Winograd, padding [0, 2], no bias', { inChannels: 2, outChannels: 3, kernelSize: 3, padding: [0, 2], bias: false, algorithm: 'winograd' }, [2, 2, 6, 5]],
+  ['Winograd chosen by "auto" (8 input channels)', { inChannels: 8, outChannels: 3, kernelSize: 3, padding: 1 }, [2, 8, 4, 6]],
 ];
 
 for (const [name, options, shape] of convCases) {
@@ -106,6 +112,49 @@ for (const [name, options, shape] of convCases) {
     assert.deepEqual(Object.keys(r.params), options.bias === false ? ['weight'] : ['weight', 'bias']);
   });
 }
+
+test('Conv2d algorithms: "auto" takes Winograd for 3x3, stride 1, padding <= 2 and 8+ input channels; im2col and Winograd agree', () => {
+  const make = (o: Partial<ConstructorParameters<typeof Conv2d>[0]>) => new Conv2d({ inChannels: 8, outChannels: 4, kernelSize: 3, padding: 1, ...o });
+  assert.equal(make({}).usesWinograd, true);
+  assert.equal(make({ inChannels: WINOGRAD_MIN_CHANNELS - 1 }).usesWinograd, false);
+  assert.equal(make({ stride: 2 }).usesWinograd, false);
+  assert.equal(make({ kernelSize: 5 }).usesWinograd, false);
+  assert.equal(make({ padding: 3 }).usesWinograd, false);
+  assert.equal(make({ algorithm: 'im2col' }).usesWinograd, false);
+  assert.equal(make({ inChannels: 1, algorithm: 'winograd' }).usesWinograd, true);
+  // The same layer both ways, forward and backward, on shapes with several tile rows and half tiles.
+  for (const [shape, padding] of [[[3, 16, 14, 14], 1], [[2, 9, 9, 11], 0], [[1, 8, 5, 3], 2]] as Array<[number[], number]>) {
+    const rng = new Rng(7);
+    const a = make({ inChannels: shape[1], outChannels: 5, padding, algorithm: 'im2col', rng: new Rng(3) });
+    const b = make({ inChannels: shape[1], outChannels: 5, padding, algorithm: 'winograd', rng: new Rng(3) });
+    const x = randomTensor(shape, rng);
+    const ya = a.forward(x), yb = b.forward(x);
+    assertClose(yb.data, ya.data, 1e-5, `y ${shape}`);
+    const dy = randomTensor([...ya.shape], rng);
+    assertClose(b.backward(dy).data, a.backward(dy).data, 1e-5, `dx ${shape}`);
+    // A filter gradient sums B·OH·OW products and can cancel to far less than them: the tolerance follows the largest.
+    const largest = a.weight.grad.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assertClose(b.weight.grad.data, a.weight.grad.data, 1e-5 * largest, `dWeight ${shape}`);
+    assertClose(b.bias!.grad.data, a.bias!.grad.data, 1e-6, `dBias ${shape}`, 'relative');
+  }
+  // A layer switched between forward and backward still runs the backward of its forward's algorithm.
+  const c = make({ rng: new Rng(3) });
+  const x = randomTensor([2, 8, 6, 6], new Rng(9));
+  const y = c.forward(x);
+  c.algorithm = 'im2col';
+  const dx = c.backward(randomTensor([...y.shape], new Rng(10)));
+  const d = make({ rng: new Rng(3) });
+  d.forward(x);
+  assertClose(dx.data, d.backward(randomTensor([...y.shape], new Rng(10))).data, 0, 'dx after a switch');
+});
+
+test('Conv2d algorithms: errors name the layer, the algorithm and the fix', () => {
+  assert.throws(() => new Conv2d({ inChannels: 2, outChannels: 2, kernelSize: 5, algorithm: 'winograd' }), /Conv2d\(2, 2, kernel=5\): the 'winograd' algorithm needs a 3x3 kernel, stride 1 and padding of at most 2; use 'im2col'/);
+  assert.throws(() => new Conv2d({ inChannels: 2, outChannels: 2, kernelSize: 3, stride: 2, algorithm: 'winograd' }), /needs a 3x3 kernel, stride 1/);
+  const conv = new Conv2d({ inChannels: 2, outChannels: 2, kernelSize: 3 });
+  assert.throws(() => (conv.algorithm = 'fft' as ConvAlgorithm), /algorithm must be one of auto, im2col, winograd, got "fft"/);
+  assert.equal(conv.algorithm, 'auto');
+});
 
 test('Conv2d: output size floor((H + 2p - k) / s) + 1 and PyTorch state-dict names and shapes', () => {
   const conv = new Conv2d({ inChannels: 3, outChannels: 8, kernelSize: [5, 3], stride: 2, padding: [2, 1] });

@@ -496,6 +496,39 @@ test('im2col, col2im, max and average pooling', () => {
   }
 });
 
+test('Winograd F(2x2, 3x3): filter transforms, convolution and its filter gradient, on one and many image groups', () => {
+  const rng = new Rng(12);
+  // [batch, C, O, H, W, padH, padW]: a 1x1 output; mnist-cnn's second convolution over several image
+  // groups with a short last one; tile rows not a multiple of 4 and asymmetric padding; a plane larger
+  // than a group's budget; many images in one group; an image whose tiles alone exceed a group's budget.
+  const shapes = [[1, 1, 1, 3, 3, 0, 0], [7, 16, 32, 14, 14, 1, 1], [2, 3, 5, 9, 17, 2, 0], [3, 8, 4, 28, 28, 1, 1], [1, 33, 2, 6, 5, 0, 1], [40, 2, 3, 4, 4, 1, 1], [1, 4, 6, 40, 37, 2, 2], [2, 128, 96, 12, 12, 1, 1]];
+  const largest = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+  for (const [batch, c, o, h, w, ph, pw] of shapes) {
+    const oh = h + 2 * ph - 2, ow = w + 2 * pw - 2;
+    for (const place of ['wasm', 'js'] as Place[]) {
+      const what = `B=${batch} C=${c} O=${o} ${h}x${w} padding ${ph}x${pw} (${place})`;
+      const weight = random(o * c * 9, rng, place);
+      for (const flip of [false, true]) {
+        const u = random(16 * o * c, rng, place), ue = new Float32Array(16 * o * c);
+        ref.winogradWeights(weight, ue, o, c, flip), wasm.winogradWeights(weight, u, o, c, flip);
+        close(u, ue, `winogradWeights flip=${flip} ${what}`, 1e-6, 1e-6);
+      }
+      const u = random(16 * o * c, rng, place);
+      const x = random(batch * c * h * w, rng, place);
+      const y = random(batch * o * oh * ow, rng, place), ye = new Float32Array(y.length);
+      ref.winogradConv3x3(x, u, ye, batch, c, o, h, w, ph, pw), wasm.winogradConv3x3(x, u, y, batch, c, o, h, w, ph, pw);
+      close(y, ye, `winogradConv3x3 ${what}`, 1e-5 * largest(ye), 1e-5);
+      const dy = random(y.length, rng, place);
+      const du = random(16 * o * c, rng, place), due = new Float32Array(du.length);
+      ref.winogradConv3x3WeightGrad(x, dy, due, batch, c, o, h, w, ph, pw), wasm.winogradConv3x3WeightGrad(x, dy, du, batch, c, o, h, w, ph, pw);
+      close(du, due, `winogradConv3x3WeightGrad ${what}`, 1e-5 * largest(due), 1e-5);
+      const dWeight = random(o * c * 9, rng, place), dWeightE = Float32Array.from(dWeight);
+      ref.winogradWeightsBackward(due, dWeightE, o, c), wasm.winogradWeightsBackward(due, dWeight, o, c);
+      close(dWeight, dWeightE, `winogradWeightsBackward (accumulating) ${what}`, 1e-6 * largest(dWeightE), 1e-6);
+    }
+  }
+});
+
 test('SGD (momentum, dampening, Nesterov, weight decay) and Adam/AdamW over several steps', () => {
   const rng = new Rng(9);
   for (const n of [1, 3, 4, 7, 100, 1001]) {

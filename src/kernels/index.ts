@@ -7,6 +7,7 @@ import './backends.js';
 export type { Kernels, MatmulOptions, SgdStepOptions, AdamStepOptions, Window2d, BackendCapabilities, SharedKernelMemory, BackendAttachment } from './kernels.js';
 export { referenceKernels } from './reference.js';
 export { batchNormReluPoolFits } from './kernels.js';
+export { winogradFits, winogradTiles } from './winograd.js';
 export {
   registerBackendProvider,
   backendProviders,

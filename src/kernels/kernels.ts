@@ -126,6 +126,23 @@ export interface Kernels {
   col2im(cols: Float32Array, dx: Float32Array, batch: number, channels: number, g: Window2d): void;
 
   /**
+   * Winograd F(2×2, 3×3), for 3×3 convolutions with stride 1 and padding 0-2 (winograd.ts has the
+   * math): the filters weight[O, C, 3, 3] transformed to u[16, O, C]; with `flip`, the input
+   * gradient's filters u[16, C, O] (each filter turned by 180°, the channel axes swapped).
+   */
+  winogradWeights(weight: Float32Array, u: Float32Array, outChannels: number, inChannels: number, flip: boolean): void;
+  /** dWeight[O, C, 3, 3] += Gᵀ·du·G: the filter gradient from du[16, O, C] (`winogradConv3x3WeightGrad`). */
+  winogradWeightsBackward(du: Float32Array, dWeight: Float32Array, outChannels: number, inChannels: number): void;
+  /**
+   * y[B, O, OH, OW] = the convolution of x[B, C, H, W] with the filters transformed to u[16, O, C],
+   * stride 1, zero padding padH/padW ≤ 2 (OH = H + 2·padH - 2). The input gradient is this call on dy
+   * with the flipped filters and padding 2 - pad.
+   */
+  winogradConv3x3(x: Float32Array, u: Float32Array, y: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void;
+  /** du[16, O, C] = the gradient with respect to u of that convolution's output (written, not accumulated), summed over the batch. */
+  winogradConv3x3WeightGrad(x: Float32Array, dy: Float32Array, du: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void;
+
+  /**
    * Max pooling over P = B·C independent planes x[P,H,W] → y[P,OH,OW]; padding counts as -∞. Writes
    * the flat index into x of each window's maximum (the first one on ties) to `argmax`, for the backward.
    */

@@ -8,6 +8,7 @@
  * convolution and pooling).
  */
 import type { AdamStepOptions, Kernels, MatmulOptions, SgdStepOptions, Window2d } from './kernels.js';
+import { winogradConv3x3, winogradConv3x3WeightGrad, winogradWeights, winogradWeightsBackward } from './winograd.js';
 
 export const referenceKernels: Kernels = {
   name: 'ts',
@@ -316,6 +317,11 @@ export const referenceKernels: Kernels = {
       }
     }
   },
+
+  winogradWeights,
+  winogradWeightsBackward,
+  winogradConv3x3,
+  winogradConv3x3WeightGrad,
 
   maxPoolForward(x, y, argmax, planes, g) {
     maxPool(x, y, argmax, planes, g, false);

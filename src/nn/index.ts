@@ -3,7 +3,7 @@ export { Linear, type LinearOptions } from './linear.js';
 export { Sigmoid, Tanh, ReLU } from './activations.js';
 export { Dropout } from './dropout.js';
 export { Sequential } from './sequential.js';
-export { Conv2d, type Conv2dOptions, type Size2 } from './conv2d.js';
+export { Conv2d, CONV_ALGORITHMS, WINOGRAD_MIN_CHANNELS, type Conv2dOptions, type ConvAlgorithm, type Size2 } from './conv2d.js';
 export { MaxPool2d, AvgPool2d, type Pool2dOptions } from './pool.js';
 export { Flatten } from './flatten.js';
 export { fuseBatchNorm } from './fuse.js';

@@ -19,6 +19,7 @@
  */
 import { batchNormReluPoolFits, type AdamStepOptions, type BackendAttachment, type BackendCapabilities, type Kernels, type MatmulOptions, type SgdStepOptions, type SharedKernelMemory, type Window2d } from '../kernels.js';
 import { referenceKernels } from '../reference.js';
+import { winogradTiles } from '../winograd.js';
 import type { BackendOptions } from '../registry.js';
 import { currentPlatform, type Platform } from '../../platform/index.js';
 import type { WasmExports } from './generated/exports.js';
@@ -69,7 +70,8 @@ const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormAppl
 const KERNEL_METHODS = [
   'allocate', 'release', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
-  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im', 'maxPoolForward', 'maxPoolBackward', 'maxPoolReluForward',
+  'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im',
+  'winogradWeights', 'winogradWeightsBackward', 'winogradConv3x3', 'winogradConv3x3WeightGrad', 'maxPoolForward', 'maxPoolBackward', 'maxPoolReluForward',
   'maxPoolReluBackward', 'batchNormReluMaxPool2x2', 'avgPoolForward', 'avgPoolBackward', 'sgdStep', 'adamStep',
 ] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
 /** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
@@ -568,6 +570,46 @@ export class WasmKernels implements Kernels {
     const pc = this.in(cols, planes * g.kernelH * g.kernelW * g.outH * g.outW), pd = this.out(dx, planes * g.height * g.width, false);
     if (this.failed) return referenceKernels.col2im(cols, dx, batch, channels, g);
     this.x.col2im(pc, pd, planes, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW);
+    this.end();
+  }
+
+  winogradWeights(weight: Float32Array, u: Float32Array, outChannels: number, inChannels: number, flip: boolean): void {
+    const pairs = outChannels * inChannels;
+    this.begin();
+    const pw = this.in(weight, 9 * pairs), pu = this.out(u, 16 * pairs, false);
+    if (this.failed) return referenceKernels.winogradWeights(weight, u, outChannels, inChannels, flip);
+    this.x.winogradWeights(pw, pu, outChannels, inChannels, +flip);
+    this.end();
+  }
+
+  winogradWeightsBackward(du: Float32Array, dWeight: Float32Array, outChannels: number, inChannels: number): void {
+    const pairs = outChannels * inChannels;
+    this.begin();
+    const pu = this.in(du, 16 * pairs), pw = this.out(dWeight, 9 * pairs, true);
+    if (this.failed) return referenceKernels.winogradWeightsBackward(du, dWeight, outChannels, inChannels);
+    this.x.winogradWeightsBackward(pu, pw, outChannels, inChannels);
+    this.end();
+  }
+
+  winogradConv3x3(x: Float32Array, u: Float32Array, y: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void {
+    const { outH, outW } = winogradTiles(height, width, padH, padW);
+    this.begin();
+    const px = this.in(x, batch * inChannels * height * width), pu = this.in(u, 16 * outChannels * inChannels);
+    const py = this.out(y, batch * outChannels * outH * outW, false);
+    const work = this.tmp(4 * this.x.winogradScratchFloats(batch, inChannels, outChannels, height, width, padH, padW));
+    if (this.failed) return referenceKernels.winogradConv3x3(x, u, y, batch, inChannels, outChannels, height, width, padH, padW);
+    this.x.winogradConv3x3(px, pu, py, batch, inChannels, outChannels, height, width, padH, padW, work, this.gemmScratch[0]);
+    this.end();
+  }
+
+  winogradConv3x3WeightGrad(x: Float32Array, dy: Float32Array, du: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void {
+    const { outH, outW } = winogradTiles(height, width, padH, padW);
+    this.begin();
+    const px = this.in(x, batch * inChannels * height * width), pd = this.in(dy, batch * outChannels * outH * outW);
+    const pu = this.out(du, 16 * outChannels * inChannels, false);
+    const work = this.tmp(4 * this.x.winogradScratchFloats(batch, inChannels, outChannels, height, width, padH, padW));
+    if (this.failed) return referenceKernels.winogradConv3x3WeightGrad(x, dy, du, batch, inChannels, outChannels, height, width, padH, padW);
+    this.x.winogradConv3x3WeightGrad(px, pd, pu, batch, inChannels, outChannels, height, width, padH, padW, work, this.gemmScratch[0]);
     this.end();
   }
 

@@ -11,3 +11,4 @@ export { channelMoments, batchNormStatistics, batchNormApply, batchNormBackward,
 export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
 export { sgdStep, adamStep } from './optim';
 export { im2col, col2im, maxPoolForward, maxPoolBackward, batchNormReluMaxPool2x2, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';
+export { winogradConv3x3, winogradConv3x3WeightGrad, winogradWeights, winogradWeightsBackward, winogradScratchFloats } from './winograd';
