@@ -418,7 +418,14 @@ test('layer specs: aliases, pairs, validation of every number, and a round trip 
     assert.deepEqual(again.config(), layer.config());
   }
   assert.equal(buildLayer({ type: 'MaxPool2d', kernel: 2 }, ctx).describe(), 'MaxPool2d(kernel=2)');
+  // The convolution algorithm: in the config only when chosen, and rebuilt from it.
+  assert.equal('algorithm' in conv.config(), false);
+  const chosen = buildLayer({ type: 'Conv2d', in: 16, out: 8, kernel: 3, padding: 1, algorithm: 'im2col' }, ctx) as Conv2d;
+  assert.equal(chosen.config().algorithm, 'im2col');
+  assert.equal((buildLayer(layerSpec(chosen), ctx) as Conv2d).usesWinograd, false);
   const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ type: 'Conv2d', in: 1, out: 4, kernel: 3, algorithm: 'fft' }, /Conv2d\.algorithm must be one of "auto", "im2col", "winograd", got "fft"/],
+    [{ type: 'Conv2d', in: 1, out: 4, kernel: 5, algorithm: 'winograd' }, /the 'winograd' algorithm needs a 3x3 kernel/],
     [{ type: 'Conv2d', in: 1, out: 4 }, /Conv2d\.kernelSize is required/],
     [{ type: 'Conv2d', in: 0, out: 4, kernel: 3 }, /Conv2d\.inChannels must be an integer in \[1, \d+\], got 0/],
     [{ type: 'Conv2d', in: 1, out: '4', kernel: 3 }, /Conv2d\.outChannels must be an integer/],

@@ -114,8 +114,8 @@ export class Conv2d extends Module {
 
   /**
    * How forward and backward compute the convolution ('auto', 'im2col' or 'winograd', see
-   * ConvAlgorithm). A runtime choice, as PyTorch's cuDNN algorithm is: the two give the same results up
-   * to float rounding, and it is not saved with the model.
+   * ConvAlgorithm), as PyTorch lets cuDNN choose: the results agree up to float rounding. A choice other
+   * than 'auto' is part of the layer's config, so data-parallel replicas and saved models keep it.
    */
   get algorithm(): ConvAlgorithm {
     return this._algorithm;
@@ -298,6 +298,8 @@ export class Conv2d extends Module {
       stride: sizeConfig(this.stride),
       padding: sizeConfig(this.padding),
       bias: this.bias !== null,
+      // Only a choice the user made: 'auto' is the default, and configs saved before it existed have none.
+      ...(this._algorithm === 'auto' ? {} : { algorithm: this._algorithm }),
     };
   }
 }

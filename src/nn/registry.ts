@@ -6,7 +6,7 @@
 import { Rng } from '../tensor/rng.js';
 import { Sigmoid, ReLU, Tanh } from './activations.js';
 import { BATCH_NORM_STATISTICS, BatchNorm1d, BatchNorm2d, type BatchNormOptions, type BatchNormStatistics, type RenormOptions } from './batchnorm.js';
-import { Conv2d, type Size2 } from './conv2d.js';
+import { CONV_ALGORITHMS, Conv2d, type ConvAlgorithm, type Size2 } from './conv2d.js';
 import { Dropout } from './dropout.js';
 import { Flatten } from './flatten.js';
 import { GroupNorm } from './groupnorm.js';
@@ -171,8 +171,15 @@ registerLayer('Conv2d', (spec, ctx) => {
     bias: boolOption(spec, 'bias', true),
     init: ctx.init,
     rng: ctx.rng,
+    algorithm: convAlgorithmOption(spec),
   });
 });
+
+function convAlgorithmOption(spec: LayerSpec): ConvAlgorithm {
+  const algorithm = spec.algorithm ?? 'auto';
+  if (!CONV_ALGORITHMS.includes(algorithm as ConvAlgorithm)) throw new Error(`${spec.type}.algorithm must be one of ${CONV_ALGORITHMS.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(algorithm)}`);
+  return algorithm as ConvAlgorithm;
+}
 for (const [type, Pool] of [['MaxPool2d', MaxPool2d], ['AvgPool2d', AvgPool2d]] as const) {
   registerLayer(type, (spec) => {
     const kernelSize = sizeOption(spec, ['kernelSize', 'kernel']);
