@@ -20,7 +20,7 @@ after(() => wasm2.close());
 test(`the ${simd} build is the one running, and says so in its capabilities`, () => {
   assert.equal(wasm.simd, simd);
   assert.equal(wasm2.simd, simd);
-  assert.deepEqual(wasm2.capabilities, { threads: 2, sharedMemory: true, simd, variant: `wasm ${simd}` });
+  assert.deepEqual(wasm2.capabilities, { threads: 2, sharedMemory: true, simd, variant: `wasm ${simd}`, winograd: true });
 });
 
 type Place = 'wasm' | 'js';

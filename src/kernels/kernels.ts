@@ -189,6 +189,12 @@ export interface BackendCapabilities {
   readonly simd: string | null;
   /** The build in use, as printed and stored in a run's config ('ts', 'wasm simd128', 'wasm relaxed-simd'). */
   readonly variant: string;
+  /**
+   * Whether its Winograd kernels are faster than im2col + matmul on the convolutions that fit them, so
+   * `Conv2d`'s 'auto' algorithm takes them (absent: no). The wasm backend's are; the reference's are
+   * written to be read, and its tuned matmul makes im2col the faster there.
+   */
+  readonly winograd?: boolean;
 }
 
 /**

@@ -12,7 +12,7 @@ import { winogradConv3x3, winogradConv3x3WeightGrad, winogradWeights, winogradWe
 
 export const referenceKernels: Kernels = {
   name: 'ts',
-  capabilities: { threads: 1, sharedMemory: false, simd: null, variant: 'ts' },
+  capabilities: { threads: 1, sharedMemory: false, simd: null, variant: 'ts', winograd: false },
 
   allocate(length) {
     return new Float32Array(length);
@@ -320,8 +320,12 @@ export const referenceKernels: Kernels = {
 
   winogradWeights,
   winogradWeightsBackward,
-  winogradConv3x3,
-  winogradConv3x3WeightGrad,
+  winogradConv3x3(x, u, y, batch, inChannels, outChannels, height, width, padH, padW) {
+    winogradConv3x3(referenceKernels.matmul, x, u, y, batch, inChannels, outChannels, height, width, padH, padW);
+  },
+  winogradConv3x3WeightGrad(x, dy, du, batch, inChannels, outChannels, height, width, padH, padW) {
+    winogradConv3x3WeightGrad(referenceKernels.matmul, x, dy, du, batch, inChannels, outChannels, height, width, padH, padW);
+  },
 
   maxPoolForward(x, y, argmax, planes, g) {
     maxPool(x, y, argmax, planes, g, false);

@@ -19,8 +19,10 @@
  * The transforms only add, subtract and halve, so the results stay within a few float roundings of
  * im2col's (test/conv.test.ts); they are not bit for bit the same sums.
  *
- * Shape legend: x [B, C, H, W], y [B, O, OH, OW] with OH = H + 2·padH - 2; u, du [16, O, C] (ξ-major).
+ * Shape legend: x [B, C, H, W], y [B, O, OH, OW] with OH = H + 2·padH - 2; u, du [16, O, C] (ξ-major);
+ * T = tiles per image.
  */
+import type { Kernels } from './kernels.js';
 
 /** Whether a convolution can run as Winograd F(2×2, 3×3): a 3×3 kernel, stride 1, padding 0-2 (the input gradient pads by 2 - pad). */
 export function winogradFits(kernel: readonly [number, number], stride: readonly [number, number], padding: readonly [number, number]): boolean {
@@ -76,38 +78,42 @@ export function winogradWeightsBackward(du: Float32Array, dWeight: Float32Array,
   }
 }
 
-/** y[b, o] = Σ_c conv3x3(x[b, c], weight[o, c]) with the filters transformed to u (`winogradWeights`), stride 1. */
-export function winogradConv3x3(x: Float32Array, u: Float32Array, y: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void {
+/** The backend's matrix product, which runs the 16 products of a Winograd convolution. */
+type Matmul = Kernels['matmul'];
+
+/**
+ * y[b, o] = Σ_c conv3x3(x[b, c], weight[o, c]) with the filters transformed to u (`winogradWeights`),
+ * stride 1, one image at a time: V = the transformed tiles [16, C, T], M[ξ] = U[ξ]·V[ξ], then the
+ * output transform of every tile.
+ */
+export function winogradConv3x3(matmul: Matmul, x: Float32Array, u: Float32Array, y: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void {
   const { outH, outW, tilesH, tilesW } = winogradTiles(height, width, padH, padW);
-  const v = new Float32Array(16 * inChannels); // [ξ, c] of one tile
-  const d = new Float32Array(16);
-  const m = new Float32Array(16);
+  const tiles = tilesH * tilesW;
+  const v = new Float32Array(16 * inChannels * tiles);
+  const m = new Float32Array(16 * outChannels * tiles);
+  const r0 = new Float64Array(4), r1 = new Float64Array(4);
   const pairs = outChannels * inChannels;
   for (let b = 0; b < batch; b++) {
-    for (let ty = 0; ty < tilesH; ty++) {
-      for (let tx = 0; tx < tilesW; tx++) {
-        for (let c = 0; c < inChannels; c++) {
-          patch(x, (b * inChannels + c) * height * width, height, width, 2 * ty - padH, 2 * tx - padW, d);
-          inputTransform(d, v, c, inChannels);
+    transformInputs(x, b, inChannels, height, width, padH, padW, tilesH, tilesW, v);
+    for (let xi = 0; xi < 16; xi++) {
+      matmul(u.subarray(xi * pairs, (xi + 1) * pairs), v.subarray(xi * inChannels * tiles, (xi + 1) * inChannels * tiles), m.subarray(xi * outChannels * tiles, (xi + 1) * outChannels * tiles), outChannels, inChannels, tiles);
+    }
+    for (let o = 0; o < outChannels; o++) {
+      const plane = (b * outChannels + o) * outH * outW;
+      for (let t = 0; t < tiles; t++) {
+        // Y = Aᵀ·M·A: rows 0 + 1 + 2 and 1 - 2 - 3 of M (r0, r1), then the same across their columns.
+        for (let j = 0; j < 4; j++) {
+          const at = (i: number) => m[((4 * i + j) * outChannels + o) * tiles + t];
+          r0[j] = at(0) + at(1) + at(2);
+          r1[j] = at(1) - at(2) - at(3);
         }
-        for (let o = 0; o < outChannels; o++) {
-          for (let xi = 0; xi < 16; xi++) {
-            let sum = 0;
-            const row = xi * pairs + o * inChannels;
-            for (let c = 0; c < inChannels; c++) sum += u[row + c] * v[xi * inChannels + c];
-            m[xi] = sum;
-          }
-          // Y = Aᵀ·M·A, only the outputs inside the image (an odd size leaves half a tile).
-          const r0 = [m[0] + m[4] + m[8], m[1] + m[5] + m[9], m[2] + m[6] + m[10], m[3] + m[7] + m[11]];
-          const r1 = [m[4] - m[8] - m[12], m[5] - m[9] - m[13], m[6] - m[10] - m[14], m[7] - m[11] - m[15]];
-          const out = (b * outChannels + o) * outH * outW;
-          const oy = 2 * ty, ox = 2 * tx;
-          y[out + oy * outW + ox] = r0[0] + r0[1] + r0[2];
-          if (ox + 1 < outW) y[out + oy * outW + ox + 1] = r0[1] - r0[2] - r0[3];
-          if (oy + 1 < outH) {
-            y[out + (oy + 1) * outW + ox] = r1[0] + r1[1] + r1[2];
-            if (ox + 1 < outW) y[out + (oy + 1) * outW + ox + 1] = r1[1] - r1[2] - r1[3];
-          }
+        const oy = 2 * Math.floor(t / tilesW), ox = 2 * (t % tilesW);
+        // Only the outputs inside the image: an odd size leaves half a tile.
+        y[plane + oy * outW + ox] = r0[0] + r0[1] + r0[2];
+        if (ox + 1 < outW) y[plane + oy * outW + ox + 1] = r0[1] - r0[2] - r0[3];
+        if (oy + 1 < outH) {
+          y[plane + (oy + 1) * outW + ox] = r1[0] + r1[1] + r1[2];
+          if (ox + 1 < outW) y[plane + (oy + 1) * outW + ox + 1] = r1[1] - r1[2] - r1[3];
         }
       }
     }
@@ -116,74 +122,70 @@ export function winogradConv3x3(x: Float32Array, u: Float32Array, y: Float32Arra
 
 /**
  * du[ξ, o, c] = Σ_b Σ_tiles dM[ξ, o]·V[ξ, c] (written, not accumulated): the gradient of the loss with
- * respect to U, for `winogradWeightsBackward` to turn into the filter gradient.
+ * respect to U, for `winogradWeightsBackward` to turn into the filter gradient. dM = A·dY·Aᵀ of each
+ * tile's 2×2 output gradient (the output transform's adjoint); the sum over tiles is dM[ξ]·V[ξ]ᵀ.
  */
-export function winogradConv3x3WeightGrad(x: Float32Array, dy: Float32Array, du: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void {
+export function winogradConv3x3WeightGrad(matmul: Matmul, x: Float32Array, dy: Float32Array, du: Float32Array, batch: number, inChannels: number, outChannels: number, height: number, width: number, padH: number, padW: number): void {
   const { outH, outW, tilesH, tilesW } = winogradTiles(height, width, padH, padW);
+  const tiles = tilesH * tilesW;
+  const v = new Float32Array(16 * inChannels * tiles);
+  const dm = new Float32Array(16 * outChannels * tiles);
   const pairs = outChannels * inChannels;
-  const sums = new Float64Array(16 * pairs);
-  const v = new Float32Array(16 * inChannels);
-  const d = new Float32Array(16);
-  const dm = new Float32Array(16);
   for (let b = 0; b < batch; b++) {
-    for (let ty = 0; ty < tilesH; ty++) {
-      for (let tx = 0; tx < tilesW; tx++) {
-        for (let c = 0; c < inChannels; c++) {
-          patch(x, (b * inChannels + c) * height * width, height, width, 2 * ty - padH, 2 * tx - padW, d);
-          inputTransform(d, v, c, inChannels);
-        }
-        for (let o = 0; o < outChannels; o++) {
-          // dM = A·dY·Aᵀ of the tile's 2×2 output gradient (0 past an odd edge).
-          const plane = (b * outChannels + o) * outH * outW;
-          const oy = 2 * ty, ox = 2 * tx;
-          const at = (r: number, c: number) => (r < outH && c < outW ? dy[plane + r * outW + c] : 0);
-          const g00 = at(oy, ox), g01 = at(oy, ox + 1), g10 = at(oy + 1, ox), g11 = at(oy + 1, ox + 1);
-          const s = [g00, g01, g00 + g10, g01 + g11, g00 - g10, g01 - g11, -g10, -g11]; // A·dY, 4×2
-          for (let i = 0; i < 4; i++) {
-            const a = s[2 * i], c = s[2 * i + 1];
-            dm[4 * i] = a;
-            dm[4 * i + 1] = a + c;
-            dm[4 * i + 2] = a - c;
-            dm[4 * i + 3] = -c;
-          }
-          for (let xi = 0; xi < 16; xi++) {
-            if (dm[xi] === 0) continue;
-            const row = xi * pairs + o * inChannels;
-            for (let c = 0; c < inChannels; c++) sums[row + c] += dm[xi] * v[xi * inChannels + c];
-          }
+    transformInputs(x, b, inChannels, height, width, padH, padW, tilesH, tilesW, v);
+    for (let o = 0; o < outChannels; o++) {
+      const plane = (b * outChannels + o) * outH * outW;
+      const at = (r: number, c: number) => (r < outH && c < outW ? dy[plane + r * outW + c] : 0); // 0 past an odd edge
+      for (let t = 0; t < tiles; t++) {
+        const oy = 2 * Math.floor(t / tilesW), ox = 2 * (t % tilesW);
+        const g00 = at(oy, ox), g01 = at(oy, ox + 1), g10 = at(oy + 1, ox), g11 = at(oy + 1, ox + 1);
+        // A·dY (4×2): rows dy0, dy0 + dy1, dy0 - dy1, -dy1; then ·Aᵀ across each row.
+        const s = [g00, g01, g00 + g10, g01 + g11, g00 - g10, g01 - g11, -g10, -g11];
+        for (let i = 0; i < 4; i++) {
+          const a = s[2 * i], c = s[2 * i + 1];
+          const row = [a, a + c, a - c, -c];
+          for (let j = 0; j < 4; j++) dm[((4 * i + j) * outChannels + o) * tiles + t] = row[j];
         }
       }
     }
-  }
-  for (let i = 0; i < 16 * pairs; i++) du[i] = sums[i];
-}
-
-/** The 4×4 input patch with its top-left corner at (row, col) of a plane, zeros outside it. */
-function patch(x: Float32Array, plane: number, height: number, width: number, row: number, col: number, d: Float32Array): void {
-  for (let i = 0; i < 4; i++) {
-    const r = row + i;
-    for (let j = 0; j < 4; j++) {
-      const c = col + j;
-      d[4 * i + j] = r >= 0 && r < height && c >= 0 && c < width ? x[plane + r * width + c] : 0;
+    for (let xi = 0; xi < 16; xi++) {
+      matmul(dm.subarray(xi * outChannels * tiles, (xi + 1) * outChannels * tiles), v.subarray(xi * inChannels * tiles, (xi + 1) * inChannels * tiles), du.subarray(xi * pairs, (xi + 1) * pairs), outChannels, tiles, inChannels, { transB: true, accumulate: b > 0 });
     }
   }
 }
 
-/** v[ξ, c] = (Bᵀ·d·B)[ξ] for one channel's patch d. */
-function inputTransform(d: Float32Array, v: Float32Array, c: number, channels: number): void {
-  // t = Bᵀ·d (rows), then t·B (columns).
-  const t = [
-    d[0] - d[8], d[1] - d[9], d[2] - d[10], d[3] - d[11],
-    d[4] + d[8], d[5] + d[9], d[6] + d[10], d[7] + d[11],
-    d[8] - d[4], d[9] - d[5], d[10] - d[6], d[11] - d[7],
-    d[4] - d[12], d[5] - d[13], d[6] - d[14], d[7] - d[15],
-  ];
-  for (let i = 0; i < 4; i++) {
-    const r = 4 * i;
-    v[(r + 0) * channels + c] = t[r] - t[r + 2];
-    v[(r + 1) * channels + c] = t[r + 1] + t[r + 2];
-    v[(r + 2) * channels + c] = t[r + 2] - t[r + 1];
-    v[(r + 3) * channels + c] = t[r + 1] - t[r + 3];
+/** v[ξ, c, t] = (Bᵀ·d·B)[ξ] for the 4×4 patch d under every tile t of every channel of image b. */
+function transformInputs(x: Float32Array, b: number, channels: number, height: number, width: number, padH: number, padW: number, tilesH: number, tilesW: number, v: Float32Array): void {
+  const tiles = tilesH * tilesW;
+  const d = new Float32Array(16);
+  const bd = new Float32Array(16); // Bᵀ·d
+  for (let c = 0; c < channels; c++) {
+    const plane = (b * channels + c) * height * width;
+    for (let t = 0; t < tiles; t++) {
+      const row = 2 * Math.floor(t / tilesW) - padH, col = 2 * (t % tilesW) - padW;
+      for (let i = 0; i < 4; i++) {
+        for (let j = 0; j < 4; j++) {
+          const r = row + i, q = col + j;
+          d[4 * i + j] = r >= 0 && r < height && q >= 0 && q < width ? x[plane + r * width + q] : 0;
+        }
+      }
+      // t = Bᵀ·d down the columns (rows 0 - 2, 1 + 2, 2 - 1, 1 - 3), then t·B across each row (the same).
+      for (let j = 0; j < 4; j++) {
+        const d0 = d[j], d1 = d[4 + j], d2 = d[8 + j], d3 = d[12 + j];
+        bd[j] = d0 - d2;
+        bd[4 + j] = d1 + d2;
+        bd[8 + j] = d2 - d1;
+        bd[12 + j] = d1 - d3;
+      }
+      for (let i = 0; i < 4; i++) {
+        const t0 = bd[4 * i], t1 = bd[4 * i + 1], t2 = bd[4 * i + 2], t3 = bd[4 * i + 3];
+        const at = (j: number) => ((4 * i + j) * channels + c) * tiles + t;
+        v[at(0)] = t0 - t2;
+        v[at(1)] = t1 + t2;
+        v[at(2)] = t2 - t1;
+        v[at(3)] = t1 - t3;
+      }
+    }
   }
 }
 

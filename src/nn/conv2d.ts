@@ -15,8 +15,9 @@
  *
  * A 3×3 convolution with stride 1 can instead run as Winograd F(2×2, 3×3) (src/kernels/winograd.ts):
  * 16 products per 2×2 outputs and channel pair instead of 36, for the forward, dx and dWeight alike.
- * `algorithm` chooses; 'auto' takes Winograd where it fits and the layer has at least
- * WINOGRAD_MIN_CHANNELS input channels (with fewer, the transforms cost more than the products saved).
+ * `algorithm` chooses; 'auto' takes Winograd where it fits, the layer has at least
+ * WINOGRAD_MIN_CHANNELS input channels (with fewer, the transforms cost more than the products saved)
+ * and the backend's Winograd kernels are its faster ones (`capabilities.winograd`: wasm, not the reference).
  */
 import { winogradFits, type Kernels, type MatmulOptions, type Window2d } from '../kernels/index.js';
 import { Rng } from '../tensor/rng.js';
@@ -47,7 +48,8 @@ export interface Conv2dOptions {
 /**
  * 'im2col': unfolded windows and a matrix product per sample (any kernel, stride and padding);
  * 'winograd': Winograd F(2×2, 3×3) (3×3 kernels, stride 1, padding 0-2 only);
- * 'auto': Winograd where it fits and the layer has at least WINOGRAD_MIN_CHANNELS input channels.
+ * 'auto': Winograd where it fits, the layer has at least WINOGRAD_MIN_CHANNELS input channels and the
+ * backend says its Winograd kernels are the faster (`capabilities.winograd`), else im2col.
  */
 export type ConvAlgorithm = 'auto' | 'im2col' | 'winograd';
 export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'im2col', 'winograd'];
@@ -129,9 +131,10 @@ export class Conv2d extends Module {
     this._algorithm = value;
   }
 
-  /** Whether the next forward runs as Winograd. */
+  /** Whether the next forward runs as Winograd (for 'auto': where the backend's Winograd kernels are the faster, `capabilities.winograd`). */
   get usesWinograd(): boolean {
-    return this._algorithm === 'winograd' || (this._algorithm === 'auto' && this.winogradFits() && this.inChannels >= WINOGRAD_MIN_CHANNELS);
+    if (this._algorithm !== 'auto') return this._algorithm === 'winograd';
+    return this.kernels.capabilities.winograd === true && this.winogradFits() && this.inChannels >= WINOGRAD_MIN_CHANNELS;
   }
 
   private winogradFits(): boolean {

@@ -142,7 +142,7 @@ export class WasmKernels implements Kernels {
     this.gemmScratch = [];
     for (let t = 0; t < this.threads; t++) this.gemmScratch.push(this.mustAlloc(gemmBytes));
     const threads = this.threads;
-    this.capabilities = { threads, sharedMemory: shared, simd: this.simd, variant: `wasm ${this.simd}${shared ? '' : ', ordinary memory'}` };
+    this.capabilities = { threads, sharedMemory: shared, simd: this.simd, variant: `wasm ${this.simd}${shared ? '' : ', ordinary memory'}`, winograd: true };
     if (shared) {
       const heap = this.heap;
       const simd = this.simd;
