@@ -139,6 +139,14 @@ test('Conv2d algorithms: "auto" takes Winograd for 3x3, stride 1, padding <= 2 a
     assertClose(b.weight.grad.data, a.weight.grad.data, 1e-5 * largest, `dWeight ${shape}`);
     assertClose(b.bias!.grad.data, a.bias!.grad.data, 1e-6, `dBias ${shape}`, 'relative');
   }
+  // Without the input gradient (a first layer), Winograd still gives the filter gradient.
+  const first = make({ algorithm: 'winograd', rng: new Rng(3) }), reference = make({ algorithm: 'im2col', rng: new Rng(3) });
+  first.inputGrad = reference.inputGrad = false;
+  const xFirst = randomTensor([2, 8, 6, 6], new Rng(11)), dyFirst = randomTensor([2, 4, 6, 6], new Rng(12));
+  first.forward(xFirst), reference.forward(xFirst);
+  assert.equal(first.backward(dyFirst).size, 0);
+  reference.backward(dyFirst);
+  assertClose(first.weight.grad.data, reference.weight.grad.data, 1e-5, 'dWeight without the input gradient', 'relative');
   // A layer switched between forward and backward still runs the backward of its forward's algorithm.
   const c = make({ algorithm: 'winograd', rng: new Rng(3) });
   const x = randomTensor([2, 8, 6, 6], new Rng(9));
