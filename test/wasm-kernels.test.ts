@@ -515,9 +515,12 @@ test('Winograd F(2x2, 3x3): filter transforms, convolution and its filter gradie
       }
       const u = random(16 * o * c, rng, place);
       const x = random(batch * c * h * w, rng, place);
-      const y = random(batch * o * oh * ow, rng, place), ye = new Float32Array(y.length);
+      // y is followed by 8 sentinel floats: a row's last vector may write past the row, never past y.
+      const yBlock = random(batch * o * oh * ow + 8, rng, place), y = yBlock.subarray(0, batch * o * oh * ow), ye = new Float32Array(y.length);
+      const sentinels = Array.from(yBlock.subarray(y.length));
       ref.winogradConv3x3(x, u, ye, batch, c, o, h, w, ph, pw), wasm.winogradConv3x3(x, u, y, batch, c, o, h, w, ph, pw);
       close(y, ye, `winogradConv3x3 ${what}`, 1e-5 * largest(ye), 1e-5);
+      assert.deepEqual(Array.from(yBlock.subarray(y.length)), sentinels, `winogradConv3x3 wrote past y: ${what}`);
       const dy = random(y.length, rng, place);
       const du = random(16 * o * c, rng, place), due = new Float32Array(du.length);
       ref.winogradConv3x3WeightGrad(x, dy, due, batch, c, o, h, w, ph, pw), wasm.winogradConv3x3WeightGrad(x, dy, du, batch, c, o, h, w, ph, pw);

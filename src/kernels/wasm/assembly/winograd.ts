@@ -51,17 +51,38 @@ export function winogradScratchFloats(batch: i32, c: i32, o: i32, h: i32, w: i32
 /**
  * Copy plane [h, w] into E and O (rows 2·TH + 2, row stride ks): E[r, k] = plane[r - ph, 2k - pw],
  * O[r, k] = plane[r - ph, 2k + 1 - pw]. Only the values inside the image are written; the rest were
- * zeroed once per call and stay zero (the same positions are inside for every plane).
+ * zeroed once per call and stay zero (the same positions are inside for every plane). A row's even
+ * columns go to E and its odd ones to O when pw is even, the other way round when it is odd: eight
+ * columns at a time, split by two shuffles.
  */
-function splitColumns(x: usize, h: i32, w: i32, ph: i32, pw: i32, tw: i32, rows: i32, ks: i32, e: usize, od: usize): void {
-  const e0 = (pw + 1) >> 1, e1 = min(tw, (w - 1 + pw) >> 1);
-  const o0 = pw >> 1, o1 = min(tw, (w - 2 + pw) >> 1);
+function splitColumns(x: usize, h: i32, w: i32, ph: i32, pw: i32, rows: i32, ks: i32, e: usize, od: usize): void {
+  const evensTo = (pw & 1) == 0 ? e : od, oddsTo = (pw & 1) == 0 ? od : e;
+  const kEven = pw >> 1, kOdd = (pw + 1) >> 1;
+  const evens = (w + 1) >> 1, odds = w >> 1;
   for (let r = max(0, ph); r < min(rows, h + ph); r++) {
     const src = f(x, (r - ph) * w);
-    const de = f(e, r * ks), dod = f(od, r * ks);
-    for (let k = e0; k <= e1; k++) store<f32>(f(de, k), load<f32>(f(src, 2 * k - pw)));
-    for (let k = o0; k <= o1; k++) store<f32>(f(dod, k), load<f32>(f(src, 2 * k + 1 - pw)));
+    const de = f(evensTo, r * ks + kEven), dod = f(oddsTo, r * ks + kOdd);
+    let j = 0;
+    for (; 2 * j + 8 <= w; j += 4) split8(src, de, dod, j);
+    if (j < evens) {
+      // The last eight columns again (overlapping the loop's), then at most one even column after them.
+      if (w >= 8) {
+        j = (w - 8) >> 1;
+        split8(src, de, dod, j);
+        j += 4;
+      }
+      for (let q = j; q < evens; q++) store<f32>(f(de, q), load<f32>(f(src, 2 * q)));
+      for (let q = j; q < odds; q++) store<f32>(f(dod, q), load<f32>(f(src, 2 * q + 1)));
+    }
   }
+}
+
+/** Columns 2j .. 2j + 7 of a row: the even ones to de[j .. j + 3], the odd ones to dod[j .. j + 3]. */
+// @ts-ignore: decorator
+@inline function split8(src: usize, de: usize, dod: usize, j: i32): void {
+  const a = v128.load(f(src, 2 * j)), b = v128.load(f(src, 2 * j + 4));
+  v128.store(f(de, j), f32x4.shuffle(a, b, 0, 2, 4, 6));
+  v128.store(f(dod, j), f32x4.shuffle(a, b, 1, 3, 5, 7));
 }
 
 /**
@@ -100,11 +121,15 @@ function inputTransform(e: usize, od: usize, ks: i32, th: i32, tw: i32, v: usize
 
 /**
  * y = Aᵀ·M·A for every tile of one output channel of one image: `m` points at its first tile for
- * ξ = 0, `ms` is the distance between ξ rows; `tmp` is 8 floats of scratch for tiles at the edge.
+ * ξ = 0, `ms` is the distance between ξ rows; `tmp` is 8 floats of scratch for the very end of y (`end`).
+ * A row's last four tiles may write up to 7 values past the row: they land on later rows (or the next
+ * plane), which are written after them — the tiles of a row pair go right to left, so the next row's
+ * first vector comes after the overrun into it.
  */
-function outputTransform(m: usize, ms: i32, th: i32, tw: i32, y: usize, oh: i32, ow: i32, tmp: usize): void {
+function outputTransform(m: usize, ms: i32, th: i32, tw: i32, y: usize, oh: i32, ow: i32, tmp: usize, end: usize): void {
+  const last = (tw - 1) & ~3;
   for (let ty = 0; ty < th; ty++) {
-    for (let tx = 0; tx < tw; tx += 4) {
+    for (let tx = last; tx >= 0; tx -= 4) {
       const src = f(m, ty * tw + tx);
       // Aᵀ·M: rows 0 + 1 + 2 and 1 - 2 - 3, for each of the 4 columns.
       const m0 = v128.load(src), m1 = v128.load(f(src, ms)), m2 = v128.load(f(src, 2 * ms)), m3 = v128.load(f(src, 3 * ms));
@@ -119,16 +144,16 @@ function outputTransform(m: usize, ms: i32, th: i32, tw: i32, y: usize, oh: i32,
       const y00 = f32x4.add(f32x4.add(a0, a1), a2), y01 = f32x4.sub(f32x4.sub(a1, a2), a3);
       const y10 = f32x4.add(f32x4.add(b0, b1), b2), y11 = f32x4.sub(f32x4.sub(b1, b2), b3);
       const oy = 2 * ty, ox = 2 * tx;
-      writeRow(f32x4.shuffle(y00, y01, 0, 4, 1, 5), f32x4.shuffle(y00, y01, 2, 6, 3, 7), f(y, oy * ow + ox), ow - ox, tmp);
-      if (oy + 1 < oh) writeRow(f32x4.shuffle(y10, y11, 0, 4, 1, 5), f32x4.shuffle(y10, y11, 2, 6, 3, 7), f(y, (oy + 1) * ow + ox), ow - ox, tmp);
+      writeRow(f32x4.shuffle(y00, y01, 0, 4, 1, 5), f32x4.shuffle(y00, y01, 2, 6, 3, 7), f(y, oy * ow + ox), ow - ox, tmp, end);
+      if (oy + 1 < oh) writeRow(f32x4.shuffle(y10, y11, 0, 4, 1, 5), f32x4.shuffle(y10, y11, 2, 6, 3, 7), f(y, (oy + 1) * ow + ox), ow - ox, tmp, end);
     }
   }
 }
 
-/** 8 output values of a row, of which the first `room` are inside it. */
+/** 8 output values of a row, of which the first `room` are inside it: all 8 unless they would pass `end`. */
 // @ts-ignore: decorator
-@inline function writeRow(lo: v128, hi: v128, dst: usize, room: i32, tmp: usize): void {
-  if (room >= 8) {
+@inline function writeRow(lo: v128, hi: v128, dst: usize, room: i32, tmp: usize, end: usize): void {
+  if (room >= 8 || dst + 32 <= end) {
     v128.store(dst, lo);
     v128.store(dst, hi, 16);
     return;
@@ -184,11 +209,12 @@ export function winogradConv3x3(x: usize, u: usize, y: usize, batch: i32, c: i32
   const tmp = f(e, 2 * planeFloats(th, tw));
   memory.fill(e, 0, (<usize>planeFloats(th, tw)) << 2);
   const xPlane = h * w, yPlane = oh * ow;
+  const yEnd = f(y, batch * o * yPlane);
   for (let b0 = 0; b0 < batch; b0 += group) {
     const images = min(group, batch - b0);
     for (let g = 0; g < images; g++) {
       for (let ch = 0; ch < c; ch++) {
-        splitColumns(f(x, ((b0 + g) * c + ch) * xPlane), h, w, ph, pw, tw, 2 * th + 2, ks, e, od);
+        splitColumns(f(x, ((b0 + g) * c + ch) * xPlane), h, w, ph, pw, 2 * th + 2, ks, e, od);
         inputTransform(e, od, ks, th, tw, f(v, ch * ps + g * tiles), c * ps);
       }
     }
@@ -198,7 +224,7 @@ export function winogradConv3x3(x: usize, u: usize, y: usize, batch: i32, c: i32
     }
     for (let g = 0; g < images; g++) {
       for (let oc = 0; oc < o; oc++) {
-        outputTransform(f(m, oc * ps + g * tiles), o * ps, th, tw, f(y, ((b0 + g) * o + oc) * yPlane), oh, ow, tmp);
+        outputTransform(f(m, oc * ps + g * tiles), o * ps, th, tw, f(y, ((b0 + g) * o + oc) * yPlane), oh, ow, tmp, yEnd);
       }
     }
   }
@@ -226,12 +252,12 @@ export function winogradConv3x3WeightGrad(x: usize, dy: usize, du: usize, batch:
     const images = min(group, batch - b0);
     for (let g = 0; g < images; g++) {
       for (let ch = 0; ch < c; ch++) {
-        splitColumns(f(x, ((b0 + g) * c + ch) * xPlane), h, w, ph, pw, tw, 2 * th + 2, ks, e, od);
+        splitColumns(f(x, ((b0 + g) * c + ch) * xPlane), h, w, ph, pw, 2 * th + 2, ks, e, od);
         inputTransform(e, od, ks, th, tw, f(v, ch * ps + g * tiles), c * ps);
       }
       for (let oc = 0; oc < o; oc++) {
         // The output gradient's plane, split like an input with no padding (rows past OH stay zero).
-        splitColumns(f(dy, ((b0 + g) * o + oc) * yPlane), oh, ow, 0, 0, tw, 2 * th, ks, ge, god);
+        splitColumns(f(dy, ((b0 + g) * o + oc) * yPlane), oh, ow, 0, 0, 2 * th, ks, ge, god);
         outputGradTransform(ge, god, ks, th, tw, f(m, oc * ps + g * tiles), o * ps);
       }
     }
