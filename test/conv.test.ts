@@ -432,6 +432,7 @@ test('layer specs: aliases, pairs, validation of every number, and a round trip 
   assert.equal('algorithm' in conv.config(), false);
   const chosen = buildLayer({ type: 'Conv2d', in: 16, out: 8, kernel: 3, padding: 1, algorithm: 'im2col' }, ctx) as Conv2d;
   assert.equal(chosen.config().algorithm, 'im2col');
+  assert.equal(chosen.describe(), 'Conv2d(16, 8, kernel=3, padding=1, algorithm=im2col)');
   assert.equal((buildLayer(layerSpec(chosen), ctx) as Conv2d).usesWinograd, false);
   const bad: Array<[Record<string, unknown>, RegExp]> = [
     [{ type: 'Conv2d', in: 1, out: 4, kernel: 3, algorithm: 'fft' }, /Conv2d\.algorithm must be one of "auto", "im2col", "winograd", got "fft"/],

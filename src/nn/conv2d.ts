@@ -290,6 +290,7 @@ export class Conv2d extends Module {
     if (this.stride[0] !== 1 || this.stride[1] !== 1) opts.push(`stride=${sizeText(this.stride)}`);
     if (this.padding[0] !== 0 || this.padding[1] !== 0) opts.push(`padding=${sizeText(this.padding)}`);
     if (!this.bias) opts.push('bias=false');
+    if (this._algorithm !== 'auto') opts.push(`algorithm=${this._algorithm}`);
     return `Conv2d(${this.inChannels}, ${this.outChannels}, ${opts.join(', ')})`;
   }
 
