@@ -196,6 +196,28 @@ function outputGradTransform(e: usize, od: usize, ks: i32, th: i32, tw: i32, m: 
   v128.store(f(dst, (first + 3) * ms), f32x4.neg(b));
 }
 
+/** The work space's layout: V [16, C, Pstride] at its start, then M [16, O, Pstride], then the planes. */
+// @ts-ignore: decorator
+@inline function mAt(scratch: usize, c: i32, ps: i32): usize {
+  return f(scratch, 16 * c * ps);
+}
+
+// @ts-ignore: decorator
+@inline function planesAt(scratch: usize, c: i32, o: i32, ps: i32): usize {
+  return f(scratch, 16 * (c + o) * ps);
+}
+
+/** V of images b0 .. b0 + images - 1 (every channel's tiles, image after image), from their E/O planes. */
+function transformInputs(x: usize, b0: i32, images: i32, c: i32, h: i32, w: i32, ph: i32, pw: i32, th: i32, tw: i32, ks: i32, ps: i32, v: usize, e: usize, od: usize): void {
+  const tiles = th * tw;
+  for (let g = 0; g < images; g++) {
+    for (let ch = 0; ch < c; ch++) {
+      splitColumns(f(x, ((b0 + g) * c + ch) * h * w), h, w, ph, pw, 2 * th + 2, ks, e, od);
+      inputTransform(e, od, ks, th, tw, f(v, ch * ps + g * tiles), c * ps);
+    }
+  }
+}
+
 /**
  * y[B, O, OH, OW] = conv3x3(x) with the transformed filters u[16, O, C], stride 1, padding ph/pw ≤ 2.
  * `scratch`: winogradScratchFloats(...) floats; `gemmScratch`: the gemm's own.
@@ -204,24 +226,16 @@ export function winogradConv3x3(x: usize, u: usize, y: usize, batch: i32, c: i32
   const oh = h + 2 * ph - 2, ow = w + 2 * pw - 2;
   const th = (oh + 1) >> 1, tw = (ow + 1) >> 1, tiles = th * tw;
   const group = groupImages(batch, c, o, tiles);
-  const ps = tileStride(batch, c, o, tiles);
-  const v = scratch;
-  const m = f(v, 16 * c * ps);
-  const ks = roundUp4(tw) + 4;
-  const e = f(m, 16 * o * ps);
+  const ps = tileStride(batch, c, o, tiles), ks = roundUp4(tw) + 4;
+  const v = scratch, m = mAt(scratch, c, ps), e = planesAt(scratch, c, o, ps);
   const od = f(e, (2 * th + 2) * ks);
   const tmp = f(e, 2 * planeFloats(th, tw));
   memory.fill(e, 0, (<usize>planeFloats(th, tw)) << 2);
-  const xPlane = h * w, yPlane = oh * ow;
+  const yPlane = oh * ow;
   const yEnd = f(y, batch * o * yPlane);
   for (let b0 = 0; b0 < batch; b0 += group) {
     const images = min(group, batch - b0);
-    for (let g = 0; g < images; g++) {
-      for (let ch = 0; ch < c; ch++) {
-        splitColumns(f(x, ((b0 + g) * c + ch) * xPlane), h, w, ph, pw, 2 * th + 2, ks, e, od);
-        inputTransform(e, od, ks, th, tw, f(v, ch * ps + g * tiles), c * ps);
-      }
-    }
+    transformInputs(x, b0, images, c, h, w, ph, pw, th, tw, ks, ps, v, e, od);
     const p = images * tiles;
     for (let xi = 0; xi < 16; xi++) {
       gemm(false, false, o, p, c, f(u, xi * o * c), c, f(v, xi * c * ps), ps, f(m, xi * o * ps), ps, false, gemmScratch);
@@ -242,23 +256,17 @@ export function winogradConv3x3WeightGrad(x: usize, dy: usize, du: usize, batch:
   const oh = h + 2 * ph - 2, ow = w + 2 * pw - 2;
   const th = (oh + 1) >> 1, tw = (ow + 1) >> 1, tiles = th * tw;
   const group = groupImages(batch, c, o, tiles);
-  const ps = tileStride(batch, c, o, tiles);
-  const v = scratch;
-  const m = f(v, 16 * c * ps);
-  const ks = roundUp4(tw) + 4;
-  const e = f(m, 16 * o * ps);
+  const ps = tileStride(batch, c, o, tiles), ks = roundUp4(tw) + 4;
+  const v = scratch, m = mAt(scratch, c, ps), e = planesAt(scratch, c, o, ps);
   const od = f(e, (2 * th + 2) * ks);
   const ge = f(e, planeFloats(th, tw));
   const god = f(ge, 2 * th * ks);
   memory.fill(e, 0, (<usize>(2 * planeFloats(th, tw))) << 2);
-  const xPlane = h * w, yPlane = oh * ow;
+  const yPlane = oh * ow;
   for (let b0 = 0; b0 < batch; b0 += group) {
     const images = min(group, batch - b0);
+    transformInputs(x, b0, images, c, h, w, ph, pw, th, tw, ks, ps, v, e, od);
     for (let g = 0; g < images; g++) {
-      for (let ch = 0; ch < c; ch++) {
-        splitColumns(f(x, ((b0 + g) * c + ch) * xPlane), h, w, ph, pw, 2 * th + 2, ks, e, od);
-        inputTransform(e, od, ks, th, tw, f(v, ch * ps + g * tiles), c * ps);
-      }
       for (let oc = 0; oc < o; oc++) {
         // The output gradient's plane, split like an input with no padding (rows past OH stay zero).
         splitColumns(f(dy, ((b0 + g) * o + oc) * yPlane), oh, ow, 0, 0, 2 * th, ks, ge, god);
