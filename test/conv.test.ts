@@ -241,7 +241,7 @@ test('MaxPool2d: forward by hand, PyTorch-style stride default, and gradients to
   assertGradients(new MaxPool2d({ kernelSize: [2, 3], stride: [1, 2] }), distinctTensor([1, 2, 5, 7], rng));
 });
 
-test('a ReLU followed by MaxPool2d runs fused in a Sequential: the same outputs and gradients as the two layers one by one', () => {
+test('a ReLU followed by MaxPool2d runs fused in a Sequential (with the batch norm before them, in forward and backward): the same outputs and gradients as the layers one by one', () => {
   const rng = new Rng(31);
   // The 2×2 window (its fast path) and an overlapping 3×3 / stride 1 / padding 1 one (the general path).
   for (const pool of [{ kernelSize: 2 }, { kernelSize: 3, stride: 1, padding: 1 }]) {
@@ -262,14 +262,24 @@ test('a ReLU followed by MaxPool2d runs fused in a Sequential: the same outputs 
     const fused = build();
     const apart = build();
     apart.fuseReluPool = false;
+    // With the 2×2 pooling the batch norm's backward runs through the ReLU and the pooling in one pass
+    // (backwardThroughReluPool): its sums add up in another order, so the gradients agree to rounding;
+    // the forward, and everything of the 3×3 pooling, bit for bit. Two passes: the parameters' gradients
+    // add up over both.
+    const withBatchNorm = pool.kernelSize === 2;
+    const same = (actual: Float32Array, expected: Float32Array, what: string) => (withBatchNorm ? assertClose(actual, expected, 1e-5, what, 'relative') : assert.deepEqual(actual, expected, what));
     for (let step = 0; step < 2; step++) {
       const yf = fused.forward(x), ya = apart.forward(x);
       assert.deepEqual(yf.data, ya.data, `output, pool ${JSON.stringify(pool)}`);
       const dxf = fused.backward(dy), dxa = apart.backward(dy);
-      assert.deepEqual(dxf.data, dxa.data, `input gradient, pool ${JSON.stringify(pool)}`);
+      same(dxf.data, dxa.data, `input gradient, pool ${JSON.stringify(pool)}`);
     }
     const a = fused.namedParameters(), b = apart.namedParameters();
-    for (let i = 0; i < a.length; i++) assert.deepEqual(a[i][1].grad.data, b[i][1].grad.data, a[i][0]);
+    for (let i = 0; i < a.length; i++) same(a[i][1].grad.data, b[i][1].grad.data, a[i][0]);
+    // The fused backward really ran: the pooling's own backward never did (it keeps no input gradient).
+    const poolDx = (m: Sequential) => (m.layers[3] as unknown as { dx: Tensor | null }).dx;
+    assert.equal(poolDx(fused) === null, withBatchNorm, 'the batch norm took the pooling and the ReLU into its backward with the 2×2 pooling only');
+    assert.notEqual(poolDx(apart), null);
     // The fused pass really ran: the ReLU layer itself was never called, and with the 2×2 pooling the
     // batch norm handed its normalized values to the pooling (its `pooled` output).
     assert.equal((fused.layers[2] as unknown as { y: Tensor | null }).y, null, 'the fused ReLU keeps no output');
@@ -293,6 +303,19 @@ test('a ReLU followed by MaxPool2d runs fused in a Sequential: the same outputs 
       if (!train) m.eval();
     }
     assert.deepEqual(fused.forward(x).data, apart.forward(x).data, `${JSON.stringify(shape)} train=${train}`);
+  }
+  // Finite differences through the fused batch norm, ReLU and pooling (8×8 maps fit that pass), every
+  // parameter included: gamma and beta moved off 1 and 0, so the ReLU cuts the normalized values unevenly.
+  {
+    const r = new Rng(12);
+    const block = new Sequential(new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1, bias: false, rng: r }), new BatchNorm2d(3), new ReLU(), new MaxPool2d({ kernelSize: 2 }));
+    const bn = block.layers[1] as BatchNorm2d;
+    bn.weight!.value.data.set([1.5, 0.7, -1.1]);
+    bn.bias!.value.data.set([0.3, -0.2, 0.1]);
+    const xb = distinctTensor([3, 2, 8, 8], rng);
+    const check = assertGradients(block, xb, { h: 1e-3 });
+    assert.ok(check.params['1.weight'] < TOL && check.params['1.bias'] < TOL);
+    assert.equal((block.layers[3] as unknown as { dx: Tensor | null }).dx, null, 'checked through the fused backward');
   }
   // Finite differences through the fused pair (inputs at least 0.0125 from the ReLU's kink).
   const x = distinctTensor([2, 3, 6, 4], rng);

@@ -455,18 +455,74 @@ test('batch norm, ReLU and 2×2 max pooling in one pass: bit for bit batchNormAp
       const y = wasm.allocate(size), xhat = wasm.allocate(size), out = wasm.allocate(outSize), arg = new Int32Array(outSize);
       wasm.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, height * width);
       wasm.maxPoolReluForward(y, out, arg, batch * channels, g);
-      const xhatF = wasm.allocate(size), outF = wasm.allocate(outSize), argF = new Int32Array(outSize);
-      wasm.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, wasm.allocate(size), xhatF, outF, argF, batch, channels, height, width);
+      const xhatF = wasm.allocate(size), outF = wasm.allocate(outSize), argF = new Int32Array(outSize), xhatMaxF = wasm.allocate(outSize);
+      wasm.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, wasm.allocate(size), xhatF, outF, argF, xhatMaxF, batch, channels, height, width);
       assert.deepEqual(xhatF, xhat, `xhat ${what}`);
       assert.deepEqual(outF, out, `pooled ${what}`);
       assert.deepEqual(argF, arg, `argmax ${what}`);
-      const xhatR = new Float32Array(size), outR = new Float32Array(outSize), argR = new Int32Array(outSize);
-      ref.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, new Float32Array(size), xhatR, outR, argR, batch, channels, height, width);
+      assert.deepEqual(xhatMaxF, Float32Array.from(argF, (i) => xhatF[i]), `xhat at the winners ${what}`);
+      const xhatR = new Float32Array(size), outR = new Float32Array(outSize), argR = new Int32Array(outSize), xhatMaxR = new Float32Array(outSize);
+      ref.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, new Float32Array(size), xhatR, outR, argR, xhatMaxR, batch, channels, height, width);
       close(xhatF, xhatR, `xhat vs reference ${what}`, 1e-6, 1e-6);
       close(outF, outR, `pooled vs reference ${what}`, 1e-6, 1e-6);
+      assert.deepEqual(xhatMaxR, Float32Array.from(argR, (i) => xhatR[i]), `reference: xhat at the winners ${what}`);
+      // Without xhatMax (null) the other outputs are the same.
+      const outN = wasm.allocate(outSize);
+      wasm.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, wasm.allocate(size), wasm.allocate(size), outN, new Int32Array(outSize), null, batch, channels, height, width);
+      assert.deepEqual(outN, outF, `pooled without xhatMax ${what}`);
     }
   }
-  assert.throws(() => wasm.batchNormReluMaxPool2x2(new Float32Array(36), new Float32Array(1), new Float32Array(1), null, null, new Float32Array(36), new Float32Array(36), new Float32Array(9), new Int32Array(9), 1, 1, 6, 6), /needs even sides, height·width a multiple of 4 and width ≥ 8, got 6x6/);
+  assert.throws(() => wasm.batchNormReluMaxPool2x2(new Float32Array(36), new Float32Array(1), new Float32Array(1), null, null, new Float32Array(36), new Float32Array(36), new Float32Array(9), new Int32Array(9), null, 1, 1, 6, 6), /needs even sides, height·width a multiple of 4 and width ≥ 8, got 6x6/);
+});
+
+test("batch norm's backward through the ReLU and 2×2 max pooling in one pass: the unfused backwards' gradients, on both backends", () => {
+  const rng = new Rng(13);
+  // 7 pooled columns (14 wide) and 5 (10 wide) leave rows that are not a multiple of 4 windows.
+  for (const [batch, channels, height, width] of [[3, 4, 28, 28], [2, 5, 14, 14], [2, 3, 8, 8], [1, 2, 6, 10], [4, 3, 4, 8]]) {
+    const size = batch * channels * height * width, outSize = size / 4, count = batch * height * width;
+    const g = window(height, width, 2, 2, 2, 2, 0, 0);
+    for (const place of ['wasm', 'js'] as Place[]) {
+      for (const affine of [true, false]) {
+        const what = `${batch}x${channels}x${height}x${width} affine=${affine} arrays in ${place}`;
+        const x = random(size, rng, place, 2, 0.3);
+        const mean = random(channels, rng, place, 0.2), invStd = random(channels, rng, place, 0.5, 1.5);
+        const gamma = affine ? random(channels, rng, place, 1, 0.2) : null, shift = affine ? random(channels, rng, place, 0.5) : null;
+        for (const k of [ref, wasm]) {
+          const kind = `${k === ref ? 'reference' : 'wasm'} ${what}`;
+          const alloc = (n: number) => (place === 'wasm' && k === wasm ? wasm.allocate(n) : new Float32Array(n));
+          const xhat = alloc(size), out = alloc(outSize), argmax = new Int32Array(outSize), xhatMax = alloc(outSize);
+          k.batchNormReluMaxPool2x2(x, mean, invStd, gamma, shift, alloc(size), xhat, out, argmax, xhatMax, batch, channels, height, width);
+          const dy = random(outSize, rng, place);
+          // Unfused: the pooling's and the ReLU's backward write the gradient at the batch norm's output, then batch norm's two halves.
+          const dBn = alloc(size), sumDy = alloc(channels), sumDyXhat = alloc(channels), dx = alloc(size);
+          k.maxPoolReluBackward(dy, out, argmax, dBn, batch * channels, g);
+          k.batchNormBackwardReduce(dBn, xhat, sumDy, sumDyXhat, batch, channels, height * width);
+          k.batchNormBackwardInput(dBn, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, height * width);
+          const fSumDy = alloc(channels), fSumDyXhat = alloc(channels), fdx = alloc(size);
+          k.batchNormReluMaxPool2x2BackwardReduce(dy, out, xhatMax, fSumDy, fSumDyXhat, batch, channels, height, width);
+          close(fSumDy, sumDy, `sumDy ${kind}`, 1e-5, 1e-5);
+          close(fSumDyXhat, sumDyXhat, `sumDyXhat ${kind}`, 1e-5, 1e-5);
+          k.batchNormReluMaxPool2x2BackwardInput(dy, out, argmax, xhat, invStd, gamma, fSumDy, fSumDyXhat, count, fdx, batch, channels, height, width);
+          close(fdx, dx, `dx ${kind}`, 1e-6, 1e-5);
+          // From the same sums, dx is the unfused one bit for bit.
+          k.batchNormReluMaxPool2x2BackwardInput(dy, out, argmax, xhat, invStd, gamma, sumDy, sumDyXhat, count, fdx, batch, channels, height, width);
+          assert.deepEqual(fdx, dx, `dx from the unfused sums ${kind}`);
+        }
+      }
+    }
+  }
+  // dx covers every position and nothing past its end.
+  const [batch, channels, height, width] = [2, 3, 14, 14];
+  const size = batch * channels * height * width, outSize = size / 4;
+  const block = wasm.allocate(size + 8);
+  block.fill(7);
+  const dx = block.subarray(0, size);
+  const out = random(outSize, rng, 'wasm'), argmax = new Int32Array(outSize);
+  for (let i = 0; i < outSize; i++) argmax[i] = Math.floor(i / (width / 2)) * 2 * width + (i % (width / 2)) * 2; // every window's top-left
+  wasm.batchNormReluMaxPool2x2BackwardInput(random(outSize, rng, 'wasm'), out, argmax, random(size, rng, 'wasm'), random(channels, rng, 'wasm'), null, random(channels, rng, 'wasm'), random(channels, rng, 'wasm'), batch * height * width, dx, batch, channels, height, width);
+  assert.ok(dx.every((v) => v !== 7), 'every position of dx written');
+  assert.deepEqual(Array.from(block.subarray(size)), new Array(8).fill(7), 'nothing written past dx');
+  assert.throws(() => wasm.batchNormReluMaxPool2x2BackwardReduce(new Float32Array(9), new Float32Array(9), new Float32Array(9), new Float32Array(1), new Float32Array(1), 1, 1, 6, 6), /batchNormReluMaxPool2x2BackwardReduce: needs even sides, height·width a multiple of 4 and width ≥ 8, got 6x6/);
 });
 
 test('im2col, col2im, max and average pooling', () => {

@@ -164,10 +164,25 @@ export interface Kernels {
    * Batch norm's normalization followed by a ReLU and 2×2, stride-2 max pooling, in one pass over x
    * [B, C, H, W]: writes xhat = (x - mean[c])·invStd[c] and out/argmax = maxPoolReluForward of
    * y = xhat·scale[c] + shift[c] (scale, shift null: 1 and 0), without writing y — the values of
-   * batchNormApply then maxPoolReluForward, bit for bit. `y` is scratch of x's size the backend may use
-   * (the reference writes y there). For H and W even, H·W a multiple of 4 and W ≥ 8 (`batchNormReluPoolFits`).
+   * batchNormApply then maxPoolReluForward, bit for bit — and, when given, xhatMax = xhat at each
+   * window's winner (xhat[argmax], for the backward's sums). `y` is scratch of x's size the backend may
+   * use (the reference writes y there). For H and W even, H·W a multiple of 4 and W ≥ 8 (`batchNormReluPoolFits`).
    */
-  batchNormReluMaxPool2x2(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array, out: Float32Array, argmax: Int32Array, batch: number, channels: number, height: number, width: number): void;
+  batchNormReluMaxPool2x2(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array, out: Float32Array, argmax: Int32Array, xhatMax: Float32Array | null, batch: number, channels: number, height: number, width: number): void;
+  /**
+   * The backward of batchNormReluMaxPool2x2 with batch statistics, in the two halves of
+   * batchNormBackwardReduce/Input, from dy [B, C, H/2, W/2], the gradient of its pooled output `out`.
+   * The gradient at the batch norm's output, g, is dy at each window's winner (argmax) where out > 0
+   * (the ReLU) and 0 at the other three positions, so its sums are sums over the pooled values, with
+   * xhatMax (xhat at the winners, from the forward): sumDy[c] = Σ g, sumDyXhat[c] = Σ g·xhatMax
+   * (written, not accumulated). g itself is never written.
+   */
+  batchNormReluMaxPool2x2BackwardReduce(dy: Float32Array, out: Float32Array, xhatMax: Float32Array, sumDy: Float32Array, sumDyXhat: Float32Array, batch: number, channels: number, height: number, width: number): void;
+  /**
+   * dx [B, C, H, W] for that g, in one pass over xhat: batchNormBackwardInput's
+   * dx = gamma·invStd/count · (count·g − Σg − xhat·Σg·xhat), from sums over `count` values per channel.
+   */
+  batchNormReluMaxPool2x2BackwardInput(dy: Float32Array, out: Float32Array, argmax: Int32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, sumDy: Float32Array, sumDyXhat: Float32Array, count: number, dx: Float32Array, batch: number, channels: number, height: number, width: number): void;
   /** Average pooling over P planes; padding counts as 0 and every window divides by KH·KW (PyTorch's count_include_pad). */
   avgPoolForward(x: Float32Array, y: Float32Array, planes: number, g: Window2d): void;
   /** dx = 0, then each dy[p,oh,ow]/(KH·KW) is added to every input of its window. */

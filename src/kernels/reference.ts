@@ -343,11 +343,48 @@ export const referenceKernels: Kernels = {
     maxUnpool(dy, y, argmax, dx, planes, g);
   },
 
-  batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, batch, channels, height, width) {
+  batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, xhatMax, batch, channels, height, width) {
     // The two kernels it fuses, through y: the same values by construction.
     referenceKernels.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, height * width);
     const g: Window2d = { height, width, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: height / 2, outW: width / 2 };
     referenceKernels.maxPoolReluForward(y, out, argmax, batch * channels, g);
+    if (xhatMax) for (let i = 0; i < out.length && i < xhatMax.length; i++) xhatMax[i] = xhat[argmax[i]];
+  },
+
+  batchNormReluMaxPool2x2BackwardReduce(dy, out, xhatMax, sumDy, sumDyXhat, batch, channels, height, width) {
+    const pooled = (height * width) / 4;
+    for (let c = 0; c < channels; c++) {
+      let s = 0;
+      let t = 0;
+      for (let b = 0; b < batch; b++) {
+        const o = (b * channels + c) * pooled;
+        for (let i = o; i < o + pooled; i++) {
+          // Only a window's winner gets a gradient, and only where it passed the ReLU.
+          if (!(out[i] > 0)) continue;
+          s += dy[i];
+          t += dy[i] * xhatMax[i];
+        }
+      }
+      sumDy[c] = s;
+      sumDyXhat[c] = t;
+    }
+  },
+
+  batchNormReluMaxPool2x2BackwardInput(dy, out, argmax, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, height, width) {
+    const plane = height * width;
+    const pooled = plane / 4;
+    for (let c = 0; c < channels; c++) {
+      const k = ((gamma ? gamma[c] : 1) * invStd[c]) / count;
+      for (let b = 0; b < batch; b++) {
+        const o = (b * channels + c) * plane;
+        // batchNormBackwardInput's closed form with g = 0 everywhere, then again at the winners, where g = dy.
+        for (let l = o; l < o + plane; l++) dx[l] = k * (0 - sumDy[c] - xhat[l] * sumDyXhat[c]);
+        const p = (b * channels + c) * pooled;
+        for (let i = p; i < p + pooled; i++) {
+          if (out[i] > 0) dx[argmax[i]] = k * (count * dy[i] - sumDy[c] - xhat[argmax[i]] * sumDyXhat[c]);
+        }
+      }
+    }
   },
 
   avgPoolForward(x, y, planes, g) {

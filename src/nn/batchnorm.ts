@@ -495,21 +495,68 @@ export abstract class BatchNormBase extends Module {
    * for every layer) makes them whole. With renorm `gamma` is gamma·r, and dGamma = r·Σdy·xhat_B + d·Σdy.
    */
   private backwardSynchronized(dy: Tensor, dx: Tensor, gamma: Float32Array | null, dGamma: Float32Array | null, dBeta: Float32Array | null, batch: number, channels: number, inner: number, renorm: boolean): Tensor {
-    const C = this.numFeatures;
     const k = this.kernels;
     const w = this.work;
-    const local = w.exchangeBuffer;
     k.batchNormBackwardReduce(dy.data, this.xhat!.data, w.sumDy, w.sumDyXhat, batch, channels, inner);
+    this.addSumsToParameters(dGamma, dBeta, renorm);
+    this.exchangeSums();
+    k.batchNormBackwardInput(dy.data, this.xhat!.data, w.invStd, gamma, w.totalDy, w.totalDyXhat, w.count, dx.data, batch, channels, inner);
+    return dx;
+  }
+
+  /**
+   * The backward of forwardThenReluPool: dy is the gradient of the pooling's output (`pool`, the layer
+   * this forward ran fused with), and the result the gradient of this layer's input. The gradient at
+   * this layer's output is dy at each window's winner that passed the ReLU and 0 at the other three
+   * positions, so its sums run over the pooled gradients and dx comes out of one pass over xhat
+   * (kernels batchNormReluMaxPool2x2BackwardReduce/Input), without the pooling's and the ReLU's own
+   * backward writing that gradient out first. The same dx as those three backwards, up to the order
+   * in which the sums add up.
+   */
+  backwardThroughReluPool(dy: Tensor, pool: MaxPool2d): Tensor {
+    const xhat = this.xhat;
+    if (!xhat || !this.cache || this.cache.mode === 'running' || this.cache.groups !== 1 || this.cache.renorm) {
+      throw new Error(`${this.describe()}${this.where()}: backwardThroughReluPool needs a forwardThenReluPool before it`);
+    }
+    const { out, argmax, xhatMax } = pool.batchNormReluWindows(dy);
+    const [batch, channels, height, width] = xhat.shape;
+    const k = this.kernels;
+    const w = this.work;
+    const dx = (this.dx = reuse(this.dx, xhat.shape, k));
+    const gamma = this.weight?.value.data ?? null;
+    const dGamma = this.weight?.trainable ? this.weight.grad.data : null;
+    const dBeta = this.bias?.trainable ? this.bias.grad.data : null;
+    k.batchNormReluMaxPool2x2BackwardReduce(dy.data, out, xhatMax, w.sumDy, w.sumDyXhat, batch, channels, height, width);
+    this.addSumsToParameters(dGamma, dBeta, false);
+    let sumDy = w.sumDy;
+    let sumDyXhat = w.sumDyXhat;
+    if (this.cache.acrossThreads) {
+      this.exchangeSums();
+      sumDy = w.totalDy;
+      sumDyXhat = w.totalDyXhat;
+    }
+    k.batchNormReluMaxPool2x2BackwardInput(dy.data, out, argmax, xhat.data, w.invStd, gamma, sumDy, sumDyXhat, w.count, dx.data, batch, channels, height, width);
+    return dx;
+  }
+
+  /** dGamma += Σdy·xhat and dBeta += Σdy from work.sumDyXhat and work.sumDy (with renorm: addRenormParameterGradients). */
+  private addSumsToParameters(dGamma: Float32Array | null, dBeta: Float32Array | null, renorm: boolean): void {
+    const w = this.work;
+    if (renorm) return this.addRenormParameterGradients(w.r, w.d, dGamma, dBeta);
+    for (let c = 0; c < this.numFeatures; c++) {
+      if (dGamma) dGamma[c] += w.sumDyXhat[c];
+      if (dBeta) dBeta[c] += w.sumDy[c];
+    }
+  }
+
+  /** This shard's Σdy and Σdy·xhat (work.sumDy, work.sumDyXhat) to every replica, and the whole batch's into work.totalDy, work.totalDyXhat. */
+  private exchangeSums(): void {
+    const C = this.numFeatures;
+    const w = this.work;
+    const local = w.exchangeBuffer;
     for (let c = 0; c < C; c++) {
       local[c] = w.sumDy[c];
       local[C + c] = w.sumDyXhat[c];
-    }
-    if (renorm) this.addRenormParameterGradients(w.r, w.d, dGamma, dBeta);
-    else {
-      for (let c = 0; c < C; c++) {
-        if (dGamma) dGamma[c] += w.sumDyXhat[c];
-        if (dBeta) dBeta[c] += w.sumDy[c];
-      }
     }
     const shards = this.sync!.exchange(local.subarray(0, 2 * C));
     for (let c = 0; c < C; c++) {
@@ -522,8 +569,6 @@ export abstract class BatchNormBase extends Module {
       w.totalDy[c] = a;
       w.totalDyXhat[c] = b;
     }
-    k.batchNormBackwardInput(dy.data, this.xhat!.data, w.invStd, gamma, w.totalDy, w.totalDyXhat, w.count, dx.data, batch, channels, inner);
-    return dx;
   }
 
   /** dGamma += r·Σdy·xhat_B + d·Σdy and dBeta += Σdy, from the sums in work.sumDyXhat and work.sumDy. */

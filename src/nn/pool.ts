@@ -123,9 +123,12 @@ export class MaxPool2d extends Pool2d {
   // The backend's memory behind argmax (an Int32Array view of it), so kernels read and write it in place.
   private argmaxBlock: Float32Array | null = null;
   private reluFused = false; // whether the last forward was forwardAfterRelu
+  private batchNormFused = false; // whether it was forwardAfterBatchNormRelu
+  private xhatMax: Tensor | null = null; // after forwardAfterBatchNormRelu: the normalized value at each window's winner
 
   override forward(x: Tensor): Tensor {
     this.reluFused = false;
+    this.batchNormFused = false;
     return this.poolForward(x, false);
   }
 
@@ -136,6 +139,7 @@ export class MaxPool2d extends Pool2d {
    */
   forwardAfterRelu(x: Tensor): Tensor {
     this.reluFused = true;
+    this.batchNormFused = false;
     return this.poolForward(x, true);
   }
 
@@ -149,9 +153,22 @@ export class MaxPool2d extends Pool2d {
   forwardAfterBatchNormRelu(x: Tensor, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array): Tensor {
     const out = this.outputFor(x.shape);
     const [batch, channels, height, width] = x.shape;
-    this.kernels.batchNormReluMaxPool2x2(x.data, mean, invStd, scale, shift, y, xhat, out.data, this.argmaxFor(out.size), batch, channels, height, width);
+    this.xhatMax = reuse(this.xhatMax, out.shape, this.kernels);
+    this.kernels.batchNormReluMaxPool2x2(x.data, mean, invStd, scale, shift, y, xhat, out.data, this.argmaxFor(out.size), this.xhatMax.data, batch, channels, height, width);
     this.reluFused = true;
+    this.batchNormFused = true;
     return out;
+  }
+
+  /**
+   * For the batch norm's backward through this layer and the ReLU (BatchNormBase.backwardThroughReluPool),
+   * after forwardAfterBatchNormRelu: this layer's output and argmax, and the normalized value at each
+   * window's winner, once dy is checked against the output.
+   */
+  batchNormReluWindows(dy: Tensor): { out: Float32Array; argmax: Int32Array; xhatMax: Float32Array } {
+    if (!this.batchNormFused) throw new Error(`${this.describe()}${this.where()}: the backward through a batch norm and ReLU needs a forwardAfterBatchNormRelu before it`);
+    checkBackward(this, this.y, dy);
+    return { out: this.y.data, argmax: this.argmax!, xhatMax: this.xhatMax!.data };
   }
 
   /** Whether forwardAfterBatchNormRelu takes an input of this shape. */
@@ -199,8 +216,8 @@ export class MaxPool2d extends Pool2d {
 
   protected override releaseBuffers(): void {
     super.releaseBuffers();
-    this.argmax = this.argmaxBlock = null;
-    this.reluFused = false;
+    this.argmax = this.argmaxBlock = this.xhatMax = null;
+    this.reluFused = this.batchNormFused = false;
   }
 }
 

@@ -19,12 +19,16 @@ export class Sequential extends Module {
    * Run a ReLU directly followed by a MaxPool2d as one pass (MaxPool2d.forwardAfterRelu): the same
    * outputs and gradients, without writing the ReLU's output, in forward and backward; and, in
    * training, a 2d batch norm right before them in that pass too (BatchNormBase.forwardThenReluPool),
-   * without writing the batch norm's output. The ReLU layer, and the batch norm's output buffer, keep
-   * no values of their own for such a pass. Default true; false runs every layer on its own.
+   * without writing the batch norm's output, and then the backward of the three in one pass as well
+   * (BatchNormBase.backwardThroughReluPool: the same gradients up to the order of the batch norm's sums).
+   * The ReLU layer, and the batch norm's output buffer, keep no values of their own for such a pass.
+   * Default true; false runs every layer on its own.
    */
   fuseReluPool = true;
   /** fused[i]: whether the last forward ran layer i (a ReLU) fused into layer i + 1 (a MaxPool2d). */
   private fused: boolean[] = [];
+  /** withBatchNorm[i]: whether it also ran layer i - 1 (a batch norm) in that pass. */
+  private withBatchNorm: boolean[] = [];
   /** Column sums of the input check's fast path, in the backend's memory (made at the first forward that can use it). */
   private checkSums: { kernels: Kernels; sums: Float32Array } | null = null;
 
@@ -77,10 +81,13 @@ export class Sequential extends Module {
           this.fused[i] = false;
           this.fused[i + 1] = true;
           this.fused[i + 2] = false;
+          this.withBatchNorm[i] = this.withBatchNorm[i + 2] = false;
+          this.withBatchNorm[i + 1] = true;
           i += 2;
           continue;
         }
       }
+      this.withBatchNorm[i] = false;
       this.fused[i] = this.fuseReluPool && layer instanceof ReLU && next instanceof MaxPool2d;
       if (this.fused[i]) {
         h = (next as MaxPool2d).forwardAfterRelu(h);
@@ -115,6 +122,15 @@ export class Sequential extends Module {
     if (first < 0) return NO_INPUT_GRAD;
     let g = dy;
     for (let i = this.layers.length - 1; i >= first; i--) {
+      if (i - 2 >= first && this.fused[i - 1] && this.withBatchNorm[i - 1]) {
+        // A batch norm (i - 2), ReLU (i - 1) and this max pooling (i) that ran as one pass: the three
+        // backwards as one, the gradient for the batch norm's input.
+        const bn = this.layers[i - 2] as BatchNormBase;
+        bn.inputGrad = i - 2 > first || this.inputGrad;
+        g = bn.backwardThroughReluPool(g, this.layers[i] as MaxPool2d);
+        i -= 2;
+        continue;
+      }
       if (i > first && this.fused[i - 1]) {
         // A ReLU (i - 1) fused into this max pooling (i): the pair's gradient for the ReLU's input.
         g = (this.layers[i] as MaxPool2d).backwardAfterRelu(g);

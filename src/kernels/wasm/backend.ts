@@ -72,7 +72,7 @@ const KERNEL_METHODS = [
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
   'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im',
   'winogradWeights', 'winogradWeightsBackward', 'winogradConv3x3', 'winogradConv3x3WeightGrad', 'maxPoolForward', 'maxPoolBackward', 'maxPoolReluForward',
-  'maxPoolReluBackward', 'batchNormReluMaxPool2x2', 'avgPoolForward', 'avgPoolBackward', 'sgdStep', 'adamStep',
+  'maxPoolReluBackward', 'batchNormReluMaxPool2x2', 'batchNormReluMaxPool2x2BackwardReduce', 'batchNormReluMaxPool2x2BackwardInput', 'avgPoolForward', 'avgPoolBackward', 'sgdStep', 'adamStep',
 ] as const satisfies ReadonlyArray<Exclude<keyof Kernels, 'name'>>;
 /** Bytes below the heap: address 0 stays unused, so a 0 pointer can mean "no array". */
 const RESERVED = 1024;
@@ -634,14 +634,38 @@ export class WasmKernels implements Kernels {
     this.maxUnpool(dy, null, argmax, dx, planes, g);
   }
 
-  batchNormReluMaxPool2x2(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array, out: Float32Array, argmax: Int32Array, batch: number, channels: number, height: number, width: number): void {
+  batchNormReluMaxPool2x2(x: Float32Array, mean: Float32Array, invStd: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, xhat: Float32Array, out: Float32Array, argmax: Int32Array, xhatMax: Float32Array | null, batch: number, channels: number, height: number, width: number): void {
     if (!batchNormReluPoolFits(height, width)) throw new Error(`batchNormReluMaxPool2x2: needs even sides, height·width a multiple of 4 and width ≥ 8, got ${height}x${width}`);
     const size = batch * channels * height * width, outSize = size / 4;
     this.begin();
     const px = this.in(x, size), pm = this.in(mean, channels), pi = this.in(invStd, channels), ps = this.inOrNull(scale, channels), pt = this.inOrNull(shift, channels);
-    const ph = this.out(xhat, size, false), po = this.out(out, outSize, false), pa = this.outInt(argmax, outSize);
-    if (this.failed) return referenceKernels.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, batch, channels, height, width);
-    this.x.batchNormReluMaxPool2x2(px, pm, pi, ps, pt, ph, po, pa, batch, channels, height, width);
+    const ph = this.out(xhat, size, false), po = this.out(out, outSize, false), pa = this.outInt(argmax, outSize), pe = this.outOrNull(xhatMax, outSize, false);
+    if (this.failed) return referenceKernels.batchNormReluMaxPool2x2(x, mean, invStd, scale, shift, y, xhat, out, argmax, xhatMax, batch, channels, height, width);
+    this.x.batchNormReluMaxPool2x2(px, pm, pi, ps, pt, ph, po, pa, pe, batch, channels, height, width);
+    this.end();
+  }
+
+  batchNormReluMaxPool2x2BackwardReduce(dy: Float32Array, out: Float32Array, xhatMax: Float32Array, sumDy: Float32Array, sumDyXhat: Float32Array, batch: number, channels: number, height: number, width: number): void {
+    if (!batchNormReluPoolFits(height, width)) throw new Error(`batchNormReluMaxPool2x2BackwardReduce: needs even sides, height·width a multiple of 4 and width ≥ 8, got ${height}x${width}`);
+    const pooled = (height * width) / 4, outSize = batch * channels * pooled;
+    this.begin();
+    const pd = this.in(dy, outSize), po = this.in(out, outSize), pe = this.in(xhatMax, outSize);
+    const ps = this.out(sumDy, channels, false), pt = this.out(sumDyXhat, channels, false);
+    const work = this.tmp(channels * 16);
+    if (this.failed) return referenceKernels.batchNormReluMaxPool2x2BackwardReduce(dy, out, xhatMax, sumDy, sumDyXhat, batch, channels, height, width);
+    this.x.batchNormReluMaxPool2x2BackwardReduce(pd, po, pe, ps, pt, batch, channels, pooled, work);
+    this.end();
+  }
+
+  batchNormReluMaxPool2x2BackwardInput(dy: Float32Array, out: Float32Array, argmax: Int32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, sumDy: Float32Array, sumDyXhat: Float32Array, count: number, dx: Float32Array, batch: number, channels: number, height: number, width: number): void {
+    if (!batchNormReluPoolFits(height, width)) throw new Error(`batchNormReluMaxPool2x2BackwardInput: needs even sides, height·width a multiple of 4 and width ≥ 8, got ${height}x${width}`);
+    const size = batch * channels * height * width, outSize = size / 4;
+    this.begin();
+    const pd = this.in(dy, outSize), po = this.in(out, outSize), pa = this.inInt(argmax, outSize), ph = this.in(xhat, size);
+    const pi = this.in(invStd, channels), pg = this.inOrNull(gamma, channels), ps = this.in(sumDy, channels), pt = this.in(sumDyXhat, channels);
+    const px = this.out(dx, size, false);
+    if (this.failed) return referenceKernels.batchNormReluMaxPool2x2BackwardInput(dy, out, argmax, xhat, invStd, gamma, sumDy, sumDyXhat, count, dx, batch, channels, height, width);
+    this.x.batchNormReluMaxPool2x2BackwardInput(pd, po, pa, ph, pi, pg, ps, pt, count, px, batch, channels, height, width);
     this.end();
   }
 

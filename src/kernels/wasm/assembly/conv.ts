@@ -196,20 +196,25 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
  * the input width.
  */
 // @ts-ignore: decorator
-@inline function maxOfFour(a: v128, b: v128, c: v128, d: v128, first: i32, w: i32, y: usize, argmax: usize): void {
+@inline function maxOfFour(a: v128, b: v128, c: v128, d: v128, first: i32, w: i32, y: usize, argmax: usize, ea: v128, eb: v128, ec: v128, ed: v128, atMax: usize): void {
   const one = i32x4.splat(1);
   let m = a;
+  let e = ea; // with atMax: the value of (ea, eb, ec, ed) at the same position as the maximum, stored there
   let which = i32x4.splat(0);
   let gt = f32x4.gt(b, m);
   m = v128.bitselect(b, m, gt);
+  if (atMax) e = v128.bitselect(eb, e, gt);
   which = v128.bitselect(one, which, gt);
   gt = f32x4.gt(c, m);
   m = v128.bitselect(c, m, gt);
+  if (atMax) e = v128.bitselect(ec, e, gt);
   which = v128.bitselect(i32x4.splat(2), which, gt);
   gt = f32x4.gt(d, m);
   m = v128.bitselect(d, m, gt);
+  if (atMax) e = v128.bitselect(ed, e, gt);
   which = v128.bitselect(i32x4.splat(3), which, gt);
   v128.store(y, m);
+  if (atMax) v128.store(atMax, e);
   // index = first + lane·2 + (which & 1) + (which >> 1)·w
   const idx = i32x4.add(i32x4.add(i32x4.splat(first), i32x4(0, 2, 4, 6)), i32x4.add(v128.and(which, one), i32x4.mul(i32x4.shr_u(which, 1), i32x4.splat(w))));
   v128.store(argmax, idx);
@@ -244,7 +249,7 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
           cc = v128.and(cc, f32x4.gt(cc, zero));
           d = v128.and(d, f32x4.gt(d, zero));
         }
-        maxOfFour(a, b, cc, d, top + 2 * c, w, f(y, o + c), f(argmax, o + c));
+        maxOfFour(a, b, cc, d, top + 2 * c, w, f(y, o + c), f(argmax, o + c), zero, zero, zero, zero, 0);
         if (c + 4 >= ow) {
           c = ow;
           break;
@@ -273,11 +278,12 @@ export function maxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, h
 /**
  * Batch norm's normalization, a ReLU and 2×2 stride-2 max pooling in one pass over x [B, C, H, W]
  * (H, W even, H·W a multiple of 4, W ≥ 8): xhat = (x - mean[c])·invStd[c] is written, y = xhat·scale[c]
- * + shift[c] is not, and out/argmax are maxPoolForward of relu(y). Every value is computed as
+ * + shift[c] is not, and out/argmax are maxPoolForward of relu(y); xhatMax (0: none) gets xhat at each
+ * window's winner, for the backward's sums. Every value is computed as
  * batchNormApply's vector loop and maxPool2x2 compute it (the sizes above keep batchNormApply off its
  * scalar tail), so the results are theirs bit for bit. scale, shift: 0 for none (1 and 0).
  */
-export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, xhat: usize, out: usize, argmax: usize, batch: i32, channels: i32, h: i32, w: i32): void {
+export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, scale: usize, shift: usize, xhat: usize, out: usize, argmax: usize, xhatMax: usize, batch: i32, channels: i32, h: i32, w: i32): void {
   const plane = h * w;
   const oh = h >> 1, ow = w >> 1;
   const zero = f32x4.splat(0);
@@ -309,7 +315,95 @@ export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, sc
         u1 = v128.and(u1, f32x4.gt(u1, zero));
         const a = f32x4.shuffle(t0, t1, 0, 2, 4, 6), b = f32x4.shuffle(t0, t1, 1, 3, 5, 7);
         const cc = f32x4.shuffle(u0, u1, 0, 2, 4, 6), d = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
-        maxOfFour(a, b, cc, d, top + 2 * q, w, f(out, o + q), f(argmax, o + q));
+        const ea = f32x4.shuffle(h0, h1, 0, 2, 4, 6), eb = f32x4.shuffle(h0, h1, 1, 3, 5, 7);
+        const ec = f32x4.shuffle(h2, h3, 0, 2, 4, 6), ed = f32x4.shuffle(h2, h3, 1, 3, 5, 7);
+        maxOfFour(a, b, cc, d, top + 2 * q, w, f(out, o + q), f(argmax, o + q), ea, eb, ec, ed, xhatMax ? f(xhatMax, o + q) : 0);
+        if (q + 4 >= ow) break;
+      }
+    }
+  }
+}
+
+/**
+ * The sums of batch norm's backward when its output went through a ReLU and 2×2 max pooling
+ * (batchNormReluMaxPool2x2's backward): the gradient at the batch norm's output is g = dy at each
+ * window's winner where out > 0, and 0 elsewhere, so sumDy[c] = Σ g and sumDyXhat[c] = Σ g·xhat
+ * run over the pooled values, with xhat at the winners as the forward left it in xhatMax: a sixteenth
+ * of the reads of the unfused sums (which read g and xhat whole), and g is never written. `pooled` =
+ * values per plane (H·W/4). Per plane in f32x4 lanes, then across planes in f64 (2·channels f64 of
+ * scratch), as the unfused sums are.
+ */
+export function batchNormReluMaxPool2x2BackwardReduce(dy: usize, out: usize, xhatMax: usize, sumDy: usize, sumDyXhat: usize, batch: i32, channels: i32, pooled: i32, scratch: usize): void {
+  const zero = f32x4.splat(0);
+  const s64 = scratch, t64 = scratch + ((<usize>channels) << 3);
+  memory.fill(scratch, 0, (<usize>channels) << 4);
+  for (let p = 0; p < batch * channels; p++) {
+    const o = p * pooled;
+    let s = zero, t = zero;
+    let i = 0;
+    for (; i + 4 <= pooled; i += 4) {
+      const g = v128.and(v128.load(f(dy, o + i)), f32x4.gt(v128.load(f(out, o + i)), zero));
+      s = f32x4.add(s, g);
+      t = f32x4.add(t, f32x4.mul(g, v128.load(f(xhatMax, o + i))));
+    }
+    let sp = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+    let tp = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+    for (; i < pooled; i++) {
+      if (!(load<f32>(f(out, o + i)) > 0)) continue;
+      const g = load<f32>(f(dy, o + i));
+      sp += g;
+      tp += g * load<f32>(f(xhatMax, o + i));
+    }
+    const c = p % channels;
+    const sc = s64 + ((<usize>c) << 3), tc = t64 + ((<usize>c) << 3);
+    store<f64>(sc, load<f64>(sc) + <f64>sp);
+    store<f64>(tc, load<f64>(tc) + <f64>tp);
+  }
+  for (let c = 0; c < channels; c++) {
+    store<f32>(f(sumDy, c), <f32>load<f64>(s64 + ((<usize>c) << 3)));
+    store<f32>(f(sumDyXhat, c), <f32>load<f64>(t64 + ((<usize>c) << 3)));
+  }
+}
+
+/**
+ * dx of that backward from the sums over `count` values per channel: batchNormBackwardInput's
+ * dx = p·g + q + r·xhat (p, q, r per channel, as it computes them), g spread from the pooled dy to its
+ * windows' winners in registers, as maxPool2x2Backward spreads it, so dx is written in one pass.
+ * With equal sums, the same values as the unfused kernels bit for bit.
+ */
+export function batchNormReluMaxPool2x2BackwardInput(dy: usize, out: usize, argmax: usize, xhat: usize, invStd: usize, gamma: usize, sumDy: usize, sumDyXhat: usize, count: f64, dx: usize, batch: i32, channels: i32, h: i32, w: i32): void {
+  const plane = h * w;
+  const oh = h >> 1, ow = w >> 1;
+  const zero = f32x4.splat(0);
+  const offsets = i32x4(0, 2, 4, 6);
+  const right = i32x4.splat(1), below = i32x4.splat(w), belowRight = i32x4.splat(w + 1);
+  for (let pl = 0; pl < batch * channels; pl++) {
+    const c = pl % channels;
+    const gm = gamma ? <f64>load<f32>(f(gamma, c)) : 1.0;
+    const k = (gm * <f64>load<f32>(f(invStd, c))) / count;
+    const pV = f32x4.splat(<f32>(k * count));
+    const qV = f32x4.splat(<f32>(-k * <f64>load<f32>(f(sumDy, c))));
+    const rV = f32x4.splat(<f32>(-k * <f64>load<f32>(f(sumDyXhat, c))));
+    const base = pl * plane;
+    for (let r = 0; r < oh; r++) {
+      const o = (pl * oh + r) * ow;
+      const top = base + 2 * r * w;
+      for (let q = 0; ; q += 4) {
+        if (q + 4 > ow) q = ow - 4; // the last step overlaps, writing the same values again
+        let g = v128.load(f(dy, o + q));
+        g = v128.and(g, f32x4.gt(v128.load(f(out, o + q)), zero));
+        const at = v128.load(f(argmax, o + q));
+        const a = i32x4.add(i32x4.splat(top + 2 * q), offsets);
+        const va = v128.and(g, i32x4.eq(at, a));
+        const vb = v128.and(g, i32x4.eq(at, i32x4.add(a, right)));
+        const vc = v128.and(g, i32x4.eq(at, i32x4.add(a, below)));
+        const vd = v128.and(g, i32x4.eq(at, i32x4.add(a, belowRight)));
+        const e0 = f(xhat, top + 2 * q), e1 = f(xhat, top + w + 2 * q);
+        const d0 = f(dx, top + 2 * q), d1 = f(dx, top + w + 2 * q);
+        v128.store(d0, f32x4.add(f32x4.add(f32x4.mul(pV, f32x4.shuffle(va, vb, 0, 4, 1, 5)), qV), f32x4.mul(rV, v128.load(e0))));
+        v128.store(d0, f32x4.add(f32x4.add(f32x4.mul(pV, f32x4.shuffle(va, vb, 2, 6, 3, 7)), qV), f32x4.mul(rV, v128.load(e0, 16))), 16);
+        v128.store(d1, f32x4.add(f32x4.add(f32x4.mul(pV, f32x4.shuffle(vc, vd, 0, 4, 1, 5)), qV), f32x4.mul(rV, v128.load(e1))));
+        v128.store(d1, f32x4.add(f32x4.add(f32x4.mul(pV, f32x4.shuffle(vc, vd, 2, 6, 3, 7)), qV), f32x4.mul(rV, v128.load(e1, 16))), 16);
         if (q + 4 >= ow) break;
       }
     }

@@ -10,5 +10,5 @@ export { fill, add, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sig
 export { channelMoments, batchNormStatistics, batchNormApply, batchNormBackward, batchNormBackwardReduce, batchNormBackwardInput, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
 export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
 export { sgdStep, adamStep } from './optim';
-export { im2col, col2im, maxPoolForward, maxPoolBackward, batchNormReluMaxPool2x2, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';
+export { im2col, col2im, maxPoolForward, maxPoolBackward, batchNormReluMaxPool2x2, batchNormReluMaxPool2x2BackwardReduce, batchNormReluMaxPool2x2BackwardInput, avgPoolForward, avgPoolBackward, channelAffine, channelAffineBackward } from './conv';
 export { winogradConv3x3, winogradConv3x3WeightGrad, winogradWeights, winogradWeightsBackward, winogradScratchFloats } from './winograd';
