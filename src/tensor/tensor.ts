@@ -67,7 +67,10 @@ export function shapeToString(shape: readonly number[]): string {
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+  // A plain loop: this runs several times per layer and step, and every() costs a closure call per dimension.
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
