@@ -143,6 +143,18 @@ test('element-wise kernels, bias broadcast and reductions', () => {
       ref.scale(a, 0.37, exp), wasm.scale(a, 0.37, out), close(out, exp, `scale ${n}`, 1e-7, 1e-7);
       exp.set(out);
       ref.axpy(-1.5, a, exp), wasm.axpy(-1.5, a, out), close(out, exp, `axpy ${n}`, 1e-6, 1e-6);
+      // addAndClear: the sum in the target (as add gives it), the source zeroed
+      const src = Float32Array.from(b), srcE = Float32Array.from(b);
+      const sum = new Float32Array(n);
+      ref.add(out, b, sum);
+      exp.set(out);
+      ref.addAndClear(exp, srcE), wasm.addAndClear(out, place === 'wasm' ? copy(src) : src);
+      close(out, sum, `addAndClear ${n}`, 0, 0), close(exp, sum, `addAndClear (reference) ${n}`, 0, 0);
+      assert.ok(srcE.every((v) => v === 0), `addAndClear clears the source (reference) ${n}`);
+      if (place === 'js') assert.ok(src.every((v) => v === 0), `addAndClear clears a source outside wasm memory ${n}`);
+      const inMemory = copy(b);
+      wasm.addAndClear(out, inMemory);
+      assert.ok(inMemory.every((v) => v === 0), `addAndClear clears the source ${n}`);
     }
   }
   for (const [rows, cols] of [[1, 1], [3, 5], [60, 100], [7, 1], [1, 13], [33, 257]]) {
@@ -600,6 +612,20 @@ test('SGD (momentum, dampening, Nesterov, weight decay) and Adam/AdamW over seve
         ref.sgdStep(pe, g, bufe, o), wasm.sgdStep(p, g, buf, o);
       }
       close(p, pe, `sgd n=${n} momentum=${momentum} nesterov=${nesterov}`, 1e-6, 1e-6);
+      // clearGrad: the same step bit for bit, and the gradient zeroed (in and out of wasm memory), on both backends
+      for (const k of [ref, wasm]) {
+        for (const place of ['wasm', 'js'] as Place[]) {
+          const g = random(n, rng, place);
+          const p1 = k === ref ? Float32Array.from(p) : copy(p), p2 = k === ref ? Float32Array.from(p) : copy(p);
+          const b1 = buf ? (k === ref ? Float32Array.from(buf) : copy(buf)) : null, b2 = buf ? (k === ref ? Float32Array.from(buf) : copy(buf)) : null;
+          const o = { lr: 0.1, momentum, dampening, weightDecay, nesterov, firstStep: false };
+          k.sgdStep(p1, Float32Array.from(g), b1, o);
+          k.sgdStep(p2, g, b2, { ...o, clearGrad: true });
+          assert.deepEqual(p2, p1, `sgd clearGrad: the same step, n=${n} momentum=${momentum} ${k.name} ${place}`);
+          if (b1) assert.deepEqual(b2, b1, `sgd clearGrad: the same buffer, n=${n} ${k.name} ${place}`);
+          assert.ok(g.every((v) => v === 0), `sgd clearGrad zeroes g, n=${n} ${k.name} ${place}`);
+        }
+      }
     }
     for (const [weightDecay, decoupledWeightDecay] of [[0, false], [0.01, false], [0.01, true]] as const) {
       const p = random(n, rng, 'wasm'), pe = p.slice();
@@ -611,6 +637,16 @@ test('SGD (momentum, dampening, Nesterov, weight decay) and Adam/AdamW over seve
       }
       close(p, pe, `adam n=${n} wd=${weightDecay} decoupled=${decoupledWeightDecay}`, 1e-6, 1e-5);
       close(v, ve, `adam v n=${n}`, 1e-9, 1e-5);
+      for (const k of [ref, wasm]) {
+        const g = random(n, rng, 'wasm');
+        const c = (a: Float32Array) => (k === ref ? Float32Array.from(a) : copy(a));
+        const [p1, m1, v1, p2, m2, v2] = [c(p), c(m), c(v), c(p), c(m), c(v)];
+        const o = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, decoupledWeightDecay, step: 4 };
+        k.adamStep(p1, Float32Array.from(g), m1, v1, o);
+        k.adamStep(p2, g, m2, v2, { ...o, clearGrad: true });
+        assert.deepEqual([p2, m2, v2], [p1, m1, v1], `adam clearGrad: the same step, n=${n} ${k.name}`);
+        assert.ok(g.every((v) => v === 0), `adam clearGrad zeroes g, n=${n} ${k.name}`);
+      }
     }
   }
 });

@@ -56,6 +56,8 @@ export interface Kernels {
   scale(a: Float32Array, s: number, out: Float32Array): void;
   mul(a: Float32Array, b: Float32Array, out: Float32Array): void;
   axpy(s: number, a: Float32Array, out: Float32Array): void;
+  /** target += source, then source = 0, in one pass: data-parallel training's gradient sum, each replica's buffer left ready for its next accumulation. */
+  addAndClear(target: Float32Array, source: Float32Array): void;
 
   /** Activations: forward from x, backward from the cached forward output y (sigmoid, tanh) or input x (relu). */
   sigmoid(x: Float32Array, y: Float32Array): void;
@@ -249,6 +251,8 @@ export interface SgdStepOptions {
   nesterov: boolean;
   /** True at the buffer's first use: PyTorch sets buf = g instead of decaying a zero buffer. */
   firstStep: boolean;
+  /** Zero g as the update reads it (one pass instead of the update and a fill: data-parallel training's summed gradients). */
+  clearGrad?: boolean;
 }
 
 export interface AdamStepOptions {
@@ -260,6 +264,8 @@ export interface AdamStepOptions {
   decoupledWeightDecay: boolean;
   /** 1-based step count, for the bias corrections 1 - beta^t. */
   step: number;
+  /** As SgdStepOptions.clearGrad. */
+  clearGrad?: boolean;
 }
 
 /**

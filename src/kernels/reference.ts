@@ -72,6 +72,12 @@ export const referenceKernels: Kernels = {
   add(a, b, out) {
     for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
   },
+  addAndClear(target, source) {
+    for (let i = 0; i < target.length; i++) {
+      target[i] += source[i];
+      source[i] = 0;
+    }
+  },
   fill(out, value) {
     out.fill(value);
   },
@@ -348,7 +354,7 @@ export const referenceKernels: Kernels = {
     referenceKernels.batchNormApply(x, mean, invStd, scale, shift, y, xhat, batch, channels, height * width);
     const g: Window2d = { height, width, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: height / 2, outW: width / 2 };
     referenceKernels.maxPoolReluForward(y, out, argmax, batch * channels, g);
-    if (xhatMax) for (let i = 0; i < out.length && i < xhatMax.length; i++) xhatMax[i] = xhat[argmax[i]];
+    if (xhatMax) for (let i = 0; i < (batch * channels * height * width) / 4; i++) xhatMax[i] = xhat[argmax[i]];
   },
 
   batchNormReluMaxPool2x2BackwardReduce(dy, out, xhatMax, sumDy, sumDyXhat, batch, channels, height, width) {
@@ -422,6 +428,7 @@ export const referenceKernels: Kernels = {
         d = o.nesterov ? d + o.momentum * buf[i] : buf[i];
       }
       p[i] -= o.lr * d;
+      if (o.clearGrad) g[i] = 0;
     }
   },
 
@@ -439,6 +446,7 @@ export const referenceKernels: Kernels = {
       m[i] = o.beta1 * m[i] + (1 - o.beta1) * grad;
       v[i] = o.beta2 * v[i] + (1 - o.beta2) * grad * grad;
       p[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + o.eps);
+      if (o.clearGrad) g[i] = 0;
     }
   },
 };

@@ -61,6 +61,19 @@ export function applyUpdate(kernels: Kernels, update: ElementwiseUpdate, p: Floa
   else kernels.adamStep(p, g, state[0], state[1], update.options);
 }
 
+/**
+ * The same update, zeroing the gradient as it reads it (`clearGrad`). Every field written out, so the
+ * options keep one object shape: a spread plus a property made each kernel call's reads of them slow.
+ */
+export function clearingGradients(update: ElementwiseUpdate): ElementwiseUpdate {
+  if (update.kind === 'sgd') {
+    const o = update.options;
+    return { kind: 'sgd', options: { lr: o.lr, momentum: o.momentum, dampening: o.dampening, weightDecay: o.weightDecay, nesterov: o.nesterov, firstStep: o.firstStep, clearGrad: true } };
+  }
+  const o = update.options;
+  return { kind: 'adam', options: { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, decoupledWeightDecay: o.decoupledWeightDecay, step: o.step, clearGrad: true } };
+}
+
 export interface OptimizerState {
   type: string;
   lr: number;

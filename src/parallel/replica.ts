@@ -21,7 +21,7 @@ import { attachBackend, type BackendAttachment } from '../kernels/index.js';
 import { canBlockHere } from '../platform/index.js';
 import { Rng } from '../tensor/rng.js';
 import type { Kernels } from '../kernels/kernels.js';
-import { applyUpdate, type ElementwiseUpdate } from '../optim/optimizer.js';
+import { applyUpdate, clearingGradients, type ElementwiseUpdate } from '../optim/optimizer.js';
 import { GroupAbortedError, SharedSyncGroup } from './sync-group.js';
 
 /** Forward, backward and gradient all-reduce. */
@@ -122,21 +122,19 @@ export class ParameterSlices {
     }
   }
 
-  /** Rank 0's gradient slices += every other rank's (in rank order), which are then zeroed. */
+  /** Rank 0's gradient slices += every other rank's (in rank order), which are zeroed as they are read. */
   reduce(kernels: Kernels): void {
     for (let i = 0; i < this.target.length; i++) {
-      for (const source of this.sources[i]) {
-        kernels.add(this.target[i], source, this.target[i]);
-        kernels.fill(source, 0);
-      }
+      for (const source of this.sources[i]) kernels.addAndClear(this.target[i], source);
     }
   }
 
-  /** The optimizer update on these slices of the trainable parameters, then rank 0's gradient slices zeroed for the next step. */
+  /** The optimizer update on these slices of the trainable parameters, rank 0's gradient slices zeroed for the next step (by the update, as it reads them). */
   update(kernels: Kernels, update: ElementwiseUpdate, trainable: readonly boolean[]): void {
+    const clearing = clearingGradients(update);
     for (let i = 0; i < this.target.length; i++) {
-      if (trainable[this.index[i]]) applyUpdate(kernels, update, this.values[i], this.target[i], this.state[i]);
-      kernels.fill(this.target[i], 0);
+      if (trainable[this.index[i]]) applyUpdate(kernels, clearing, this.values[i], this.target[i], this.state[i]);
+      else kernels.fill(this.target[i], 0);
     }
   }
 }

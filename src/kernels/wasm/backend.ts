@@ -68,7 +68,7 @@ const BATCH_NORM_OPS: readonly BatchNormOp[] = ['channelMoments', 'batchNormAppl
 
 /** Every method of the Kernels interface. */
 const KERNEL_METHODS = [
-  'allocate', 'release', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
+  'allocate', 'release', 'fill', 'matmul', 'addRowVector', 'sumRows', 'sumAxis', 'add', 'addAndClear', 'scale', 'mul', 'axpy', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
   'relu', 'reluBackward', 'softmax', 'softmaxCrossEntropy', 'softmaxCrossEntropyBackward', 'channelAffine', 'channelAffineBackward', 'channelMoments', 'batchNormStatistics',
   'batchNormApply', 'batchNormBackward', 'batchNormBackwardFixedStats', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'im2col', 'col2im',
   'winogradWeights', 'winogradWeightsBackward', 'winogradConv3x3', 'winogradConv3x3WeightGrad', 'maxPoolForward', 'maxPoolBackward', 'maxPoolReluForward',
@@ -304,6 +304,15 @@ export class WasmKernels implements Kernels {
     const pa = this.in(a, n), pb = this.in(b, n), po = this.out(out, n, false);
     if (this.failed) return referenceKernels.add(a, b, out);
     this.x.add(pa, pb, po, n);
+    this.end();
+  }
+
+  addAndClear(target: Float32Array, source: Float32Array): void {
+    const n = target.length;
+    this.begin();
+    const pt = this.out(target, n, true), ps = this.out(source, n, true);
+    if (this.failed) return referenceKernels.addAndClear(target, source);
+    this.x.addAndClear(pt, ps, n);
     this.end();
   }
 
@@ -703,22 +712,22 @@ export class WasmKernels implements Kernels {
   sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, o: SgdStepOptions): void {
     const n = p.length;
     this.begin();
-    const pp = this.out(p, n, true), pg = this.in(g, n), pb = this.outOrNull(buf, n, true);
+    const pp = this.out(p, n, true), pg = o.clearGrad ? this.out(g, n, true) : this.in(g, n), pb = this.outOrNull(buf, n, true);
     if (this.failed) return referenceKernels.sgdStep(p, g, buf, o);
-    this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep);
+    this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
     this.end();
   }
 
   adamStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, o: AdamStepOptions): void {
     const n = p.length;
     this.begin();
-    const pp = this.out(p, n, true), pg = this.in(g, n), pm = this.out(m, n, true), pv = this.out(v, n, true);
+    const pp = this.out(p, n, true), pg = o.clearGrad ? this.out(g, n, true) : this.in(g, n), pm = this.out(m, n, true), pv = this.out(v, n, true);
     if (this.failed) return referenceKernels.adamStep(p, g, m, v, o);
     const stepSize = o.lr / (1 - Math.pow(o.beta1, o.step));
     const invSqrtBc2 = 1 / Math.sqrt(1 - Math.pow(o.beta2, o.step));
     const l2 = o.decoupledWeightDecay ? 0 : o.weightDecay;
     const decay = o.decoupledWeightDecay ? o.lr * o.weightDecay : 0;
-    this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2);
+    this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
     this.end();
   }
 

@@ -328,8 +328,8 @@ export function batchNormReluMaxPool2x2(x: usize, mean: usize, invStd: usize, sc
  * The sums of batch norm's backward when its output went through a ReLU and 2×2 max pooling
  * (batchNormReluMaxPool2x2's backward): the gradient at the batch norm's output is g = dy at each
  * window's winner where out > 0, and 0 elsewhere, so sumDy[c] = Σ g and sumDyXhat[c] = Σ g·xhat
- * run over the pooled values, with xhat at the winners as the forward left it in xhatMax: a sixteenth
- * of the reads of the unfused sums (which read g and xhat whole), and g is never written. `pooled` =
+ * run over the pooled values, with xhat at the winners as the forward left it in xhatMax: three
+ * quarter-size arrays read instead of two whole ones (g and xhat), and g is never written. `pooled` =
  * values per plane (H·W/4). Per plane in f32x4 lanes, then across planes in f64 (2·channels f64 of
  * scratch), as the unfused sums are.
  */

@@ -20,6 +20,20 @@ export function add(a: usize, b: usize, out: usize, n: i32): void {
   for (; i < n; i++) store<f32>(f(out, i), load<f32>(f(a, i)) + load<f32>(f(b, i)));
 }
 
+/** target += source, source = 0. */
+export function addAndClear(target: usize, source: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128.store(f(target, i), f32x4.add(v128.load(f(target, i)), v128.load(f(source, i))));
+    v128.store(f(source, i), zero);
+  }
+  for (; i < n; i++) {
+    store<f32>(f(target, i), load<f32>(f(target, i)) + load<f32>(f(source, i)));
+    store<f32>(f(source, i), 0);
+  }
+}
+
 export function fill(out: usize, value: f32, n: i32): void {
   const v = f32x4.splat(value);
   let i = 0;

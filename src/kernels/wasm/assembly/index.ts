@@ -6,7 +6,7 @@
  * one per worker — can share a memory).
  */
 export { addTransposed, gemm, gemmChunked, gemmScratchFloats, gemmTileRows, microKernelPeak } from './gemm';
-export { fill, add, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sigmoid, sigmoidBackward, tanh, tanhBackward, relu, reluBackward } from './elementwise';
+export { fill, add, addAndClear, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sigmoid, sigmoidBackward, tanh, tanhBackward, relu, reluBackward } from './elementwise';
 export { channelMoments, batchNormStatistics, batchNormApply, batchNormBackward, batchNormBackwardReduce, batchNormBackwardInput, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
 export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
 export { sgdStep, adamStep } from './optim';

@@ -10,9 +10,24 @@
 
 /**
  * SGD: d = g + wd·p; with a momentum buffer: buf = firstStep ? d : momentum·buf + (1 - dampening)·d,
- * d = nesterov ? d + momentum·buf : buf; then p -= lr·d. buf = 0 means plain SGD.
+ * d = nesterov ? d + momentum·buf : buf; then p -= lr·d. buf = 0 means plain SGD. With clearGrad, g is
+ * zeroed as it is read.
  */
-export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, oneMinusDampening: f32, weightDecay: f32, nesterov: bool, firstStep: bool): void {
+export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, oneMinusDampening: f32, weightDecay: f32, nesterov: bool, firstStep: bool, clearGrad: bool): void {
+  if (clearGrad) sgdLoops(p, g, buf, n, lr, momentum, oneMinusDampening, weightDecay, nesterov, firstStep, true);
+  else sgdLoops(p, g, buf, n, lr, momentum, oneMinusDampening, weightDecay, nesterov, firstStep, false);
+}
+
+/** Zero the 8 floats of g at i (clearGrad). */
+// @ts-ignore: decorator
+@inline function clear8(g: usize, i: i32): void {
+  v128.store(f(g, i), f32x4.splat(0));
+  v128.store(f(g, i), f32x4.splat(0), 16);
+}
+
+// sgdStep's loops, compiled twice: with and without the clearing stores (`clear` is a constant at each call).
+// @ts-ignore: decorator
+@inline function sgdLoops(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, oneMinusDampening: f32, weightDecay: f32, nesterov: bool, firstStep: bool, clear: bool): void {
   const lrV = f32x4.splat(lr), wdV = f32x4.splat(weightDecay), momV = f32x4.splat(momentum), dampV = f32x4.splat(oneMinusDampening);
   const useBuf = buf != 0 && momentum != 0;
   let i = 0;
@@ -27,11 +42,13 @@ export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentu
       v128.store(f(buf, i), b1, 16);
       v128.store(f(p, i), f32x4.sub(v128.load(f(p, i)), f32x4.mul(lrV, b0)));
       v128.store(f(p, i), f32x4.sub(v128.load(f(p, i), 16), f32x4.mul(lrV, b1)), 16);
+      if (clear) clear8(g, i);
     }
   } else if (weightDecay == 0 && !useBuf) {
     for (; i + 8 <= n; i += 8) {
       v128.store(f(p, i), f32x4.sub(v128.load(f(p, i)), f32x4.mul(lrV, v128.load(f(g, i)))));
       v128.store(f(p, i), f32x4.sub(v128.load(f(p, i), 16), f32x4.mul(lrV, v128.load(f(g, i), 16))), 16);
+      if (clear) clear8(g, i);
     }
   }
   for (; i + 4 <= n; i += 4) {
@@ -44,6 +61,7 @@ export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentu
       dv = nesterov ? f32x4.add(dv, f32x4.mul(momV, b)) : b;
     }
     v128.store(f(p, i), f32x4.sub(pv, f32x4.mul(lrV, dv)));
+    if (clear) v128.store(f(g, i), f32x4.splat(0));
   }
   for (; i < n; i++) {
     const pv = load<f32>(f(p, i));
@@ -55,6 +73,7 @@ export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentu
       dv = nesterov ? dv + momentum * b : b;
     }
     store<f32>(f(p, i), pv - lr * dv);
+    if (clear) store<f32>(f(g, i), 0);
   }
 }
 
@@ -62,9 +81,9 @@ export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentu
  * Adam / AdamW: m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g², p -= stepSize·m / (√v·invSqrtBc2 + eps) with
  * stepSize = lr / (1 - β1^t), invSqrtBc2 = 1/√(1 - β2^t). Weight decay: g += l2·p (Adam), or p -= decay·p
  * first (AdamW, decay = lr·wd). The caller computes 1-β and the corrections in f64: 1 - 0.999 rounded
- * from an f32 β2 would be off by 1e-5 relative.
+ * from an f32 β2 would be off by 1e-5 relative. With clearGrad, g is zeroed as it is read.
  */
-export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, eps: f32, l2: f32, decay: f32, stepSize: f32, invSqrtBc2: f32): void {
+export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, eps: f32, l2: f32, decay: f32, stepSize: f32, invSqrtBc2: f32, clearGrad: bool): void {
   const b1 = f32x4.splat(beta1), b1c = f32x4.splat(oneMinusBeta1), b2 = f32x4.splat(beta2), b2c = f32x4.splat(oneMinusBeta2);
   const epsV = f32x4.splat(eps), ssV = f32x4.splat(stepSize), ibc = f32x4.splat(invSqrtBc2);
   const l2V = f32x4.splat(l2), decayV = f32x4.splat(decay);
@@ -80,6 +99,7 @@ export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, beta1: 
     v128.store(f(v, i), vv);
     const denom = f32x4.add(f32x4.mul(f32x4.sqrt(vv), ibc), epsV);
     v128.store(f(p, i), f32x4.sub(pv, f32x4.div(f32x4.mul(ssV, mv), denom)));
+    if (clearGrad) v128.store(f(g, i), f32x4.splat(0));
   }
   for (; i < n; i++) {
     let pv = load<f32>(f(p, i));
@@ -91,5 +111,6 @@ export function adamStep(p: usize, g: usize, m: usize, v: usize, n: i32, beta1: 
     store<f32>(f(m, i), mv);
     store<f32>(f(v, i), vv);
     store<f32>(f(p, i), pv - (stepSize * mv) / (Mathf.sqrt(vv) * invSqrtBc2 + eps));
+    if (clearGrad) store<f32>(f(g, i), 0);
   }
 }
