@@ -171,6 +171,11 @@ export class MaxPool2d extends Pool2d {
     return { out: this.y.data, argmax: this.argmax!, xhatMax: this.xhatMax!.data };
   }
 
+  /** Whether the last forward was forwardAfterBatchNormRelu (its backward is then the batch norm's backwardThroughReluPool). */
+  get fusedWithBatchNorm(): boolean {
+    return this.batchNormFused;
+  }
+
   /** Whether forwardAfterBatchNormRelu takes an input of this shape. */
   fusesBatchNormRelu(shape: readonly number[]): boolean {
     const [kh, kw] = this.kernelSize, [sh, sw] = this.stride, [ph, pw] = this.padding;

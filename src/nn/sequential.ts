@@ -27,8 +27,6 @@ export class Sequential extends Module {
   fuseReluPool = true;
   /** fused[i]: whether the last forward ran layer i (a ReLU) fused into layer i + 1 (a MaxPool2d). */
   private fused: boolean[] = [];
-  /** withBatchNorm[i]: whether it also ran layer i - 1 (a batch norm) in that pass. */
-  private withBatchNorm: boolean[] = [];
   /** Column sums of the input check's fast path, in the backend's memory (made at the first forward that can use it). */
   private checkSums: { kernels: Kernels; sums: Float32Array } | null = null;
 
@@ -81,13 +79,10 @@ export class Sequential extends Module {
           this.fused[i] = false;
           this.fused[i + 1] = true;
           this.fused[i + 2] = false;
-          this.withBatchNorm[i] = this.withBatchNorm[i + 2] = false;
-          this.withBatchNorm[i + 1] = true;
           i += 2;
           continue;
         }
       }
-      this.withBatchNorm[i] = false;
       this.fused[i] = this.fuseReluPool && layer instanceof ReLU && next instanceof MaxPool2d;
       if (this.fused[i]) {
         h = (next as MaxPool2d).forwardAfterRelu(h);
@@ -122,12 +117,13 @@ export class Sequential extends Module {
     if (first < 0) return NO_INPUT_GRAD;
     let g = dy;
     for (let i = this.layers.length - 1; i >= first; i--) {
-      if (i - 2 >= first && this.fused[i - 1] && this.withBatchNorm[i - 1]) {
+      const pool = this.layers[i];
+      if (i - 2 >= first && this.fused[i - 1] && pool instanceof MaxPool2d && pool.fusedWithBatchNorm) {
         // A batch norm (i - 2), ReLU (i - 1) and this max pooling (i) that ran as one pass: the three
         // backwards as one, the gradient for the batch norm's input.
         const bn = this.layers[i - 2] as BatchNormBase;
         bn.inputGrad = i - 2 > first || this.inputGrad;
-        g = bn.backwardThroughReluPool(g, this.layers[i] as MaxPool2d);
+        g = bn.backwardThroughReluPool(g, pool);
         i -= 2;
         continue;
       }

@@ -32,7 +32,7 @@
  */
 
 const FLUSH: i32 = 64;
-import { madd } from './vmath';
+import { hsum, madd } from './vmath';
 
 /**
  * Channels with at most this many values (M = B·L) go through scalar f64 code, as in the reference: with
@@ -52,10 +52,6 @@ const SMALL: f64 = 8;
   return p + ((<usize>i) << 3);
 }
 
-// @ts-ignore: decorator
-@inline function hsum(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
 
 // ---- work items (see the header) ----
 

@@ -12,7 +12,7 @@
   return p + ((<usize>i) << 2);
 }
 
-import { madd } from './vmath';
+import { hsum, madd } from './vmath';
 
 /** First output column whose input column o·stride + offset is ≥ 0. */
 // @ts-ignore: decorator
@@ -346,8 +346,8 @@ export function batchNormReluMaxPool2x2BackwardReduce(dy: usize, out: usize, xha
       s = f32x4.add(s, g);
       t = f32x4.add(t, f32x4.mul(g, v128.load(f(xhatMax, o + i))));
     }
-    let sp = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
-    let tp = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+    let sp = hsum(s);
+    let tp = hsum(t);
     for (; i < pooled; i++) {
       if (!(load<f32>(f(out, o + i)) > 0)) continue;
       const g = load<f32>(f(dy, o + i));
@@ -570,8 +570,8 @@ export function channelAffineBackward(dy: usize, x: usize, scale: usize, dx: usi
         t0 = madd(d, v128.load(f(x, o + l)), t0);
         v128.store(f(dx, o + l), f32x4.mul(d, gv));
       }
-      let s: f64 = <f64>(f32x4.extract_lane(s0, 0) + f32x4.extract_lane(s0, 1) + (f32x4.extract_lane(s0, 2) + f32x4.extract_lane(s0, 3)));
-      let t: f64 = <f64>(f32x4.extract_lane(t0, 0) + f32x4.extract_lane(t0, 1) + (f32x4.extract_lane(t0, 2) + f32x4.extract_lane(t0, 3)));
+      let s: f64 = <f64>hsum(s0);
+      let t: f64 = <f64>hsum(t0);
       for (; l < inner; l++) {
         const d = load<f32>(f(dy, o + l));
         s += <f64>d;

@@ -27,6 +27,12 @@
   return f32x4.mul(p, pow2);
 }
 
+/** The sum of a vector's four lanes, as (l0 + l1) + (l2 + l3). */
+// @ts-ignore: decorator
+@inline export function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
 /** 1 / (1 + e^-x). */
 // @ts-ignore: decorator
 @inline export function sigmoidV(x: v128): v128 {

@@ -207,9 +207,10 @@ function outputGradTransform(e: usize, od: usize, ks: i32, th: i32, tw: i32, m: 
   return f(scratch, 16 * (c + o) * ps);
 }
 
-/** V of images b0 .. b0 + images - 1 (every channel's tiles, image after image), from their E/O planes. */
-function transformInputs(x: usize, b0: i32, images: i32, c: i32, h: i32, w: i32, ph: i32, pw: i32, th: i32, tw: i32, ks: i32, ps: i32, v: usize, e: usize, od: usize): void {
+/** V of images b0 .. b0 + images - 1 (every channel's tiles, image after image), from their E/O planes at e. */
+function transformInputs(x: usize, b0: i32, images: i32, c: i32, h: i32, w: i32, ph: i32, pw: i32, th: i32, tw: i32, ks: i32, ps: i32, v: usize, e: usize): void {
   const tiles = th * tw;
+  const od = f(e, (2 * th + 2) * ks);
   for (let g = 0; g < images; g++) {
     for (let ch = 0; ch < c; ch++) {
       splitColumns(f(x, ((b0 + g) * c + ch) * h * w), h, w, ph, pw, 2 * th + 2, ks, e, od);
@@ -228,14 +229,13 @@ export function winogradConv3x3(x: usize, u: usize, y: usize, batch: i32, c: i32
   const group = groupImages(batch, c, o, tiles);
   const ps = tileStride(batch, c, o, tiles), ks = roundUp4(tw) + 4;
   const v = scratch, m = mAt(scratch, c, ps), e = planesAt(scratch, c, o, ps);
-  const od = f(e, (2 * th + 2) * ks);
   const tmp = f(e, 2 * planeFloats(th, tw));
   memory.fill(e, 0, (<usize>planeFloats(th, tw)) << 2);
   const yPlane = oh * ow;
   const yEnd = f(y, batch * o * yPlane);
   for (let b0 = 0; b0 < batch; b0 += group) {
     const images = min(group, batch - b0);
-    transformInputs(x, b0, images, c, h, w, ph, pw, th, tw, ks, ps, v, e, od);
+    transformInputs(x, b0, images, c, h, w, ph, pw, th, tw, ks, ps, v, e);
     const p = images * tiles;
     for (let xi = 0; xi < 16; xi++) {
       gemm(false, false, o, p, c, f(u, xi * o * c), c, f(v, xi * c * ps), ps, f(m, xi * o * ps), ps, false, gemmScratch);
@@ -258,14 +258,13 @@ export function winogradConv3x3WeightGrad(x: usize, dy: usize, du: usize, batch:
   const group = groupImages(batch, c, o, tiles);
   const ps = tileStride(batch, c, o, tiles), ks = roundUp4(tw) + 4;
   const v = scratch, m = mAt(scratch, c, ps), e = planesAt(scratch, c, o, ps);
-  const od = f(e, (2 * th + 2) * ks);
   const ge = f(e, planeFloats(th, tw));
   const god = f(ge, 2 * th * ks);
   memory.fill(e, 0, (<usize>(2 * planeFloats(th, tw))) << 2);
   const yPlane = oh * ow;
   for (let b0 = 0; b0 < batch; b0 += group) {
     const images = min(group, batch - b0);
-    transformInputs(x, b0, images, c, h, w, ph, pw, th, tw, ks, ps, v, e, od);
+    transformInputs(x, b0, images, c, h, w, ph, pw, th, tw, ks, ps, v, e);
     for (let g = 0; g < images; g++) {
       for (let oc = 0; oc < o; oc++) {
         // The output gradient's plane, split like an input with no padding (rows past OH stay zero).
