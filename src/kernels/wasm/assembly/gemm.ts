@@ -19,6 +19,8 @@
  * panelHeight) interleaved per k, packed B holds NR columns per k, zero-padded at the edges. That makes
  * the micro-kernel's loads contiguous whatever the transposes, and handles odd sizes without a separate
  * slow path. Where a block of B is used right away by every row panel, the kernel reads it in place.
+ * A 4-column edge (N = 8·q + 4: the 100-wide layers) has a narrow kernel of its own, since a whole
+ * padded tile there cost 10-16% of a 30×100×100 product.
  */
 
 export const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
@@ -55,6 +57,12 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
           v128.store(d, v128.load(src, 16), 16);
           src += stride;
         }
+      } else if (cols == 4) {
+        // The narrow kernel reads only the first 4 floats of a row: no padding.
+        for (let p = 0; p < kc; p++) {
+          v128.store(panel + <usize>(p * NR) * 4, v128.load(src));
+          src += stride;
+        }
       } else {
         for (let p = 0; p < kc; p++) {
           const d = panel + <usize>(p * NR) * 4;
@@ -77,6 +85,19 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
       for (; p < kc; p++) {
         const d = panel + <usize>(p * NR) * 4;
         for (let c = 0; c < NR; c++) store<f32>(d + (<usize>c) * 4, load<f32>(r0 + (<usize>c) * stride + (<usize>p) * 4));
+      }
+    } else if (cols == 4) {
+      // As above with the first 4 rows only (the narrow kernel reads no padding).
+      const stride = <usize>ldb * 4;
+      const r0 = b + (<usize>((jc + j0) * ldb + pc)) * 4;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = (<usize>p) * 4;
+        transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), panel + (<usize>(p * NR)) * 4, 32);
+      }
+      for (; p < kc; p++) {
+        const d = panel + <usize>(p * NR) * 4;
+        for (let c = 0; c < 4; c++) store<f32>(d + (<usize>c) * 4, load<f32>(r0 + (<usize>c) * stride + (<usize>p) * 4));
       }
     } else {
       for (let c = 0; c < NR; c++) {
@@ -304,6 +325,62 @@ function microKernel6x8(kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc:
 }
 
 /**
+ * The 4-column edge of C (N = 8·q + 4, as the 100-wide layers of the paper's network): an h×4 tile
+ * (h = 4 or 6), one accumulator per row, B's first 4 floats per k, sb bytes apart. The 8-wide kernels
+ * computed it as a whole tile in scratch, half of it padding, and copied it back a float at a time.
+ * Each sum runs the same chain as in the 8-wide kernels (from C when `fromC`, else from zero, then
+ * C added when `addC`), so the edge rounds exactly as it did.
+ */
+function microKernelNarrow(h: i32, kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc: i32, fromC: bool, addC: bool): void {
+  const s = <usize>ldc * 4;
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0);
+  let c3 = f32x4.splat(0), c4 = f32x4.splat(0), c5 = f32x4.splat(0);
+  if (fromC) {
+    c0 = v128.load(c); c1 = v128.load(c + s); c2 = v128.load(c + 2 * s); c3 = v128.load(c + 3 * s);
+    if (h == 6) {
+      c4 = v128.load(c + 4 * s); c5 = v128.load(c + 5 * s);
+    }
+  }
+  if (h == 6) {
+    for (let p = 0; p < kc; p++) {
+      const b = v128.load(pb);
+      c0 = madd(v128.load32_splat(pa), b, c0);
+      c1 = madd(v128.load32_splat(pa, 4), b, c1);
+      c2 = madd(v128.load32_splat(pa, 8), b, c2);
+      c3 = madd(v128.load32_splat(pa, 12), b, c3);
+      c4 = madd(v128.load32_splat(pa, 16), b, c4);
+      c5 = madd(v128.load32_splat(pa, 20), b, c5);
+      pa += 24;
+      pb += sb;
+    }
+  } else {
+    for (let p = 0; p < kc; p++) {
+      const b = v128.load(pb);
+      c0 = madd(v128.load32_splat(pa), b, c0);
+      c1 = madd(v128.load32_splat(pa, 4), b, c1);
+      c2 = madd(v128.load32_splat(pa, 8), b, c2);
+      c3 = madd(v128.load32_splat(pa, 12), b, c3);
+      pa += 16;
+      pb += sb;
+    }
+  }
+  storeQuarter(c, c0, addC);
+  storeQuarter(c + s, c1, addC);
+  storeQuarter(c + 2 * s, c2, addC);
+  storeQuarter(c + 3 * s, c3, addC);
+  if (h == 6) {
+    storeQuarter(c + 4 * s, c4, addC);
+    storeQuarter(c + 5 * s, c5, addC);
+  }
+}
+
+/** Add (when `add`) the 4 floats of C at c to the accumulator r and store it there. */
+// @ts-ignore: decorator
+@inline function storeQuarter(c: usize, r: v128, add: bool): void {
+  v128.store(c, add ? f32x4.add(r, v128.load(c)) : r);
+}
+
+/**
  * C[M,N] = op(A)·op(B), or += when `accumulate`. All pointers are byte addresses in this memory;
  * `scratch` holds gemmScratchFloats() floats, 16-byte aligned, private to the caller's thread.
  */
@@ -339,11 +416,11 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
           let pb = packedB + (<usize>(jr * kc)) * 4;
           let sb: usize = 32;
           if (direct) {
-            if (cols == NR) {
+            if (cols == NR || cols == 4) {
               pb = b + (<usize>(pc * ldb + jc + jr)) * 4;
               sb = directStride;
             } else {
-              // The last, narrower panel is packed (zero-padded) as usual.
+              // A narrower last panel is packed (zero-padded), except a 4-wide one: the narrow kernel reads 4 floats a row.
               packB(b, ldb, false, pc, kc, jc + jr, cols, packedB);
               pb = packedB;
             }
@@ -364,6 +441,9 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
                 microKernel6x8(kc, pa, pb, sb, tile, NR, false);
                 addTile(tile, cTile, ldc);
               } else microKernel4x8(kc, pa, pb, sb, cTile, ldc, false, true);
+            } else if (cols == 4 && rows == h) {
+              // The 4-column edge, straight into C.
+              microKernelNarrow(h, kc, pa, pb, sb, cTile, ldc, accumulate && pc == 0, pc > 0);
             } else {
               // Edge tile: a full tile in scratch, of which only the valid part is written back. It
               // starts from C's valid part where a full tile would, so it rounds as a full tile does.
@@ -374,7 +454,8 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
                   memory.copy(tile + (<usize>(r * NR)) * 4, cTile + (<usize>(r * ldc)) * 4, (<usize>cols) * 4);
                 }
               }
-              if (h == 6) microKernel6x8(kc, pa, pb, sb, tile, NR, fromC);
+              if (cols == 4) microKernelNarrow(h, kc, pa, pb, sb, tile, NR, fromC, false);
+              else if (h == 6) microKernel6x8(kc, pa, pb, sb, tile, NR, fromC);
               else microKernel4x8(kc, pa, pb, sb, tile, NR, fromC, false);
               for (let r = 0; r < rows; r++) {
                 const dst = cTile + (<usize>(r * ldc)) * 4;
