@@ -29,7 +29,7 @@ export const KC: i32 = 256;
 export const MC: i32 = 96;
 export const NC: i32 = 512;
 
-import { madd } from './vmath';
+import { hsum, madd } from './vmath';
 
 /** The register tile's rows in this build (the bench counts the micro-kernel's flops with it). */
 export function gemmTileRows(): i32 {
@@ -380,6 +380,87 @@ function microKernelNarrow(h: i32, kc: i32, pa: usize, pb: usize, sb: usize, c: 
   v128.store(c, add ? f32x4.add(r, v128.load(c)) : r);
 }
 
+// ---- A·Bᵀ with few columns and a long K, as dot products ----
+
+/** A·Bᵀ with fewer than DOT_MAX_N columns and K at least DOT_MIN_K is computed as dot products (gemmDot). */
+export const DOT_MAX_N: i32 = 16;
+export const DOT_MIN_K: i32 = 256;
+
+/**
+ * Whether gemm computes this product as dot products (gemmDot), in place. The backend asks before
+ * computing a product transposed: this form wastes no tile on a narrow side.
+ */
+export function gemmInPlace(transA: bool, transB: bool, n: i32, k: i32): bool {
+  return !transA && transB && n < DOT_MAX_N && k >= DOT_MIN_K;
+}
+
+/** The dot product of the K floats at x and at y: four lanes over k (multiples of 4), their sum, then the rest in order. */
+// @ts-ignore: decorator
+@inline function dotFinish(v: v128, x: usize, y: usize, k4: i32, k: i32): f32 {
+  let s = hsum(v);
+  for (let p = k4; p < k; p++) s += load<f32>(x + (<usize>p) * 4) * load<f32>(y + (<usize>p) * 4);
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function storeDot(c: usize, s: f32, accumulate: bool): void {
+  store<f32>(c, accumulate ? load<f32>(c) + s : s);
+}
+
+/**
+ * C[M,N] (+)= A[M,K]·B[N,K]ᵀ with N < DOT_MAX_N and K ≥ DOT_MIN_K, A and B read in place: every value
+ * is the dot product of a row of A and a row of B, both contiguous — a convolution's weight gradient
+ * with one input channel (dy_b[O, L]·cols[9, L]ᵀ, K = 784) or an output layer's forward (N = 10).
+ * Packed, N pads to 8-column tiles and each value of both operands is copied for only N or M uses.
+ * Blocks of 3 rows by 3 columns (9 accumulators, 6 loads for 9 multiply-adds); the rest one value at
+ * a time, summed in the same order, so a value's bits do not depend on its block.
+ */
+function gemmDot(m: i32, n: i32, k: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool): void {
+  const sa = (<usize>lda) * 4, sb = (<usize>ldb) * 4, sc = (<usize>ldc) * 4;
+  const k4 = k & ~3;
+  const m3 = m - m % 3, n3 = n - n % 3;
+  for (let i = 0; i < m3; i += 3) {
+    const a0 = a + (<usize>i) * sa, a1 = a0 + sa, a2 = a1 + sa;
+    const ci = c + (<usize>i) * sc;
+    for (let j = 0; j < n3; j += 3) {
+      const b0 = b + (<usize>j) * sb, b1 = b0 + sb, b2 = b1 + sb;
+      let d00 = f32x4.splat(0), d01 = f32x4.splat(0), d02 = f32x4.splat(0);
+      let d10 = f32x4.splat(0), d11 = f32x4.splat(0), d12 = f32x4.splat(0);
+      let d20 = f32x4.splat(0), d21 = f32x4.splat(0), d22 = f32x4.splat(0);
+      for (let p = 0; p < k4; p += 4) {
+        const o = (<usize>p) * 4;
+        const v0 = v128.load(b0 + o), v1 = v128.load(b1 + o), v2 = v128.load(b2 + o);
+        let u = v128.load(a0 + o);
+        d00 = madd(u, v0, d00); d01 = madd(u, v1, d01); d02 = madd(u, v2, d02);
+        u = v128.load(a1 + o);
+        d10 = madd(u, v0, d10); d11 = madd(u, v1, d11); d12 = madd(u, v2, d12);
+        u = v128.load(a2 + o);
+        d20 = madd(u, v0, d20); d21 = madd(u, v1, d21); d22 = madd(u, v2, d22);
+      }
+      const cj = ci + (<usize>j) * 4;
+      storeDot(cj, dotFinish(d00, a0, b0, k4, k), accumulate);
+      storeDot(cj + 4, dotFinish(d01, a0, b1, k4, k), accumulate);
+      storeDot(cj + 8, dotFinish(d02, a0, b2, k4, k), accumulate);
+      storeDot(cj + sc, dotFinish(d10, a1, b0, k4, k), accumulate);
+      storeDot(cj + sc + 4, dotFinish(d11, a1, b1, k4, k), accumulate);
+      storeDot(cj + sc + 8, dotFinish(d12, a1, b2, k4, k), accumulate);
+      storeDot(cj + 2 * sc, dotFinish(d20, a2, b0, k4, k), accumulate);
+      storeDot(cj + 2 * sc + 4, dotFinish(d21, a2, b1, k4, k), accumulate);
+      storeDot(cj + 2 * sc + 8, dotFinish(d22, a2, b2, k4, k), accumulate);
+    }
+  }
+  // The values outside the 3×3 blocks: the last m % 3 rows, and the last n % 3 columns of the others.
+  for (let i = 0; i < m; i++) {
+    const ai = a + (<usize>i) * sa;
+    for (let j = i < m3 ? n3 : 0; j < n; j++) {
+      const bj = b + (<usize>j) * sb;
+      let d = f32x4.splat(0);
+      for (let p = 0; p < k4; p += 4) d = madd(v128.load(ai + (<usize>p) * 4), v128.load(bj + (<usize>p) * 4), d);
+      storeDot(c + (<usize>i) * sc + (<usize>j) * 4, dotFinish(d, ai, bj, k4, k), accumulate);
+    }
+  }
+}
+
 /**
  * C[M,N] = op(A)·op(B), or += when `accumulate`. All pointers are byte addresses in this memory;
  * `scratch` holds gemmScratchFloats() floats, 16-byte aligned, private to the caller's thread.
@@ -388,6 +469,10 @@ export function gemm(transA: bool, transB: bool, m: i32, n: i32, k: i32, a: usiz
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     if (!accumulate) for (let i = 0; i < m; i++) memory.fill(c + (<usize>(i * ldc)) * 4, 0, <usize>n * 4);
+    return;
+  }
+  if (gemmInPlace(transA, transB, n, k)) {
+    gemmDot(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
     return;
   }
   const packedA = scratch;

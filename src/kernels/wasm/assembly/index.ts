@@ -5,7 +5,7 @@
  * does: it is built with the stub runtime, has no globals and no data segments, so several instances —
  * one per worker — can share a memory).
  */
-export { addTransposed, gemm, gemmChunked, gemmScratchFloats, gemmTileRows, microKernelPeak } from './gemm';
+export { addTransposed, gemm, gemmChunked, gemmInPlace, gemmScratchFloats, gemmTileRows, microKernelPeak } from './gemm';
 export { fill, add, addAndClear, scale, mul, axpy, triad, addRowVector, sumRows, sumAxis, sigmoid, sigmoidBackward, tanh, tanhBackward, relu, reluBackward } from './elementwise';
 export { channelMoments, batchNormStatistics, batchNormApply, batchNormBackward, batchNormBackwardReduce, batchNormBackwardInput, batchNormBackwardFixedStats, batchNormScratchFloats } from './batchnorm';
 export { softmax, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss';
