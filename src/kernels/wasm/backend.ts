@@ -232,6 +232,7 @@ export class WasmKernels implements Kernels {
    * rows) and its columns rounded up to 8: a 16×9 weight gradient pays for 16 rows by 16 columns, its
    * transpose for 10 by 16. Taken at a saving of a quarter or more, where K is long enough for the
    * saving to outweigh the transpose, and for small outputs (the transpose is a plain loop in scratch).
+   * Not asked where the gemm computes the product as dot products (gemmInPlace: A·Bᵀ, N < 16, K ≥ 256).
    */
   private transposedIsCheaper(m: number, n: number, k: number): boolean {
     if (k < 16 || m * n > 65536) return false;
