@@ -332,6 +332,13 @@ function microKernel6x8(kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc:
  * C added when `addC`), so the edge rounds exactly as it did.
  */
 function microKernelNarrow(h: i32, kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc: i32, fromC: bool, addC: bool): void {
+  // One body for both heights: inlined with a constant h, each copy keeps only its own rows' code.
+  if (h == 6) narrowTile(6, kc, pa, pb, sb, c, ldc, fromC, addC);
+  else narrowTile(4, kc, pa, pb, sb, c, ldc, fromC, addC);
+}
+
+// @ts-ignore: decorator
+@inline function narrowTile(h: i32, kc: i32, pa: usize, pb: usize, sb: usize, c: usize, ldc: i32, fromC: bool, addC: bool): void {
   const s = <usize>ldc * 4;
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0);
   let c3 = f32x4.splat(0), c4 = f32x4.splat(0), c5 = f32x4.splat(0);
@@ -341,28 +348,19 @@ function microKernelNarrow(h: i32, kc: i32, pa: usize, pb: usize, sb: usize, c: 
       c4 = v128.load(c + 4 * s); c5 = v128.load(c + 5 * s);
     }
   }
-  if (h == 6) {
-    for (let p = 0; p < kc; p++) {
-      const b = v128.load(pb);
-      c0 = madd(v128.load32_splat(pa), b, c0);
-      c1 = madd(v128.load32_splat(pa, 4), b, c1);
-      c2 = madd(v128.load32_splat(pa, 8), b, c2);
-      c3 = madd(v128.load32_splat(pa, 12), b, c3);
+  const group = (<usize>h) * 4;
+  for (let p = 0; p < kc; p++) {
+    const b = v128.load(pb);
+    c0 = madd(v128.load32_splat(pa), b, c0);
+    c1 = madd(v128.load32_splat(pa, 4), b, c1);
+    c2 = madd(v128.load32_splat(pa, 8), b, c2);
+    c3 = madd(v128.load32_splat(pa, 12), b, c3);
+    if (h == 6) {
       c4 = madd(v128.load32_splat(pa, 16), b, c4);
       c5 = madd(v128.load32_splat(pa, 20), b, c5);
-      pa += 24;
-      pb += sb;
     }
-  } else {
-    for (let p = 0; p < kc; p++) {
-      const b = v128.load(pb);
-      c0 = madd(v128.load32_splat(pa), b, c0);
-      c1 = madd(v128.load32_splat(pa, 4), b, c1);
-      c2 = madd(v128.load32_splat(pa, 8), b, c2);
-      c3 = madd(v128.load32_splat(pa, 12), b, c3);
-      pa += 16;
-      pb += sb;
-    }
+    pa += group;
+    pb += sb;
   }
   storeQuarter(c, c0, addC);
   storeQuarter(c + s, c1, addC);
