@@ -3,7 +3,8 @@
  *
  * The cost curve: training steps per second of the paper's network with batch norm (784-W-W-W-10,
  * sigmoid, BatchNorm1d before each sigmoid, SGD) at hidden widths 100, 400, 1600 and batch sizes 16,
- * 60, 256, 1024, with bnlab (the best wasm build, one thread and data-parallel on two) and PyTorch
+ * 60, 256, 1024, with bnlab (the best wasm build: one thread, data-parallel on two, and each big
+ * product split across two threads, `initBackend('wasm', { threads: 2 })`) and PyTorch
  * (bench/pytorch/bench.py, one and two threads) in the same run, alternating so both see the same
  * machine. Writes curve.json and a figure of steps/s and of the ratio against batch and width
  * (curve.svg, curve.png) into DIR (default runs/bench-curve).
@@ -12,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CrossEntropyLoss, DataParallel, Rng, SGD, Tensor, buildSequential, initBackend, mlpLayers, type Kernels, type Sequential } from '../src/index.js';
+import { CrossEntropyLoss, DataParallel, Rng, SGD, Tensor, buildSequential, createWasmKernels, initBackend, mlpLayers, registerBackend, setBackend, type Kernels, type Sequential, type WasmKernels } from '../src/index.js';
 import { xyChart, CHART_CONFIG, type Row, type VegaLiteSpec } from '../src/report/charts.js';
 import { renderSvg } from '../src/report/render.js';
 import { svgToPng } from '../src/report/png.js';
@@ -25,7 +26,8 @@ interface Point {
   batch: number;
   /** Matrices of one step (weights, activations, their gradients), in MB: what has to stay in cache. */
   working_set_mb: number;
-  bnlab: { wasm: number; wasm_dp: number | null; best: number };
+  /** One thread; data-parallel on two; one model whose big products are split across two threads. */
+  bnlab: { wasm: number; wasm_dp: number | null; wasm_split: number | null; best: number };
   pytorch: { one_thread: number; two_threads: number; best: number } | null;
   /** bnlab's best / PyTorch's best. */
   ratio: number | null;
@@ -61,33 +63,52 @@ function workingSetMb(width: number, batch: number): number {
   return ((2 * weights + 2 * activations) * 4) / 2 ** 20;
 }
 
-/** bnlab's steps/s for one point, on one thread, and data-parallel on two. */
-async function bnlabPoint(kernels: Kernels, width: number, batch: number, budget: number, threads: number): Promise<{ wasm: number; wasm_dp: number | null }> {
+type BnlabRates = { wasm: number; wasm_dp: number | null; wasm_split: number | null };
+
+/**
+ * bnlab's steps/s for one point: on one thread, data-parallel on two, and on `split` (a backend that
+ * splits big products across two threads) when given. `kernels` is the active backend, and is again
+ * on return.
+ */
+async function bnlabPoint(kernels: Kernels, split: Kernels | null, width: number, batch: number, budget: number, threads: number): Promise<BnlabRates> {
   const build = () => {
     const model = buildSequential(mlpLayers([784, width, width, width, 10], 'Sigmoid', true), { rng: new Rng(0) });
     model.inputGrad = false; // as PyTorch: the data does not require grad
     return model;
   };
   const count = batch < 256 ? 20 : 4;
-  const rng = new Rng(1);
-  const data = kernels.allocate(count * batch * 784); // in the backend's memory, as the DataLoader puts batches
-  for (let i = 0; i < data.length; i++) data[i] = rng.uniform();
-  const labels = Int32Array.from({ length: count * batch }, () => rng.int(10));
-  const xs = Array.from({ length: count }, (_, b) => new Tensor([batch, 784], data.subarray(b * batch * 784, (b + 1) * batch * 784)));
-  const ys = Array.from({ length: count }, (_, b) => labels.subarray(b * batch, (b + 1) * batch));
-
-  const single = build();
-  const loss = new CrossEntropyLoss(kernels);
-  const optimizer = new SGD(single.parameters(), { lr: 0.5 });
-  let i = 0;
-  const wasm = rateWithin(() => {
-    const b = i++ % count;
-    optimizer.zeroGrad();
-    loss.forward(single.forward(xs[b]), ys[b]);
-    single.backward(loss.backward());
-    optimizer.step();
-  }, budget);
-  single.dispose();
+  const batches = (k: Kernels) => {
+    const rng = new Rng(1);
+    const data = k.allocate(count * batch * 784); // in the backend's memory, as the DataLoader puts batches
+    for (let i = 0; i < data.length; i++) data[i] = rng.uniform();
+    const labels = Int32Array.from({ length: count * batch }, () => rng.int(10));
+    const xs = Array.from({ length: count }, (_, b) => new Tensor([batch, 784], data.subarray(b * batch * 784, (b + 1) * batch * 784)));
+    const ys = Array.from({ length: count }, (_, b) => labels.subarray(b * batch, (b + 1) * batch));
+    return { data, xs, ys };
+  };
+  // One model on one backend, stepping as a training loop does.
+  const plainRate = (k: Kernels) => {
+    registerBackend(k);
+    setBackend(k.name); // modules take the active backend when built
+    const { data, xs, ys } = batches(k);
+    const model = build();
+    const loss = new CrossEntropyLoss(k);
+    const optimizer = new SGD(model.parameters(), { lr: 0.5 });
+    let i = 0;
+    const rate = rateWithin(() => {
+      const b = i++ % count;
+      optimizer.zeroGrad();
+      loss.forward(model.forward(xs[b]), ys[b]);
+      model.backward(loss.backward());
+      optimizer.step();
+    }, budget);
+    model.dispose();
+    k.release(data);
+    return rate;
+  };
+  const wasmSplit = split ? plainRate(split) : null;
+  const wasm = plainRate(kernels);
+  const { data, xs, ys } = batches(kernels);
 
   let wasmDp: number | null = null;
   if (threads > 1 && kernels.sharing) {
@@ -106,7 +127,7 @@ async function bnlabPoint(kernels: Kernels, width: number, batch: number, budget
     model.dispose();
   }
   kernels.release(data);
-  return { wasm, wasm_dp: wasmDp };
+  return { wasm, wasm_dp: wasmDp, wasm_split: wasmSplit };
 }
 
 function pytorchCurve(root: string, python: string, threads: number, budget: number): Array<{ width: number; batch: number; steps_per_s: number }> | null {
@@ -144,7 +165,7 @@ export function curveSpec(points: Point[]): VegaLiteSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, symbolStrokeColor: '#333' } },
-    title: { text: "Cost curve: the paper's MLP with batch norm (784-W-W-W-10, sigmoid), SGD training steps", subtitle: 'each side the better of one thread and two (bnlab: data-parallel with synchronized batch norm)', anchor: 'start' },
+    title: { text: "Cost curve: the paper's MLP with batch norm (784-W-W-W-10, sigmoid), SGD training steps", subtitle: 'each side its best of one thread and two (bnlab: data-parallel with synchronized batch norm, or products split across two threads)', anchor: 'start' },
     hconcat: [strip(steps), strip(ratio)],
     resolve: { scale: { color: 'shared' } },
   };
@@ -157,6 +178,8 @@ export async function runCurve(argv: string[], root: string): Promise<void> {
   const budget = quick ? 0.25 : 1.2;
   const threads = argv.includes('--no-threads') ? 1 : 2;
   const kernels = await initBackend('auto');
+  // The split-products setting needs a backend with threads of its own: the wasm one.
+  const split: WasmKernels | null = threads > 1 && kernels.name === 'wasm' ? await createWasmKernels({ threads: 2 }) : null;
   const loadStart = loadavg();
   log(`bench --curve: ${cpus()[0]?.model.trim()}, ${cpus().length} cores, load average ${loadStart.map((l) => l.toFixed(1)).join(' ')}; ${kernels.capabilities.variant}; ${budget} s per point and setting`);
   const python = argv.includes('--no-pytorch') ? undefined : ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
@@ -164,15 +187,16 @@ export async function runCurve(argv: string[], root: string): Promise<void> {
 
   // bnlab, then PyTorch on one and two threads, then bnlab again: each point keeps bnlab's better run,
   // so both sides had the machine as it was through the whole run.
-  const bnlab = new Map<string, { wasm: number; wasm_dp: number | null }>();
+  const bnlab = new Map<string, BnlabRates>();
+  const better = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
   const measureBnlab = async () => {
     for (const width of WIDTHS) {
       for (const batch of BATCHES) {
-        const r = await bnlabPoint(kernels, width, batch, budget / 2, threads);
+        const r = await bnlabPoint(kernels, split, width, batch, budget / 2, threads);
         const key = `${width}x${batch}`;
         const old = bnlab.get(key);
-        bnlab.set(key, old ? { wasm: Math.max(old.wasm, r.wasm), wasm_dp: r.wasm_dp === null ? old.wasm_dp : Math.max(old.wasm_dp ?? 0, r.wasm_dp) } : r);
-        log(`bnlab width ${width} batch ${batch}: ${r.wasm.toFixed(1)} steps/s on one thread${r.wasm_dp === null ? '' : `, ${r.wasm_dp.toFixed(1)} data-parallel on two`}`);
+        bnlab.set(key, old ? { wasm: Math.max(old.wasm, r.wasm), wasm_dp: better(old.wasm_dp, r.wasm_dp), wasm_split: better(old.wasm_split, r.wasm_split) } : r);
+        log(`bnlab width ${width} batch ${batch}: ${r.wasm.toFixed(1)} steps/s on one thread${r.wasm_dp === null ? '' : `, ${r.wasm_dp.toFixed(1)} data-parallel on two`}${r.wasm_split === null ? '' : `, ${r.wasm_split.toFixed(1)} with products split across two`}`);
       }
     }
   };
@@ -182,12 +206,13 @@ export async function runCurve(argv: string[], root: string): Promise<void> {
   const torch2 = python && threads > 1 ? pytorchCurve(root, python, 2, budget) : null;
   log('PyTorch, 2 threads: done');
   await measureBnlab();
+  split?.close();
 
   const points: Point[] = [];
   for (const width of WIDTHS) {
     for (const batch of BATCHES) {
       const b = bnlab.get(`${width}x${batch}`)!;
-      const best = Math.max(b.wasm, b.wasm_dp ?? 0);
+      const best = Math.max(b.wasm, b.wasm_dp ?? 0, b.wasm_split ?? 0);
       const t1 = torch1?.find((p) => p.width === width && p.batch === batch)?.steps_per_s;
       const t2 = torch2?.find((p) => p.width === width && p.batch === batch)?.steps_per_s;
       const pytorch = t1 !== undefined ? { one_thread: t1, two_threads: t2 ?? 0, best: Math.max(t1, t2 ?? 0) } : null;
@@ -209,10 +234,10 @@ export async function runCurve(argv: string[], root: string): Promise<void> {
   const svg = await renderSvg(curveSpec(points));
   writeFileSync(join(out, 'curve.svg'), svg);
   writeFileSync(join(out, 'curve.png'), svgToPng(svg));
-  console.log(`width  batch  working set MB  bnlab 1 thr  bnlab DP×2  PyTorch 1 thr  PyTorch 2 thr  ratio`);
+  console.log(`width  batch  working set MB  bnlab 1 thr  bnlab DP×2  bnlab split×2  PyTorch 1 thr  PyTorch 2 thr  ratio`);
   for (const p of points) {
     const f = (x: number | null | undefined, d = 1) => (typeof x === 'number' ? x.toFixed(d) : '-');
-    console.log(`${String(p.width).padStart(5)}  ${String(p.batch).padStart(5)}  ${f(p.working_set_mb).padStart(14)}  ${f(p.bnlab.wasm).padStart(11)}  ${f(p.bnlab.wasm_dp).padStart(10)}  ${f(p.pytorch?.one_thread).padStart(13)}  ${f(p.pytorch?.two_threads).padStart(13)}  ${(p.ratio === null ? '-' : `${p.ratio.toFixed(2)}x`).padStart(5)}`);
+    console.log(`${String(p.width).padStart(5)}  ${String(p.batch).padStart(5)}  ${f(p.working_set_mb).padStart(14)}  ${f(p.bnlab.wasm).padStart(11)}  ${f(p.bnlab.wasm_dp).padStart(10)}  ${f(p.bnlab.wasm_split).padStart(13)}  ${f(p.pytorch?.one_thread).padStart(13)}  ${f(p.pytorch?.two_threads).padStart(13)}  ${(p.ratio === null ? '-' : `${p.ratio.toFixed(2)}x`).padStart(5)}`);
   }
   console.log(`Wrote ${join(out, 'curve.json')}, curve.svg and curve.png (load average at start ${loadStart.map((l) => l.toFixed(1)).join(' ')}, at end ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
 }

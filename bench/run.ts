@@ -241,7 +241,7 @@ async function main(): Promise<void> {
     // Where two threads paid: the share of large matmuls the adaptive policy split, per workload, and its
     // measured ns per multiply-add with and without the split, per size class of M·N·K; the share of
     // calls of each batch-norm kernel it shared with the worker during the batch-norm rows.
-    two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare } : null,
+    two_threads: wasm2 ? { split_share: splitShare, per_size: wasm2.policy.summary(), batch_norm_split_share: bnShare, elementwise_split_share: elementwiseShare(wasm2) } : null,
     // Both cores on one network: data-parallel on two threads against the same build on one, per workload.
     // Both cores on one workload: the two-thread settings against the same build on one thread, per
     // workload (training: data-parallel, `two_threads`/`speedup`, and the kernel split, wasm×2; matmul: the split).
@@ -492,6 +492,13 @@ function describeMachine() {
     node: process.versions.node,
     v8: process.versions.v8,
   };
+}
+
+/** Per elementwise kernel the two-thread backend ran over the whole run: the share of its calls it split (shared with the worker). */
+function elementwiseShare(k: WasmKernels): Record<string, number> {
+  const share: Record<string, number> = {};
+  for (const [op, p] of Object.entries(k.elementwisePolicies)) if (p.splitCalls + p.serialCalls > 0) share[op] = p.splitCalls / (p.splitCalls + p.serialCalls);
+  return share;
 }
 
 function printTable(report: Record<string, unknown> & { machine: ReturnType<typeof describeMachine> & { triad_gb_per_s: Record<string, number>; simd_peak_gflops_1_thread: number } }, mlpBn: Values, mlpNoBn: Values, cnn: Values, bn1d: Values, bn2d: Values, matmul: Record<string, Values>, heap: Values, heapSteps: number): void {

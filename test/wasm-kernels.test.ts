@@ -364,6 +364,45 @@ test('batch-norm kernels shared by two threads equal the single-thread results b
   for (const [op, policy] of Object.entries(wasm2.batchNormPolicies)) assert.ok(policy.splitCalls > 0 && policy.serialCalls === 0, `${op} was split`);
 });
 
+test('elementwise kernels and optimizer steps shared by two threads equal the single-thread results bit for bit', () => {
+  const rng = new Rng(14);
+  // 1 and 17: the worker's part holds everything (parts start on 16-value lines); 1001: a part ending mid-vector.
+  for (const n of [1, 17, 1001, 4099]) {
+    const x = random(n, rng, 'wasm', 3), dy = random(n, rng, 'wasm'), g = random(n, rng, 'wasm');
+    const run = (k: Kernels) => {
+      const c = (a: Float32Array) => copy(a, k);
+      const out: Record<string, Float32Array> = {};
+      for (const f of ['sigmoid', 'tanh', 'relu'] as const) {
+        const y = k.allocate(n);
+        k[f](c(x), y);
+        out[f] = y;
+        const dx = k.allocate(n);
+        if (f === 'relu') k.reluBackward(c(x), c(dy), dx);
+        else k[`${f}Backward`](y, c(dy), dx);
+        out[`${f}Backward`] = dx;
+      }
+      out.fill = c(x);
+      k.fill(out.fill, 0.25);
+      // SGD without a momentum buffer (its address stays 0 in every part), with one, and Adam; zeroing the gradient as they read it.
+      out.p = c(x);
+      out.g = c(g);
+      k.sgdStep(out.p, out.g, null, { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, firstStep: false, clearGrad: true });
+      out.buf = c(dy);
+      out.pMomentum = c(x);
+      k.sgdStep(out.pMomentum, c(g), out.buf, { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-2, nesterov: true, firstStep: false });
+      out.pAdam = c(x);
+      out.m = c(dy);
+      out.v = c(Float32Array.from(g, (v) => v * v));
+      k.adamStep(out.pAdam, c(g), out.m, out.v, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupledWeightDecay: true, step: 3 });
+      return out;
+    };
+    const one = run(wasm), two = run(wasm2);
+    for (const key of Object.keys(one)) assert.deepEqual(two[key], one[key], `${key} n=${n}`);
+    assert.ok(two.g.every((v) => v === 0), `sgd clearGrad zeroes every part of g, n=${n}`);
+  }
+  for (const [op, policy] of Object.entries(wasm2.elementwisePolicies)) assert.ok(policy.splitCalls > 0 && policy.serialCalls === 0, `${op} was split`);
+});
+
 test('channelAffine and its backward', () => {
   const rng = new Rng(7);
   for (const [batch, channels, inner] of [[1, 1, 1], [5, 7, 1], [3, 4, 9], [2, 6, 64], [60, 33, 1]]) {

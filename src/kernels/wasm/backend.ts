@@ -24,7 +24,7 @@ import type { BackendOptions } from '../registry.js';
 import { currentPlatform, type Platform } from '../../platform/index.js';
 import type { WasmExports } from './generated/exports.js';
 import { WasmHeap } from './heap.js';
-import { CONTROL_BYTES, MAX_ARGS, ThreadPool, WORKER_OPS, type WorkerOp } from './threads.js';
+import { CONTROL_BYTES, ELEMENTWISE_PARTS, MAX_ARGS, ThreadPool, WORKER_OPS, type ElementwiseOp, type WorkerOp } from './threads.js';
 
 export type { WasmExports } from './generated/exports.js';
 
@@ -39,9 +39,9 @@ export interface WasmBackendOptions extends BackendOptions {
   threads?: number;
   /** Matmuls with at least this many multiply-adds (M·N·K) may be split across the threads. Default 1.5e6. */
   parallelMinMacs?: number;
-  /** Batch-norm kernels over at least this many values (B·C·L) may be shared by the threads. Default 65536. */
+  /** Batch-norm and elementwise kernels (activations, optimizer steps, fill) over at least this many values may be shared by the threads. Default 65536. */
   parallelMinValues?: number;
-  /** 'auto' (default): split where it has been measured to pay (SplitPolicy); 'always': split every such matmul and batch-norm kernel. */
+  /** 'auto' (default): split where it has been measured to pay (SplitPolicy); 'always': split every such matmul, batch-norm and elementwise kernel. */
   split?: 'auto' | 'always';
   /** How long an idle worker spins before it sleeps, in µs. Default 200. */
   spinMicros?: number;
@@ -87,7 +87,7 @@ export class WasmKernels implements Kernels {
   readonly simd: WasmSimd;
   readonly capabilities: BackendCapabilities;
   readonly sharing?: SharedKernelMemory;
-  /** Threads a big matmul or batch-norm kernel is split across (1 = no workers). */
+  /** Threads a big matmul, batch-norm or elementwise kernel is split across (1 = no workers). */
   get threads(): number {
     return (this.pool?.size ?? 0) + 1;
   }
@@ -117,8 +117,12 @@ export class WasmKernels implements Kernels {
   readonly policy: SplitPolicy;
   /** When to share each batch-norm kernel with the worker (per size class ⌊log2 B·C·L⌋). */
   readonly batchNormPolicies: Readonly<Record<BatchNormOp, SplitPolicy>>;
-  // Arguments of the batch-norm call in progress, handed as they are to this thread's export and the worker's.
+  /** When to share each elementwise kernel of ELEMENTWISE_PARTS with the worker (per size class ⌊log2 n⌋). */
+  readonly elementwisePolicies: Readonly<Record<ElementwiseOp, SplitPolicy>>;
+  // Arguments of the batch-norm or shared elementwise call in progress, handed to this thread's export and the worker's.
   private readonly job = new Float64Array(MAX_ARGS);
+  // A part's arguments: the job's, with the arrays' addresses and the count of that part.
+  private readonly part = new Float64Array(MAX_ARGS);
 
   /** @internal use createWasmKernels() */
   constructor(readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, shared: boolean, maxBytes: number, private pool: ThreadPool | null, controlBytes: number, options: WasmBackendOptions & { simd: WasmSimd }) {
@@ -129,6 +133,7 @@ export class WasmKernels implements Kernels {
     this.parallelMinValues = options.parallelMinValues ?? 65536;
     this.policy = new SplitPolicy(options.split ?? 'auto');
     this.batchNormPolicies = Object.fromEntries(BATCH_NORM_OPS.map((op) => [op, new SplitPolicy(options.split ?? 'auto', 64)])) as Record<BatchNormOp, SplitPolicy>;
+    this.elementwisePolicies = Object.fromEntries(Object.keys(ELEMENTWISE_PARTS).map((op) => [op, new SplitPolicy(options.split ?? 'auto', 64)])) as Record<ElementwiseOp, SplitPolicy>;
     const region = options.region;
     this.heap = region ? new WasmHeap(memory, region.start, false, region.end) : new WasmHeap(memory, RESERVED + controlBytes, shared, maxBytes);
     this.viewBuffer = memory.buffer;
@@ -323,7 +328,10 @@ export class WasmKernels implements Kernels {
       out.fill(value); // an ordinary array fills fast in JavaScript
       return;
     }
-    this.x.fill(out.byteOffset, value, n);
+    if (this.shares(n)) {
+      this.setJob(out.byteOffset, value, n);
+      this.runElementwise('fill', 3, n);
+    } else this.x.fill(out.byteOffset, value, n);
   }
 
   scale(a: Float32Array, s: number, out: Float32Array): void {
@@ -354,41 +362,47 @@ export class WasmKernels implements Kernels {
   }
 
   sigmoid(x: Float32Array, y: Float32Array): void {
-    this.unary(x, y, this.x.sigmoid, referenceKernels.sigmoid);
+    this.unary('sigmoid', x, y, referenceKernels.sigmoid);
   }
   sigmoidBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void {
-    this.binary(y, dy, dx, this.x.sigmoidBackward, referenceKernels.sigmoidBackward);
+    this.binary('sigmoidBackward', y, dy, dx, referenceKernels.sigmoidBackward);
   }
   tanh(x: Float32Array, y: Float32Array): void {
-    this.unary(x, y, this.x.tanh, referenceKernels.tanh);
+    this.unary('tanh', x, y, referenceKernels.tanh);
   }
   tanhBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void {
-    this.binary(y, dy, dx, this.x.tanhBackward, referenceKernels.tanhBackward);
+    this.binary('tanhBackward', y, dy, dx, referenceKernels.tanhBackward);
   }
   relu(x: Float32Array, y: Float32Array): void {
-    this.unary(x, y, this.x.relu, referenceKernels.relu);
+    this.unary('relu', x, y, referenceKernels.relu);
   }
   reluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void {
-    this.binary(x, dy, dx, this.x.reluBackward, referenceKernels.reluBackward);
+    this.binary('reluBackward', x, dy, dx, referenceKernels.reluBackward);
   }
 
   /** y = f(x) over x.length values (the reference's count). */
-  private unary(x: Float32Array, y: Float32Array, kernel: (x: number, y: number, n: number) => void, fallback: (x: Float32Array, y: Float32Array) => void): void {
+  private unary(op: 'sigmoid' | 'tanh' | 'relu', x: Float32Array, y: Float32Array, fallback: (x: Float32Array, y: Float32Array) => void): void {
     const n = x.length;
     this.begin();
     const px = this.in(x, n), py = this.out(y, n, false);
     if (this.failed) return fallback(x, y);
-    kernel(px, py, n);
+    if (this.shares(n)) {
+      this.setJob(px, py, n);
+      this.runElementwise(op, 3, n);
+    } else this.x[op](px, py, n);
     this.end();
   }
 
   /** dx = f(first, dy) over first.length values. */
-  private binary(first: Float32Array, dy: Float32Array, dx: Float32Array, kernel: (a: number, dy: number, dx: number, n: number) => void, fallback: (a: Float32Array, dy: Float32Array, dx: Float32Array) => void): void {
+  private binary(op: 'sigmoidBackward' | 'tanhBackward' | 'reluBackward', first: Float32Array, dy: Float32Array, dx: Float32Array, fallback: (a: Float32Array, dy: Float32Array, dx: Float32Array) => void): void {
     const n = first.length;
     this.begin();
     const pa = this.in(first, n), pd = this.in(dy, n), po = this.out(dx, n, false);
     if (this.failed) return fallback(first, dy, dx);
-    kernel(pa, pd, po, n);
+    if (this.shares(n)) {
+      this.setJob(pa, pd, po, n);
+      this.runElementwise(op, 4, n);
+    } else this.x[op](pa, pd, po, n);
     this.end();
   }
 
@@ -567,6 +581,65 @@ export class WasmKernels implements Kernels {
     else if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
   }
 
+  /** Whether an elementwise kernel over n values may be shared with the worker (there is one, and n is big enough). */
+  private shares(n: number): boolean {
+    return this.pool !== null && n >= this.parallelMinValues;
+  }
+
+  /**
+   * Run elementwise export `op` on the job's first `argc` arguments: on this thread, or split into one
+   * contiguous part per thread (ELEMENTWISE_PARTS) where sharing has been paying for this kernel at this
+   * size (SplitPolicy). This thread runs the first part, and any part a worker had not started by then:
+   * a late worker only means this thread does more. Every value is computed as on one thread.
+   */
+  private runElementwise(op: ElementwiseOp, argc: number, n: number): void {
+    const pool = this.pool!;
+    const run = this.x[op] as (...args: number[]) => void;
+    const a = this.job;
+    const size = Math.floor(Math.log2(n));
+    const policy = this.elementwisePolicies[op];
+    const parallel = policy.choose(size);
+    const t0 = performance.now();
+    let woke = false;
+    if (parallel) {
+      const parts = pool.size + 1;
+      const index = WORKER_OPS.indexOf(op);
+      for (let w = 0; w < pool.size; w++) {
+        this.setPart(op, argc, n, w + 1, parts);
+        for (let i = 0; i < argc; i++) pool.arg(w, i, this.part[i]);
+        woke = pool.post(w, index) || woke;
+      }
+      this.setPart(op, argc, n, 0, parts);
+      this.runPart(run);
+      for (let w = 0; w < pool.size; w++) {
+        if (!pool.finish(w)) continue;
+        this.setPart(op, argc, n, w + 1, parts);
+        this.runPart(run);
+      }
+    } else {
+      run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+    }
+    // A call that had to wake the worker times the wake-up, not the split: measure the next one instead.
+    if (woke) policy.discard(size);
+    else policy.record(size, parallel, (performance.now() - t0) / n);
+  }
+
+  /** Part `index` of `parts` of the job's values, starting on a 64-byte line (so no two threads write one), into `this.part`. */
+  private setPart(op: ElementwiseOp, argc: number, n: number, index: number, parts: number): void {
+    const spec = ELEMENTWISE_PARTS[op];
+    const bound = (i: number) => (i >= parts ? n : Math.floor((i * n) / parts / 16) * 16);
+    const start = bound(index);
+    const p = this.part;
+    for (let i = 0; i < argc; i++) p[i] = this.job[i];
+    for (const i of spec.pointers) if (p[i] !== NO_ARRAY) p[i] += 4 * start;
+    p[spec.count] = bound(index + 1) - start;
+  }
+
+  private runPart(run: (...args: number[]) => void): void {
+    const p = this.part;
+    run(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]);
+  }
+
   im2col(x: Float32Array, cols: Float32Array, batch: number, channels: number, g: Window2d): void {
     const planes = batch * channels;
     this.begin();
@@ -715,7 +788,10 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pp = this.out(p, n, true), pg = o.clearGrad ? this.out(g, n, true) : this.in(g, n), pb = this.outOrNull(buf, n, true);
     if (this.failed) return referenceKernels.sgdStep(p, g, buf, o);
-    this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
+    if (this.shares(n)) {
+      this.setJob(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
+      this.runElementwise('sgdStep', 11, n);
+    } else this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
     this.end();
   }
 
@@ -728,7 +804,10 @@ export class WasmKernels implements Kernels {
     const invSqrtBc2 = 1 / Math.sqrt(1 - Math.pow(o.beta2, o.step));
     const l2 = o.decoupledWeightDecay ? 0 : o.weightDecay;
     const decay = o.decoupledWeightDecay ? o.lr * o.weightDecay : 0;
-    this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
+    if (this.shares(n)) {
+      this.setJob(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
+      this.runElementwise('adamStep', 15, n);
+    } else this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
     this.end();
   }
 

@@ -23,9 +23,34 @@
 import { currentPlatform, type ScriptWorker } from '../../platform/index.js';
 import type { WasmExports } from './generated/exports.js';
 
-/** Exports a worker can run, by index (the OP slot): the chunked matmul and the batch-norm kernels (assembly/batchnorm.ts: work items). */
-export const WORKER_OPS = ['gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats', 'microKernelPeak'] as const satisfies ReadonlyArray<keyof WasmExports>;
+/**
+ * Exports a worker can run, by index (the OP slot): the chunked matmul, the batch-norm kernels
+ * (assembly/batchnorm.ts: work items) and the elementwise ones of ELEMENTWISE_PARTS (a part of the values each).
+ */
+export const WORKER_OPS = [
+  'gemmChunked', 'channelMoments', 'batchNormApply', 'batchNormBackward', 'batchNormBackwardReduce', 'batchNormBackwardInput', 'batchNormBackwardFixedStats', 'microKernelPeak',
+  'fill', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward', 'relu', 'reluBackward', 'sgdStep', 'adamStep',
+] as const satisfies ReadonlyArray<keyof WasmExports>;
 export type WorkerOp = (typeof WORKER_OPS)[number];
+
+/**
+ * The elementwise exports the threads share by splitting the values into contiguous parts: each reads
+ * and writes value i of its arrays only, so a part is the same call with the arrays' addresses moved on
+ * and a smaller count. `pointers`: the arguments that are arrays of n values (0 = no array stays 0);
+ * `count`: the argument that is n.
+ */
+export const ELEMENTWISE_PARTS = {
+  fill: { pointers: [0], count: 2 },
+  sigmoid: { pointers: [0, 1], count: 2 },
+  sigmoidBackward: { pointers: [0, 1, 2], count: 3 },
+  tanh: { pointers: [0, 1], count: 2 },
+  tanhBackward: { pointers: [0, 1, 2], count: 3 },
+  relu: { pointers: [0, 1], count: 2 },
+  reluBackward: { pointers: [0, 1, 2], count: 3 },
+  sgdStep: { pointers: [0, 1, 2], count: 3 },
+  adamStep: { pointers: [0, 1, 2, 3], count: 4 },
+} as const satisfies Partial<Record<WorkerOp, { pointers: readonly number[]; count: number }>>;
+export type ElementwiseOp = keyof typeof ELEMENTWISE_PARTS;
 
 export const MAX_ARGS = 16;
 /** Bytes of control block per worker (a multiple of 64, so workers never share a cache line). */
@@ -117,15 +142,19 @@ export class ThreadPool {
     return Atomics.notify(this.ints, base + STATE) > 0;
   }
 
-  /** After the main thread's share: withdraw the offer if worker w has not taken it, else wait until it is done. */
-  finish(w: number): void {
+  /**
+   * After the main thread's share: withdraw the offer if worker w has not taken it (returns true: the
+   * job did not run there), else wait until it is done (returns false).
+   */
+  finish(w: number): boolean {
     const i = (this.controls[w] >> 2) + STATE;
-    if (Atomics.compareExchange(this.ints, i, POSTED, IDLE) === POSTED) return;
+    if (Atomics.compareExchange(this.ints, i, POSTED, IDLE) === POSTED) return true;
     for (let spin = 0; Atomics.load(this.ints, i) !== DONE; spin++) {
       // The worker is mid-block: spin, then sleep in short naps where the platform allows blocking.
       if (spin > 4000 && this.canBlock) Atomics.wait(this.ints, i, RUNNING, 1);
     }
     Atomics.store(this.ints, i, IDLE);
+    return false;
   }
 
   /** Wait until worker w has run the job posted to it (never withdraws it: for jobs that must run on the worker). */
