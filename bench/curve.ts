@@ -165,7 +165,7 @@ export function curveSpec(points: Point[]): VegaLiteSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, symbolStrokeColor: '#333' } },
-    title: { text: "Cost curve: the paper's MLP with batch norm (784-W-W-W-10, sigmoid), SGD training steps", subtitle: 'each side its best of one thread and two (bnlab: data-parallel with synchronized batch norm, or products split across two threads)', anchor: 'start' },
+    title: { text: "Cost curve: the paper's MLP with batch norm (784-W-W-W-10, sigmoid), SGD training steps", subtitle: 'each side its best of one and two threads (bnlab: data-parallel with synchronized batch norm, or split products)', anchor: 'start' },
     hconcat: [strip(steps), strip(ratio)],
     resolve: { scale: { color: 'shared' } },
   };

@@ -60,21 +60,22 @@ export function exp64(x: f64): f64 {
   if (x > 709) return Infinity;
   const n = Math.round(x * 1.4426950408889634);
   const r = x - n * 6.93147180369123816490e-1 - n * 1.90821492927058770002e-10;
-  // Taylor series of e^r to degree 13; |r| ≤ 0.35 makes the remainder < 1e-17.
-  let p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  // Taylor series of e^r to degree 13; |r| ≤ 0.35 makes the remainder < 1e-17. Evaluated by Estrin's
+  // scheme (pairs of terms, then powers r², r⁴, r⁸): five multiply-add steps deep instead of thirteen,
+  // so consecutive calls overlap in the processor (a softmax row's exps are independent).
+  const r2 = r * r;
+  const r4 = r2 * r2;
+  const q0 = 1.0 + r;
+  const q1 = 0.5 + r * (1.0 / 6.0);
+  const q2 = 1.0 / 24.0 + r * (1.0 / 120.0);
+  const q3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+  const q4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+  const q5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+  const q6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+  const s0 = q0 + q1 * r2;
+  const s1 = q2 + q3 * r2;
+  const s2 = q4 + q5 * r2;
+  const p = s0 + s1 * r4 + (s2 + q6 * r4) * (r4 * r4);
   // Scale by 2^n in two steps so n down to -1074 stays representable.
   const n1 = <i64>n >> 1;
   const n2 = <i64>n - n1;
