@@ -3,8 +3,10 @@
  * the kernel module on the backend's shared memory. The main thread posts a job (an export and its
  * arguments: byte addresses, so nothing is copied or serialized), works on the same job itself, then
  * either cancels the post (the worker never got to it) or waits for the worker to finish. Jobs share
- * their work through an atomic counter (gemmChunked), so a worker that the OS schedules late, or not at
- * all on a busy machine, only means the main thread does more of the work — never that it waits.
+ * their work through an atomic counter (gemmChunked), claimed work items (batch norm), or fixed parts
+ * that the main thread runs itself when it cancels the post (elementwise kernels), so a worker that the
+ * OS schedules late, or not at all on a busy machine, only means the main thread does more of the work
+ * — never that it waits.
  *
  * Signalling goes through a control block per worker in the shared memory, not through messages
  * (postMessage costs tens of microseconds, an atomic store a few nanoseconds). Layout, in i32 slots:
