@@ -39,7 +39,11 @@ export interface WasmBackendOptions extends BackendOptions {
   threads?: number;
   /** Matmuls with at least this many multiply-adds (M·N·K) may be split across the threads. Default 1.5e6. */
   parallelMinMacs?: number;
-  /** Batch-norm and elementwise kernels (activations, optimizer steps, fill) over at least this many values may be shared by the threads. Default 65536. */
+  /**
+   * Batch-norm kernels, sigmoid, tanh and Adam steps over at least this many values may be shared by the
+   * threads; the lighter elementwise kernels (fill, ReLU, the activations' gradients, SGD steps) from four
+   * times as many. Default 65536.
+   */
   parallelMinValues?: number;
   /** 'auto' (default): split where it has been measured to pay (SplitPolicy); 'always': split every such matmul, batch-norm and elementwise kernel. */
   split?: 'auto' | 'always';
@@ -328,7 +332,7 @@ export class WasmKernels implements Kernels {
       out.fill(value); // an ordinary array fills fast in JavaScript
       return;
     }
-    if (this.shares(n)) {
+    if (this.shares('fill', n)) {
       this.setJob(out.byteOffset, value, n);
       this.runElementwise('fill', 3, n);
     } else this.x.fill(out.byteOffset, value, n);
@@ -386,7 +390,7 @@ export class WasmKernels implements Kernels {
     this.begin();
     const px = this.in(x, n), py = this.out(y, n, false);
     if (this.failed) return fallback(x, y);
-    if (this.shares(n)) {
+    if (this.shares(op, n)) {
       this.setJob(px, py, n);
       this.runElementwise(op, 3, n);
     } else this.x[op](px, py, n);
@@ -399,7 +403,7 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pa = this.in(first, n), pd = this.in(dy, n), po = this.out(dx, n, false);
     if (this.failed) return fallback(first, dy, dx);
-    if (this.shares(n)) {
+    if (this.shares(op, n)) {
       this.setJob(pa, pd, po, n);
       this.runElementwise(op, 4, n);
     } else this.x[op](pa, pd, po, n);
@@ -581,9 +585,9 @@ export class WasmKernels implements Kernels {
     else if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
   }
 
-  /** Whether an elementwise kernel over n values may be shared with the worker (there is one, and n is big enough). */
-  private shares(n: number): boolean {
-    return this.pool !== null && n >= this.parallelMinValues;
+  /** Whether elementwise kernel `op` over n values may be shared with the worker (there is one, and n is big enough for `op`). */
+  private shares(op: ElementwiseOp, n: number): boolean {
+    return this.pool !== null && n >= (ELEMENTWISE_PARTS[op].heavy ? this.parallelMinValues : 4 * this.parallelMinValues);
   }
 
   /**
@@ -788,7 +792,7 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pp = this.out(p, n, true), pg = o.clearGrad ? this.out(g, n, true) : this.in(g, n), pb = this.outOrNull(buf, n, true);
     if (this.failed) return referenceKernels.sgdStep(p, g, buf, o);
-    if (this.shares(n)) {
+    if (this.shares('sgdStep', n)) {
       this.setJob(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
       this.runElementwise('sgdStep', 11, n);
     } else this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
@@ -804,7 +808,7 @@ export class WasmKernels implements Kernels {
     const invSqrtBc2 = 1 / Math.sqrt(1 - Math.pow(o.beta2, o.step));
     const l2 = o.decoupledWeightDecay ? 0 : o.weightDecay;
     const decay = o.decoupledWeightDecay ? o.lr * o.weightDecay : 0;
-    if (this.shares(n)) {
+    if (this.shares('adamStep', n)) {
       this.setJob(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
       this.runElementwise('adamStep', 15, n);
     } else this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));

@@ -39,19 +39,21 @@ export type WorkerOp = (typeof WORKER_OPS)[number];
  * The elementwise exports the threads share by splitting the values into contiguous parts: each reads
  * and writes value i of its arrays only, so a part is the same call with the arrays' addresses moved on
  * and a smaller count. `pointers`: the arguments that are arrays of n values (0 = no array stays 0);
- * `count`: the argument that is n.
+ * `count`: the argument that is n; `heavy`: a vector exp or a square root and a division per value
+ * (1-2 ns a value on one thread), so sharing pays from fewer values than for a pass that only moves
+ * memory (0.1-0.5 ns a value; measured at 2^16 values, splitting the latter gained nothing reliable).
  */
 export const ELEMENTWISE_PARTS = {
-  fill: { pointers: [0], count: 2 },
-  sigmoid: { pointers: [0, 1], count: 2 },
-  sigmoidBackward: { pointers: [0, 1, 2], count: 3 },
-  tanh: { pointers: [0, 1], count: 2 },
-  tanhBackward: { pointers: [0, 1, 2], count: 3 },
-  relu: { pointers: [0, 1], count: 2 },
-  reluBackward: { pointers: [0, 1, 2], count: 3 },
-  sgdStep: { pointers: [0, 1, 2], count: 3 },
-  adamStep: { pointers: [0, 1, 2, 3], count: 4 },
-} as const satisfies Partial<Record<WorkerOp, { pointers: readonly number[]; count: number }>>;
+  fill: { pointers: [0], count: 2, heavy: false },
+  sigmoid: { pointers: [0, 1], count: 2, heavy: true },
+  sigmoidBackward: { pointers: [0, 1, 2], count: 3, heavy: false },
+  tanh: { pointers: [0, 1], count: 2, heavy: true },
+  tanhBackward: { pointers: [0, 1, 2], count: 3, heavy: false },
+  relu: { pointers: [0, 1], count: 2, heavy: false },
+  reluBackward: { pointers: [0, 1, 2], count: 3, heavy: false },
+  sgdStep: { pointers: [0, 1, 2], count: 3, heavy: false },
+  adamStep: { pointers: [0, 1, 2, 3], count: 4, heavy: true },
+} as const satisfies Partial<Record<WorkerOp, { pointers: readonly number[]; count: number; heavy: boolean }>>;
 export type ElementwiseOp = keyof typeof ELEMENTWISE_PARTS;
 
 export const MAX_ARGS = 16;
