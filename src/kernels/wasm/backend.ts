@@ -332,10 +332,8 @@ export class WasmKernels implements Kernels {
       out.fill(value); // an ordinary array fills fast in JavaScript
       return;
     }
-    if (this.shares('fill', n)) {
-      this.setJob(out.byteOffset, value, n);
-      this.runElementwise('fill', 3, n);
-    } else this.x.fill(out.byteOffset, value, n);
+    this.setJob(out.byteOffset, value, n);
+    this.runElementwise('fill', 3, n);
   }
 
   scale(a: Float32Array, s: number, out: Float32Array): void {
@@ -390,10 +388,8 @@ export class WasmKernels implements Kernels {
     this.begin();
     const px = this.in(x, n), py = this.out(y, n, false);
     if (this.failed) return fallback(x, y);
-    if (this.shares(op, n)) {
-      this.setJob(px, py, n);
-      this.runElementwise(op, 3, n);
-    } else this.x[op](px, py, n);
+    this.setJob(px, py, n);
+    this.runElementwise(op, 3, n);
     this.end();
   }
 
@@ -403,10 +399,8 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pa = this.in(first, n), pd = this.in(dy, n), po = this.out(dx, n, false);
     if (this.failed) return fallback(first, dy, dx);
-    if (this.shares(op, n)) {
-      this.setJob(pa, pd, po, n);
-      this.runElementwise(op, 4, n);
-    } else this.x[op](pa, pd, po, n);
+    this.setJob(pa, pd, po, n);
+    this.runElementwise(op, 4, n);
     this.end();
   }
 
@@ -585,21 +579,21 @@ export class WasmKernels implements Kernels {
     else if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
   }
 
-  /** Whether elementwise kernel `op` over n values may be shared with the worker (there is one, and n is big enough for `op`). */
-  private shares(op: ElementwiseOp, n: number): boolean {
-    return this.pool !== null && n >= (ELEMENTWISE_PARTS[op].heavy ? this.parallelMinValues : 4 * this.parallelMinValues);
-  }
-
   /**
-   * Run elementwise export `op` on the job's first `argc` arguments: on this thread, or split into one
-   * contiguous part per thread (ELEMENTWISE_PARTS) where sharing has been paying for this kernel at this
-   * size (SplitPolicy). This thread runs the first part, and any part a worker had not started by then:
-   * a late worker only means this thread does more. Every value is computed as on one thread.
+   * Run elementwise export `op` on the job's first `argc` arguments (n values): on this thread, or split
+   * into one contiguous part per thread (ELEMENTWISE_PARTS) when there is a worker, n is big enough for
+   * `op`, and sharing has been paying for this kernel at this size (SplitPolicy). This thread runs the
+   * first part, and any part a worker had not started by then: a late worker only means this thread
+   * does more. Every value is computed as on one thread.
    */
   private runElementwise(op: ElementwiseOp, argc: number, n: number): void {
-    const pool = this.pool!;
+    const pool = this.pool;
     const run = this.x[op] as (...args: number[]) => void;
     const a = this.job;
+    if (pool === null || n < (ELEMENTWISE_PARTS[op].heavy ? this.parallelMinValues : 4 * this.parallelMinValues)) {
+      run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+      return;
+    }
     const size = Math.floor(Math.log2(n));
     const policy = this.elementwisePolicies[op];
     const parallel = policy.choose(size);
@@ -792,10 +786,8 @@ export class WasmKernels implements Kernels {
     this.begin();
     const pp = this.out(p, n, true), pg = o.clearGrad ? this.out(g, n, true) : this.in(g, n), pb = this.outOrNull(buf, n, true);
     if (this.failed) return referenceKernels.sgdStep(p, g, buf, o);
-    if (this.shares('sgdStep', n)) {
-      this.setJob(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
-      this.runElementwise('sgdStep', 11, n);
-    } else this.x.sgdStep(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
+    this.setJob(pp, pg, pb, n, o.lr, o.momentum, 1 - o.dampening, o.weightDecay, +o.nesterov, +o.firstStep, +(o.clearGrad ?? false));
+    this.runElementwise('sgdStep', 11, n);
     this.end();
   }
 
@@ -808,10 +800,8 @@ export class WasmKernels implements Kernels {
     const invSqrtBc2 = 1 / Math.sqrt(1 - Math.pow(o.beta2, o.step));
     const l2 = o.decoupledWeightDecay ? 0 : o.weightDecay;
     const decay = o.decoupledWeightDecay ? o.lr * o.weightDecay : 0;
-    if (this.shares('adamStep', n)) {
-      this.setJob(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
-      this.runElementwise('adamStep', 15, n);
-    } else this.x.adamStep(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
+    this.setJob(pp, pg, pm, pv, n, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, l2, decay, stepSize, invSqrtBc2, +(o.clearGrad ?? false));
+    this.runElementwise('adamStep', 15, n);
     this.end();
   }
 
