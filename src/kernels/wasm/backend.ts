@@ -204,7 +204,7 @@ export class WasmKernels implements Kernels {
     const pa = this.in(a, m * k);
     const pb = this.in(b, k * n);
     const pc = this.out(out, m * n, accumulate);
-    const transposed = !this.x.gemmInPlace(+transA, +transB, n, k) && this.transposedIsCheaper(m, n, k);
+    const transposed = this.transposedIsCheaper(m, n, k) && !this.x.gemmInPlace(+transA, +transB, n, k);
     const pt = transposed ? this.tmp(m * n * 4) : 0;
     if (this.failed) return referenceKernels.matmul(a, b, out, m, k, n, opts);
     const lda = transA ? m : k;

@@ -52,7 +52,6 @@ const SMALL: f64 = 8;
   return p + ((<usize>i) << 3);
 }
 
-
 // ---- work items (see the header) ----
 
 /** Item chunks·phase + j that this thread visits at step k: item `thread` of each phase first, then the rest in turn. */

@@ -50,17 +50,12 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
       // B[K,N]: a panel row is NR contiguous floats of a row of B.
       let src = b + (<usize>(pc * ldb + jc + j0)) * 4;
       const stride = <usize>ldb * 4;
-      if (cols == NR) {
+      if (cols == NR || cols == 4) {
+        // A 4-wide panel (the narrow kernel's, which reads only a row's first 4 floats) gets no padding.
         for (let p = 0; p < kc; p++) {
           const d = panel + <usize>(p * NR) * 4;
           v128.store(d, v128.load(src));
-          v128.store(d, v128.load(src, 16), 16);
-          src += stride;
-        }
-      } else if (cols == 4) {
-        // The narrow kernel reads only the first 4 floats of a row: no padding.
-        for (let p = 0; p < kc; p++) {
-          v128.store(panel + <usize>(p * NR) * 4, v128.load(src));
+          if (cols == NR) v128.store(d, v128.load(src, 16), 16);
           src += stride;
         }
       } else {
@@ -70,9 +65,10 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
           src += stride;
         }
       }
-    } else if (cols == NR) {
+    } else if (cols == NR || cols == 4) {
       // B stored [N,K]: column j of op(B) is row j of B. Four k at a time: load 4 floats from each of
-      // the 8 rows and transpose the two 4×4 blocks in registers.
+      // the panel's rows and transpose them in 4×4 blocks in registers. A 4-wide panel (the narrow
+      // kernel's) gets one block and no padding.
       const stride = <usize>ldb * 4;
       const r0 = b + (<usize>((jc + j0) * ldb + pc)) * 4;
       let p = 0;
@@ -80,24 +76,11 @@ function packB(b: usize, ldb: i32, transB: bool, pc: i32, kc: i32, jc: i32, nc: 
         const o = (<usize>p) * 4;
         const d = panel + (<usize>(p * NR)) * 4;
         transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), d, 32);
-        transpose4(v128.load(r0 + 4 * stride + o), v128.load(r0 + 5 * stride + o), v128.load(r0 + 6 * stride + o), v128.load(r0 + 7 * stride + o), d + 16, 32);
+        if (cols == NR) transpose4(v128.load(r0 + 4 * stride + o), v128.load(r0 + 5 * stride + o), v128.load(r0 + 6 * stride + o), v128.load(r0 + 7 * stride + o), d + 16, 32);
       }
       for (; p < kc; p++) {
         const d = panel + <usize>(p * NR) * 4;
-        for (let c = 0; c < NR; c++) store<f32>(d + (<usize>c) * 4, load<f32>(r0 + (<usize>c) * stride + (<usize>p) * 4));
-      }
-    } else if (cols == 4) {
-      // As above with the first 4 rows only (the narrow kernel reads no padding).
-      const stride = <usize>ldb * 4;
-      const r0 = b + (<usize>((jc + j0) * ldb + pc)) * 4;
-      let p = 0;
-      for (; p + 4 <= kc; p += 4) {
-        const o = (<usize>p) * 4;
-        transpose4(v128.load(r0 + o), v128.load(r0 + stride + o), v128.load(r0 + 2 * stride + o), v128.load(r0 + 3 * stride + o), panel + (<usize>(p * NR)) * 4, 32);
-      }
-      for (; p < kc; p++) {
-        const d = panel + <usize>(p * NR) * 4;
-        for (let c = 0; c < 4; c++) store<f32>(d + (<usize>c) * 4, load<f32>(r0 + (<usize>c) * stride + (<usize>p) * 4));
+        for (let c = 0; c < cols; c++) store<f32>(d + (<usize>c) * 4, load<f32>(r0 + (<usize>c) * stride + (<usize>p) * 4));
       }
     } else {
       for (let c = 0; c < NR; c++) {
