@@ -19,6 +19,8 @@ import {
   Tensor,
   Trainer,
   buildPreset,
+  createWasmKernels,
+  registerBackend,
   freezeBatchNorm,
   getBackend,
   initBackend,
@@ -255,6 +257,51 @@ test('Adam, frozen BN statistics and the Trainer: the replica follows the main m
   assert.ok(worst.diff < 1e-4, `largest difference ${worst.diff} in ${worst.name}`);
   assert.equal((two.model.layers[1] as BatchNorm1d).numBatchesTracked, 0, "'batch-frozen' reached the replica: no updates");
   assert.ok(Math.abs(one.loss - two.loss) < 1e-4);
+});
+
+test("on a backend that splits kernels across threads of its own, a step keeps the main thread's kernels on it (threadLimit 1), then gives the limit back", async () => {
+  // A backend that would split every matmul, batch-norm and elementwise call with its worker: during a
+  // step the replica's thread already takes the second core, so rank 0 must split none.
+  const splitting = await createWasmKernels({ threads: 2, split: 'always', parallelMinMacs: 1, parallelMinValues: 1 });
+  const splitCalls = () => [splitting.policy, ...Object.values(splitting.batchNormPolicies), ...Object.values(splitting.elementwisePolicies)].reduce((n, p) => n + p.splitCalls, 0);
+  registerBackend(splitting);
+  setBackend('wasm');
+  try {
+    const model = mlp(3);
+    const single = mlp(3);
+    const optimizer = new SGD(model.parameters(), { lr: 0.2, momentum: 0.9 });
+    const optSingle = new SGD(single.parameters(), { lr: 0.2, momentum: 0.9 });
+    const parallel = await DataParallel.create(model, { threads: 2, inputShape: [12], optimizer });
+    try {
+      const data = batches(3, 16, [12], 4, 5).map(({ x, y }) => {
+        const copy = splitting.allocate(x.size);
+        copy.set(x.data);
+        return { x: new Tensor(x.shape, copy), y };
+      });
+      const loss = new CrossEntropyLoss(splitting);
+      const before = splitCalls();
+      const expected = singleStep(single, optSingle, loss, data[0].x, data[0].y);
+      assert.ok(splitCalls() > before, 'outside a data-parallel step the backend splits its kernels');
+      const during = splitCalls();
+      for (let s = 0; s < 6; s++) {
+        model.train();
+        const got = parallel.trainStep(data[s % 3].x, data[s % 3].y);
+        if (s === 0) assert.ok(Math.abs(got - expected) < 1e-5, `loss ${got} vs ${expected}`);
+        assert.equal(splitting.threadLimit, 2, 'the limit is given back after each step');
+      }
+      assert.equal(splitCalls(), during, 'no kernel of a data-parallel step was split');
+      // A failed step gives the limit back too.
+      data[1].x.data[5] = Number.NaN;
+      assert.throws(() => parallel.trainStep(data[1].x, data[1].y), /NaN/);
+      assert.equal(splitting.threadLimit, 2);
+    } finally {
+      parallel.close();
+    }
+  } finally {
+    registerBackend(kernels);
+    setBackend('wasm');
+    splitting.dispose();
+  }
 });
 
 test('bad input and impossible setups get clear errors, and a failed step never hangs', async () => {

@@ -403,6 +403,42 @@ test('elementwise kernels and optimizer steps shared by two threads equal the si
   for (const [op, policy] of Object.entries(wasm2.elementwisePolicies)) assert.ok(policy.splitCalls > 0 && policy.serialCalls === 0, `${op} was split`);
 });
 
+test('threadLimit 1 keeps every kernel call on the calling thread (as torch.set_num_threads(1)), with the same bits', () => {
+  assert.equal(wasm.threadLimit, 1);
+  assert.equal(wasm2.threadLimit, 2);
+  const rng = new Rng(15);
+  const a = random(64 * 48, rng, 'wasm'), b = random(48 * 40, rng, 'wasm'), x = random(60 * 70, rng, 'wasm'), v = random(4099, rng, 'wasm');
+  const run = (k: Kernels) => {
+    const product = k.allocate(64 * 40), mean = k.allocate(70), variance = k.allocate(70), y = k.allocate(4099);
+    k.matmul(a, b, product, 64, 48, 40);
+    k.channelMoments(x, mean, variance, 60, 70, 1);
+    k.sigmoid(v, y);
+    return { product, mean, variance, y };
+  };
+  const splitCalls = () => [wasm2.policy.splitCalls, wasm2.batchNormPolicies.channelMoments.splitCalls, wasm2.elementwisePolicies.sigmoid.splitCalls];
+  const one = run(wasm);
+  wasm2.threadLimit = 1;
+  try {
+    assert.equal(wasm2.threadLimit, 1);
+    const before = splitCalls();
+    assert.deepEqual(run(wasm2), one);
+    assert.deepEqual(splitCalls(), before, 'no call was split');
+  } finally {
+    wasm2.threadLimit = 2;
+  }
+  const before = splitCalls();
+  assert.deepEqual(run(wasm2), one);
+  splitCalls().forEach((n, i) => assert.ok(n > before[i], `call ${i} was split again`));
+  wasm2.threadLimit = 8;
+  assert.equal(wasm2.threadLimit, 2, 'at most the threads the backend has');
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => {
+      wasm2.threadLimit = bad;
+    }, /threadLimit must be a whole number of threads, at least 1/);
+  }
+  assert.equal(wasm2.threadLimit, 2);
+});
+
 test('channelAffine and its backward', () => {
   const rng = new Rng(7);
   for (const [batch, channels, inner] of [[1, 1, 1], [5, 7, 1], [3, 4, 9], [2, 6, 64], [60, 33, 1]]) {

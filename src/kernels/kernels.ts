@@ -18,6 +18,12 @@ export interface Kernels {
    * replica on a worker runs on the same memory, so weights are read in place).
    */
   readonly sharing?: SharedKernelMemory;
+  /**
+   * The most threads one kernel call may use, from 1 (the calling thread only) to capabilities.threads,
+   * as torch.set_num_threads sets it. Data-parallel training sets 1 on its own thread while a step runs:
+   * its replicas' threads already take the other cores. Absent where every call runs on one thread.
+   */
+  threadLimit?: number;
 
   /**
    * Allocate a zeroed Float32Array the backend can work on directly (a fast backend places it in its own

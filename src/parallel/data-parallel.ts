@@ -206,7 +206,7 @@ export class DataParallel {
    */
   step(x: Tensor, labels: Int32Array): number {
     this.gradsZero = false;
-    return this.run(x, labels, null);
+    return this.onOwnThread(() => this.run(x, labels, null));
   }
 
   /**
@@ -218,13 +218,31 @@ export class DataParallel {
     const optimizer = this.optimizer;
     if (!optimizer) throw new Error('DataParallel: trainStep() needs the optimizer: DataParallel.create(model, { optimizer, ... })');
     this.validate(x, labels); // before the optimizer counts a step
-    if (!this.gradsZero) optimizer.zeroGrad();
-    this.gradsZero = false;
-    const update = optimizer.nextUpdate();
-    writeUpdate(this.f64, this.layout, update);
-    const loss = this.run(x, labels, () => this.slices.update(this.kernels, update, this.state.trainable));
-    this.gradsZero = true;
-    return loss;
+    return this.onOwnThread(() => {
+      if (!this.gradsZero) optimizer.zeroGrad();
+      this.gradsZero = false;
+      const update = optimizer.nextUpdate();
+      writeUpdate(this.f64, this.layout, update);
+      const loss = this.run(x, labels, () => this.slices.update(this.kernels, update, this.state.trainable));
+      this.gradsZero = true;
+      return loss;
+    });
+  }
+
+  /**
+   * `fn` with this thread's kernels kept on it (threadLimit 1, as torchrun sets OMP_NUM_THREADS=1 for
+   * each process): the replicas take the other cores, so a kernel shared with a worker of the backend
+   * would only wait for a core, and that worker's spinning would slow the replicas.
+   */
+  private onOwnThread<T>(fn: () => T): T {
+    const limit = this.kernels.threadLimit;
+    if (limit === undefined) return fn();
+    this.kernels.threadLimit = 1;
+    try {
+      return fn();
+    } finally {
+      this.kernels.threadLimit = limit;
+    }
   }
 
   private validate(x: Tensor, labels: Int32Array): void {

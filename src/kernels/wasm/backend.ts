@@ -91,9 +91,22 @@ export class WasmKernels implements Kernels {
   readonly simd: WasmSimd;
   readonly capabilities: BackendCapabilities;
   readonly sharing?: SharedKernelMemory;
-  /** Threads a big matmul, batch-norm or elementwise kernel is split across (1 = no workers). */
+  /** Threads a big matmul, batch-norm or elementwise kernel can be split across (1 = no workers); threadLimit may use fewer. */
   get threads(): number {
     return (this.pool?.size ?? 0) + 1;
+  }
+  /** Kernels.threadLimit: at most this many of `threads` share one call (the first `threadLimit − 1` workers). */
+  get threadLimit(): number {
+    return Math.min(this.limit, this.threads);
+  }
+  set threadLimit(n: number) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`wasm backend: threadLimit must be a whole number of threads, at least 1, got ${n}`);
+    this.limit = n;
+  }
+  private limit = Infinity;
+  /** Workers a kernel call may share its work with now. */
+  private get workers(): number {
+    return Math.min(this.pool?.size ?? 0, this.limit - 1);
   }
   readonly parallelMinMacs: number;
   readonly parallelMinValues: number;
@@ -223,7 +236,7 @@ export class WasmKernels implements Kernels {
   /** C (+)= op(A)·op(B) on this thread, or split across the threads where that has been paying off for products of this size (SplitPolicy). */
   private gemmOnThreads(transA: boolean, transB: boolean, m: number, n: number, k: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, accumulate: boolean): void {
     const macs = m * n * k;
-    if (this.pool && macs >= this.parallelMinMacs && (n >= 16 || m >= 8)) {
+    if (this.workers > 0 && macs >= this.parallelMinMacs && (n >= 16 || m >= 8)) {
       const size = Math.floor(Math.log2(macs));
       const parallel = this.policy.choose(size);
       const t0 = performance.now();
@@ -256,12 +269,13 @@ export class WasmKernels implements Kernels {
    */
   private parallelGemm(transA: boolean, transB: boolean, m: number, n: number, k: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, accumulate: boolean): void {
     const pool = this.pool!;
+    const workers = this.workers;
     const byColumns = n >= 16;
-    const chunks = 2 * this.threads;
+    const chunks = 2 * (workers + 1);
     const op = WORKER_OPS.indexOf('gemmChunked');
     // One counter for the job, in worker 0's control block.
     const counter = pool.workCounter(0);
-    for (let w = 0; w < pool.size; w++) {
+    for (let w = 0; w < workers; w++) {
       pool.arg(w, 0, +transA);
       pool.arg(w, 1, +transB);
       pool.arg(w, 2, m);
@@ -281,7 +295,7 @@ export class WasmKernels implements Kernels {
       pool.post(w, op);
     }
     this.x.gemmChunked(+transA, +transB, m, n, k, pa, lda, pb, ldb, pc, ldc, +accumulate, this.gemmScratch[0], counter, chunks, +byColumns);
-    for (let w = 0; w < pool.size; w++) pool.finish(w);
+    for (let w = 0; w < workers; w++) pool.finish(w);
   }
 
   addRowVector(x: Float32Array, v: Float32Array, out: Float32Array, rows: number, cols: number): void {
@@ -551,7 +565,8 @@ export class WasmKernels implements Kernels {
     const a = this.job;
     const run = this.x[op] as (...args: number[]) => void;
     const pool = this.pool;
-    const splittable = pool !== null && values >= this.parallelMinValues;
+    const workers = this.workers;
+    const splittable = workers > 0 && values >= this.parallelMinValues;
     const size = Math.floor(Math.log2(values));
     const policy = this.batchNormPolicies[op];
     const parallel = splittable && policy.choose(size);
@@ -560,9 +575,9 @@ export class WasmKernels implements Kernels {
     a[argc + 2] = 0; // this thread is thread 0
     if (parallel && pool) {
       a[argc] = pool.workCounter(0);
-      a[argc + 1] = Math.min(this.threads, 10); // the claims are bits of one i32: at most 3 phases × 10 items
+      a[argc + 1] = Math.min(workers + 1, 10); // the claims are bits of one i32: at most 3 phases × 10 items
       const index = WORKER_OPS.indexOf(op);
-      for (let w = 0; w < pool.size; w++) {
+      for (let w = 0; w < workers; w++) {
         for (let i = 0; i < argc + 2; i++) pool.arg(w, i, a[i]);
         pool.arg(w, argc + 2, w + 1);
         woke = pool.post(w, index) || woke;
@@ -573,7 +588,7 @@ export class WasmKernels implements Kernels {
     }
     // Exports ignore arguments past their own; the worker calls them the same way.
     run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
-    if (parallel) for (let w = 0; w < pool!.size; w++) pool!.finish(w);
+    if (parallel) for (let w = 0; w < workers; w++) pool!.finish(w);
     // A call that had to wake the worker times the wake-up, not the split: measure the next one instead.
     if (splittable && woke) policy.discard(size);
     else if (splittable) policy.record(size, parallel, (performance.now() - t0) / values);
@@ -588,9 +603,10 @@ export class WasmKernels implements Kernels {
    */
   private runElementwise(op: ElementwiseOp, argc: number, n: number): void {
     const pool = this.pool;
+    const workers = this.workers;
     const run = this.x[op] as (...args: number[]) => void;
     const a = this.job;
-    if (pool === null || n < (ELEMENTWISE_PARTS[op].heavy ? this.parallelMinValues : 4 * this.parallelMinValues)) {
+    if (pool === null || workers === 0 || n < (ELEMENTWISE_PARTS[op].heavy ? this.parallelMinValues : 4 * this.parallelMinValues)) {
       run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
       return;
     }
@@ -600,16 +616,16 @@ export class WasmKernels implements Kernels {
     const t0 = performance.now();
     let woke = false;
     if (parallel) {
-      const parts = pool.size + 1;
+      const parts = workers + 1;
       const index = WORKER_OPS.indexOf(op);
-      for (let w = 0; w < pool.size; w++) {
+      for (let w = 0; w < workers; w++) {
         this.setPart(op, argc, n, w + 1, parts);
         for (let i = 0; i < argc; i++) pool.arg(w, i, this.part[i]);
         woke = pool.post(w, index) || woke;
       }
       this.setPart(op, argc, n, 0, parts);
       this.runPart(run);
-      for (let w = 0; w < pool.size; w++) {
+      for (let w = 0; w < workers; w++) {
         if (!pool.finish(w)) continue;
         this.setPart(op, argc, n, w + 1, parts);
         this.runPart(run);
