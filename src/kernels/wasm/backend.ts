@@ -24,7 +24,7 @@ import type { BackendOptions } from '../registry.js';
 import { currentPlatform, type Platform } from '../../platform/index.js';
 import type { WasmExports } from './generated/exports.js';
 import { WasmHeap } from './heap.js';
-import { CONTROL_BYTES, ELEMENTWISE_PARTS, MAX_ARGS, ThreadPool, WORKER_OPS, type ElementwiseOp, type WorkerOp } from './threads.js';
+import { CONTROL_BYTES, ELEMENTWISE_PARTS, MAX_ARGS, ThreadPool, WORKER_OPS, callWithArgs, type ElementwiseOp, type WorkerOp } from './threads.js';
 
 export type { WasmExports } from './generated/exports.js';
 
@@ -586,8 +586,7 @@ export class WasmKernels implements Kernels {
       a[argc] = 0;
       a[argc + 1] = 1;
     }
-    // Exports ignore arguments past their own; the worker calls them the same way.
-    run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+    callWithArgs(run, a);
     if (parallel) for (let w = 0; w < workers; w++) pool!.finish(w);
     // A call that had to wake the worker times the wake-up, not the split: measure the next one instead.
     if (splittable && woke) policy.discard(size);
@@ -607,7 +606,7 @@ export class WasmKernels implements Kernels {
     const run = this.x[op] as (...args: number[]) => void;
     const a = this.job;
     if (pool === null || workers === 0 || n < (ELEMENTWISE_PARTS[op].heavy ? this.parallelMinValues : 4 * this.parallelMinValues)) {
-      run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+      callWithArgs(run, a);
       return;
     }
     const size = Math.floor(Math.log2(n));
@@ -624,14 +623,14 @@ export class WasmKernels implements Kernels {
         woke = pool.post(w, index) || woke;
       }
       this.setPart(op, argc, n, 0, parts);
-      this.runPart(run);
+      callWithArgs(run, this.part);
       for (let w = 0; w < workers; w++) {
         if (!pool.finish(w)) continue;
         this.setPart(op, argc, n, w + 1, parts);
-        this.runPart(run);
+        callWithArgs(run, this.part);
       }
     } else {
-      run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+      callWithArgs(run, a);
     }
     // A call that had to wake the worker times the wake-up, not the split: measure the next one instead.
     if (woke) policy.discard(size);
@@ -647,11 +646,6 @@ export class WasmKernels implements Kernels {
     for (let i = 0; i < argc; i++) p[i] = this.job[i];
     for (const i of spec.pointers) if (p[i] !== NO_ARRAY) p[i] += 4 * start;
     p[spec.count] = bound(index + 1) - start;
-  }
-
-  private runPart(run: (...args: number[]) => void): void {
-    const p = this.part;
-    run(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]);
   }
 
   im2col(x: Float32Array, cols: Float32Array, batch: number, channels: number, g: Window2d): void {

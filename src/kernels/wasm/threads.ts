@@ -57,6 +57,11 @@ export const ELEMENTWISE_PARTS = {
 export type ElementwiseOp = keyof typeof ELEMENTWISE_PARTS;
 
 export const MAX_ARGS = 16;
+
+/** Call export `run` with the MAX_ARGS values of `args` from index `at`: an export ignores those past its own. */
+export function callWithArgs(run: (...args: number[]) => void, args: Float64Array, at = 0): void {
+  run(args[at], args[at + 1], args[at + 2], args[at + 3], args[at + 4], args[at + 5], args[at + 6], args[at + 7], args[at + 8], args[at + 9], args[at + 10], args[at + 11], args[at + 12], args[at + 13], args[at + 14], args[at + 15]);
+}
 /** Bytes of control block per worker (a multiple of 64, so workers never share a cache line). */
 export const CONTROL_BYTES = 192;
 /** Byte offset of the work counter inside a control block. */
@@ -201,7 +206,7 @@ export async function serveKernelJobs(init: WorkerInit, ready: () => void): Prom
     if (s === QUIT) return;
     if (s === POSTED && Atomics.compareExchange(ints, state, POSTED, RUNNING) === POSTED) {
       const op = ops[ints[(init.control >> 2) + OP]];
-      op(args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10], args[a + 11], args[a + 12], args[a + 13], args[a + 14], args[a + 15]);
+      callWithArgs(op, args, a);
       Atomics.store(ints, state, DONE);
       Atomics.notify(ints, state);
       idleSince = performance.now();
