@@ -4,7 +4,7 @@
  * timings are the best of several repeats, since on a shared machine a timing can only come out slower
  * than the truth, never faster.
  */
-import { buildPreset, CrossEntropyLoss, Conv2d, DataParallel, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, type ConvAlgorithm, registerBackend, setBackend, type Kernels, type Module, type Sequential } from '../src/index.js';
+import { buildPreset, CrossEntropyLoss, Conv2d, DataParallel, SGD, Tensor, Rng, BatchNorm1d, BatchNorm2d, type ConvAlgorithm, registerBackend, setBackend, type Kernels, type Module, type Sequential, type WasmKernels } from '../src/index.js';
 
 /** Seconds per call of `fn`: the fastest of `repeats` runs of `inner` calls. */
 export function bestSeconds(fn: () => void, repeats: number, inner: number): number {
@@ -118,6 +118,16 @@ export function batchNormMs(kernels: Kernels, shape: number[], repeats: number, 
 
 /** GFLOPS of out[M,N] = a[M,K] · op(b), with b stored [N,K] (transB, as Linear's forward) or [K,N]. */
 export function matmulGflops(kernels: Kernels, m: number, k: number, n: number, transB: boolean, repeats: number, inner: number): number {
+  const product = matmulProduct(kernels, m, k, n, transB);
+  try {
+    return product.gflops(repeats, inner);
+  } finally {
+    product.release();
+  }
+}
+
+/** A product of random matrices in the backend's memory, to time again and again; `release` gives the memory back. */
+function matmulProduct(kernels: Kernels, m: number, k: number, n: number, transB: boolean): { gflops(repeats: number, inner: number): number; release(): void } {
   const rng = new Rng(3);
   const a = kernels.allocate(m * k), b = kernels.allocate(k * n), out = kernels.allocate(m * n);
   for (let i = 0; i < a.length; i++) a[i] = rng.normal();
@@ -125,7 +135,37 @@ export function matmulGflops(kernels: Kernels, m: number, k: number, n: number, 
   const opts = { transB };
   const run = () => kernels.matmul(a, b, out, m, k, n, opts);
   run();
-  return (2 * m * n * k) / bestSeconds(run, repeats, inner) / 1e9;
+  return {
+    gflops: (repeats, inner) => (2 * m * n * k) / bestSeconds(run, repeats, inner) / 1e9,
+    release: () => [a, b, out].forEach((x) => kernels.release(x)),
+  };
+}
+
+/**
+ * A product's GFLOPS and the arithmetic peak of the same build on the same number of threads, measured
+ * in turns, `rounds` times, best of each. On a shared machine either can catch a busy minute (a peak
+ * read at the start of a run once came out below what the 1024³ product reached later); measured in
+ * turns, both have the same minutes, so their ratio is the kernel's, not the host's.
+ */
+export function matmulAgainstPeak(kernels: WasmKernels, threads: number, m: number, k: number, n: number, transB: boolean, rounds: number, repeats: number, inner: number): { gflops: number; peak: number } {
+  const product = matmulProduct(kernels, m, k, n, transB);
+  let gflops = 0, peak = 0;
+  try {
+    // Peak samples as long as the product's timing windows: best-of favours short samples, which more
+    // often fit between two interruptions.
+    const t0 = performance.now();
+    kernels.measurePeak(threads, 1);
+    const peakSample = performance.now() - t0;
+    const window = ((2 * m * n * k * inner) / (product.gflops(1, inner) * 1e9)) * 1000;
+    const calls = Math.min(200_000, Math.max(2000, Math.round((2000 * window) / peakSample)));
+    for (let i = 0; i < rounds; i++) {
+      peak = Math.max(peak, kernels.measurePeak(threads, 2, calls));
+      gflops = Math.max(gflops, product.gflops(repeats, inner));
+    }
+  } finally {
+    product.release();
+  }
+  return { gflops, peak };
 }
 
 /** mnist-cnn's second convolution: 16 → 32 channels, 3×3, padding 1, on a batch of 64 14×14 maps. */

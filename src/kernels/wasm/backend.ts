@@ -840,11 +840,10 @@ export class WasmKernels implements Kernels {
   /**
    * The processor's arithmetic ceiling as this build reaches it: the matmul micro-kernel's loop (its
    * register tile, 4×8 or 6×8 by build; 256 steps, data in L1) run on `threads` threads at once — this one and up to threads − 1
-   * workers — in GFLOPS in total (best of `repeats`). Plain SIMD measures the mul+add peak, relaxed
-   * SIMD the FMA peak.
+   * workers — in GFLOPS in total (best of `repeats`, each `calls` loops a thread: 2000 take about 1 ms).
+   * Plain SIMD measures the mul+add peak, relaxed SIMD the FMA peak.
    */
-  measurePeak(threads: number, repeats: number): number {
-    const calls = 2000;
+  measurePeak(threads: number, repeats: number, calls = 2000): number {
     const flops = 2 * this.tileRows * 8 * 256 * calls;
     const workers = Math.min(Math.max(0, threads - 1), this.pool?.size ?? 0);
     const op = WORKER_OPS.indexOf('microKernelPeak');
