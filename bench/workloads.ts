@@ -143,9 +143,9 @@ function matmulProduct(kernels: Kernels, m: number, k: number, n: number, transB
 
 /**
  * A product's GFLOPS and the arithmetic peak of the same build on the same number of threads, measured
- * in turns, `rounds` times, best of each. On a shared machine either can catch a busy minute (a peak
- * read at the start of a run once came out below what the 1024³ product reached later); measured in
- * turns, both have the same minutes, so their ratio is the kernel's, not the host's.
+ * in turns, `rounds` times, best of each. On a shared machine either can catch a busy minute (peaks
+ * read at a run's start and end have come out below what the 1024³ product reached in between); measured
+ * in turns, both have the same minutes, so their ratio is the kernel's more than the host's.
  */
 export function matmulAgainstPeak(kernels: WasmKernels, threads: number, m: number, k: number, n: number, transB: boolean, rounds: number, repeats: number, inner: number): { gflops: number; peak: number } {
   const product = matmulProduct(kernels, m, k, n, transB);
