@@ -62,7 +62,8 @@ async function main(): Promise<void> {
   };
   const simdPeak = wasm.measureMicroKernelPeak(r(20));
   log('limits: mul+add and FMA peaks, one and two threads');
-  // Measured at the start and again at the end (the better of the two): the machine may be busy at one of them.
+  // Measured at the start and again at the end, and in turns with the matrix products (the best of all):
+  // the machine may be busy at any one of them.
   const peaks = await measurePeaks(!args.has('--no-threads'));
   // PyTorch is measured at the start and again at the end of the run, each figure the better of the two
   // passes (as the peaks are): its rates moved by up to 45% between runs on a shared two-core machine.
