@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   log(`bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
   const wasm = await createWasmKernels();
   const wasm2 = args.has('--no-threads') ? null : await createWasmKernels({ threads: 2 });
-  const fast: Array<[Impl, WasmKernels]> = [['wasm', wasm], ...(wasm2 ? [['wasm2', wasm2] as [Impl, WasmKernels]] : [])];
+  const fast: Array<['wasm' | 'wasm2', WasmKernels]> = [['wasm', wasm], ...(wasm2 ? [['wasm2', wasm2] as ['wasm2', WasmKernels]] : [])];
 
   log('limits: triad bandwidth, micro-kernel peak');
   const triad = {
@@ -68,15 +68,17 @@ async function main(): Promise<void> {
   // PyTorch is measured at the start and again at the end of the run, each figure the better of the two
   // passes (as the peaks are): its rates moved by up to 45% between runs on a shared two-core machine.
   const torchStart = args.has('--no-pytorch') ? null : runPytorchPass('start');
+  /** The peaks of a wasm setting's build: FMA for the relaxed-SIMD build, mul+add for the plain one. */
+  const buildPeaks = (k: WasmKernels) => (k.simd === 'relaxed-simd' ? peaks.fma_gflops : peaks.mul_add_gflops);
   /** The ceiling a wasm setting runs against: its build's peak on its number of threads. */
-  const ceiling = (k: WasmKernels, threads: number) => (k.simd === 'relaxed-simd' ? peaks.fma_gflops : peaks.mul_add_gflops)?.[threads === 2 ? 'two_threads' : 'one_thread'] ?? null;
+  const ceiling = (k: WasmKernels, threads: number) => buildPeaks(k)?.[threads === 2 ? 'two_threads' : 'one_thread'] ?? null;
 
   const matmul: Record<string, Values> = { '60x784x100': {}, '1024x1024x1024': {} };
   /** The peak of each setting's build and threads, measured in turns with its product (matmulAgainstPeak): the ceiling of the products' fractions. */
   const matmulPeak: Record<string, Partial<Record<'wasm' | 'wasm2', number>>> = {};
   /** A peak reading taken elsewhere in the run also counts for `peaks` (each figure there is the best reading). */
   const foldPeak = (k: WasmKernels, threads: number, gflops: number) => {
-    const p = k.simd === 'relaxed-simd' ? peaks.fma_gflops : peaks.mul_add_gflops;
+    const p = buildPeaks(k);
     if (!p) return;
     if (threads === 1) p.one_thread = Math.max(p.one_thread, gflops);
     else if (p.two_threads !== null) p.two_threads = Math.max(p.two_threads, gflops);
@@ -88,9 +90,10 @@ async function main(): Promise<void> {
     for (const [impl, k] of fast) {
       const threads = impl === 'wasm2' ? 2 : 1;
       for (const [size, m, kk, n, transB, repeats, inner] of [['60x784x100', 60, 784, 100, true, 6, 10], ['1024x1024x1024', 1024, 1024, 1024, false, 2, 1]] as const) {
-        const { gflops, peak } = matmulAgainstPeak(k, threads, m, kk, n, transB, Math.max(5, r(10)), repeats, inner); // five rounds even with --quick: with two, a product read 111% of a peak whose samples were interrupted
+        // Five rounds even with --quick: with two, a product read 111% of a peak whose samples were interrupted.
+        const { gflops, peak } = matmulAgainstPeak(k, threads, m, kk, n, transB, Math.max(5, r(10)), repeats, inner);
         matmul[size][impl] = gflops;
-        (matmulPeak[size] ??= {})[impl as 'wasm' | 'wasm2'] = peak;
+        (matmulPeak[size] ??= {})[impl] = peak;
         foldPeak(k, threads, peak);
       }
     }
@@ -286,11 +289,9 @@ async function main(): Promise<void> {
       wasm_dp: of(gflops(v.wasm_dp), wasm, 2),
     });
     // The products against the peak measured in turns with them; data-parallel runs no product.
+    const against = (x: number | null | undefined, peak: number | undefined) => (typeof x === 'number' && peak ? x / peak : null);
     if (section('matmul')) {
-      for (const [size, v] of Object.entries(matmul)) {
-        const against = (x: number | null | undefined, peak: number | undefined) => (typeof x === 'number' && peak ? x / peak : null);
-        out[`matmul ${size}`] = { wasm: against(v.wasm, matmulPeak[size]?.wasm), wasm2: against(v.wasm2, matmulPeak[size]?.wasm2), wasm_dp: null };
-      }
+      for (const [size, v] of Object.entries(matmul)) out[`matmul ${size}`] = { wasm: against(v.wasm, matmulPeak[size]?.wasm), wasm2: against(v.wasm2, matmulPeak[size]?.wasm2), wasm_dp: null };
     }
     if (section('training')) {
       // The paper's network at batch 60: forward 60·(784·100 + 2·100·100 + 100·10) multiply-adds, the
