@@ -299,7 +299,7 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     for (const twin of ['bn', 'nobn'] as const) {
       const { model, inputShape } = buildTwin(spec, twin);
       const run = await createRun(twinRunConfig(spec), { trainSet, testSet }, { model, inputShape });
-      const losses = [];
+      const losses: number[] = [];
       for (let i = 0; i < 6; i++) {
         if (i === 3) run.optimizer.lr = 0.1;
         losses.push(run.trainer.trainStep());

@@ -148,10 +148,13 @@ describe('test time', () => {
     assert.equal(p.steps, 30);
     assert.ok(Math.abs(p.raw) < Math.abs(p.biasCorrected), `raw ${p.raw} is pulled towards 0 against ${p.biasCorrected}`);
     assert.ok(Math.abs(p.biasCorrected - p.population) < Math.abs(p.raw - p.population), `bias-corrected ${p.biasCorrected} is nearer the population mean ${p.population} than raw ${p.raw}`);
-    const before = model.stateDict();
+    // stateDict() hands out the live tensors: keep copies of their values to compare against.
+    const before = new Map([...model.stateDict()].map(([k, t]) => [k, t.data.slice()]));
     const a = accuracyByStatistics(model, train, test1k, { inputShape: [784], batchSize: 60, populationBatches: 10 });
     const after = model.stateDict();
-    for (const [k, v] of Object.entries(before)) assert.deepEqual(after[k].data, v.data, `${k} unchanged`);
+    assert.equal(after.size, before.size);
+    assert.ok(before.has('1.running_mean') && before.has('1.num_batches_tracked'), [...before.keys()].join(', '));
+    for (const [k, t] of after) assert.deepEqual(t.data, before.get(k), `${k} unchanged`);
     assert.ok(batchNormLayers(model).every((l) => l.statistics === 'auto'));
     for (const k of ['batch', 'raw', 'biasCorrected', 'population'] as const) assert.ok(a[k] >= 0 && a[k] <= 1);
     // Early with a slow average, PyTorch's raw averages (variance started at 1) are far off and cost accuracy; corrected ones do not.
