@@ -19,7 +19,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { DivergenceError } from '../src/train/trainer.js';
 import { defaultState, parseHash, serializeHash, twinSpec, LAB_TEST_IMAGES, type LabState } from '../web/src/state.js';
 import { bnlab } from './support/cli.js';
-import { advance, launch, openLab, serve, snapshot, type WatchedPage } from './support/lab.js';
+import { advance, launch, openLab, serve, snapshot, type OpenOptions, type WatchedPage } from './support/lab.js';
 
 let browser: Browser;
 let isolated: { url: string; close(): Promise<void> };
@@ -42,8 +42,8 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-async function open(url: string, viewport?: { width: number; height: number }): Promise<WatchedPage> {
-  const p = await openLab(browser, url, viewport);
+async function open(url: string, options?: OpenOptions): Promise<WatchedPage> {
+  const p = await openLab(browser, url, options);
   pages.push(p);
   return p;
 }
@@ -182,6 +182,36 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     // Controls carry labels a screen reader announces.
     for (const id of ['ctl-depth', 'ctl-lr', 'ctl-optimizer', 'ctl-seed']) assert.ok((await page.locator(`label[for=${id}]`).innerText()).length > 2, `label for ${id}`);
     checkClean(p);
+  });
+
+  test('Step and Play pressed while the lab is still loading take effect once it is up', async () => {
+    // The datasets are held back until both clicks are in, so they surely come before the twins exist.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const p = await open(isolated.url, {
+      waitForReady: false,
+      before: (context) => context.route('**/data/**', async (route) => {
+        await held;
+        await route.continue();
+      }),
+    });
+    const { page } = p;
+    await page.locator('#step').click();
+    await page.locator('#play').click();
+    assert.equal(await page.evaluate(() => (globalThis as any).bnlabLab.ready), false, 'the clicks came before the lab was up');
+    release();
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.ready === true);
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().step > 20);
+    await page.locator('#play').click();
+    await page.waitForFunction(() => document.getElementById('rate')!.textContent === 'paused');
+    // The step and the play ran on the twins built at start-up, as on a page already up.
+    const run = await snapshot(page);
+    assert.equal(run.runs.bn.trainLoss.length, run.step);
+    const fresh = await open(isolated.url);
+    await advance(fresh.page, run.step);
+    assert.deepEqual((await snapshot(fresh.page)).runs.bn.trainLoss, run.runs.bn.trainLoss, 'the same losses as a page that waited');
+    checkClean(p);
+    checkClean(fresh);
   });
 
   test('a reset gives the dropped twins’ memory back: the wasm memory in use does not grow from reset to reset', async () => {
@@ -324,7 +354,7 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
   });
 
   test('usable at 390 pixels wide: nothing wider than the screen', async () => {
-    const p = await open(isolated.url, { width: 390, height: 844 });
+    const p = await open(isolated.url, { viewport: { width: 390, height: 844 } });
     await advance(p.page, 20);
     const overflow = await p.page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(overflow <= 390, `page is ${overflow} px wide`);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { serveLab } from '../../src/lab-server/index.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -39,7 +39,16 @@ export interface WatchedPage {
   foreign: string[];
 }
 
-export async function openLab(browser: Browser, url: string, viewport = { width: 1280, height: 800 }): Promise<WatchedPage> {
+export interface OpenOptions {
+  viewport?: { width: number; height: number };
+  /** Wait until the lab is up (data loaded, twins built) before returning; default true. */
+  waitForReady?: boolean;
+  /** Runs before the page loads, e.g. to route (hold back) some of its requests. */
+  before?: (context: BrowserContext) => Promise<unknown>;
+}
+
+export async function openLab(browser: Browser, url: string, options: OpenOptions = {}): Promise<WatchedPage> {
+  const { viewport = { width: 1280, height: 800 }, waitForReady = true } = options;
   const context = await browser.newContext({ viewport, acceptDownloads: true });
   // Every wait is for a condition, so a long limit costs nothing when the machine is idle; on a loaded one
   // readings and probes can arrive seconds late.
@@ -55,8 +64,9 @@ export async function openLab(browser: Browser, url: string, viewport = { width:
     const u = r.url();
     if (!u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin) foreign.push(u);
   });
+  await options.before?.(context);
   await page.goto(url);
-  await page.waitForFunction(() => (globalThis as { bnlabLab?: { ready: boolean } }).bnlabLab?.ready === true, null, { timeout: 60_000 });
+  if (waitForReady) await page.waitForFunction(() => (globalThis as { bnlabLab?: { ready: boolean } }).bnlabLab?.ready === true, null, { timeout: 60_000 });
   return { page, errors, foreign };
 }
 

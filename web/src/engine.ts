@@ -6,11 +6,12 @@
 import { TWINS, type TwinId } from './worker/protocol.js';
 import { fetchDataset } from './data.js';
 import { LAB_TEST_IMAGES, twinSpec, type LabState } from './state.js';
-import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, ProbeValue, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './worker/protocol.js';
+import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './worker/protocol.js';
+import type { PanelProbeName, PanelProbeValues } from './worker/panel-probes.js';
 
 export interface ProbeSample {
   step: number;
-  value: ProbeValue;
+  value: unknown;
 }
 
 /** Everything one twin has reported since the last reset. */
@@ -61,6 +62,15 @@ export interface LabData {
 
 export const MAX_PROBE_SAMPLES = 2000;
 
+/**
+ * One twin's samples of the panel probe `name`, oldest first, leaving out nulls (the probe does not
+ * apply to that twin). The worker's function for `name` returns PanelProbeValues[name], which is what
+ * makes the cast hold.
+ */
+export function probeSamples<K extends PanelProbeName>(data: LabData, twin: TwinId, name: K): { step: number; value: PanelProbeValues[K] }[] {
+  return (data.runs[twin].probes[name] ?? []).filter((s) => s.value !== null) as { step: number; value: PanelProbeValues[K] }[];
+}
+
 function emptySeries(): RunSeries {
   return { trainLoss: [], test: [], diverged: null, probes: {}, lr: NaN, layers: [], parameters: 0 };
 }
@@ -81,6 +91,13 @@ export class Engine {
   private probeRequests: ProbeRequest[] = [];
   private playTimer: number | null = null;
   private stepping: Promise<void> | null = null;
+  /**
+   * Settles when start() has built the twins. Every command that needs them waits for it, so a click on
+   * Play, Step or Reset while the lab is still loading runs once it is up instead of reaching workers
+   * that have no networks yet (whose answer would never come).
+   */
+  private readonly built: Promise<void>;
+  private settleBuilt!: (error?: unknown) => void;
   private rateWindow: { time: number; step: number }[] = [];
   /** Called when a twin diverges while playing (the run pauses). */
   onDiverged: (twin: TwinId, d: Divergence) => void = () => {};
@@ -102,10 +119,25 @@ export class Engine {
       memory: [],
       timings: {},
     };
+    this.built = new Promise((resolve, reject) => {
+      this.settleBuilt = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    // start()'s caller reports a failed start; the commands waiting on it fail with the same error.
+    this.built.catch(() => {});
   }
 
   /** Start the workers and their backends, fetch the data, build the twins. */
   async start(probes: ProbeRequest[]): Promise<void> {
+    try {
+      await this.startUp(probes);
+      this.settleBuilt();
+    } catch (e) {
+      this.settleBuilt(e ?? new Error('the lab could not start'));
+      throw e;
+    }
+  }
+
+  private async startUp(probes: ProbeRequest[]): Promise<void> {
     this.probeRequests = probes;
     // The data downloads while the workers start and compile their wasm modules.
     this.fetching.set(this.data.applied.dataset, this.fetchBytes(this.data.applied.dataset));
@@ -124,7 +156,8 @@ export class Engine {
     const first = answers[0] as Extract<FromWorker, { type: 'ready' }>;
     this.data.env.backend = first.backend;
     this.data.env.threadsPerWorker = first.threads;
-    await this.reset(this.data.applied);
+    // Nothing has stepped yet (every advance waits for `built`), so no pause or wait comes first.
+    await this.rebuild(this.data.applied);
     this.data.timings.twinsBuilt = performance.now();
   }
 
@@ -219,8 +252,13 @@ export class Engine {
 
   /** Rebuild both twins from `state` (same seed → same initial weights and batches). Pauses first. */
   async reset(state: LabState): Promise<void> {
+    await this.built;
     this.pause();
     await this.stepping;
+    await this.rebuild(state);
+  }
+
+  private async rebuild(state: LabState): Promise<void> {
     await this.ensureData(state.dataset);
     this.data.applied = { ...state };
     this.data.runs = { bn: emptySeries(), nobn: emptySeries() };
@@ -252,6 +290,7 @@ export class Engine {
   /** `steps` steps on both twins, in lockstep; resolves when both have reported. */
   advance(steps: number): Promise<void> {
     const run = async () => {
+      await this.built;
       const id = this.nextId++;
       this.data.busy = true;
       const waits = this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === id && m.twin === t, id)));
@@ -317,6 +356,7 @@ export class Engine {
 
   /** The learning-rate sweep: fresh twins from the current setup for each rate, `steps` steps each. Pauses the run. */
   async sweep(rates: number[], steps: number): Promise<SweepState> {
+    await this.built;
     this.pause();
     await this.stepping;
     const id = this.nextId++;
@@ -335,6 +375,7 @@ export class Engine {
 
   /** One input (inputSize values in [0, 1]) through both twins (and an imported model). */
   async classify(input: Float32Array): Promise<Partial<Record<ModelId, ClassifyOutput>>> {
+    await this.built;
     const id = this.nextId++;
     const waits = this.slots.map((s) => this.expect(s, (m) => m.type === 'classified' && m.id === id, id));
     for (const s of this.slots) this.send(s, { type: 'classify', id, input });
@@ -344,6 +385,7 @@ export class Engine {
 
   /** A twin's model files, as `bnlab predict --model DIR` reads them. */
   async exportModel(twin: TwinId): Promise<{ modelJson: string; safetensors: Uint8Array }> {
+    await this.built;
     const slot = this.slots.find((s) => s.twins.includes(twin))!;
     const id = this.nextId++;
     const wait = this.expect(slot, (m) => m.type === 'exported' && m.id === id, id);
@@ -354,6 +396,7 @@ export class Engine {
 
   /** Open model files (e.g. from `bnlab train`); classify() then includes it as 'imported'. */
   async importModel(name: string, modelJson: Uint8Array, safetensors: Uint8Array): Promise<ImportedModelInfo> {
+    await this.built;
     const slot = this.slots.find((s) => s.twins.includes('bn'))!;
     const id = this.nextId++;
     const wait = this.expect(slot, (m) => m.type === 'imported' && m.id === id, id);

@@ -7,37 +7,13 @@
  */
 import { TWINS, type ProbeRequest, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
-import type { LabData, ProbeSample } from '../engine.js';
+import { probeSamples, type LabData } from '../engine.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
 /** How often the noise curve and the accuracies are asked for: the schedule in panel-probes.ts takes them every 50 steps up to 100, every 250 up to 1,000, then every 1,000. */
 export const CURVE_EVERY = 50;
 
-interface NoiseEstimate {
-  steps: number;
-  batchSize: number;
-  measured: number;
-  predicted: number;
-  ghostMeasured: number | null;
-  ghostPredicted: number | null;
-  ghostSize: number;
-}
-interface NoiseValue {
-  layer: number;
-  unit: number;
-  mean: number;
-  estimate: NoiseEstimate | null;
-}
-interface CurveValue {
-  layer: number;
-  rows: { batchSize: number; measured: number; predicted: number }[];
-  /** Null before the first step. */
-  train: number | null;
-  test: number | null;
-}
-
-const samples = <T>(data: LabData, twin: TwinId, id: string) => ((data.runs[twin].probes[id] ?? []) as ProbeSample[]).filter((s) => s.value !== null) as unknown as { step: number; value: T }[];
 const last = <T>(xs: T[]): T | undefined => xs[xs.length - 1];
 
 let meanChart: LineChart;
@@ -91,16 +67,16 @@ export const batchSizePanel: Panel = {
     const gap: Series[] = [];
     for (const twin of TWINS) {
       const style = TWIN_STYLE[twin];
-      const n = samples<NoiseValue>(data, twin, 'noise');
+      const n = probeSamples(data, twin, 'noise');
       meanSeries.push({ ...style, width: 1.2, x: n.map((s) => s.step), y: n.map((s) => s.value.mean) });
-      const c = last(samples<CurveValue>(data, twin, 'noise-curve'));
+      const c = last(probeSamples(data, twin, 'noise-curve'));
       if (c) curve.push({ ...style, points: true, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.measured) });
-      const g = samples<CurveValue>(data, twin, 'noise-curve').filter((s) => s.value.train !== null);
+      const g = probeSamples(data, twin, 'noise-curve').filter((s) => s.value.train !== null);
       // Measured now and then (every 50 steps at first, then every 250 and 1,000): dots show each measurement.
       gap.push({ ...style, label: '', width: 1, points: true, x: g.map((s) => s.step), y: g.map((s) => s.value.train ?? NaN) });
       gap.push({ ...style, width: 2.4, points: true, x: g.map((s) => s.step), y: g.map((s) => s.value.test ?? NaN) });
     }
-    const c = last(samples<CurveValue>(data, 'bn', 'noise-curve'));
+    const c = last(probeSamples(data, 'bn', 'noise-curve'));
     if (c) curve.push({ label: '1/√B', color: '#555', dash: [2, 2], width: 1.2, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.predicted) });
     meanChart.setData(meanSeries);
     curveChart.setData(curve);
@@ -112,7 +88,7 @@ export const batchSizePanel: Panel = {
     gapChart.draw();
     const parts: string[] = [];
     for (const twin of TWINS) {
-      const e = last(samples<NoiseValue>(data, twin, 'noise'))?.value.estimate;
+      const e = last(probeSamples(data, twin, 'noise'))?.value.estimate;
       if (!e) continue;
       const ghost = e.ghostMeasured !== null ? `; ghost batches of ${e.ghostSize}: ${f3(e.ghostMeasured)} against σ/√V = ${f3(e.ghostPredicted!)}` : '';
       parts.push(`${twin === 'bn' ? 'With batch norm' : 'Without'}: step-to-step noise ${f3(e.measured)} against σ/√B = ${f3(e.predicted)} (B = ${e.batchSize}, last ${e.steps} measurements)${ghost}`);
@@ -123,9 +99,9 @@ export const batchSizePanel: Panel = {
   reading(data: LabData): string {
     const state = context.state();
     const layer = Math.min(state.noiseLayer, data.applied.depth);
-    const e = last(samples<NoiseValue>(data, 'bn', 'noise'))?.value.estimate;
-    const cb = last(samples<CurveValue>(data, 'bn', 'noise-curve'))?.value;
-    const cn = last(samples<CurveValue>(data, 'nobn', 'noise-curve'))?.value;
+    const e = last(probeSamples(data, 'bn', 'noise'))?.value.estimate;
+    const cb = last(probeSamples(data, 'bn', 'noise-curve'))?.value;
+    const cn = last(probeSamples(data, 'nobn', 'noise-curve'))?.value;
     if (!e || !cb || !cn) return `Train a few steps: the noise of the batch statistics is measured on every batch (batch size ${data.applied.batchSize}).`;
     const ratio = e.measured / e.predicted;
     const small = cb.rows[0];

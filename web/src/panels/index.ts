@@ -22,7 +22,9 @@
  * - Probes: `probes(state)` returns ProbeRequest[] `{ name, id?, every, params? }`; `name` is a key of
  *   PROBES in ../worker/probes.ts, where a probe is a function `(ctx, params) => value` run in the
  *   worker on each twin (ctx: model, run, trainer's lastBatch, a fixed probe batch of 500 test images,
- *   datasets, spec). Add the function there (one entry), ask for it here; results arrive in
+ *   datasets, spec). A panel's probe is one entry in PANEL_PROBES (../worker/panel-probes.ts) and the
+ *   shape of its value one entry in PanelProbeValues there; ask for it here, and read its results with
+ *   `probeSamples(data, twin, name)` (../engine.ts), typed by that entry. Results arrive in
  *   `data.runs[twin].probes[id ?? name]`. Requests are (re)sent at every reset.
  * - Settings of a panel's own (a layer to look at, an input scale, ...) are entries in PROPS
  *   (../state.ts, with `group: '<panel id>'`): they get a URL entry, validation and a control in the

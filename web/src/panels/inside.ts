@@ -7,7 +7,8 @@
 import { TWINS, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
 import { legend } from '../charts/legend.js';
-import type { LabData, ProbeSample } from '../engine.js';
+import { probeSamples, type LabData } from '../engine.js';
+import type { PanelProbeValues } from '../worker/panel-probes.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
@@ -15,25 +16,15 @@ import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 export const INSIDE_EVERY = 25;
 export const HISTOGRAM_BINS = 48;
 
-export interface InsideValue {
-  layer: number;
-  unit: number;
-  percentiles: [number, number, number];
-  drift: number[] | null;
-  referenceStep: number | null;
-  histogram: { min: number; max: number; counts: number[]; below: number; above: number; total: number };
-  layers: number;
-}
+export type InsideValue = PanelProbeValues['inside'];
 
 /** The samples of the layer and unit now chosen (older ones measured something else). */
 export function insideSamples(data: LabData, twin: TwinId, layer: number, unit: number): { step: number; value: InsideValue }[] {
-  const list = (data.runs[twin].probes.inside ?? []) as ProbeSample[];
-  return list.filter((s) => s.value && (s.value as unknown as InsideValue).layer === layer && (s.value as unknown as InsideValue).unit === unit) as unknown as { step: number; value: InsideValue }[];
+  return probeSamples(data, twin, 'inside').filter((s) => s.value.layer === layer && s.value.unit === unit);
 }
 
 function latest(data: LabData, twin: TwinId): InsideValue | null {
-  const list = data.runs[twin].probes.inside;
-  return list && list.length ? (list[list.length - 1].value as unknown as InsideValue) : null;
+  return probeSamples(data, twin, 'inside').at(-1)?.value ?? null;
 }
 
 let bandChart: LineChart;
@@ -127,11 +118,10 @@ export const insidePanel: Panel = {
       for (const k of [0, 1, 2] as const) {
         bands.push({ label: k === 1 ? style.label : '', color: style.color, dash: style.dash, width: k === 1 ? 2.4 : 1, x: steps, y: samples.map((s) => s.value.percentiles[k]) });
       }
-      const all = (data.runs[twin].probes.inside ?? []) as ProbeSample[];
-      const withDrift = all.filter((s) => (s.value as unknown as InsideValue)?.drift);
-      const n = withDrift.length ? (withDrift[withDrift.length - 1].value as unknown as InsideValue).drift!.length : 0;
+      const withDrift = probeSamples(data, twin, 'inside').flatMap((s) => (s.value.drift ? [{ step: s.step, drift: s.value.drift }] : []));
+      const n = withDrift.at(-1)?.drift.length ?? 0;
       for (let l = 0; l < n; l++) {
-        drift.push({ label: '', color: LAYER_SHADES[twin][l % 6], dash: twin === 'bn' ? LAYER_DASH[l % 6] : [7, 4], width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => (s.value as unknown as InsideValue).drift![l] ?? NaN) });
+        drift.push({ label: '', color: LAYER_SHADES[twin][l % 6], dash: twin === 'bn' ? LAYER_DASH[l % 6] : [7, 4], width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => s.drift[l] ?? NaN) });
       }
       const v = latest(data, twin);
       if (v && v.layer === layer) {

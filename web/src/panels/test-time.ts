@@ -10,7 +10,8 @@ import { digitFromRgba } from '@bnlab/data/digit.js';
 import { TWINS, type ClassifyOutput, type ModelId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
 import { legend } from '../charts/legend.js';
-import type { LabData, ProbeSample } from '../engine.js';
+import { probeSamples, type LabData } from '../engine.js';
+import type { PanelProbeValues } from '../worker/panel-probes.js';
 import type { LabState } from '../state.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
@@ -20,25 +21,6 @@ export const RUNNING_EVERY = 1;
 export const ACCURACY_EVERY = 10;
 const CANVAS = 280;
 
-interface RunningValue {
-  steps: number;
-  momentum: number | null;
-  raw: number;
-  biasCorrected: number;
-  population: number;
-  layer: number;
-  unit: number;
-}
-interface AccuracyValue {
-  batch: number;
-  raw: number;
-  biasCorrected: number;
-  population: number;
-  batchSize: number;
-  populationBatches: number;
-}
-
-const samples = <T>(data: LabData, id: string) => ((data.runs.bn.probes[id] ?? []) as ProbeSample[]).filter((s) => s.value !== null) as unknown as { step: number; value: T }[];
 const last = <T>(xs: T[]): T | undefined => xs[xs.length - 1];
 const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
 
@@ -177,10 +159,10 @@ export const testTimePanel: Panel = {
 
   update(data: LabData) {
     const { layer, unit } = unitOf(context.state());
-    const rm = samples<RunningValue>(data, 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
+    const rm = probeSamples(data, 'bn', 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
     const mean: Series[] = KINDS.map((k) => ({ label: '', color: k.color, dash: [...k.dash], width: k.key === 'population' ? 1.5 : 2, x: rm.map((s) => s.step), y: rm.map((s) => s.value[k.key]) }));
     meanChart.setData(data.runs.bn.probes['running-mean'] ? mean : []);
-    const acc = samples<AccuracyValue>(data, 'accuracy-by-statistics').filter((s) => s.step > 0);
+    const acc = probeSamples(data, 'bn', 'accuracy-by-statistics').filter((s) => s.step > 0);
     accChart.setData(ACC_KINDS.map((k) => ({ label: '', color: k.color, dash: [...k.dash], points: acc.length < 20, x: acc.map((s) => s.step), y: acc.map((s) => s.value[k.key]) })));
     meanChart.draw();
     accChart.draw();
@@ -195,12 +177,12 @@ export const testTimePanel: Panel = {
 
   reading(data: LabData): string {
     const { layer, unit } = unitOf(context.state());
-    const rm = samples<RunningValue>(data, 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
-    const a = last(samples<AccuracyValue>(data, 'accuracy-by-statistics').filter((s) => s.step > 0));
+    const rm = probeSamples(data, 'bn', 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
+    const a = last(probeSamples(data, 'bn', 'accuracy-by-statistics').filter((s) => s.step > 0));
     const classified = lastClassified ? classifiedSentence(lastClassified.outputs) : '';
     if (rm.length === 0) {
       // Another layer or unit chosen since the last measurements: the probe follows it from the next measured step.
-      const other = samples<RunningValue>(data, 'running-mean').some((s) => s.step > 0);
+      const other = probeSamples(data, 'bn', 'running-mean').some((s) => s.step > 0);
       const prompt = other
         ? `Train a few steps: unit ${unit} of hidden layer ${layer + 1} is measured from now on (at steps 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, then every 500).`
         : `Train a few steps: the running averages of the network with batch norm (momentum ${data.applied.bnMomentum}) start at zero.`;
@@ -225,7 +207,7 @@ export const testTimePanel: Panel = {
   },
 };
 
-const accText = (a: { step: number; value: AccuracyValue } | undefined) =>
+const accText = (a: { step: number; value: PanelProbeValues['accuracy-by-statistics'] } | undefined) =>
   a ? `; test accuracy at step ${a.step} is ${pct(a.value.raw)} with the raw averages, ${pct(a.value.biasCorrected)} bias-corrected, ${pct(a.value.population)} with population and ${pct(a.value.batch)} with batch statistics` : '';
 
 function stroke(g: CanvasRenderingContext2D, a: [number, number], b: [number, number]): void {

@@ -4,18 +4,45 @@
  * on a twin; the few that need memory between steps (the drift reference, the batch-mean history) keep
  * it per model, so a reset (new models) starts them afresh.
  */
-import { BatchMeanNoise, batchMeanSpread, unitBatchStatistics, type UnitBatchStatistics } from '@bnlab/experiments/batch-noise.js';
+import { BatchMeanNoise, batchMeanSpread, unitBatchStatistics, type BatchMeanNoiseEstimate, type SpreadRow, type UnitBatchStatistics } from '@bnlab/experiments/batch-noise.js';
 import { BatchNormBase } from '@bnlab/nn/batchnorm.js';
 import { InputDrift, activationInputs, afterLinear, histogram, layerInput, unitPercentiles } from '@bnlab/experiments/probe.js';
-import { accuracyByStatistics, runningMeanProbe } from '@bnlab/experiments/test-time.js';
+import { accuracyByStatistics, runningMeanProbe, type AccuracyByStatistics, type RunningMeanProbe } from '@bnlab/experiments/test-time.js';
 import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
 import type { Sequential } from '@bnlab/nn/sequential.js';
 import type { Dataset } from '@bnlab/data/dataset.js';
 import { Rng } from '@bnlab/tensor/rng.js';
 import { Tensor } from '@bnlab/tensor/tensor.js';
 import { evaluate } from '@bnlab/train/evaluate.js';
-import type { ProbeContext, ProbeFn } from './probes.js';
+import type { ProbeContext } from './probes.js';
 import type { ProbeValue } from './protocol.js';
+
+/**
+ * What each panel probe answers: the one declaration of these shapes, for the functions below (which
+ * must return them) and for the panels (which read them through `probeSamples` in ../engine.ts).
+ */
+export interface PanelProbeValues {
+  inside: {
+    layer: number;
+    unit: number;
+    /** 15th, 50th and 85th percentiles of the unit's activation input. */
+    percentiles: number[];
+    /** Each hidden layer's drift since `referenceStep` (null before it). */
+    drift: number[] | null;
+    referenceStep: number | null;
+    histogram: { min: number; max: number; counts: number[]; below: number; above: number; total: number };
+    layers: number;
+  };
+  noise: { layer: number; unit: number; mean: number; every: number; estimate: BatchMeanNoiseEstimate | null };
+  /** Train and test accuracy are null before the first step. */
+  'noise-curve': { layer: number; rows: SpreadRow[]; train: number | null; test: number | null };
+  'running-mean': RunningMeanProbe & { layer: number; unit: number };
+  'accuracy-by-statistics': AccuracyByStatistics;
+}
+export type PanelProbeName = keyof PanelProbeValues;
+
+/** A panel probe: its value, null where it does not apply to the twin, undefined when not due at this step. */
+type PanelProbeFn<K extends PanelProbeName> = (ctx: ProbeContext, params: { [key: string]: ProbeValue }) => PanelProbeValues[K] | null | undefined;
 
 /**
  * Dense early, sparse later, so that probes cost little once training runs fast: `schedule` lists
@@ -86,7 +113,7 @@ function head(ds: Dataset, n: number): Dataset {
   return { ...ds, count, images: ds.images.subarray(0, count * per), labels: ds.labels.subarray(0, count) };
 }
 
-export const PANEL_PROBES: Record<string, ProbeFn> = {
+export const PANEL_PROBES: { [K in PanelProbeName]: PanelProbeFn<K> } = {
   /**
    * Inside the network, on the fixed probe batch: the 15/50/85th percentiles of hidden layer `layer`
    * (from 0), unit `unit`'s activation input; every layer's drift since step `referenceStep` (null
@@ -154,7 +181,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     }
     noise.tracker.add(stats);
     const e = noise.tracker.estimate();
-    return { layer, unit, mean: stats.mean, every: bn ? 1 : PLAIN_NOISE_EVERY, estimate: e ? { ...e } : null };
+    return { layer, unit, mean: stats.mean, every: bn ? 1 : PLAIN_NOISE_EVERY, estimate: e };
   },
 
   /**
@@ -170,10 +197,10 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     const rows = batchMeanSpread(h, [2, 4, 8, 16, 32, 64, 128, 256], 20, new Rng(ctx.spec.seed + 7));
     const inputShape = [ctx.spec.inputSize];
     // Before the first step the running averages hold nothing: eval mode would normalize with mean 0, variance 1.
-    if (batchNormLayers(ctx.model).some((l) => l.numBatchesTracked === 0)) return { layer, rows: rows.map((r) => ({ ...r })), train: null, test: null };
+    if (batchNormLayers(ctx.model).some((l) => l.numBatchesTracked === 0)) return { layer, rows, train: null, test: null };
     const train = evaluate(model, head(ctx.trainSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
     const test = evaluate(model, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape }).accuracy;
-    return { layer, rows: rows.map((r) => ({ ...r })), train, test };
+    return { layer, rows, train, test };
   },
 
   /**
@@ -202,8 +229,7 @@ export const PANEL_PROBES: Record<string, ProbeFn> = {
     if (!(ACCURACY_STEPS.includes(s) || (s > 1000 && s % 2000 === 0))) return undefined;
     const bns = batchNormLayers(ctx.model);
     if (bns.length === 0) return null;
-    const a = accuracyByStatistics(ctx.evalModel(), ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
-    return { ...a };
+    return accuracyByStatistics(ctx.evalModel(), ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
   },
 };
 

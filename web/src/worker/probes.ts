@@ -35,8 +35,12 @@ export interface ProbeContext {
   lastBatch: Batch | null;
 }
 
-/** A probe's value, or undefined when it keeps its own (sparser) schedule and has nothing at this step. */
-export type ProbeFn = (ctx: ProbeContext, params: { [key: string]: ProbeValue }) => ProbeValue | undefined;
+/**
+ * A probe's value (anything structured clone copies: numbers, strings, arrays, typed arrays, plain
+ * objects; the panels' probes declare theirs in PanelProbeValues), or undefined when it keeps its own
+ * (sparser) schedule and has nothing at this step.
+ */
+export type ProbeFn = (ctx: ProbeContext, params: { [key: string]: ProbeValue }) => unknown;
 
 export const PROBE_EXAMPLES = 500;
 

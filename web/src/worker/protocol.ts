@@ -36,7 +36,7 @@ export type { TwinId, TwinSpec };
 export const TWINS: readonly TwinId[] = ['bn', 'nobn'];
 export type ModelId = TwinId | 'imported';
 
-/** JSON-compatible values (what a probe may return; typed arrays are fine too, they clone). */
+/** JSON-compatible values (a probe's params; typed arrays are fine too, they clone). */
 export type ProbeValue = number | string | boolean | null | Float32Array | Float64Array | ProbeValue[] | { [key: string]: ProbeValue };
 
 /**
@@ -54,7 +54,8 @@ export interface ProbeRequest {
 export interface ProbeResult {
   id: string;
   step: number;
-  value: ProbeValue;
+  /** What the probe returned (its type: PanelProbeValues for the panels' probes). */
+  value: unknown;
 }
 
 export interface TestPoint {
