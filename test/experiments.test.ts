@@ -452,5 +452,20 @@ describe('bnlab experiment and bnlab report', () => {
     const bad = bnlab(['experiment', 'inference', '--quick', '--set', 'steps=many', '--out', join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x')]);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /inference: option "steps" must be a number/);
+    // A misspelt name stops the run (before any training), naming the settings there are.
+    const out = join(mkdtempSync(join(tmpdir(), 'bnlab-cli-bad-')), 'x');
+    const typo = bnlab(['experiment', 'inference', '--quick', '--set', 'step=20', '--out', out]);
+    assert.equal(typo.status, 1);
+    assert.match(typo.stderr, /--set step=\.\.\.: inference has no setting "step"; its settings are steps, batchSize, lr, momenta/);
+    assert.ok(!existsSync(out), 'no run directory');
+  });
+
+  test('--set takes a list of words, and one value where the setting is a list', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'bnlab-cli-set-')), 'x');
+    const r = bnlab(['experiment', 'batch-size', '--quick', '--set', 'norms=none,batch', '--set', 'epochs=1', '--set', 'batchSizes=64', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    const settings = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).settings;
+    assert.deepEqual(settings.norms, ['none', 'batch']);
+    assert.deepEqual(settings.batchSizes, [64]);
   });
 });

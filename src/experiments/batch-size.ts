@@ -347,6 +347,7 @@ export const batchSizeExperiment: ExperimentDefinition<BatchSizeData, BatchSizeO
   name: 'batch-size',
   title: 'Batch norm as a regularizer: batch size and noise',
   description: 'train/test accuracy and gap for batch sizes 8..512 with and without normalization, and the noise of batch statistics against 1/sqrt(batch)',
+  settings: { ...BATCH_SIZE_DEFAULTS, norms: ['none', 'batch', 'layer', 'group'] satisfies HiddenNorm[] },
   run: runBatchSize,
   figures: batchSizeFigures,
 };

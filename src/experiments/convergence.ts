@@ -323,6 +323,7 @@ export const convergenceExperiment: ExperimentDefinition<ConvergenceData, Conver
   name: 'convergence',
   title: 'Faster training with batch norm (Figure 1a)',
   description: 'ioffe-mlp with and without BN: test accuracy and loss against steps, steps to a target accuracy, and a learning-rate sweep',
+  settings: { ...CONVERGENCE_DEFAULTS },
   run: runConvergence,
   figures: convergenceFigures,
 };

@@ -347,6 +347,7 @@ export const distributionExperiment: ExperimentDefinition<DistributionData, Dist
   name: 'distribution',
   title: 'Stable sigmoid inputs with batch norm (Figure 1b, c)',
   description: 'percentiles of a last-layer sigmoid input over training, and per-layer input drift, with and without BN',
+  settings: { ...DISTRIBUTION_DEFAULTS },
   run: runDistribution,
   figures: distributionFigures,
 };

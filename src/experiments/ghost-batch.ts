@@ -183,6 +183,7 @@ export const ghostBatchExperiment: ExperimentDefinition<GhostBatchData, GhostBat
   name: 'ghost-batch',
   title: 'Ghost batches: the regularizer with the updates held fixed',
   description: 'fixed SGD batch, BN statistics over ghost batches of 8 to the whole batch: does the train/test gap follow the statistics batch?',
+  settings: { ...GHOST_BATCH_DEFAULTS },
   run: runGhostBatch,
   figures: ghostBatchFigures,
 };

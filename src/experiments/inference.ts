@@ -347,6 +347,7 @@ export const inferenceExperiment: ExperimentDefinition<InferenceData, InferenceO
   name: 'inference',
   title: 'Batch norm at test time',
   description: 'single-example eval vs batched, plain vs bias-corrected EMA vs population statistics over training, and batch statistics for small test batches',
+  settings: { ...INFERENCE_DEFAULTS },
   run: runInference,
   figures: inferenceFigures,
 };

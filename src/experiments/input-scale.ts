@@ -262,6 +262,7 @@ export const inputScaleExperiment: ExperimentDefinition<InputScaleData, InputSca
   name: 'input-scale',
   title: 'Input scale: what normalizing the inputs buys',
   description: 'features multiplied by factors over 1e-3..1e3: no normalization vs input BN vs BN everywhere, over a learning-rate grid',
+  settings: { ...INPUT_SCALE_DEFAULTS },
   run: runInputScale,
   figures: inputScaleFigures,
 };

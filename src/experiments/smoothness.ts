@@ -502,6 +502,7 @@ export const smoothnessExperiment: ExperimentDefinition<SmoothnessData, Smoothne
   name: 'smoothness',
   title: 'The modern view: smoothness, not covariate shift (Santurkar et al. 2018)',
   description: 'with/without BN and noisy BN: internal covariate shift through gradients, loss and gradient variation along the gradient (β-smoothness) over training',
+  settings: { ...SMOOTHNESS_DEFAULTS },
   run: runSmoothness,
   figures: smoothnessFigures,
 };

@@ -554,6 +554,7 @@ export const twoFeatureExperiment: ExperimentDefinition<TwoFeatureData, TwoFeatu
   name: 'two-feature',
   title: 'Two features on different scales: contours, paths and steps',
   description: 'gradient descent on two features with scale ratio 1 to 1000: contours and paths for raw, standardized and batch-normalized inputs, steps to a fixed loss',
+  settings: { ...TWO_FEATURE_DEFAULTS },
   run: runTwoFeature,
   figures: twoFeatureFigures,
 };

@@ -116,6 +116,11 @@ export interface ExperimentDefinition<Data = unknown, Options extends Experiment
   name: string;
   title: string;
   description: string;
+  /**
+   * What a caller may set beside ExperimentOptions (the CLI's `--set NAME=VALUE`): each name with its
+   * full-size default, whose kind (number, text, list) a value must have.
+   */
+  settings: Readonly<Record<string, unknown>>;
   run(options: Options): Promise<ExperimentResult<Data>>;
   /** The charts of a result (Vega-Lite specs with the data inline). */
   figures(result: ExperimentResult<Data>): Figure[];

@@ -6,7 +6,7 @@ import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDataset } from '../../data/node.js';
 import { experimentNames, getExperiment } from '../../experiments/index.js';
-import type { ExperimentData, ExperimentProgress, ExperimentResult } from '../../experiments/types.js';
+import type { ExperimentData, ExperimentDefinition, ExperimentProgress, ExperimentResult } from '../../experiments/types.js';
 import { initBackend } from '../../kernels/index.js';
 import { EXPERIMENTS_DIR, experimentRunDir, writeExperimentRun, type WrittenRun } from '../experiment-runs.js';
 import { backendOption, positiveInt, seed } from '../options.js';
@@ -79,6 +79,7 @@ export interface RunAndWriteOptions {
 /** Load the data, run the experiment with a progress bar, write its run directory. */
 export async function runAndWrite(name: string, options: RunAndWriteOptions): Promise<{ result: ExperimentResult; run: WrittenRun }> {
   const definition = getExperiment(name);
+  const overrides = checkOverrides(definition, options.overrides ?? {});
   const dir = options.out ?? experimentRunDir(name);
   await initBackend(options.backend);
   const dataset = options.dataset ?? 'mnist';
@@ -86,7 +87,7 @@ export async function runAndWrite(name: string, options: RunAndWriteOptions): Pr
   const progress = progressBar(options.label ?? name);
   let result: ExperimentResult;
   try {
-    result = await definition.run({ ...options.overrides, data, quick: options.quick, seed: options.seed, seeds: options.seeds, onProgress: progress.update });
+    result = await definition.run({ ...overrides, data, quick: options.quick, seed: options.seed, seeds: options.seeds, onProgress: progress.update });
   } finally {
     progress.stop();
   }
@@ -103,7 +104,21 @@ export function printOutcome(result: ExperimentResult, run: WrittenRun): void {
   console.log(`Report: ${run.report}`);
 }
 
-/** `--set key=value`: numbers, comma-separated number lists, or text. */
+/**
+ * `--set` names must be settings of the experiment, so a typo stops the run instead of running the
+ * default; one value where the setting is a list becomes a one-element list.
+ */
+function checkOverrides(definition: ExperimentDefinition, overrides: Record<string, unknown>): Record<string, unknown> {
+  const names = Object.keys(definition.settings);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(overrides)) {
+    if (!names.includes(key)) throw new Error(`--set ${key}=...: ${definition.name} has no setting "${key}"; its settings are ${names.join(', ')}`);
+    out[key] = Array.isArray(definition.settings[key]) && !Array.isArray(value) ? [value] : value;
+  }
+  return out;
+}
+
+/** `--set key=value`: a number, a comma-separated list (of numbers, or else of words), or text. */
 function collectSetting(value: string, previous: Record<string, unknown>): Record<string, unknown> {
   const eq = value.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError(`Expected key=value (e.g. steps=2000), got "${value}".`);
@@ -112,7 +127,8 @@ function collectSetting(value: string, previous: Record<string, unknown>): Recor
   const parts = raw.split(',').map((p) => p.trim());
   const numbers = parts.map(Number);
   // A single number where the setting is a list is taken as a one-element list by the experiment.
-  const parsed = parts.every((p) => p !== '' && Number.isFinite(Number(p))) ? (parts.length > 1 ? numbers : numbers[0]) : raw;
+  const allNumbers = parts.every((p) => p !== '' && Number.isFinite(Number(p)));
+  const parsed = parts.length > 1 ? (allNumbers ? numbers : parts) : allNumbers ? numbers[0] : raw;
   return { ...previous, [key]: parsed };
 }
 
