@@ -4,6 +4,7 @@
  * marching squares over the grid; paths are polylines with a dot at every step (so the zig-zag shows).
  */
 import type { LossGrid } from '@bnlab/experiments/two-feature.js';
+import { CanvasChart } from './canvas-chart.js';
 
 export interface Path {
   label: string;
@@ -22,24 +23,14 @@ export interface ContourOptions {
 
 const FONT = '12px system-ui, sans-serif';
 
-export class ContourChart {
-  readonly canvas: HTMLCanvasElement;
+export class ContourChart extends CanvasChart {
   private grid: LossGrid | null = null;
   private levels: number[] = [];
   private paths: Path[] = [];
   private minimum: [number, number] | null = null;
-  private dirty = true;
-  private size = { w: 0, h: 0, dpr: 1 };
 
   constructor(parent: HTMLElement, readonly options: ContourOptions) {
-    const figure = document.createElement('figure');
-    figure.className = 'chart';
-    this.canvas = document.createElement('canvas');
-    this.canvas.setAttribute('role', 'img');
-    this.canvas.setAttribute('aria-label', options.title);
-    this.canvas.style.height = `${options.height ?? 260}px`;
-    figure.append(this.canvas);
-    parent.append(figure);
+    super(parent, options.title, options.height ?? 260);
   }
 
   setData(grid: LossGrid, levels: number[], paths: Path[], minimum: [number, number]): void {
@@ -50,26 +41,12 @@ export class ContourChart {
     this.dirty = true;
   }
 
-  draw(): void {
-    const dpr = window.devicePixelRatio || 1;
-    const w = this.canvas.clientWidth;
-    const h = this.canvas.clientHeight;
-    if (w === 0 || h === 0 || !this.grid) return;
-    if (w !== this.size.w || h !== this.size.h || dpr !== this.size.dpr) {
-      this.size = { w, h, dpr };
-      this.canvas.width = Math.round(w * dpr);
-      this.canvas.height = Math.round(h * dpr);
-      this.dirty = true;
-    }
-    if (!this.dirty) return;
-    this.dirty = false;
-    const ctx = this.canvas.getContext('2d')!;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    this.render(ctx, w, h, this.grid);
+  protected override hasData(): boolean {
+    return this.grid !== null;
   }
 
-  private render(ctx: CanvasRenderingContext2D, w: number, h: number, g: LossGrid): void {
+  protected override render(ctx: CanvasRenderingContext2D, w: number, h: number): void {
+    const g = this.grid!;
     const pad = { left: 62, right: 10, top: 24, bottom: 34 };
     const pw = w - pad.left - pad.right;
     const ph = h - pad.top - pad.bottom;

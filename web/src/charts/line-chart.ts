@@ -3,6 +3,8 @@
  * `draw` on an animation frame (it redraws only when the data or its size changed). Series are told
  * apart by colour and dash pattern; markers label points (e.g. where a net diverged).
  */
+import { CanvasChart } from './canvas-chart.js';
+
 export interface Series {
   label: string;
   color: string;
@@ -41,22 +43,12 @@ export interface ChartOptions {
 
 const FONT = '12px system-ui, sans-serif';
 
-export class LineChart {
-  readonly canvas: HTMLCanvasElement;
+export class LineChart extends CanvasChart {
   private series: Series[] = [];
   private markers: Marker[] = [];
-  private dirty = true;
-  private size = { w: 0, h: 0, dpr: 1 };
 
   constructor(parent: HTMLElement, readonly options: ChartOptions) {
-    const figure = document.createElement('figure');
-    figure.className = 'chart';
-    this.canvas = document.createElement('canvas');
-    this.canvas.setAttribute('role', 'img');
-    this.canvas.setAttribute('aria-label', options.title);
-    this.canvas.style.height = `${options.height ?? 220}px`;
-    figure.append(this.canvas);
-    parent.append(figure);
+    super(parent, options.title, options.height ?? 220);
   }
 
   setXRange(range: [number, number] | undefined): void {
@@ -76,27 +68,7 @@ export class LineChart {
     this.dirty = true;
   }
 
-  /** Redraw if anything changed since the last draw. */
-  draw(): void {
-    const dpr = window.devicePixelRatio || 1;
-    const w = this.canvas.clientWidth;
-    const h = this.canvas.clientHeight;
-    if (w === 0 || h === 0) return;
-    if (w !== this.size.w || h !== this.size.h || dpr !== this.size.dpr) {
-      this.size = { w, h, dpr };
-      this.canvas.width = Math.round(w * dpr);
-      this.canvas.height = Math.round(h * dpr);
-      this.dirty = true;
-    }
-    if (!this.dirty) return;
-    this.dirty = false;
-    const ctx = this.canvas.getContext('2d')!;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    this.render(ctx, w, h);
-  }
-
-  private render(ctx: CanvasRenderingContext2D, w: number, h: number): void {
+  protected override render(ctx: CanvasRenderingContext2D, w: number, h: number): void {
     const o = this.options;
     const pad = { left: 52, right: 12, top: 26, bottom: 34 };
     const fx = o.logX ? (v: number) => Math.log10(v) : (v: number) => v;
