@@ -124,21 +124,23 @@ test('a layer without an ONNX export, or batch norm on batch statistics in eval,
 });
 
 test("a model trained on standardized input: the graph takes raw values and standardizes them first, per feature and per channel", async () => {
-  for (const [layers, inputShape, per] of [[MLP, [20], 'feature'], [CNN, [1, 10, 8], 'channel']] as const) {
+  // Features of an [F] sample; channels of a [C, H, W] one; and the two channels of 10 values each of an
+  // image flattened to [20] for an MLP (channel by channel).
+  for (const [layers, inputShape, per, groups] of [[MLP, [20], 'feature', 20], [CNN, [1, 10, 8], 'channel', 1], [MLP, [20], 'channel', 2]] as const) {
     const model = prepare([...layers], [...inputShape], 5);
-    const groups = inputShape[0]; // features of an [F] sample, channels of a [C, H, W] one
     const rng = new Rng(9);
     const standardize: Standardization = { per, mean: Array.from({ length: groups }, () => 1e3 * rng.normal()), std: Array.from({ length: groups }, () => 10 ** (4 * rng.uniform() - 2)) };
     const raw = randomTensor([6, ...inputShape], new Rng(4), 1);
+    const size = inputShape.reduce((a: number, b: number) => a * b, 1);
     for (let i = 0; i < raw.size; i++) {
-      const g = per === 'feature' ? i % groups : 0;
+      const g = Math.floor((i % size) / (size / groups));
       raw.data[i] = raw.data[i] * standardize.std[g] + standardize.mean[g];
     }
     const expected = model.forward(new Tensor(raw.shape, applyStandardization(raw.data, inputShape, standardize))).clone();
     const graph = exportOnnx(model, { inputShape: [...inputShape], standardize });
     assert.deepEqual(opTypes(graph).slice(0, 2), ['Sub', 'Div']);
     const logits = await runOnnx(graph, raw, 'logits');
-    assert.ok(maxAbsDiff(logits, expected.data) < 1e-3, `${per}: max diff ${maxAbsDiff(logits, expected.data)}`);
+    assert.ok(maxAbsDiff(logits, expected.data) < 1e-3, `${per} over [${inputShape}]: max diff ${maxAbsDiff(logits, expected.data)}`);
   }
   assert.throws(() => exportOnnx(prepare([...MLP], [20], 5), { inputShape: [20], standardize: { per: 'feature', mean: [0, 0], std: [1, 1] } }), /standardization has 2 means and 2 stds per feature, but its input is \[20\]/);
 });

@@ -313,6 +313,36 @@ describe('bnlab on own data', () => {
     await assert.rejects(readDataSource(one), /has 1 class folder \(only\); a classifier needs at least two/);
   });
 
+  test('--standardize with an mlp on images (a bundled dataset, RGB folders): the flattened input keeps per-channel statistics, and the model loads, evaluates, predicts and exports', async () => {
+    const mnist = join(tmp, 'std-mnist');
+    ok(await bnlab(['train', '--model', 'ioffe-mlp', '--standardize', '--train-limit', '3000', '--test-limit', '500', '--steps', '600', '--eval-every', '0', '--out', mnist]), 'train mnist');
+    const t = JSON.parse(readFileSync(join(mnist, 'model.json'), 'utf8'));
+    assert.deepEqual(t.inputShape, [784]);
+    assert.equal(t.preprocessing.standardize.per, 'channel');
+    assert.equal(t.preprocessing.standardize.mean.length, 1);
+    const last = readFileSync(join(mnist, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.split === 'test').at(-1);
+    const e = JSON.parse(ok(await bnlab(['evaluate', '--model', mnist, '--json']), 'evaluate mnist').stdout);
+    assert.ok(Math.abs(e.accuracy - last.accuracy) < 1e-9, `evaluate ${e.accuracy} against the run's own ${last.accuracy}`);
+    assert.ok(e.accuracy > 0.6, `accuracy ${e.accuracy} (chance: 0.1)`);
+    const p = JSON.parse(ok(await bnlab(['predict', '--model', mnist, '--mnist-test', '0', '--json']), 'predict mnist').stdout);
+    assert.equal(p.predicted, 7);
+    ok(await bnlab(['export', '--model', mnist, '--onnx', join(tmp, 'std-mnist.onnx')]), 'export onnx');
+    ok(await bnlab(['summary', '--model', mnist]), 'summary');
+
+    const dir = join(tmp, 'std-shapes');
+    shapeFolders(dir, 24);
+    const rgb = join(tmp, 'std-shapes-run');
+    ok(await bnlab(['train', '--data', dir, '--model', 'mlp', '--hidden', '32', '--image-size', '12x12', '--channels', '3', '--standardize', '--epochs', '60', '--batch', '16', '--eval-every', '0', '--out', rgb]), 'train rgb mlp');
+    const m = JSON.parse(readFileSync(join(rgb, 'model.json'), 'utf8'));
+    assert.deepEqual(m.inputShape, [432]);
+    assert.equal(m.preprocessing.standardize.mean.length, 3);
+    const er = JSON.parse(ok(await bnlab(['evaluate', '--model', rgb, '--json']), 'evaluate rgb').stdout);
+    assert.ok(er.accuracy >= 0.9, `accuracy ${er.accuracy}`);
+    const disc = join(tmp, 'std-disc.png');
+    writePng(disc, 40, 30, (x, y) => (Math.hypot(x - 20, y - 15) < 9 ? [40, 200, 60] : [20, 20, 20]));
+    assert.equal(JSON.parse(ok(await bnlab(['predict', '--model', rgb, '--image', disc, '--json']), 'predict rgb').stdout).predictedName, 'disc');
+  });
+
   test('summary shows networks sized from the data, and trained runs', async () => {
     const r = ok(await bnlab(['summary', '--model', 'mlp', '--hidden', '64', '--data', csv]), 'summary');
     assert.match(r.stdout, /MLP 4-64-3, ReLU/);

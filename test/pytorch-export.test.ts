@@ -204,3 +204,18 @@ test('a model trained on standardized CSV data standardizes raw inputs itself in
   // The export's model.json keeps the preprocessing, so the directory works as a bnlab model too.
   assert.ok(JSON.parse(readFileSync(join(exported, 'model.json'), 'utf8')).preprocessing.standardize);
 });
+
+test('an mlp standardized per channel on flattened images (the paper network on MNIST) repeats each channel statistic over its pixels in PyTorch', { timeout: 180_000 }, async () => {
+  const { bnlab } = await import('./support/cli.js');
+  const run = join(dir, 'mnist-standardized');
+  const exported = join(dir, 'mnist-standardized-pytorch');
+  const trained = await bnlab(['train', '--model', 'ioffe-mlp', '--standardize', '--train-limit', '2000', '--test-limit', '200', '--steps', '200', '--eval-every', '0', '--out', run]);
+  assert.equal(trained.code, 0, trained.stderr);
+  const exportRun = await bnlab(['export', '--model', run, '--pytorch', exported]);
+  assert.equal(exportRun.code, 0, exportRun.stderr);
+  assert.match(readFileSync(join(exported, 'model.py'), 'utf8'), /register_buffer\("input_mean", torch\.tensor\(\[[^\]]+\]\)\.repeat_interleave\(784\), persistent=False\)/);
+  const example = await runPython(['example.py'], { cwd: exported });
+  assert.equal(example.code, 0, example.stderr);
+  const diff = Number(/largest difference from bnlab's logits: (\S+)/.exec(example.stdout)?.[1]);
+  assert.ok(diff < TOLERANCE, `PyTorch vs bnlab on raw MNIST images: ${diff}`);
+});

@@ -16,7 +16,10 @@ export const PREPROCESSING_VERSION = 1;
  * set. A constant feature has std 0; it is stored as std 1, so it is centred to 0 instead of becoming NaN.
  */
 export interface Standardization {
-  /** 'feature': one statistic per input value ([F] samples); 'channel': one per channel of [C, H, W] samples. */
+  /**
+   * 'feature': one statistic per input value ([F] samples); 'channel': one per channel of images, whose
+   * samples are [C, H, W] or the same values flattened to [C·H·W] (an MLP on images): channel by channel.
+   */
   per: 'feature' | 'channel';
   mean: number[];
   std: number[];
@@ -67,15 +70,27 @@ function layout(ds: Dataset) {
   return { values: ds.images, groupOf: (i: number) => i % sample, n: ds.count };
 }
 
+/**
+ * How `s` lays over a sample of `sampleShape`: value i of a sample uses statistic ⌊i / plane⌋ (plane 1
+ * per feature; per channel, the values of one channel). A string says why it does not fit.
+ */
+export function standardizationLayout(sampleShape: readonly number[], s: Pick<Standardization, 'per' | 'mean'>): { plane: number } | string {
+  const sample = sampleShape.reduce((a, b) => a * b, 1);
+  const groups = s.mean.length;
+  const shape = `[${sampleShape.join(', ')}]`;
+  if (s.per === 'feature') return groups === sample ? { plane: 1 } : `${groups} per-feature statistics, but samples of shape ${shape} have ${sample} values`;
+  // [C, H, W] names its channels; a flattened image [C·H·W] holds them one after another.
+  if (sampleShape.length >= 2) return groups === sampleShape[0] ? { plane: sample / groups } : `${groups} per-channel statistics, but samples of shape ${shape} have ${sampleShape[0]} channels`;
+  return groups >= 1 && sample % groups === 0 ? { plane: sample / groups } : `${groups} per-channel statistics do not divide the ${sample} values of samples of shape ${shape} into channels`;
+}
+
 /** (x - mean) / std into a new array, for samples of `sampleShape` laid out one after another. */
 export function applyStandardization(values: Float32Array, sampleShape: readonly number[], s: Standardization): Float32Array {
   const sample = sampleShape.reduce((a, b) => a * b, 1);
-  const groups = s.mean.length;
-  const plane = s.per === 'channel' ? sample / sampleShape[0] : 1;
-  const expected = s.per === 'channel' ? sampleShape[0] : sample;
-  if (groups !== expected || s.std.length !== groups) {
-    throw new Error(`standardization has ${groups} means and ${s.std.length} deviations per ${s.per}, samples of shape [${sampleShape.join(', ')}] need ${expected}`);
-  }
+  if (s.std.length !== s.mean.length) throw new Error(`standardization has ${s.mean.length} means but ${s.std.length} deviations; it needs one of each per ${s.per}`);
+  const layout = standardizationLayout(sampleShape, s);
+  if (typeof layout === 'string') throw new Error(`standardization does not fit: ${layout}`);
+  const { plane } = layout;
   const out = new Float32Array(values.length);
   const scale = s.std.map((v) => 1 / v);
   for (let i = 0; i < values.length; i++) {
@@ -138,11 +153,16 @@ export function checkPreprocessing(value: unknown, inputShape: readonly number[]
   if (p.standardize !== undefined) {
     const s = p.standardize as Record<string, unknown>;
     if (typeof s !== 'object' || s === null || !(s.per === 'feature' || s.per === 'channel')) return '"standardize" must be { "per": "feature" | "channel", "mean": [...], "std": [...] }';
-    const n = s.per === 'channel' ? inputShape[0] : sample;
     for (const key of ['mean', 'std'] as const) {
       const a = s[key];
-      if (!Array.isArray(a) || a.length !== n || !a.every((v) => typeof v === 'number' && Number.isFinite(v))) return `"standardize.${key}" must be ${n} finite numbers (one per ${s.per})`;
+      if (!Array.isArray(a) || !a.every((v) => typeof v === 'number' && Number.isFinite(v))) return `"standardize.${key}" must be a list of finite numbers (one per ${s.per})`;
     }
+    const mean = s.mean as number[];
+    if ((s.std as number[]).length !== mean.length) return `"standardize" has ${mean.length} means and ${(s.std as number[]).length} stds; it needs one of each per ${s.per}`;
+    const layout = standardizationLayout(inputShape, { per: s.per, mean });
+    if (typeof layout === 'string') return `"standardize": ${layout}`;
+    const image = p.image as { channels: number } | undefined;
+    if (s.per === 'channel' && image && mean.length !== image.channels) return `"standardize" has ${mean.length} per-channel statistics, but the images have ${image.channels} channels`;
     if (!(s.std as number[]).every((v) => v > 0)) return '"standardize.std" must be positive';
   }
   return null;

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { DATASET_NAMES, loadDataset } from '../data/node.js';
-import { applyStandardization } from '../data/preprocess.js';
+import { applyStandardization, standardizationLayout } from '../data/preprocess.js';
 import type { Sequential } from '../nn/sequential.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -44,7 +44,9 @@ export function exampleBatch(model: Sequential, info: ModelInfo): ExampleBatch {
     const rng = new Rng(0);
     input = new Float32Array(n * size);
     const s = info.preprocessing?.standardize;
-    const plane = s?.per === 'channel' ? size / info.inputShape[0] : 1;
+    const layout = s ? standardizationLayout(info.inputShape, s) : { plane: 1 };
+    if (typeof layout === 'string') throw new Error(`the model's standardization does not fit its input: ${layout}`);
+    const plane = layout.plane;
     for (let i = 0; i < input.length; i++) {
       const u = rng.uniform();
       const g = Math.floor((i % size) / plane);

@@ -18,7 +18,7 @@ import { fuseBatchNorm } from '../nn/fuse.js';
 import type { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { shapeToString } from '../tensor/tensor.js';
-import type { Standardization } from '../data/preprocess.js';
+import { standardizationLayout, type Standardization } from '../data/preprocess.js';
 import { ModelFileError } from './errors.js';
 
 const { onnx } = onnxProto;
@@ -160,14 +160,19 @@ export function exportOnnx(model: Sequential, options: OnnxExportOptions): Uint8
   return onnx.ModelProto.encode(proto).finish();
 }
 
-/** (x - mean) / std as Sub and Div, the statistics broadcast per feature ([F]) or per channel ([C, 1, 1]). */
+/**
+ * (x - mean) / std as Sub and Div, the statistics broadcast per channel ([C, 1, 1] for [C, H, W]
+ * input) or given per input value ([F]: per feature, or a flattened image's channels spelt out).
+ */
 function standardizeNodes(s: Standardization, inputShape: readonly number[], fileName: string, nodes: INodeProto[], initializers: ITensorProto[]): string {
-  const dims = s.per === 'channel' ? [s.mean.length, ...inputShape.slice(1).map(() => 1)] : [s.mean.length];
-  const expected = s.per === 'channel' ? inputShape[0] : inputShape.reduce((a, b) => a * b, 1);
-  if (s.mean.length !== expected || s.std.length !== expected || (s.per === 'feature' && inputShape.length !== 1)) {
+  const layout = standardizationLayout(inputShape, s);
+  if (typeof layout === 'string' || s.std.length !== s.mean.length) {
     throw new ModelFileError(fileName, 'not exportable', `the model's standardization has ${s.mean.length} means and ${s.std.length} stds per ${s.per}, but its input is ${shapeToString(inputShape)}`);
   }
-  initializers.push(floatTensor('preprocessing.mean', dims, Float32Array.from(s.mean)), floatTensor('preprocessing.std', dims, Float32Array.from(s.std)));
+  const size = inputShape.reduce((a, b) => a * b, 1);
+  const perValue = (a: number[]) => Float32Array.from({ length: size }, (_, i) => a[Math.floor(i / layout.plane)]);
+  const [dims, mean, std] = s.per === 'channel' && inputShape.length >= 2 ? [[s.mean.length, ...inputShape.slice(1).map(() => 1)], Float32Array.from(s.mean), Float32Array.from(s.std)] : [[size], perValue(s.mean), perValue(s.std)];
+  initializers.push(floatTensor('preprocessing.mean', dims, mean), floatTensor('preprocessing.std', dims, std));
   nodes.push({ name: 'standardize_sub', opType: 'Sub', input: [ONNX_INPUT, 'preprocessing.mean'], output: ['standardize_centred'] });
   nodes.push({ name: 'standardize_div', opType: 'Div', input: ['standardize_centred', 'preprocessing.std'], output: ['standardized'] });
   return 'standardized';

@@ -373,13 +373,15 @@ function modelSource(layers: PyTorchLayer[], shapes: number[][], options: PyTorc
 function standardizeSource(options: PyTorchExportOptions): string[] {
   const s = options.preprocessing?.standardize;
   if (!s) return [];
-  const shape = s.per === 'channel' ? `(${s.mean.length}, 1, 1)` : `(${s.mean.length},)`;
+  const dims = options.inputShape;
+  // Per channel: broadcast over [C, H, W]; a flattened image [C·H·W] repeats each channel's value over its pixels.
+  const shape = s.per === 'feature' ? `.reshape(${s.mean.length},)` : dims.length >= 2 ? `.reshape(${[s.mean.length, ...dims.slice(1).map(() => 1)].join(', ')})` : `.repeat_interleave(${dims[0] / s.mean.length})`;
   const list = (v: number[]) => wrap(`[${v.map((x) => String(Math.fround(x))).join(', ')}]`, '            ', 100).join('\n').trimStart();
   return [
     `        # --standardize: the training set's ${s.per === 'channel' ? 'per-channel' : 'per-feature'} mean and standard deviation, applied in forward`,
     '        # so the model takes raw inputs, as bnlab predict does (not part of the state dict).',
-    `        self.register_buffer("input_mean", torch.tensor(${list(s.mean)}).reshape${shape}, persistent=False)`,
-    `        self.register_buffer("input_std", torch.tensor(${list(s.std)}).reshape${shape}, persistent=False)`,
+    `        self.register_buffer("input_mean", torch.tensor(${list(s.mean)})${shape}, persistent=False)`,
+    `        self.register_buffer("input_std", torch.tensor(${list(s.std)})${shape}, persistent=False)`,
     '',
     '    def forward(self, x):',
     '        return super().forward((x - self.input_mean) / self.input_std)',

@@ -90,7 +90,7 @@ Examples:
       }
       const perSample = source.inputShape.reduce((a, b) => a * b, 1);
       if (pixels.length !== perSample) throw new Error(`${what} has ${pixels.length} values, the model takes input [${source.inputShape.join(', ')}] (${perSample} values)`);
-      if (pre?.standardize) pixels = applyStandardization(pixels, pre.image ? [pre.image.channels, pre.image.height, pre.image.width] : sampleShapeOf(source.inputShape, pre), pre.standardize);
+      if (pre?.standardize) pixels = applyStandardization(pixels, source.inputShape, pre.standardize);
       const probs = softmax(model.forward(new Tensor([1, ...source.inputShape], pixels))).data;
       const name = (k: number) => classNames?.[k] ?? String(k);
       const probabilities = Array.from(probs, (p, index) => ({ index, name: name(index), probability: p }));
@@ -110,15 +110,6 @@ Examples:
       }
       console.log(`Predicted: ${name(predicted)}${label !== undefined ? (label === predicted ? ' (correct)' : ` (wrong: the label is ${name(label)})`) : ''}`);
     });
-}
-
-/** The sample shape standardization statistics refer to: [C, H, W] for per-channel statistics, else flat. */
-function sampleShapeOf(inputShape: readonly number[], pre: Preprocessing): number[] {
-  if (pre.standardize?.per === 'channel' && inputShape.length === 1) {
-    const side = Math.round(Math.sqrt(inputShape[0]));
-    return [1, side, side]; // a flattened gray image (an MLP on IDX images)
-  }
-  return [...inputShape];
 }
 
 /** One prediction per row of a CSV file: a table, or `--json` one object with every row. */
