@@ -12,7 +12,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { gradientDescentPath, learningRateFor, targetLoss, twoFeatureProblem } from '../src/experiments/two-feature.js';
+import { applyStandardization } from '../src/data/preprocess.js';
+import { loadModelDir } from '../src/io/node-model-dir.js';
+import { softmax } from '../src/nn/loss.js';
+import { Tensor } from '../src/tensor/tensor.js';
 import { bnlab } from './support/cli.js';
+import { separableCsv } from './support/own-data.js';
 import { advance, launch, openLab, serve, type WatchedPage } from './support/lab.js';
 
 let browser: Browser;
@@ -133,6 +138,39 @@ describe('lab panels', () => {
     await page.locator('#digit-again').click();
     await results.locator('.prob-imported').waitFor({ timeout: 60_000 });
     assert.match((await results.locator('.prob-imported').textContent())!, /^Opened model \(model\)eval mode \(running statistics\): \d \(/);
+
+    // A CNN trained with --standardize: the drawing reaches it as [1, 28, 28], standardized with its
+    // training statistics, and it says what the same model says in Node on the same pixels.
+    const cnnDir = join(tmp, 'cli-cnn');
+    const cnn = await bnlab(['train', '--model', 'mnist-cnn', '--standardize', '--steps', '60', '--train-limit', '3000', '--test-limit', '100', '--eval-every', '0', '--out', cnnDir]);
+    assert.equal(cnn.code, 0, cnn.stderr);
+    await page.locator('#import-model').setInputFiles([join(cnnDir, 'model.json'), join(cnnDir, 'model.safetensors')]);
+    await page.waitForFunction(() => /^Opened model\.json: 13 layers/.test(document.getElementById('import-status')!.textContent!));
+    await page.locator('#digit-again').click();
+    await page.waitForFunction(() => document.querySelector('#digit-results .prob-imported')?.textContent?.includes('eval mode'));
+    const labTitle = (await results.locator('.prob-imported .prob-title').first().textContent())!;
+    const [, labClass, labPercent] = /^eval mode \(running statistics\): (\d) \(([\d.]+)%\)/.exec(labTitle)!;
+    const pixels = await page.locator('#digit-preview').evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0), (v) => v / 255));
+    const { model, json } = loadModelDir(cnnDir);
+    model.eval();
+    const x = applyStandardization(Float32Array.from(pixels), json.inputShape, json.preprocessing!.standardize!);
+    const probs = Array.from(softmax(model.forward(new Tensor([1, ...json.inputShape], x))).data);
+    const nodeClass = probs.indexOf(Math.max(...probs));
+    assert.equal(Number(labClass), nodeClass, `the lab says ${labTitle}; Node: ${probs.map((p) => p.toFixed(3))}`);
+    assert.ok(Math.abs(Number(labPercent) - 100 * probs[nodeClass]) < 1, `the lab says ${labTitle}; Node ${(100 * probs[nodeClass]).toFixed(1)}% (the preview rounds pixels to 1/255)`);
+
+    // A model that does not take 28×28 images (a CSV table) is refused, naming its input; the opened one stays.
+    const csv = join(tmp, 'table.csv');
+    separableCsv(csv);
+    const csvDir = join(tmp, 'cli-csv');
+    const tabular = await bnlab(['train', '--data', csv, '--model', 'mlp', '--hidden', '8', '--steps', '20', '--eval-every', '0', '--out', csvDir]);
+    assert.equal(tabular.code, 0, tabular.stderr);
+    await page.locator('#import-model').setInputFiles([join(csvDir, 'model.json'), join(csvDir, 'model.safetensors')]);
+    await page.waitForFunction(() => document.getElementById('import-status')!.textContent!.startsWith('Could not open'));
+    assert.match(await page.locator('#import-status').innerText(), /takes input \[4\] \(4 values, the CSV columns .*\), and the digit pad draws 28×28 gray images \(784 values\)/);
+    await page.locator('#digit-again').click();
+    await page.waitForFunction(() => document.querySelector('#digit-results .prob-imported')?.textContent?.includes('eval mode'));
+
     await page.locator('#digit-clear').click();
     assert.equal(await results.textContent(), 'Draw a digit on the black square.');
   });
