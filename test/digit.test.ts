@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { loadDataset } from '../src/data/node.js';
-import { MNIST_SIDE, digitFromGray, digitFromRgba, digitGeometry } from '../src/data/digit.js';
+import { MNIST_SIDE, digitFromGray, digitFromPhoto, digitFromRgba, digitGeometry } from '../src/data/digit.js';
+import { Rng } from '../src/tensor/rng.js';
 
 const test10k = loadDataset('mnist', 'test');
 const digit = (i: number) => test10k.images.subarray(i * 784, (i + 1) * 784);
@@ -43,6 +44,40 @@ describe('digit preprocessing (MNIST recipe)', () => {
       assert.ok(Math.abs(out.centreOfMass.x - (37 + (i % 5) * 7 + 10 * g.x + 4.5)) < 0.2, `digit ${i}: centre of mass on the canvas ${out.centreOfMass.x}`);
     }
     assert.ok(worst <= 0.5 / 255, `largest difference from the original: ${worst * 255}/255`);
+  });
+
+  test('a photographed digit (grey, noisy paper; ink not black) comes back as the test image, give or take a pixel of shift', () => {
+    const rng = new Rng(5);
+    const [width, height] = [300, 280];
+    for (let i = 0; i < 20; i++) {
+      const original = digit(i);
+      const rgba = new Uint8ClampedArray(width * height * 4);
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const [u, v] = [Math.floor((x - 20) / 8), Math.floor((y - 30) / 8)];
+          const ink = u >= 0 && u < 28 && v >= 0 && v < 28 ? original[v * 28 + u] : 0;
+          const g = 190 - 150 * ink + 12 * (2 * rng.uniform() - 1);
+          rgba.set([g, g, g, 255], 4 * (y * width + x));
+        }
+      }
+      const out = digitFromPhoto(rgba, width, height);
+      assert.equal(out.inverted, true);
+      const g = digitGeometry(out.pixels);
+      assert.equal(Math.max(g.width, g.height), 20, `digit ${i} fills the 20-pixel box`);
+      assert.ok(Math.abs(g.x - 14) <= 0.6 && Math.abs(g.y - 14) <= 0.6, `digit ${i}: centre of mass (${g.x}, ${g.y})`);
+      // The paper's noise can move the whole-pixel placement by one: compare at the best of the nine shifts.
+      let best = Infinity;
+      for (const dy of [-1, 0, 1]) {
+        for (const dx of [-1, 0, 1]) {
+          let sum = 0;
+          for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) sum += Math.abs((out.pixels[(y + dy) * 28 + x + dx] ?? 0) - original[y * 28 + x]);
+          best = Math.min(best, sum / 784);
+        }
+      }
+      assert.ok(best < 0.03, `digit ${i}: mean difference ${best}`);
+    }
+    const blank = new Uint8ClampedArray(40 * 30 * 4).fill(200);
+    assert.equal(digitFromPhoto(blank, 40, 30).empty, true);
   });
 
   test('a digit already centred by mass at (14, 14) comes back unchanged', () => {

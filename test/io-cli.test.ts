@@ -79,14 +79,31 @@ describe('bnlab train with model files and checkpoints', () => {
       assert.equal(fromPng.predicted, fromSet.predicted);
       fromPng.probabilities.forEach((p: { probability: number }, i: number) => assert.ok(Math.abs(p.probability - fromSet.probabilities[i].probability) < 1e-5, file));
     }
+    // The same digit photographed large: dark ink on grey paper, 10x the size, off-centre. MNIST's recipe
+    // (levels, 20x20 box, centre of mass) gives back the test image, so the same probabilities.
+    const paper = (x: number, y: number) => {
+      const [i, j] = [Math.floor((x - 30) / 10), Math.floor((y - 20) / 10)];
+      const v = i >= 0 && i < 28 && j >= 0 && j < 28 ? digit[j * 28 + i] : 0;
+      return Math.round(210 - 170 * v);
+    };
+    writeFileSync(join(tmp, 'photo.png'), pngBytes(360, 320, { fill: paper }));
+    const fromPhoto = await predict(['--image', join(tmp, 'photo.png')]);
+    assert.match(fromPhoto.source, /photo\.png \(360x320, inverted to white on black: the digit fitted into 20x20 and centred by mass in 28x28/);
+    assert.equal(fromPhoto.predicted, fromSet.predicted);
+    fromPhoto.probabilities.forEach((p: { probability: number }, i: number) => assert.ok(Math.abs(p.probability - fromSet.probabilities[i].probability) < 1e-3, `photo: class ${i}`));
+    writeFileSync(join(tmp, 'blank.png'), pngBytes(90, 60, { fill: () => 200 }));
+    await fails(['predict', '--model', straight(), '--image', join(tmp, 'blank.png')], /blank\.png: no digit found: no pixel stands out from the background/);
     const text = await ok(['predict', '--model', straight(), '--mnist-test', '0']);
     assert.match(text, /eval mode: 3 batch-norm layers normalizing with running statistics \(bias-corrected\), after 60 training batches/);
     assert.match(text, /Predicted: \d/);
   });
 
   test('predict: a PNG of the wrong size or a truncated one is a clear error', async () => {
+    // MNIST models take a digit at any size (above); a model of other 28x28 images takes that size only.
+    const fashion = join(tmp, 'fashion');
+    await ok(['train', '--dataset', 'fashion-mnist', '--steps', '5', '--train-limit', '300', '--test-limit', '50', '--eval-every', '0', '--out', fashion]);
     writeFileSync(join(tmp, 'big.png'), pngBytes(64, 48));
-    await fails(['predict', '--model', straight(), '--image', join(tmp, 'big.png')], /big\.png: wrong size: the image is 64x48 pixels, the model takes 28x28/);
+    await fails(['predict', '--model', fashion, '--image', join(tmp, 'big.png')], /big\.png: wrong size: the image is 64x48 pixels, the model takes 28x28/);
     writeFileSync(join(tmp, 'cut.png'), pngBytes(28, 28).subarray(0, 50));
     await fails(['predict', '--model', straight(), '--image', join(tmp, 'cut.png')], /cut\.png: truncated: /);
     await fails(['predict', '--model', straight(), '--image', join(tmp, 'none.png')], /none\.png: not found/);

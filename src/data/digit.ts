@@ -42,6 +42,27 @@ export function digitFromRgba(rgba: Uint8Array | Uint8ClampedArray, width: numbe
   return { ...digitFromGray(pixels, width, height, options), inverted };
 }
 
+/**
+ * A photo or scan of one digit (any size, a background that is not pure black) to an MNIST-style digit:
+ * gray, inverted when the background is light, then levels set so that the background (the median of
+ * the border pixels) becomes 0 and the strongest ink 1, as MNIST's digits are; faint specks under
+ * `threshold` (default 0.25 of the ink's range) are left out of the bounding box.
+ */
+export function digitFromPhoto(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, options: DigitOptions & GrayOptions = {}): MnistDigit {
+  const bytes = rgba instanceof Uint8Array ? rgba : new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength);
+  const { pixels, inverted } = rgbaToGray(bytes, width, height, { invert: options.invert ?? 'auto' });
+  const border: number[] = [];
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) if (y === 0 || x === 0 || y === height - 1 || x === width - 1) border.push(pixels[y * width + x]);
+  border.sort((a, b) => a - b);
+  const background = border[Math.floor(border.length / 2)];
+  let ink = background;
+  for (const v of pixels) if (v > ink) ink = v;
+  // A picture with no level above its background has no digit: all zero, reported empty below.
+  const range = ink - background;
+  const levels = pixels.map((v) => (range > 0 ? Math.max(0, (v - background) / range) : 0));
+  return { ...digitFromGray(levels, width, height, { threshold: options.threshold ?? 0.25 }), inverted };
+}
+
 /** A grayscale picture (row-major, [0, 1], light ink on a dark background) to an MNIST-style digit. */
 export function digitFromGray(gray: Float32Array, width: number, height: number, options: DigitOptions = {}): MnistDigit {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new Error(`digitFromGray: width and height must be positive integers, got ${width}x${height}`);

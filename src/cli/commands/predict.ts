@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDataset } from '../../data/node.js';
 import { readCsvRows } from '../../data/node-sources.js';
 import { applyStandardization, type Preprocessing } from '../../data/preprocess.js';
+import { MNIST_BOX, MNIST_SIDE, digitFromPhoto } from '../../data/digit.js';
 import { imageSizeFor, rgbaToInput } from '../../io/image.js';
 import { readPngGray, readPngRgba } from '../../io/node-png.js';
 import type { Sequential } from '../../nn/sequential.js';
@@ -38,7 +39,7 @@ export function register(program: Command): Command {
   return program
     .command('predict')
     .summary('class probabilities for one image or every row of a CSV file (eval mode, running statistics)')
-    .description('Classify with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. For a model trained on image folders (--data DIR), a PNG of any size is resized and converted as the training images were. For an MNIST-style model, the PNG has the model\'s input size (28x28), converted to grayscale; dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set, or every row of a CSV file with the columns the model was trained on (--csv). The training standardization, if any, is applied.')
+    .description('Classify with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. For a model trained on image folders (--data DIR), a PNG of any size is resized and converted as the training images were. For an MNIST-style model, a PNG of the model\'s input size (28x28) is taken as it is, converted to grayscale; a digit at any other size (a photo, a scan, a drawing) is made to look like an MNIST digit, as the lab\'s digit pad does: fitted into 20x20 and centred by its mass in 28x28. Dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set, or every row of a CSV file with the columns the model was trained on (--csv). The training standardization, if any, is applied.')
     .addOption(new Option('--model <dir>', MODEL_OPTION_HELP).argParser(modelArgument).makeOptionMandatory())
     .addOption(new Option('--image <file>', "a PNG file (for a model trained on image folders: resized and converted as at training)").conflicts(['mnistTest', 'csv']))
     .addOption(new Option('--csv <file>', "every row of a CSV file with the model's feature columns (the label column may be there: then the accuracy is printed too)").conflicts('mnistTest'))
@@ -74,9 +75,20 @@ Examples:
         what = `${flags.image}${png.width !== pre.image.width || png.height !== pre.image.height ? ` (resized from ${png.width}x${png.height} to ${pre.image.width}x${pre.image.height})` : ''}`;
       } else if (flags.image !== undefined) {
         const size = imageSizeFor(source.inputShape);
-        const png = readPngGray(flags.image, size, { invert: flags.invert === 'auto' ? 'auto' : flags.invert === 'yes' });
-        pixels = png.pixels;
-        what = `${flags.image}${png.inverted ? ' (inverted to white on black)' : ''}`;
+        const invert = flags.invert === 'auto' ? 'auto' : flags.invert === 'yes';
+        const rgba = readPngRgba(flags.image);
+        if ((rgba.width !== size.width || rgba.height !== size.height) && size.width === MNIST_SIDE && size.height === MNIST_SIDE && (source.dataset ?? 'mnist') === 'mnist') {
+          // A photo, scan or drawing of a digit at any size: its levels set so the background is 0, then
+          // MNIST's own recipe, as the lab's digit pad does.
+          const digit = digitFromPhoto(rgba.rgba, rgba.width, rgba.height, { invert });
+          if (digit.empty) throw new Error(`${flags.image}: no digit found: no pixel stands out from the background; the digit must be darker or lighter than the paper or screen behind it`);
+          pixels = digit.pixels;
+          what = `${flags.image} (${rgba.width}x${rgba.height}${digit.inverted ? ', inverted to white on black' : ''}: the digit fitted into ${MNIST_BOX}x${MNIST_BOX} and centred by mass in ${MNIST_SIDE}x${MNIST_SIDE}, as MNIST's digits are)`;
+        } else {
+          const png = readPngGray(flags.image, size, { invert });
+          pixels = png.pixels;
+          what = `${flags.image}${png.inverted ? ' (inverted to white on black)' : ''}`;
+        }
       } else {
         const name = flags.dataset ?? source.dataset ?? 'mnist';
         const test = loadDataset(name, 'test');
