@@ -246,7 +246,14 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
   const bnLarge = gapOf('batch', largest);
   const plainSmall = gapOf('none', smallest);
   const plainLarge = gapOf('none', largest);
-  let gapLine = 'train−test gap: not measured (a run diverged)';
+  // Each side's gaps at the smallest and largest batch, or why there are none (the run diverged, or
+  // `norms` left that normalization out).
+  const gapPair = (norm: HiddenNorm) => {
+    if (!d.norms.includes(norm)) return 'not run';
+    const [a, b] = [gapOf(norm, smallest), gapOf(norm, largest)];
+    return `${a === null ? 'diverged' : formatPercent(a)} / ${b === null ? 'diverged' : formatPercent(b)}`;
+  };
+  const gapLine = `train−test gap at batch ${smallest} / ${largest}: with BN ${gapPair('batch')}, without ${gapPair('none')}`;
   if (bnSmall !== null && bnLarge !== null && plainSmall !== null && plainLarge !== null) {
     const bnS = row('batch', smallest);
     const bnL = row('batch', largest);
@@ -273,7 +280,6 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
         (smaller.length ? ` BN had the smaller gap at batch ${smaller.join(', ')}.` : '') +
         (unfit.length ? ` Without BN the network reached only ${unfit.map((g) => `${formatPercent(g.trainAccuracy!)} train accuracy at batch ${g.batchSize}`).join(', ')} in the same epochs, so its gap there says little.` : ''),
     );
-    gapLine = `train−test gap at batch ${smallest} / ${largest}: with BN ${formatPercent(bnSmall)} / ${formatPercent(bnLarge)}, without ${formatPercent(plainSmall)} / ${formatPercent(plainLarge)}`;
   }
   const first = d.noiseSlopes[0];
   const noiseAt = (b: number) => d.noise.find((r) => r.layer === 1 && r.batchSize === b);
@@ -287,8 +293,8 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
     );
   }
   const headlines = [
-    { label: `train−test gap with BN at batch ${smallest} / ${largest}`, value: bnSmall === null || bnLarge === null ? '—' : `${formatPercent(bnSmall)} / ${formatPercent(bnLarge)}` },
-    { label: `train−test gap without BN at batch ${smallest} / ${largest}`, value: plainSmall === null || plainLarge === null ? '—' : `${formatPercent(plainSmall)} / ${formatPercent(plainLarge)}` },
+    { label: `train−test gap with BN at batch ${smallest} / ${largest}`, value: gapPair('batch') },
+    { label: `train−test gap without BN at batch ${smallest} / ${largest}`, value: gapPair('none') },
     { label: 'batch-mean noise, measured / predicted by 1/√batch', value: ratios.length ? `${formatValue(Math.min(...ratios))} to ${formatValue(Math.max(...ratios))}` : '—' },
   ];
   const summary = [
