@@ -467,5 +467,9 @@ describe('bnlab experiment and bnlab report', () => {
     const settings = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).settings;
     assert.deepEqual(settings.norms, ['none', 'batch']);
     assert.deepEqual(settings.batchSizes, [64]);
+    // One word where the setting is a list: a one-element list; the summary says the other side was not run.
+    const one = bnlab(['experiment', 'batch-size', '--quick', '--set', 'norms=batch', '--set', 'epochs=1', '--set', 'batchSizes=8,64', '--out', `${out}-one`]);
+    assert.equal(one.status, 0, one.stderr);
+    assert.match(one.stdout, /train−test gap at batch 8 \/ 64: with BN -?[\d.]+% \/ -?[\d.]+%, without not run/);
   });
 });
