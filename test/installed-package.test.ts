@@ -13,6 +13,9 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { CLI, ROOT } from './support/cli.js';
 import { freePort } from './support/net.js';
+import { launch, openLab } from './support/lab.js';
+import { serveLab } from '../src/lab-server/index.js';
+import { loadDataset } from '../src/data/node.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -132,6 +135,44 @@ await import(${JSON.stringify(join(project, 'node_modules/bnlab/dist/src/cli/mai
     } finally {
       process.kill(-child.pid!, 'SIGTERM'); // npx and the node process under it
       await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(null)));
+    }
+  });
+
+  test("the README's web-page example, bundled by Vite from the installed package, classifies a digit drawn on a canvas in Chromium as predict does", { timeout: 180_000 }, async () => {
+    await npx(['train', '--steps', '300', '--train-limit', '3000', '--test-limit', '300', '--eval-every', '0', '--out', 'web-model']);
+    const web = join(project, 'web');
+    mkdirSync(join(web, 'public/model'), { recursive: true });
+    for (const f of ['model.json', 'model.safetensors']) writeFileSync(join(web, 'public/model', f), readFileSync(join(project, 'web-model', f)));
+    // The README's code as it stands, after a prelude that draws MNIST test image 0 ten times larger on the canvas.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const example = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.includes('digitFromRgba(data'));
+    assert.ok(example, 'the README has the web-page example');
+    const digit = Array.from(loadDataset('mnist', 'test').images.subarray(0, 784), (v) => Math.round(v * 255));
+    const prelude = `const pixels = ${JSON.stringify(digit)};
+const image = new ImageData(280, 280);
+for (let i = 0; i < 280 * 280; i++) {
+  const v = pixels[Math.floor(Math.floor(i / 280) / 10) * 28 + Math.floor((i % 280) / 10)];
+  image.data.set([v, v, v, 255], 4 * i);
+}
+document.querySelector('canvas')!.getContext('2d')!.putImageData(image, 0, 0);
+`;
+    writeFileSync(join(web, 'main.ts'), `${prelude}${example}\ndocument.body.dataset.result = JSON.stringify(Array.from(probabilities));\n`);
+    writeFileSync(join(web, 'index.html'), '<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>digit</title></head><body><canvas width="280" height="280"></canvas><script type="module" src="./main.ts"></script></body></html>\n');
+    await run(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'web', '--outDir', '../dist-web', '--emptyOutDir', '--logLevel', 'warn'], { cwd: project, env: userEnv() });
+    const server = await serveLab({ dir: join(project, 'dist-web'), isolated: false });
+    const browser = await launch();
+    try {
+      const page = await openLab(browser, server.url, { waitForReady: false });
+      await page.page.waitForFunction(() => document.body.dataset.result, null, { timeout: 60_000 });
+      const probabilities = JSON.parse((await page.page.evaluate(() => document.body.dataset.result))!) as number[];
+      const predicted = JSON.parse((await npx(['predict', '--model', 'web-model', '--mnist-test', '0', '--json'])).stdout) as { predicted: number; probabilities: { probability: number }[] };
+      assert.equal(probabilities.indexOf(Math.max(...probabilities)), predicted.predicted);
+      probabilities.forEach((p, i) => assert.ok(Math.abs(p - predicted.probabilities[i].probability) < 1e-3, `class ${i}: ${p} in the page, ${predicted.probabilities[i].probability} from predict`));
+      assert.deepEqual(page.errors, []);
+      assert.deepEqual(page.foreign, []);
+    } finally {
+      await browser.close();
+      await server.close();
     }
   });
 

@@ -18,6 +18,7 @@ export {
   buildModel,
   loadWeights,
   decodeModel,
+  modelInput,
   type ModelJson,
   type ModelInfo,
   type Architecture,

@@ -16,12 +16,12 @@
  * A PyTorch state dict saved as safetensors, with no model.json, loads with `architecture` given:
  * PyTorch has no bias correction, so such files are read with biasCorrection false.
  */
-import { checkPreprocessing, type Preprocessing } from '../data/preprocess.js';
+import { applyStandardization, checkPreprocessing, type Preprocessing } from '../data/preprocess.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { MAX_DIMENSION, buildSequential, layerSpec, layerTypes, type LayerSpec } from '../nn/registry.js';
 import { Sequential } from '../nn/sequential.js';
 import { Rng } from '../tensor/rng.js';
-import { findNonFinite, shapeToString } from '../tensor/tensor.js';
+import { Tensor, findNonFinite, shapeToString } from '../tensor/tensor.js';
 import { ModelFileError, type ModelFileDefect } from './errors.js';
 import { describeJson, encodeSafetensors, parseSafetensors, readFloat32, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 
@@ -280,6 +280,20 @@ export interface DecodeModelInput {
   /** Names used in error messages. */
   modelJsonName?: string;
   safetensorsName?: string;
+}
+
+/**
+ * Raw samples as a model takes them, as `bnlab predict` prepares them: `raw` holds n samples of the
+ * model's input one after another (pixels in [0, 1], a CSV row's columns in the model's order); the
+ * result is [n, ...inputShape], standardized with the training set's statistics when the model was
+ * trained with --standardize.
+ */
+export function modelInput(info: Pick<ModelInfo, 'inputShape' | 'preprocessing'>, raw: Float32Array): Tensor {
+  const size = info.inputShape.reduce((a, b) => a * b, 1);
+  if (raw.length === 0 || raw.length % size !== 0) throw new Error(`modelInput: ${raw.length} values are not whole samples of the model's input ${shapeToString(info.inputShape)} (${size} values each)`);
+  const s = info.preprocessing?.standardize;
+  const values = s ? applyStandardization(raw, info.inputShape, s) : Float32Array.from(raw);
+  return new Tensor([raw.length / size, ...info.inputShape], values);
 }
 
 /** A loaded model in eval mode and its description. */

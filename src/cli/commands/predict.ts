@@ -6,14 +6,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDataset } from '../../data/node.js';
 import { readCsvRows } from '../../data/node-sources.js';
-import { applyStandardization, type Preprocessing } from '../../data/preprocess.js';
+import type { Preprocessing } from '../../data/preprocess.js';
 import { MNIST_BOX, MNIST_SIDE, digitFromPhoto } from '../../data/digit.js';
 import { imageSizeFor, rgbaToInput } from '../../io/image.js';
+import { modelInput } from '../../io/model-file.js';
 import { readPngGray, readPngRgba } from '../../io/node-png.js';
 import type { Sequential } from '../../nn/sequential.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { softmax } from '../../nn/loss.js';
-import { Tensor } from '../../tensor/tensor.js';
 import { MODEL_OPTION_HELP, loadModelSource, modelArgument } from '../model-files.js';
 import { nonNegativeInt } from '../options.js';
 
@@ -102,8 +102,7 @@ Examples:
       }
       const perSample = source.inputShape.reduce((a, b) => a * b, 1);
       if (pixels.length !== perSample) throw new Error(`${what} has ${pixels.length} values, the model takes input [${source.inputShape.join(', ')}] (${perSample} values)`);
-      if (pre?.standardize) pixels = applyStandardization(pixels, source.inputShape, pre.standardize);
-      const probs = softmax(model.forward(new Tensor([1, ...source.inputShape], pixels))).data;
+      const probs = softmax(model.forward(modelInput({ inputShape: source.inputShape, preprocessing: pre }, pixels))).data;
       const name = (k: number) => classNames?.[k] ?? String(k);
       const probabilities = Array.from(probs, (p, index) => ({ index, name: name(index), probability: p }));
       const predicted = probabilities.reduce((best, p) => (p.probability > best.probability ? p : best)).index;
@@ -128,7 +127,6 @@ Examples:
 async function predictCsv(flags: PredictFlags, model: Sequential, inputShape: number[], classNames: string[] | undefined, pre: Preprocessing | undefined): Promise<void> {
   if (!pre?.features) throw new Error(`${flags.model} was not trained on a CSV file, so it has no columns to read; use --image or --mnist-test`);
   const table = await readCsvRows(flags.csv!, pre.features, pre.label, `the model ${flags.model}`);
-  const values = pre.standardize ? applyStandardization(table.values, [pre.features.length], pre.standardize) : table.values;
   const f = pre.features.length;
   const name = (k: number) => classNames?.[k] ?? String(k);
   const classIndex = new Map((classNames ?? []).map((c, i) => [c, i]));
@@ -138,7 +136,7 @@ async function predictCsv(flags: PredictFlags, model: Sequential, inputShape: nu
   // Eval mode: rows are independent, so batches only save time.
   for (let start = 0; start < table.count; start += 1000) {
     const n = Math.min(1000, table.count - start);
-    const probs = softmax(model.forward(new Tensor([n, ...inputShape], values.subarray(start * f, (start + n) * f)))).data;
+    const probs = softmax(model.forward(modelInput({ inputShape, preprocessing: pre }, table.values.subarray(start * f, (start + n) * f)))).data;
     const k = probs.length / n;
     for (let r = 0; r < n; r++) {
       const i = start + r;

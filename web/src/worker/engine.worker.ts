@@ -11,8 +11,7 @@ import { softmax } from '@bnlab/nn/loss.js';
 import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
 import { BatchNormBase } from '@bnlab/nn/batchnorm.js';
 import type { Sequential } from '@bnlab/nn/sequential.js';
-import { decodeModel, encodeModel } from '@bnlab/io/model-file.js';
-import { applyStandardization, type Standardization } from '@bnlab/data/preprocess.js';
+import { decodeModel, encodeModel, modelInput, type ModelJson } from '@bnlab/io/model-file.js';
 import { layerSpec } from '@bnlab/nn/registry.js';
 import type { TwinId, TwinSpec } from '@bnlab/runs/index.js';
 import { PROBE_EXAMPLES } from './probes.js';
@@ -27,8 +26,8 @@ let owned: TwinId[] = [];
 const datasets = new Map<string, { train: Dataset; test: Dataset }>();
 let twins = new Map<TwinId, Twin>();
 let probes: ProbeRequest[] = [];
-/** A model opened from files: its input shape and standardization go with it, so a drawing reaches it as its own data did. */
-let imported: { model: Sequential; name: string; inputShape: number[]; standardize: Standardization | null } | null = null;
+/** A model opened from files, with its model.json: a drawing reaches it in its own input shape and standardization. */
+let imported: { model: Sequential; name: string; json: ModelJson } | null = null;
 /** The digit pad draws 28×28 gray images: what an opened model must take ([784] or [1, 28, 28]). */
 const PAD_VALUES = 28 * 28;
 let current: { spec: TwinSpec; dataset: string; testImages: number; inputScale: number } | null = null;
@@ -126,8 +125,7 @@ async function sweep(id: number, rates: number[], steps: number): Promise<void> 
 }
 
 /** Eval mode (running statistics) and a batch of one in training mode, without touching any state. */
-function classify(model: Sequential, input: Float32Array, inputShape: readonly number[] = [input.length]): ClassifyOutput {
-  const x = new Tensor([1, ...inputShape], Float32Array.from(input));
+function classify(model: Sequential, x: Tensor): ClassifyOutput {
   const modes = [...model.modules()].map((m) => m.training);
   const bns = batchNormLayers(model);
   const statistics = bns.map((l) => l.statistics);
@@ -185,11 +183,8 @@ async function handle(m: ToWorker): Promise<void> {
       // The twins were trained on rescaled pixels when the input scale is set: they see a drawing the same way.
       const scales = current ? inputScales(current.inputScale, current.spec.seed, m.input.length) : null;
       const input = scales ? m.input.map((v, i) => v * scales[i]) : m.input;
-      for (const t of twins.values()) outputs[t.id] = classify(t.evalModel(), input);
-      if (imported && owned.includes('bn')) {
-        const { model, inputShape, standardize } = imported;
-        outputs.imported = classify(model, standardize ? applyStandardization(m.input, inputShape, standardize) : m.input, inputShape);
-      }
+      for (const t of twins.values()) outputs[t.id] = classify(t.evalModel(), new Tensor([1, input.length], Float32Array.from(input)));
+      if (imported && owned.includes('bn')) outputs.imported = classify(imported.model, modelInput(imported.json, m.input));
       post({ type: 'classified', id: m.id, outputs });
       return;
     }
@@ -210,7 +205,7 @@ async function handle(m: ToWorker): Promise<void> {
         throw new Error(`${m.name}/model.json: the model takes input [${json.inputShape.join(', ')}] (${values} values${what}), and the digit pad draws 28×28 gray images (784 values). Open a model trained on 28×28 gray images, such as MNIST with bnlab train --model ioffe-mlp, mlp-relu or mnist-cnn`);
       }
       imported?.model.dispose(); // the one it replaces
-      imported = { model, name: m.name, inputShape: [...json.inputShape], standardize: json.preprocessing?.standardize ?? null };
+      imported = { model, name: m.name, json };
       const hasBatchNorm = model.layers.some((l) => l instanceof BatchNormBase);
       post({ type: 'imported', id: m.id, info: { name: m.name, inputShape: json.inputShape, layers: json.layers, parameters: model.parameters().reduce((n, p) => n + p.value.size, 0), dataset: json.dataset, classNames: json.classNames, hasBatchNorm } });
       return;
