@@ -4,6 +4,7 @@
  * --resume that is byte-identical to an uninterrupted run, and predict/export/summary on a run directory.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,33 @@ describe('bnlab train with model files and checkpoints', () => {
     // step that is not a multiple of --eval-every, the first run's own closing records would stay in it.)
     const curve = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => { const { time: _, ...m } = JSON.parse(l); return m; });
     assert.deepEqual(curve(resumed()), curve(straight()));
+  });
+
+  test('Ctrl-C ends a run before its next step, saved with a checkpoint; --resume then gives the uninterrupted model byte for byte', async () => {
+    const args = ['train', ...RUN, '--eval-every', '500', '--steps', '3000'];
+    const interrupted = join(tmp, 'interrupted');
+    const child = spawn(process.execPath, [CLI, ...args, '--out', interrupted], { env: { ...process.env, FORCE_COLOR: '0' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((done) => child.on('close', done));
+    // Once the run has logged its first losses (every 100 steps), press Ctrl-C.
+    const metrics = join(interrupted, 'metrics.jsonl');
+    while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').includes('"split":"train"'))) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    const at = Number(/Interrupted at step (\d+) of 3000\./.exec(stdout)?.[1]);
+    assert.ok(at >= 100 && at < 3000, stdout);
+    assert.match(stderr, /Interrupted: saving the run at the step in progress/);
+    assert.match(stdout, new RegExp(`model\\.json and model\\.safetensors \\(the weights at step ${at}\\) and a checkpoint; continue with: bnlab train --resume ${interrupted}`));
+    assert.deepEqual(readdirSync(join(interrupted, 'checkpoints')), [`step-${String(at).padStart(8, '0')}`]);
+    // The model saved at the interruption is a model directory like any other.
+    assert.match(await ok(['predict', '--model', interrupted, '--mnist-test', '0']), /Predicted: \d/);
+    assert.match(await ok(['train', '--resume', interrupted]), new RegExp(`Resuming at step ${at} from the latest checkpoint`));
+    const straight3000 = join(tmp, 'straight-3000');
+    await ok([...args, '--out', straight3000]);
+    assert.deepEqual(readFileSync(join(interrupted, 'model.safetensors')), readFileSync(join(straight3000, 'model.safetensors')));
   });
 
   test('--resume refuses settings that would change the run, and runs without checkpoints', async () => {

@@ -75,6 +75,33 @@ describe('ioffe-mlp on MNIST', () => {
   });
 });
 
+describe('runUntil', () => {
+  test('runs as run() does, lets the event loop act meanwhile, and ends before the next step when asked', async () => {
+    const whole = train(true, { steps: 300 });
+    const wholeTest = whole.trainer.run()!;
+    const same = train(true, { steps: 300 });
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    try {
+      const r = await same.trainer.runUntil(() => false, 0);
+      assert.equal(r.stopped, false);
+      assert.deepEqual(r.test, wholeTest);
+    } finally {
+      clearInterval(ticker);
+    }
+    assert.ok(turns > 0, 'timers ran during the loop');
+    for (const [a, b] of whole.model.parameters().map((p, i) => [p.value.data, same.model.parameters()[i].value.data])) assert.deepEqual(a, b);
+
+    const early = train(true, { steps: 300 });
+    const r = await early.trainer.runUntil(() => early.trainer.step >= 123);
+    assert.equal(r.stopped, true);
+    assert.equal(early.trainer.step, 123);
+    assert.ok(r.test && r.test.accuracy > 0.3, `evaluated at step 123: ${r.test?.accuracy}`);
+    const last = early.trainer.history.filter((m) => m.split === 'train').at(-1)!;
+    assert.equal(last.step, 123, 'the losses since the last record are recorded at the stop');
+  });
+});
+
 describe('training errors', () => {
   test('NaN in the training set stops training before it starts, naming the value and the sample', () => {
     const images = trainSet.images.slice(0, 200 * 784);

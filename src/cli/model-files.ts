@@ -187,11 +187,14 @@ export class RunFiles {
     if (every > 0 && trainer.step % every === 0 && trainer.step < trainer.totalSteps) this.checkpoint();
   }
 
-  /** At the end: model.json + model.safetensors in the run directory, and a final checkpoint (with the final evaluation in its metrics). */
-  finish(): void {
+  /**
+   * At the end: model.json + model.safetensors in the run directory, and a final checkpoint (with the
+   * final evaluation in its metrics) when checkpointing, or when `checkpoint` asks for one.
+   */
+  finish(options: { checkpoint?: boolean } = {}): void {
     const { model } = this.parts();
     saveModelDir(this.runDir, model, this.info());
-    if ((this.config.checkpointEvery ?? 0) > 0) this.checkpoint();
+    if ((this.config.checkpointEvery ?? 0) > 0 || options.checkpoint) this.checkpoint();
   }
 
   private checkpoint(): void {

@@ -112,3 +112,13 @@ export function runLoop(run: Run): RunResult {
   if (!test) throw new Error('runLoop: the run has no test set');
   return { steps: run.trainer.step, test, history: [...run.trainer.history], seconds: run.trainer.elapsed };
 }
+
+/**
+ * runLoop that can end early: before the next step once `shouldStop()` is true (e.g. after Ctrl-C), with
+ * the test evaluated at the step reached. The loop yields to the event loop now and then meanwhile.
+ */
+export async function runLoopUntil(run: Run, shouldStop: () => boolean): Promise<RunResult & { stopped: boolean }> {
+  const { test, stopped } = await run.trainer.runUntil(shouldStop);
+  if (!test) throw new Error('runLoopUntil: the run has no test set');
+  return { steps: run.trainer.step, test, history: [...run.trainer.history], seconds: run.trainer.elapsed, stopped };
+}

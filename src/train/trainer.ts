@@ -196,14 +196,38 @@ export class Trainer {
 
   /** Train to `totalSteps`, evaluating and logging on the way. Returns the final test result. */
   run(): EvalResult | null {
-    const { evalEvery = 0, logEvery = 100, onStep } = this.options;
-    while (this.step < this.totalSteps) {
-      const loss = this.trainStep();
-      if (this.step % logEvery === 0 || this.step === this.totalSteps) this.flushTrainLoss();
-      if (evalEvery > 0 && this.step % evalEvery === 0 && this.step !== this.totalSteps) this.evaluateTest();
-      onStep?.(this, loss);
-    }
+    while (this.step < this.totalSteps) this.runStep();
     return this.evaluateTest();
+  }
+
+  /**
+   * run(), giving the event loop a turn every `yieldMs` milliseconds (so a signal handler or a page can
+   * act) and ending before the next step once `shouldStop()` is true. The final evaluation runs either
+   * way, at the step reached.
+   */
+  async runUntil(shouldStop: () => boolean, yieldMs = 200): Promise<{ test: EvalResult | null; stopped: boolean }> {
+    let turn = Date.now();
+    while (this.step < this.totalSteps) {
+      if (shouldStop()) {
+        this.flushTrainLoss();
+        return { test: this.evaluateTest(), stopped: true };
+      }
+      this.runStep();
+      if (Date.now() - turn >= yieldMs) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        turn = Date.now();
+      }
+    }
+    return { test: this.evaluateTest(), stopped: false };
+  }
+
+  /** One step of run(): train, log the loss every `logEvery` steps, evaluate every `evalEvery`. */
+  private runStep(): void {
+    const { evalEvery = 0, logEvery = 100, onStep } = this.options;
+    const loss = this.trainStep();
+    if (this.step % logEvery === 0 || this.step === this.totalSteps) this.flushTrainLoss();
+    if (evalEvery > 0 && this.step % evalEvery === 0 && this.step !== this.totalSteps) this.evaluateTest();
+    onStep?.(this, loss);
   }
 
   private flushTrainLoss(): void {

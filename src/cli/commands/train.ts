@@ -25,7 +25,7 @@ import type { Optimizer } from '../../optim/optimizer.js';
 import type { EvalResult } from '../../train/evaluate.js';
 import type { Trainer, TrainMetrics } from '../../train/trainer.js';
 import type { OptimizerConfig, RunConfig, ScheduleConfig } from '../../runs/config.js';
-import { createRun, runLoop } from '../../runs/run.js';
+import { createRun, runLoopUntil } from '../../runs/run.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
 import { backendOption, MOMENTUM_CONVENTION, bnMomentum, fraction, imageSize, layerSizes, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
@@ -97,6 +97,8 @@ export interface TrainHooks {
   onStep?(run: TrainingRun, loss: number): void;
   /** After the final evaluation (e.g. to save the model). Not called when training fails. */
   onEnd?(run: TrainingRun, result: TrainResult): void | Promise<void>;
+  /** Asked before each step: true ends the run there (evaluated and saved, with a checkpoint to resume from). */
+  shouldStop?(): boolean;
 }
 
 export interface TrainResult {
@@ -108,6 +110,8 @@ export interface TrainResult {
   history: TrainMetrics[];
   /** Wall time of the training loop, evaluations included. */
   seconds: number;
+  /** The run ended early at `steps` (hooks.shouldStop), with a checkpoint there for --resume. */
+  stopped: boolean;
 }
 
 /**
@@ -188,9 +192,10 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   run = { config, runDir, model, optimizer, trainer, trainSet, testSet };
   try {
     await hooks.onStart?.(run);
-    const { test, steps, history, seconds } = runLoop(built);
-    files.finish();
-    const result: TrainResult = { runDir, steps, test, history, seconds };
+    const { test, steps, history, seconds, stopped } = await runLoopUntil(built, hooks.shouldStop ?? (() => false));
+    // Stopped early, the run also gets a checkpoint, so that --resume continues it exactly.
+    files.finish({ checkpoint: stopped });
+    const result: TrainResult = { runDir, steps, test, history, seconds, stopped };
     await hooks.onEnd?.(run, result);
     return result;
   } finally {
@@ -448,6 +453,7 @@ Examples:
   $ bnlab train --model mnist-cnn --epochs 2 --threads 2     both cores, synchronized batch norm
   $ bnlab train --steps 1000 --checkpoint-every 100 --out runs/a
   $ bnlab train --resume runs/a --steps 2000       continue runs/a from its latest checkpoint
+                                                  (Ctrl-C during a run saves it with a checkpoint to resume from)
 
 Your own data (input size and classes come from the data):
   $ bnlab train --data data.csv --label species --model mlp --hidden 64,32 --epochs 50 --out runs/csv
@@ -461,7 +467,18 @@ Your own data (input size and classes come from the data):
         console.warn('bnlab warning: --bn-momentum/--bn-eps have no effect with --no-bn');
       }
       const progress = { current: null as ReturnType<typeof createProgress> | null };
+      // Ctrl-C once: the run ends before its next step, evaluated and saved with a checkpoint; twice: quit now.
+      let interrupted = false;
+      let budget = 0;
+      const onInterrupt = () => {
+        if (interrupted) process.exit(130);
+        interrupted = true;
+        progress.current?.stop();
+        console.error('\nInterrupted: saving the run at the step in progress (Ctrl-C again quits without saving)');
+      };
+      process.on('SIGINT', onInterrupt);
       const result = await runTraining(config, {
+        shouldStop: () => interrupted,
         onStart: (run) => {
           console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test ${config.dataPath ? 'samples' : 'images'}): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
           if (config.dataPath) console.log(describeOwnData(run));
@@ -469,11 +486,21 @@ Your own data (input size and classes come from the data):
           console.log(`Backend: ${getBackend().capabilities.variant}${config.threads && config.threads > 1 ? `, ${config.threads} threads (data-parallel)` : ''}`);
           if (config.resume) console.log(`Resuming at step ${run.trainer.step} from the latest checkpoint`);
           progress.current = createProgress({ total: run.trainer.totalSteps });
+          budget = run.trainer.totalSteps;
         },
         onMetrics: (m) => progress.current?.onMetrics(m),
         onStep: (run) => progress.current?.onStep(run.trainer.step),
-      }).finally(() => progress.current?.stop());
+      }).finally(() => {
+        progress.current?.stop();
+        process.off('SIGINT', onInterrupt);
+      });
       const rate = result.steps / Math.max(result.seconds, 1e-9);
+      if (result.stopped) {
+        console.log(`Interrupted at step ${result.steps} of ${budget}. Test accuracy there: ${formatAccuracy(result.test.accuracy)} (loss ${result.test.loss.toFixed(4)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
+        console.log(`Saved ${join(result.runDir, 'config.json')}, metrics.jsonl, model.json and model.safetensors (the weights at step ${result.steps}) and a checkpoint; continue with: bnlab train --resume ${result.runDir}`);
+        process.exitCode = 130;
+        return;
+      }
       console.log(`Test accuracy after ${result.steps} steps: ${formatAccuracy(result.test.accuracy)} (loss ${result.test.loss.toFixed(4)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
       console.log(`Saved ${join(result.runDir, 'config.json')}, metrics.jsonl, model.json and model.safetensors${config.checkpointEvery ? ' (checkpoints in checkpoints/)' : ''}`);
     });
