@@ -243,6 +243,11 @@ describe('bnlab on own data', () => {
     const population = JSON.parse(ok(await bnlab(['evaluate', '--model', run, '--stats', 'population', '--batches', '20', '--json']), 'evaluate population').stdout);
     assert.equal(population.populationBatches, 20);
     assert.ok(population.accuracy >= 0.9);
+    for (const stats of ['batch', 'population']) {
+      const one = await bnlab(['evaluate', '--model', run, '--stats', stats, '--batch', '1']);
+      assert.equal(one.code, 1);
+      assert.match(one.stderr, new RegExp(`--stats ${stats} --batch 1: a batch of one has no batch statistics \\(its variance is 0\\); give --batch 2 or more`));
+    }
   });
 
   test('raw inputs on very different scales stall plain SGD; standardizing or input batch norm fixes it', async () => {

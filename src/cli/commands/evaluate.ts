@@ -87,6 +87,10 @@ Examples:
       if (flags.stats !== 'running' && bn.length === 0) console.warn(`bnlab warning: ${source.dir} has no batch-norm layers, so --stats ${flags.stats} changes nothing`);
       const runBatch = typeof config?.batchSize === 'number' ? config.batchSize : 60;
       const batchSize = flags.batch ?? (flags.stats === 'batch' ? runBatch : 1000);
+      // Batch statistics of one value per channel do not exist (variance 0): refuse before any work.
+      if (flags.stats !== 'running' && bn.length && flags.batch === 1) {
+        throw new Error(`--stats ${flags.stats} --batch 1: a batch of one has no batch statistics (its variance is 0); give --batch 2 or more${flags.stats === 'batch' ? ', or --stats running to normalize each example with the running averages' : ' (the training batch size is best)'}`);
+      }
       let populationBatches: number | undefined;
       if (flags.stats === 'population' && bn.length) {
         const train = await training();
