@@ -467,11 +467,12 @@ Your own data (input size and classes come from the data):
         console.warn('bnlab warning: --bn-momentum/--bn-eps have no effect with --no-bn');
       }
       const progress = { current: null as ReturnType<typeof createProgress> | null };
-      // Ctrl-C once: the run ends before its next step, evaluated and saved with a checkpoint; twice: quit now.
+      // Ctrl-C once: the run ends before its next step, evaluated and saved with a checkpoint; twice, or
+      // before training started (data still loading): quit now.
       let interrupted = false;
       let budget = 0;
       const onInterrupt = () => {
-        if (interrupted) process.exit(130);
+        if (interrupted || budget === 0) process.exit(130);
         interrupted = true;
         progress.current?.stop();
         console.error('\nInterrupted: saving the run at the step in progress (Ctrl-C again quits without saving)');
