@@ -9,7 +9,7 @@
  * of pixel (14, 14) (the mean over MNIST's test digits is (14.00, 13.99)) and the digit stays on the
  * grid: every MNIST test digit's ink spans exactly 20 pixels along its longer side.
  */
-import { rgbaToGray, type GrayOptions } from '../io/image.js';
+import { borderPixels, rgbaToGray, type GrayOptions } from '../io/image.js';
 
 export const MNIST_SIDE = 28;
 /** The box the digit's longer side is scaled to. */
@@ -51,9 +51,7 @@ export function digitFromRgba(rgba: Uint8Array | Uint8ClampedArray, width: numbe
 export function digitFromPhoto(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, options: DigitOptions & GrayOptions = {}): MnistDigit {
   const bytes = rgba instanceof Uint8Array ? rgba : new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength);
   const { pixels, inverted } = rgbaToGray(bytes, width, height, { invert: options.invert ?? 'auto' });
-  const border: number[] = [];
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) if (y === 0 || x === 0 || y === height - 1 || x === width - 1) border.push(pixels[y * width + x]);
-  border.sort((a, b) => a - b);
+  const border = borderPixels(pixels, width, height).sort((a, b) => a - b);
   const background = border[Math.floor(border.length / 2)];
   let ink = background;
   for (const v of pixels) if (v > ink) ink = v;

@@ -28,17 +28,20 @@ export function rgbaToGray(rgba: Uint8Array, width: number, height: number, opti
 }
 
 function borderMean(pixels: Float32Array, width: number, height: number): number {
-  let sum = 0;
-  let n = 0;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (y === 0 || x === 0 || y === height - 1 || x === width - 1) {
-        sum += pixels[y * width + x];
-        n++;
-      }
-    }
+  const border = borderPixels(pixels, width, height);
+  return border.reduce((a, b) => a + b, 0) / border.length;
+}
+
+/** The pixels of a picture's outermost rows and columns, each once: where a centred subject's background shows. */
+export function borderPixels(pixels: Float32Array, width: number, height: number): number[] {
+  const out: number[] = [];
+  for (let x = 0; x < width; x++) out.push(pixels[x]);
+  if (height > 1) for (let x = 0; x < width; x++) out.push(pixels[(height - 1) * width + x]);
+  for (let y = 1; y < height - 1; y++) {
+    out.push(pixels[y * width]);
+    if (width > 1) out.push(pixels[y * width + width - 1]);
   }
-  return sum / n;
+  return out;
 }
 
 /** The image size a model's input shape implies: [1, H, W] → H×W; [N] with N a square (784) → √N×√N. */

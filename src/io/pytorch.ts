@@ -20,7 +20,7 @@ import { layerSpec, type LayerSpec } from '../nn/registry.js';
 import { Sequential } from '../nn/sequential.js';
 import { shapeToString } from '../tensor/tensor.js';
 import { ModelFileError } from './errors.js';
-import type { Preprocessing } from '../data/preprocess.js';
+import { standardizationLayout, type Preprocessing } from '../data/preprocess.js';
 import { MODEL_FORMAT, MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_PREPROCESSING, buildModel, loadWeights, parseModelJson, type ModelJson } from './model-file.js';
 import { encodeSafetensors, parseSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 
@@ -374,8 +374,10 @@ function standardizeSource(options: PyTorchExportOptions): string[] {
   const s = options.preprocessing?.standardize;
   if (!s) return [];
   const dims = options.inputShape;
+  const layout = standardizationLayout(dims, s);
+  if (typeof layout === 'string') throw new Error(`the model's standardization does not fit its input: ${layout}`);
   // Per channel: broadcast over [C, H, W]; a flattened image [C·H·W] repeats each channel's value over its pixels.
-  const shape = s.per === 'feature' ? `.reshape(${s.mean.length},)` : dims.length >= 2 ? `.reshape(${[s.mean.length, ...dims.slice(1).map(() => 1)].join(', ')})` : `.repeat_interleave(${dims[0] / s.mean.length})`;
+  const shape = s.per === 'feature' ? `.reshape(${s.mean.length},)` : dims.length >= 2 ? `.reshape(${[s.mean.length, ...dims.slice(1).map(() => 1)].join(', ')})` : `.repeat_interleave(${layout.plane})`;
   const list = (v: number[]) => wrap(`[${v.map((x) => String(Math.fround(x))).join(', ')}]`, '            ', 100).join('\n').trimStart();
   return [
     `        # --standardize: the training set's ${s.per === 'channel' ? 'per-channel' : 'per-feature'} mean and standard deviation, applied in forward`,

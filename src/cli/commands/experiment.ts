@@ -126,7 +126,7 @@ function collectSetting(value: string, previous: Record<string, unknown>): Recor
   const raw = value.slice(eq + 1).trim();
   const parts = raw.split(',').map((p) => p.trim());
   const numbers = parts.map(Number);
-  // A single number where the setting is a list is taken as a one-element list by the experiment.
+  // One value where the setting is a list becomes a one-element list in checkOverrides, which knows the settings.
   const allNumbers = parts.every((p) => p !== '' && Number.isFinite(Number(p)));
   const parsed = parts.length > 1 ? (allNumbers ? numbers : parts) : allNumbers ? numbers[0] : raw;
   return { ...previous, [key]: parsed };

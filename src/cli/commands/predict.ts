@@ -8,7 +8,7 @@ import { loadDataset } from '../../data/node.js';
 import { readCsvRows } from '../../data/node-sources.js';
 import type { Preprocessing } from '../../data/preprocess.js';
 import { MNIST_BOX, MNIST_SIDE, digitFromPhoto } from '../../data/digit.js';
-import { imageSizeFor, rgbaToInput } from '../../io/image.js';
+import { imageSizeFor, rgbaToGray, rgbaToInput } from '../../io/image.js';
 import { modelInput } from '../../io/model-file.js';
 import { readPngGray, readPngRgba } from '../../io/node-png.js';
 import type { Sequential } from '../../nn/sequential.js';
@@ -76,8 +76,10 @@ Examples:
       } else if (flags.image !== undefined) {
         const size = imageSizeFor(source.inputShape);
         const invert = flags.invert === 'auto' ? 'auto' : flags.invert === 'yes';
-        const rgba = readPngRgba(flags.image);
-        if ((rgba.width !== size.width || rgba.height !== size.height) && size.width === MNIST_SIDE && size.height === MNIST_SIDE && (source.dataset ?? 'mnist') === 'mnist') {
+        const digitModel = size.width === MNIST_SIDE && size.height === MNIST_SIDE && (source.dataset ?? 'mnist') === 'mnist';
+        // A digit model takes a PNG of any size; any other model its own size only (checked while decoding).
+        const rgba = digitModel ? readPngRgba(flags.image) : null;
+        if (rgba && (rgba.width !== size.width || rgba.height !== size.height)) {
           // A photo, scan or drawing of a digit at any size: its levels set so the background is 0, then
           // MNIST's own recipe, as the lab's digit pad does.
           const digit = digitFromPhoto(rgba.rgba, rgba.width, rgba.height, { invert });
@@ -85,7 +87,7 @@ Examples:
           pixels = digit.pixels;
           what = `${flags.image} (${rgba.width}x${rgba.height}${digit.inverted ? ', inverted to white on black' : ''}: the digit fitted into ${MNIST_BOX}x${MNIST_BOX} and centred by mass in ${MNIST_SIDE}x${MNIST_SIDE}, as MNIST's digits are)`;
         } else {
-          const png = readPngGray(flags.image, size, { invert });
+          const png = rgba ? rgbaToGray(rgba.rgba, rgba.width, rgba.height, { invert }) : readPngGray(flags.image, size, { invert });
           pixels = png.pixels;
           what = `${flags.image}${png.inverted ? ' (inverted to white on black)' : ''}`;
         }
