@@ -153,6 +153,13 @@ test('trackRunningStats: false has no buffers and normalizes with batch statisti
   assert.equal(bn.stateDict().size, 2);
   const y = bn.forward(Tensor.from([2, 2], [1, 10, 3, 30]));
   assert.ok(Math.abs(y.data[0] + 1) < 1e-3 && Math.abs(y.data[2] - 1) < 1e-3);
+  // One example in eval mode: the advice is not "call model.eval()" (it is in eval mode, with nothing to use).
+  assert.throws(() => bn.forward(new Tensor([1, 2])), (e: Error) => {
+    assert.match(e.message, /trackRunningStats: false, so it has no running statistics/);
+    assert.match(e.message, /at least 2 examples at a time, or build it with trackRunningStats: true/);
+    assert.doesNotMatch(e.message, /call model\.eval\(\)/);
+    return true;
+  });
 });
 
 test('input shape errors give the expected and the actual shape', () => {

@@ -229,13 +229,14 @@ test('mnist-cnn (BatchNorm2d, a hidden BatchNorm1d): one step gives the same gra
   }
 });
 
-test('Adam, frozen BN statistics and the Trainer: the replica follows the main model', async () => {
+test('Adam, frozen BN statistics and the Trainer: the replica follows the main model (the Trainer takes the sample shape from the DataParallel)', async () => {
   const makeSet = (seed: number) => {
     const rng = new Rng(seed);
     const n = 120;
     const x = new Float32Array(n * 12).map(() => rng.normal());
     const labels = Uint8Array.from({ length: n }, (_, i) => (x[i * 12] + x[i * 12 + 1] > 0 ? 1 : 0) + (x[i * 12 + 2] > 0.5 ? 2 : 0));
-    const set: Dataset = { name: 'toy', images: x, labels, count: n, sampleShape: [12], numClasses: 4 };
+    // Samples stored as 3×4 (as MNIST's are 1×28×28): the flat shape the model takes comes from inputShape.
+    const set: Dataset = { name: 'toy', images: x, labels, count: n, sampleShape: [3, 4], numClasses: 4 };
     return set;
   };
   const run = async (threads: number) => {
@@ -244,7 +245,9 @@ test('Adam, frozen BN statistics and the Trainer: the replica follows the main m
     const optimizer = new Adam(model.parameters(), { lr: 0.01 });
     const parallel = threads > 1 ? await DataParallel.create(model, { threads, inputShape: [12], optimizer }) : undefined;
     try {
-      const trainer = new Trainer({ model, optimizer, trainSet: makeSet(8), batchSize: 20, steps: 30, seed: 3, parallel });
+      // Data-parallel: no inputShape here, the DataParallel's [12] is used (as docs/wasm-backend.md's example does).
+      const trainer = new Trainer({ model, optimizer, trainSet: makeSet(8), batchSize: 20, steps: 30, seed: 3, parallel, inputShape: parallel ? undefined : [12] });
+      if (parallel) assert.throws(() => new Trainer({ model, optimizer, trainSet: makeSet(8), batchSize: 20, steps: 30, parallel, inputShape: [3, 4] }), /inputShape \[3, 4\] differs from the DataParallel's \[12\]/);
       trainer.run();
       return { model, loss: trainer.history.at(-1)!.loss };
     } finally {

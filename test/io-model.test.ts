@@ -136,6 +136,23 @@ describe('model files', () => {
     assert.deepEqual(json.classNames, ['a', 'b', 'c']);
   });
 
+  test('a layer spec with an option its type does not take is refused, naming it and the options it takes', () => {
+    // A misspelt option would otherwise build the layer with its default (momentum 0.1) and say nothing.
+    assert.throws(() => buildSequential([{ type: 'BatchNorm1d', numFeatures: 3, momentun: 0.01 }], { rng: new Rng(1) }),
+      /layer 0: BatchNorm1d: unknown option "momentun" \(did you mean "momentum"\?\); it takes numFeatures, eps, momentum, /);
+    assert.throws(() => buildSequential([{ type: 'Linear', in: 2, out: 3, activation: 'relu' }], { rng: new Rng(1) }), /Linear: unknown option "activation"; it takes inFeatures, in, outFeatures, out, bias/);
+    assert.throws(() => buildSequential([{ type: 'ReLU', inplace: true }], { rng: new Rng(1) }), /ReLU: unknown option "inplace"; it takes no options/);
+    // Every spec a model writes builds again: the keys config() emits are all known to the registry.
+    const specs = describeModel(buildSequential([...MLP, { type: 'Dropout', p: 0.2 }, { type: 'LayerNorm', normalizedShape: 3 }], { rng: new Rng(1) }), { inputShape: [6], preset: null }).layers;
+    assert.doesNotThrow(() => buildSequential(specs, { rng: new Rng(1) }));
+  });
+
+  test('the loss takes class indices: a fractional label is an error, not truncated to a class', () => {
+    const loss = new CrossEntropyLoss();
+    assert.throws(() => loss.forward(Tensor.from([2, 2], [1, 2, 3, 4]), [0.5, 1]), /label 0\.5 at index 0 is not a class index/);
+    assert.throws(() => loss.forward(Tensor.from([2, 2], [1, 2, 3, 4]), [0, 2]), /label 2 at index 1 is outside \[0, 1\]/);
+  });
+
   test('save and load a trained model: identical state, identical eval outputs, num_batches_tracked as I64', () => {
     const model = buildSequential(MLP, { rng: new Rng(1) });
     train(model, [6], 5, 10);

@@ -134,6 +134,27 @@ describe('training errors', () => {
     }
   });
 
+  test('steps and epochs together are refused rather than one of them silently dropped', () => {
+    const model = buildPreset('ioffe-mlp', { bn: true, seed: 1 });
+    assert.throws(() => new Trainer({ model, optimizer: new SGD(model.parameters(), { lr: 1 }), trainSet: takeFirst(trainSet, 120), batchSize: 60, steps: 3, epochs: 10, inputShape: [784] }),
+      /Give either steps or epochs, not both \(got steps 3 and epochs 10\)/);
+  });
+
+  test('weights that give a NaN or infinite test loss stop the run at its evaluation, though every batch loss was finite', () => {
+    const model = buildPreset('mlp-relu', { bn: false, seed: 1 });
+    const optimizer = new SGD(model.parameters(), { lr: 0.1 });
+    // As a huge learning rate leaves them after a last finite batch loss (1e33): overflowing weights.
+    const blowUp = (t: Trainer) => { if (t.step === 2) for (const p of model.parameters()) p.value.data.fill(3e38); };
+    const trainer = new Trainer({ model, optimizer, trainSet: takeFirst(trainSet, 120), testSet: takeFirst(trainSet, 60), batchSize: 60, steps: 2, inputShape: [784], onStep: blowUp });
+    assert.throws(() => trainer.run(), (err: unknown) => {
+      assert.ok(err instanceof DivergenceError);
+      assert.equal(err.step, 2);
+      assert.match(err.message, /Training diverged at step 2: the test loss is (NaN|Infinity)\. Lower the learning rate \(now 0\.1\)/);
+      return true;
+    });
+    assert.ok(!trainer.history.some((m) => m.split === 'test'), 'no test record with a NaN loss');
+  });
+
   test('an absurd learning rate stops with a DivergenceError naming the step', () => {
     // ReLU without BN is unbounded, so lr 1e4 overflows within a few steps (seed 1: step 5).
     const { trainer } = train(false, { model: 'mlp-relu', lr: 1e4, steps: 50, data: takeFirst(trainSet, 600) });

@@ -671,9 +671,16 @@ export abstract class BatchNormBase extends Module {
   }
 
   private singleValueError(shape: readonly number[]): Error {
+    const problem = `${this.describe()}${this.where()}: batch statistics need more than one value per channel, got input shape ${shapeToString(shape)} (1 value per channel). `;
+    // Advice that fits the layer: eval mode only helps a layer that has running statistics to use.
+    if (!this.training && !this.trackRunningStats) {
+      return new Error(problem + 'The layer was built with trackRunningStats: false, so it has no running statistics and normalizes every batch with its own, in eval mode too (as PyTorch does). Fixes: give it at least 2 examples at a time, or build it with trackRunningStats: true to predict single examples.');
+    }
+    if (!this.training) {
+      return new Error(problem + `The layer is in eval mode but set to statistics '${this.statisticsMode}'. Fixes: give it at least 2 examples at a time, or set statistics to 'auto' (or 'running') to predict single examples with the running statistics.`);
+    }
     return new Error(
-      `${this.describe()}${this.where()}: batch statistics need more than one value per channel, got input shape ${shapeToString(shape)} (1 value per channel). ` +
-        'Fixes: drop the short last batch (DataLoader dropLast: true, the default for models with batch norm); call model.eval() to predict single examples with the running statistics; or train with a batch of at least 2.',
+      problem + 'Fixes: drop the short last batch (DataLoader dropLast: true, the default for models with batch norm); call model.eval() to predict single examples with the running statistics; or train with a batch of at least 2.',
     );
   }
 

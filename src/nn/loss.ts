@@ -21,7 +21,9 @@ export class CrossEntropyLoss {
     if (labels.length !== batch) throw new Error(`CrossEntropyLoss: ${batch} logit rows but ${labels.length} labels`);
     const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
     for (let i = 0; i < batch; i++) {
-      if (!Number.isInteger(lab[i]) || lab[i] < 0 || lab[i] >= classes) {
+      // The original value: Int32Array.from would have truncated 0.5 to a valid class 0.
+      if (!Number.isInteger(labels[i])) throw new Error(`CrossEntropyLoss: label ${labels[i]} at index ${i} is not a class index (an integer in [0, ${classes - 1}]); give class indices, not probabilities or one-hot rows`);
+      if (lab[i] < 0 || lab[i] >= classes) {
         throw new Error(`CrossEntropyLoss: label ${labels[i]} at index ${i} is outside [0, ${classes - 1}] (the model has ${classes} outputs)`);
       }
     }

@@ -37,7 +37,9 @@ export abstract class Module {
     this.kernels = getBackend();
   }
 
+  /** The output is this module's own buffer, overwritten by its next call: `clone()` it to keep it. */
   abstract forward(x: Tensor): Tensor;
+  /** The input gradient, in a buffer of this module's (valid until its next call, as `forward`'s output). */
   abstract backward(dy: Tensor): Tensor;
   /** Output shape for a given input shape (the batch dimension included); throws on an incompatible input. */
   abstract outputShape(inputShape: readonly number[]): number[];

@@ -34,10 +34,14 @@ export type LayerBuilder = (spec: LayerSpec, ctx: BuildContext) => Module;
 /** Largest size of any one dimension a spec may ask for. */
 export const MAX_DIMENSION = 1 << 20;
 
-const builders = new Map<string, LayerBuilder>();
+const builders = new Map<string, { build: LayerBuilder; options: readonly string[] | null }>();
 
-export function registerLayer(type: string, builder: LayerBuilder): void {
-  builders.set(type, builder);
+/**
+ * Register a layer type. `options` lists the keys its spec may have besides `type`: a key outside it
+ * (a misspelt `momentun`) is an error rather than silently ignored. Without it, any key is accepted.
+ */
+export function registerLayer(type: string, builder: LayerBuilder, options?: readonly string[]): void {
+  builders.set(type, { build: builder, options: options ?? null });
 }
 
 export function layerTypes(): string[] {
@@ -48,7 +52,36 @@ export function buildLayer(spec: LayerSpec, ctx: BuildContext): Module {
   if (!spec || typeof spec !== 'object' || typeof spec.type !== 'string') throw new Error(`Layer spec must be an object with a string "type", got ${JSON.stringify(spec)}`);
   const builder = builders.get(spec.type);
   if (!builder) throw new Error(`Unknown layer type "${spec.type}". Known types: ${layerTypes().join(', ')}`);
-  return builder(spec, ctx);
+  if (builder.options) {
+    const known = builder.options;
+    const unknown = Object.keys(spec).filter((k) => k !== 'type' && !known.includes(k));
+    if (unknown.length) {
+      const takes = known.length ? `it takes ${known.join(', ')}` : 'it takes no options';
+      throw new Error(`${spec.type}: unknown option ${unknown.map((k) => `"${k}"`).join(', ')}${known.length ? suggestion(unknown[0], known) : ''}; ${takes}`);
+    }
+  }
+  return builder.build(spec, ctx);
+}
+
+/** " (did you mean "momentum"?)" when a known key is within two edits of `key`. */
+function suggestion(key: string, known: readonly string[]): string {
+  let best = '';
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
 }
 
 export function buildSequential(specs: LayerSpec[], ctx: BuildContext): Sequential {
@@ -95,11 +128,11 @@ export function boolOption(spec: LayerSpec, name: string, fallback: boolean): bo
 
 registerLayer('Linear', (spec, ctx) =>
   new Linear(intOption(spec, ['inFeatures', 'in']), intOption(spec, ['outFeatures', 'out']), { bias: boolOption(spec, 'bias', true), init: ctx.init, rng: ctx.rng }),
-);
-registerLayer('Sigmoid', () => new Sigmoid());
-registerLayer('Tanh', () => new Tanh());
-registerLayer('ReLU', () => new ReLU());
-registerLayer('Dropout', (spec, ctx) => new Dropout(numberOption(spec, 'p', 0.5, (p) => p >= 0 && p < 1, 'in [0, 1)'), { rng: new Rng(ctx.rng.nextUint32()) }));
+['inFeatures', 'in', 'outFeatures', 'out', 'bias']);
+registerLayer('Sigmoid', () => new Sigmoid(), []);
+registerLayer('Tanh', () => new Tanh(), []);
+registerLayer('ReLU', () => new ReLU(), []);
+registerLayer('Dropout', (spec, ctx) => new Dropout(numberOption(spec, 'p', 0.5, (p) => p >= 0 && p < 1, 'in [0, 1)'), { rng: new Rng(ctx.rng.nextUint32()) }), ['p']);
 
 function batchNormOptions(spec: LayerSpec, ctx: BuildContext) {
   const merged: LayerSpec = { ...ctx.batchNorm, ...spec };
@@ -134,8 +167,9 @@ function batchNormVariantOptions(spec: LayerSpec): Pick<BatchNormOptions, 'stati
   }
   return { statistics: statistics as BatchNormStatistics, virtualBatchSize, renorm: renorm as RenormOptions | null };
 }
-registerLayer('BatchNorm1d', (spec, ctx) => new BatchNorm1d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
-registerLayer('BatchNorm2d', (spec, ctx) => new BatchNorm2d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)));
+const BATCH_NORM_KEYS = ['numFeatures', 'eps', 'momentum', 'affine', 'trackRunningStats', 'biasCorrection', 'statistics', 'virtualBatchSize', 'renorm'];
+registerLayer('BatchNorm1d', (spec, ctx) => new BatchNorm1d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)), BATCH_NORM_KEYS);
+registerLayer('BatchNorm2d', (spec, ctx) => new BatchNorm2d(intOption(spec, ['numFeatures']), batchNormOptions(spec, ctx)), BATCH_NORM_KEYS);
 
 /**
  * A size option of a convolution or pooling layer: an integer or a [height, width] pair, under its
@@ -173,7 +207,7 @@ registerLayer('Conv2d', (spec, ctx) => {
     rng: ctx.rng,
     algorithm: convAlgorithmOption(spec),
   });
-});
+}, ['inChannels', 'in', 'outChannels', 'out', 'kernelSize', 'kernel', 'stride', 'padding', 'bias', 'algorithm']);
 
 function convAlgorithmOption(spec: LayerSpec): ConvAlgorithm {
   const algorithm = spec.algorithm ?? 'auto';
@@ -188,9 +222,9 @@ for (const [type, Pool] of [['MaxPool2d', MaxPool2d], ['AvgPool2d', AvgPool2d]] 
       stride: spec.stride === undefined ? undefined : sizeOption(spec, ['stride']),
       padding: sizeOption(spec, ['padding'], { min: 0, default: 0 }),
     });
-  });
+  }, ['kernelSize', 'kernel', 'stride', 'padding']);
 }
-registerLayer('Flatten', () => new Flatten());
+registerLayer('Flatten', () => new Flatten(), []);
 
 registerLayer('LayerNorm', (spec) => {
   const raw = spec.normalizedShape;
@@ -204,10 +238,10 @@ registerLayer('LayerNorm', (spec) => {
     elementwiseAffine: boolOption(spec, 'elementwiseAffine', true),
     bias: boolOption(spec, 'bias', true),
   });
-});
+}, ['normalizedShape', 'eps', 'elementwiseAffine', 'bias']);
 registerLayer('GroupNorm', (spec) =>
   new GroupNorm(intOption(spec, ['numGroups']), intOption(spec, ['numChannels']), {
     eps: numberOption(spec, 'eps', 1e-5, (e) => e > 0, 'a positive number'),
     affine: boolOption(spec, 'affine', true),
   }),
-);
+['numGroups', 'numChannels', 'eps', 'affine']);

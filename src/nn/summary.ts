@@ -49,7 +49,7 @@ export function summary(model: Module, inputShape: readonly number[], title = 'M
   const rows = summaryRows(model, inputShape);
   const fmt = (n: number) => n.toLocaleString('en-US');
   const shapeStr = (s: number[]) => `(${['None', ...s.slice(1)].join(', ')})`;
-  const table = [['#', 'Layer (type)', 'Output shape', 'Params', 'Non-trainable', 'Running statistics'], ...rows.map((r) => [r.path, r.layer, shapeStr(r.outputShape), fmt(r.trainable), fmt(r.nonTrainable), r.note])];
+  const table = [['#', 'Layer (type)', 'Output shape', 'Trainable', 'Non-trainable', 'Running statistics'], ...rows.map((r) => [r.path, r.layer, shapeStr(r.outputShape), fmt(r.trainable), fmt(r.nonTrainable), r.note])];
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
   const rule = '─'.repeat(widths.reduce((a, b) => a + b + 2, -2));

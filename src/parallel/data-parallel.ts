@@ -90,7 +90,8 @@ export class DataParallel {
     private readonly workers: ScriptWorker[],
     gradTable: number,
     readonly optimizer: Optimizer | null,
-    private readonly inputShape: readonly number[],
+    /** The shape of one sample as the model takes it (a Trainer given this object reshapes its batches to it). */
+    readonly inputShape: readonly number[],
     /** Blocks of the shared memory this object reserved; referenced so they stay allocated while it lives. */
     private readonly reserved: Float32Array[],
     private readonly idleSpinMicros: number,

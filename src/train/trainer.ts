@@ -45,7 +45,7 @@ export interface TrainerOptions {
   seed?: number;
   /** Drop the short last batch of each epoch. Default: true when the model has batch norm (a tiny last batch gives noisy statistics; a batch of 1 gives none). */
   dropLast?: boolean;
-  /** Shape of one sample as the model expects it; the loader's samples are reshaped to it. */
+  /** Shape of one sample as the model expects it; the loader's samples are reshaped to it. Default: `parallel`'s, when given. */
   inputShape?: readonly number[];
   evalBatchSize?: number;
   onMetrics?: (m: TrainMetrics) => void;
@@ -57,8 +57,9 @@ export interface TrainerOptions {
 
 /** Training stopped because the loss became NaN or infinite. */
 export class DivergenceError extends Error {
-  constructor(readonly step: number, readonly loss: number, lr: number) {
-    super(`Training diverged at step ${step}: the loss is ${loss}. Lower the learning rate (now ${lr}), add batch norm, or check the input data for extreme values.`);
+  /** `which`: the loss that stopped the run, the training batch's or the test set's. */
+  constructor(readonly step: number, readonly loss: number, lr: number, which: 'loss' | 'test loss' = 'loss') {
+    super(`Training diverged at step ${step}: the ${which} is ${loss}. Lower the learning rate (now ${lr}), add batch norm, or check the input data for extreme values.`);
     this.name = 'DivergenceError';
   }
 }
@@ -87,10 +88,17 @@ export class Trainer {
   /** Made at the first evaluation and kept: its buffers serve every later one. */
   private testEvaluator: Evaluator | null = null;
 
-  constructor(readonly options: TrainerOptions) {
-    const { trainSet, batchSize } = options;
+  readonly options: TrainerOptions;
+
+  constructor(options: TrainerOptions) {
+    const { trainSet, batchSize, parallel } = options;
+    if (parallel && options.inputShape && !sameShape(options.inputShape, parallel.inputShape)) {
+      throw new Error(`Trainer: inputShape [${options.inputShape.join(', ')}] differs from the DataParallel's [${parallel.inputShape.join(', ')}]: give one shape (the DataParallel's is used when inputShape is left out)`);
+    }
+    this.options = parallel && !options.inputShape ? { ...options, inputShape: parallel.inputShape } : options;
     const hasBatchNorm = [...options.model.modules()].some((m) => m instanceof BatchNormBase);
     this.loader = new DataLoader(trainSet, { batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: options.dropLast ?? hasBatchNorm });
+    if (options.steps !== undefined && options.epochs !== undefined) throw new Error(`Give either steps or epochs, not both (got steps ${options.steps} and epochs ${options.epochs})`);
     if (options.steps !== undefined) {
       if (!Number.isInteger(options.steps) || options.steps < 1) throw new Error(`steps must be a positive integer, got ${options.steps}`);
       this.totalSteps = options.steps;
@@ -106,10 +114,10 @@ export class Trainer {
       const per = trainSet.sampleShape.reduce((a, b) => a * b, 1);
       throw new Error(`Training set "${trainSet.name}" contains ${trainSet.images[bad]} at flat index ${bad} (sample ${Math.floor(bad / per)}). Clean the data (e.g. replace missing values) before training.`);
     }
-    if (options.inputShape) {
-      const per = options.inputShape.reduce((a, b) => a * b, 1);
+    if (this.options.inputShape) {
+      const per = this.options.inputShape.reduce((a, b) => a * b, 1);
       const have = trainSet.sampleShape.reduce((a, b) => a * b, 1);
-      if (per !== have) throw new Error(`The model expects samples of shape [${options.inputShape.join(', ')}] (${per} values), but dataset "${trainSet.name}" has samples of shape [${trainSet.sampleShape.join(', ')}] (${have} values)`);
+      if (per !== have) throw new Error(`The model expects samples of shape [${this.options.inputShape.join(', ')}] (${per} values), but dataset "${trainSet.name}" has samples of shape [${trainSet.sampleShape.join(', ')}] (${have} values)`);
     }
   }
 
@@ -190,6 +198,9 @@ export class Trainer {
     if (!testSet) return null;
     this.testEvaluator ??= new Evaluator(testSet, { inputShape, batchSize: evalBatchSize });
     const r = this.testEvaluator.run(model);
+    // A batch loss can stay finite (1e33) on the way to weights that give NaN or ∞ on every input: the
+    // run has diverged all the same, and its model answers nothing.
+    if (!Number.isFinite(r.loss)) throw new DivergenceError(this.step, r.loss, this.options.optimizer.lr, 'test loss');
     this.record({ step: this.step, epoch: this.epoch, split: 'test', loss: r.loss, accuracy: r.accuracy, lr: this.options.optimizer.lr, time: this.elapsed });
     return r;
   }
@@ -269,4 +280,8 @@ export interface TrainerState {
   history: TrainMetrics[];
   lossSum: number;
   lossCount: number;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
