@@ -22,6 +22,8 @@ import {
   runConvergence,
   runDistribution,
   runGhostBatch,
+  describeGhostBatch,
+  GHOST_BATCH_QUICK,
   runInference,
   runSmoothness,
   runInputScale,
@@ -84,6 +86,22 @@ describe('helpers', () => {
     const defaults = { steps: 10, lrs: [0.1, 1] };
     assert.deepEqual(resolveSettings('x', { steps: 5, lrs: 3 }, defaults, defaults, false), { steps: 5, lrs: [3] });
     assert.throws(() => resolveSettings('x', { steps: 'many' }, defaults, defaults, false), /x: option "steps" must be a number/);
+  });
+
+  test('ghost-batch reading: a narrower gap is credited to the statistics noise only when test accuracy moved beyond its standard error', () => {
+    const rows = (testSmall: number, trainSmall: number) => [
+      { ghostSize: 8, trainAccuracy: trainSmall, testAccuracy: testSmall, gap: trainSmall - testSmall, diverged: false },
+      { ghostSize: 128, trainAccuracy: 1, testAccuracy: 0.791, gap: 1 - 0.791, diverged: false },
+      { ghostSize: null, trainAccuracy: 0.165, testAccuracy: 0.16, gap: 0.005, diverged: false },
+    ];
+    // 0.1 points of test accuracy on 1,000 images (SE 1.3 points), the rest of the 0.7 points from train accuracy.
+    const noise = describeGhostBatch({ rows: rows(0.792, 0.994), steps: 480 }, GHOST_BATCH_QUICK).reading.join(' ');
+    assert.match(noise, /test accuracy differed by only 0\.1 points \(1 of 1,000 test images\), less than the 1\.3 points standard error/);
+    assert.match(noise, /most of the narrowing is lower train accuracy \(99\.4% against 100\.0%\)\. One run cannot tell this from chance: more seeds \(--seeds 3\) can\./);
+    assert.doesNotMatch(noise, /comes from the noise of the batch statistics/);
+    // Test accuracy up 3 points: credited.
+    const real = describeGhostBatch({ rows: rows(0.821, 1), steps: 480 }, GHOST_BATCH_QUICK).reading.join(' ');
+    assert.match(real, /test accuracy rose by 3\.0 points: that much of the regularizing effect comes from the noise of the batch statistics/);
   });
 
   test('effects over seeds: the count of seeds, the mean and range, and a reading that states only what held on every seed', () => {

@@ -263,6 +263,19 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
         ? `With BN the train−test gap was ${formatPercent(bnSmall)} at batch ${smallest} and ${formatPercent(bnLarge)} at batch ${largest}: it narrows as the batch shrinks and the noise of the batch statistics grows, as a regularizer should.`
         : `With BN the train−test gap was ${formatPercent(bnSmall)} at batch ${smallest} and ${formatPercent(bnLarge)} at batch ${largest}: it did not narrow at the small batch, so the regularizing effect of the noise did not show in this run.`,
     );
+    // LayerNorm and GroupNorm use no batch statistics: whatever their gaps do with the batch size is not
+    // that noise (smaller batches also mean more, noisier updates), so BN's narrowing is read against theirs.
+    const controls = (['layer', 'group'] as const).filter((n) => d.norms.includes(n) && gapOf(n, smallest) !== null && gapOf(n, largest) !== null);
+    if (bnSmall < bnLarge && controls.length) {
+      const narrowing = (n: HiddenNorm) => gapOf(n, largest)! - gapOf(n, smallest)!;
+      const asMuch = controls.filter((n) => narrowing(n) >= narrowing('batch') || gapOf(n, smallest)! <= bnSmall);
+      const list = controls.map((n) => `${NORM_LABELS[n]} ${formatPercent(gapOf(n, smallest)!)} at batch ${smallest} and ${formatPercent(gapOf(n, largest)!)} at batch ${largest}`).join('; ');
+      reading.push(
+        asMuch.length
+          ? `But the controls without batch statistics had gaps of ${list}: ${asMuch.map((n) => NORM_LABELS[n]).join(' and ')} narrowed as much or ended as small, so in this run the narrowing at small batches is not shown to come from the noise of the batch statistics; the batch size changes the updates too.`
+          : `The controls without batch statistics had gaps of ${list}: they narrowed less than BN's, which points to the noise of the batch statistics for the rest.`,
+      );
+    }
     const fitGap = bnS.trainAccuracy! - bnL.trainAccuracy!;
     reading.push(
       Math.abs(fitGap) <= 0.02
@@ -277,7 +290,7 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
         (bnSmall < plainSmall
           ? `At batch ${smallest} BN had the smaller gap (without BN the network reached ${formatPercent(plS.trainAccuracy!)} train accuracy, with BN ${formatPercent(bnS.trainAccuracy!)}).`
           : `At batch ${smallest} BN did not have the smaller gap.`) +
-        (smaller.length ? ` BN had the smaller gap at batch ${smaller.join(', ')}.` : '') +
+        (smaller.filter((b) => b !== smallest).length ? ` BN had the smaller gap ${bnSmall < plainSmall ? 'also ' : ''}at batch ${smaller.filter((b) => b !== smallest).join(', ')}.` : '') +
         (unfit.length ? ` Without BN the network reached only ${unfit.map((g) => `${formatPercent(g.trainAccuracy!)} train accuracy at batch ${g.batchSize}`).join(', ')} in the same epochs, so its gap there says little.` : ''),
     );
   }
@@ -305,6 +318,8 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
   return { reading, summary, headlines };
 }
 
+const SAMPLING = 'sampling prediction';
+
 /** The figures of a result: one seed's curves, or the mean and range over the seeds. */
 export const batchSizeFigures: (result: BatchSizeResult) => Figure[] = figuresOverSeeds(batchSizeFiguresOfOne);
 
@@ -325,7 +340,12 @@ function batchSizeFiguresOfOne(result: BatchSizeResult): Figure[] {
     noise.push({ batchSize: r.batchSize, spread: r.meanSpread, statistic: 'batch mean', series: `BN layer ${r.layer}` });
     noise.push({ batchSize: r.batchSize, spread: r.varianceSpread, statistic: 'batch variance', series: `BN layer ${r.layer}` });
   }
-  for (const b of s.noiseBatchSizes) for (const statistic of ['batch mean', 'batch variance']) noise.push({ batchSize: b, spread: 1 / Math.sqrt(b), statistic, series: '1/√batch' });
+  // What sampling alone predicts for normally distributed values: the batch mean's spread is 1/√B standard
+  // deviations, the batch variance's √(2/(B−1)) of the variance (the two panels need different lines).
+  for (const b of s.noiseBatchSizes) {
+    noise.push({ batchSize: b, spread: 1 / Math.sqrt(b), statistic: 'batch mean', series: SAMPLING });
+    noise.push({ batchSize: b, spread: Math.sqrt(2 / (b - 1)), statistic: 'batch variance', series: SAMPLING });
+  }
   const layerSeries = [...new Set(d.noise.map((r) => `BN layer ${r.layer}`))];
   return [
     {
@@ -343,8 +363,8 @@ function batchSizeFiguresOfOne(result: BatchSizeResult): Figure[] {
     {
       id: 'noise',
       title: 'Noise of the batch statistics against batch size',
-      caption: `Spread (RMS over ${s.noiseDraws} random batches and all units) of each BN layer's batch mean, in population standard deviations, and of its batch variance relative to the population variance; log-log. The black line is 1/√batch.`,
-      spec: xyChart({ values: noise, mark: 'line+point', x: { field: 'batchSize', title: 'batch size (log scale)', scale: 'log', values: s.noiseBatchSizes }, y: { field: 'spread', title: 'spread around the population value (log)', scale: 'log' }, color: { field: 'series', title: 'series', domain: [...layerSeries, '1/√batch'], range: ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00'].slice(0, layerSeries.length).concat(['#000000']) }, column: { field: 'statistic', title: '', domain: ['batch mean', 'batch variance'] }, width: 300 }),
+      caption: `Spread (RMS over ${s.noiseDraws} random batches and all units) of each BN layer's batch mean, in population standard deviations, and of its batch variance relative to the population variance; log-log. The black line is what sampling alone predicts for normally distributed values: 1/√batch for the mean, √(2/(batch−1)) for the variance.`,
+      spec: xyChart({ values: noise, mark: 'line+point', x: { field: 'batchSize', title: 'batch size (log scale)', scale: 'log', values: s.noiseBatchSizes }, y: { field: 'spread', title: 'spread around the population value (log)', scale: 'log' }, color: { field: 'series', title: 'series', domain: [...layerSeries, SAMPLING], range: ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00'].slice(0, layerSeries.length).concat(['#000000']) }, column: { field: 'statistic', title: '', domain: ['batch mean', 'batch variance'] }, width: 300 }),
     },
   ];
 }

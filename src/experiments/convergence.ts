@@ -257,6 +257,20 @@ function describe(d: ConvergenceData, s: ConvergenceSettings) {
     reading.push(`Learning-rate sweep (${formatCount(s.sweepSteps)} steps per rate, ${rates}): largest rate that trained: ${which('bn')}; ${which('plain')}.`);
     sweepLine = `largest learning rate that trained: ${which('bn')}; ${which('plain')}`;
   }
+  // Tolerating a higher rate is about divergence: a network that diverged nowhere but trained nowhere either
+  // sat on a plateau (slow at every rate), which the sweep must not pass off as instability.
+  const largestFinite = (n: Network) => {
+    const ok = d.sweep.filter((p) => p.network === n && p.status !== 'diverged').map((p) => p.lr);
+    return ok.length ? Math.max(...ok) : null;
+  };
+  const neverDiverged = NETWORKS.filter((n) => !d.sweep.some((p) => p.network === n && p.status === 'diverged'));
+  const stuck = NETWORKS.filter((n) => ls[n] === null && neverDiverged.includes(n));
+  reading.push(
+    (neverDiverged.length === NETWORKS.length
+      ? `No rate of the grid (up to ${formatNumber(Math.max(...s.sweepLrs))}) diverged, with BN or without.`
+      : `Largest rate that did not diverge: ${NETWORKS.map((n) => `${largestFinite(n) === null ? 'none' : formatNumber(largestFinite(n)!)} ${NETWORK_LABELS[n]}`).join('; ')}.`) +
+      (stuck.length ? ` ${stuck.map((n) => NETWORK_LABELS[n]).map((l) => l[0].toUpperCase() + l.slice(1)).join(' and ')} no rate trained and none diverged: in ${formatCount(s.sweepSteps)} steps the network stayed near the chance loss at every rate (the sigmoid plateau), so this sweep shows slow training, not instability at large rates.` : ''),
+  );
   const unstable = (n: Network) => d.sweep.filter((p) => p.network === n && p.status !== 'trained').map((p) => `${formatNumber(p.lr)} (${p.status})`);
   for (const n of NETWORKS) {
     const u = unstable(n);
@@ -290,7 +304,8 @@ function convergenceFiguresOfOne(result: ConvergenceResult): Figure[] {
     for (const p of d.runs[n].test) acc.push({ step: p.step, accuracy: p.accuracy, network: NETWORK_LABELS[n] });
     for (const p of d.runs[n].train) if (p.loss > 0 && Number.isFinite(p.loss)) loss.push({ step: p.step, loss: p.loss, network: NETWORK_LABELS[n] });
   }
-  const sweepRows: Row[] = d.sweep.map((p) => ({ lr: p.lr, accuracy: p.accuracy, loss: p.finalLoss, network: NETWORK_LABELS[p.network], status: p.status }));
+  // Drawn a little apart at each rate (×0.9 with BN, ×1.1 without), so one network's point never hides the other's.
+  const sweepRows: Row[] = d.sweep.map((p) => ({ lr: p.lr, drawnAt: p.lr * (p.network === 'bn' ? 0.9 : 1.1), accuracy: p.accuracy, loss: p.finalLoss, network: NETWORK_LABELS[p.network], status: p.status }));
   return [
     {
       id: 'accuracy',
@@ -307,8 +322,8 @@ function convergenceFiguresOfOne(result: ConvergenceResult): Figure[] {
     {
       id: 'lr-sweep-accuracy',
       title: 'Learning-rate sweep: test accuracy',
-      caption: `Test accuracy after ${formatCount(s.sweepSteps)} steps at each learning rate (log scale). Runs that diverged have no point; filled shapes mark the run's status.`,
-      spec: xyChart({ values: sweepRows.filter((r) => r.accuracy !== null), mark: 'point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.sweepLrs }, y: { field: 'accuracy', title: 'test accuracy', format: '.0%', domain: [0, 1] }, color: { field: 'network', title: 'network', domain }, detail: { field: 'status', title: 'run', domain: ['trained', 'no better than chance', 'diverged'] } }),
+      caption: `Test accuracy after ${formatCount(s.sweepSteps)} steps at each learning rate (log scale). Runs that diverged have no point; shapes mark the run's status; the two networks' points at a rate are drawn slightly apart.`,
+      spec: xyChart({ values: sweepRows.filter((r) => r.accuracy !== null), mark: 'point', x: { field: 'drawnAt', title: 'learning rate (log scale)', scale: 'log', values: s.sweepLrs }, y: { field: 'accuracy', title: 'test accuracy', format: '.0%', domain: [0, 1] }, color: { field: 'network', title: 'network', domain }, detail: { field: 'status', title: 'run', domain: ['trained', 'no better than chance'] } }),
     },
     {
       id: 'lr-sweep-loss',

@@ -187,6 +187,18 @@ function describe(d: InputScaleData, s: InputScaleSettings) {
     return `${SCALE_VARIANT_LABELS[v]} ${o === null ? '—' : formatNumber(o)} → ${sc === null ? '—' : formatNumber(sc)}`;
   });
   reading.push(`The learning rate each needs (lowest final loss on the grid), original → scaled: ${needs.join('; ')}.`);
+  // With a coarse grid, two rates that end a few hundredths apart do not say which one a network needs.
+  const undecided = SCALE_VARIANTS.filter((v) => {
+    const losses = d.runs.filter((r) => r.variant === v && r.input === 'scaled' && r.finalLoss !== null).map((r) => r.finalLoss!).sort((a, b) => a - b);
+    return losses.length > 1 && losses[1] - losses[0] < 0.05;
+  });
+  if (undecided.length) reading.push(`On the scaled input ${undecided.map((v) => SCALE_VARIANT_LABELS[v]).join(' and ')} ended within 0.05 nats at two rates of the grid, so the grid does not tell which rate ${undecided.length > 1 ? 'they need' : 'it needs'}.`);
+  // A baseline that does not learn at all sets a penalty of "not training": the shares removed compare with that.
+  const chance = Math.log(10);
+  const noneScaled = bestOf('none', 'scaled');
+  if (noneScaled.finalLoss !== null && noneScaled.finalLoss > 0.8 * chance) {
+    reading.push(`Without normalization the network did not learn on the scaled input at any rate of the grid (best final loss ${formatValue(noneScaled.finalLoss)} against ${formatValue(chance)} for a uniform guess${noneScaled.accuracy === null ? '' : `, test accuracy ${formatPercent(noneScaled.accuracy)}`}): the penalty is the whole of training, and the share removed says the normalized networks trained where it could not.`);
+  }
   const osc = SCALE_VARIANTS.map((v) => {
     const b = bestOf(v, 'scaled');
     return `${SCALE_VARIANT_LABELS[v]} ${b.overshoot === null ? '—' : formatPercent(b.overshoot, 0)}`;
@@ -204,12 +216,12 @@ function describe(d: InputScaleData, s: InputScaleSettings) {
   const headlines = [
     { label: 'scale penalty (best final loss, scaled − original): none / input BN / BN everywhere', value: SCALE_VARIANTS.map((v) => (d.penalty[v] === null ? '—' : formatValue(d.penalty[v]!))).join(' / ') },
     { label: 'share of the penalty removed by input BN / BN everywhere', value: (['input-bn', 'bn-everywhere'] as const).map((v) => (d.removed[v] === null ? '—' : formatPercent(d.removed[v]!, 0))).join(' / ') },
-    { label: 'learning rate needed on scaled input: none / input BN / BN everywhere', value: SCALE_VARIANTS.map((v) => (bestOf(v, 'scaled').lr === null ? '—' : formatNumber(bestOf(v, 'scaled').lr!))).join(' / ') },
+    { label: `best learning rate of the grid (${s.lrs.map(formatNumber).join(', ')}) on scaled input: none / input BN / BN everywhere`, value: SCALE_VARIANTS.map((v) => (bestOf(v, 'scaled').lr === null ? '—' : formatNumber(bestOf(v, 'scaled').lr!))).join(' / ') },
   ];
   const summary = [
     `scale penalty on the best final loss: ${SCALE_VARIANTS.map((v) => `${SCALE_VARIANT_LABELS[v]} ${d.penalty[v] === null ? '—' : formatValue(d.penalty[v]!)}`).join(', ')}`,
     `input BN removed ${d.removed['input-bn'] === null ? '— (no penalty to remove)' : formatPercent(Math.max(0, d.removed['input-bn']), 0)} of the penalty; BN everywhere ${d.removed['bn-everywhere'] === null ? '—' : formatPercent(Math.max(0, d.removed['bn-everywhere']), 0)}`,
-    `learning rate needed on scaled input: ${SCALE_VARIANTS.map((v) => `${SCALE_VARIANT_LABELS[v]} ${bestOf(v, 'scaled').lr === null ? '—' : formatNumber(bestOf(v, 'scaled').lr!)}`).join(', ')}`,
+    `best learning rate of the grid on scaled input: ${SCALE_VARIANTS.map((v) => `${SCALE_VARIANT_LABELS[v]} ${bestOf(v, 'scaled').lr === null ? '—' : formatNumber(bestOf(v, 'scaled').lr!)}`).join(', ')}`,
   ];
   return { reading, summary, headlines };
 }
@@ -253,7 +265,7 @@ function inputScaleFiguresOfOne(result: InputScaleResult): Figure[] {
       id: 'oscillation',
       title: 'Oscillation: updates that made their own batch worse',
       caption: 'Fraction of steps after which the loss of the batch the update was computed on went up (measured with the batch statistics, as in training). Overshooting along badly scaled directions shows up here first.',
-      spec: xyChart({ values: sweep.filter((r) => r.overshoot !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.lrs }, y: { field: 'overshoot', title: 'share of updates raising their batch loss', format: '.0%', domain: [0, 1] }, color: { field: 'variant', title: 'network', domain }, column: { field: 'input', title: '', domain: inputDomain }, width: 300 }),
+      spec: xyChart({ values: sweep.filter((r) => r.overshoot !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.lrs }, y: { field: 'overshoot', title: 'share of updates raising their batch loss', format: '.0%', zero: true }, color: { field: 'variant', title: 'network', domain }, column: { field: 'input', title: '', domain: inputDomain }, width: 300 }),
     },
   ];
 }
