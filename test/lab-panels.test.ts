@@ -19,6 +19,9 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { bnlab } from './support/cli.js';
 import { separableCsv } from './support/own-data.js';
 import { advance, launch, openLab, serve, type WatchedPage } from './support/lab.js';
+import { nextHistRange } from '../web/src/panels/inside.js';
+import { sweepOutcome } from '../web/src/panels/convergence.js';
+import { ghostProblem } from '../web/src/panels/batch-size.js';
 
 let browser: Browser;
 let server: { url: string; close(): Promise<void> };
@@ -34,6 +37,23 @@ async function nextReading(page: Page, panel: string, before = ''): Promise<stri
   }, [panel, before] as const, { timeout: 60_000 });
   return reading(page, panel);
 }
+/** A "1" on the digit pad: one stroke down the middle, with the mouse. */
+async function drawOne(page: Page): Promise<void> {
+  const pad = page.locator('#digit-pad');
+  await pad.scrollIntoViewIfNeeded();
+  const box = (await pad.boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * 0.15);
+  await page.mouse.down();
+  for (let i = 1; i <= 20; i++) await page.mouse.move(box.x + box.width * (0.52 - 0.04 * (i / 20)), box.y + box.height * (0.15 + 0.7 * (i / 20)));
+  await page.mouse.up();
+}
+/** Type into a number box and leave it, as a person would (the control reads it on change). */
+async function enter(page: Page, id: string, value: string): Promise<void> {
+  await page.locator(`#${id}`).fill(value);
+  await page.locator(`#${id}`).press('Tab');
+}
+const readingMatches = (page: Page, panel: string, re: RegExp) =>
+  page.waitForFunction(([id, source]) => new RegExp(source).test(document.querySelector(`#panel-${id} .reading`)?.textContent ?? ''), [panel, re.source] as const, { timeout: 60_000 }).catch(() => {});
 const numbers = (text: string) => (text.match(/-?\d+(\.\d+)?/g) ?? []).map(Number);
 
 before(async () => {
@@ -81,6 +101,106 @@ describe('lab panels', () => {
     assert.ok(bnDrift < plainDrift, `with batch norm the layers' inputs drift less: ${inside}`);
   });
 
+  test('"Measure drift from now on" says it waits for a later probe, then measures from the new reference only', async () => {
+    const page = lab.page;
+    const at = (await page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { step: number } } }).bnlabLab.snapshot().step));
+    await page.locator('#inside-reference').click();
+    await readingMatches(page, 'inside', /Drift will be measured|Drift is measured from step/);
+    const waiting = await reading(page, 'inside');
+    assert.match(waiting, new RegExp(`Drift will be measured from the first probe at or after step ${at}: train on\\.|Drift is measured from step \\d+ on`), waiting);
+    assert.doesNotMatch(waiting, /moved/, 'no conclusion from a single probe');
+    await advance(page, 300);
+    await readingMatches(page, 'inside', /Since step \d+ the hidden layers/);
+    const measured = await reading(page, 'inside');
+    const since = Number(/Since step (\d+) the hidden layers' input distributions moved [\d.]+ of their spread on average with batch norm and [\d.]+ without/.exec(measured)?.[1]);
+    assert.ok(since >= at, `measured from the new reference (${at} or later): ${measured}`);
+  });
+
+  test('Batch size and noise: another unit starts its own series; a ghost-batch size that does not divide the batch says so', async () => {
+    const page = lab.page;
+    await readingMatches(page, 'batch-size', /σ\/√B = \d/);
+    await enter(page, 'ctl-noiseUnit', '5');
+    // The samples of unit 0 are not this unit's: until it is measured the panel has nothing to quote.
+    await readingMatches(page, 'batch-size', /^Train a few steps/);
+    assert.match(await reading(page, 'batch-size'), /^Train a few steps/);
+    await advance(page, 10);
+    await readingMatches(page, 'batch-size', /σ\/√B = \d/);
+    assert.match(await reading(page, 'batch-size'), /jitters [-\d.e]+ from step to step/);
+    await enter(page, 'ctl-ghostBatch', '7');
+    await page.locator('#ghost-note').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#ghost-note').innerText(), /^Ghost batches of 7 are off: the size must divide the batch size 60 \(e\.g\. 2, 3, 4, 5, 6, 10, 12, 15\)\.$/);
+    await enter(page, 'ctl-ghostBatch', '10');
+    await page.locator('#ghost-note').waitFor({ state: 'hidden' });
+    await enter(page, 'ctl-noiseUnit', '0');
+    await enter(page, 'ctl-ghostBatch', '0');
+  });
+
+  test('Inside the network: a unit past the layer’s width is its last unit, and the reading says so', async () => {
+    const narrow = await openLab(browser, `${server.url}#seed=3&width=2&insideUnit=50`);
+    try {
+      await advance(narrow.page, 60);
+      await readingMatches(narrow.page, 'inside', /steps 0 to 50/);
+      assert.match(await reading(narrow.page, 'inside'), /^Unit 1 of hidden layer 3 \(the layer has 2 units, so unit 50 does not exist: its last unit is shown\), steps 0 to 50: with batch norm its median input went from -?[\d.]+ to/);
+      assert.deepEqual(narrow.errors, []);
+    } finally {
+      await narrow.page.context().close();
+    }
+  });
+
+  test('Inside the network after the network without batch norm diverged: the reading names the step and describes the other', async () => {
+    const relu = await openLab(browser, `${server.url}#activation=relu&lr=1`);
+    try {
+      await advance(relu.page, 60);
+      // Each network reports from its own worker: wait for the reading written once both have.
+      await readingMatches(relu.page, 'inside', /diverged at step \d+ .*steps 0 to 50/);
+      const text = await reading(relu.page, 'inside');
+      const snap = await relu.page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { runs: { nobn: { diverged: { step: number } | null } } } } }).bnlabLab.snapshot());
+      assert.ok(snap.runs.nobn.diverged, 'the network without batch norm diverged');
+      assert.match(text, new RegExp(`^The network without batch norm diverged at step ${snap.runs.nobn.diverged!.step} and is no longer measured; in the one with it, unit 0 of hidden layer 3, steps 0 to 50: its median input went from`), text);
+      assert.doesNotMatch(text, /train a few steps/);
+      assert.deepEqual(relu.errors, []);
+    } finally {
+      await relu.page.context().close();
+    }
+  });
+
+  test('Fashion-MNIST: the input-scale panel names it; a digit drawn before any training says the network is untrained, without console warnings', async () => {
+    const fashion = await openLab(browser, `${server.url}#dataset=fashion-mnist&seed=3`);
+    try {
+      const page = fashion.page;
+      await drawOne(page);
+      const results = page.locator('#digit-results');
+      await results.locator('.prob-block').first().waitFor({ timeout: 60_000 });
+      assert.match(await results.locator('.prob-bn').innerText(), /untrained/);
+      assert.match(await results.locator('.prob-nobn .prob-title').first().innerText(), /^prediction \(no batch norm: the same in eval and training mode\): \d \(/);
+      await readingMatches(page, 'test-time', /has not trained yet/);
+      assert.match(await reading(page, 'test-time'), /the network with batch norm has not trained yet.*train some steps first/);
+      await advance(page, 10);
+      await readingMatches(page, 'input-scale', /on Fashion-MNIST/);
+      assert.match(await reading(page, 'input-scale'), /; on Fashion-MNIST with its pixels as they are, after 10 steps/);
+      assert.match(await page.locator('#input-scale-dataset-title').innerText(), /^Fashion-MNIST, with and without batch norm$/);
+      assert.doesNotMatch(await page.locator('#panel-input-scale').innerText(), /\bMNIST\b(?<!Fashion-MNIST)/);
+      assert.deepEqual(fashion.warnings, [], 'no console warnings');
+      assert.deepEqual(fashion.errors, []);
+    } finally {
+      await fashion.page.context().close();
+    }
+  });
+
+  test('the histogram range follows the data, with hysteresis; the sweep tells trained, did not learn and diverged apart', () => {
+    assert.equal(nextHistRange(8, 5), 8, 'data inside the range: unchanged');
+    assert.equal(nextHistRange(8, 9), 16, 'wider data widen it at once');
+    assert.equal(nextHistRange(64, 7), 8, 'data in a quarter of the range or less narrow it');
+    assert.equal(nextHistRange(16, 7), 16, 'not back and forth at a boundary');
+    assert.equal(nextHistRange(8, NaN), 8);
+    assert.equal(sweepOutcome({ finalLoss: 0.2, diverged: null }), 'trained');
+    assert.equal(sweepOutcome({ finalLoss: 2.3, diverged: null }), 'did not learn');
+    assert.equal(sweepOutcome({ finalLoss: NaN, diverged: { step: 3 } }), 'diverged');
+    assert.equal(ghostProblem(10, 60), null);
+    assert.equal(ghostProblem(0, 60), null);
+    assert.match(ghostProblem(7, 1000)!, /must divide the batch size 1000/);
+  });
+
   test('the input-scale slider changes the gradient-descent paths, with the library’s step counts', async () => {
     const page = lab.page;
     const canvas = page.locator('#panel-input-scale canvas').first();
@@ -102,19 +222,12 @@ describe('lab panels', () => {
   test('a digit drawn with the mouse is classified by both networks, beside a batch of one in training mode', async () => {
     const page = lab.page;
     await advance(page, 300);
-    const pad = page.locator('#digit-pad');
-    await pad.scrollIntoViewIfNeeded();
-    const box = (await pad.boundingBox())!;
-    // A "1": one stroke down the middle.
-    await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * 0.15);
-    await page.mouse.down();
-    for (let i = 1; i <= 20; i++) await page.mouse.move(box.x + box.width * (0.52 - 0.04 * (i / 20)), box.y + box.height * (0.15 + 0.7 * (i / 20)));
-    await page.mouse.up();
+    await drawOne(page);
     const results = page.locator('#digit-results');
     await results.locator('.prob-block').first().waitFor({ timeout: 60_000 });
     const text = (await results.textContent())!;
     assert.match(text, /With batch norm.*eval mode \(running statistics\): \d \(/s);
-    assert.match(text, /Without batch norm.*eval mode \(running statistics\): \d \(/s);
+    assert.match(text, /Without batch norm.*prediction \(no batch norm: the same in eval and training mode\): \d \(/s);
     assert.match(text, /batch of one, training mode: each batch norm outputs β/);
     assert.match(text, /The library refuses it: .*batch statistics need more than one value per channel/);
     const top = (await results.locator('.prob-bn .prob-title').first().textContent())!;

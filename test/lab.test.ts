@@ -150,6 +150,68 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     checkClean(p);
   });
 
+  test('a link with hundreds of ignored entries: the note sits below the bar, names a few, counts the rest and closes', async () => {
+    const many = Array.from({ length: 380 }, (_, i) => `k${i}=1`).join('&');
+    const p = await open(`${isolated.url}#=5&depth=2&${many}`);
+    const { page } = p;
+    const note = page.locator('#ignored-settings');
+    const text = await note.innerText();
+    assert.match(text, /\(empty name\) \(unknown setting\); k0 \(unknown setting\)/, text);
+    assert.match(text, /and 373 more\./, text);
+    assert.ok(text.length < 400, `the note stays short: ${text.length} characters`);
+    assert.equal(await page.locator('header #ignored-settings').count(), 0, 'the note is not in the sticky bar');
+    const header = await page.locator('header.top').evaluate((h) => h.getBoundingClientRect().height);
+    assert.ok(header < 160, `the sticky bar is ${header} px tall`);
+    assert.equal((await snapshot(page)).config.depth, 2, 'the valid entries apply');
+    await note.locator('.note-close').click();
+    assert.equal(await page.locator('#ignored-settings').count(), 0, 'closed');
+    checkClean(p);
+  });
+
+  test('a hash changed in the same tab is read as at load and applied as a Reset; the lab’s own writes do not reset it', async () => {
+    const p = await open(isolated.url);
+    const { page } = p;
+    await advance(page, 5);
+    await page.evaluate(() => (location.hash = '#depth=2&width=16&seed=4&bogus=1'));
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().config.depth === 2);
+    const snap = await snapshot(page);
+    const wanted = { ...defaultState(), depth: 2, width: 16, seed: 4 };
+    assert.deepEqual(snap.config, wanted);
+    assert.equal(snap.step, 0, 'the twins were rebuilt');
+    assert.equal(await page.evaluate(() => location.hash), serializeHash(wanted));
+    assert.equal(await page.locator('#ctl-width').inputValue(), '16');
+    assert.equal(await page.locator('#ctl-depth').inputValue(), '2');
+    assert.match(await page.locator('#ignored-settings').innerText(), /bogus \(unknown setting\)/);
+    // A control changed now writes the new state, not the one before the hash changed, and does not reset.
+    await advance(page, 3);
+    await setSlider(page, 'ctl-lr', String(Math.log10(0.1)));
+    await page.waitForTimeout(300);
+    assert.equal(parseHash(await page.evaluate(() => location.hash)).state.depth, 2);
+    assert.equal((await snapshot(page)).step, 3, 'the lab’s own hash write did not reset the twins');
+    // Back to the previous link: read again and applied.
+    await page.evaluate(() => (location.hash = '#depth=4'));
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().config.depth === 4);
+    assert.equal(await page.locator('#ignored-settings').count(), 0, 'the old note went with its link');
+    await page.evaluate(() => history.back());
+    await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().config.depth === 2);
+    assert.equal(await page.locator('#ctl-depth').inputValue(), '2');
+
+    // A number box emptied shows the value in use again, with a hint, and the state keeps it.
+    const unit = page.locator('#ctl-insideUnit');
+    await unit.fill('5');
+    await unit.press('Tab');
+    await page.waitForFunction(() => /insideUnit=5(&|$)/.test(location.hash));
+    await unit.fill('');
+    await unit.press('Tab');
+    assert.equal(await unit.inputValue(), '5');
+    assert.match(await page.locator('#hint-insideUnit').innerText(), /empty: a whole number from 0 to 511; still 5/);
+    assert.match(await page.evaluate(() => location.hash), /insideUnit=5(&|$)/);
+    await unit.fill('9');
+    await unit.press('Tab');
+    assert.equal(await page.locator('#hint-insideUnit').isVisible(), false, 'the hint goes with the next valid entry');
+    checkClean(p);
+  });
+
   test('play, pause and step with the buttons and the keyboard; reset returns to the same start', async () => {
     const p = await open(isolated.url);
     const { page } = p;

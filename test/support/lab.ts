@@ -35,6 +35,8 @@ export interface WatchedPage {
   page: Page;
   /** Console errors and uncaught exceptions, in the page and its workers. */
   errors: string[];
+  /** Console warnings, in the page and its workers. */
+  warnings: string[];
   /** Requests to anywhere but the lab's origin (data:/blob: URLs are local). */
   foreign: string[];
 }
@@ -56,10 +58,11 @@ export async function openLab(browser: Browser, url: string, options: OpenOption
   const page = await context.newPage();
   const origin = new URL(url).origin;
   const errors: string[] = [];
+  const warnings: string[] = [];
   const foreign: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : m.type() === 'warning' && warnings.push(m.text())));
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && errors.push(`worker: ${m.text()}`)));
+  page.on('worker', (w) => w.on('console', (m) => (m.type() === 'error' ? errors.push(`worker: ${m.text()}`) : m.type() === 'warning' && warnings.push(`worker: ${m.text()}`))));
   context.on('request', (r) => {
     const u = r.url();
     if (!u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin) foreign.push(u);
@@ -67,7 +70,7 @@ export async function openLab(browser: Browser, url: string, options: OpenOption
   await options.before?.(context);
   await page.goto(url);
   if (waitForReady) await page.waitForFunction(() => (globalThis as { bnlabLab?: { ready: boolean } }).bnlabLab?.ready === true, null, { timeout: 60_000 });
-  return { page, errors, foreign };
+  return { page, errors, warnings, foreign };
 }
 
 export interface Snapshot {

@@ -14,18 +14,48 @@ import { installTestHook } from './test-hook.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
+/** At most this many ignored entries of a link are named; the rest are counted. */
+const IGNORED_SHOWN = 8;
+
 const parsed = parseHash(location.hash);
 let state: LabState = parsed.state;
 const notices = $('notices');
-if (parsed.ignored.length) notice(`This link had settings that were ignored (the defaults are used instead): ${parsed.ignored.join('; ')}.`, 'warning');
-history.replaceState(null, '', serializeHash(state));
+let ignoredNotice = ignoredSettingsNotice(parsed.ignored);
+/** The hash the lab wrote last: a hashchange to it is the lab's own doing, not a new link. */
+let writtenHash = serializeHash(state);
+history.replaceState(null, '', writtenHash);
 
+/** A note above the panels (outside the sticky bar, which stays small), with a button that closes it. */
 function notice(text: string, kind: 'warning' | 'info' | 'error' = 'info'): HTMLElement {
   const p = document.createElement('p');
-  p.className = `note ${kind}`;
-  p.textContent = text; // text, never HTML: URL contents end up here
+  p.className = `note ${kind} dismissible`;
+  const body = document.createElement('span');
+  body.textContent = text; // text, never HTML: URL contents end up here
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.className = 'note-close';
+  close.textContent = '×';
+  close.title = 'Close this note';
+  close.setAttribute('aria-label', 'Close this note');
+  close.addEventListener('click', () => p.remove());
+  p.append(body, close);
   notices.append(p);
   return p;
+}
+
+/** The note that lists a link's ignored settings (none when there are none). */
+function ignoredSettingsNotice(ignored: string[]): HTMLElement | null {
+  if (ignored.length === 0) return null;
+  const shown = ignored.slice(0, IGNORED_SHOWN).join('; ');
+  const more = ignored.length > IGNORED_SHOWN ? ` and ${ignored.length - IGNORED_SHOWN} more` : '';
+  const el = notice(`This link had settings that were ignored (the defaults are used instead): ${shown}${more}.`, 'warning');
+  el.id = 'ignored-settings';
+  return el;
+}
+
+function writeHash(s: LabState): void {
+  writtenHash = serializeHash(s);
+  history.replaceState(null, '', writtenHash);
 }
 
 const progressBar = $<HTMLProgressElement>('load-progress');
@@ -103,28 +133,37 @@ function controlFor(p: Prop): HTMLElement {
   applies.className = `applies applies-${p.applies}`;
   applies.textContent = p.applies === 'now' ? 'applies now' : p.applies === 'reset' ? 'on reset' : '';
   if (p.help) wrap.title = p.help;
+  const hint = document.createElement('span');
+  hint.className = 'control-hint';
+  hint.id = `hint-${p.name}`;
+  hint.setAttribute('role', 'status');
+  hint.hidden = true;
   input.addEventListener(isSlider(p) ? 'input' : 'change', () => {
     let v: string | number | boolean;
     if (p.type === 'enum') v = input.value;
     else if (p.type === 'bool') v = (input as HTMLInputElement).checked;
     else if (p.type === 'number' && p.log) v = Number((10 ** Number(input.value)).toPrecision(2));
-    else v = Number(input.value);
+    else v = input.value.trim() === '' ? NaN : Number(input.value); // an emptied box is no value, not 0
     if (typeof v === 'number' && (p.type === 'int' || p.type === 'number') && !(v >= p.min && v <= p.max && (p.type !== 'int' || Number.isInteger(v)))) {
-      input.setCustomValidity(`between ${p.min} and ${p.max}${p.type === 'int' ? ', whole' : ''}`);
-      input.reportValidity();
+      // The box shows the value in use again, and a hint says what it takes, until the next valid entry.
+      const kept = String((state as Record<string, unknown>)[p.name]);
+      hint.textContent = `${input.value.trim() === '' ? 'empty' : `${input.value} is not allowed`}: ${p.type === 'int' ? 'a whole number' : 'a number'} from ${p.min} to ${p.max}; still ${kept}`;
+      hint.hidden = false;
+      input.value = kept;
       return;
     }
-    input.setCustomValidity('');
+    hint.hidden = true;
     setState({ [p.name]: v } as Partial<LabState>);
   });
   controls.set(p.name, input);
   wrap.append(input);
   if (isSlider(p)) wrap.append(out);
-  wrap.append(applies);
+  wrap.append(applies, hint);
   return wrap;
 }
 
 function syncControls(): void {
+  for (const hint of document.querySelectorAll<HTMLElement>('.control-hint')) hint.hidden = true;
   for (const p of PROP_LIST) {
     const input = controls.get(p.name);
     if (!input) continue;
@@ -151,7 +190,7 @@ function setState(patch: Partial<LabState>): void {
   state = { ...state, ...patch };
   // Choosing an optimizer starts it from a rate that suits it.
   if (patch.optimizer && patch.optimizer !== before.optimizer && patch.lr === undefined) state.lr = DEFAULT_LR[patch.optimizer];
-  history.replaceState(null, '', serializeHash(state));
+  writeHash(state);
   if (state.lr !== engine.data.applied.lr) engine.setLr(state.lr);
   // A panel's view setting (a layer, a unit) changes what its probes measure, from the next step on.
   if (Object.keys(patch).some((k) => propByName(k)?.applies === 'view')) {
@@ -222,12 +261,29 @@ function probesFor(s: LabState) {
 }
 
 async function doReset(): Promise<void> {
+  for (const panel of PANELS) panel.reset?.();
   const probes = probesFor(state);
   sentProbes = JSON.stringify(probes);
   engine.setProbes(probes);
   await engine.reset(state);
   updatePending();
 }
+
+// The URL is the state after load too: a link pasted into this tab, an edited hash or Back is read as at
+// load (with the same note about ignored entries) and applied as a Reset with those settings. The lab's
+// own writes use replaceState, which fires no hashchange; a hash equal to the state changes nothing.
+window.addEventListener('hashchange', () => {
+  if (location.hash === writtenHash) return;
+  const next = parseHash(location.hash);
+  ignoredNotice?.remove();
+  ignoredNotice = ignoredSettingsNotice(next.ignored);
+  const unchanged = serializeHash(next.state) === serializeHash(state);
+  state = next.state;
+  writeHash(state);
+  syncControls();
+  if (unchanged) return;
+  void doReset();
+});
 
 // Run controls and keyboard.
 const playButton = $<HTMLButtonElement>('play');

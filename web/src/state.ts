@@ -41,7 +41,7 @@ export const PROPS = [
   { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1, default: 1, label: 'Seed', applies: 'reset', group: 'training' },
   { name: 'insideLayer', type: 'int', min: 1, max: 6, default: 3, label: 'Hidden layer', applies: 'view', group: 'inside' },
   { name: 'insideUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'inside' },
-  { name: 'inputScale', type: 'number', min: 1, max: 1000, log: true, default: 1, label: 'MNIST pixel scales span ×', applies: 'reset', group: 'input-scale', help: 'each pixel multiplied by its own factor, from 1/√r to √r (seeded): the largest is r times the smallest; 1 = as in MNIST' },
+  { name: 'inputScale', type: 'number', min: 1, max: 1000, log: true, default: 1, label: 'Pixel scales span ×', applies: 'reset', group: 'input-scale', help: 'each pixel multiplied by its own factor, from 1/√r to √r (seeded): the largest is r times the smallest; 1 = as in the dataset' },
   { name: 'scaleRatio', type: 'number', min: 1, max: 1000, log: true, default: 100, label: 'Scale ratio of the two features', applies: 'view', group: 'input-scale', help: 'std of feature 2 / std of feature 1' },
   { name: 'noiseLayer', type: 'int', min: 1, max: 6, default: 1, label: 'Hidden layer', applies: 'view', group: 'batch-size' },
   { name: 'noiseUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'batch-size' },
@@ -111,7 +111,7 @@ export function parseHash(hash: string): ParsedHash {
     }
     const p = propByName(key);
     if (!p) {
-      ignored.push(`${clip(key)} (unknown setting)`);
+      ignored.push(`${key === '' ? '(empty name)' : clip(key)} (unknown setting)`);
       continue;
     }
     if (seen.has(key)) {
@@ -120,7 +120,7 @@ export function parseHash(hash: string): ParsedHash {
     }
     seen.add(key);
     const r = parseValue(p, raw);
-    if ('error' in r) ignored.push(`${key}=${clip(raw)} (${r.error})`);
+    if ('error' in r) ignored.push(`${key}=${raw === '' ? ' (empty value)' : `${clip(raw)} (${r.error})`}`);
     else state[key] = r.value;
   }
   return { state: state as LabState, ignored };

@@ -16,6 +16,11 @@ export interface Series {
   /** Draw dots at the points (for sparse series). */
   points?: boolean;
   width?: number;
+  /**
+   * y values above this do not widen the y range and are drawn at the top edge: a diverged run's blow-up
+   * (already marked by a cross) would otherwise squash every other curve onto the floor.
+   */
+  rangeMax?: number;
 }
 
 export interface Marker {
@@ -71,6 +76,7 @@ export class LineChart extends CanvasChart {
   protected override render(ctx: CanvasRenderingContext2D, w: number, h: number): void {
     const o = this.options;
     const pad = { left: 52, right: 12, top: 26, bottom: 34 };
+    ctx.font = FONT;
     const fx = o.logX ? (v: number) => Math.log10(v) : (v: number) => v;
     const fy = o.logY ? (v: number) => Math.log10(v) : (v: number) => v;
     const ok = (v: number, log?: boolean) => Number.isFinite(v) && (!log || v > 0);
@@ -82,7 +88,7 @@ export class LineChart extends CanvasChart {
         if (!ok(x, o.logX)) continue;
         x0 = Math.min(x0, fx(x));
         x1 = Math.max(x1, fx(x));
-        if (!ok(y, o.logY)) continue;
+        if (!ok(y, o.logY) || (s.rangeMax !== undefined && y > s.rangeMax)) continue;
         y0 = Math.min(y0, fy(y));
         y1 = Math.max(y1, fy(y));
       }
@@ -98,6 +104,10 @@ export class LineChart extends CanvasChart {
     if (!Number.isFinite(y0)) [y0, y1] = [0, 1];
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) [y0, y1] = [y0 - 0.5, y1 + 0.5];
+    // The y-axis title sits left of the widest tick label: measure the labels, then lay out the plot.
+    const yTicks = ticks(y0, y1, o.logY).map((t) => ({ t, text: format(o.logY ? 10 ** t : t) }));
+    const widest = Math.max(0, ...yTicks.map((k) => ctx.measureText(k.text).width));
+    pad.left = Math.max(pad.left, Math.ceil(widest) + 4 + 26);
     const pw = w - pad.left - pad.right;
     const ph = h - pad.top - pad.bottom;
     const px = (v: number) => pad.left + ((fx(v) - x0) / (x1 - x0)) * pw;
@@ -105,7 +115,6 @@ export class LineChart extends CanvasChart {
     const clampY = (v: number) => Math.max(pad.top, Math.min(pad.top + ph, v));
 
     // Axes and ticks.
-    ctx.font = FONT;
     ctx.strokeStyle = '#c8c8c8';
     ctx.fillStyle = '#444';
     ctx.lineWidth = 1;
@@ -113,7 +122,7 @@ export class LineChart extends CanvasChart {
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
     let lastLabel = Infinity;
-    for (const t of ticks(y0, y1, o.logY)) {
+    for (const { t, text } of yTicks) {
       const y = pad.top + (1 - (t - y0) / (y1 - y0)) * ph;
       ctx.beginPath();
       ctx.moveTo(pad.left, y);
@@ -121,14 +130,17 @@ export class LineChart extends CanvasChart {
       ctx.stroke();
       // Close log ticks (0.7, 0.8, 0.9) keep their grid lines but not every label.
       if (Math.abs(lastLabel - y) < 14) continue;
-      ctx.fillText(format(o.logY ? 10 ** t : t), pad.left - 4, y);
+      ctx.fillText(text, pad.left - 4, y);
       lastLabel = y;
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
     for (const t of ticks(x0, x1, o.logX)) {
       const x = pad.left + ((t - x0) / (x1 - x0)) * pw;
-      ctx.fillText(format(o.logX ? 10 ** t : t), x, pad.top + ph + 4);
+      const text = format(o.logX ? 10 ** t : t);
+      // Centred under its tick, but moved in so that a label at either end stays whole on the canvas.
+      const half = ctx.measureText(text).width / 2;
+      ctx.fillText(text, Math.max(half + 1, Math.min(w - half - 1, x)), pad.top + ph + 4);
     }
     ctx.strokeStyle = '#888';
     ctx.strokeRect(pad.left, pad.top, pw, ph);

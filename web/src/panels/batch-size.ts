@@ -25,8 +25,40 @@ let context: PanelContext;
 const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
 const f3 = (v: number) => (Math.abs(v) < 0.01 ? v.toExponential(1) : v.toFixed(3));
 
-function ghostFor(s: LabState): number {
-  return s.ghostBatch > 0 && s.ghostBatch < s.batchSize && s.batchSize % s.ghostBatch === 0 ? s.ghostBatch : 0;
+let ghostNote: HTMLElement;
+let appliedBatch = 0;
+
+/** The note beside the ghost-batch control: shown while the size cannot be used with the twins' batch size. */
+function renderGhostNote(): string | null {
+  const problem = appliedBatch > 0 ? ghostProblem(context.state().ghostBatch, appliedBatch) : null;
+  ghostNote.textContent = problem ?? '';
+  ghostNote.hidden = problem === null;
+  return problem;
+}
+
+/** Why a ghost-batch size is not in use with batches of `batchSize`, or null when it is (or is 0, none). */
+export function ghostProblem(ghost: number, batchSize: number): string | null {
+  if (ghost === 0) return null;
+  if (ghost >= batchSize) return `Ghost batches of ${ghost} are off: they must be smaller than the batch size ${batchSize} and divide it.`;
+  if (batchSize % ghost !== 0) {
+    const divisors = Array.from({ length: batchSize - 2 }, (_, i) => i + 2).filter((d) => batchSize % d === 0 && d < batchSize);
+    return `Ghost batches of ${ghost} are off: the size must divide the batch size ${batchSize}${divisors.length ? ` (e.g. ${divisors.slice(0, 8).join(', ')})` : ''}.`;
+  }
+  return null;
+}
+
+/** The layer and unit measured: the chosen ones clamped to the twins' depth and width, as the worker clamps them. */
+const chosen = (s: LabState, applied: LabState) => ({ layer: Math.min(s.noiseLayer, applied.depth) - 1, unit: Math.min(s.noiseUnit, applied.width - 1) });
+
+/** The noise samples of the layer and unit now chosen (older ones measured another unit: one line must not join two). */
+function noiseSamples(data: LabData, twin: TwinId) {
+  const { layer, unit } = chosen(context.state(), data.applied);
+  return probeSamples(data, twin, 'noise').filter((s) => s.value.layer === layer && s.value.unit === unit);
+}
+
+function curveSamples(data: LabData, twin: TwinId) {
+  const { layer } = chosen(context.state(), data.applied);
+  return probeSamples(data, twin, 'noise-curve').filter((s) => s.value.layer === layer);
 }
 
 export const batchSizePanel: Panel = {
@@ -35,15 +67,26 @@ export const batchSizePanel: Panel = {
   claim: 'Batch statistics are noisy, about σ/√B, and that noise regularizes; it fades as the batch grows.',
 
   probes(state: LabState): ProbeRequest[] {
-    const layer = Math.min(state.noiseLayer, state.depth) - 1;
+    // Layer, unit and ghost size as chosen: the worker clamps them to the twins it has and checks that the
+    // ghost size divides the batch (the state may hold a depth, width or batch size not yet applied).
+    const layer = state.noiseLayer - 1;
     return [
-      { name: 'noise', every: 1, params: { layer, unit: Math.min(state.noiseUnit, state.width - 1), ghost: ghostFor(state), window: 100 } },
+      { name: 'noise', every: 1, params: { layer, unit: state.noiseUnit, ghost: state.ghostBatch, window: 100 } },
       { name: 'noise-curve', every: CURVE_EVERY, params: { layer } },
     ];
   },
 
   mount(el: HTMLElement, ctx: PanelContext) {
     context = ctx;
+    ghostNote = document.createElement('span');
+    ghostNote.className = 'control-note';
+    ghostNote.id = 'ghost-note';
+    ghostNote.setAttribute('role', 'status');
+    ghostNote.hidden = true;
+    const ghostControl = document.getElementById('ctl-ghostBatch');
+    ghostControl?.parentElement?.append(ghostNote);
+    // Set after the page's own listener has put the value in the state.
+    ghostControl?.addEventListener('change', () => renderGhostNote());
     const row = document.createElement('div');
     row.className = 'chart-row';
     el.append(row);
@@ -67,16 +110,16 @@ export const batchSizePanel: Panel = {
     const gap: Series[] = [];
     for (const twin of TWINS) {
       const style = TWIN_STYLE[twin];
-      const n = probeSamples(data, twin, 'noise');
+      const n = noiseSamples(data, twin);
       meanSeries.push({ ...style, width: 1.2, x: n.map((s) => s.step), y: n.map((s) => s.value.mean) });
-      const c = last(probeSamples(data, twin, 'noise-curve'));
+      const c = last(curveSamples(data, twin));
       if (c) curve.push({ ...style, points: true, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.measured) });
       const g = probeSamples(data, twin, 'noise-curve').filter((s) => s.value.train !== null);
       // Measured now and then (every 50 steps at first, then every 250 and 1,000): dots show each measurement.
       gap.push({ ...style, label: '', width: 1, points: true, x: g.map((s) => s.step), y: g.map((s) => s.value.train ?? NaN) });
       gap.push({ ...style, width: 2.4, points: true, x: g.map((s) => s.step), y: g.map((s) => s.value.test ?? NaN) });
     }
-    const c = last(probeSamples(data, 'bn', 'noise-curve'));
+    const c = last(curveSamples(data, 'bn'));
     if (c) curve.push({ label: '1/√B', color: '#555', dash: [2, 2], width: 1.2, x: c.value.rows.map((r) => r.batchSize), y: c.value.rows.map((r) => r.predicted) });
     meanChart.setData(meanSeries);
     curveChart.setData(curve);
@@ -88,20 +131,22 @@ export const batchSizePanel: Panel = {
     gapChart.draw();
     const parts: string[] = [];
     for (const twin of TWINS) {
-      const e = last(probeSamples(data, twin, 'noise'))?.value.estimate;
+      const e = last(noiseSamples(data, twin))?.value.estimate;
       if (!e) continue;
       const ghost = e.ghostMeasured !== null ? `; ghost batches of ${e.ghostSize}: ${f3(e.ghostMeasured)} against σ/√V = ${f3(e.ghostPredicted!)}` : '';
       parts.push(`${twin === 'bn' ? 'With batch norm' : 'Without'}: step-to-step noise ${f3(e.measured)} against σ/√B = ${f3(e.predicted)} (B = ${e.batchSize}, last ${e.steps} measurements)${ghost}`);
     }
-    figures.textContent = parts.length ? `${parts.join('. ')}.` : 'Train a few steps to measure the noise.';
+    appliedBatch = data.applied.batchSize;
+    const problem = renderGhostNote();
+    figures.textContent = `${parts.length ? `${parts.join('. ')}.` : 'Train a few steps to measure the noise.'}${problem ? ` ${problem}` : ''}`;
   },
 
   reading(data: LabData): string {
     const state = context.state();
-    const layer = Math.min(state.noiseLayer, data.applied.depth);
-    const e = last(probeSamples(data, 'bn', 'noise'))?.value.estimate;
-    const cb = last(probeSamples(data, 'bn', 'noise-curve'))?.value;
-    const cn = last(probeSamples(data, 'nobn', 'noise-curve'))?.value;
+    const layer = chosen(state, data.applied).layer + 1;
+    const e = last(noiseSamples(data, 'bn'))?.value.estimate;
+    const cb = last(curveSamples(data, 'bn'))?.value;
+    const cn = last(curveSamples(data, 'nobn'))?.value;
     if (!e || !cb || !cn) return `Train a few steps: the noise of the batch statistics is measured on every batch (batch size ${data.applied.batchSize}).`;
     const ratio = e.measured / e.predicted;
     const small = cb.rows[0];

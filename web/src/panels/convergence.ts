@@ -6,6 +6,7 @@
 import { TWINS, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Marker, type Series } from '../charts/line-chart.js';
 import type { LabData, RunSeries, SweepState } from '../engine.js';
+import type { SweepPoint } from '../worker/protocol.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
 /** Rates of the sweep: 0.01 to 100, half a decade apart. */
@@ -47,10 +48,26 @@ function stepToReach(run: RunSeries, level: number): number | null {
 const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
 const num = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : String(v));
 
-/** The highest swept rate at which a twin did not diverge. */
-export function highestStableRate(points: { lr: number; diverged: unknown }[] | undefined): number | null {
-  const stable = (points ?? []).filter((p) => !p.diverged).map((p) => p.lr);
-  return stable.length ? Math.max(...stable) : null;
+/** The sweep's y value: the mean train loss over the last tenth of each rate's steps (the worker's measure). */
+export const SWEEP_TAIL = Math.round(SWEEP_STEPS / 10);
+/** Below this loss a swept rate counts as trained: half the ln 10 ≈ 2.3 of a uniform guess over ten classes. */
+export const LEARNED_LOSS = Math.log(10) / 2;
+
+export type SweepOutcome = 'diverged' | 'did not learn' | 'trained';
+
+/** Diverged; did not diverge but ended no better than half a uniform guess (learned little or nothing); or trained. */
+export function sweepOutcome(p: { finalLoss: number; diverged: unknown }): SweepOutcome {
+  return p.diverged ? 'diverged' : p.finalLoss < LEARNED_LOSS ? 'trained' : 'did not learn';
+}
+
+/**
+ * Where the learning rate sets a diverged run's loss off the chart: values above three times its first
+ * loss (the lab's divergence threshold) do not set the y range, so the other network's curve keeps it.
+ */
+export function divergedRangeMax(run: RunSeries): number | undefined {
+  if (!run.diverged) return undefined;
+  const first = run.trainLoss.find(Number.isFinite);
+  return first === undefined ? undefined : 3 * first;
 }
 
 let lossChart: LineChart;
@@ -92,7 +109,7 @@ export const convergencePanel: Panel = {
     sweepStatus.setAttribute('aria-live', 'polite');
     sweepRow.append(sweepButton, sweepStatus);
     el.append(sweepRow);
-    sweepChart = new LineChart(el, { title: 'Final train loss against learning rate, both networks', xLabel: 'learning rate', yLabel: `loss after ${SWEEP_STEPS} steps`, logX: true, logY: true, height: 200 });
+    sweepChart = new LineChart(el, { title: `Mean train loss over the last ${SWEEP_TAIL} of ${SWEEP_STEPS} steps against learning rate, both networks`, xLabel: 'learning rate', yLabel: `mean loss, last ${SWEEP_TAIL} of ${SWEEP_STEPS} steps`, logX: true, logY: true, height: 200 });
   },
 
   update(data: LabData) {
@@ -103,7 +120,7 @@ export const convergencePanel: Panel = {
       const run = data.runs[twin];
       const style = TWIN_STYLE[twin];
       const steps = Float64Array.from(run.trainLoss, (_, i) => i + 1);
-      series.push({ ...style, x: steps, y: smooth(run.trainLoss, 20) });
+      series.push({ ...style, x: steps, y: smooth(run.trainLoss, 20), rangeMax: divergedRangeMax(run) });
       acc.push({ ...style, x: run.test.map((t) => t.step), y: run.test.map((t) => t.accuracy), points: run.test.length < 30 });
       if (run.diverged) markers.push({ x: run.diverged.step, y: run.diverged.loss, label: `diverged at step ${run.diverged.step}`, color: style.color });
     }
@@ -132,10 +149,12 @@ export const convergencePanel: Panel = {
         sw.push({ ...TWIN_STYLE[twin], x: points.map((p) => p.lr), y: points.map((p) => (p.diverged ? NaN : p.finalLoss)), points: true });
         for (const p of points) if (p.diverged) sm.push({ x: p.lr, y: NaN, label: '', color: TWIN_STYLE[twin].color, dy: twin === 'bn' ? 0 : 16 });
       }
+      // Above this line a rate that did not diverge still did not learn.
+      sw.push({ label: 'trained below', color: '#777', dash: [2, 3], width: 1, x: [sweep.rates[0], sweep.rates[sweep.rates.length - 1]], y: [LEARNED_LOSS, LEARNED_LOSS] });
       sweepChart.setData(sw, sm);
       sweepStatus.textContent = sweep.running
         ? `Sweeping: ${TWINS.map((t) => `${TWIN_STYLE[t].label} ${sweep.done[t]}/${sweep.rates.length}`).join(', ')}`
-        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; × at the top = diverged (upper row with batch norm, lower row without).`;
+        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; each point is the mean loss over the last ${Math.max(1, Math.round(sweep.steps / 10))} steps; above the dotted line (half of ln 10 ≈ 2.3, a uniform guess) a rate did not learn; × at the top = diverged (upper row with batch norm, lower row without).`;
     } else {
       sweepChart.setData([]);
       sweepStatus.textContent = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';
@@ -146,24 +165,39 @@ export const convergencePanel: Panel = {
   reading(data: LabData): string {
     const sweep = data.sweep;
     const swept = sweep && !sweep.running && sweep.points.bn && sweep.points.nobn ? sweepSummary(sweep) : null;
-    if (swept && data.step === sweep!.atStep) return `In the sweep (${sweep!.steps} steps per rate), ${swept}.`;
+    if (swept && data.step === sweep!.atStep) return `In the sweep (${sweep!.steps} steps per rate, loss over the last ${Math.max(1, Math.round(sweep!.steps / 10))}), ${swept}.`;
     const run = runReading(data);
     return swept ? `${run.slice(0, -1)}; in the last sweep, ${swept}.` : run;
   },
 };
 
-/** What the sweep found, as a clause: where each network learned, and where it diverged. */
+/** The rates, in the sweep's order, as runs of neighbours: "0.01 to 0.1, 10". */
+function rateList(all: number[], chosen: number[]): string {
+  const runs: number[][] = [];
+  all.forEach((lr, i) => {
+    if (!chosen.includes(lr)) return;
+    const last = runs.at(-1);
+    if (last && all.indexOf(last[last.length - 1]) === i - 1) last.push(lr);
+    else runs.push([lr]);
+  });
+  const parts = runs.map((r) => (r.length === 1 ? String(r[0]) : r.length === 2 ? `${r[0]} and ${r[1]}` : `${r[0]} to ${r[r.length - 1]}`));
+  return parts.length <= 1 ? (parts[0] ?? '') : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}
+
+/** What the sweep found, as a clause: where each network trained (and its lowest loss), did not learn, diverged. */
 function sweepSummary(sweep: SweepState): string {
-  const range = (twin: TwinId) => {
-    // "Learned": the loss ended below half of ln(10), the loss of a uniform guess over ten classes.
-    const good = (sweep.points[twin] ?? []).filter((p) => !p.diverged && p.finalLoss < Math.log(10) / 2).map((p) => p.lr);
-    return good.length ? (good.length === 1 ? `at ${good[0]}` : `from ${Math.min(...good)} to ${Math.max(...good)}`) : 'at none of the rates';
+  const of = (twin: TwinId) => {
+    const points = sweep.points[twin] ?? [];
+    const by = (o: SweepOutcome) => points.filter((p) => sweepOutcome(p) === o).map((p) => p.lr);
+    const trained = by('trained');
+    const best = points.filter((p) => !p.diverged).reduce<SweepPoint | null>((a, p) => (a === null || p.finalLoss < a.finalLoss ? p : a), null);
+    const parts = [trained.length ? `trained at ${rateList(sweep.rates, trained)}` : 'trained at none of the rates'];
+    if (by('did not learn').length) parts.push(`did not learn at ${rateList(sweep.rates, by('did not learn'))}`);
+    if (by('diverged').length) parts.push(`diverged at ${rateList(sweep.rates, by('diverged'))}`);
+    const lowest = best ? ` (lowest loss ${num(best.finalLoss)}, at rate ${best.lr})` : '';
+    return `${parts.slice(0, -1).join(', ')}${parts.length > 1 ? ' and ' : ''}${parts[parts.length - 1]}${lowest}`;
   };
-  const stable = (twin: TwinId) => {
-    const r = highestStableRate(sweep.points[twin]);
-    return r === null ? 'none' : String(r);
-  };
-  return `the loss fell below half its start ${range('bn')} with batch norm and ${range('nobn')} without, and the highest rate that did not diverge was ${stable('bn')} with batch norm and ${stable('nobn')} without`;
+  return `with batch norm the network ${of('bn')}; without, it ${of('nobn')}`;
 }
 
 /** The reading of the run itself: divergence, or how far each network got. */

@@ -3,7 +3,8 @@
  *
  * THE CONTRACT (what a panel gets and gives; types in ./types.ts, messages in ../worker/protocol.ts)
  *
- * - A panel is `{ id, title, claim, probes?, mount, update, reading }`. `mount(el, ctx)` runs once: build
+ * - A panel is `{ id, title, claim, probes?, reset?, mount, update, reading }`; `reset()` runs when both
+ *   twins are rebuilt (Reset, a new link), before the probes are asked for again. `mount(el, ctx)` runs once: build
  *   the DOM (textContent only: no innerHTML with data or URL text) and the chart objects
  *   (`new LineChart(el, ...)` from ../charts/line-chart.ts: made once, `setData` + `draw` per frame).
  * - `update(data)` runs on requestAnimationFrame whenever `data.version` changed, never per training

@@ -25,6 +25,7 @@ import { ContourChart, type Path } from '../charts/contour-chart.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
 import { legend } from '../charts/legend.js';
 import type { LabData } from '../engine.js';
+import { divergedRangeMax } from './convergence.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
 /** Steps drawn on the contours (the paths go on; their step counts use up to SIMULATED steps). */
@@ -97,6 +98,12 @@ let lossChart: LineChart;
 let mnistChart: LineChart;
 let stepsLine: HTMLElement;
 let mnistNote: HTMLElement;
+let mnistTitle: HTMLElement;
+
+/** The dataset's name as people write it. */
+export function datasetName(dataset: string): string {
+  return dataset === 'fashion-mnist' ? 'Fashion-MNIST' : dataset === 'mnist' ? 'MNIST' : dataset;
+}
 let context: PanelContext;
 
 function redrawTwoFeature(): void {
@@ -160,10 +167,10 @@ export const inputScalePanel: Panel = {
     stepsLine.className = 'figures';
     stepsLine.setAttribute('aria-live', 'polite');
     el.append(stepsLine);
-    const mnistTitle = document.createElement('h3');
-    mnistTitle.textContent = 'MNIST with its pixels rescaled, with and without batch norm';
+    mnistTitle = document.createElement('h3');
+    mnistTitle.id = 'input-scale-dataset-title';
     el.append(mnistTitle);
-    mnistChart = new LineChart(el, { title: 'MNIST: train loss of both networks', xLabel: 'step', yLabel: 'train loss (smoothed)', logY: true, height: 200 });
+    mnistChart = new LineChart(el, { title: 'The dataset: train loss of both networks', xLabel: 'step', yLabel: 'train loss (smoothed)', logY: true, height: 200 });
     mnistNote = document.createElement('p');
     mnistNote.className = 'caption';
     el.append(mnistNote);
@@ -175,12 +182,15 @@ export const inputScalePanel: Panel = {
     redrawTwoFeature();
     const series: Series[] = TWINS.map((twin) => {
       const run = data.runs[twin];
-      return { ...TWIN_STYLE[twin], label: twin === 'bn' ? `with batch norm${data.applied.inputBn ? ' (and on the input)' : ''}` : TWIN_STYLE[twin].label, x: Float64Array.from(run.trainLoss, (_, i) => i + 1), y: smooth(run.trainLoss, 20) };
+      return { ...TWIN_STYLE[twin], label: twin === 'bn' ? `with batch norm${data.applied.inputBn ? ' (and on the input)' : ''}` : TWIN_STYLE[twin].label, x: Float64Array.from(run.trainLoss, (_, i) => i + 1), y: smooth(run.trainLoss, 20), rangeMax: divergedRangeMax(run) };
     });
     mnistChart.setData(series);
     mnistChart.draw();
     const r = data.applied.inputScale;
-    const scales = r > 1 ? `Each pixel is multiplied by its own factor, from ${fmt(1 / Math.sqrt(r))} to ${fmt(Math.sqrt(r))} (the largest ${r} times the smallest).` : 'The pixels are as in MNIST, all on one scale (0 to 1); set "MNIST pixel scales span" above 1 and press Reset to rescale them.';
+    const name = datasetName(data.applied.dataset);
+    mnistTitle.textContent = `${name}${r > 1 ? ' with its pixels rescaled' : ''}, with and without batch norm`;
+    mnistChart.canvas.setAttribute('aria-label', `${name}: train loss of both networks`);
+    const scales = r > 1 ? `Each pixel is multiplied by its own factor, from ${fmt(1 / Math.sqrt(r))} to ${fmt(Math.sqrt(r))} (the largest ${r} times the smallest).` : `The pixels are as in ${name}, all on one scale (0 to 1); set "Pixel scales span" above 1 and press Reset to rescale them.`;
     const bn = data.applied.inputBn
       ? 'The network with batch norm also normalizes its 784 inputs over each batch; the other has no normalization anywhere.'
       : 'Tick "Batch norm on the input" and press Reset to put a batch norm over the 784 inputs in front of the network with batch norm.';
@@ -202,7 +212,7 @@ export const inputScalePanel: Panel = {
     const setup = r > 1 ? `with pixel scales spanning ${r}×` : 'with its pixels as they are';
     // The twins' losses arrive from their workers separately: one may be a frame behind the other.
     const lossText = (x: number, twin: 'bn' | 'nobn') => (data.runs[twin].diverged ? `diverged at step ${data.runs[twin].diverged!.step}` : Number.isFinite(x) ? x.toFixed(3) : 'not in yet');
-    const mnist = data.step > 0 ? `; on MNIST ${setup}, after ${data.step} steps the loss is ${lossText(tail(0), 'bn')} with batch norm${data.applied.inputBn ? ' (also on the input)' : ''} and ${lossText(tail(1), 'nobn')} without` : '';
+    const mnist = data.step > 0 ? `; on ${datasetName(data.applied.dataset)} ${setup}, after ${data.step} steps the loss is ${lossText(tail(0), 'bn')} with batch norm${data.applied.inputBn ? ' (also on the input)' : ''} and ${lossText(tail(1), 'nobn')} without` : '';
     return `${two}${mnist}.`;
   },
 };

@@ -27,13 +27,41 @@ function latest(data: LabData, twin: TwinId): InsideValue | null {
   return probeSamples(data, twin, 'inside').at(-1)?.value ?? null;
 }
 
+/** The histogram's starting half-width, and the bounds of the powers of two it moves between. */
+export const HIST_START = 8;
+const HIST_MIN = 1;
+const HIST_MAX = 1024;
+
+/**
+ * The histogram's next half-width for data whose 99th percentile of |value| is `extent`: the power of two
+ * that holds it. It widens at once, and narrows only when the data fit in a quarter of the range, so
+ * data near a boundary do not make it flip back and forth.
+ */
+export function nextHistRange(range: number, extent: number): number {
+  if (!(extent > 0) || !Number.isFinite(extent)) return range;
+  const fit = Math.min(HIST_MAX, Math.max(HIST_MIN, 2 ** Math.ceil(Math.log2(extent))));
+  return fit > range || fit * 4 <= range ? fit : range;
+}
+
+/**
+ * The drift samples measured from the reference asked for (the latest one, if pressed more than once):
+ * curves from an earlier reference would mix two measurements in one line.
+ */
+function driftSamples(data: LabData, twin: TwinId): { step: number; drift: number[]; reference: number }[] {
+  const all = probeSamples(data, twin, 'inside').flatMap((s) => (s.value.drift && s.value.referenceStep !== null && s.value.referenceStep >= referenceStep ? [{ step: s.step, drift: s.value.drift, reference: s.value.referenceStep }] : []));
+  const reference = all.at(-1)?.reference;
+  return all.filter((s) => s.reference === reference);
+}
+
 let bandChart: LineChart;
 let driftChart: LineChart;
 let histChart: LineChart;
 let context: PanelContext;
 let referenceStep = 0;
 let currentStep = 0;
-let histRange = 8;
+/** The data drawn last: a new reference redraws the drift chart at once, even while paused. */
+let lastData: LabData | null = null;
+let histRange = HIST_START;
 let referenceButton: HTMLButtonElement;
 let histNote: HTMLElement;
 let driftCell: HTMLElement;
@@ -53,7 +81,8 @@ function driftLegendFor(layers: number): HTMLElement {
   return el;
 }
 
-const chosen = (s: LabState, layers: number) => ({ layer: Math.min(s.insideLayer, layers) - 1, unit: s.insideUnit });
+/** The layer and unit the probe measures: the chosen ones, clamped to the twins' depth and width, as the worker clamps them. */
+const chosen = (s: LabState, layers: number, width: number) => ({ layer: Math.min(s.insideLayer, layers) - 1, unit: Math.min(s.insideUnit, width - 1) });
 const LAYER_DASH = [[], [8, 3], [2, 3], [10, 3, 2, 3], [4, 4], [1, 2]];
 const LAYER_SHADES: Record<TwinId, string[]> = {
   bn: ['#1f6fb4', '#3b8fd4', '#6aaee6', '#0d4a7d', '#8cc3ef', '#163f63'],
@@ -66,7 +95,13 @@ export const insidePanel: Panel = {
   claim: 'With batch norm each layer sees inputs whose distribution stays put while the layers below it learn.',
 
   probes(state: LabState) {
-    return [{ name: 'inside', every: INSIDE_EVERY, params: { layer: Math.min(state.insideLayer, state.depth) - 1, unit: Math.min(state.insideUnit, state.width - 1), referenceStep, min: -histRange, max: histRange, bins: HISTOGRAM_BINS } }];
+    // The worker clamps the layer and unit to the twins it has (the state may hold a depth or width not yet applied).
+    return [{ name: 'inside', every: INSIDE_EVERY, params: { layer: state.insideLayer - 1, unit: state.insideUnit, referenceStep, min: -histRange, max: histRange, bins: HISTOGRAM_BINS } }];
+  },
+
+  reset() {
+    referenceStep = 0;
+    histRange = HIST_START;
   },
 
   mount(el: HTMLElement, ctx: PanelContext) {
@@ -88,8 +123,10 @@ export const insidePanel: Panel = {
     referenceButton.id = 'inside-reference';
     referenceButton.textContent = 'Measure drift from now on';
     referenceButton.addEventListener('click', () => {
-      referenceStep = currentStep;
+      // The live step (the engine's data object is updated in place; this panel may not have drawn it yet).
+      referenceStep = lastData?.step ?? currentStep;
       resendProbes();
+      if (lastData) insidePanel.update(lastData);
     });
     const refNote = document.createElement('span');
     refNote.className = 'sweep-status';
@@ -103,10 +140,11 @@ export const insidePanel: Panel = {
   },
 
   update(data: LabData) {
+    lastData = data;
     currentStep = data.step;
     const a = latest(data, 'bn');
     const layers = a?.layers ?? data.applied.depth;
-    const { layer, unit } = chosen(context.state(), layers);
+    const { layer, unit } = chosen(context.state(), layers, data.applied.width);
     const bands: Series[] = [];
     const drift: Series[] = [];
     const hist: Series[] = [];
@@ -118,13 +156,14 @@ export const insidePanel: Panel = {
       for (const k of [0, 1, 2] as const) {
         bands.push({ label: k === 1 ? style.label : '', color: style.color, dash: style.dash, width: k === 1 ? 2.4 : 1, x: steps, y: samples.map((s) => s.value.percentiles[k]) });
       }
-      const withDrift = probeSamples(data, twin, 'inside').flatMap((s) => (s.value.drift ? [{ step: s.step, drift: s.value.drift }] : []));
+      const withDrift = driftSamples(data, twin);
       const n = withDrift.at(-1)?.drift.length ?? 0;
       for (let l = 0; l < n; l++) {
         drift.push({ label: '', color: LAYER_SHADES[twin][l % 6], dash: twin === 'bn' ? LAYER_DASH[l % 6] : [7, 4], width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => s.drift[l] ?? NaN) });
       }
       const v = latest(data, twin);
-      if (v && v.layer === layer) {
+      // A diverged network's last histogram is of values on their way to overflow: left out.
+      if (v && v.layer === layer && !data.runs[twin].diverged) {
         const h = v.histogram;
         const width = (h.max - h.min) / h.counts.length;
         hist.push({ ...style, x: h.counts.map((_, i) => h.min + (i + 0.5) * width), y: h.counts.map((c) => c / Math.max(1, h.total)) });
@@ -137,14 +176,19 @@ export const insidePanel: Panel = {
     bandChart.draw();
     driftChart.draw();
     histChart.draw();
-    const b = latest(data, 'bn');
-    const c = latest(data, 'nobn');
-    if (b && c) {
+    const live = TWINS.filter((t) => !data.runs[t].diverged).flatMap((t) => {
+      const v = latest(data, t);
+      return v ? [{ twin: t, v }] : [];
+    });
+    if (live.length > 0) {
       const outside = (v: InsideValue) => (100 * (v.histogram.below + v.histogram.above)) / Math.max(1, v.histogram.total);
-      histNote.textContent = `Hidden layer ${layer + 1}, all units over 250 test images, binned over [${-histRange}, ${histRange}); outside that range: ${outside(b).toFixed(1)}% with batch norm, ${outside(c).toFixed(1)}% without.`;
-      // Widen the histogram when more than 1% of either network's values fall outside (the range is a probe parameter).
-      if (Math.max(outside(b), outside(c)) > 1 && histRange < 64) {
-        histRange *= 2;
+      const h = live[0].v.histogram;
+      const shares = live.map(({ twin, v }) => `${outside(v).toFixed(1)}% ${twin === 'bn' ? 'with batch norm' : 'without'}`).join(', ');
+      histNote.textContent = `Hidden layer ${layer + 1}, all units over 250 test images, binned over [${h.min}, ${h.max}); outside that range: ${shares}. The range follows the values of the networks still training.`;
+      // The range is a probe parameter, the same for both networks so that they share bins.
+      const next = nextHistRange(histRange, Math.max(...live.map(({ v }) => v.extent)));
+      if (next !== histRange) {
+        histRange = next;
         resendProbes();
       }
     }
@@ -155,20 +199,53 @@ export const insidePanel: Panel = {
     const b = latest(data, 'bn');
     const c = latest(data, 'nobn');
     if (!b || !c) return 'Waiting for the first probe of the networks.';
-    const { layer, unit } = chosen(context.state(), b.layers);
+    const state = context.state();
+    const { layer, unit } = chosen(state, b.layers, data.applied.width);
+    const f = (x: number) => x.toFixed(2);
+    const clamped = state.insideUnit > unit ? ` (the layer has ${data.applied.width} units, so unit ${state.insideUnit} does not exist: its last unit is shown)` : '';
+    const name = `unit ${unit} of hidden layer ${layer + 1}${clamped}`;
+    const { bn: bnDiverged, nobn: plainDiverged } = { bn: data.runs.bn.diverged, nobn: data.runs.nobn.diverged };
+    if (bnDiverged && plainDiverged) return `Both networks diverged (with batch norm at step ${bnDiverged.step}, without at step ${plainDiverged.step}), so their inputs are no longer measured: lower the learning rate and press Reset.`;
+    const range = (v: InsideValue) => `${f(v.percentiles[0])} to ${f(v.percentiles[2])} (median ${f(v.percentiles[1])})`;
+    const spread = (v: InsideValue) => v.percentiles[2] - v.percentiles[0];
+    const moved = (samples: { step: number; value: InsideValue }[]) => {
+      const now = samples[samples.length - 1].value;
+      return `its median input went from ${f(samples[0].value.percentiles[1])} to ${f(now.percentiles[1])} (15–85 spread now ${f(spread(now))})`;
+    };
     const sb = insideSamples(data, 'bn', layer, unit);
     const sc = insideSamples(data, 'nobn', layer, unit);
-    const f = (x: number) => x.toFixed(2);
-    const range = (v: InsideValue) => `${f(v.percentiles[0])} to ${f(v.percentiles[2])} (median ${f(v.percentiles[1])})`;
-    if (sb.length < 2 || sc.length < 2) return `Unit ${unit} of hidden layer ${layer + 1} now takes inputs from ${range(b)} with batch norm and ${range(c)} without; train a few steps to see them move.`;
-    const from = (x: { value: InsideValue }[]) => x[0].value.percentiles[1];
-    const spread = (v: InsideValue) => v.percentiles[2] - v.percentiles[0];
-    const db = b.drift ? b.drift.reduce((x, y) => x + y, 0) / b.drift.length : NaN;
-    const dc = c.drift ? c.drift.reduce((x, y) => x + y, 0) / c.drift.length : NaN;
-    const driftText = Number.isFinite(db) && Number.isFinite(dc) ? ` Since step ${b.referenceStep} the hidden layers' input distributions moved ${f(db)} of their spread on average with batch norm and ${f(dc)} without${db < dc ? '' : ' (batch norm did not drift less here)'}.` : '';
-    return `Unit ${unit} of hidden layer ${layer + 1}, steps ${sb[0].step} to ${sb[sb.length - 1].step}: with batch norm its median input went from ${f(from(sb))} to ${f(b.percentiles[1])} (15–85 spread now ${f(spread(b))}), without from ${f(from(sc))} to ${f(c.percentiles[1])} (spread ${f(spread(c))}).${driftText}`;
+    const drift = driftText(data);
+    // One network stopped: its last numbers are from before it blew up, so the reading describes the other alone.
+    const stopped = plainDiverged ? 'nobn' : bnDiverged ? 'bn' : null;
+    if (stopped) {
+      const other = stopped === 'nobn' ? 'bn' : 'nobn';
+      const samples = other === 'bn' ? sb : sc;
+      const at = data.runs[stopped].diverged!.step;
+      const intro = `The network ${stopped === 'nobn' ? 'without' : 'with'} batch norm diverged at step ${at} and is no longer measured; in the one ${other === 'bn' ? 'with' : 'without'} it`;
+      if (samples.length < 2) return `${intro}, ${name} takes inputs from ${range(samples.at(-1)?.value ?? (other === 'bn' ? b : c))}: train a few steps to see them move.${drift}`;
+      return `${intro}, ${name}, steps ${samples[0].step} to ${samples[samples.length - 1].step}: ${moved(samples)}.${drift}`;
+    }
+    const capitalized = name[0].toUpperCase() + name.slice(1);
+    if (sb.length < 2 || sc.length < 2) return `${capitalized} now takes inputs from ${range(b)} with batch norm and ${range(c)} without; train a few steps to see them move.${drift}`;
+    return `${capitalized}, steps ${sb[0].step} to ${sb[sb.length - 1].step}: with batch norm ${moved(sb)}, without ${moved(sc).replace(/^its median input went /, '')}.${drift}`;
   },
 };
+
+/** The drift clause of the reading: waiting for the reference, measuring from it, or how far each network moved. */
+function driftText(data: LabData): string {
+  const f = (x: number) => x.toFixed(2);
+  const live = TWINS.filter((t) => !data.runs[t].diverged);
+  const last = live.map((t) => ({ twin: t, sample: driftSamples(data, t).at(-1) }));
+  const reference = last.find((l) => l.sample)?.sample?.reference;
+  // The reference asked for is a step the probe has not reached yet: nothing to compare.
+  if (reference === undefined) return referenceStep > 0 ? ` Drift will be measured from the first probe at or after step ${referenceStep}: train on.` : '';
+  if (last.some((l) => !l.sample || l.sample.step <= l.sample.reference)) return reference > 0 ? ` Drift is measured from step ${reference} on: train on to see how far the layers' inputs move.` : '';
+  const mean = (d: number[]) => d.reduce((x, y) => x + y, 0) / d.length;
+  const [db, dc] = [last.find((l) => l.twin === 'bn'), last.find((l) => l.twin === 'nobn')].map((l) => (l?.sample ? mean(l.sample.drift) : NaN));
+  if (live.length === 1) return Number.isFinite(db) || Number.isFinite(dc) ? ` Since step ${reference} its hidden layers' input distributions moved ${f(Number.isFinite(db) ? db : dc)} of their spread on average.` : '';
+  if (!Number.isFinite(db) || !Number.isFinite(dc)) return '';
+  return ` Since step ${reference} the hidden layers' input distributions moved ${f(db)} of their spread on average with batch norm and ${f(dc)} without${db < dc ? '' : ' (batch norm did not drift less here)'}.`;
+}
 
 function resendProbes(): void {
   // A view setting re-sends every panel's probes (main.ts); setting one to its own value is enough.

@@ -42,7 +42,8 @@ let why: HTMLElement;
 let lastClassified: { outputs: Partial<Record<ModelId, ClassifyOutput>>; step: number } | null = null;
 let drawnPixels: Float32Array | null = null;
 
-const unitOf = (s: LabState) => ({ layer: Math.min(s.testLayer, s.depth) - 1, unit: Math.min(s.testUnit, s.width - 1) });
+/** The layer and unit measured: the chosen ones clamped to the twins' depth and width (`applied`), as the worker clamps them. */
+const unitOf = (s: LabState, applied: LabState = s) => ({ layer: Math.min(s.testLayer, applied.depth) - 1, unit: Math.min(s.testUnit, applied.width - 1) });
 
 export const testTimePanel: Panel = {
   id: 'test-time',
@@ -51,7 +52,8 @@ export const testTimePanel: Panel = {
 
   probes(state: LabState) {
     return [
-      { name: 'running-mean', every: RUNNING_EVERY, params: unitOf(state) },
+      // As chosen: the worker clamps them to the twins it has (the state may hold a depth or width not yet applied).
+      { name: 'running-mean', every: RUNNING_EVERY, params: { layer: state.testLayer - 1, unit: state.testUnit } },
       { name: 'accuracy-by-statistics', every: ACCURACY_EVERY },
     ];
   },
@@ -158,7 +160,7 @@ export const testTimePanel: Panel = {
   },
 
   update(data: LabData) {
-    const { layer, unit } = unitOf(context.state());
+    const { layer, unit } = unitOf(context.state(), data.applied);
     const rm = probeSamples(data, 'bn', 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
     const mean: Series[] = KINDS.map((k) => ({ label: '', color: k.color, dash: [...k.dash], width: k.key === 'population' ? 1.5 : 2, x: rm.map((s) => s.step), y: rm.map((s) => s.value[k.key]) }));
     meanChart.setData(data.runs.bn.probes['running-mean'] ? mean : []);
@@ -176,7 +178,7 @@ export const testTimePanel: Panel = {
   },
 
   reading(data: LabData): string {
-    const { layer, unit } = unitOf(context.state());
+    const { layer, unit } = unitOf(context.state(), data.applied);
     const rm = probeSamples(data, 'bn', 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
     const a = last(probeSamples(data, 'bn', 'accuracy-by-statistics').filter((s) => s.step > 0));
     const classified = lastClassified ? classifiedSentence(lastClassified.outputs) : '';
@@ -251,11 +253,12 @@ const argmax = (p: number[]) => p.reduce((best, v, i) => (v > p[best] ? i : best
 function classifiedSentence(outputs: Partial<Record<ModelId, ClassifyOutput>>): string {
   const bn = outputs.bn;
   const nobn = outputs.nobn;
+  if (bn?.untrained) return 'Your drawing: the network with batch norm has not trained yet, so its running statistics hold nothing to normalize with: train some steps first.';
   if (!bn?.eval || !nobn?.eval) return '';
   const one = bn.trainBatchOfOne;
   const f = (p: number[]) => `${argmax(p)} (${pct(p[argmax(p)])})`;
   const oneText = 'probabilities' in one ? `as a batch of one in training mode it says ${f(one.probabilities)}` : one.formula ? `as a batch of one in training mode it would say ${f(one.formula)} for any drawing, since every batch norm outputs its β` : 'as a batch of one in training mode it cannot normalize at all';
-  return `Your drawing: in eval mode the network with batch norm says ${f(bn.eval)} and the one without ${f(nobn.eval)}; ${oneText}.`;
+  return `Your drawing: in eval mode the network with batch norm says ${f(bn.eval)} and the one without says ${f(nobn.eval)}; ${oneText}.`;
 }
 
 function renderResults(outputs: Partial<Record<ModelId, ClassifyOutput>>): void {
@@ -270,10 +273,18 @@ function renderResults(outputs: Partial<Record<ModelId, ClassifyOutput>>): void 
     const h = document.createElement('h3');
     h.textContent = `${names[id]}${id === 'imported' && context.imported() ? ` (${context.imported()!.name})` : ''}`;
     block.append(h);
-    if (out.eval) block.append(bars('eval mode (running statistics)', out.eval, id));
+    if (out.untrained) {
+      const note = document.createElement('p');
+      note.className = 'prob-untrained';
+      note.textContent = 'eval mode (running statistics): untrained — the running statistics were never updated, train some steps first';
+      block.append(note);
+    } else if (out.eval) {
+      // Without batch norm there are no running statistics: eval and training mode compute the same thing.
+      block.append(bars(out.hasBatchNorm ? 'eval mode (running statistics)' : 'prediction (no batch norm: the same in eval and training mode)', out.eval, id));
+    }
     const one = out.trainBatchOfOne;
     if ('probabilities' in one) {
-      block.append(bars('batch of one, training mode', one.probabilities, id));
+      block.append(bars(out.hasBatchNorm ? 'batch of one, training mode' : 'batch of one, training mode: the same, nothing depends on the batch', one.probabilities, id));
     } else {
       if (one.formula) block.append(bars('batch of one, training mode: each batch norm outputs β', one.formula, id));
       const err = document.createElement('p');

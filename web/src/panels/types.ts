@@ -40,6 +40,8 @@ export interface Panel {
   claim: string;
   /** Probes the worker should compute for this panel, given the state (asked for at each reset). */
   probes?(state: LabState): ProbeRequest[];
+  /** Reset pressed (or a new link opened): forget what was kept about the previous run, before `probes` is asked again. */
+  reset?(): void;
   /** Build the panel's DOM and chart objects once, inside `el`. */
   mount(el: HTMLElement, ctx: PanelContext): void;
   /** Each animation frame in which `data.version` changed: set the charts' data and draw them. */

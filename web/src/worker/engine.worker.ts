@@ -130,9 +130,12 @@ function classify(model: Sequential, x: Tensor): ClassifyOutput {
   const bns = batchNormLayers(model);
   const statistics = bns.map((l) => l.statistics);
   const probabilities = () => Array.from(softmax(model.forward(x)).data);
+  // Running averages never updated hold mean 0 and variance 1: eval mode would answer from those, and the
+  // library warns about it. The page says "untrained" instead of quoting that answer.
+  const untrained = bns.some((l) => l.numBatchesTracked === 0);
   try {
     model.eval();
-    const evalOut = probabilities();
+    const evalOut = untrained ? null : probabilities();
     let trainBatchOfOne: ClassifyOutput['trainBatchOfOne'];
     try {
       // 'batch-frozen': batch statistics without updating the running averages.
@@ -142,7 +145,7 @@ function classify(model: Sequential, x: Tensor): ClassifyOutput {
     } catch (e) {
       trainBatchOfOne = { error: e instanceof Error ? e.message : String(e), formula: batchOfOneInTraining(model, x).probabilities };
     }
-    return { eval: evalOut, trainBatchOfOne };
+    return { eval: evalOut, untrained, hasBatchNorm: bns.length > 0, trainBatchOfOne };
   } finally {
     [...model.modules()].forEach((m, i) => (m.training = modes[i]));
     bns.forEach((l, i) => (l.statistics = statistics[i]));

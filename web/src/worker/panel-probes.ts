@@ -6,6 +6,7 @@
  */
 import { BatchMeanNoise, batchMeanSpread, unitBatchStatistics, type BatchMeanNoiseEstimate, type SpreadRow, type UnitBatchStatistics } from '@bnlab/experiments/batch-noise.js';
 import { BatchNormBase } from '@bnlab/nn/batchnorm.js';
+import { Linear } from '@bnlab/nn/linear.js';
 import { InputDrift, activationInputs, afterLinear, histogram, layerInput, unitPercentiles } from '@bnlab/experiments/probe.js';
 import { accuracyByStatistics, runningMeanProbe, type AccuracyByStatistics, type RunningMeanProbe } from '@bnlab/experiments/test-time.js';
 import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
@@ -31,6 +32,8 @@ export interface PanelProbeValues {
     drift: number[] | null;
     referenceStep: number | null;
     histogram: { min: number; max: number; counts: number[]; below: number; above: number; total: number };
+    /** The 99th percentile of |value| over the layer's units and examples: what the histogram range follows. */
+    extent: number;
     layers: number;
   };
   noise: { layer: number; unit: number; mean: number; every: number; estimate: BatchMeanNoiseEstimate | null };
@@ -137,6 +140,7 @@ export const PANEL_PROBES: { [K in PanelProbeName]: PanelProbeFn<K> } = {
     const hi = num(params.max, 8);
     const h = histogram(pooled, lo, Math.max(hi, lo + 1e-6), clampInt(num(params.bins, 48), 4, 200));
     return {
+      extent: absPercentile(pooled, 0.99),
       layer,
       unit,
       percentiles: unitPercentiles(inputs[layer].values[unit]),
@@ -157,7 +161,8 @@ export const PANEL_PROBES: { [K in PanelProbeName]: PanelProbeFn<K> } = {
     if (!batch) return null;
     const b = batch.labels.length;
     const layer = clampInt(num(params.layer, 0), 0, activationInputsCount(ctx.model) - 1);
-    const unit = clampInt(num(params.unit, 0), 0, 1e6);
+    // A unit past the layer's width measures its last unit, and says so in `unit` (the panel filters on it).
+    const unit = clampInt(num(params.unit, 0), 0, linearWidth(ctx.model, layer) - 1);
     const ghostWanted = num(params.ghost, 0);
     const ghost = ghostWanted > 0 && ghostWanted < b && b % ghostWanted === 0 ? ghostWanted : null;
     // The batch norm of that layer kept the statistics of the step it just took: free, exact. Otherwise
@@ -232,6 +237,21 @@ export const PANEL_PROBES: { [K in PanelProbeName]: PanelProbeFn<K> } = {
     return accuracyByStatistics(ctx.evalModel(), ctx.trainSet, head(ctx.testSet, ACCURACY_EXAMPLES), { inputShape: [ctx.spec.inputSize], batchSize: Math.max(2, Math.min(ctx.spec.batchSize, 100)), populationBatches: 10 });
   },
 };
+
+/** Units of hidden layer `hidden` (its Linear layer's outputs). */
+function linearWidth(model: Sequential, hidden: number): number {
+  const linear = model.layers[afterLinear(model, hidden) - 1];
+  return linear instanceof Linear ? linear.outFeatures : 1;
+}
+
+/** The `q` quantile of |v| over all values (non-finite ones left out); 0 when there are none. */
+function absPercentile(units: Float32Array[], q: number): number {
+  const all: number[] = [];
+  for (const u of units) for (const v of u) if (Number.isFinite(v)) all.push(Math.abs(v));
+  if (all.length === 0) return 0;
+  const sorted = Float64Array.from(all).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
 
 /** The batch norm right after hidden layer `hidden`'s Linear layer (before its activation), or null. */
 function batchNormAfterLinear(model: Sequential, hidden: number): BatchNormBase | null {

@@ -97,8 +97,12 @@ export interface SweepPoint {
 }
 
 export interface ClassifyOutput {
-  /** Softmax probabilities in eval mode (running statistics). */
+  /** Softmax probabilities in eval mode (running statistics); null when those were never updated. */
   eval: number[] | null;
+  /** The model has batch norm whose running statistics were never updated (no training step yet). */
+  untrained: boolean;
+  /** Without batch norm, eval and training mode compute the same thing. */
+  hasBatchNorm: boolean;
   /**
    * The same input as a batch of one in training mode (batch statistics), or why that cannot work; then
    * `formula` is what the arithmetic would give (variance 0, every batch norm outputs its β).
