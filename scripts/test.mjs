@@ -21,7 +21,7 @@ const TEST = join(ROOT, 'test');
  * files, fuzz parsers, run the experiments on the backend they choose ('auto'), install the packed
  * package, drive the lab (its workers use wasm), or test the wasm kernels and the browser build by name. One run on the ts pass is enough.
  */
-const ONCE = ['cli', 'io-cli', 'io-fuzz', 'io-hostile', 'experiments', 'landscape', 'rng', 'wasm-kernels', 'wasm-browser', 'installed-package', 'own-data', 'pytorch-ddp', 'lab', 'lab-panels', 'lab-bundle', 'digit', 'two-feature', 'metrics'];
+const ONCE = ['cli', 'io-cli', 'io-fuzz', 'io-hostile', 'experiments', 'landscape', 'rng', 'wasm-kernels', 'wasm-browser', 'installed-package', 'own-data', 'own-data-cli', 'pytorch-ddp', 'lab', 'lab-panels', 'lab-bundle', 'digit', 'two-feature', 'metrics'];
 
 /** The fast tier: unit, gradient and conformance tests of the math, each a few seconds. */
 const FAST = ['tensor', 'kernels', 'batchnorm', 'bn-variants', 'gradients', 'norms', 'conv', 'optim', 'fuse', 'conformance'];

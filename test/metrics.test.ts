@@ -43,6 +43,18 @@ test('a class that is never predicted has precision 0 (nothing to divide by), no
   assert.throws(() => confusionMatrix([0, 3], [0, 0], 2), /sample 1 has label 3/);
 });
 
+test('the macro average leaves out classes with no samples and no predictions, as scikit-learn', () => {
+  // Classes 0 and 1 all right; class 2 neither occurs nor is predicted: macro avg 1, not 0.667.
+  const r = classificationReport(confusionMatrix([0, 1, 1, 0], [0, 1, 1, 0], 3), ['a', 'b', 'c']);
+  assert.equal(r.accuracy, 1);
+  assert.deepEqual(r.macro, { precision: 1, recall: 1, f1: 1, support: 4 });
+  assert.deepEqual(r.absent, ['c']);
+  // A class that is predicted but has no samples stays in (precision 0), as scikit-learn keeps it.
+  const predictedOnly = classificationReport(confusionMatrix([0, 1], [0, 2], 3));
+  assert.deepEqual(predictedOnly.absent, []);
+  assert.equal(predictedOnly.macro.recall, (1 + 0 + 0) / 3);
+});
+
 test('evaluate() returns each prediction in dataset order', () => {
   const model = new Sequential(new Linear(2, 2));
   const w = model.parameters()[0].value.data;

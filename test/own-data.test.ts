@@ -304,7 +304,7 @@ describe('bnlab on own data', () => {
     writePng(disc, 40, 30, (x, y) => (Math.hypot(x - 20, y - 15) < 9 ? [40, 200, 60] : [20, 20, 20]));
     const p = JSON.parse(ok(await bnlab(['predict', '--model', run, '--image', disc, '--json']), 'predict image').stdout);
     assert.equal(p.predictedName, 'disc');
-    assert.match(p.source, /resized from 40x30 to 16x16/);
+    assert.match(p.source, /resized from 30x40 to 16x16, height x width as --image-size/);
 
     const gray = await readDataSource(dir, { channels: 1 });
     assert.deepEqual(gray.dataset.sampleShape.slice(0, 1), [1]);

@@ -48,7 +48,8 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    console.error(`error: ${e.message}`);
+    // One style for every failure: "error: <message>", even when the message quotes another "Error: ...".
+    console.error(`error: ${e.message.replace(/^(?:error|Error):\s*/, '')}`);
     if (process.env.BNLAB_DEBUG) console.error(e.stack);
     process.exitCode = 1;
   }

@@ -16,9 +16,13 @@ import type { Preprocessing } from '../data/preprocess.js';
 import type { Sequential } from '../nn/sequential.js';
 import type { Trainer } from '../train/trainer.js';
 import { nonNegativeInt, positiveInt } from './options.js';
+import { shellQuote } from './format.js';
 import type { TrainConfig } from './commands/train.js';
 
 export const MODEL_OPTION_HELP = `model preset (${presetNames().join(', ')}), a network sized from the data (${SHAPED_MODELS.join(', ')}: --hidden, --activation, --conv), or a model directory (model.json + model.safetensors, e.g. a run directory)`;
+
+/** `--model` of commands that use a model as it is (predict, export): a network sized from data needs training first. */
+export const TRAINED_MODEL_OPTION_HELP = `a model directory (model.json + model.safetensors, e.g. a run directory or an import), or a preset (${presetNames().join(', ')}) with its initial weights`;
 
 /** commander parser for `--model`: a preset name, mlp/cnn, or a directory holding model.safetensors (made absolute). */
 export function modelArgument(value: string): string {
@@ -26,6 +30,12 @@ export function modelArgument(value: string): string {
   if (isModelDir(value)) return resolve(value); // absolute, so a run's config.json still finds it from elsewhere
   const hint = existsSync(value) ? ` "${value}" exists but holds no model.safetensors (a run directory gets one when training ends).` : '';
   throw new InvalidArgumentError(`Allowed choices are ${presetNames().join(', ')}, ${SHAPED_MODELS.join(', ')}, or a model directory (model.json + model.safetensors).${hint}`);
+}
+
+/** commander parser for `--model` of predict and export: as modelArgument, but mlp/cnn only exist once trained on data. */
+export function trainedModelArgument(value: string): string {
+  if (isShapedModel(value) && !existsSync(value)) throw new InvalidArgumentError(`--model ${value} is sized from the data when training; train it first (bnlab train --data PATH --model ${value} --out DIR) and pass DIR.`);
+  return modelArgument(value);
 }
 
 /** A model to use: built from a preset, or loaded (weights included) from a model directory. */
@@ -134,7 +144,7 @@ export function resumeTrainConfig(runDir: string, cmd: Command, flags: { steps?:
   for (const k of keys) if (!(k in saved)) throw new ModelFileError(file, 'bad field', `"${k}" is missing`);
   const config = Object.fromEntries(keys.map((k) => [k, saved[k]])) as unknown as TrainConfig;
   // Settings newer runs record (own data, network shape, batch-norm layout): carried over when present.
-  const optional = ['bnPlacement', 'inputBn', 'dataPath', 'testDataPath', 'testFraction', 'labelColumn', 'imageSize', 'imageChannels', 'standardize', 'shape'] as const;
+  const optional = ['bnPlacement', 'inputBn', 'dataPath', 'testDataPath', 'testFraction', 'labelColumn', 'imageSize', 'imageChannels', 'standardize', 'ignoreColumns', 'shape', 'baseModel'] as const;
   for (const k of optional) if (k in saved) (config as unknown as Record<string, unknown>)[k] = saved[k];
   if (flags.steps !== undefined) {
     config.steps = flags.steps;
@@ -164,6 +174,14 @@ export function resumeFromLatest(runDir: string, parts: TrainingParts): string {
   const { dir, checkpoint } = loadLatestCheckpoint(runDir, (skipped, e) => console.warn(`bnlab warning: skipping checkpoint ${skipped}: ${e.message}`));
   if (checkpoint.state.step > parts.trainer.totalSteps) {
     throw new Error(`the latest checkpoint of ${runDir} is at step ${checkpoint.state.step}, past the requested budget of ${parts.trainer.totalSteps} steps; give --steps ${checkpoint.state.step} or more`);
+  }
+  const cosine = /^cosine\((\d+)/;
+  const saved = checkpoint.state.schedule?.name ?? '';
+  const wanted = parts.schedule?.name ?? '';
+  if (saved !== wanted && cosine.test(saved) && cosine.test(wanted)) {
+    // The schedule's length is its budget: resuming with another --steps would change the rates already used.
+    const budget = Number(cosine.exec(saved)![1]);
+    throw new Error(`${runDir} uses a cosine learning-rate schedule, which decays the rate to its minimum over exactly the run's ${budget} steps, so it cannot be extended to ${parts.trainer.totalSteps} steps. ${checkpoint.state.step < budget ? `Resume it without --steps/--epochs to finish its ${budget} steps, or` : `It has finished them; to train more,`} train further from its model in a new run: bnlab train --model ${shellQuote(runDir)} --steps N --out NEW_DIR (with the run's --data, if it had one)`);
   }
   restoreTraining(checkpoint, parts, dir);
   return dir;

@@ -68,6 +68,13 @@ export function layerSizes(value: string): number[] {
   return sizes;
 }
 
+/** Column names separated by commas (`--ignore-columns id,name`). */
+export function columnList(value: string): string[] {
+  const names = value.split(',').map((c) => c.trim());
+  if (names.some((c) => c === '')) throw new InvalidArgumentError(`Expected column names separated by commas (e.g. id,name), got "${value}".`);
+  return names;
+}
+
 /** An image size: `32x24` (height x width) or `32` (square). */
 export function imageSize(value: string): [number, number] {
   const m = /^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$/.exec(value);

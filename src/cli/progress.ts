@@ -3,6 +3,7 @@
  * lines (at every test evaluation and at least every `intervalSeconds`), so logs and CI output stay
  * readable instead of filling with carriage returns.
  */
+import { formatLoss } from './format.js';
 import cliProgress from 'cli-progress';
 import type { TrainMetrics } from '../train/trainer.js';
 
@@ -48,7 +49,7 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
     const seconds = (Date.now() - startTime) / 1000;
     return startStep === null || seconds <= 0 ? 0 : (step - startStep) / seconds;
   };
-  const payload = () => ({ loss: loss === undefined ? '-' : loss.toFixed(4), acc: formatAccuracy(accuracy), rate: rate().toFixed(1) });
+  const payload = () => ({ loss: loss === undefined ? '-' : formatLoss(loss), acc: formatAccuracy(accuracy), rate: rate().toFixed(1) });
 
   if (tty) {
     const bar = new cliProgress.SingleBar(

@@ -36,6 +36,8 @@ export interface RunDataFlags {
   data?: string;
   /** A bundled test set instead of the run's. */
   dataset?: string;
+  /** CSV columns of `data` to skip without a note (--ignore-columns). */
+  ignoreColumns?: string[];
 }
 
 /**
@@ -51,7 +53,8 @@ export async function runData(flags: RunDataFlags, source: ModelSource & { dir: 
     return loadDataset(name, 'train');
   };
   if (flags.data) {
-    const { dataset, kind } = await readForModel(flags.data, source);
+    const { dataset, kind, skipped } = await readForModel(flags.data, source, { ignore: flags.ignoreColumns });
+    noteSkipped(flags.data, skipped);
     const what = `${flags.data} (${dataset.count} samples${kind === 'idx-test' ? ', its test pair' : ''})`;
     return { testSet: dataset, testDescription: what, training: ownTraining };
   }
@@ -71,6 +74,11 @@ export async function runData(flags: RunDataFlags, source: ModelSource & { dir: 
         ? `the run's test data ${test.path} (${data.testSet.count} samples)`
         : `the test pair of ${config.dataPath} (${data.testSet.count} samples)`;
   return { testSet: data.testSet, testDescription, training: async () => data.trainSet };
+}
+
+/** Columns of a CSV file that the model does not read, said once on stderr (they are skipped). */
+export function noteSkipped(file: string, skipped: readonly string[]): void {
+  if (skipped.length) console.warn(`bnlab note: ${file}: skipping column${skipped.length === 1 ? '' : 's'} ${skipped.map((c) => JSON.stringify(c)).join(', ')}, which the model does not read (--ignore-columns ${skipped.join(',')} says so and silences this)`);
 }
 
 /** The run's own training and test sets, --train-limit/--test-limit included, refusing data that changed since. */

@@ -39,6 +39,14 @@ export interface ReadOptions {
   channels?: 1 | 3 | null;
   /** Where `features` and `classNames` came from, for error messages. */
   expectedFrom?: string;
+  /** The option that named the path, for error messages (default --data). */
+  flag?: string;
+  /** CSV: rows without a label column are fine and get label 0 (population statistics need only the inputs). */
+  unlabelled?: boolean;
+  /** CSV: columns that are not features (--ignore-columns). */
+  ignore?: readonly string[];
+  /** CSV with `features`: skip other columns (listed in the table's `skipped`) instead of refusing the file. */
+  skipOtherColumns?: boolean;
 }
 
 export interface DataSource {
@@ -59,25 +67,48 @@ export interface DataSource {
 /** Read `--data PATH`: a CSV file, an IDX directory or a folder of class folders, detected from what is there. */
 export async function readDataSource(p: string, options: ReadOptions = {}): Promise<DataSource> {
   const abs = path.resolve(p);
+  const kind = dataKindOf(p, options.flag);
+  if (kind === 'csv') return readCsv(abs, p, options);
+  const entries = fs.readdirSync(abs, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'));
+  if (kind === 'idx') return readIdxDir(abs, p, entries.filter((e) => e.isFile()).map((e) => e.name), options);
+  return readImageFolders(abs, p, options);
+}
+
+/** What kind of data `p` is, from what is there (without reading it); errors name `flag` (default --data). */
+export function dataKindOf(p: string, flag = '--data'): DataKind {
+  const abs = path.resolve(p);
   let stat: fs.Stats;
   try {
     stat = fs.statSync(abs);
   } catch {
-    throw new DataFileError(p, 'no such file or directory; --data takes a CSV file, a directory with an IDX pair, or a directory with one folder of PNG images per class');
+    throw new DataFileError(p, `no such file or directory; ${flag} takes a CSV file, a directory with an IDX pair, or a directory with one folder of PNG images per class`);
   }
   if (stat.isFile()) {
-    if (/\.png$/i.test(abs)) throw new DataFileError(p, 'is one image; --data takes a directory with one folder of PNG images per class (DIR/cat/1.png, DIR/dog/2.png, ...)');
-    if (/(idx\d|ubyte)/i.test(path.basename(abs))) throw new DataFileError(p, 'is an IDX file; --data takes the directory that holds the images and labels files');
-    return readCsv(abs, p, options);
+    if (/\.png$/i.test(abs)) throw new DataFileError(p, `is one image; ${flag} takes a directory with one folder of PNG images per class (DIR/cat/1.png, DIR/dog/2.png, ...)`);
+    if (/(idx\d|ubyte)/i.test(path.basename(abs))) throw new DataFileError(p, `is an IDX file; ${flag} takes the directory that holds the images and labels files`);
+    return 'csv';
   }
   if (!stat.isDirectory()) throw new DataFileError(p, 'is neither a file nor a directory');
   const entries = fs.readdirSync(abs, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'));
-  if (entries.some((e) => e.isFile() && IDX_NAME.test(e.name))) return readIdxDir(abs, p, entries.filter((e) => e.isFile()).map((e) => e.name), options);
-  if (entries.some((e) => e.isDirectory())) return readImageFolders(abs, p, options);
+  if (entries.some((e) => e.isFile() && IDX_NAME.test(e.name))) return 'idx';
+  if (entries.some((e) => e.isDirectory())) return 'images';
   throw new DataFileError(p, `holds ${entries.length ? `only ${entries.slice(0, 5).map((e) => e.name).join(', ')}` : 'nothing'}; a data directory holds either IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, ...) or one folder of PNG images per class`);
 }
 
 // ---- CSV -------------------------------------------------------------------------------------------
+
+/** Compressed files are refused by name before the parser reads their bytes as text. */
+function checkPlainText(file: string, shown: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    const n = fs.readSync(fd, magic, 0, 4, 0);
+    if (n >= 2 && magic[0] === 0x1f && magic[1] === 0x8b) throw new DataFileError(shown, `is gzip-compressed; bnlab reads plain CSV text only: decompress it first (gunzip -k ${path.basename(file)}) and give the .csv file`);
+    if (n >= 4 && magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 3 && magic[3] === 4) throw new DataFileError(shown, 'is a ZIP archive (or an Excel .xlsx file); bnlab reads plain CSV text only: extract it or save the sheet as CSV (UTF-8)');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /** The delimiter from the first line: a comma, else a tab or a semicolon if the line has one; .tsv files use tabs. */
 function detectDelimiter(file: string): string {
@@ -104,8 +135,10 @@ async function streamCsv(file: string, shown: string, builder: TableBuilder): Pr
   const hash = createHash('sha256');
   let delimiter: string;
   try {
+    checkPlainText(file, shown);
     delimiter = detectDelimiter(file);
   } catch (e) {
+    if (e instanceof DataFileError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new DataFileError(shown, code === 'ENOENT' ? 'no such file' : `cannot be read: ${(e as Error).message}`);
   }
@@ -115,9 +148,17 @@ async function streamCsv(file: string, shown: string, builder: TableBuilder): Pr
   const parser = input.pipe(parse({ bom: true, delimiter, info: true, relax_column_count: true, skip_empty_lines: true }));
   const lines = new LineCounter();
   let first = true;
+  let header: string[] = [];
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const line = lines.start(record, info.lines);
+      // Bytes that are not UTF-8 are decoded as U+FFFD: a Latin-1 "sétosa" would become the class "s�tosa".
+      const bad = record.findIndex((cell) => cell.includes('\uFFFD'));
+      if (bad >= 0) {
+        const where = first ? ` (the header's column ${bad + 1})` : '';
+        throw new DataFileError(shown, `is not UTF-8 text: ${JSON.stringify(record[bad])}${where} holds bytes that are not UTF-8 (shown as \uFFFD; Latin-1 or Windows-1252?). Save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 IN.csv > OUT.csv`, line, first ? undefined : header[bad]?.trim());
+      }
+      if (first) header = record;
       if (first) builder.header(record, line);
       else builder.row(record, line);
       first = false;
@@ -133,17 +174,20 @@ async function streamCsv(file: string, shown: string, builder: TableBuilder): Pr
 }
 
 async function readCsv(abs: string, shown: string, options: ReadOptions): Promise<DataSource> {
-  const builder = new TableBuilder(shown, { label: options.label ?? undefined, features: options.features, labelOptional: options.labelOptional, featuresFrom: options.expectedFrom });
+  const builder = new TableBuilder(shown, { label: options.label ?? undefined, features: options.features, labelOptional: options.labelOptional || options.unlabelled, featuresFrom: options.expectedFrom, ignore: options.ignore, skipOtherColumns: options.skipOtherColumns });
   const fingerprint = await streamCsv(abs, shown, builder);
   const table = builder.finish();
-  const dataset = tableToDataset(table, path.basename(abs), options.classNames);
+  // Inputs only (population statistics): labels, if there, are not read, so every row counts as class 0.
+  const dataset = options.unlabelled
+    ? { name: path.basename(abs), images: table.values, labels: new Uint8Array(table.count), count: table.count, sampleShape: [table.features.length], numClasses: options.classNames?.length ?? 1, ...(options.classNames ? { classNames: [...options.classNames] } : {}) }
+    : tableToDataset(table, path.basename(abs), options.classNames);
   return {
     kind: 'csv',
     path: abs,
     dataset,
     table,
     fingerprint,
-    preprocessing: { version: PREPROCESSING_VERSION, source: 'csv', features: table.features, label: table.label! },
+    preprocessing: { version: PREPROCESSING_VERSION, source: 'csv', features: table.features, label: table.label!, ...(options.ignore?.length ? { ignoredColumns: [...options.ignore] } : {}) },
   };
 }
 
@@ -165,8 +209,8 @@ class LineCounter {
 }
 
 /** Read a CSV file for prediction: the model's feature columns, the label column optional. */
-export async function readCsvRows(p: string, features: readonly string[], label: string | undefined, expectedFrom: string): Promise<Table> {
-  const builder = new TableBuilder(p, { label, features, labelOptional: true, featuresFrom: expectedFrom });
+export async function readCsvRows(p: string, features: readonly string[], label: string | undefined, expectedFrom: string, ignore: readonly string[] = []): Promise<Table> {
+  const builder = new TableBuilder(p, { label, features, labelOptional: true, featuresFrom: expectedFrom, ignore, skipOtherColumns: true });
   await streamCsv(path.resolve(p), p, builder);
   return builder.finish();
 }
@@ -223,8 +267,10 @@ function readIdxDir(abs: string, shown: string, names: string[], options: ReadOp
     hash.update(images.data).update(labels.data);
     let max = 0;
     for (const l of labels.data) max = Math.max(max, l);
+    const labelsFile = path.join(abs, p.labels!);
+    if (!classNames) checkIdxClasses(labels.data, max, labelsFile);
     const names = classNames ?? Array.from({ length: max + 1 }, (_, k) => String(k));
-    if (max >= names.length) throw new DataFileError(path.join(abs, p.labels!), `has label ${max}, but the model has ${names.length} classes (0..${names.length - 1})`);
+    if (max >= names.length) throw new DataFileError(labelsFile, `has label ${max} (sample ${labels.data.indexOf(max)}, counting from 0), but the classes are 0..${names.length - 1} (${names.length}, from the training labels)`);
     try {
       return datasetFromIdx(images, labels, name, { classNames: names });
     } catch (e) {
@@ -236,6 +282,41 @@ function readIdxDir(abs: string, shown: string, names: string[], options: ReadOp
   if (!options.classNames && distinct < 2) throw new DataFileError(path.join(abs, train[1].labels!), `has only ${distinct} distinct label; a classifier needs at least two classes`);
   const testDataset = test ? load(test, path.basename(abs), dataset.classNames) : undefined;
   return { kind: 'idx', path: abs, dataset, ...(testDataset ? { testDataset } : {}), fingerprint: hash.digest('hex'), preprocessing: { version: PREPROCESSING_VERSION, source: 'idx' } };
+}
+
+/**
+ * IDX labels are class indices, so the class count is the largest label + 1: labels that leave a class
+ * without samples (starting at 1, or one corrupted label of 200 making 201 classes) are refused with the
+ * labels and samples responsible.
+ */
+function checkIdxClasses(labels: ArrayLike<number>, max: number, file: string): void {
+  const counts = new Array<number>(max + 1).fill(0);
+  for (let i = 0; i < labels.length; i++) counts[labels[i]]++;
+  const empty = counts.flatMap((n, k) => (n === 0 ? [k] : []));
+  if (empty.length === 0) return;
+  const min = counts.findIndex((n) => n > 0);
+  const ranges = compressRanges(empty);
+  if (empty.every((k) => k < min)) {
+    throw new DataFileError(file, `the labels run from ${min} to ${max}, so class${min > 1 ? `es ${ranges}` : ` ${ranges}`} ${min > 1 ? 'have' : 'has'} no samples: IDX labels are class indices from 0 (the class count is the largest label + 1). Subtract ${min} from every label`);
+  }
+  // The labels above the first gap are the suspects (usually one corrupted value).
+  const gap = empty.find((k) => k > min)!;
+  const suspects: string[] = [];
+  for (let i = 0; i < labels.length && suspects.length < 3; i++) if (labels[i] > gap && !suspects.some((t) => t.startsWith(`label ${labels[i]} `))) suspects.push(`label ${labels[i]} (sample ${i})`);
+  const few = counts.slice(gap).reduce((a, b) => a + b, 0);
+  throw new DataFileError(file, `${suspects.join(', ')}${few > suspects.length ? ` and ${few - suspects.length} more sample${few - suspects.length === 1 ? '' : 's'} above ${gap}` : ''} leave${suspects.length === 1 && few === 1 ? 's' : ''} class${empty.length === 1 ? '' : 'es'} ${ranges} with no samples: IDX labels are class indices, so the class count is the largest label + 1 (${max + 1} here). Correct those labels (samples count from 0), or remove those samples`);
+}
+
+/** [3, 4, 5, 9] → "3..5, 9". */
+function compressRanges(sorted: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    parts.push(j > i ? `${sorted[i]}..${sorted[j]}` : String(sorted[i]));
+    i = j + 1;
+  }
+  return parts.join(', ');
 }
 
 // ---- PNG images in class folders --------------------------------------------------------------------
@@ -304,7 +385,23 @@ export interface TrainingDataOptions {
   imageChannels?: 1 | 3 | null;
   /** Standardize the input with training-set mean and std (per feature; per channel for images), recorded in the run. */
   standardize?: boolean;
+  /** CSV: columns that are not features (--ignore-columns), recorded in the model. */
+  ignoreColumns?: string[] | null;
   seed: number;
+  /**
+   * Training further from a trained model (--model DIR): how that model reads its input. The data is
+   * read the same way (its CSV columns by name, image size, classes, its standardization statistics),
+   * never re-derived from the new data, which would feed the weights input they were not trained on.
+   */
+  baseModel?: BaseModel | null;
+}
+
+/** What a model directory trained further needs from its model.json. */
+export interface BaseModel {
+  /** The directory, for messages. */
+  dir: string;
+  classNames?: string[];
+  preprocessing?: Preprocessing;
 }
 
 /** --test-fraction when neither it nor --test-data is given (and the data has no test set of its own). */
@@ -332,24 +429,46 @@ export interface TrainingData {
  * files give the same sets, which is how `bnlab evaluate` and `--resume` recreate them.
  */
 export async function loadTrainingData(o: TrainingDataOptions): Promise<TrainingData> {
+  const base = o.baseModel?.preprocessing ? (o.baseModel as BaseModel & { preprocessing: Preprocessing }) : null;
+  if (base) checkFitsBase(o, base);
   if (!o.dataPath) {
     let trainSet = loadDataset(o.dataset, 'train');
     let testSet = loadDataset(o.dataset, 'test');
     if (o.standardize) {
-      const s = standardization(trainSet);
+      const s = base?.preprocessing.standardize ?? standardization(trainSet);
       [trainSet, testSet] = [standardizeDataset(trainSet, s), standardizeDataset(testSet, s)];
       return { trainSet, testSet, preprocessing: { version: PREPROCESSING_VERSION, source: 'idx', standardize: s } };
     }
     return { trainSet, testSet };
   }
-  const read: ReadOptions = { label: o.labelColumn, imageSize: o.imageSize, channels: o.imageChannels };
+  checkFitsKind(o);
+  const ignore = o.ignoreColumns ?? base?.preprocessing.ignoredColumns ?? [];
+  const read: ReadOptions = base
+    ? {
+        ignore,
+        label: o.labelColumn ?? base.preprocessing.label,
+        features: base.preprocessing.features,
+        classNames: o.baseModel?.classNames,
+        imageSize: base.preprocessing.image ? [base.preprocessing.image.height, base.preprocessing.image.width] : null,
+        channels: base.preprocessing.image?.channels,
+        expectedFrom: `the model ${base.dir}`,
+      }
+    : { label: o.labelColumn, imageSize: o.imageSize, channels: o.imageChannels, ignore };
   const source = await readDataSource(o.dataPath, read);
+  if (base && base.preprocessing.source !== source.kind && !(base.preprocessing.source === 'idx' && source.kind === 'images')) {
+    throw new DataFileError(o.dataPath, `is ${KIND_TEXT[source.kind]}, the model ${base.dir} was trained on ${KIND_TEXT[base.preprocessing.source]}; train it further on data of the same kind`);
+  }
   let trainSet = source.dataset;
   let testSet: Dataset;
   let test: NonNullable<TrainingData['provenance']>['test'];
   if (o.testDataPath) {
     const p = source.preprocessing;
+    // The kind first: a CSV read with an image run's classes would fail on its labels, hiding the real mistake.
+    const testKind = dataKindOf(o.testDataPath, '--test-data');
+    if (testKind !== source.kind) throw new DataFileError(o.testDataPath, `is ${KIND_TEXT[testKind]}, the training data ${o.dataPath} is ${KIND_TEXT[source.kind]}; give --test-data of the same kind`);
     const other = await readDataSource(o.testDataPath, {
+      flag: '--test-data',
+      ignore,
       label: p.label,
       features: p.features,
       classNames: trainSet.classNames,
@@ -379,11 +498,39 @@ export async function loadTrainingData(o: TrainingDataOptions): Promise<Training
   }
   const preprocessing: Preprocessing = { ...source.preprocessing };
   if (o.standardize) {
-    preprocessing.standardize = standardization(trainSet);
+    preprocessing.standardize = base?.preprocessing.standardize ?? standardization(trainSet);
     trainSet = standardizeDataset(trainSet, preprocessing.standardize);
     testSet = standardizeDataset(testSet, preprocessing.standardize);
   }
   return { trainSet, testSet, preprocessing, provenance: { kind: source.kind, path: source.path, fingerprint: source.fingerprint, test, classNames: [...trainSet.classNames!] } };
+}
+
+/** Options for another kind of data than --data is are refused rather than silently doing nothing. */
+function checkFitsKind(o: TrainingDataOptions): void {
+  const kind = dataKindOf(o.dataPath!);
+  const what = `${o.dataPath} is ${KIND_TEXT[kind]}`;
+  if (kind !== 'csv' && o.labelColumn) throw new Error(`--label names a CSV column, but ${what}, whose classes are ${kind === 'images' ? 'its folder names' : 'its labels file'}; drop --label`);
+  if (kind !== 'csv' && o.ignoreColumns?.length) throw new Error(`--ignore-columns names CSV columns, but ${what}; drop --ignore-columns`);
+  if (kind !== 'images' && (o.imageSize || o.imageChannels)) throw new Error(`${o.imageSize ? '--image-size' : '--channels'} applies to folders of PNG images, but ${what}${kind === 'idx' ? ', whose images are used at their own size' : ''}; drop it`);
+}
+
+/** Options that contradict how the model trained further reads its input are refused, not silently overridden. */
+function checkFitsBase(o: TrainingDataOptions, base: BaseModel & { preprocessing: Preprocessing }): void {
+  const pre = base.preprocessing;
+  if (pre.standardize && !o.standardize) {
+    throw new Error(`${base.dir} standardizes its input with the mean and std of its training data (recorded in its model.json); add --standardize to train it further with those statistics, or train a new model (--model mlp/cnn) on raw input`);
+  }
+  if (!pre.standardize && o.standardize) {
+    throw new Error(`${base.dir} was trained on input that was not standardized; drop --standardize to train it further, or train a new model (--model mlp/cnn) with --standardize`);
+  }
+  if (!o.dataPath) return;
+  const image = pre.image;
+  if (image && o.imageSize && (o.imageSize[0] !== image.height || o.imageSize[1] !== image.width)) {
+    throw new Error(`--image-size ${o.imageSize[0]}x${o.imageSize[1]}: ${base.dir} takes images of ${image.height}x${image.width} (height x width); drop --image-size to resize to that`);
+  }
+  if (image && o.imageChannels && o.imageChannels !== image.channels) {
+    throw new Error(`--channels ${o.imageChannels}: ${base.dir} takes ${image.channels === 1 ? 'gray (1 channel)' : 'RGB (3 channels)'} images; drop --channels`);
+  }
 }
 
 const KIND_TEXT: Record<DataKind, string> = { csv: 'a CSV file', idx: 'an IDX directory', images: 'a folder of class folders' };
@@ -399,9 +546,13 @@ export interface ModelInput {
  * Read `p` as data for a trained model: the model's CSV columns and classes, its image size and channels,
  * its standardization. An IDX directory with a test pair gives that pair (kind 'idx-test').
  */
-export async function readForModel(p: string, model: ModelInput): Promise<{ dataset: Dataset; kind: DataKind | 'idx-test' }> {
+export async function readForModel(p: string, model: ModelInput, options: { unlabelled?: boolean; ignore?: readonly string[] } = {}): Promise<{ dataset: Dataset; kind: DataKind | 'idx-test'; skipped: string[] }> {
   const pre = model.preprocessing;
   const image = pre?.image ?? imageOfInput(model.inputShape);
+  const kind = dataKindOf(p);
+  if (pre && pre.source !== kind && !(pre.source === 'idx' && kind === 'images')) {
+    throw new DataFileError(p, `is ${KIND_TEXT[kind]}, the model was trained on ${KIND_TEXT[pre.source]}; give data of the same kind`);
+  }
   const source = await readDataSource(p, {
     label: pre?.label,
     features: pre?.features,
@@ -409,16 +560,17 @@ export async function readForModel(p: string, model: ModelInput): Promise<{ data
     imageSize: image ? [image.height, image.width] : null,
     channels: image?.channels,
     expectedFrom: 'the model',
+    unlabelled: options.unlabelled,
+    // Columns the model does not read (an id, notes) are skipped, not refused: the caller notes them.
+    ignore: [...(options.ignore ?? []), ...(pre?.ignoredColumns ?? [])],
+    skipOtherColumns: true,
   });
-  if (pre && pre.source !== source.kind && !(pre.source === 'idx' && source.kind === 'images')) {
-    throw new DataFileError(p, `is ${KIND_TEXT[source.kind]}, the model was trained on ${KIND_TEXT[pre.source]}; give data of the same kind`);
-  }
   let dataset = source.testDataset ?? source.dataset;
   const need = model.inputShape.reduce((a, b) => a * b, 1);
   const have = dataset.sampleShape.reduce((a, b) => a * b, 1);
   if (need !== have) throw new DataFileError(p, `has samples of shape [${dataset.sampleShape.join(', ')}] (${have} values), the model takes [${model.inputShape.join(', ')}] (${need} values)`);
   if (pre?.standardize) dataset = standardizeDataset(dataset, pre.standardize);
-  return { dataset, kind: source.testDataset ? 'idx-test' : source.kind };
+  return { dataset, kind: source.testDataset ? 'idx-test' : source.kind, skipped: source.table?.skipped ?? [] };
 }
 
 /** The image a model's input shape takes: [C, H, W] with C 1 or 3, or [N] with N a square (a flattened gray image). */

@@ -33,6 +33,8 @@ export interface Preprocessing {
   /** CSV: the feature columns, in input order, and the label column. */
   features?: string[];
   label?: string;
+  /** CSV: columns the training file had that are not features (--ignore-columns: an id, a name); other files may have them too. */
+  ignoredColumns?: string[];
   /** Images: every image is resized to height x width and converted to `channels` (1 gray, 3 RGB). */
   image?: { height: number; width: number; channels: 1 | 3; resize: 'area-bilinear' };
   /** Present when training standardized the input (--standardize). */
@@ -166,4 +168,31 @@ export function checkPreprocessing(value: unknown, inputShape: readonly number[]
     if (!(s.std as number[]).every((v) => v > 0)) return '"standardize.std" must be positive';
   }
   return null;
+}
+
+/** Samples per class (index = label). */
+export function classCounts(ds: Dataset): number[] {
+  const counts = new Array<number>(ds.numClasses).fill(0);
+  for (let i = 0; i < ds.count; i++) counts[ds.labels[i]]++;
+  return counts;
+}
+
+/**
+ * Classes missing from one side of a run: never learnt (no training samples) or never tested (no test
+ * samples, e.g. a class of one row, whose 20% rounds to none, or a limit that keeps the first rows of a
+ * file sorted by class). One message per class, naming it and both counts.
+ */
+export function missingClassWarnings(trainSet: Dataset, testSet: Dataset): string[] {
+  const train = classCounts(trainSet);
+  const test = classCounts(testSet);
+  const names = trainSet.classNames ?? testSet.classNames;
+  const out: string[] = [];
+  for (let k = 0; k < train.length; k++) {
+    if (train[k] > 0 && test[k] > 0) continue;
+    if (train[k] === 0 && test[k] === 0) continue; // the data has none at all (a model's class): nothing to say per run
+    const name = JSON.stringify(names?.[k] ?? String(k));
+    const counts = `${train[k]} training and ${test[k]} test sample${test[k] === 1 ? '' : 's'}`;
+    out.push(train[k] === 0 ? `class ${name} has ${counts}: the model never learns it` : `class ${name} has ${counts}: it is never tested, so the test accuracy says nothing about it`);
+  }
+  return out;
 }

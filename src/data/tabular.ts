@@ -26,6 +26,10 @@ export interface TableOptions {
   labelOptional?: boolean;
   /** Where the expected columns came from, for the error message ("the training file data.csv"). */
   featuresFrom?: string;
+  /** Columns that are not features (an id, a name): skipped. Without `features` each must be in the file. */
+  ignore?: readonly string[];
+  /** With `features`: other columns than those are skipped and listed in Table.skipped (data for a trained model), instead of refused. */
+  skipOtherColumns?: boolean;
 }
 
 /** A parsed table: features row-major as float32, labels as strings (first-seen order) and an index per row. */
@@ -44,6 +48,8 @@ export interface Table {
   labelIndex: Uint32Array;
   /** Per row: the line it starts on (1-based, as an editor shows it). */
   lines: Uint32Array;
+  /** Columns of the file that were not read (neither features nor the label), `ignore`d ones excluded. */
+  skipped: string[];
 }
 
 /** Builds a Table from a header and rows, checking each cell. Call `header`, then `row` for each row, then `finish`. */
@@ -58,6 +64,7 @@ export class TableBuilder {
   private lines = new Uint32Array(256);
   private count = 0;
   private labels = new Map<string, number>();
+  private skipped: string[] = [];
 
   constructor(
     readonly fileName: string,
@@ -74,6 +81,11 @@ export class TableBuilder {
       if (seen.has(n)) throw new DataFileError(this.fileName, `the header names column "${n}" twice (columns ${seen.get(n)! + 1} and ${i + 1}); give each column its own name`, line);
       seen.set(n, i);
     });
+    // A file without a header would silently lose its first row to it (and name columns "5.1", "3.5").
+    const numeric = names.filter((n) => NUMBER.test(n)).length;
+    if (names.length >= 2 && numeric >= names.length - 1 && numeric >= 2) {
+      throw new DataFileError(this.fileName, `the first line (${names.slice(0, 6).join(',')}${names.length > 6 ? ',...' : ''}) looks like data, not a header: add a header line naming the columns (e.g. "${names.slice(0, -1).map((_, i) => `x${i + 1}`).slice(0, 4).join(',')}${names.length > 5 ? ',...' : ''},label"); column names must not be numbers`, line);
+    }
     if (names.length < 2) throw new DataFileError(this.fileName, `the header has ${names.length} column (${JSON.stringify(names[0])}); a table needs at least one feature column and a label column, separated by commas`, line);
     const { label, features, labelOptional } = this.options;
     const labelName = label ?? names[names.length - 1];
@@ -84,9 +96,15 @@ export class TableBuilder {
       }
     }
     this.labelColumn = seen.get(labelName) ?? -1;
+    const ignore = this.options.ignore ?? [];
+    if (ignore.includes(labelName) && this.labelColumn >= 0) throw new DataFileError(this.fileName, `--ignore-columns names the label column "${labelName}"; the label cannot be ignored`, line);
     if (features) {
+      const used = ignore.filter((c) => features.includes(c));
+      if (used.length) throw new DataFileError(this.fileName, `--ignore-columns ${used.join(',')}: the model reads ${used.length === 1 ? 'that column' : 'those columns'}; it cannot be ignored`, line);
       const missing = [...features, ...(labelOptional ? [] : [labelName])].filter((f) => !seen.has(f));
-      const extra = names.filter((n, i) => i !== this.labelColumn && !features.includes(n));
+      const others = names.filter((n, i) => i !== this.labelColumn && !features.includes(n) && !ignore.includes(n));
+      this.skipped = this.options.skipOtherColumns ? others : [];
+      const extra = this.options.skipOtherColumns ? [] : others;
       if (missing.length || extra.length) {
         const from = this.options.featuresFrom ?? 'the training data';
         const parts = [missing.length ? `missing ${missing.map((n) => JSON.stringify(n)).join(', ')}` : '', extra.length ? `unexpected ${extra.map((n) => JSON.stringify(n)).join(', ')}` : ''].filter(Boolean);
@@ -95,7 +113,10 @@ export class TableBuilder {
       this.featureNames = [...features];
       this.featureColumns = features.map((f) => seen.get(f)!);
     } else {
-      this.featureColumns = names.map((_, i) => i).filter((i) => i !== this.labelColumn);
+      const absent = ignore.filter((c) => !seen.has(c));
+      if (absent.length) throw new DataFileError(this.fileName, `--ignore-columns ${absent.join(',')}: no such column; the columns are ${names.map((n) => JSON.stringify(n)).join(', ')}`, line);
+      this.featureColumns = names.map((_, i) => i).filter((i) => i !== this.labelColumn && !ignore.includes(names[i]));
+      if (this.featureColumns.length === 0) throw new DataFileError(this.fileName, 'no feature columns are left (every column but the label is ignored)', line);
       this.featureNames = this.featureColumns.map((i) => names[i]);
     }
     this.columns = names;
@@ -157,6 +178,7 @@ export class TableBuilder {
       labelStrings: [...this.labels.keys()],
       labelIndex: this.labelIndex.slice(0, this.count),
       lines: this.lines.slice(0, this.count),
+      skipped: this.skipped,
     };
   }
 }
@@ -175,24 +197,49 @@ export function sortClassNames(labels: readonly string[]): string[] {
   return [...labels].sort((a, b) => (numeric ? Number(a) - Number(b) : 0) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/** True when every label is a plain number: such labels are compared as numbers ("1" and "1.0" are one class). */
+export function numericLabels(labels: readonly string[]): boolean {
+  return labels.length > 0 && labels.every((l) => NUMBER.test(l.trim()));
+}
+
+/** The key two labels share when they are the same class: the number when numbers are compared, else the text. */
+function labelKey(label: string, numeric: boolean): string {
+  return numeric ? String(Number(label.trim())) : label;
+}
+
+/**
+ * The class index of a label among `classNames` (a trained model's): by value when the classes and the
+ * label are numbers (a model trained on "0.0", "1.0" knows the label "1"), else by exact text.
+ */
+export function classIndexer(classNames: readonly string[]): (label: string) => number | undefined {
+  const numeric = numericLabels(classNames);
+  const byText = new Map(classNames.map((c, i) => [c, i]));
+  const byNumber = numeric ? new Map(classNames.map((c, i) => [labelKey(c, true), i])) : null;
+  return (label) => byText.get(label) ?? (byNumber && NUMBER.test(label.trim()) ? byNumber.get(labelKey(label, true)) : undefined);
+}
+
+/** Fewer than two rows per distinct label on average, over more than this many labels: not classes. */
+const MIN_LABELS_FOR_NOT_CLASSES = 10;
+
 /**
  * The table as a Dataset of `[features]` samples. Without `classNames` the classes are the table's own
- * labels, sorted (sortClassNames), and there must be at least two; with them (the classes of a trained
+ * labels, sorted (sortClassNames; numbers compared as numbers, each class named as first spelled), and
+ * there must be at least two and they must look like classes; with them (the classes of a trained
  * model) each label must be one of them.
  */
 export function tableToDataset(table: Table, name: string, classNames?: readonly string[]): Dataset {
   if (table.label === null) throw new DataFileError(table.fileName, 'the file has no label column; it is needed to train and evaluate');
-  const classes = classNames ? [...classNames] : sortClassNames(table.labelStrings);
-  if (!classNames) {
-    if (classes.length < 2) {
-      throw new DataFileError(table.fileName, `the label column "${table.label}" has only one class (${JSON.stringify(classes[0])}) in ${table.count} rows; a classifier needs at least two. Check --label names the right column`);
-    }
-    if (classes.length > MAX_CLASSES) {
-      throw new DataFileError(table.fileName, `the label column "${table.label}" has ${classes.length} distinct values, more than the ${MAX_CLASSES} classes bnlab supports; bnlab classifies, so the label must be a class (if "${table.label}" is a measured quantity, this is a regression problem), or choose another column with --label NAME`);
-    }
+  let classes: string[];
+  if (classNames) classes = [...classNames];
+  else {
+    const numeric = numericLabels(table.labelStrings);
+    const spelling = new Map<string, string>();
+    for (const l of table.labelStrings) if (!spelling.has(labelKey(l, numeric))) spelling.set(labelKey(l, numeric), l);
+    classes = sortClassNames([...spelling.values()]);
+    checkLooksLikeClasses(table, classes.length, numeric);
   }
-  const index = new Map(classes.map((c, i) => [c, i]));
-  const remap = table.labelStrings.map((l) => index.get(l));
+  const indexOf = classIndexer(classes);
+  const remap = table.labelStrings.map((l) => indexOf(l));
   const labels = new Uint8Array(table.count);
   for (let i = 0; i < table.count; i++) {
     const k = remap[table.labelIndex[i]];
@@ -203,4 +250,19 @@ export function tableToDataset(table: Table, name: string, classNames?: readonly
     labels[i] = k;
   }
   return { name, images: table.values, labels, count: table.count, sampleShape: [table.features.length], numClasses: classes.length, classNames: classes };
+}
+
+/** Training labels that cannot be classes: one value, a measured quantity (mostly distinct numbers), an identifier, or too many. */
+function checkLooksLikeClasses(table: Table, distinct: number, numeric: boolean): void {
+  const column = table.label!;
+  if (distinct < 2) {
+    throw new DataFileError(table.fileName, `the label column "${column}" has only one class (${JSON.stringify(table.labelStrings[0])}) in ${table.count} rows; a classifier needs at least two. Check --label names the right column`);
+  }
+  if (distinct > MIN_LABELS_FOR_NOT_CLASSES && distinct * 2 > table.count) {
+    const what = numeric ? 'a regression target (a measured quantity)' : 'an identifier or free text';
+    throw new DataFileError(table.fileName, `the label column "${column}" looks like ${what}, not classes: ${distinct} distinct values in ${table.count} rows. bnlab classifies: each class needs several rows. Choose the column of classes with --label NAME${numeric ? ', or bin the values into a few classes (e.g. low, medium, high)' : ''}`);
+  }
+  if (distinct > MAX_CLASSES) {
+    throw new DataFileError(table.fileName, `the label column "${column}" has ${distinct} distinct values, more than the ${MAX_CLASSES} classes bnlab supports; bnlab classifies, so the label must be a class (if "${column}" is a measured quantity, this is a regression problem), or choose another column with --label NAME`);
+  }
 }

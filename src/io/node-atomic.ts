@@ -53,7 +53,8 @@ export function writeFileAtomic(file: string, data: Uint8Array | string): void {
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    // The temporary name means nothing to the user: the error names the file they asked for.
+    throw writeError(e, file, 'file');
   }
   fsyncDirectory(path.dirname(file));
 }
@@ -65,9 +66,13 @@ export function writeFileAtomic(file: string, data: Uint8Array | string): void {
  */
 export function writeDirectoryAtomic(dir: string, files: ReadonlyArray<[name: string, data: Uint8Array | string]>, afterFile?: (name: string) => void): void {
   const parent = path.dirname(dir);
-  fs.mkdirSync(parent, { recursive: true });
   const tmp = temporaryName(dir);
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(parent, { recursive: true });
+    fs.mkdirSync(tmp);
+  } catch (e) {
+    throw writeError(e, dir, 'directory');
+  }
   try {
     for (const [name, data] of files) {
       writeFileSynced(path.join(tmp, name), data);
@@ -84,7 +89,7 @@ export function writeDirectoryAtomic(dir: string, files: ReadonlyArray<[name: st
     if (old) fs.rmSync(old, { recursive: true, force: true });
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeError(e, dir, 'directory');
   }
 }
 
@@ -104,5 +109,54 @@ export function removeLeftoverTemporaries(dir: string): void {
   for (const p of leftoverTemporaries(dir)) {
     if (path.basename(p).includes(`.tmp-${process.pid}-`)) continue;
     fs.rmSync(p, { recursive: true, force: true });
+  }
+}
+
+/** Why `target` cannot be written and what to do, from a file-system error code; null for other codes. */
+function writeProblem(code: string | undefined, target: string, kind: 'file' | 'directory', option?: string): string | null {
+  const parent = path.dirname(path.resolve(target));
+  const elsewhere = option ? `choose another ${option}` : 'write elsewhere';
+  if (code === 'ENOENT') return `the directory ${parent} does not exist; create it first (mkdir -p ${parent}) or ${elsewhere}`;
+  if (code === 'EISDIR') return `it is a directory; give a ${kind === 'file' ? `file name, e.g. ${path.join(target, 'model.onnx')}` : 'new directory'}`;
+  if (code === 'ENOTDIR') return `a part of the path is a file, not a directory; ${elsewhere}`;
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied (${parent} is not writable for you); ${elsewhere}`;
+  if (code === 'EROFS') return `the file system is read-only; ${elsewhere}`;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `no space left on the device; free some or ${elsewhere}`;
+  return null;
+}
+
+/** A file-system error while writing `target` as an Error naming `target` (not a temporary file) and what to do. */
+export function writeError(e: unknown, target: string, kind: 'file' | 'directory', option?: string): Error {
+  const problem = writeProblem((e as NodeJS.ErrnoException).code, target, kind, option);
+  if (!problem) return e instanceof Error ? e : new Error(String(e));
+  return new Error(`${option ? `${option} ` : ''}${target}: cannot write ${kind === 'file' ? 'this file' : 'this directory'}: ${problem}`);
+}
+
+/**
+ * Check, before any work, that `target` (a file, or a directory that will be created with its parents)
+ * can be written: a file's directory must exist and a file must not be a directory, and the nearest
+ * existing directory must be writable. `option` names the flag for the message ("--out").
+ */
+export function checkWritable(target: string, kind: 'file' | 'directory', option: string): void {
+  const abs = path.resolve(target);
+  const fail = (code: string) => {
+    throw writeError(Object.assign(new Error(code), { code }), target, kind, option);
+  };
+  let dir: string;
+  if (fs.existsSync(abs)) {
+    const isDir = fs.statSync(abs).isDirectory();
+    if (kind === 'file' && isDir) fail('EISDIR');
+    if (kind === 'directory' && !isDir) throw new Error(`${option} ${target}: exists and is a file, not a directory; choose another ${option}`);
+    dir = kind === 'file' ? path.dirname(abs) : abs;
+  } else {
+    dir = path.dirname(abs);
+    if (kind === 'file' && !fs.existsSync(dir)) fail('ENOENT');
+    while (!fs.existsSync(dir)) dir = path.dirname(dir); // created with its parents: the nearest existing one counts
+    if (!fs.statSync(dir).isDirectory()) fail('ENOTDIR');
+  }
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw writeError(e, target, kind, option);
   }
 }

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Sequential } from '../nn/sequential.js';
 import { ModelFileError } from './errors.js';
-import { MODEL_JSON, MODEL_SAFETENSORS, decodeModel, encodeModel, type Architecture, type LoadedModel, type ModelInfo } from './model-file.js';
-import { writeFileAtomic } from './node-atomic.js';
+import { MODEL_JSON, MODEL_SAFETENSORS, decodeModel, encodeModel, parseModelJson, type Architecture, type LoadedModel, type ModelInfo, type ModelJson } from './model-file.js';
+import { writeError, writeFileAtomic } from './node-atomic.js';
 
 /** model.json is text a person could write; anything above this is not one. */
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
@@ -20,7 +20,11 @@ const MAX_WEIGHTS_BYTES = 2 ** 31 - 1;
  * architecture description, which for a run directory is the same architecture.
  */
 export function saveModelDir(dir: string, model: Sequential, info: ModelInfo): void {
-  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw writeError(e, dir, 'directory');
+  }
   const { modelJson, safetensors } = encodeModel(model, info);
   writeFileAtomic(path.join(dir, MODEL_SAFETENSORS), safetensors);
   writeFileAtomic(path.join(dir, MODEL_JSON), modelJson);
@@ -88,4 +92,10 @@ export function loadModelDir(p: string, options: LoadModelOptions = {}): LoadedM
   const modelJson = hasJson ? readFileChecked(jsonPath, MAX_JSON_BYTES) : null;
   const safetensors = readFileChecked(weightsPath, MAX_WEIGHTS_BYTES);
   return decodeModel({ modelJson, safetensors, architecture: options.architecture, modelJsonName: jsonPath, safetensorsName: weightsPath });
+}
+
+/** The checked model.json of a model directory, without loading its weights. */
+export function readModelJson(dir: string): ModelJson {
+  const file = path.join(dir, MODEL_JSON);
+  return parseModelJson(readFileChecked(file, MAX_JSON_BYTES), file);
 }

@@ -14,7 +14,8 @@ import { evaluate } from '../../train/evaluate.js';
 import { classificationReport, confusionMatrix, type ClassificationReport } from '../../train/metrics.js';
 import { loadModelSource, modelArgument } from '../model-files.js';
 import { readRunConfig, runData } from '../run-data.js';
-import { backendOption, positiveInt, seed } from '../options.js';
+import { backendOption, columnList, positiveInt, seed } from '../options.js';
+import { formatLoss, listName, nameList } from '../format.js';
 
 type Stats = 'running' | 'population' | 'batch';
 
@@ -28,6 +29,7 @@ interface EvaluateFlags {
   seed: number;
   json?: boolean;
   backend: string;
+  ignoreColumns?: string[];
 }
 
 /** What `--json` prints. */
@@ -45,6 +47,8 @@ export interface EvaluationOutput {
   classes: string[];
   perClass: ClassificationReport['perClass'];
   macro: ClassificationReport['macro'];
+  /** Classes with no samples and no predictions, left out of the macro average (as scikit-learn). */
+  absentClasses: string[];
   weighted: ClassificationReport['weighted'];
   /** Rows: true class; columns: predicted class. */
   confusionMatrix: number[][];
@@ -58,6 +62,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--model <run>', 'a trained model directory (a run directory)').argParser(modelArgument).makeOptionMandatory())
     .option('--data <path>', 'evaluate on this data instead (a CSV file with the training columns, an IDX directory, or class folders of PNG images): all of it, or an IDX directory\'s test pair')
     .addOption(new Option('--dataset <name>', 'a bundled test set instead').choices([...DATASET_NAMES]).conflicts('data'))
+    .addOption(new Option('--ignore-columns <names>', "CSV: columns to skip, comma-separated (columns the model does not read are skipped anyway, with a note)").argParser(columnList))
     .addOption(
       new Option('--stats <which>', 'batch-norm statistics: running (the averages saved with the model), population (recomputed over training batches with the weights fixed, as bnlab recalibrate), batch (each evaluation batch normalized with its own statistics)')
         .choices(['running', 'population', 'batch'])
@@ -123,6 +128,7 @@ Examples:
         classes,
         perClass: report.perClass,
         macro: report.macro,
+        absentClasses: report.absent,
         weighted: report.weighted,
         confusionMatrix: report.confusion,
       };
@@ -138,7 +144,7 @@ Examples:
             : `batch statistics of each evaluation batch of ${out.batchSize}`;
       console.log(`${source.dir} on ${what}`);
       console.log(`eval mode, ${bn.length ? `${bn.length} batch-norm layer${bn.length > 1 ? 's' : ''} with ${statsText}` : 'no batch-norm layers'}`);
-      console.log(`loss ${out.loss.toFixed(4)}, accuracy ${(out.accuracy * 100).toFixed(2)}% (${Math.round(out.accuracy * out.count)} of ${out.count})`);
+      console.log(`loss ${formatLoss(out.loss)}, accuracy ${(out.accuracy * 100).toFixed(2)}% (${Math.round(out.accuracy * out.count)} of ${out.count})`);
       console.log('');
       console.log(formatReport(report));
     });
@@ -146,7 +152,7 @@ Examples:
 
 /** The classification report and the confusion matrix as text tables. */
 export function formatReport(report: ClassificationReport): string {
-  const names = report.perClass.map((m) => m.name);
+  const names = report.perClass.map((m) => listName(m.name));
   const nameWidth = Math.max(12, ...names.map((n) => n.length));
   const f = (x: number) => x.toFixed(3).padStart(9);
   const lines = [`${'class'.padEnd(nameWidth)}  precision     recall         f1    support`];
@@ -154,6 +160,8 @@ export function formatReport(report: ClassificationReport): string {
   lines.push('');
   lines.push(`${'macro avg'.padEnd(nameWidth)}  ${f(report.macro.precision)}  ${f(report.macro.recall)}  ${f(report.macro.f1)}  ${String(report.count).padStart(9)}`);
   lines.push(`${'weighted avg'.padEnd(nameWidth)}  ${f(report.weighted.precision)}  ${f(report.weighted.recall)}  ${f(report.weighted.f1)}  ${String(report.count).padStart(9)}`);
+  // As scikit-learn: a class with neither samples nor predictions has no precision or recall to average.
+  if (report.absent.length) lines.push(`(macro avg over the ${names.length - report.absent.length} of ${names.length} classes that occur; left out, with no samples and no predictions here: ${nameList(report.absent)})`);
   lines.push('');
   lines.push('Confusion matrix (rows: true class, columns: predicted class)');
   const short = names.map((n) => (n.length > 10 ? `${n.slice(0, 9)}…` : n));

@@ -5,12 +5,13 @@
  */
 import { Command, Option } from 'commander';
 import onnxProto from 'onnx-proto';
-import { writeFileAtomic } from '../../io/node-atomic.js';
+import { checkWritable, writeFileAtomic } from '../../io/node-atomic.js';
 import { savePytorchExport } from '../../io/node-pytorch.js';
 import { ONNX_OPSET, exportOnnx, onnxOutputName } from '../../io/onnx.js';
 import { getPreset, presetNames } from '../../models/presets.js';
-import { MODEL_OPTION_HELP, loadModelSource, modelArgument, type ModelSource } from '../model-files.js';
+import { TRAINED_MODEL_OPTION_HELP, loadModelSource, trainedModelArgument, type ModelSource } from '../model-files.js';
 import { packageInfo } from '../version.js';
+import { shellQuote } from '../format.js';
 
 interface ExportFlags {
   model: string;
@@ -26,7 +27,7 @@ export function register(program: Command): Command {
     .command('export')
     .summary('write a model as an ONNX inference graph or as a PyTorch module')
     .description('Export a trained model (a run directory, or any model directory).\n\n--onnx: an ONNX graph of Gemm, Conv, BatchNormalization (with the statistics eval mode uses) or batch norm folded into the preceding layer, Relu/Sigmoid/Tanh, MaxPool/AveragePool, Flatten, and optionally Softmax; input "input" of shape [batch, ...sample], output "logits" (or "probabilities" with --softmax).\n\n--pytorch DIR: model.py (an nn.Module with the same layers and state-dict names), model.safetensors (its state dict: load_state_dict is strict, eval outputs equal bnlab\'s), model.json (the same for bnlab), and example.py, which classifies example_input.safetensors and compares with bnlab\'s logits.')
-    .addOption(new Option('--model <dir>', MODEL_OPTION_HELP).argParser(modelArgument).makeOptionMandatory())
+    .addOption(new Option('--model <dir>', TRAINED_MODEL_OPTION_HELP).argParser(trainedModelArgument).makeOptionMandatory())
     .addOption(new Option('--onnx <file>', 'the .onnx file to write').conflicts('pytorch'))
     .option('--pytorch <dir>', 'the directory to write model.py, model.safetensors, model.json, example.py into')
     .option('--fold-bn', 'ONNX: fold each batch-norm layer into the Linear/Conv2d before it (one node less per layer, same outputs up to rounding)')
@@ -42,6 +43,8 @@ Examples:
     )
     .action((flags: ExportFlags) => {
       if (!flags.onnx && !flags.pytorch) throw new Error('say what to write: --onnx FILE or --pytorch DIR');
+      if (flags.onnx) checkWritable(flags.onnx, 'file', '--onnx');
+      else checkWritable(flags.pytorch!, 'directory', '--pytorch');
       const source = loadModelSource(flags.model);
       if (flags.onnx) exportOnnxFile(source, flags.onnx, flags);
       else exportPytorchDir(source, flags.pytorch!, flags);
@@ -66,5 +69,5 @@ function exportPytorchDir(source: ModelSource, dir: string, flags: ExportFlags):
   for (const note of exported.notes) console.warn(`bnlab note: ${note}`);
   console.log(`Wrote ${dir}/: model.py, model.safetensors, model.json, example.py, example_input.safetensors`);
   console.log(`Input [N, ${source.inputShape.join(', ')}] float32 (${source.inputShape.length === 1 ? 'flat vectors' : 'images, channels first'}), output [N, ${source.model.outputShape([1, ...source.inputShape])[1]}] logits`);
-  console.log(`Try it: cd ${dir} && python3 example.py`);
+  console.log(`Try it: cd ${shellQuote(dir)} && python3 example.py`);
 }

@@ -9,11 +9,14 @@ import { Command, Option } from 'commander';
 import { FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES } from '../../data/dataset.js';
 import { DATASET_NAMES } from '../../data/node.js';
 import { MODEL_SAFETENSORS, parseModelJson } from '../../io/model-file.js';
+import { checkWritable } from '../../io/node-atomic.js';
 import { readFileChecked, saveModelDir } from '../../io/node-model-dir.js';
 import { importPytorch } from '../../io/pytorch.js';
 import { buildPreset, getPreset, presetNames, type BatchNormPlacement } from '../../models/presets.js';
 import { layerSpec, type LayerSpec } from '../../nn/registry.js';
+import type { Preprocessing } from '../../data/preprocess.js';
 import { positiveInt } from '../options.js';
+import { shellCommand } from '../format.js';
 import { addBatchNormOptions } from './train.js';
 
 interface ImportFlags {
@@ -58,16 +61,23 @@ Examples:
     const presetOnly = ['bn', 'bnPlacement', 'inputBn', 'bnMomentum', 'bnEps'].filter((o) => cmd.getOptionValueSource(o) === 'cli');
     if (presetOnly.length && !presetNames().includes(flags.arch)) console.warn(`bnlab warning: ${presetOnly.map((o) => cmd.options.find((x) => x.attributeName() === o)!.long).join(', ')} only shape presets; ${flags.arch} is used as written`);
     if (existsSync(flags.out) && !flags.overwrite) throw new Error(`${flags.out} already exists; choose another --out, or pass --overwrite to replace its model files`);
+    checkWritable(flags.out, 'directory', '--out');
     const arch = architecture(flags);
     const bytes = readFileChecked(flags.pytorch, 2 ** 31 - 1);
     const { model, notes } = importPytorch(bytes, { layers: arch.layers, inputShape: arch.inputShape, assumeBatches: flags.assumeBatches, fileName: flags.pytorch });
-    const dataset = flags.dataset ?? arch.dataset ?? 'mnist';
-    const classNames = arch.classNames ?? (dataset === 'fashion-mnist' ? [...FASHION_MNIST_CLASS_NAMES] : [...MNIST_CLASS_NAMES]);
-    saveModelDir(flags.out, model, { inputShape: arch.inputShape, preset: arch.preset, classNames, dataset });
+    // A model trained on own data keeps its preprocessing (columns, standardization, image size) and
+    // classes: without them the imported weights would get raw or misordered input and answer wrongly.
+    const ownData = arch.preprocessing !== undefined && arch.preprocessing.source !== 'idx';
+    if (flags.dataset && arch.preprocessing && arch.dataset !== flags.dataset) {
+      throw new Error(`--dataset ${flags.dataset}: ${flags.arch} describes a model trained on ${ownData ? `its own ${arch.preprocessing.source === 'csv' ? 'CSV' : 'image'} data` : arch.dataset ?? 'other data'}, with its own preprocessing; drop --dataset`);
+    }
+    const dataset = flags.dataset ?? arch.dataset ?? (ownData ? undefined : 'mnist');
+    const classNames = arch.classNames ?? (dataset === 'fashion-mnist' ? [...FASHION_MNIST_CLASS_NAMES] : dataset === 'mnist' ? [...MNIST_CLASS_NAMES] : undefined);
+    saveModelDir(flags.out, model, { inputShape: arch.inputShape, preset: arch.preset, classNames, dataset, preprocessing: arch.preprocessing });
     for (const note of notes) console.warn(`bnlab note: ${note}`);
     const tensors = model.stateDict().size;
-    console.log(`Imported ${flags.pytorch} (${tensors} tensors) as ${arch.preset ?? 'the model.json architecture'}: wrote ${resolve(flags.out)}/${MODEL_SAFETENSORS} and model.json`);
-    console.log(`Use it: bnlab predict --model ${flags.out} --mnist-test 0, bnlab summary --model ${flags.out}`);
+    console.log(`Imported ${flags.pytorch} (${tensors} tensors) as ${arch.preset ?? 'the model.json architecture'}: wrote ${resolve(flags.out)}/${MODEL_SAFETENSORS} and model.json${arch.preprocessing ? ` (with its preprocessing: ${describePreprocessing(arch.preprocessing)})` : ''}`);
+    console.log(`Use it: ${shellCommand(['bnlab', 'predict', '--model', flags.out, ...predictExample(arch.preprocessing)])}, ${shellCommand(['bnlab', 'summary', '--model', flags.out])}`);
   });
 }
 
@@ -77,6 +87,20 @@ interface ImportArchitecture {
   preset: string | null;
   classNames?: string[];
   dataset?: string;
+  preprocessing?: Preprocessing;
+}
+
+/** The input a model with this preprocessing reads, as `predict` options. */
+function predictExample(pre: Preprocessing | undefined): string[] {
+  if (pre?.source === 'csv') return ['--csv', 'ROWS.csv'];
+  if (pre?.source === 'images') return ['--image', 'IMAGE.png'];
+  return ['--mnist-test', '0'];
+}
+
+function describePreprocessing(pre: Preprocessing): string {
+  const parts = [pre.features ? `columns ${pre.features.join(', ')}` : pre.image ? `images ${pre.image.height}x${pre.image.width} (height x width), ${pre.image.channels} channel${pre.image.channels === 1 ? '' : 's'}` : 'IDX images'];
+  if (pre.standardize) parts.push('standardized');
+  return parts.join(', ');
 }
 
 /** `--arch`: a preset built with the batch-norm flags, or a model.json. */
@@ -88,5 +112,5 @@ function architecture(flags: ImportFlags): ImportArchitecture {
   if (!existsSync(flags.arch)) throw new Error(`--arch ${flags.arch}: not a preset (${presetNames().join(', ')}) and no such file`);
   const file = statSync(flags.arch).isDirectory() ? resolve(flags.arch, 'model.json') : flags.arch;
   const json = parseModelJson(readFileChecked(file, 64 * 1024 * 1024), file);
-  return { layers: json.layers, inputShape: json.inputShape, preset: json.preset, classNames: json.classNames, dataset: json.dataset };
+  return { layers: json.layers, inputShape: json.inputShape, preset: json.preset, classNames: json.classNames, dataset: json.dataset, ...(json.preprocessing ? { preprocessing: json.preprocessing } : {}) };
 }

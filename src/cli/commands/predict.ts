@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDataset } from '../../data/node.js';
 import { readCsvRows } from '../../data/node-sources.js';
+import { classIndexer } from '../../data/tabular.js';
 import type { Preprocessing } from '../../data/preprocess.js';
 import { MNIST_BOX, MNIST_SIDE, digitFromPhoto } from '../../data/digit.js';
 import { imageSizeFor, rgbaToGray, rgbaToInput } from '../../io/image.js';
@@ -14,8 +15,9 @@ import { readPngGray, readPngRgba } from '../../io/node-png.js';
 import type { Sequential } from '../../nn/sequential.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { softmax } from '../../nn/loss.js';
-import { MODEL_OPTION_HELP, loadModelSource, modelArgument } from '../model-files.js';
-import { nonNegativeInt } from '../options.js';
+import { TRAINED_MODEL_OPTION_HELP, loadModelSource, trainedModelArgument } from '../model-files.js';
+import { columnList, nonNegativeInt } from '../options.js';
+import { noteSkipped } from '../run-data.js';
 
 interface PredictFlags {
   model: string;
@@ -25,6 +27,7 @@ interface PredictFlags {
   dataset?: string;
   invert: 'auto' | 'yes' | 'no';
   json?: boolean;
+  ignoreColumns?: string[];
 }
 
 export interface Prediction {
@@ -40,9 +43,10 @@ export function register(program: Command): Command {
     .command('predict')
     .summary('class probabilities for one image or every row of a CSV file (eval mode, running statistics)')
     .description('Classify with a trained model in eval mode: batch norm normalizes with its running statistics, so a batch of one works. For a model trained on image folders (--data DIR), a PNG of any size is resized and converted as the training images were. For an MNIST-style model, a PNG of the model\'s input size (28x28) is taken as it is, converted to grayscale; a digit at any other size (a photo, a scan, a drawing) is made to look like an MNIST digit, as the lab\'s digit pad does: fitted into 20x20 and centred by its mass in 28x28. Dark-on-light images are inverted to MNIST\'s white-on-black unless --invert says otherwise. Or take image INDEX of the MNIST test set, or every row of a CSV file with the columns the model was trained on (--csv). The training standardization, if any, is applied.')
-    .addOption(new Option('--model <dir>', MODEL_OPTION_HELP).argParser(modelArgument).makeOptionMandatory())
+    .addOption(new Option('--model <dir>', TRAINED_MODEL_OPTION_HELP).argParser(trainedModelArgument).makeOptionMandatory())
     .addOption(new Option('--image <file>', "a PNG file (for a model trained on image folders: resized and converted as at training)").conflicts(['mnistTest', 'csv']))
     .addOption(new Option('--csv <file>', "every row of a CSV file with the model's feature columns (the label column may be there: then the accuracy is printed too)").conflicts('mnistTest'))
+    .addOption(new Option('--ignore-columns <names>', "CSV: columns to skip, comma-separated (columns the model does not read are skipped anyway, with a note)").argParser(columnList))
     .addOption(new Option('--mnist-test <index>', 'image INDEX of the test set (of the model\'s dataset, or --dataset)').argParser(nonNegativeInt))
     .addOption(new Option('--dataset <name>', 'the test set for --mnist-test (default: the model\'s dataset, else mnist)').choices(['mnist', 'fashion-mnist']))
     .addOption(new Option('--invert <when>', 'invert the PNG\'s gray levels').choices(['auto', 'yes', 'no']).default('auto'))
@@ -72,7 +76,7 @@ Examples:
         const png = readPngRgba(flags.image);
         pixels = rgbaToInput(png.rgba, png.width, png.height, pre.image);
         if (flags.invert === 'yes') pixels = pixels.map((v) => 1 - v);
-        what = `${flags.image}${png.width !== pre.image.width || png.height !== pre.image.height ? ` (resized from ${png.width}x${png.height} to ${pre.image.width}x${pre.image.height})` : ''}`;
+        what = `${flags.image}${png.width !== pre.image.width || png.height !== pre.image.height ? ` (resized from ${png.height}x${png.width} to ${pre.image.height}x${pre.image.width}, height x width as --image-size)` : ''}`;
       } else if (flags.image !== undefined) {
         const size = imageSizeFor(source.inputShape);
         const invert = flags.invert === 'auto' ? 'auto' : flags.invert === 'yes';
@@ -128,10 +132,11 @@ Examples:
 /** One prediction per row of a CSV file: a table, or `--json` one object with every row. */
 async function predictCsv(flags: PredictFlags, model: Sequential, inputShape: number[], classNames: string[] | undefined, pre: Preprocessing | undefined): Promise<void> {
   if (!pre?.features) throw new Error(`${flags.model} was not trained on a CSV file, so it has no columns to read; use --image or --mnist-test`);
-  const table = await readCsvRows(flags.csv!, pre.features, pre.label, `the model ${flags.model}`);
+  const table = await readCsvRows(flags.csv!, pre.features, pre.label, `the model ${flags.model}`, [...(flags.ignoreColumns ?? []), ...(pre.ignoredColumns ?? [])]);
+  noteSkipped(flags.csv!, table.skipped);
   const f = pre.features.length;
   const name = (k: number) => classNames?.[k] ?? String(k);
-  const classIndex = new Map((classNames ?? []).map((c, i) => [c, i]));
+  const classOf = classIndexer(classNames ?? []);
   const predictions: Prediction[] = [];
   let labelled = 0;
   let correct = 0;
@@ -145,7 +150,7 @@ async function predictCsv(flags: PredictFlags, model: Sequential, inputShape: nu
       const row = Array.from(probs.subarray(r * k, (r + 1) * k), (p, index) => ({ index, name: name(index), probability: p }));
       const predicted = row.reduce((best, p) => (p.probability > best.probability ? p : best)).index;
       const labelText = table.label !== null ? table.labelStrings[table.labelIndex[i]] : undefined;
-      const label = labelText !== undefined ? classIndex.get(labelText) : undefined;
+      const label = labelText !== undefined ? classOf(labelText) : undefined;
       if (label !== undefined) {
         labelled++;
         if (label === predicted) correct++;

@@ -13,13 +13,14 @@ import type { Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES, loadDataset } from '../../data/node.js';
 import { readForModel } from '../../data/node-sources.js';
 import { initBackend } from '../../kernels/index.js';
+import { checkWritable } from '../../io/node-atomic.js';
 import { saveModelDir } from '../../io/node-model-dir.js';
 import { BatchNormBase } from '../../nn/batchnorm.js';
 import { recomputeBatchNormStats } from '../../nn/precise-bn.js';
 import { evaluate } from '../../train/evaluate.js';
 import { loadModelSource, modelArgument, type ModelSource } from '../model-files.js';
-import { readRunConfig, runData } from '../run-data.js';
-import { backendOption, positiveInt, seed } from '../options.js';
+import { noteSkipped, readRunConfig, runData } from '../run-data.js';
+import { backendOption, columnList, positiveInt, seed } from '../options.js';
 
 interface RecalibrateFlags {
   model: string;
@@ -31,6 +32,7 @@ interface RecalibrateFlags {
   batch: number;
   seed: number;
   backend: string;
+  ignoreColumns?: string[];
 }
 
 export function register(program: Command): Command {
@@ -41,8 +43,9 @@ export function register(program: Command): Command {
     .addOption(new Option('--model <dir>', 'a trained model directory (model.json + model.safetensors, e.g. a run directory)').argParser(modelArgument).makeOptionMandatory())
     .option('--out <dir>', 'write the recalibrated model here (a new or empty directory)')
     .option('--in-place', 'replace the model files in --model instead (atomically)')
-    .option('--data <path>', "training data for the statistics instead of the run's own: a CSV file with the training columns, an IDX directory, or class folders of PNG images (read as the model reads its input, standardization included)")
+    .option('--data <path>', "training data for the statistics instead of the run's own: a CSV file with the training columns (the label column may be missing: only the inputs are used), an IDX directory, or class folders of PNG images (read as the model reads its input, standardization included)")
     .addOption(new Option('--dataset <name>', "a bundled training set for the statistics instead of the run's own").choices([...DATASET_NAMES]).conflicts('data'))
+    .addOption(new Option('--ignore-columns <names>', "CSV: columns to skip, comma-separated (columns the model does not read are skipped anyway, with a note)").argParser(columnList))
     .addOption(new Option('--batches <n>', 'number of training batches to average').argParser(positiveInt).default(200))
     .addOption(new Option('--batch <n>', 'batch size for the statistics (use the training batch size)').argParser(positiveInt).default(60))
     .addOption(new Option('--seed <s>', 'seed of the batch order').argParser(seed).default(0))
@@ -55,6 +58,7 @@ Examples:
     .action(async (flags: RecalibrateFlags) => {
       if (!flags.out === !flags.inPlace) throw new Error('Give exactly one of --out DIR (write a new model directory) or --in-place (replace the model in --model)');
       if (flags.out && existsSync(flags.out) && readdirSync(flags.out).length > 0) throw new Error(`--out ${flags.out} exists and is not empty; choose a new directory (nothing was written)`);
+      if (flags.out) checkWritable(flags.out, 'directory', '--out');
       await initBackend(flags.backend);
       const source = loadModelSource(flags.model);
       if (!source.dir) throw new Error(`--model ${flags.model} is a preset, not a trained model directory: recalibrating untrained weights means nothing. Train first (bnlab train --out DIR) and pass DIR.`);
@@ -96,7 +100,8 @@ async function recalibrationData(flags: RecalibrateFlags, source: ModelSource & 
   const known = config !== null || (source.dataset !== undefined && DATASET_NAMES.includes(source.dataset) && !source.preprocessing?.standardize);
   const test = known || flags.dataset ? await runData({ dataset: flags.dataset }, source, config) : null;
   if (flags.data) {
-    const { dataset } = await readForModel(flags.data, source);
+    const { dataset, skipped } = await readForModel(flags.data, source, { unlabelled: true, ignore: flags.ignoreColumns });
+    noteSkipped(flags.data, skipped);
     return { trainSet: dataset, trainingWhat: `${flags.data} (${dataset.count} samples)`, testSet: test?.testSet ?? null, testWhat: test?.testDescription ?? '' };
   }
   if (flags.dataset) {

@@ -15,7 +15,11 @@ import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { takeFirst, type Dataset } from '../../data/dataset.js';
 import { DATASET_NAMES } from '../../data/node.js';
-import { DEFAULT_TEST_FRACTION, loadTrainingData, type TrainingDataOptions } from '../../data/node-sources.js';
+import { DEFAULT_TEST_FRACTION, loadTrainingData, type BaseModel, type TrainingData, type TrainingDataOptions } from '../../data/node-sources.js';
+import { missingClassWarnings } from '../../data/preprocess.js';
+import { formatLoss, nameList, shellQuote } from '../format.js';
+import { isModelDir, readModelJson } from '../../io/node-model-dir.js';
+import { checkWritable } from '../../io/node-atomic.js';
 import { ACTIVATIONS, DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, isShapedModel, shapeDefaults, type Activation, type ModelShape } from '../../models/shapes.js';
 import { getBackend, initBackend } from '../../kernels/index.js';
 import { initNames, type InitName, type InitSpec } from '../../nn/init.js';
@@ -27,7 +31,7 @@ import type { Trainer, TrainMetrics } from '../../train/trainer.js';
 import type { OptimizerConfig, RunConfig, ScheduleConfig } from '../../runs/config.js';
 import { createRun, runLoopUntil } from '../../runs/run.js';
 import { RunFiles, addCheckpointOptions, loadModelSource, modelArgument, modelLabel, presetDefaults, resumeFromLatest, resumeTrainConfig, MODEL_OPTION_HELP } from '../model-files.js';
-import { backendOption, MOMENTUM_CONVENTION, bnMomentum, fraction, imageSize, layerSizes, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
+import { backendOption, MOMENTUM_CONVENTION, bnMomentum, columnList, fraction, imageSize, layerSizes, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, seed, unitIntervalOpen } from '../options.js';
 import { createProgress, formatAccuracy } from '../progress.js';
 import { packageInfo } from '../version.js';
 
@@ -87,6 +91,9 @@ export interface TrainingRun {
   trainer: Trainer;
   trainSet: Dataset;
   testSet: Dataset;
+  /** Own data: where it came from and which test set was used; with the test set's size before --test-limit. */
+  provenance?: TrainingData['provenance'];
+  testCountBeforeLimit: number;
 }
 
 export interface TrainHooks {
@@ -125,12 +132,18 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   if (!config.resume) checkRunDir(runDir, config.overwrite); // before the slow part, so a mistake costs nothing
 
   const kernels = await initBackend(config.backend); // async: the wasm backend compiles its module first
+  // A model directory trained further reads the data as it was trained to (recorded in config.json too,
+  // so evaluate and --resume read it the same way without the directory).
+  if (config.baseModel === undefined && isModelDir(config.model)) config.baseModel = baseModelOf(config.model);
   const data = await loadTrainingData(config); // a bundled dataset, or --data with its test set (src/data/node-sources.ts)
   const trainSet = limit(data.trainSet, config.trainLimit, '--train-limit');
   const testSet = limit(data.testSet, config.testLimit, '--test-limit');
   // A preset is built; mlp/cnn are sized from the data; a model directory (--model DIR) is loaded and trained further.
   const source = loadModelSource(config.model, { bn: config.bn, seed: config.seed, init: config.init, batchNorm: config.batchNorm, bnPlacement: config.bnPlacement, inputBn: config.inputBn }, { sampleShape: trainSet.sampleShape, numClasses: trainSet.numClasses, shape: config.shape });
   const model = source.model;
+  if (config.batchSize > trainSet.count) {
+    throw new Error(`--batch ${config.batchSize} is larger than the training set (${trainSet.count} samples${config.trainLimit !== null ? `, --train-limit ${config.trainLimit}` : ''}); use --batch ${trainSet.count} or less`);
+  }
 
   let run: TrainingRun | undefined;
   let metricsFd: number | null = null;
@@ -149,6 +162,11 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     },
   });
   const { optimizer, trainer } = built;
+  if (trainer.totalSteps === 0) {
+    built.close();
+    const batches = trainer.loader.batchesPerEpoch;
+    throw new Error(`--epochs ${config.epochs} rounds to 0 steps: an epoch is ${batches} batch${batches === 1 ? '' : 'es'} of ${config.batchSize} (${trainSet.count} training samples), so one step takes --epochs ${Number((1 / batches).toPrecision(2))} or more; or give --steps N`);
+  }
   const parts = () => ({ model, optimizer, trainer, schedule: trainer.options.schedule });
   const files = new RunFiles(runDir, config, parts, () => ({ inputShape: source.inputShape, preset: source.preset, classNames: trainSet.classNames, dataset: config.dataset, preprocessing: data.preprocessing }));
   if (config.resume) resumeFromLatest(runDir, parts());
@@ -189,7 +207,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   metricsFd = openSync(join(runDir, 'metrics.jsonl'), 'w');
   for (const m of trainer.history) writeSync(metricsFd, JSON.stringify(m) + '\n'); // a resumed run's metrics so far
 
-  run = { config, runDir, model, optimizer, trainer, trainSet, testSet };
+  run = { config, runDir, model, optimizer, trainer, trainSet, testSet, provenance: data.provenance, testCountBeforeLimit: data.testSet.count };
   try {
     await hooks.onStart?.(run);
     const { test, steps, history, seconds, stopped } = await runLoopUntil(built, hooks.shouldStop ?? (() => false));
@@ -204,17 +222,28 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   }
 }
 
-/** One line on own data: classes, input shape, test set, standardization. */
+/** How a model directory reads its input, from its model.json (null when it records nothing about that). */
+function baseModelOf(dir: string): BaseModel | null {
+  const json = readModelJson(dir);
+  if (!json.preprocessing) return null;
+  return { dir: resolve(dir), preprocessing: json.preprocessing, ...(json.classNames ? { classNames: json.classNames } : {}) };
+}
+
+/** One line on own data: classes, input shape, the test set actually used, standardization. */
 function describeOwnData(run: TrainingRun): string {
-  const { config, trainSet } = run;
+  const { config, trainSet, testSet } = run;
   const names = trainSet.classNames ?? [];
-  const classes = names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')}, ...`;
-  const test = config.testDataPath ? config.testDataPath : config.testFraction !== null && config.testFraction !== undefined ? `${config.testFraction} of each class held out (seed ${config.seed})` : statSync(config.dataPath!).isFile() ? `${DEFAULT_TEST_FRACTION} of each class held out (seed ${config.seed})` : `the directory's IDX test pair, else ${DEFAULT_TEST_FRACTION} of each class held out (seed ${config.seed})`;
-  return `Data: ${trainSet.numClasses} classes (${classes}), samples of shape [${trainSet.sampleShape.join(', ')}]; test: ${test}${config.standardize ? '; standardized with training-set mean and std' : ''}`;
+  const classes = names.length <= 8 ? nameList(names) : `${nameList(names.slice(0, 8))}, ...`;
+  const test = run.provenance?.test;
+  let used = !test ? `${testSet.count} samples` : 'path' in test ? `${shellQuote(test.path)}` : 'fraction' in test ? `${test.fraction} of each class held out (seed ${test.seed})` : "the directory's IDX test pair";
+  // --test-limit keeps the first rows of that set (in file order), which the user should know.
+  if (testSet.count < run.testCountBeforeLimit) used = `the first ${testSet.count} of ${run.testCountBeforeLimit} samples of ${used} (--test-limit)`;
+  return `Data: ${trainSet.numClasses} classes (${classes}), samples of shape [${trainSet.sampleShape.join(', ')}]; test: ${used}${config.standardize ? '; standardized with training-set mean and std' : ''}`;
 }
 
 /** Refuse to write into a directory that already holds something, unless it is a run we may replace. */
 function checkRunDir(dir: string, overwrite: boolean): void {
+  checkWritable(dir, 'directory', '--out');
   if (!existsSync(dir)) return;
   if (!statSync(dir).isDirectory()) throw new Error(`--out ${dir} exists and is not a directory; choose another --out`);
   const entries = readdirSync(dir);
@@ -271,6 +300,7 @@ interface TrainFlags {
   imageSize?: [number, number];
   channels?: '1' | '3';
   standardize?: boolean;
+  ignoreColumns?: string[];
   hidden?: number[];
   activation?: Activation;
   conv?: number[];
@@ -337,6 +367,7 @@ export function resolveTrainConfig(flags: TrainFlags, now = new Date()): TrainCo
           labelColumn: flags.label ?? null,
           imageSize: flags.imageSize ?? null,
           imageChannels: flags.channels ? (Number(flags.channels) as 1 | 3) : null,
+          ignoreColumns: flags.ignoreColumns ?? null,
         }
       : {}),
     standardize: Boolean(flags.standardize),
@@ -360,8 +391,8 @@ export function modelShape(flags: Pick<TrainFlags, 'model' | 'hidden' | 'activat
 /** Options that describe own data need --data; --data replaces --dataset. */
 function checkDataFlags(flags: TrainFlags): void {
   if (!flags.data) {
-    const given = (['testData', 'testFraction', 'label', 'imageSize', 'channels'] as const).filter((k) => flags[k] !== undefined);
-    const names: Record<string, string> = { testData: '--test-data', testFraction: '--test-fraction', label: '--label', imageSize: '--image-size', channels: '--channels' };
+    const given = (['testData', 'testFraction', 'label', 'imageSize', 'channels', 'ignoreColumns'] as const).filter((k) => flags[k] !== undefined);
+    const names: Record<string, string> = { testData: '--test-data', testFraction: '--test-fraction', label: '--label', imageSize: '--image-size', channels: '--channels', ignoreColumns: '--ignore-columns' };
     if (given.length) throw new Error(`${names[given[0]]} describes your own data; give it with --data PATH (a CSV file, an IDX directory, or a folder of class folders)`);
   }
   if (flags.testData !== undefined && flags.testFraction !== undefined) throw new Error('give either --test-data PATH or --test-fraction F, not both');
@@ -401,6 +432,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--test-data <path>', 'test set for --data: a second path of the same kind (default: a stratified split, --test-fraction)'))
     .addOption(new Option('--test-fraction <f>', `hold out this fraction of each class of --data for testing, chosen with --seed (default ${DEFAULT_TEST_FRACTION}; an IDX directory with a t10k/test pair uses that pair)`).argParser(fraction))
     .option('--label <column>', 'CSV: the label column (default the last column); string labels become classes in sorted order')
+    .addOption(new Option('--ignore-columns <names>', 'CSV: columns that are not features (an id, a name), comma-separated; recorded in the model, so predict and evaluate skip them too').argParser(columnList))
     .addOption(new Option('--image-size <HxW>', "image folders: resize every image to H x W pixels, area averaging down and bilinear up (default the first image's size)").argParser(imageSize))
     .addOption(new Option('--channels <n>', "image folders: 1 = grayscale, 3 = RGB (default the first image's)").choices(['1', '3']))
     .option('--standardize', "standardize the input with the training set's mean and std (per CSV column, per image channel), stored in the run so predict/evaluate do the same; compare with --input-bn")
@@ -483,6 +515,8 @@ Your own data (input size and classes come from the data):
         onStart: (run) => {
           console.log(`Training ${config.model} ${config.bn ? 'with' : 'without'} batch norm on ${config.dataset} (${run.trainSet.count} train / ${run.testSet.count} test ${config.dataPath ? 'samples' : 'images'}): ${run.trainer.totalSteps} steps of batch ${config.batchSize}, ${config.optimizer.name} lr ${config.optimizer.lr}, seed ${config.seed}`);
           if (config.dataPath) console.log(describeOwnData(run));
+          const limited = config.trainLimit !== null || config.testLimit !== null ? ' (--train-limit and --test-limit keep the first samples: shuffle a file sorted by class first)' : '';
+          for (const warning of missingClassWarnings(run.trainSet, run.testSet)) console.warn(`bnlab warning: ${warning}${limited}`);
           console.log(`Run directory: ${run.runDir}`);
           console.log(`Backend: ${getBackend().capabilities.variant}${config.threads && config.threads > 1 ? `, ${config.threads} threads (data-parallel)` : ''}`);
           if (config.resume) console.log(`Resuming at step ${run.trainer.step} from the latest checkpoint`);
@@ -497,12 +531,12 @@ Your own data (input size and classes come from the data):
       });
       const rate = result.steps / Math.max(result.seconds, 1e-9);
       if (result.stopped) {
-        console.log(`Interrupted at step ${result.steps} of ${budget}. Test accuracy there: ${formatAccuracy(result.test.accuracy)} (loss ${result.test.loss.toFixed(4)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
+        console.log(`Interrupted at step ${result.steps} of ${budget}. Test accuracy there: ${formatAccuracy(result.test.accuracy)} (loss ${formatLoss(result.test.loss)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
         console.log(`Saved ${join(result.runDir, 'config.json')}, metrics.jsonl, model.json and model.safetensors (the weights at step ${result.steps}) and a checkpoint; continue with: bnlab train --resume ${result.runDir}`);
         process.exitCode = 130;
         return;
       }
-      console.log(`Test accuracy after ${result.steps} steps: ${formatAccuracy(result.test.accuracy)} (loss ${result.test.loss.toFixed(4)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
+      console.log(`Test accuracy after ${result.steps} steps: ${formatAccuracy(result.test.accuracy)} (loss ${formatLoss(result.test.loss)}), ${result.seconds.toFixed(1)} s, ${rate.toFixed(1)} steps/s`);
       console.log(`Saved ${join(result.runDir, 'config.json')}, metrics.jsonl, model.json and model.safetensors${config.checkpointEvery ? ' (checkpoints in checkpoints/)' : ''}`);
     });
   return cmd;
