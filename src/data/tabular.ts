@@ -159,7 +159,7 @@ export class TableBuilder {
     };
     if (s === '') fail('the value is empty (a missing value); fill it in (e.g. with the column mean) or drop the row: bnlab trains on complete rows only');
     if (NON_FINITE.test(s)) fail(`the value is ${s}; features must be finite numbers (fill in or drop the row)`);
-    if (!NUMBER.test(s)) fail(`${JSON.stringify(cell)} is not a number; feature columns must be numeric (decimal point ".", no thousands separators). Encode categories as numbers (e.g. one column per category) or drop the column`);
+    if (!NUMBER.test(s)) fail(`${JSON.stringify(cell)} is not a number; feature columns must be numeric (decimal point ".", no thousands separators). Encode categories as numbers (e.g. one column per category), or leave the column out with --ignore-columns ${/^[\w.-]+$/.test(column) ? column : JSON.stringify(column)}`);
     const v = Number(s);
     if (!Number.isFinite(v) || Math.abs(v) > FLOAT32_MAX) fail(`${s} is outside the range of 32-bit floats (about ±3.4e38); rescale the column`);
     return v;

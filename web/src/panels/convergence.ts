@@ -209,6 +209,7 @@ function runReading(data: LabData): string {
   }
   if (bn.diverged && nobn.diverged) return `At learning rate ${lr} both networks diverged (with batch norm at step ${bn.diverged.step}, without at step ${nobn.diverged.step}): lower the rate and reset.`;
   if (bn.diverged) return `At learning rate ${lr} the network with batch norm diverged at step ${bn.diverged.step} and the one without did not (loss ${num(recentLoss(nobn))}).`;
+  if (data.step === 0 && bn.parameters === 0) return 'Building the two networks…'; // before the workers report them
   if (data.step === 0) return `Both networks start from the same weights in the layers they share (${bn.parameters.toLocaleString('en')} and ${nobn.parameters.toLocaleString('en')} parameters): press Play or Step to train them on the same batches at learning rate ${lr}.`;
   const [la, lb] = [recentLoss(bn), recentLoss(nobn)];
   const ta = bn.test[bn.test.length - 1];
