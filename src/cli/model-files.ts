@@ -14,6 +14,7 @@ import { buildPreset, getPreset, presetNames, type Preset, type PresetOptions } 
 import { DEFAULT_CNN_HIDDEN, DEFAULT_MLP_HIDDEN, SHAPED_MODELS, buildShapedModel, isShapedModel, type ModelShape } from '../models/shapes.js';
 import type { Preprocessing } from '../data/preprocess.js';
 import type { Sequential } from '../nn/sequential.js';
+import { cosineTotal } from '../optim/schedule.js';
 import type { Trainer } from '../train/trainer.js';
 import { nonNegativeInt, positiveInt } from './options.js';
 import { shellQuote } from './format.js';
@@ -175,12 +176,10 @@ export function resumeFromLatest(runDir: string, parts: TrainingParts): string {
   if (checkpoint.state.step > parts.trainer.totalSteps) {
     throw new Error(`the latest checkpoint of ${runDir} is at step ${checkpoint.state.step}, past the requested budget of ${parts.trainer.totalSteps} steps; give --steps ${checkpoint.state.step} or more`);
   }
-  const cosine = /^cosine\((\d+)/;
-  const saved = checkpoint.state.schedule?.name ?? '';
-  const wanted = parts.schedule?.name ?? '';
-  if (saved !== wanted && cosine.test(saved) && cosine.test(wanted)) {
+  const budget = cosineTotal(checkpoint.state.schedule?.name ?? '');
+  const wanted = cosineTotal(parts.schedule?.name ?? '');
+  if (budget !== null && wanted !== null && budget !== wanted) {
     // The schedule's length is its budget: resuming with another --steps would change the rates already used.
-    const budget = Number(cosine.exec(saved)![1]);
     throw new Error(`${runDir} uses a cosine learning-rate schedule, which decays the rate to its minimum over exactly the run's ${budget} steps, so it cannot be extended to ${parts.trainer.totalSteps} steps. ${checkpoint.state.step < budget ? `Resume it without --steps/--epochs to finish its ${budget} steps, or` : `It has finished them; to train more,`} train further from its model in a new run: bnlab train --model ${shellQuote(runDir)} --steps N --out NEW_DIR (with the run's --data, if it had one)`);
   }
   restoreTraining(checkpoint, parts, dir);

@@ -40,6 +40,11 @@ export function formatValue(x: number): string {
   return formatNumber(Number(x.toPrecision(3)));
 }
 
+/** Items as prose: "a", "a and b", "a, b and c". */
+export function formatList(items: readonly string[]): string {
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}` : (items[0] ?? '');
+}
+
 /** Seconds as "42 s", "3.5 min" or "1.2 h". */
 export function formatDuration(seconds: number): string {
   if (seconds < 90) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;

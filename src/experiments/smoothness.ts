@@ -25,7 +25,7 @@ import { xyChart, type Figure, type Row } from '../report/charts.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { firstUpTo } from './data.js';
-import { formatCount, formatNumber, formatPercent, formatRatio, formatValue } from './format.js';
+import { formatCount, formatList, formatNumber, formatPercent, formatRatio, formatValue } from './format.js';
 import { internalCovariateShift, probeLandscape, type Objective } from './landscape.js';
 import { BASE_LR, INPUT_SHAPE, baseModelDescription, buildNetwork, networkLayers } from './models.js';
 import { buildSequential } from '../nn/registry.js';
@@ -384,8 +384,7 @@ export function smoothnessEffects(d: SmoothnessData): EffectMeasure[] {
 /** "0, 50, 100 and 150", or the first few and how many more. */
 function listSteps(steps: number[]): string {
   const shown = steps.slice(0, 6).map((x) => formatCount(x));
-  if (steps.length > 6) return `${shown.join(', ')} and ${steps.length - 6} more`;
-  return shown.length > 1 ? `${shown.slice(0, -1).join(', ')} and ${shown.at(-1)}` : shown[0];
+  return formatList(steps.length > 6 ? [...shown, `${steps.length - 6} more`] : shown);
 }
 
 /** The higher final test accuracy of the two networks without BN (null when both diverged). */

@@ -26,6 +26,12 @@ export function cosineSchedule(total: number, minLr = 0): LrSchedule {
   };
 }
 
+/** The `total` of a cosine schedule from its name (as a checkpoint records it), or null for another schedule. */
+export function cosineTotal(name: string): number | null {
+  const m = /^cosine\((\d+),/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
 export const constantSchedule: LrSchedule = { name: 'constant', rate: (lr) => lr };
 
 export function applySchedule(schedule: LrSchedule, optimizer: Optimizer, t: number): void {

@@ -5,7 +5,7 @@
  * σ/√B; the spread of batch means against 1/√B over batch sizes 2-256; train vs test accuracy of both
  * networks; ghost batches. Probes: 'noise' (every step) and 'noise-curve' (web/src/worker/panel-probes.ts).
  */
-import { TWINS, type ProbeRequest, type TwinId } from '../worker/protocol.js';
+import { TWINS, ghostFits, type ProbeRequest, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
 import { probeSamples, type LabData } from '../engine.js';
 import type { LabState } from '../state.js';
@@ -38,13 +38,10 @@ function renderGhostNote(): string | null {
 
 /** Why a ghost-batch size is not in use with batches of `batchSize`, or null when it is (or is 0, none). */
 export function ghostProblem(ghost: number, batchSize: number): string | null {
-  if (ghost === 0) return null;
+  if (ghost === 0 || ghostFits(ghost, batchSize)) return null;
   if (ghost >= batchSize) return `Ghost batches of ${ghost} are off: they must be smaller than the batch size ${batchSize} and divide it.`;
-  if (batchSize % ghost !== 0) {
-    const divisors = Array.from({ length: batchSize - 2 }, (_, i) => i + 2).filter((d) => batchSize % d === 0 && d < batchSize);
-    return `Ghost batches of ${ghost} are off: the size must divide the batch size ${batchSize}${divisors.length ? ` (e.g. ${divisors.slice(0, 8).join(', ')})` : ''}.`;
-  }
-  return null;
+  const divisors = Array.from({ length: batchSize - 2 }, (_, i) => i + 2).filter((d) => ghostFits(d, batchSize));
+  return `Ghost batches of ${ghost} are off: the size must divide the batch size ${batchSize}${divisors.length ? ` (e.g. ${divisors.slice(0, 8).join(', ')})` : ''}.`;
 }
 
 /** The layer and unit measured: the chosen ones clamped to the twins' depth and width, as the worker clamps them. */

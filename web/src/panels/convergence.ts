@@ -3,10 +3,10 @@
  * accuracy as they train, divergence marked where it happened, and a learning-rate sweep drawing the
  * final loss against the rate, so the highest stable rate of each twin shows.
  */
-import { TWINS, type TwinId } from '../worker/protocol.js';
+import { formatList } from '@bnlab/experiments/format.js';
+import { TWINS, sweepTail, type SweepPoint, type TwinId } from '../worker/protocol.js';
 import { LineChart, type Marker, type Series } from '../charts/line-chart.js';
 import type { LabData, RunSeries, SweepState } from '../engine.js';
-import type { SweepPoint } from '../worker/protocol.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
 /** Rates of the sweep: 0.01 to 100, half a decade apart. */
@@ -49,7 +49,7 @@ const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
 const num = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : String(v));
 
 /** The sweep's y value: the mean train loss over the last tenth of each rate's steps (the worker's measure). */
-export const SWEEP_TAIL = Math.round(SWEEP_STEPS / 10);
+export const SWEEP_TAIL = sweepTail(SWEEP_STEPS);
 /** Below this loss a swept rate counts as trained: half the ln 10 ≈ 2.3 of a uniform guess over ten classes. */
 export const LEARNED_LOSS = Math.log(10) / 2;
 
@@ -154,7 +154,7 @@ export const convergencePanel: Panel = {
       sweepChart.setData(sw, sm);
       sweepStatus.textContent = sweep.running
         ? `Sweeping: ${TWINS.map((t) => `${TWIN_STYLE[t].label} ${sweep.done[t]}/${sweep.rates.length}`).join(', ')}`
-        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; each point is the mean loss over the last ${Math.max(1, Math.round(sweep.steps / 10))} steps; above the dotted line (half of ln 10 ≈ 2.3, a uniform guess) a rate did not learn; × at the top = diverged (upper row with batch norm, lower row without).`;
+        : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; each point is the mean loss over the last ${sweepTail(sweep.steps)} steps; above the dotted line (half of ln 10 ≈ 2.3, a uniform guess) a rate did not learn; × at the top = diverged (upper row with batch norm, lower row without).`;
     } else {
       sweepChart.setData([]);
       sweepStatus.textContent = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';
@@ -165,7 +165,7 @@ export const convergencePanel: Panel = {
   reading(data: LabData): string {
     const sweep = data.sweep;
     const swept = sweep && !sweep.running && sweep.points.bn && sweep.points.nobn ? sweepSummary(sweep) : null;
-    if (swept && data.step === sweep!.atStep) return `In the sweep (${sweep!.steps} steps per rate, loss over the last ${Math.max(1, Math.round(sweep!.steps / 10))}), ${swept}.`;
+    if (swept && data.step === sweep!.atStep) return `In the sweep (${sweep!.steps} steps per rate, loss over the last ${sweepTail(sweep!.steps)}), ${swept}.`;
     const run = runReading(data);
     return swept ? `${run.slice(0, -1)}; in the last sweep, ${swept}.` : run;
   },
@@ -181,7 +181,7 @@ function rateList(all: number[], chosen: number[]): string {
     else runs.push([lr]);
   });
   const parts = runs.map((r) => (r.length === 1 ? String(r[0]) : r.length === 2 ? `${r[0]} and ${r[1]}` : `${r[0]} to ${r[r.length - 1]}`));
-  return parts.length <= 1 ? (parts[0] ?? '') : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+  return formatList(parts);
 }
 
 /** What the sweep found, as a clause: where each network trained (and its lowest loss), did not learn, diverged. */
@@ -195,7 +195,7 @@ function sweepSummary(sweep: SweepState): string {
     if (by('did not learn').length) parts.push(`did not learn at ${rateList(sweep.rates, by('did not learn'))}`);
     if (by('diverged').length) parts.push(`diverged at ${rateList(sweep.rates, by('diverged'))}`);
     const lowest = best ? ` (lowest loss ${num(best.finalLoss)}, at rate ${best.lr})` : '';
-    return `${parts.slice(0, -1).join(', ')}${parts.length > 1 ? ' and ' : ''}${parts[parts.length - 1]}${lowest}`;
+    return `${formatList(parts)}${lowest}`;
   };
   return `with batch norm the network ${of('bn')}; without, it ${of('nobn')}`;
 }

@@ -208,9 +208,10 @@ export const insidePanel: Panel = {
     if (bnDiverged && plainDiverged) return `Both networks diverged (with batch norm at step ${bnDiverged.step}, without at step ${plainDiverged.step}), so their inputs are no longer measured: lower the learning rate and press Reset.`;
     const range = (v: InsideValue) => `${f(v.percentiles[0])} to ${f(v.percentiles[2])} (median ${f(v.percentiles[1])})`;
     const spread = (v: InsideValue) => v.percentiles[2] - v.percentiles[0];
-    const moved = (samples: { step: number; value: InsideValue }[]) => {
+    // "from 0.09 to -0.56 (15–85 spread now 2.83)": where the median input went, and the spread it has now.
+    const went = (samples: { step: number; value: InsideValue }[]) => {
       const now = samples[samples.length - 1].value;
-      return `its median input went from ${f(samples[0].value.percentiles[1])} to ${f(now.percentiles[1])} (15–85 spread now ${f(spread(now))})`;
+      return `from ${f(samples[0].value.percentiles[1])} to ${f(now.percentiles[1])} (15–85 spread now ${f(spread(now))})`;
     };
     const sb = insideSamples(data, 'bn', layer, unit);
     const sc = insideSamples(data, 'nobn', layer, unit);
@@ -223,11 +224,11 @@ export const insidePanel: Panel = {
       const at = data.runs[stopped].diverged!.step;
       const intro = `The network ${stopped === 'nobn' ? 'without' : 'with'} batch norm diverged at step ${at} and is no longer measured; in the one ${other === 'bn' ? 'with' : 'without'} it`;
       if (samples.length < 2) return `${intro}, ${name} takes inputs from ${range(samples.at(-1)?.value ?? (other === 'bn' ? b : c))}: train a few steps to see them move.${drift}`;
-      return `${intro}, ${name}, steps ${samples[0].step} to ${samples[samples.length - 1].step}: ${moved(samples)}.${drift}`;
+      return `${intro}, ${name}, steps ${samples[0].step} to ${samples[samples.length - 1].step}: its median input went ${went(samples)}.${drift}`;
     }
     const capitalized = name[0].toUpperCase() + name.slice(1);
     if (sb.length < 2 || sc.length < 2) return `${capitalized} now takes inputs from ${range(b)} with batch norm and ${range(c)} without; train a few steps to see them move.${drift}`;
-    return `${capitalized}, steps ${sb[0].step} to ${sb[sb.length - 1].step}: with batch norm ${moved(sb)}, without ${moved(sc).replace(/^its median input went /, '')}.${drift}`;
+    return `${capitalized}, steps ${sb[0].step} to ${sb[sb.length - 1].step}: with batch norm its median input went ${went(sb)}, without ${went(sc)}.${drift}`;
   },
 };
 

@@ -43,7 +43,7 @@ let lastClassified: { outputs: Partial<Record<ModelId, ClassifyOutput>>; step: n
 let drawnPixels: Float32Array | null = null;
 
 /** The layer and unit measured: the chosen ones clamped to the twins' depth and width (`applied`), as the worker clamps them. */
-const unitOf = (s: LabState, applied: LabState = s) => ({ layer: Math.min(s.testLayer, applied.depth) - 1, unit: Math.min(s.testUnit, applied.width - 1) });
+const unitOf = (s: LabState, applied: LabState) => ({ layer: Math.min(s.testLayer, applied.depth) - 1, unit: Math.min(s.testUnit, applied.width - 1) });
 
 export const testTimePanel: Panel = {
   id: 'test-time',

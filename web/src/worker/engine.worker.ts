@@ -18,7 +18,7 @@ import { PROBE_EXAMPLES } from './probes.js';
 import { batchOfOneInTraining } from '@bnlab/experiments/test-time.js';
 import { featureScales, scaleFeatures } from '@bnlab/experiments/data.js';
 import { Twin, type TwinData } from './twin.js';
-import type { ClassifyOutput, DataBytes, FromWorker, ModelId, ProbeRequest, ProbeResult, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './protocol.js';
+import { sweepTail, type ClassifyOutput, type DataBytes, type FromWorker, type ModelId, type ProbeRequest, type ProbeResult, type SweepPoint, type TestPoint, type ToWorker, type WorkerMemory } from './protocol.js';
 
 const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<ToWorker>) => void) | null; postMessage(m: FromWorker, transfer?: Transferable[]): void };
 
@@ -116,7 +116,7 @@ async function sweep(id: number, rates: number[], steps: number): Promise<void> 
       const out = { losses: [] as number[], tests: [] as TestPoint[], probes: [] as ProbeResult[] };
       t.train(steps, [], out);
       t.close();
-      const tail = out.losses.slice(-Math.max(1, Math.round(steps / 10)));
+      const tail = out.losses.slice(-sweepTail(steps));
       points.push({ lr, finalLoss: t.diverged ? t.diverged.loss : tail.reduce((a, b) => a + b, 0) / tail.length, diverged: t.diverged });
       post({ type: 'sweep-progress', id, twin, done: i + 1, total: rates.length });
     }

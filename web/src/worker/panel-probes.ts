@@ -16,7 +16,7 @@ import { Rng } from '@bnlab/tensor/rng.js';
 import { Tensor } from '@bnlab/tensor/tensor.js';
 import { evaluate } from '@bnlab/train/evaluate.js';
 import type { ProbeContext } from './probes.js';
-import type { ProbeValue } from './protocol.js';
+import { ghostFits, type ProbeValue } from './protocol.js';
 
 /**
  * What each panel probe answers: the one declaration of these shapes, for the functions below (which
@@ -164,7 +164,7 @@ export const PANEL_PROBES: { [K in PanelProbeName]: PanelProbeFn<K> } = {
     // A unit past the layer's width measures its last unit, and says so in `unit` (the panel filters on it).
     const unit = clampInt(num(params.unit, 0), 0, linearWidth(ctx.model, layer) - 1);
     const ghostWanted = num(params.ghost, 0);
-    const ghost = ghostWanted > 0 && ghostWanted < b && b % ghostWanted === 0 ? ghostWanted : null;
+    const ghost = ghostFits(ghostWanted, b) ? ghostWanted : null;
     // The batch norm of that layer kept the statistics of the step it just took: free, exact. Otherwise
     // (no batch norm, ghost batches to split, or an evaluation since) an extra forward of the batch.
     const bn = batchNormAfterLinear(ctx.model, layer);

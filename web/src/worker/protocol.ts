@@ -89,9 +89,19 @@ export interface DataBytes {
   testLabels: ArrayBufferLike;
 }
 
+/** Steps at the end of a swept run whose mean train loss is its `finalLoss`: the last tenth. */
+export function sweepTail(steps: number): number {
+  return Math.max(1, Math.round(steps / 10));
+}
+
+/** A ghost-batch size the twins can use with batches of `batchSize`: smaller than it, and dividing it. */
+export function ghostFits(ghost: number, batchSize: number): boolean {
+  return ghost > 0 && ghost < batchSize && batchSize % ghost === 0;
+}
+
 export interface SweepPoint {
   lr: number;
-  /** Mean train loss over the last tenth of the steps (NaN/∞ if it diverged). */
+  /** Mean train loss over the last `sweepTail(steps)` steps (NaN/∞ if it diverged). */
   finalLoss: number;
   diverged: Divergence | null;
 }
