@@ -89,7 +89,7 @@ describe('a model keeps how it reads its input', () => {
 });
 
 describe('files that are not what they seem are refused, naming the file, the line and the fix', () => {
-  test('no header, a regression target, Latin-1 text, gzip, test data of another kind, a missing --test-data, a batch or epoch too small', async () => {
+  test('no header, a regression target, Latin-1 text, UTF-16 text, gzip, a binary file, test data of another kind, a missing --test-data, a batch or epoch too small', async () => {
     const rows = readFileSync(csv, 'utf8').trim().split('\n').slice(1);
     const write = (name: string, text: string | Buffer) => {
       writeFileSync(join(tmp, name), text);
@@ -99,6 +99,10 @@ describe('files that are not what they seem are refused, naming the file, the li
     const regression = write('regression.csv', ['a,b,price', ...rows.map((r, i) => `${r.split(',').slice(0, 2).join(',')},${(i * 1.37).toFixed(2)}`)].join('\n') + '\n');
     const latin1 = write('latin1.csv', Buffer.from(readFileSync(csv, 'utf8').replace(/alpha/g, 'sétosa'), 'latin1'));
     const gz = write('data.csv.gz', Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]));
+    const utf16 = write('utf16.csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(readFileSync(csv, 'utf8'), 'utf16le')]));
+    // Bytes no text has (a model file, a picture given by mistake): once quoted back by the parser as garbage.
+    const binary = write('binary.csv', Buffer.from([0x22, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d]));
+    const noise = write('noise.csv', Buffer.from(Array.from({ length: 64 }, (_, i) => 0x80 + ((i * 37) % 120))));
     const images = join(tmp, 'images');
     for (const cls of ['a', 'b']) {
       const dir = join(images, cls);
@@ -110,6 +114,9 @@ describe('files that are not what they seem are refused, naming the file, the li
       [['--data', noHeader], /no-header\.csv, line 1: the first line \(.*\) looks like data, not a header: add a header line naming the columns/],
       [['--data', regression], /regression\.csv: the label column "price" looks like a regression target .*: 300 distinct values in 300 rows\. bnlab classifies/],
       [['--data', latin1], /latin1\.csv, line \d+, column "kind": is not UTF-8 text: "s\uFFFDtosa"/],
+      [['--data', utf16], /utf16\.csv: is UTF-16 text .*save it as CSV UTF-8/],
+      [['--data', binary], /binary\.csv: is not a text file \(byte 9 is 0, which CSV text never has\); give a CSV file/],
+      [['--data', noise], /noise\.csv: is not a text file \(\d+% of its first \d+ characters are not text\)/],
       [['--data', gz], /data\.csv\.gz: is gzip-compressed; bnlab reads plain CSV text only: decompress it first \(gunzip -k data\.csv\.gz\)/],
       [['--data', images, '--test-data', csv, '--model', 'cnn'], /separable\.csv: is a CSV file, the training data .*images is a folder of class folders; give --test-data of the same kind/],
       [['--data', csv, '--test-data', join(tmp, 'nowhere.csv')], /nowhere\.csv: no such file or directory; --test-data takes/],

@@ -97,14 +97,25 @@ export function dataKindOf(p: string, flag = '--data'): DataKind {
 
 // ---- CSV -------------------------------------------------------------------------------------------
 
-/** Compressed files are refused by name before the parser reads their bytes as text. */
+/**
+ * Compressed and other binary files are refused by what they are before the parser reads their bytes as
+ * text (it would quote them back as garbage). Text has no NUL bytes; binary data nearly always does.
+ */
 function checkPlainText(file: string, shown: string): void {
   const fd = fs.openSync(file, 'r');
   try {
-    const magic = Buffer.alloc(4);
-    const n = fs.readSync(fd, magic, 0, 4, 0);
+    const magic = Buffer.alloc(4096);
+    const n = fs.readSync(fd, magic, 0, magic.length, 0);
     if (n >= 2 && magic[0] === 0x1f && magic[1] === 0x8b) throw new DataFileError(shown, `is gzip-compressed; bnlab reads plain CSV text only: decompress it first (gunzip -k ${path.basename(file)}) and give the .csv file`);
     if (n >= 4 && magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 3 && magic[3] === 4) throw new DataFileError(shown, 'is a ZIP archive (or an Excel .xlsx file); bnlab reads plain CSV text only: extract it or save the sheet as CSV (UTF-8)');
+    if (n >= 2 && ((magic[0] === 0xff && magic[1] === 0xfe) || (magic[0] === 0xfe && magic[1] === 0xff))) throw new DataFileError(shown, 'is UTF-16 text (as Excel\'s "Unicode Text" saves it); save it as CSV UTF-8, or convert it: iconv -f utf-16 -t utf-8 IN.csv > OUT.csv');
+    const nul = magic.subarray(0, n).indexOf(0);
+    if (nul >= 0) throw new DataFileError(shown, `is not a text file (byte ${nul} is 0, which CSV text never has); give a CSV file: a header line, then one line of comma-separated values per example`);
+    // Without a 0 byte: text in another encoding has a few odd characters (reported later by line and
+    // column), binary data mostly odd ones — bytes that are not UTF-8 and control characters.
+    const head = new TextDecoder().decode(magic.subarray(0, n));
+    const odd = head.match(/[\uFFFD\x01-\x08\x0B\x0C\x0E-\x1F]/g)?.length ?? 0;
+    if (head.length >= 16 && odd > head.length / 10) throw new DataFileError(shown, `is not a text file (${Math.round((100 * odd) / head.length)}% of its first ${head.length} characters are not text); give a CSV file: a header line, then one line of comma-separated values per example`);
   } finally {
     fs.closeSync(fd);
   }
