@@ -37,8 +37,15 @@ before(async () => {
   assert.ok(existsSync(CLI), `${CLI} is missing: run npm run build first (npm test does)`);
   assert.ok(existsSync(join(ROOT, 'dist-lab/index.html')), 'dist-lab/ is missing: run npm run lab:build first (npm test does)');
   tmp = mkdtempSync(join(tmpdir(), 'bnlab-installed-'));
-  // dist/ and dist-lab/ are built already (npm test's pretest), so packing need not build again.
-  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: ROOT, env: userEnv() });
+  // dist/ and dist-lab/ are built already (npm test's pretest), so packing need not build again: of
+  // prepack (lab:build, then the manifest's strip) and postpack, only the manifest steps run here.
+  await run('node', ['scripts/pack-manifest.mjs', 'strip'], { cwd: ROOT });
+  let stdout: string;
+  try {
+    ({ stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: ROOT, env: userEnv() }));
+  } finally {
+    await run('node', ['scripts/pack-manifest.mjs', 'restore'], { cwd: ROOT });
+  }
   const [{ filename }] = JSON.parse(stdout) as { filename: string }[];
   project = join(tmp, 'project');
   mkdirSync(project);
@@ -174,6 +181,13 @@ document.querySelector('canvas')!.getContext('2d')!.putImageData(image, 0, 0);
       await browser.close();
       await server.close();
     }
+  });
+
+  test('the packed manifest has no install script, so npm does not list bnlab among the packages with install scripts', () => {
+    const { scripts = {} } = JSON.parse(readFileSync(join(project, 'node_modules/bnlab/package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    for (const name of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(scripts[name], undefined, `scripts.${name}`);
+    const repo = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(repo.scripts.prepare, 'npm run build', "the repository's own manifest keeps prepare");
   });
 
   test('the installed entry is the packed file, reached through a symlink', () => {

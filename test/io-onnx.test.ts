@@ -3,12 +3,14 @@
  * batch norm as BatchNormalization nodes or folded into the layer before it, for an MLP and a CNN.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { applyStandardization, type Standardization } from '../src/data/preprocess.js';
 import { ModelFileError } from '../src/io/errors.js';
 import { exportOnnx } from '../src/io/onnx.js';
+import { decodeModelProto } from '../src/io/onnx-schema.js';
 import { BatchNormBase } from '../src/nn/batchnorm.js';
 import { softmax } from '../src/nn/loss.js';
 import { buildSequential, type LayerSpec } from '../src/nn/registry.js';
@@ -49,7 +51,7 @@ async function runOnnx(bytes: Uint8Array, x: Tensor, output: string): Promise<Fl
 
 
 function opTypes(bytes: Uint8Array): string[] {
-  return onnxProto.onnx.ModelProto.decode(bytes).graph!.node!.map((n) => n.opType!);
+  return decodeModelProto(bytes).graph!.node!.map((n) => n.opType!);
 }
 
 const MLP: LayerSpec[] = [
@@ -109,7 +111,7 @@ for (const [name, layers, inputShape] of [['MLP', MLP, [20]], ['CNN', CNN, [1, 1
 
 test('the exported graph uses the standard operators and opset 13', () => {
   const model = prepare([...CNN], [1, 10, 8], 1);
-  const proto = onnxProto.onnx.ModelProto.decode(exportOnnx(model, { inputShape: [1, 10, 8], softmax: true }));
+  const proto = decodeModelProto(exportOnnx(model, { inputShape: [1, 10, 8], softmax: true }));
   assert.equal(Number(proto.opsetImport![0].version), 13);
   assert.deepEqual(proto.graph!.node!.map((n) => n.opType), ['Conv', 'BatchNormalization', 'Relu', 'MaxPool', 'Conv', 'BatchNormalization', 'Tanh', 'AveragePool', 'Flatten', 'Gemm', 'BatchNormalization', 'Sigmoid', 'Gemm', 'Softmax']);
   assert.equal(proto.graph!.input![0].type!.tensorType!.shape!.dim![0].dimParam, 'batch');
@@ -143,4 +145,18 @@ test("a model trained on standardized input: the graph takes raw values and stan
     assert.ok(maxAbsDiff(logits, expected.data) < 1e-3, `${per} over [${inputShape}]: max diff ${maxAbsDiff(logits, expected.data)}`);
   }
   assert.throws(() => exportOnnx(prepare([...MLP], [20], 5), { inputShape: [20], standardize: { per: 'feature', mean: [0, 0], std: [1, 1] } }), /standardization has 2 means and 2 stds per feature, but its input is \[20\]/);
+});
+
+test("where code generation from strings is forbidden (a page's Content-Security-Policy without 'unsafe-eval'), export says so and what to do", () => {
+  // Node's --disallow-code-generation-from-strings makes `Function` throw EvalError, as such a page does.
+  const script = `
+    import { exportOnnx } from './src/io/onnx.ts';
+    import { buildSequential } from './src/nn/registry.ts';
+    import { Rng } from './src/tensor/rng.ts';
+    const model = buildSequential([{ type: 'Linear', inFeatures: 2, outFeatures: 3 }], { rng: new Rng(1) });
+    model.eval();
+    try { exportOnnx(model, { inputShape: [2] }); console.log('exported'); } catch (e) { console.log(String(e)); }`;
+  const run = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /Content-Security-Policy forbids .*'unsafe-eval'.*bnlab export --onnx/);
 });

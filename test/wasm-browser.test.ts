@@ -63,7 +63,7 @@ interface PageResult {
  * reference. A string, not a function, so that no transpiler helper ends up in the page.
  */
 const pageCheck = (threads: number) => `(async () => {
-  // The modules themselves, not the package index: a bare npm specifier (the index reaches onnx-proto)
+  // The modules themselves, not the package index: a bare npm specifier (the index reaches protobufjs)
   // needs a bundler or an import map, which is not what this test is about.
   const lib = {
     ...(await import('/kernels/index.js')),

@@ -1,6 +1,6 @@
 /**
- * ONNX export of a Sequential model as an inference graph (browser-safe; the protobuf encoding is
- * onnx-proto's). One node per layer:
+ * ONNX export of a Sequential model as an inference graph (browser-safe; onnx-schema.ts encodes
+ * the messages). One node per layer:
  *   Linear → Gemm (transB = 1, W stored [out, in] as in ONNX's B[N, K]);  Conv2d → Conv;
  *   BatchNorm1d/2d → BatchNormalization with the statistics eval mode uses (bias-corrected running
  *   averages when the layer has biasCorrection), or, with `foldBatchNorm`, folded into the preceding
@@ -12,7 +12,6 @@
  * takes the raw values, as `bnlab predict` does.
  * Shape legend: N = batch (a symbolic "batch" dimension), C = channels or features, H, W = image size.
  */
-import onnxProto from 'onnx-proto';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { fuseBatchNorm } from '../nn/fuse.js';
 import type { Module } from '../nn/module.js';
@@ -20,11 +19,7 @@ import { Sequential } from '../nn/sequential.js';
 import { shapeToString } from '../tensor/tensor.js';
 import { standardizationLayout, type Standardization } from '../data/preprocess.js';
 import { ModelFileError } from './errors.js';
-
-const { onnx } = onnxProto;
-type INodeProto = onnxProto.onnx.INodeProto;
-type ITensorProto = onnxProto.onnx.ITensorProto;
-type IAttributeProto = onnxProto.onnx.IAttributeProto;
+import { encodeModelProto, onnxEnum, type AttributeProto, type NodeProto, type TensorProto, type ValueInfoProto } from './onnx-schema.js';
 
 /** Opset 13: Softmax over one axis (`axis = 1` is PyTorch's dim=1), Gemm with an optional C. */
 export const ONNX_OPSET = 13;
@@ -57,8 +52,8 @@ export function exportOnnx(model: Sequential, options: OnnxExportOptions): Uint8
   const fileName = options.fileName ?? 'model.onnx';
   const source = options.foldBatchNorm ? fuseBatchNorm(model) : model;
   const layers = flatten(source);
-  const initializers: ITensorProto[] = [];
-  const nodes: INodeProto[] = [];
+  const initializers: TensorProto[] = [];
+  const nodes: NodeProto[] = [];
   let current = ONNX_INPUT;
   let shape = [1, ...options.inputShape];
   try {
@@ -70,7 +65,7 @@ export function exportOnnx(model: Sequential, options: OnnxExportOptions): Uint8
   layers.forEach((layer, i) => {
     const name = `${i}_${layer.typeName}`;
     const out = `${name}_out`;
-    const add = (opType: string, inputs: string[], attributes: IAttributeProto[] = []) => nodes.push({ name, opType, input: inputs, output: [out], attribute: attributes });
+    const add = (opType: string, inputs: string[], attributes: AttributeProto[] = []) => nodes.push({ name, opType, input: inputs, output: [out], attribute: attributes });
     const param = (suffix: string, dims: readonly number[], data: Float32Array) => {
       const tensorName = `${layer.path || i}.${suffix}`;
       initializers.push(floatTensor(tensorName, dims, data));
@@ -150,21 +145,20 @@ export function exportOnnx(model: Sequential, options: OnnxExportOptions): Uint8
     input: [valueInfo(ONNX_INPUT, ['batch', ...options.inputShape])],
     output: [valueInfo(outputName, ['batch', shape[1]])],
   };
-  const proto = onnx.ModelProto.create({
+  return encodeModelProto({
     irVersion: IR_VERSION,
     producerName: 'bnlab',
     producerVersion: options.producerVersion ?? '',
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
     graph,
   });
-  return onnx.ModelProto.encode(proto).finish();
 }
 
 /**
  * (x - mean) / std as Sub and Div, the statistics broadcast per channel ([C, 1, 1] for [C, H, W]
  * input) or given per input value ([F]: per feature, or a flattened image's channels spelt out).
  */
-function standardizeNodes(s: Standardization, inputShape: readonly number[], fileName: string, nodes: INodeProto[], initializers: ITensorProto[]): string {
+function standardizeNodes(s: Standardization, inputShape: readonly number[], fileName: string, nodes: NodeProto[], initializers: TensorProto[]): string {
   const layout = standardizationLayout(inputShape, s);
   if (typeof layout === 'string' || s.std.length !== s.mean.length) {
     throw new ModelFileError(fileName, 'not exportable', `the model's standardization has ${s.mean.length} means and ${s.std.length} stds per ${s.per}, but its input is ${shapeToString(inputShape)}`);
@@ -190,28 +184,28 @@ function pair(v: unknown): [number, number] {
   throw new Error(`expected a size or [height, width], got ${JSON.stringify(v)}`);
 }
 
-function floatTensor(name: string, dims: readonly number[], data: Float32Array): ITensorProto {
+function floatTensor(name: string, dims: readonly number[], data: Float32Array): TensorProto {
   const raw = new Uint8Array(data.length * 4);
   const view = new DataView(raw.buffer);
   for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i], true); // ONNX raw data is little-endian
-  return { name, dims: [...dims], dataType: onnx.TensorProto.DataType.FLOAT, rawData: raw };
+  return { name, dims: [...dims], dataType: onnxEnum('TensorProto.DataType', 'FLOAT'), rawData: raw };
 }
 
-function valueInfo(name: string, dims: Array<number | string>) {
+function valueInfo(name: string, dims: Array<number | string>): ValueInfoProto {
   return {
     name,
-    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+    type: { tensorType: { elemType: onnxEnum('TensorProto.DataType', 'FLOAT'), shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
   };
 }
 
-function intAttr(name: string, i: number): IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
+function intAttr(name: string, i: number): AttributeProto {
+  return { name, type: onnxEnum('AttributeProto.AttributeType', 'INT'), i };
 }
 
-function ints(name: string, values: number[]): IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: values };
+function ints(name: string, values: number[]): AttributeProto {
+  return { name, type: onnxEnum('AttributeProto.AttributeType', 'INTS'), ints: values };
 }
 
-function floatAttr(name: string, f: number): IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f };
+function floatAttr(name: string, f: number): AttributeProto {
+  return { name, type: onnxEnum('AttributeProto.AttributeType', 'FLOAT'), f };
 }

@@ -4,10 +4,10 @@
  * src/io/pytorch.ts).
  */
 import { Command, Option } from 'commander';
-import onnxProto from 'onnx-proto';
 import { checkWritable, writeFileAtomic } from '../../io/node-atomic.js';
 import { savePytorchExport } from '../../io/node-pytorch.js';
 import { ONNX_OPSET, exportOnnx, onnxOutputName } from '../../io/onnx.js';
+import { decodeModelProto } from '../../io/onnx-schema.js';
 import { getPreset, presetNames } from '../../models/presets.js';
 import { TRAINED_MODEL_OPTION_HELP, loadModelSource, trainedModelArgument, type ModelSource } from '../model-files.js';
 import { packageInfo } from '../version.js';
@@ -56,7 +56,7 @@ function exportOnnxFile(source: ModelSource, file: string, flags: ExportFlags): 
   const standardize = source.preprocessing?.standardize;
   const bytes = exportOnnx(source.model, { inputShape: source.inputShape, foldBatchNorm: flags.foldBn, softmax: flags.softmax, producerVersion: packageInfo().version, fileName: file, standardize });
   writeFileAtomic(file, bytes);
-  const graph = onnxProto.onnx.ModelProto.decode(bytes).graph!;
+  const graph = decodeModelProto(bytes).graph!;
   const ops = graph.node!.map((n) => n.opType).join(' → ');
   console.log(`Wrote ${file} (${bytes.length} bytes, opset ${ONNX_OPSET}): input "input" [batch, ${source.inputShape.join(', ')}]${standardize ? ' (raw values: the graph standardizes them with the training statistics first)' : ''}, output "${onnxOutputName(Boolean(flags.softmax))}"`);
   console.log(`Graph: ${ops}`);
