@@ -1,8 +1,10 @@
 /**
- * In-memory labelled image datasets. Browser-safe: no Node imports, so the same code serves the CLI
+ * In-memory labelled datasets (images, tables, arrays). Browser-safe: no Node imports, so the same code serves the CLI
  * and a web page that fetched the IDX bytes itself.
  */
+import { findNonFinite } from '../tensor/tensor.js';
 import type { IdxData } from './idx.js';
+import { MAX_CLASSES, sortClassNames } from './tabular.js';
 
 /**
  * A labelled dataset held entirely in memory.
@@ -13,7 +15,10 @@ import type { IdxData } from './idx.js';
 export interface Dataset {
   /** Short identifier, e.g. `mnist`. Kept unchanged by `subset`/`takeFirst`. */
   name: string;
-  /** `count * prod(sampleShape)` values, sample-major, pixels scaled to [0, 1]. */
+  /**
+   * `count * prod(sampleShape)` values, sample-major: the model's inputs. The name is the image loaders'
+   * (which scale pixels to [0, 1]); tables and `datasetFromArrays` keep their features here as given.
+   */
   images: Float32Array;
   /** One class index per sample, each `< numClasses`. */
   labels: Uint8Array;
@@ -152,6 +157,132 @@ export function datasetFromIdx(imagesIdx: IdxData, labelsIdx: IdxData, name: str
   if (bad >= 0) throw new Error(`${name}: label ${labels[bad]} at index ${bad} is not < numClasses (${numClasses})`);
 
   return { name, images: bytesToUnit(imagesIdx.data), labels, count, sampleShape, numClasses, ...(classNames ? { classNames } : {}) };
+}
+
+/** Options for `datasetFromArrays`. */
+export interface DatasetFromArraysOptions {
+  /** Names the dataset in error messages and model files (default `arrays`). */
+  name?: string;
+  /**
+   * Shape of one sample, e.g. `[1, 28, 28]` for images a CNN takes. Default: `[features]`, the length of
+   * a row (or, for one flat array, its length divided by the number of labels).
+   */
+  sampleShape?: readonly number[];
+  /**
+   * The classes in label order. String labels must each be one of them (default: the distinct labels
+   * sorted, numerically when all are numbers, as CSV labels are); for number labels, their names.
+   */
+  classNames?: readonly string[];
+  /** Number labels only: the number of classes (default `classNames.length`, else the largest label + 1). */
+  numClasses?: number;
+}
+
+/**
+ * A Dataset from data in memory, as PyTorch's TensorDataset or tf.data's arrays: `x` is one row of
+ * features per sample (`number[][]`, an array of Float32Arrays) or every value in one flat array, sample
+ * after sample; `labels` one per sample, class indices from 0 or strings (`'cat'`, `'dog'`: the classes
+ * are then the distinct labels, sorted, and become `classNames`).
+ *
+ * The values are copied into a new Float32Array (so later changes to `x` do not reach the dataset) and
+ * checked: ragged rows, NaN/Infinity, labels that are not class indices, and counts that disagree are
+ * errors naming the sample. Labels are stored as bytes, so at most 256 classes.
+ *
+ * ```ts
+ * const train = datasetFromArrays([[0.1, 200], [0.3, 180], ...], ['ok', 'worn', ...]);
+ * ```
+ */
+export function datasetFromArrays(
+  x: ArrayLike<number> | ReadonlyArray<ArrayLike<number>>,
+  labels: ArrayLike<number> | readonly string[],
+  options: DatasetFromArraysOptions = {},
+): Dataset {
+  const name = options.name ?? 'arrays';
+  const where = `datasetFromArrays("${name}")`;
+  const count = labels.length;
+  if (count === 0) throw new Error(`${where}: no labels, so no samples; give one label per sample`);
+  const rows = x.length > 0 && typeof x[0] !== 'number';
+  const given = options.sampleShape ? [...options.sampleShape] : null;
+  if (given && (given.length === 0 || given.some((d) => !Number.isInteger(d) || d < 1))) {
+    throw new Error(`${where}: sampleShape must be a non-empty list of positive integers, got [${given.join(', ')}]`);
+  }
+  const givenSize = given ? given.reduce((a, b) => a * b, 1) : 0;
+  let values: Float32Array;
+  let size: number;
+  if (rows) {
+    const r = x as ReadonlyArray<ArrayLike<number>>;
+    if (r.length !== count) throw new Error(`${where}: ${r.length} rows of features but ${count} labels; give one label per row`);
+    size = r[0].length;
+    if (given && size !== givenSize) throw new Error(`${where}: rows have ${size} values, but sampleShape [${given.join(', ')}] has ${givenSize}`);
+    if (size === 0) throw new Error(`${where}: row 0 is empty; every row needs the sample's values`);
+    values = new Float32Array(count * size);
+    for (let i = 0; i < count; i++) {
+      const row = r[i];
+      if (!row || typeof row === 'number' || row.length !== size) {
+        throw new Error(`${where}: row ${i} has ${row && typeof row !== 'number' ? row.length : 'no'} values, row 0 has ${size}; every row needs the same number of features`);
+      }
+      for (let j = 0; j < size; j++) values[i * size + j] = row[j];
+    }
+  } else {
+    const flat = x as ArrayLike<number>;
+    if (flat.length === 0) throw new Error(`${where}: no feature values for ${count} labels`);
+    size = givenSize || flat.length / count;
+    if (!Number.isInteger(size) || flat.length !== count * size) {
+      const shape = given ? `sampleShape [${given.join(', ')}] (${givenSize} values)` : 'samples of equal size';
+      throw new Error(`${where}: ${flat.length} values cannot be ${count} ${shape}; give one label per sample, or the rows as an array of arrays`);
+    }
+    values = Float32Array.from(flat);
+  }
+  // Checked here, where the row and column can still be named; the Trainer would name only a flat index.
+  const bad = findNonFinite(values);
+  if (bad >= 0) {
+    const source = rows ? x as ReadonlyArray<ArrayLike<number>> : null;
+    const raw = source ? source[Math.floor(bad / size)][bad % size] : (x as ArrayLike<number>)[bad];
+    const what = Number.isFinite(raw) ? `${raw}, beyond float32's range,` : String(raw);
+    throw new Error(`${where}: sample ${Math.floor(bad / size)}, value ${bad % size} is ${what}; clean the data (replace missing values, clip extremes) first`);
+  }
+
+  const { indices, numClasses, classNames } = classIndices(labels, options, where);
+  const ds: Dataset = { name, images: values, labels: indices, count, sampleShape: given ?? [size], numClasses, ...(classNames ? { classNames } : {}) };
+  checkDataset(ds);
+  return ds;
+}
+
+/** Labels (class indices or strings) as bytes, with the number of classes and their names. */
+function classIndices(labels: ArrayLike<number> | readonly string[], options: DatasetFromArraysOptions, where: string): { indices: Uint8Array; numClasses: number; classNames?: string[] } {
+  const count = labels.length;
+  const indices = new Uint8Array(count);
+  const given = options.classNames ? [...options.classNames] : undefined;
+  if (typeof labels[0] === 'string') {
+    const text = labels as readonly string[];
+    if (options.numClasses !== undefined && given === undefined) throw new Error(`${where}: with string labels, give classNames (the classes in order) instead of numClasses`);
+    for (let i = 0; i < count; i++) if (typeof text[i] !== 'string') throw new Error(`${where}: label ${i} is ${JSON.stringify(text[i])} but label 0 is a string; give all labels as strings or all as class indices`);
+    const classes = given ?? sortClassNames([...new Set(text)]);
+    if (classes.length > MAX_CLASSES) throw new Error(`${where}: ${classes.length} distinct labels, more than the ${MAX_CLASSES} classes bnlab supports (labels are stored as bytes)`);
+    const index = new Map(classes.map((c, i) => [c, i]));
+    for (let i = 0; i < count; i++) {
+      const k = index.get(text[i]);
+      if (k === undefined) throw new Error(`${where}: label ${i} ${JSON.stringify(text[i])} is not one of classNames (${classes.map((c) => JSON.stringify(c)).join(', ')})`);
+      indices[i] = k;
+    }
+    return { indices, numClasses: classes.length, classNames: classes };
+  }
+  const numbers = labels as ArrayLike<number>;
+  let max = -1;
+  for (let i = 0; i < count; i++) {
+    const v = numbers[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= MAX_CLASSES) {
+      throw new Error(`${where}: label ${i} is ${JSON.stringify(v)}; labels must be class indices (integers 0 to ${MAX_CLASSES - 1}) or strings`);
+    }
+    if (v > max) max = v;
+  }
+  const numClasses = options.numClasses ?? given?.length ?? max + 1;
+  if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > MAX_CLASSES) throw new Error(`${where}: numClasses must be an integer in [1, ${MAX_CLASSES}], got ${numClasses}`);
+  if (given && given.length !== numClasses) throw new Error(`${where}: ${given.length} classNames for ${numClasses} classes`);
+  for (let i = 0; i < count; i++) {
+    if (numbers[i] >= numClasses) throw new Error(`${where}: label ${i} is ${numbers[i]}, not below numClasses (${numClasses}); class indices start at 0`);
+    indices[i] = numbers[i];
+  }
+  return { indices, numClasses, ...(given ? { classNames: given } : {}) };
 }
 
 /** Bytes 0..255 to floats 0..1. A lookup table keeps this to one load per pixel. */

@@ -40,6 +40,7 @@ export interface Conv2dOptions {
   bias?: boolean;
   /** Weight initialization; default PyTorch's U(-1/√fanIn, 1/√fanIn) with fanIn = C·KH·KW. */
   init?: InitSpec;
+  /** Draws the initial values. Default a new `Rng(0)` per layer (the same weights for layers of one size): pass one Rng to every layer of a model built by hand. */
   rng?: Rng;
   /** How to compute the convolution (default 'auto'): see `Conv2d.algorithm`. */
   algorithm?: ConvAlgorithm;

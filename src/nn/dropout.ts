@@ -14,6 +14,11 @@ export class Dropout extends Module {
   private usedMask = false;
   readonly rng: Rng;
 
+  /**
+   * `p`: the probability of zeroing a value in training. `options.rng` draws the masks; default a new
+   * `Rng(0)` per layer, so two Dropout layers of a model built by hand would drop the same positions:
+   * give each its own (`new Rng(seed)`), as `buildSequential` does.
+   */
   constructor(readonly p = 0.5, options: { rng?: Rng } = {}) {
     super();
     if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`);

@@ -1,4 +1,4 @@
-export { Module, makeParameter, reuse, type Parameter, type StateDict } from './module.js';
+export { Module, makeParameter, reuse, shapeError, checkBackward, NO_INPUT_GRAD, type Parameter, type StateDict } from './module.js';
 export { Linear, type LinearOptions } from './linear.js';
 export { Sigmoid, Tanh, ReLU } from './activations.js';
 export { Dropout } from './dropout.js';
@@ -15,6 +15,7 @@ export { LayerNorm, type LayerNormOptions } from './layernorm.js';
 export { GroupNorm, type GroupNormOptions } from './groupnorm.js';
 export { CrossEntropyLoss, softmax, argmax } from './loss.js';
 export { initWeight, initBias, initNames, type InitSpec, type InitName } from './init.js';
-export { registerLayer, buildLayer, buildSequential, layerSpec, layerTypes, sizeOption, type LayerSpec, type BuildContext } from './registry.js';
+export { registerLayer, buildLayer, buildSequential, layerSpec, layerTypes, intOption, numberOption, boolOption, sizeOption, type LayerSpec, type BuildContext, type LayerBuilder } from './registry.js';
+export { gradCheck, type GradCheckResult, type GradCheckOptions } from './gradcheck.js';
 export { summary, summaryRows, type SummaryRow } from './summary.js';
 export { setWarningHandler, warnOnce, resetWarnings } from './warnings.js';

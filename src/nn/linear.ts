@@ -9,8 +9,15 @@ import type { Kernels } from '../kernels/index.js';
 import { Module, NO_INPUT_GRAD, checkBackward, makeParameter, moveParameter, reuse, shapeError, type Parameter } from './module.js';
 
 export interface LinearOptions {
+  /** Learn a bias b. Default true. */
   bias?: boolean;
+  /** Weight initialization; default PyTorch's U(-1/√in, 1/√in) for weights and bias. */
   init?: InitSpec;
+  /**
+   * Draws the initial values. Default: a new `Rng(0)` per layer, so that a model is the same on every
+   * run, but then two layers of the same size start with the same weights: pass one Rng to every layer
+   * of a model built by hand (`buildSequential` does).
+   */
   rng?: Rng;
 }
 

@@ -32,6 +32,8 @@ export abstract class Module {
    */
   inputGrad = true;
   protected kernels: Kernels;
+  /** Set by `dispose()`: the memory is the backend's again (see `disposed`). */
+  private disposedFlag = false;
 
   constructor() {
     this.kernels = getBackend();
@@ -114,6 +116,7 @@ export abstract class Module {
    * listed together so one run shows every problem; shapes must match exactly.
    */
   loadStateDict(dict: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): void {
+    if (this.disposedFlag) throw disposedError(this, 'load a state dict into it');
     const strict = options.strict ?? true;
     const src = dict instanceof Map ? dict : new Map(Object.entries(dict));
     const own = this.stateDict();
@@ -148,10 +151,14 @@ export abstract class Module {
    * Give the memory of this module and its children (parameters, gradients, running statistics, work
    * buffers) back to their backend. The explicit end of a model's lifetime: backends never reclaim
    * memory on their own, so a program that builds many models (the lab, a sweep) disposes the ones it
-   * drops. The module must not be used afterwards.
+   * drops. The module must not be used afterwards (see `disposed`); a second call does nothing.
    */
   dispose(): void {
+    // Twice (or a layer disposed on its own, then its model) would give back blocks the backend may
+    // have handed to someone else since.
     for (const m of this.modules()) {
+      if (m.disposedFlag) continue;
+      m.disposedFlag = true;
       const k = m.kernels;
       for (const p of m.parameters()) {
         k.release(p.value.data);
@@ -168,11 +175,21 @@ export abstract class Module {
     }
   }
 
+  /**
+   * Whether `dispose()` gave this module's memory back. Sequential's forward/backward, the Trainer,
+   * `evaluate`, `useBackend` and `loadStateDict` refuse a disposed model, whose buffers may already
+   * belong to another one.
+   */
+  get disposed(): boolean {
+    return this.disposedFlag;
+  }
+
   /** Release memory held in helper objects the generic walk in dispose() cannot see. */
   protected disposeOwned(): void {}
 
   /** Switch every module to another kernel backend, moving parameters and buffers into memory it can use. */
   useBackend(kernels: Kernels): this {
+    if (this.disposedFlag) throw disposedError(this, 'move it to another backend');
     for (const m of this.modules()) m.moveTo(kernels);
     return this;
   }
@@ -231,12 +248,25 @@ export function shapeError(module: Module, expected: string, got: readonly numbe
   return new Error(`${module.describe()}${where}: expected input ${expected}, got ${shapeToString(got)}`);
 }
 
-/** Error for backward called before forward, or with a gradient whose shape is not the output's. */
+/**
+ * Error for backward called before forward, or with a gradient whose shape is not the output's. A layer
+ * of your own calls it first thing in `backward(dy)`, with the output its `forward` kept (null before any).
+ */
 export function checkBackward(module: Module, output: Tensor | null, dy: Tensor): asserts output is Tensor {
-  if (!output) throw new Error(`${module.describe()}: backward() called before forward()`);
+  const where = module.path ? ` (layer "${module.path}")` : '';
+  if (!output) throw new Error(`${module.describe()}${where}: backward() called before forward(); backward uses what forward kept, so run forward on the batch first`);
   if (!sameShape(output.shape, dy.shape)) {
-    throw new Error(`${module.describe()}: backward() expected a gradient of shape ${shapeToString(output.shape)} (the output's), got ${shapeToString(dy.shape)}`);
+    throw new Error(`${module.describe()}${where}: backward() expected a gradient of shape ${shapeToString(output.shape)} (the output's), got ${shapeToString(dy.shape)}`);
   }
+}
+
+/**
+ * Error for a model used after `dispose()`: its memory is the backend's again and may already hold
+ * another model's tensors, so running it would read, and training it would overwrite, those.
+ */
+export function disposedError(module: Module, action: string): Error {
+  const where = module.path ? ` (layer "${module.path}")` : '';
+  return new Error(`${module.describe()}${where}: cannot ${action}: the model was disposed (dispose() gave its memory back to the backend). Build or load the model again, and dispose it only when it is no longer used`);
 }
 
 /** The same parameter (values, gradient, trainable flag) in memory owned by another backend. */

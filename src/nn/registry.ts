@@ -39,6 +39,15 @@ const builders = new Map<string, { build: LayerBuilder; options: readonly string
 /**
  * Register a layer type. `options` lists the keys its spec may have besides `type`: a key outside it
  * (a misspelt `momentun`) is an error rather than silently ignored. Without it, any key is accepted.
+ *
+ * A layer of your own registered under its `typeName`, with a `config()` that returns those options,
+ * is built by `buildSequential` and saved and loaded by the model files like a built-in one. Register
+ * it before loading a model that uses it. `intOption`, `numberOption` and `boolOption` read and check
+ * spec options with the built-in layers' messages:
+ *
+ * ```ts
+ * registerLayer('Scale', (spec) => new Scale(intOption(spec, ['features'])), ['features']);
+ * ```
  */
 export function registerLayer(type: string, builder: LayerBuilder, options?: readonly string[]): void {
   builders.set(type, { build: builder, options: options ?? null });
@@ -114,12 +123,14 @@ export function intOption(spec: LayerSpec, names: string[], opts: { min?: number
   return value;
 }
 
+/** A finite number option (default `fallback`) that passes `check`; `what` says what it must be in the error ('a positive number'). */
 export function numberOption(spec: LayerSpec, name: string, fallback: number, check: (v: number) => boolean, what: string): number {
   const value = spec[name] ?? fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) throw new Error(`${spec.type}.${name} must be ${what}, got ${JSON.stringify(value)}`);
   return value;
 }
 
+/** A true/false option (default `fallback`). */
 export function boolOption(spec: LayerSpec, name: string, fallback: boolean): boolean {
   const value = spec[name] ?? fallback;
   if (typeof value !== 'boolean') throw new Error(`${spec.type}.${name} must be true or false, got ${JSON.stringify(value)}`);

@@ -7,7 +7,7 @@ import type { Kernels } from '../kernels/index.js';
 import { ReLU } from './activations.js';
 import { BatchNormBase } from './batchnorm.js';
 import { checkDropoutBeforeBatchNorm } from './batchnorm-modes.js';
-import { Module, NO_INPUT_GRAD } from './module.js';
+import { Module, NO_INPUT_GRAD, disposedError } from './module.js';
 import { MaxPool2d } from './pool.js';
 
 export class Sequential extends Module {
@@ -58,6 +58,7 @@ export class Sequential extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    this.checkNotDisposed('run forward');
     if (this.checkInput && !this.inputIsFinite(x)) {
       const bad = findNonFinite(x.data);
       if (bad >= 0) {
@@ -92,6 +93,12 @@ export class Sequential extends Module {
     return h;
   }
 
+  /** A disposed model, or a disposed layer in it, would work on memory the backend may have given to another model. */
+  private checkNotDisposed(action: string): void {
+    if (this.disposed) throw disposedError(this, action);
+    for (const layer of this.layers) if (layer.disposed) throw disposedError(layer, action);
+  }
+
   /** Whether the backend proves the input finite by column sums (provenFinite), in a buffer of its memory kept for the sample size. */
   private inputIsFinite(x: Tensor): boolean {
     const k = this.kernels;
@@ -111,6 +118,7 @@ export class Sequential extends Module {
   }
 
   backward(dy: Tensor): Tensor {
+    this.checkNotDisposed('run backward');
     // Without an input gradient, layers before the first one with parameters need no backward at all,
     // and that one needs only its parameter gradients.
     const first = this.inputGrad ? 0 : this.layers.findIndex((l) => l.parameters().length > 0);

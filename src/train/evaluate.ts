@@ -6,7 +6,7 @@ import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
 import { CrossEntropyLoss, argmax } from '../nn/loss.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
-import type { Module } from '../nn/module.js';
+import { disposedError, type Module } from '../nn/module.js';
 
 export interface EvalResult {
   loss: number;
@@ -56,7 +56,15 @@ export class Evaluator {
   }
 }
 
+/**
+ * Loss and accuracy of `model` on `dataset` in eval mode (see the file's comment); with
+ * `predictions: true` also every sample's predicted class, for `confusionMatrix`.
+ */
+export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions & { predictions: true }): EvalResult & { predicted: Int32Array };
+export function evaluate(model: Module, dataset: Dataset, options?: EvaluateOptions): EvalResult;
 export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptions = {}): EvalResult {
+  if (model.disposed) throw disposedError(model, 'evaluate it');
+  checkModelTakes(model, dataset, options.inputShape, 'evaluate');
   const wasTraining = model.training;
   const modules = [...model.modules()];
   const modes = modules.map((m) => m.training);
@@ -96,4 +104,27 @@ export function evaluate(model: Module, dataset: Dataset, options: EvaluateOptio
     }
   }
   return { loss: total / dataset.count, accuracy: correct / dataset.count, count: dataset.count, ...(predictedAll ? { predicted: predictedAll } : {}) };
+}
+
+/**
+ * A model that takes the dataset's samples only flattened (an MLP given images) fails at its first layer
+ * with both shapes but not the fix; name the option that reshapes them. `to` names the receiver of the
+ * option in the message ('the Trainer'). Any other misfit is left to the first forward, which names the layer.
+ */
+export function checkModelTakes(model: Module, dataset: Dataset, inputShape: readonly number[] | undefined, to: string): void {
+  const sample = dataset.sampleShape;
+  if (inputShape || sample.length === 1) return;
+  try {
+    model.outputShape([1, ...sample]);
+    return;
+  } catch {
+    // checked flattened below
+  }
+  const size = sample.reduce((a, b) => a * b, 1);
+  try {
+    model.outputShape([1, size]);
+  } catch {
+    return;
+  }
+  throw new Error(`The model takes flat samples of ${size} values, but dataset "${dataset.name}" has samples of shape [${sample.join(', ')}]: give ${to} inputShape: [${size}], which reshapes each sample to it`);
 }

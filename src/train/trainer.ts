@@ -8,13 +8,13 @@ import { DataLoader, type Batch, type DataLoaderState } from '../data/loader.js'
 import type { Dataset } from '../data/dataset.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
-import type { Module } from '../nn/module.js';
+import { disposedError, type Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { findNonFinite, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { DataParallel } from '../parallel/data-parallel.js';
 import { applySchedule, type LrSchedule } from '../optim/schedule.js';
-import { Evaluator, type EvalResult } from './evaluate.js';
+import { Evaluator, checkModelTakes, type EvalResult } from './evaluate.js';
 
 export interface TrainMetrics {
   step: number;
@@ -87,15 +87,25 @@ export class Trainer {
   private epoch = 0;
   /** Made at the first evaluation and kept: its buffers serve every later one. */
   private testEvaluator: Evaluator | null = null;
+  /** run()/runUntil() reached totalSteps: another call would train nothing and record the last evaluation again. */
+  private finished = false;
 
   readonly options: TrainerOptions;
 
   constructor(options: TrainerOptions) {
-    const { trainSet, batchSize, parallel } = options;
+    const { trainSet, batchSize, parallel, model, optimizer } = options;
+    if (model.disposed) throw disposedError(model, 'train it');
+    // An optimizer holding none of the model's parameters (made for another model, or before
+    // model.useBackend() replaced them) would step without error while the model never changes.
+    const own = new Set(model.parameters());
+    if (optimizer.parameters.length > 0 && !optimizer.parameters.some((p) => own.has(p))) {
+      throw new Error("Trainer: the optimizer updates none of the model's parameters, so training would not change the model. Make it from this model after it is built and on its backend: new SGD(model.parameters(), ...)");
+    }
     if (parallel && options.inputShape && !sameShape(options.inputShape, parallel.inputShape)) {
       throw new Error(`Trainer: inputShape [${options.inputShape.join(', ')}] differs from the DataParallel's [${parallel.inputShape.join(', ')}]: give one shape (the DataParallel's is used when inputShape is left out)`);
     }
     this.options = parallel && !options.inputShape ? { ...options, inputShape: parallel.inputShape } : options;
+    checkModelTakes(model, trainSet, this.options.inputShape, 'the Trainer');
     const hasBatchNorm = [...options.model.modules()].some((m) => m instanceof BatchNormBase);
     this.loader = new DataLoader(trainSet, { batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: options.dropLast ?? hasBatchNorm });
     if (options.steps !== undefined && options.epochs !== undefined) throw new Error(`Give either steps or epochs, not both (got steps ${options.steps} and epochs ${options.epochs})`);
@@ -205,10 +215,23 @@ export class Trainer {
     return r;
   }
 
-  /** Train to `totalSteps`, evaluating and logging on the way. Returns the final test result. */
+  /**
+   * Train to `totalSteps`, evaluating and logging on the way. Returns the final test result (null
+   * without a `testSet`). A trainer runs once: to train further, make a new Trainer for the same model
+   * and optimizer (a checkpoint's `restoreTraining` continues one exactly).
+   */
   run(): EvalResult | null {
+    this.checkNotFinished('run');
     while (this.step < this.totalSteps) this.runStep();
+    this.finished = true;
     return this.evaluateTest();
+  }
+
+  /** A second run() would silently train nothing and record the last evaluation again: refuse it. */
+  private checkNotFinished(method: string): void {
+    if (this.finished) {
+      throw new Error(`Trainer.${method}(): this trainer already trained its ${this.totalSteps} steps, so it would train no further. To train more, make a new Trainer with the same model and optimizer and the extra steps (and another seed for new batch orders)`);
+    }
   }
 
   /**
@@ -217,6 +240,7 @@ export class Trainer {
    * way, at the step reached.
    */
   async runUntil(shouldStop: () => boolean, yieldMs = 200): Promise<{ test: EvalResult | null; stopped: boolean }> {
+    this.checkNotFinished('runUntil');
     let turn = Date.now();
     while (this.step < this.totalSteps) {
       if (shouldStop()) {
@@ -229,6 +253,7 @@ export class Trainer {
         turn = Date.now();
       }
     }
+    this.finished = true;
     return { test: this.evaluateTest(), stopped: false };
   }
 
