@@ -59,7 +59,7 @@ export async function writeExperimentRun(result: ExperimentResult, dir: string):
     files.push(svgPath, pngPath);
   }
   const report = join(dir, 'report.html');
-  writeFileSync(report, experimentReportHtml(result, figures));
+  writeFileSync(report, experimentReportHtml(result, figures, { compared: definition.compared }));
   return { dir, results, report, figures: files };
 }
 
@@ -97,13 +97,14 @@ export async function writeCombinedReport(root: string = EXPERIMENTS_DIR, out = 
   const outDir = resolve(out, '..');
   const entries: ReportRun[] = [];
   for (const run of runs) {
-    const figures = await renderFigures(getExperiment(run.result.experiment), run.result);
+    const definition = getExperiment(run.result.experiment);
+    const figures = await renderFigures(definition, run.result);
     const href = relative(outDir, resolve(run.dir)).split('\\').join('/');
     for (const f of figures) {
       if (!existsSync(join(run.dir, f.files!.svg!))) delete f.files!.svg;
       if (!existsSync(join(run.dir, f.files!.png!))) delete f.files!.png;
     }
-    entries.push({ result: run.result, figures, href });
+    entries.push({ result: run.result, figures, href, compared: definition.compared });
   }
   mkdirSync(outDir, { recursive: true });
   writeFileSync(out, combinedReportHtml(entries));

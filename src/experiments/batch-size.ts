@@ -260,7 +260,7 @@ function describe(d: BatchSizeData, s: BatchSizeSettings, trainedNoiseModel: boo
     const plS = row('none', smallest);
     reading.push(
       bnSmall < bnLarge
-        ? `With BN the train−test gap was ${formatPercent(bnSmall)} at batch ${smallest} and ${formatPercent(bnLarge)} at batch ${largest}: it narrows as the batch shrinks and the noise of the batch statistics grows, as a regularizer should.`
+        ? `With BN the train−test gap was ${formatPercent(bnSmall)} at batch ${smallest} and ${formatPercent(bnLarge)} at batch ${largest}: narrower at the small batch, where the batch statistics are noisier, as a regularizing effect of that noise would predict.`
         : `With BN the train−test gap was ${formatPercent(bnSmall)} at batch ${smallest} and ${formatPercent(bnLarge)} at batch ${largest}: it did not narrow at the small batch, so the regularizing effect of the noise did not show in this run.`,
     );
     // LayerNorm and GroupNorm use no batch statistics: whatever their gaps do with the batch size is not
@@ -340,10 +340,13 @@ function batchSizeFiguresOfOne(result: BatchSizeResult): Figure[] {
     noise.push({ batchSize: r.batchSize, spread: r.meanSpread, statistic: 'batch mean', series: `BN layer ${r.layer}` });
     noise.push({ batchSize: r.batchSize, spread: r.varianceSpread, statistic: 'batch variance', series: `BN layer ${r.layer}` });
   }
-  // What sampling alone predicts for normally distributed values: the batch mean's spread is 1/√B standard
-  // deviations, the batch variance's √(2/(B−1)) of the variance (the two panels need different lines).
+  // What sampling alone predicts. The batch mean's spread is the prediction the reading quotes: 1/√B standard
+  // deviations with the correction for drawing B of the subset's N without replacement (exact for any
+  // values; plain 1/√B would sit above the measured points near N). The batch variance's is √(2/(B−1)),
+  // for normally distributed values drawn independently (the two panels need different lines).
   for (const b of s.noiseBatchSizes) {
-    noise.push({ batchSize: b, spread: 1 / Math.sqrt(b), statistic: 'batch mean', series: SAMPLING });
+    const expected = d.noise.find((r) => r.batchSize === b)?.expectedMeanSpread ?? 1 / Math.sqrt(b);
+    noise.push({ batchSize: b, spread: expected, statistic: 'batch mean', series: SAMPLING });
     noise.push({ batchSize: b, spread: Math.sqrt(2 / (b - 1)), statistic: 'batch variance', series: SAMPLING });
   }
   const layerSeries = [...new Set(d.noise.map((r) => `BN layer ${r.layer}`))];
@@ -363,8 +366,8 @@ function batchSizeFiguresOfOne(result: BatchSizeResult): Figure[] {
     {
       id: 'noise',
       title: 'Noise of the batch statistics against batch size',
-      caption: `Spread (RMS over ${s.noiseDraws} random batches and all units) of each BN layer's batch mean, in population standard deviations, and of its batch variance relative to the population variance; log-log. The black line is what sampling alone predicts for normally distributed values: 1/√batch for the mean, √(2/(batch−1)) for the variance.`,
-      spec: xyChart({ values: noise, mark: 'line+point', x: { field: 'batchSize', title: 'batch size (log scale)', scale: 'log', values: s.noiseBatchSizes }, y: { field: 'spread', title: 'spread around the population value (log)', scale: 'log' }, color: { field: 'series', title: 'series', domain: [...layerSeries, SAMPLING], range: ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00'].slice(0, layerSeries.length).concat(['#000000']) }, column: { field: 'statistic', title: '', domain: ['batch mean', 'batch variance'] }, width: 300 }),
+      caption: `Spread (RMS over ${s.noiseDraws} random batches and all units) of each BN layer's batch mean, in population standard deviations, and of its batch variance relative to the population variance; log-log. The black line is what sampling alone predicts: for the mean 1/√batch, corrected for drawing the batch from ${formatCount(s.trainSize)} examples without replacement (the prediction the reading quotes); for the variance √(2/(batch−1)), for normally distributed values drawn independently (no such correction).`,
+      spec: xyChart({ values: noise, mark: 'line+point', x: { field: 'batchSize', title: 'batch size (log scale)', scale: 'log', values: s.noiseBatchSizes }, y: { field: 'spread', title: 'spread around population value (log)', scale: 'log' }, color: { field: 'series', title: 'series', domain: [...layerSeries, SAMPLING], range: ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00'].slice(0, layerSeries.length).concat(['#000000']) }, column: { field: 'statistic', title: '', domain: ['batch mean', 'batch variance'] }, width: 300 }),
     },
   ];
 }
@@ -373,6 +376,8 @@ export const batchSizeExperiment: ExperimentDefinition<BatchSizeData, BatchSizeO
   name: 'batch-size',
   title: 'Batch norm as a regularizer: batch size and noise',
   description: 'train/test accuracy and gap for batch sizes 8..512 with and without normalization, and the noise of batch statistics against 1/sqrt(batch)',
+  compared:
+    'Networks without normalization, with batch norm (BN), with LayerNorm and with GroupNorm train for the same number of epochs on a small training subset (small enough to overfit), at several batch sizes. Compared: the gap between train and test accuracy at each batch size. LayerNorm and GroupNorm compute no batch statistics, so they are the control: what their gaps do as the batch changes cannot come from the noise of batch statistics. Then, on one trained BN network: how far batch means and variances stray from the whole subset\'s at each batch size.',
   settings: { ...BATCH_SIZE_DEFAULTS, norms: ['none', 'batch', 'layer', 'group'] satisfies HiddenNorm[] },
   run: runBatchSize,
   figures: batchSizeFigures,

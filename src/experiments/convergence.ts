@@ -317,7 +317,7 @@ function convergenceFiguresOfOne(result: ConvergenceResult): Figure[] {
       id: 'training-loss',
       title: 'Training loss',
       caption: 'Cross-entropy of the training batches, averaged over windows of steps; log scale.',
-      spec: xyChart({ values: loss, x: { field: 'step', title: 'training steps', zero: true }, y: { field: 'loss', title: 'training loss (cross-entropy, nats)', scale: 'log' }, color: { field: 'network', title: 'network', domain } }),
+      spec: xyChart({ values: loss, x: { field: 'step', title: 'training steps', zero: true }, y: { field: 'loss', title: 'training loss (nats, log scale)', scale: 'log' }, color: { field: 'network', title: 'network', domain } }),
     },
     {
       id: 'lr-sweep-accuracy',
@@ -328,8 +328,8 @@ function convergenceFiguresOfOne(result: ConvergenceResult): Figure[] {
     {
       id: 'lr-sweep-loss',
       title: 'Learning-rate sweep: final training loss',
-      caption: `Mean training loss over the last 10% of ${formatCount(s.sweepSteps)} steps. Above the dashed line (${Math.round(TRAINED_BELOW_CHANCE * 100)}% of ln ${Math.round(Math.exp(d.chanceLoss))}, the loss of a uniform guess) a run counts as not trained; diverged runs (NaN) are left out.`,
-      spec: xyChart({ values: sweepRows.filter((r) => r.loss !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.sweepLrs }, y: { field: 'loss', title: 'final training loss (nats, log scale)', scale: 'log' }, color: { field: 'network', title: 'network', domain }, rules: [{ y: d.trainedBelow, label: `${Math.round(TRAINED_BELOW_CHANCE * 100)}% of chance level` }] }),
+      caption: `Mean training loss over the last 10% of ${formatCount(s.sweepSteps)} steps. Above the dashed line (${Math.round(TRAINED_BELOW_CHANCE * 100)}% of ln ${Math.round(Math.exp(d.chanceLoss))}, the loss of a uniform guess) a run counts as not trained; diverged runs (NaN) are left out; the two networks' points at a rate are drawn slightly apart.`,
+      spec: xyChart({ values: sweepRows.filter((r) => r.loss !== null), mark: 'line+point', x: { field: 'drawnAt', title: 'learning rate (log scale)', scale: 'log', values: s.sweepLrs }, y: { field: 'loss', title: 'final training loss (nats, log scale)', scale: 'log' }, color: { field: 'network', title: 'network', domain }, rules: [{ y: d.trainedBelow, label: `${Math.round(TRAINED_BELOW_CHANCE * 100)}% of chance level` }] }),
     },
   ];
 }
@@ -338,6 +338,8 @@ export const convergenceExperiment: ExperimentDefinition<ConvergenceData, Conver
   name: 'convergence',
   title: 'Faster training with batch norm (Figure 1a)',
   description: 'ioffe-mlp with and without BN: test accuracy and loss against steps, steps to a target accuracy, and a learning-rate sweep',
+  compared:
+    'The paper\'s network (784-100-100-100-10, sigmoid units, small random initial weights) trained twice with plain SGD, once with a batch-norm (BN) layer before every sigmoid and once without; both start from the same initial weights, see the same batches and use the same learning rate. Compared: test accuracy as training goes on, the steps each needs to reach a target accuracy, and, in a sweep of learning rates, which rates each network trains at.',
   settings: { ...CONVERGENCE_DEFAULTS },
   run: runConvergence,
   figures: convergenceFigures,

@@ -315,7 +315,7 @@ function distributionFiguresOfOne(result: DistributionResult): Figure[] {
     {
       id: 'sigmoid-input-percentiles',
       title: `Input of sigmoid ${s.unit} in the last hidden layer`,
-      caption: `Figure 1(b, c) of the paper: the 15th, 50th and 85th percentiles of one sigmoid's input over ${formatCount(s.probeSize)} probe images, as training goes on. With BN this is the batch-norm output gamma·x̂ + beta.`,
+      caption: `Figure 1(b, c) of the paper: the 15th, 50th and 85th percentiles of one sigmoid's input over ${formatCount(s.probeSize)} probe images, as training goes on. With BN this is the batch-norm output gamma·x̂ + beta. Each panel has its own y range.`,
       spec: xyChart({
         values: pRows,
         x: { field: 'step', title: 'training steps', zero: true },
@@ -333,7 +333,7 @@ function distributionFiguresOfOne(result: DistributionResult): Figure[] {
       spec: xyChart({
         values: driftRows,
         x: { field: 'step', title: 'training steps', zero: true },
-        y: { field: 'drift', title: 'drift per probe interval (std units, log)', scale: 'log' },
+        y: { field: 'drift', title: 'drift per probe (std units, log)', scale: 'log' },
         color: { field: 'network', title: 'network', domain },
         column: { field: 'layer', title: '', domain: layerDomain },
         width: 240,
@@ -347,6 +347,8 @@ export const distributionExperiment: ExperimentDefinition<DistributionData, Dist
   name: 'distribution',
   title: 'Stable sigmoid inputs with batch norm (Figure 1b, c)',
   description: 'percentiles of a last-layer sigmoid input over training, and per-layer input drift, with and without BN',
+  compared:
+    'Two networks like those of the convergence experiment, with and without batch norm (BN), train side by side. Every few steps a fixed batch of test images (the probe) runs through both, and the input of every hidden sigmoid is recorded. Compared: how much those input distributions move while the network trains, for one sigmoid (its percentiles) and for every hidden layer (the drift between probes), measured against the inputs\' own spread so that the two networks can be compared.',
   settings: { ...DISTRIBUTION_DEFAULTS },
   run: runDistribution,
   figures: distributionFigures,

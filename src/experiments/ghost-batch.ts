@@ -195,6 +195,8 @@ export const ghostBatchExperiment: ExperimentDefinition<GhostBatchData, GhostBat
   name: 'ghost-batch',
   title: 'Ghost batches: the regularizer with the updates held fixed',
   description: 'fixed SGD batch, BN statistics over ghost batches of 8 to the whole batch: does the train/test gap follow the statistics batch?',
+  compared:
+    'One batch-norm (BN) network trained several times with exactly the same SGD updates (batch, learning rate, initial weights and batch order); only the group of examples over which batch norm computes its mean and variance changes, from small ghost batches of G examples within each batch up to the whole batch (plain batch norm). The network without BN takes the same updates for reference. Compared: train accuracy, test accuracy and their gap for each G.',
   settings: { ...GHOST_BATCH_DEFAULTS },
   run: runGhostBatch,
   figures: ghostBatchFigures,

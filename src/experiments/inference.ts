@@ -347,6 +347,8 @@ export const inferenceExperiment: ExperimentDefinition<InferenceData, InferenceO
   name: 'inference',
   title: 'Batch norm at test time',
   description: 'single-example eval vs batched, plain vs bias-corrected EMA vs population statistics over training, and batch statistics for small test batches',
+  compared:
+    'A batch-norm network, tested three ways. Trained, it predicts one example at a time and a whole batch at once, in eval mode. While it trains, it is tested with its statistics for test time kept three ways: as a plain moving average of the batch statistics (started at mean 0 and variance 1), as a bias-corrected moving average, and as population statistics recomputed over training batches. Last, the trained network normalizes each test batch with that batch\'s own statistics instead of the running ones, at several test batch sizes.',
   settings: { ...INFERENCE_DEFAULTS },
   run: runInference,
   figures: inferenceFigures,

@@ -265,7 +265,7 @@ function inputScaleFiguresOfOne(result: InputScaleResult): Figure[] {
       id: 'oscillation',
       title: 'Oscillation: updates that made their own batch worse',
       caption: 'Fraction of steps after which the loss of the batch the update was computed on went up (measured with the batch statistics, as in training). Overshooting along badly scaled directions shows up here first.',
-      spec: xyChart({ values: sweep.filter((r) => r.overshoot !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.lrs }, y: { field: 'overshoot', title: 'share of updates raising their batch loss', format: '.0%', zero: true }, color: { field: 'variant', title: 'network', domain }, column: { field: 'input', title: '', domain: inputDomain }, width: 300 }),
+      spec: xyChart({ values: sweep.filter((r) => r.overshoot !== null), mark: 'line+point', x: { field: 'lr', title: 'learning rate (log scale)', scale: 'log', values: s.lrs }, y: { field: 'overshoot', title: 'share of updates raising batch loss', format: '.0%', zero: true }, color: { field: 'variant', title: 'network', domain }, column: { field: 'input', title: '', domain: inputDomain }, width: 300 }),
     },
   ];
 }
@@ -274,6 +274,8 @@ export const inputScaleExperiment: ExperimentDefinition<InputScaleData, InputSca
   name: 'input-scale',
   title: 'Input scale: what normalizing the inputs buys',
   description: 'features multiplied by factors over 1e-3..1e3: no normalization vs input BN vs BN everywhere, over a learning-rate grid',
+  compared:
+    'Every input pixel is multiplied by its own fixed factor between 0.001 and 1000, so the input features differ in scale by six orders of magnitude. Three versions of the network train on the original and on the scaled images over a grid of learning rates: without normalization, with batch norm (BN) on the 784 inputs only, and with BN everywhere (inputs and hidden layers). Compared: how much the scaling raises each version\'s best final training loss (its scale penalty), and which learning rate each needs.',
   settings: { ...INPUT_SCALE_DEFAULTS },
   run: runInputScale,
   figures: inputScaleFigures,

@@ -554,6 +554,8 @@ export const twoFeatureExperiment: ExperimentDefinition<TwoFeatureData, TwoFeatu
   name: 'two-feature',
   title: 'Two features on different scales: contours, paths and steps',
   description: 'gradient descent on two features with scale ratio 1 to 1000: contours and paths for raw, standardized and batch-normalized inputs, steps to a fixed loss',
+  compared:
+    'A linear model y = w1·x1 + w2·x2 fitted by gradient descent to data whose two features differ in scale by a ratio r (from 1 to 1000), three ways: on the raw features; on features standardized once, up front; and with batch norm on the inputs, each mini-batch normalized with its own mean and variance. Compared: the gradient-descent steps each needs to come close to the minimum, each at its best learning rate, and the paths drawn on the loss contours.',
   settings: { ...TWO_FEATURE_DEFAULTS },
   run: runTwoFeature,
   figures: twoFeatureFigures,

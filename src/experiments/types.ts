@@ -117,6 +117,11 @@ export interface ExperimentDefinition<Data = unknown, Options extends Experiment
   title: string;
   description: string;
   /**
+   * What the experiment compares, in plain words for a reader who has not read the paper: the networks or
+   * treatments and what is measured on them. The report shows it before the results.
+   */
+  compared: string;
+  /**
    * What a caller may set beside ExperimentOptions (the CLI's `--set NAME=VALUE`): each name with its
    * full-size default, whose kind (number, text, list) a value must have.
    */

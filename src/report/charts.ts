@@ -77,7 +77,9 @@ export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '
 export const CHART_CONFIG = {
   font: 'DejaVu Sans, Verdana, sans-serif',
   axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#e6e6e6' },
-  legend: { labelFontSize: 11, titleFontSize: 12, orient: 'right' as const, labelLimit: 260 },
+  // Above the plot, each legend a column: a phone that scrolls a chart sideways still sees which line is
+  // which, and the chart is no wider than its plot.
+  legend: { labelFontSize: 11, titleFontSize: 12, orient: 'top' as const, direction: 'vertical' as const, labelLimit: 260 },
   title: { fontSize: 14 },
   view: { stroke: '#ccc' },
   background: 'white',
@@ -112,9 +114,20 @@ function fieldRange(values: Row[], field: string): [number, number] {
   return [min, max];
 }
 
+/**
+ * The labels of a log axis drawn from `values`. Without padding or a given domain Vega rounds a log
+ * scale out to whole decades ('nice'): the ticks then run to those ends, or the data beyond the
+ * outermost label (a loss at 0.2 under a lowest label of 0.5) has nothing to be read against.
+ */
+function autoLogTicks(field: string, values: Row[], nice: boolean): number[] {
+  const [min, max] = fieldRange(values, field);
+  if (!nice || !(min > 0) || !Number.isFinite(max)) return logTicks(min, max);
+  return logTicks(10 ** Math.floor(Math.log10(min) + 1e-9), 10 ** Math.ceil(Math.log10(max) - 1e-9));
+}
+
 function axisEncoding(a: AxisOptions, padding = 0, values: Row[] = []) {
   const log = a.scale === 'log';
-  const ticks = a.values ?? (log ? logTicks(...fieldRange(values, a.field)) : undefined);
+  const ticks = a.values ?? (log ? autoLogTicks(a.field, values, !padding && !a.domain) : undefined);
   return {
     field: a.field,
     type: 'quantitative',
@@ -209,8 +222,12 @@ export function seedBandSpec(spec: VegaLiteSpec, values: Row[]): VegaLiteSpec {
   const inner = (facet ? spec.spec : spec) as Record<string, unknown>;
   const layers = (inner.layer as Record<string, unknown>[] | undefined) ?? [{ mark: inner.mark, encoding: inner.encoding }];
   const [main, ...rest] = layers;
-  const enc = main.encoding as Record<string, { field?: string } & Record<string, unknown>>;
+  const enc = { ...(main.encoding as Record<string, { field?: string } & Record<string, unknown>>) };
   const yField = enc.y.field!;
+  // The bands reach past the first seed's curves, from which a log axis's labels were drawn: label the
+  // decades every seed's values span (the mean layer shares the axis).
+  const yScale = enc.y.scale as { type?: string; nice?: boolean; domain?: unknown } | undefined;
+  if (yScale?.type === 'log' && yScale.nice !== false && !yScale.domain) enc.y = { ...enc.y, axis: { ...(enc.y.axis as object), values: autoLogTicks(yField, values, true) } };
   const seriesChannels = ['color', 'strokeDash', 'shape', 'xOffset'].filter((c) => enc[c]?.field);
   const groupby = [enc.x.field!, ...seriesChannels.map((c) => enc[c].field!), ...(facet?.column ? [facet.column.field] : [])];
   const lo = `${yField} (min over seeds)`;
@@ -317,5 +334,6 @@ export function contourGrid(o: ContourGridOptions): VegaLiteSpec {
   };
   // One grid whatever each panel's label widths: the layout counts only the plot areas (bounds: 'flush'),
   // and the spacing leaves room for the axes, the titles and the subtitles between them.
-  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, concat: o.panels.map(panel), columns: o.columns, align: 'all', bounds: 'flush', spacing: { row: 78, column: 84 }, padding: { left: 70, top: 40, right: 10, bottom: 40 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
+  // The contour grid keeps its legends (a shade scale among them) beside the panels, where they fit.
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, orient: 'right' as const } }, concat: o.panels.map(panel), columns: o.columns, align: 'all', bounds: 'flush', spacing: { row: 78, column: 84 }, padding: { left: 70, top: 40, right: 10, bottom: 40 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
 }

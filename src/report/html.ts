@@ -18,6 +18,8 @@ export interface ReportRun {
   result: ExperimentResult;
   figures: RenderedFigure[];
   href: string;
+  /** What the experiment compares (its definition's `compared`), shown before the results. */
+  compared?: string;
 }
 
 export function escapeHtml(text: string): string {
@@ -52,8 +54,17 @@ const STYLE = `
   th { color: #555; font-weight: normal; }
   td.value { font-variant-numeric: tabular-nums; font-weight: bold; }
   figure { margin: 16px 0 28px; }
-  .chart { overflow-x: auto; }
-  .chart svg { max-width: 100%; height: auto; }
+  .chart, .scroll { overflow-x: auto; }
+  td { overflow-wrap: break-word; }
+  td.nowrap { white-space: nowrap; }
+  /* The runs table scrolls sideways on a phone instead of squeezing its titles a few letters per line. */
+  nav table { min-width: 760px; }
+  /* --min-width (80% of the chart's own width): a narrow screen scrolls the chart sideways rather than
+     shrinking its 11px labels to unreadable 5px ones. */
+  .chart svg { max-width: 100%; min-width: var(--min-width, 0); height: auto; }
+  .compared { max-width: 80ch; }
+  .folder { font-size: 12px; color: #666; }
+  .kicker .path { text-transform: none; }
   figcaption { font-size: 13px; color: #555; max-width: 90ch; }
   details { margin: 6px 0; }
   details summary { cursor: pointer; font-size: 14px; }
@@ -62,6 +73,10 @@ const STYLE = `
   section.run { border-top: 2px solid #ccc; margin-top: 36px; }
   footer { margin-top: 32px; font-size: 13px; color: #666; }
   a { color: #0b61a4; }
+  @media (max-width: 640px) {
+    body { padding: 16px 14px 32px; }
+    h1 { font-size: 22px; }
+  }
 `;
 
 function page(title: string, body: string): string {
@@ -93,7 +108,7 @@ function seedsText(r: ExperimentResult): string {
 }
 
 /** Each seed's own reading and key figures, folded away: the main reading is about all of them. */
-function seedRunsHtml(r: ExperimentResult): string {
+function seedRunsHtml(r: ExperimentResult, heading = 'h2'): string {
   const runs = r.seedRuns ?? [];
   if (runs.length <= 1) return '';
   const items = runs
@@ -104,7 +119,7 @@ function seedRunsHtml(r: ExperimentResult): string {
 </details>`)
     .join('\n');
   return `<section class="seeds">
-<h2>Each seed</h2>
+<${heading}>Each seed</${heading}>
 ${items}
 </section>`;
 }
@@ -117,7 +132,12 @@ function formatSeconds(s: number): string {
 
 function headlinesTable(r: ExperimentResult): string {
   const rows = r.headlines.map((h) => `<tr><th scope="row">${escapeHtml(h.label)}</th><td class="value">${escapeHtml(h.value)}</td></tr>`).join('\n');
-  return `<table class="headlines">\n${rows}\n</table>`;
+  return `<div class="scroll"><table class="headlines">\n${rows}\n</table></div>`;
+}
+
+/** What the experiment compares, before any result (nothing when the caller has no text for it). */
+function comparedHtml(compared: string | undefined): string {
+  return compared ? `<p class="compared"><strong>What is compared.</strong> ${escapeHtml(compared)}</p>` : '';
 }
 
 function settingValue(v: unknown): string {
@@ -129,7 +149,7 @@ function settingValue(v: unknown): string {
 function settingsTable(r: ExperimentResult): string {
   const rows = Object.entries(r.settings).map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(settingValue(v))}</td></tr>`);
   rows.push(`<tr><th scope="row">${(r.seeds ?? [r.seed]).length === 1 ? 'seed' : 'seeds'}</th><td>${(r.seeds ?? [r.seed]).join(', ')}</td></tr>`, `<tr><th scope="row">kernels</th><td>${escapeHtml(r.backend)}</td></tr>`);
-  return `<table class="settings">\n${rows.join('\n')}\n</table>`;
+  return `<div class="scroll"><table class="settings">\n${rows.join('\n')}\n</table></div>`;
 }
 
 function figureHtml(f: RenderedFigure, prefix: string, base = ''): string {
@@ -137,19 +157,22 @@ function figureHtml(f: RenderedFigure, prefix: string, base = ''): string {
   if (f.files?.svg) links.push(`<a href="${escapeHtml(base + f.files.svg)}">SVG</a>`);
   if (f.files?.png) links.push(`<a href="${escapeHtml(base + f.files.png)}">PNG</a>`);
   const id = `${prefix}-${f.figure.id}`;
+  const width = Number(/^<svg\b[^>]*?\swidth="([\d.]+)"/.exec(f.svg)?.[1]);
+  const minWidth = width > 0 ? ` style="--min-width: ${Math.round(width * 0.8)}px"` : '';
   return `<figure id="${escapeHtml(id)}">
 <h3>${escapeHtml(f.figure.title)}</h3>
-<div class="chart" role="img" aria-label="${escapeHtml(f.figure.title)}">${namespaceSvgIds(f.svg, id)}</div>
+<div class="chart"${minWidth} role="img" aria-label="${escapeHtml(f.figure.title)}">${namespaceSvgIds(f.svg, id)}</div>
 <figcaption>${escapeHtml(f.figure.caption)}${links.length ? ` (${links.join(' · ')})` : ''}</figcaption>
 </figure>`;
 }
 
 /** The page of one experiment run. */
-export function experimentReportHtml(result: ExperimentResult, figures: RenderedFigure[], options: { resultsHref?: string } = {}): string {
+export function experimentReportHtml(result: ExperimentResult, figures: RenderedFigure[], options: { resultsHref?: string; compared?: string } = {}): string {
   const body = `<header>
 <p class="kicker">bnlab experiment · ${escapeHtml(result.experiment)}</p>
 <h1>${escapeHtml(result.title)}</h1>
 <p class="question">${escapeHtml(result.question)}</p>
+${comparedHtml(options.compared)}
 <p class="meta">${runMeta(result)}</p>
 </header>
 <section class="reading">
@@ -173,13 +196,15 @@ ${settingsTable(result)}
   return page(`bnlab · ${result.experiment} · ${result.title}`, body);
 }
 
-/** One page joining several runs: a table of contents, then each run's summary, reading and plots. */
+/** One page joining several runs: a table of contents, then each run's question, summary, reading, plots and settings. */
 export function combinedReportHtml(runs: ReportRun[], options: { title?: string } = {}): string {
   const title = options.title ?? 'bnlab experiments';
+  const folderOf = (run: ReportRun) => run.href.replace(/\/+$/, '').split('/').pop() || '.';
+  // Two runs of one experiment differ by folder and start time: both are in the table and in each section.
   const toc = runs
     .map((run, i) => {
       const r = run.result;
-      return `<tr><td><a href="#run-${i}">${escapeHtml(r.experiment)}</a></td><td>${escapeHtml(r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</td><td>${r.quick ? 'quick' : 'full'}</td><td>${(r.seeds ?? [r.seed]).join(', ')}</td><td>${escapeHtml(formatSeconds(r.wallTimeSeconds))}</td><td>${escapeHtml(r.summary[0] ?? '')}</td></tr>`;
+      return `<tr><td><a href="#run-${i}">${escapeHtml(r.experiment)}</a><br><span class="folder">${escapeHtml(folderOf(run))}</span></td><td>${escapeHtml(r.title)}</td><td class="nowrap">${escapeHtml(r.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</td><td>${r.quick ? 'quick' : 'full'}</td><td>${(r.seeds ?? [r.seed]).join(', ')}</td><td class="nowrap">${escapeHtml(formatSeconds(r.wallTimeSeconds))}</td><td>${escapeHtml(r.summary[0] ?? '')}</td></tr>`;
     })
     .join('\n');
   const sections = runs
@@ -187,14 +212,20 @@ export function combinedReportHtml(runs: ReportRun[], options: { title?: string 
       const r = run.result;
       const base = run.href.endsWith('/') || run.href === '' ? run.href : `${run.href}/`;
       return `<section class="run" id="run-${i}">
-<p class="kicker">${escapeHtml(r.experiment)} · <a href="${escapeHtml(base)}report.html">run page</a> · <a href="${escapeHtml(base)}results.json">results.json</a></p>
+<p class="kicker">${escapeHtml(r.experiment)} · folder <span class="path">${escapeHtml(folderOf(run))}</span> · <a href="${escapeHtml(base)}report.html">run page</a> · <a href="${escapeHtml(base)}results.json">results.json</a></p>
 <h2>${escapeHtml(r.title)}</h2>
+<p class="question">${escapeHtml(r.question)}</p>
+${comparedHtml(run.compared)}
 <p class="meta">${runMeta(r)}</p>
 <ul class="summary">${r.summary.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}</ul>
 ${headlinesTable(r)}
 <div class="reading">${r.reading.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n')}</div>
 ${run.figures.map((f) => figureHtml(f, `run-${i}`, base)).join('\n')}
-${seedRunsHtml(r)}
+${seedRunsHtml(r, 'h3')}
+<details class="settings">
+<summary>Settings</summary>
+${settingsTable(r)}
+</details>
 </section>`;
     })
     .join('\n');
@@ -205,10 +236,12 @@ ${seedRunsHtml(r)}
 </header>
 <nav>
 <h2>Runs</h2>
+<div class="scroll">
 <table>
-<tr><th>experiment</th><th>started</th><th>size</th><th>seeds</th><th>wall time</th><th>summary</th></tr>
+<tr><th>experiment (folder)</th><th>title</th><th>started</th><th>size</th><th>seeds</th><th>wall time</th><th>summary</th></tr>
 ${toc}
 </table>
+</div>
 </nav>
 ${sections || '<p>No runs yet: <code>bnlab experiment convergence --quick</code> makes one.</p>'}`;
   return page(title, body);
