@@ -19,9 +19,12 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { bnlab } from './support/cli.js';
 import { separableCsv } from './support/own-data.js';
 import { advance, launch, openLab, serve, type WatchedPage } from './support/lab.js';
-import { nextHistRange } from '../web/src/panels/inside.js';
-import { sweepOutcome } from '../web/src/panels/convergence.js';
+import { driftStyle, nextHistRange } from '../web/src/panels/inside.js';
+import { divergenceMarkers, sweepOutcome } from '../web/src/panels/convergence.js';
 import { ghostProblem } from '../web/src/panels/batch-size.js';
+import { addSample, type LabData, type ProbeSample } from '../web/src/engine.js';
+import { tickLabel } from '../web/src/charts/line-chart.js';
+import { FASHION_MNIST_CLASS_NAMES } from '../src/data/dataset.js';
 
 let browser: Browser;
 let server: { url: string; close(): Promise<void> };
@@ -129,10 +132,30 @@ describe('lab panels', () => {
     await enter(page, 'ctl-ghostBatch', '7');
     await page.locator('#ghost-note').waitFor({ state: 'visible' });
     assert.match(await page.locator('#ghost-note').innerText(), /^Ghost batches of 7 are off: the size must divide the batch size 60 \(e\.g\. 2, 3, 4, 5, 6, 10, 12, 15\)\.$/);
+    // A ghost batch of one is a batch of one: variance 0, refused as the library refuses it.
+    await enter(page, 'ctl-ghostBatch', '1');
+    await page.waitForFunction(() => /^Ghost batches of 1 are off: .*variance 0/.test(document.getElementById('ghost-note')?.textContent ?? ''));
+    assert.match(await page.locator('#ghost-note').innerText(), /^Ghost batches of 1 are off: .*one example is its own mean, with variance 0 .*Use 2 or more\.$/);
     await enter(page, 'ctl-ghostBatch', '10');
     await page.locator('#ghost-note').waitFor({ state: 'hidden' });
+    // A training batch of one: the box says why it is refused.
+    await enter(page, 'ctl-batchSize', '1');
+    assert.match(await page.locator('#hint-batchSize').innerText(), /^1 is not allowed: a whole number from 2 to 1000 \(batch norm trains on two examples or more: in a batch of one every unit equals its batch mean, so it normalizes to 0 whatever the input .*\); still 60$/);
     await enter(page, 'ctl-noiseUnit', '0');
     await enter(page, 'ctl-ghostBatch', '0');
+  });
+
+  test('Inside the network: the drift chart keeps the networks’ line styles and numbers its layers, so colour is never the only cue', async () => {
+    for (const layer of [0, 1, 2, 5]) {
+      assert.deepEqual(driftStyle('bn', layer).dash, [], `layer ${layer + 1} with batch norm is solid`);
+      assert.ok(driftStyle('nobn', layer).dash.length > 0, `layer ${layer + 1} without is dashed`);
+      assert.equal(driftStyle('bn', layer).endLabel, String(layer + 1));
+    }
+    const legend = await lab.page.locator('#panel-inside .chart-cell .html-legend').evaluate((row) =>
+      Array.from(row.querySelectorAll('.html-legend-item')).map((item) => ({ text: item.textContent, dash: item.querySelector('line')?.getAttribute('stroke-dasharray') ?? null })),
+    );
+    assert.deepEqual(legend.slice(0, 2), [{ text: 'with batch norm', dash: null }, { text: 'without', dash: '7 4' }]);
+    assert.match(legend[2].text!, /number at a line’s end: its hidden layer/);
   });
 
   test('Inside the network: a unit past the layer’s width is its last unit, and the reading says so', async () => {
@@ -172,7 +195,14 @@ describe('lab panels', () => {
       const results = page.locator('#digit-results');
       await results.locator('.prob-block').first().waitFor({ timeout: 60_000 });
       assert.match(await results.locator('.prob-bn').innerText(), /untrained/);
-      assert.match(await results.locator('.prob-nobn .prob-title').first().innerText(), /^prediction \(no batch norm: the same in eval and training mode\): \d \(/);
+      // The answers are Fashion-MNIST's classes by name, and the pad asks for clothing.
+      const classes = FASHION_MNIST_CLASS_NAMES.map((c) => c.replace('/', '\\/')).join('|');
+      assert.match(await results.locator('.prob-nobn .prob-title').first().innerText(), new RegExp(`^prediction \\(no batch norm: the same in eval and training mode\\): (${classes}) \\(`));
+      assert.deepEqual(await results.locator('.prob-nobn .prob-bars').first().locator('.prob-label').allInnerTexts(), [...FASHION_MNIST_CLASS_NAMES]);
+      await page.locator('#digit-clear').click();
+      assert.match(await results.innerText(), /^Draw a piece of clothing on the black square: these networks learned Fashion-MNIST \(t-shirt\/top, trouser, .* ankle boot\)\.$/);
+      await drawOne(page);
+      await results.locator('.prob-block').first().waitFor({ timeout: 60_000 });
       await readingMatches(page, 'test-time', /has not trained yet/);
       assert.match(await reading(page, 'test-time'), /the network with batch norm has not trained yet.*train some steps first/);
       await advance(page, 10);
@@ -199,6 +229,49 @@ describe('lab panels', () => {
     assert.equal(ghostProblem(10, 60), null);
     assert.equal(ghostProblem(0, 60), null);
     assert.match(ghostProblem(7, 1000)!, /must divide the batch size 1000/);
+  });
+
+  test('long runs: tick labels stay distinct past 10,000; probe samples keep the whole run evenly; two crosses at one step both show and name their network', () => {
+    assert.deepEqual([5000, 10000, 15000, 20000, 150000].map(tickLabel), ['5000', '10,000', '15,000', '20,000', '150,000']);
+    assert.deepEqual([1e6, 1.5e-4, 1e-6, 0.001, 0.25, 0].map(tickLabel), ['1e+6', '1.5e-4', '1e-6', '0.001', '0.25', '0']);
+    const list: ProbeSample[] = [];
+    for (let step = 0; step <= 20_000; step++) addSample(list, { step, value: step });
+    assert.ok(list.length <= 2000 && list.length >= 1000, `${list.length} samples`);
+    assert.equal(list[0].step, 0, 'the first sample stays');
+    assert.equal(list.at(-1)!.step, 20_000, 'the newest sample is there');
+    const gaps = list.slice(1).map((s, i) => s.step - list[i].step);
+    assert.ok(Math.max(...gaps) <= 32, `evenly spaced over the whole run: largest gap ${Math.max(...gaps)} steps`);
+    const firstHalf = list.filter((s) => s.step < 10_000).length;
+    assert.ok(firstHalf >= 0.4 * list.length, `${firstHalf} of ${list.length} samples in the first half of the run`);
+    const diverged = (step: number, loss: number) => ({ step, loss, cause: 'threshold', message: '' });
+    const data = { step: 50, runs: { bn: { diverged: diverged(50, 7.6) }, nobn: { diverged: diverged(50, 7.3) } } } as unknown as LabData;
+    const markers = divergenceMarkers(data);
+    assert.deepEqual(markers.map((m) => m.label), ['with BN: diverged at step 50', 'without BN: diverged at step 50']);
+    assert.ok((markers[1].dy ?? 0) >= 14, 'the second cross sits below the first');
+  });
+
+  test('training does not redraw the two-feature charts, which depend on the ratio alone', async () => {
+    const page = lab.page;
+    await page.locator('#panel-input-scale').scrollIntoViewIfNeeded();
+    await page.evaluate(() => {
+      const g = globalThis as unknown as { twoFeatureDraws: number };
+      g.twoFeatureDraws = 0;
+      for (const canvas of Array.from(document.querySelectorAll<HTMLCanvasElement>('#panel-input-scale .chart-row canvas'))) {
+        const ctx = canvas.getContext('2d')!;
+        const clear = ctx.clearRect.bind(ctx);
+        ctx.clearRect = (...args: Parameters<CanvasRenderingContext2D['clearRect']>) => {
+          g.twoFeatureDraws++;
+          clear(...args);
+        };
+      }
+    });
+    for (let i = 0; i < 3; i++) await advance(page, 20);
+    // The panel has drawn the last of those steps (its reading quotes the step count).
+    const step = await page.evaluate(() => (globalThis as unknown as { bnlabLab: { snapshot(): { step: number } } }).bnlabLab.snapshot().step);
+    await readingMatches(page, 'input-scale', new RegExp(`after ${step} steps`));
+    assert.match(await reading(page, 'input-scale'), new RegExp(`after ${step} steps`));
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { twoFeatureDraws: number }).twoFeatureDraws), 0, 'contours and loss curve redrawn by training steps');
   });
 
   test('the input-scale slider changes the gradient-descent paths, with the library’s step counts', async () => {

@@ -2,7 +2,8 @@
  * The lab (dist-lab/, built by `npm test`'s pretest) in headless Chromium: cross-origin isolated with two
  * workers, the same numbers as the Node trainer (src/runs) for the same config, the URL as the state,
  * the run controls and keys, divergence, export and import of model files, one-thread mode without the
- * isolation headers; no console errors and no request outside the origin, on every page.
+ * isolation headers, a phone by touch, keyboard and screen-reader use; no console errors and no request
+ * outside the origin, on every page.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -159,8 +160,8 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     assert.match(text, /\(empty name\) \(unknown setting\); k0 \(unknown setting\)/, text);
     assert.match(text, /and 373 more\./, text);
     assert.ok(text.length < 400, `the note stays short: ${text.length} characters`);
-    assert.equal(await page.locator('header #ignored-settings').count(), 0, 'the note is not in the sticky bar');
-    const header = await page.locator('header.top').evaluate((h) => h.getBoundingClientRect().height);
+    assert.equal(await page.locator('.top #ignored-settings').count(), 0, 'the note is not in the sticky bar');
+    const header = await page.locator('.top').evaluate((h) => h.getBoundingClientRect().height);
     assert.ok(header < 160, `the sticky bar is ${header} px tall`);
     assert.equal((await snapshot(page)).config.depth, 2, 'the valid entries apply');
     await note.locator('.note-close').click();
@@ -412,6 +413,96 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     const snap = await snapshot(p.page);
     const node = await nodeTwins(defaultState(), 20);
     for (const twin of ['bn', 'nobn'] as const) snap.runs[twin].trainLoss.forEach((l, i) => assert.ok(Math.abs((l as number) - node[twin].losses[i]) <= 1e-5, `${twin} step ${i + 1}`));
+    checkClean(p);
+  });
+
+  test('on a phone, upright and on its side, the run bar stays on screen and small; touch targets are 24 px or more; the pad draws by touch', async () => {
+    for (const viewport of [{ width: 390, height: 844 }, { width: 844, height: 390 }]) {
+      const p = await open(isolated.url, { viewport, touch: true });
+      const { page } = p;
+      await page.locator('#panel-test-time').scrollIntoViewIfNeeded();
+      const bar = await page.locator('.top').evaluate((el) => {
+        const r = el.getBoundingClientRect();
+        const play = document.getElementById('play')!.getBoundingClientRect();
+        return { top: r.top, height: r.height, playHit: document.elementFromPoint(play.x + play.width / 2, play.y + play.height / 2)?.id };
+      });
+      assert.equal(bar.top, 0, `${viewport.width}×${viewport.height}: the run bar stays at the top while scrolled to the last panel`);
+      assert.equal(bar.playHit, 'play', 'Play can be pressed there');
+      assert.ok(bar.height <= viewport.height * 0.15, `${viewport.width}×${viewport.height}: the bar takes ${bar.height} px of ${viewport.height}`);
+      const small = await page.evaluate(() =>
+        Array.from(document.querySelectorAll<HTMLElement>('button, select, input'))
+          .map((e) => ({ e, r: e.getBoundingClientRect() }))
+          .filter(({ r }) => r.width > 0 && (r.width < 24 || r.height < 24))
+          .map(({ e, r }) => `${e.id || e.className} ${Math.round(r.width)}×${Math.round(r.height)}`),
+      );
+      assert.deepEqual(small, [], 'targets smaller than 24 px');
+      checkClean(p);
+      await page.context().close();
+    }
+    // A finger draws a 1 on the pad, and both networks classify it.
+    const p = await open(isolated.url, { viewport: { width: 390, height: 844 }, touch: true });
+    const { page } = p;
+    await advance(page, 200);
+    const pad = page.locator('#digit-pad');
+    await pad.scrollIntoViewIfNeeded();
+    // The readings above the pad are rewritten up to 250 ms after a step (and off-screen panels less
+    // often), which moves the pad: touch where it is once it has stayed put for half a second.
+    let box = (await pad.boundingBox())!;
+    for (let still = 0; still < 5; ) {
+      await page.waitForTimeout(100);
+      const now = (await pad.boundingBox())!;
+      still = now.x === box.x && now.y === box.y ? still + 1 : 0;
+      box = now;
+    }
+    const cdp = await page.context().newCDPSession(page);
+    const at = (f: number, g: number) => [{ x: box.x + box.width * f, y: box.y + box.height * g }];
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: at(0.52, 0.15) });
+    for (let i = 1; i <= 20; i++) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: at(0.52 - 0.04 * (i / 20), 0.15 + 0.7 * (i / 20)) });
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    await page.locator('#digit-results .prob-bn').waitFor();
+    assert.match(await page.locator('#digit-results .prob-bn .prob-title').first().innerText(), /^eval mode \(running statistics\): \d \(/);
+    assert.equal(await page.evaluate(() => scrollY > 0 && document.getElementById('digit-pad')!.getBoundingClientRect().top > 0), true, 'drawing did not scroll the page off the pad');
+    checkClean(p);
+  });
+
+  test('keyboard and screen reader: space keeps its meaning on the Setup summary; log sliders speak their value; charts point to their reading; readings are not rewritten while paused and are marked busy while playing', async () => {
+    const p = await open(isolated.url);
+    const { page } = p;
+    await advance(page, 20);
+    const summary = page.locator('details.setup > summary');
+    await summary.focus();
+    await page.keyboard.press(' ');
+    assert.equal(await page.locator('details.setup').evaluate((d) => (d as HTMLDetailsElement).open), false, 'space folded the Setup');
+    assert.equal(await page.locator('#play').getAttribute('aria-pressed'), 'false', 'and did not start the run');
+    await page.keyboard.press(' ');
+    assert.equal(await page.locator('details.setup').evaluate((d) => (d as HTMLDetailsElement).open), true);
+    // A log-scale slider's position is a logarithm: the rate itself is what a screen reader announces.
+    assert.equal(await page.locator('#ctl-lr').getAttribute('aria-valuetext'), '1');
+    await setSlider(page, 'ctl-lr', '-1');
+    assert.equal(await page.locator('#ctl-lr').getAttribute('aria-valuetext'), '0.1');
+    assert.equal(await page.locator('#ctl-bnMomentum').getAttribute('aria-valuetext'), '0.1');
+    await setSlider(page, 'ctl-lr', '0');
+    const charts = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('figure.chart canvas')).map((c) => ({ label: c.getAttribute('aria-label'), reading: document.getElementById(c.getAttribute('aria-describedby') ?? '')?.className })),
+    );
+    assert.ok(charts.length >= 12, `${charts.length} charts`);
+    for (const c of charts) assert.equal(c.reading, 'reading', `${c.label}: described by its panel's reading`);
+    // Paused: the readings stay as they are (a rewrite with the same words is announced again).
+    await page.waitForTimeout(500);
+    const mutations = await page.evaluate(
+      () =>
+        new Promise<number>((done) => {
+          let n = 0;
+          const seen = new MutationObserver((records) => (n += records.length));
+          for (const r of Array.from(document.querySelectorAll('.reading'))) seen.observe(r, { childList: true, characterData: true, subtree: true });
+          setTimeout(() => (seen.disconnect(), done(n)), 1500);
+        }),
+    );
+    assert.equal(mutations, 0, 'readings rewritten while nothing changed');
+    await page.locator('#play').click();
+    await page.waitForFunction(() => document.querySelector('#panel-convergence .reading')?.getAttribute('aria-busy') === 'true');
+    await page.locator('#play').click();
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('.reading')).every((r) => r.getAttribute('aria-busy') === 'false'));
     checkClean(p);
   });
 

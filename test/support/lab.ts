@@ -43,6 +43,8 @@ export interface WatchedPage {
 
 export interface OpenOptions {
   viewport?: { width: number; height: number };
+  /** A phone or tablet: touch input, a coarse pointer, the mobile viewport rules. */
+  touch?: boolean;
   /** Wait until the lab is up (data loaded, twins built) before returning; default true. */
   waitForReady?: boolean;
   /** Runs before the page loads, e.g. to route (hold back) some of its requests. */
@@ -51,7 +53,7 @@ export interface OpenOptions {
 
 export async function openLab(browser: Browser, url: string, options: OpenOptions = {}): Promise<WatchedPage> {
   const { viewport = { width: 1280, height: 800 }, waitForReady = true } = options;
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const context = await browser.newContext({ viewport, acceptDownloads: true, ...(options.touch ? { hasTouch: true, isMobile: true } : {}) });
   // Every wait is for a condition, so a long limit costs nothing when the machine is idle; on a loaded one
   // readings and probes can arrive seconds late.
   context.setDefaultTimeout(60_000);

@@ -21,7 +21,7 @@ export interface RunSeries {
   /** Test-set evaluations, step 0 first. */
   test: TestPoint[];
   diverged: Divergence | null;
-  /** Probe results by request id, oldest first (capped at MAX_PROBE_SAMPLES, thinning the oldest half). */
+  /** Probe results by request id, oldest first (capped at MAX_PROBE_SAMPLES by `addSample`). */
   probes: Record<string, ProbeSample[]>;
   lr: number;
   layers: unknown[];
@@ -61,6 +61,30 @@ export interface LabData {
 }
 
 export const MAX_PROBE_SAMPLES = 2000;
+
+/** Per list of samples: the width in steps of the bins that keep one sample each (1 until the cap is first reached). */
+const binWidths = new WeakMap<ProbeSample[], number>();
+
+/**
+ * Append a probe sample, keeping at most `cap`: past it, the steps are cut into bins twice as wide as
+ * before and each bin keeps its newest sample (the first sample and the newest stay), so a long run keeps
+ * its start and even spacing. Thinning the older half by index instead thinned the same samples again
+ * and again: after 20,000 steps an every-step probe had kept only its last 5,000 steps.
+ */
+export function addSample(list: ProbeSample[], sample: ProbeSample, cap = MAX_PROBE_SAMPLES): void {
+  let width = binWidths.get(list) ?? 1;
+  const bin = (s: ProbeSample) => Math.floor(s.step / width);
+  // The newest sample of a bin stands for it (never replacing the first sample of the run).
+  if (list.length > 1 && bin(list[list.length - 1]) === bin(sample)) list[list.length - 1] = sample;
+  else list.push(sample);
+  while (list.length > cap) {
+    width *= 2;
+    let kept = 1;
+    for (let i = 1; i < list.length; i++) if (i === list.length - 1 || bin(list[i]) !== bin(list[i + 1])) list[kept++] = list[i];
+    list.length = kept;
+  }
+  binWidths.set(list, width);
+}
 
 /**
  * One twin's samples of the panel probe `name`, oldest first, leaving out nulls (the probe does not
@@ -195,11 +219,7 @@ export class Engine {
         const run = d.runs[m.twin];
         for (const loss of m.losses) run.trainLoss.push(loss);
         run.test.push(...m.tests);
-        for (const p of m.probes) {
-          const list = (run.probes[p.id] ??= []);
-          list.push({ step: p.step, value: p.value });
-          if (list.length > MAX_PROBE_SAMPLES) list.splice(0, list.length, ...list.filter((_, i) => i % 2 === 0 || i >= list.length / 2));
-        }
+        for (const p of m.probes) addSample((run.probes[p.id] ??= []), { step: p.step, value: p.value });
         run.lr = m.lr;
         if (m.diverged && !run.diverged) {
           run.diverged = m.diverged;

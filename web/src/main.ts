@@ -116,6 +116,8 @@ function controlFor(p: Prop): HTMLElement {
     range.max = String(Math.log10(p.max));
     range.step = '0.05';
     range.value = String(Math.log10(Number(value)));
+    // The slider's own value is the logarithm: a screen reader is given the rate itself.
+    range.setAttribute('aria-valuetext', String(value));
     out.textContent = String(value);
     input = range;
   } else {
@@ -147,7 +149,8 @@ function controlFor(p: Prop): HTMLElement {
     if (typeof v === 'number' && (p.type === 'int' || p.type === 'number') && !(v >= p.min && v <= p.max && (p.type !== 'int' || Number.isInteger(v)))) {
       // The box shows the value in use again, and a hint says what it takes, until the next valid entry.
       const kept = String((state as Record<string, unknown>)[p.name]);
-      hint.textContent = `${input.value.trim() === '' ? 'empty' : `${input.value} is not allowed`}: ${p.type === 'int' ? 'a whole number' : 'a number'} from ${p.min} to ${p.max}; still ${kept}`;
+      const why = p.type === 'int' && p.belowMin && typeof v === 'number' && v < p.min ? ` (${p.belowMin})` : '';
+      hint.textContent = `${input.value.trim() === '' ? 'empty' : `${input.value} is not allowed`}: ${p.type === 'int' ? 'a whole number' : 'a number'} from ${p.min} to ${p.max}${why}; still ${kept}`;
       hint.hidden = false;
       input.value = kept;
       return;
@@ -171,6 +174,7 @@ function syncControls(): void {
     if (p.type === 'bool') (input as HTMLInputElement).checked = Boolean(v);
     else if (p.type === 'number' && p.log) {
       input.value = String(Math.log10(Number(v)));
+      input.setAttribute('aria-valuetext', String(v));
       const out = input.parentElement?.querySelector('output');
       if (out) out.textContent = String(v);
     } else {
@@ -243,6 +247,7 @@ for (const panel of PANELS) {
   claim.textContent = panel.claim;
   const reading = document.createElement('p');
   reading.className = 'reading';
+  reading.id = `panel-${panel.id}-reading`;
   reading.setAttribute('aria-live', 'polite');
   readings.set(panel.id, reading);
   const settings = document.createElement('div');
@@ -254,6 +259,8 @@ for (const panel of PANELS) {
   section.append(h2, claim, reading, settings, body);
   $('panels').append(section);
   panel.mount(body, panelContext);
+  // The reading is the charts' text alternative: it states what they show, in numbers.
+  for (const chart of section.querySelectorAll('figure.chart canvas')) chart.setAttribute('aria-describedby', reading.id);
 }
 
 function probesFor(s: LabState) {
@@ -294,7 +301,8 @@ $('reset').addEventListener('click', () => void doReset());
 document.addEventListener('keydown', (e) => {
   const t = e.target as HTMLElement;
   if (e.ctrlKey || e.metaKey || e.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(t.tagName) || t.isContentEditable) return;
-  if (e.key === ' ' && t.tagName !== 'BUTTON') {
+  // Space keeps its own meaning on what it activates (a button, the Setup summary that folds the controls).
+  if (e.key === ' ' && !t.closest('button, summary, a[href], [role="button"]')) {
     e.preventDefault();
     togglePlay();
   } else if (e.key === 's' || e.key === 'ArrowRight') {
@@ -363,7 +371,15 @@ function frame(now: number): void {
   }
   if (now - lastReading > 250) {
     lastReading = now;
-    for (const panel of PANELS) readings.get(panel.id)!.textContent = panel.reading(data);
+    for (const panel of PANELS) {
+      const el = readings.get(panel.id)!;
+      const text = panel.reading(data);
+      // Written only when it changed: a rewrite with the same words is still a change to a live region.
+      if (el.textContent !== text) el.textContent = text;
+      // While the run plays the readings change several times a second: a screen reader hears the one
+      // it stops at instead of an endless queue.
+      if (el.getAttribute('aria-busy') !== String(data.playing)) el.setAttribute('aria-busy', String(data.playing));
+    }
   }
   requestAnimationFrame(frame);
 }

@@ -20,7 +20,8 @@ interface PropBase {
   group: string;
 }
 export interface EnumProp extends PropBase { type: 'enum'; choices: readonly string[]; labels?: readonly string[]; default: string }
-export interface IntProp extends PropBase { type: 'int'; min: number; max: number; default: number }
+/** `belowMin`: why a smaller value is refused, said wherever one is (a number box's hint, a link's note). */
+export interface IntProp extends PropBase { type: 'int'; min: number; max: number; default: number; belowMin?: string }
 /** `log`: the control is a log-scale slider between min and max. */
 export interface NumberProp extends PropBase { type: 'number'; min: number; max: number; log?: boolean; default: number }
 export interface BoolProp extends PropBase { type: 'bool'; default: boolean }
@@ -35,7 +36,7 @@ export const PROPS = [
   { name: 'inputBn', type: 'bool', default: false, label: 'Batch norm on the input', applies: 'reset', group: 'input-scale', help: 'BN twin only: the other twin has no batch norm anywhere' },
   { name: 'optimizer', type: 'enum', choices: ['sgd', 'momentum', 'adam'], labels: ['SGD', 'SGD + momentum 0.9', 'Adam'], default: 'sgd', label: 'Optimizer', applies: 'reset', group: 'training' },
   { name: 'lr', type: 'number', min: 1e-4, max: 100, log: true, default: 1, label: 'Learning rate', applies: 'now', group: 'convergence' },
-  { name: 'batchSize', type: 'int', min: 2, max: 1000, default: 60, label: 'Batch size', applies: 'reset', group: 'batch-size' },
+  { name: 'batchSize', type: 'int', min: 2, max: 1000, default: 60, label: 'Batch size', applies: 'reset', group: 'batch-size', belowMin: 'batch norm trains on two examples or more: in a batch of one every unit equals its batch mean, so it normalizes to 0 whatever the input (Test time shows it)' },
   { name: 'bnMomentum', type: 'number', min: 0.001, max: 1, log: true, default: 0.1, label: 'BN momentum', applies: 'reset', group: 'test-time', help: "weight of the newest batch in the running averages (PyTorch's convention)" },
   { name: 'biasCorrection', type: 'bool', default: true, label: 'Bias correction', applies: 'reset', group: 'test-time', help: 'divide the running averages by 1 - (1 - m)^t' },
   { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1, default: 1, label: 'Seed', applies: 'reset', group: 'training' },
@@ -45,7 +46,7 @@ export const PROPS = [
   { name: 'scaleRatio', type: 'number', min: 1, max: 1000, log: true, default: 100, label: 'Scale ratio of the two features', applies: 'view', group: 'input-scale', help: 'std of feature 2 / std of feature 1' },
   { name: 'noiseLayer', type: 'int', min: 1, max: 6, default: 1, label: 'Hidden layer', applies: 'view', group: 'batch-size' },
   { name: 'noiseUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'batch-size' },
-  { name: 'ghostBatch', type: 'int', min: 0, max: 1000, default: 0, label: 'Ghost-batch size', applies: 'view', group: 'batch-size', help: 'sub-batches whose means are measured; 0 = none. It must divide the batch size' },
+  { name: 'ghostBatch', type: 'int', min: 0, max: 1000, default: 0, label: 'Ghost-batch size', applies: 'view', group: 'batch-size', help: 'sub-batches whose means are measured; 0 = none. It must be 2 or more and divide the batch size' },
   // Hidden layer 2 by default: with batch norm on the input, layer 1's input has population mean 0 by construction (nothing to warm up to).
   { name: 'testLayer', type: 'int', min: 1, max: 6, default: 2, label: 'Hidden layer', applies: 'view', group: 'test-time' },
   { name: 'testUnit', type: 'int', min: 0, max: 511, default: 0, label: 'Unit', applies: 'view', group: 'test-time' },
@@ -75,7 +76,7 @@ export function parseValue(p: Prop, text: string): { value: string | number | bo
     case 'int': {
       if (!/^-?\d+$/.test(text)) return { error: 'not a whole number' };
       const v = Number(text);
-      return v >= p.min && v <= p.max ? { value: v } : { error: `outside ${p.min}..${p.max}` };
+      return v >= p.min && v <= p.max ? { value: v } : { error: `outside ${p.min}..${p.max}${v < p.min && p.belowMin ? `: ${p.belowMin}` : ''}` };
     }
     case 'number': {
       if (!/^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text)) return { error: 'not a number' };

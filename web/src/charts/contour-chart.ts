@@ -5,6 +5,7 @@
  */
 import type { LossGrid } from '@bnlab/experiments/two-feature.js';
 import { CanvasChart } from './canvas-chart.js';
+import { tickLabel } from './line-chart.js';
 
 export interface Path {
   label: string;
@@ -128,11 +129,11 @@ export class ContourChart extends CanvasChart {
     ctx.fillStyle = '#444';
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    for (const t of ticks(x0, x1)) ctx.fillText(format(t), px(t), pad.top + ph + 4);
+    for (const t of ticks(x0, x1)) ctx.fillText(tickLabel(t), px(t), pad.top + ph + 4);
     ctx.fillText(this.options.xLabel, pad.left + pw / 2, h - 14);
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
-    for (const t of ticks(y0, y1)) ctx.fillText(format(t), pad.left - 4, py(t));
+    for (const t of ticks(y0, y1)) ctx.fillText(tickLabel(t), pad.left - 4, py(t));
     ctx.save();
     ctx.translate(12, pad.top + ph / 2);
     ctx.rotate(-Math.PI / 2);
@@ -166,11 +167,4 @@ function ticks(a: number, b: number): number[] {
   const out: number[] = [];
   for (let t = Math.ceil(a / step) * step; t <= b + step * 1e-9; t += step) out.push(Math.abs(t) < step * 1e-9 ? 0 : t);
   return out;
-}
-
-function format(v: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1e4 || a < 1e-3) return v.toExponential(0);
-  return String(Number(v.toPrecision(3)));
 }

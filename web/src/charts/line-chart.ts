@@ -21,6 +21,8 @@ export interface Series {
    * (already marked by a cross) would otherwise squash every other curve onto the floor.
    */
   rangeMax?: number;
+  /** Written beside the line's last point (e.g. a layer's number), so lines are told apart without colour. */
+  endLabel?: string;
 }
 
 export interface Marker {
@@ -80,8 +82,11 @@ export class LineChart extends CanvasChart {
     const fx = o.logX ? (v: number) => Math.log10(v) : (v: number) => v;
     const fy = o.logY ? (v: number) => Math.log10(v) : (v: number) => v;
     const ok = (v: number, log?: boolean) => Number.isFinite(v) && (!log || v > 0);
+    // Tens of thousands of steps on a few hundred pixels: each column's extremes draw the same picture,
+    // and every pass below (range, lines) then costs the same at step 100,000 as at step 1,000.
+    const series = this.series.map((s) => (s.points ? s : { ...s, ...columnExtremes(s.x, s.y, w, o.logX, o.logY) }));
     let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
-    for (const s of this.series) {
+    for (const s of series) {
       for (let i = 0; i < s.x.length; i++) {
         const x = s.x[i];
         const y = s.y[i];
@@ -105,7 +110,7 @@ export class LineChart extends CanvasChart {
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) [y0, y1] = [y0 - 0.5, y1 + 0.5];
     // The y-axis title sits left of the widest tick label: measure the labels, then lay out the plot.
-    const yTicks = ticks(y0, y1, o.logY).map((t) => ({ t, text: format(o.logY ? 10 ** t : t) }));
+    const yTicks = ticks(y0, y1, o.logY).map((t) => ({ t, text: tickLabel(o.logY ? 10 ** t : t) }));
     const widest = Math.max(0, ...yTicks.map((k) => ctx.measureText(k.text).width));
     pad.left = Math.max(pad.left, Math.ceil(widest) + 4 + 26);
     const pw = w - pad.left - pad.right;
@@ -135,12 +140,17 @@ export class LineChart extends CanvasChart {
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
+    let lastRight = -Infinity;
     for (const t of ticks(x0, x1, o.logX)) {
       const x = pad.left + ((t - x0) / (x1 - x0)) * pw;
-      const text = format(o.logX ? 10 ** t : t);
+      const text = tickLabel(o.logX ? 10 ** t : t);
       // Centred under its tick, but moved in so that a label at either end stays whole on the canvas.
       const half = ctx.measureText(text).width / 2;
-      ctx.fillText(text, Math.max(half + 1, Math.min(w - half - 1, x)), pad.top + ph + 4);
+      const at = Math.max(half + 1, Math.min(w - half - 1, x));
+      // On a narrow chart long labels (100,000) would run into each other: one that would is left out.
+      if (at - half < lastRight + 6) continue;
+      ctx.fillText(text, at, pad.top + ph + 4);
+      lastRight = at + half;
     }
     ctx.strokeStyle = '#888';
     ctx.strokeRect(pad.left, pad.top, pw, ph);
@@ -157,16 +167,14 @@ export class LineChart extends CanvasChart {
     ctx.beginPath();
     ctx.rect(pad.left, pad.top, pw, ph);
     ctx.clip();
-    for (const s of this.series) {
+    for (const s of series) {
       ctx.strokeStyle = s.color;
       ctx.fillStyle = s.color;
       ctx.lineWidth = s.width ?? 2;
       ctx.setLineDash(s.dash);
       ctx.beginPath();
       let pen = false;
-      // Thousands of points on a few hundred pixels: one point per pixel column is enough.
-      const stride = Math.max(1, Math.floor(s.x.length / (pw * 2)));
-      for (let i = 0; i < s.x.length; i += stride) {
+      for (let i = 0; i < s.x.length; i++) {
         const x = s.x[i];
         const y = s.y[i];
         if (!ok(x, o.logX) || !ok(y, o.logY)) {
@@ -192,6 +200,30 @@ export class LineChart extends CanvasChart {
     }
     ctx.restore();
 
+    // End labels, in the right margin (or beside a line that ends earlier), nudged apart vertically.
+    const ends: { x: number; y: number; text: string; color: string }[] = [];
+    for (const s of series) {
+      if (!s.endLabel) continue;
+      for (let i = s.x.length - 1; i >= 0; i--) {
+        if (!ok(s.x[i], o.logX) || !ok(s.y[i], o.logY)) continue;
+        ends.push({ x: Math.min(px(s.x[i]) + 3, pad.left + pw + 2), y: clampY(py(s.y[i])), text: s.endLabel, color: s.color });
+        break;
+      }
+    }
+    ends.sort((a, b) => a.y - b.y);
+    for (let i = 1; i < ends.length; i++) if (Math.abs(ends[i].x - ends[i - 1].x) < 12) ends[i].y = Math.max(ends[i].y, ends[i - 1].y + 11);
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'middle';
+    ctx.font = `bold ${FONT}`;
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = '#fff';
+    for (const e of ends) {
+      ctx.strokeText(e.text, e.x, e.y);
+      ctx.fillStyle = e.color;
+      ctx.fillText(e.text, e.x, e.y);
+    }
+    ctx.font = FONT;
+
     // Markers: a cross at the point (at the top edge when off the chart) with its label.
     ctx.setLineDash([]);
     for (const m of this.markers) {
@@ -205,10 +237,15 @@ export class LineChart extends CanvasChart {
       ctx.moveTo(X + 6, Y - 6);
       ctx.lineTo(X - 6, Y + 6);
       ctx.stroke();
-      ctx.fillStyle = m.color;
+      // Beside its cross, so markers moved apart by `dy` keep their labels apart; a white edge over the lines.
       ctx.textAlign = X > pad.left + pw / 2 ? 'right' : 'left';
-      ctx.textBaseline = 'bottom';
-      ctx.fillText(m.label, X + (X > pad.left + pw / 2 ? -8 : 8), Math.max(pad.top + 14, Y - 4));
+      ctx.textBaseline = 'middle';
+      const lx = X + (X > pad.left + pw / 2 ? -10 : 10);
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = '#fff';
+      ctx.strokeText(m.label, lx, Y);
+      ctx.fillStyle = m.color;
+      ctx.fillText(m.label, lx, Y);
     }
 
     // Legend, top left, with each series' dash.
@@ -230,6 +267,76 @@ export class LineChart extends CanvasChart {
     }
     ctx.setLineDash([]);
   }
+}
+
+let counting = new Float64Array(0);
+
+/** 1, 2, …, n (the steps of a per-step series), a view of one array grown as runs get longer. */
+export function stepsUpTo(n: number): Float64Array {
+  if (counting.length < n) {
+    counting = new Float64Array(Math.max(n, 2 * counting.length, 1024));
+    for (let i = 0; i < counting.length; i++) counting[i] = i + 1;
+  }
+  return counting.subarray(0, n);
+}
+
+/**
+ * A series with more than 4 points per pixel column (of `columns`, spread over its own x extent) reduced
+ * to the first, lowest, highest and last point of each column, in order: the line looks the same and
+ * keeps its spikes (every k-th point would miss them). A value a log axis cannot show breaks the line as
+ * before. Series whose x goes back (not a run over steps) are kept whole.
+ */
+export function columnExtremes(x: ArrayLike<number>, y: ArrayLike<number>, columns: number, logX?: boolean, logY?: boolean): { x: ArrayLike<number>; y: ArrayLike<number> } {
+  const n = x.length;
+  if (n <= 4 * columns) return { x, y };
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    if (!Number.isFinite(x[i])) continue;
+    if (last >= 0 && x[i] < x[last]) return { x, y };
+    if (first < 0) first = i;
+    last = i;
+  }
+  if (first < 0) return { x, y };
+  const f = (v: number) => (logX ? Math.log10(v) : v);
+  const a = f(x[first]);
+  const span = f(x[last]) - a || 1;
+  const ox: number[] = [];
+  const oy: number[] = [];
+  let column = -1;
+  let idx: number[] = []; // first, lowest, highest, last of the column
+  let gap = false;
+  const flush = () => {
+    if (idx.length) for (const i of [...new Set(idx)].sort((p, q) => p - q)) (ox.push(x[i]), oy.push(y[i]));
+    if (gap) (ox.push(x[idx.at(-1) ?? first]), oy.push(NaN));
+    idx = [];
+    gap = false;
+  };
+  const perUnit = columns / span;
+  for (let i = first; i <= last; i++) {
+    const xi = x[i];
+    if (!(xi === xi) || (logX && !(xi > 0))) continue; // NaN fails xi === xi
+    const c = Math.min(columns - 1, ((logX ? Math.log10(xi) : xi) - a) * perUnit) | 0;
+    if (c !== column) {
+      flush();
+      column = c;
+    }
+    const yi = y[i];
+    if (!(yi - yi === 0) || (logY && !(yi > 0))) { // ±Infinity and NaN fail yi - yi === 0
+      // A break in the line: what came before it in this column is drawn, then the gap.
+      gap = true;
+      flush();
+      continue;
+    }
+    if (idx.length === 0) idx = [i, i, i, i];
+    else {
+      if (yi < y[idx[1]]) idx[1] = i;
+      if (yi > y[idx[2]]) idx[2] = i;
+      idx[3] = i;
+    }
+  }
+  flush();
+  return { x: ox, y: oy };
 }
 
 /** Tick positions (in transformed units) between a and b: decades on log axes, 1-2-5 steps otherwise. */
@@ -257,9 +364,16 @@ function ticks(a: number, b: number, log?: boolean): number[] {
   return out;
 }
 
-function format(v: number): string {
+/**
+ * A tick's label: three significant digits at most, with thousands separators up to a million (15,000
+ * steps, not "2e+4": rounding to one digit gave 15,000 and 20,000 the same label), exponents beyond.
+ */
+const THOUSANDS = new Intl.NumberFormat('en'); // made once: toLocaleString builds a formatter per call
+
+export function tickLabel(v: number): string {
   if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1e4 || a < 1e-3) return v.toExponential(0);
-  return String(Number(v.toPrecision(3)));
+  const r = Number(v.toPrecision(3));
+  const a = Math.abs(r);
+  if (a >= 1e6 || a < 1e-3) return r.toExponential();
+  return a >= 1e4 ? THOUSANDS.format(r) : String(r);
 }

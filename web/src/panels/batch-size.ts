@@ -31,7 +31,8 @@ let appliedBatch = 0;
 /** The note beside the ghost-batch control: shown while the size cannot be used with the twins' batch size. */
 function renderGhostNote(): string | null {
   const problem = appliedBatch > 0 ? ghostProblem(context.state().ghostBatch, appliedBatch) : null;
-  ghostNote.textContent = problem ?? '';
+  // A status region: written when the note changes, not on every frame.
+  if (ghostNote.textContent !== (problem ?? '')) ghostNote.textContent = problem ?? '';
   ghostNote.hidden = problem === null;
   return problem;
 }
@@ -39,6 +40,7 @@ function renderGhostNote(): string | null {
 /** Why a ghost-batch size is not in use with batches of `batchSize`, or null when it is (or is 0, none). */
 export function ghostProblem(ghost: number, batchSize: number): string | null {
   if (ghost === 0 || ghostFits(ghost, batchSize)) return null;
+  if (ghost === 1) return 'Ghost batches of 1 are off: a ghost batch norm normalizes each sub-batch with its own mean and variance, and one example is its own mean, with variance 0 (every unit would become 0). Use 2 or more.';
   if (ghost >= batchSize) return `Ghost batches of ${ghost} are off: they must be smaller than the batch size ${batchSize} and divide it.`;
   const divisors = Array.from({ length: batchSize - 2 }, (_, i) => i + 2).filter((d) => ghostFits(d, batchSize));
   return `Ghost batches of ${ghost} are off: the size must divide the batch size ${batchSize}${divisors.length ? ` (e.g. ${divisors.slice(0, 8).join(', ')})` : ''}.`;
@@ -91,7 +93,6 @@ export const batchSizePanel: Panel = {
     curveChart = new LineChart(row, { title: 'Spread of batch means against batch size, with 1/√B', xLabel: 'batch size B', yLabel: 'spread of batch means (in std)', logX: true, logY: true });
     figures = document.createElement('p');
     figures.className = 'figures';
-    figures.setAttribute('aria-live', 'polite');
     el.append(figures);
     gapChart = new LineChart(el, { title: 'Train and test accuracy of both networks', xLabel: 'step', yLabel: 'accuracy (train thin, test thick)', height: 200 });
     const note = document.createElement('p');

@@ -5,7 +5,7 @@
  */
 import { formatList } from '@bnlab/experiments/format.js';
 import { TWINS, sweepTail, type SweepPoint, type TwinId } from '../worker/protocol.js';
-import { LineChart, type Marker, type Series } from '../charts/line-chart.js';
+import { LineChart, stepsUpTo, type Marker, type Series } from '../charts/line-chart.js';
 import type { LabData, RunSeries, SweepState } from '../engine.js';
 import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
 
@@ -70,6 +70,20 @@ export function divergedRangeMax(run: RunSeries): number | undefined {
   return first === undefined ? undefined : 3 * first;
 }
 
+/**
+ * The crosses on the loss chart where a network diverged. The label names the network (colour alone
+ * would not), and a second cross at about the same step goes below the first, so both show.
+ */
+export function divergenceMarkers(data: Pick<LabData, 'runs' | 'step'>): Marker[] {
+  const markers: Marker[] = [];
+  for (const twin of TWINS) {
+    const d = data.runs[twin].diverged;
+    if (d) markers.push({ x: d.step, y: d.loss, label: `${twin === 'bn' ? 'with' : 'without'} BN: diverged at step ${d.step}`, color: TWIN_STYLE[twin].color });
+  }
+  if (markers.length === 2 && Math.abs(markers[0].x - markers[1].x) <= Math.max(2, data.step / 20)) markers[1].dy = 18;
+  return markers;
+}
+
 let lossChart: LineChart;
 let accuracyChart: LineChart;
 let sweepChart: LineChart;
@@ -115,15 +129,13 @@ export const convergencePanel: Panel = {
   update(data: LabData) {
     const series: Series[] = [];
     const acc: Series[] = [];
-    const markers: Marker[] = [];
     for (const twin of TWINS) {
       const run = data.runs[twin];
       const style = TWIN_STYLE[twin];
-      const steps = Float64Array.from(run.trainLoss, (_, i) => i + 1);
-      series.push({ ...style, x: steps, y: smooth(run.trainLoss, 20), rangeMax: divergedRangeMax(run) });
+      series.push({ ...style, x: stepsUpTo(run.trainLoss.length), y: smooth(run.trainLoss, 20), rangeMax: divergedRangeMax(run) });
       acc.push({ ...style, x: run.test.map((t) => t.step), y: run.test.map((t) => t.accuracy), points: run.test.length < 30 });
-      if (run.diverged) markers.push({ x: run.diverged.step, y: run.diverged.loss, label: `diverged at step ${run.diverged.step}`, color: style.color });
     }
+    const markers = divergenceMarkers(data);
     const steps = Math.max(data.step, 10);
     lossChart.setXRange([1, steps]);
     accuracyChart.setXRange([0, steps]);
@@ -134,9 +146,9 @@ export const convergencePanel: Panel = {
 
     const diverged = TWINS.filter((t) => data.runs[t].diverged);
     divergenceNote.hidden = diverged.length === 0;
-    divergenceNote.textContent = diverged
-      .map((t) => `The network ${t === 'bn' ? 'with' : 'without'} batch norm was stopped: ${data.runs[t].diverged!.message}. Lower the learning rate and press Reset.`)
-      .join(' ');
+    const note = diverged.map((t) => `The network ${t === 'bn' ? 'with' : 'without'} batch norm was stopped: ${data.runs[t].diverged!.message}. Lower the learning rate and press Reset.`).join(' ');
+    // A status region: written once, not again with the same words on every frame.
+    if (divergenceNote.textContent !== note) divergenceNote.textContent = note;
 
     const sweep = data.sweep;
     sweepChart.hidden = !sweep;
@@ -152,12 +164,14 @@ export const convergencePanel: Panel = {
       // Above this line a rate that did not diverge still did not learn.
       sw.push({ label: 'trained below', color: '#777', dash: [2, 3], width: 1, x: [sweep.rates[0], sweep.rates[sweep.rates.length - 1]], y: [LEARNED_LOSS, LEARNED_LOSS] });
       sweepChart.setData(sw, sm);
-      sweepStatus.textContent = sweep.running
+      const status = sweep.running
         ? `Sweeping: ${TWINS.map((t) => `${TWIN_STYLE[t].label} ${sweep.done[t]}/${sweep.rates.length}`).join(', ')}`
         : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; each point is the mean loss over the last ${sweepTail(sweep.steps)} steps; above the dotted line (half of ln 10 ≈ 2.3, a uniform guess) a rate did not learn; × at the top = diverged (upper row with batch norm, lower row without).`;
+      if (sweepStatus.textContent !== status) sweepStatus.textContent = status;
     } else {
       sweepChart.setData([]);
-      sweepStatus.textContent = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';
+      const idle = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';
+      if (sweepStatus.textContent !== idle) sweepStatus.textContent = idle;
     }
     sweepChart.draw();
   },

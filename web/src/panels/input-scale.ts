@@ -22,7 +22,7 @@ import {
 } from '@bnlab/experiments/two-feature.js';
 import { TWINS } from '../worker/protocol.js';
 import { ContourChart, type Path } from '../charts/contour-chart.js';
-import { LineChart, type Series } from '../charts/line-chart.js';
+import { LineChart, stepsUpTo, type Series } from '../charts/line-chart.js';
 import { legend } from '../charts/legend.js';
 import type { LabData } from '../engine.js';
 import { divergedRangeMax } from './convergence.js';
@@ -106,12 +106,27 @@ export function datasetName(dataset: string): string {
 }
 let context: PanelContext;
 
+/** The ratio the two-feature charts show: they depend on it alone, not on the training. */
+let drawnRatio: number | null = null;
+
 function redrawTwoFeature(): void {
   const ratio = context.state().scaleRatio;
+  // Redrawing the contours on every training report kept the page's thread busy (a 61×61 loss grid and
+  // 2,000 loss points each time) and the frame rate fell while the twins trained.
+  if (ratio !== drawnRatio) {
+    drawnRatio = ratio;
+    setTwoFeatureData(ratio);
+  }
+  // Cheap when nothing changed; redraws at a new size (a phone turned, a window resized).
+  contourChart.draw();
+  lossChart.draw();
+}
+
+function setTwoFeatureData(ratio: number): void {
   if (!view || view.ratio !== ratio) view = twoFeatureView(ratio);
   const v = view;
   const p = v.problem;
-  const min = twoFeatureMinimum(p, 'standardized').w;
+  const { w: min, loss: lowest } = twoFeatureMinimum(p, 'standardized');
   // Every path in the same coordinates, weight × feature std: the same function has the same point, so
   // the three share one set of contours and differ only in the route gradient descent takes.
   const rawDrawn = first(v.paths.raw, DRAWN_STEPS);
@@ -125,11 +140,9 @@ function redrawTwoFeature(): void {
     const path = v.paths[k];
     // Enough steps to see the raw path arrive (or 2,000 when it does not).
     const n = Math.min(path.loss.length, Math.max(60, Math.min(CHARTED_STEPS, 3 * (v.paths.raw.stepsToTarget ?? CHARTED_STEPS))));
-    return { ...STYLE[k], label: '', x: Float64Array.from({ length: n }, (_, i) => i), width: k === 'batchnorm' ? 1 : 2, y: Float64Array.from(path.loss.slice(0, n), (l) => Math.max(1e-6, l - twoFeatureMinimum(p, 'standardized').loss)) };
+    return { ...STYLE[k], label: '', x: Float64Array.from({ length: n }, (_, i) => i), width: k === 'batchnorm' ? 1 : 2, y: Float64Array.from(path.loss.slice(0, n), (l) => Math.max(1e-6, l - lowest)) };
   });
   lossChart.setData(series);
-  contourChart.draw();
-  lossChart.draw();
   stepsLine.textContent =
     `Steps to within 1% of the lowest loss: raw ${fmtSteps(v.steps.raw)}${v.steps.rawEstimated ? ' (estimated from the curvature: too many to run here)' : ''}, ` +
     `standardized ${fmtSteps(v.steps.standardized)}, batch norm on the input ${v.steps.batchnorm === null ? `not within ${SIMULATED_STEPS.toLocaleString('en')} (the batches' noise keeps it above)` : fmtSteps(v.steps.batchnorm)}. ` +
@@ -182,7 +195,7 @@ export const inputScalePanel: Panel = {
     redrawTwoFeature();
     const series: Series[] = TWINS.map((twin) => {
       const run = data.runs[twin];
-      return { ...TWIN_STYLE[twin], label: twin === 'bn' ? `with batch norm${data.applied.inputBn ? ' (and on the input)' : ''}` : TWIN_STYLE[twin].label, x: Float64Array.from(run.trainLoss, (_, i) => i + 1), y: smooth(run.trainLoss, 20), rangeMax: divergedRangeMax(run) };
+      return { ...TWIN_STYLE[twin], label: twin === 'bn' ? `with batch norm${data.applied.inputBn ? ' (and on the input)' : ''}` : TWIN_STYLE[twin].label, x: stepsUpTo(run.trainLoss.length), y: smooth(run.trainLoss, 20), rangeMax: divergedRangeMax(run) };
     });
     mnistChart.setData(series);
     mnistChart.draw();

@@ -68,13 +68,18 @@ let driftCell: HTMLElement;
 let driftLegend: HTMLElement;
 let driftLegendLayers = 0;
 
-/** The drift chart's legend for `layers` hidden layers, replacing the previous one (depth changes on reset). */
+/**
+ * The drift chart's legend for `layers` hidden layers, replacing the previous one (depth changes on
+ * reset). The networks keep their line styles (solid with batch norm, dashed without); each line's
+ * number at its end names its layer, so neither tells layers apart by colour alone.
+ */
 function driftLegendFor(layers: number): HTMLElement {
-  const items = [
-    ...LAYER_SHADES.bn.slice(0, layers).map((color, l) => ({ label: `layer ${l + 1}`, color, dash: LAYER_DASH[l] })),
-    { label: 'without batch norm: dashed, same shades', color: LAYER_SHADES.nobn[0], dash: [7, 4] },
-  ];
+  const items = TWINS.map((t) => ({ label: TWIN_STYLE[t].label, color: LAYER_SHADES[t][0], dash: TWIN_STYLE[t].dash }));
   const el = legend(driftCell, items);
+  const key = document.createElement('span');
+  key.className = 'html-legend-item';
+  key.textContent = `number at a line’s end: its hidden layer (1 to ${layers}), also in shades`;
+  el.append(key);
   driftLegend?.remove();
   driftCell.prepend(el);
   driftLegendLayers = layers;
@@ -83,11 +88,15 @@ function driftLegendFor(layers: number): HTMLElement {
 
 /** The layer and unit the probe measures: the chosen ones, clamped to the twins' depth and width, as the worker clamps them. */
 const chosen = (s: LabState, layers: number, width: number) => ({ layer: Math.min(s.insideLayer, layers) - 1, unit: Math.min(s.insideUnit, width - 1) });
-const LAYER_DASH = [[], [8, 3], [2, 3], [10, 3, 2, 3], [4, 4], [1, 2]];
 const LAYER_SHADES: Record<TwinId, string[]> = {
   bn: ['#1f6fb4', '#3b8fd4', '#6aaee6', '#0d4a7d', '#8cc3ef', '#163f63'],
   nobn: ['#c2410c', '#e2692f', '#f0955f', '#8a2e08', '#f5b48a', '#6b2406'],
 };
+
+/** A drift line's look: the network's line style (solid with batch norm, dashed without), a shade and the layer's number at its end. */
+export function driftStyle(twin: TwinId, layer: number): { color: string; dash: number[]; endLabel: string } {
+  return { color: LAYER_SHADES[twin][layer % LAYER_SHADES[twin].length], dash: TWIN_STYLE[twin].dash, endLabel: String(layer + 1) };
+}
 
 export const insidePanel: Panel = {
   id: 'inside',
@@ -159,7 +168,7 @@ export const insidePanel: Panel = {
       const withDrift = driftSamples(data, twin);
       const n = withDrift.at(-1)?.drift.length ?? 0;
       for (let l = 0; l < n; l++) {
-        drift.push({ label: '', color: LAYER_SHADES[twin][l % 6], dash: twin === 'bn' ? LAYER_DASH[l % 6] : [7, 4], width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => s.drift[l] ?? NaN) });
+        drift.push({ label: '', ...driftStyle(twin, l), width: 1.6, x: withDrift.map((s) => s.step), y: withDrift.map((s) => s.drift[l] ?? NaN) });
       }
       const v = latest(data, twin);
       // A diverged network's last histogram is of values on their way to overflow: left out.

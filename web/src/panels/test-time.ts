@@ -7,6 +7,7 @@
  * batch of one in training mode gives. Probes: 'running-mean', 'accuracy-by-statistics'.
  */
 import { digitFromRgba } from '@bnlab/data/digit.js';
+import { FASHION_MNIST_CLASS_NAMES } from '@bnlab/data/dataset.js';
 import { TWINS, type ClassifyOutput, type ModelId } from '../worker/protocol.js';
 import { LineChart, type Series } from '../charts/line-chart.js';
 import { legend } from '../charts/legend.js';
@@ -41,6 +42,16 @@ let results: HTMLElement;
 let why: HTMLElement;
 let lastClassified: { outputs: Partial<Record<ModelId, ClassifyOutput>>; step: number } | null = null;
 let drawnPixels: Float32Array | null = null;
+/** The dataset the twins learned (the last reset): it names their ten classes and what to draw. */
+let dataset = '';
+let caption: HTMLElement;
+
+/** The twins' name for class `i`: the digit, or Fashion-MNIST's name for it. */
+const className = (i: number) => (dataset === 'fashion-mnist' ? FASHION_MNIST_CLASS_NAMES[i] : String(i));
+const prompt = () =>
+  dataset === 'fashion-mnist'
+    ? `Draw a piece of clothing on the black square: these networks learned Fashion-MNIST (${FASHION_MNIST_CLASS_NAMES.join(', ').toLowerCase()}).`
+    : 'Draw a digit on the black square.';
 
 /** The layer and unit measured: the chosen ones clamped to the twins' depth and width (`applied`), as the worker clamps them. */
 const unitOf = (s: LabState, applied: LabState) => ({ layer: Math.min(s.testLayer, applied.depth) - 1, unit: Math.min(s.testUnit, applied.width - 1) });
@@ -85,7 +96,7 @@ export const testTimePanel: Panel = {
     pad.width = CANVAS;
     pad.height = CANVAS;
     pad.setAttribute('role', 'img');
-    pad.setAttribute('aria-label', 'Drawing area: draw a digit with the mouse, a finger or a pen');
+    pad.setAttribute('aria-label', 'Drawing area: draw with the mouse, a finger or a pen');
     const buttons = document.createElement('div');
     const clear = document.createElement('button');
     clear.type = 'button';
@@ -99,19 +110,21 @@ export const testTimePanel: Panel = {
     left.append(pad, buttons);
     const mid = document.createElement('div');
     mid.className = 'draw-preview';
-    const cap = document.createElement('span');
-    cap.className = 'caption';
-    cap.textContent = 'What the networks see: 28×28, the digit scaled into 20×20 and centred by mass, as in MNIST';
+    caption = document.createElement('span');
+    caption.className = 'caption';
     preview = document.createElement('canvas');
     preview.id = 'digit-preview';
     preview.width = 28;
     preview.height = 28;
-    mid.append(preview, cap);
+    preview.setAttribute('role', 'img');
+    preview.setAttribute('aria-label', 'The drawing as the networks see it, 28 by 28 pixels');
+    mid.append(preview, caption);
     results = document.createElement('div');
     results.className = 'draw-results';
     results.id = 'digit-results';
     results.setAttribute('aria-live', 'polite');
-    results.textContent = 'Draw a digit on the black square.';
+    dataset = ctx.state().dataset;
+    setDatasetTexts();
     drawRow.append(left, mid, results);
     why = document.createElement('p');
     why.className = 'caption';
@@ -123,7 +136,7 @@ export const testTimePanel: Panel = {
       g.fillRect(0, 0, CANVAS, CANVAS);
       drawnPixels = null;
       lastClassified = null;
-      results.textContent = 'Draw a digit on the black square.';
+      results.textContent = prompt();
       preview.getContext('2d')!.clearRect(0, 0, 28, 28);
     };
     wipe();
@@ -160,6 +173,12 @@ export const testTimePanel: Panel = {
   },
 
   update(data: LabData) {
+    if (data.applied.dataset !== dataset) {
+      // Other twins, other classes: an answer of the previous twins would be read with the wrong names.
+      dataset = data.applied.dataset;
+      setDatasetTexts();
+      if (lastClassified) void classifyDrawing();
+    }
     const { layer, unit } = unitOf(context.state(), data.applied);
     const rm = probeSamples(data, 'bn', 'running-mean').filter((s) => s.value.layer === layer && s.value.unit === unit && s.step > 0);
     const mean: Series[] = KINDS.map((k) => ({ label: '', color: k.color, dash: [...k.dash], width: k.key === 'population' ? 1.5 : 2, x: rm.map((s) => s.step), y: rm.map((s) => s.value[k.key]) }));
@@ -209,6 +228,15 @@ export const testTimePanel: Panel = {
   },
 };
 
+/** The caption under the preview and the prompt beside the pad, for the twins' dataset. */
+function setDatasetTexts(): void {
+  caption.textContent =
+    dataset === 'fashion-mnist'
+      ? 'What the networks see: 28×28, the drawing scaled into 20×20 and centred by mass as MNIST’s digits are (Fashion-MNIST’s pictures fill the square: draw large)'
+      : 'What the networks see: 28×28, the digit scaled into 20×20 and centred by mass, as in MNIST';
+  if (!drawnPixels) results.textContent = prompt();
+}
+
 const accText = (a: { step: number; value: PanelProbeValues['accuracy-by-statistics'] } | undefined) =>
   a ? `; test accuracy at step ${a.step} is ${pct(a.value.raw)} with the raw averages, ${pct(a.value.biasCorrected)} bias-corrected, ${pct(a.value.population)} with population and ${pct(a.value.batch)} with batch statistics` : '';
 
@@ -256,7 +284,7 @@ function classifiedSentence(outputs: Partial<Record<ModelId, ClassifyOutput>>): 
   if (bn?.untrained) return 'Your drawing: the network with batch norm has not trained yet, so its running statistics hold nothing to normalize with: train some steps first.';
   if (!bn?.eval || !nobn?.eval) return '';
   const one = bn.trainBatchOfOne;
-  const f = (p: number[]) => `${argmax(p)} (${pct(p[argmax(p)])})`;
+  const f = (p: number[]) => `${className(argmax(p))} (${pct(p[argmax(p)])})`;
   const oneText = 'probabilities' in one ? `as a batch of one in training mode it says ${f(one.probabilities)}` : one.formula ? `as a batch of one in training mode it would say ${f(one.formula)} for any drawing, since every batch norm outputs its β` : 'as a batch of one in training mode it cannot normalize at all';
   return `Your drawing: in eval mode the network with batch norm says ${f(bn.eval)} and the one without says ${f(nobn.eval)}; ${oneText}.`;
 }
@@ -302,15 +330,18 @@ function bars(title: string, probabilities: number[], id: ModelId): HTMLElement 
   const t = document.createElement('div');
   t.className = 'prob-title';
   const top = argmax(probabilities);
-  t.textContent = `${title}: ${top} (${pct(probabilities[top])})`;
+  const imported = context.imported()?.classNames;
+  const name = (i: number) => (id === 'imported' ? (imported?.[i] ?? String(i)) : className(i));
+  t.textContent = `${title}: ${name(top)} (${pct(probabilities[top])})`;
   wrap.append(t);
-  const names = context.imported()?.classNames;
+  // Names longer than a digit get a wider label column.
+  if (probabilities.some((_, i) => name(i).length > 2)) wrap.classList.add('named');
   probabilities.forEach((p, i) => {
     const line = document.createElement('div');
     line.className = 'prob-line';
     const label = document.createElement('span');
     label.className = 'prob-label';
-    label.textContent = id === 'imported' && names ? names[i] : String(i);
+    label.textContent = name(i);
     const bar = document.createElement('span');
     bar.className = `prob-bar${i === top ? ' top' : ''} bar-${id}`;
     bar.style.width = `${Math.max(0.5, 100 * p)}%`;

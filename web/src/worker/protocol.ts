@@ -94,9 +94,12 @@ export function sweepTail(steps: number): number {
   return Math.max(1, Math.round(steps / 10));
 }
 
-/** A ghost-batch size the twins can use with batches of `batchSize`: smaller than it, and dividing it. */
+/**
+ * A ghost-batch size the twins can use with batches of `batchSize`: 2 or more (a ghost batch of one has
+ * variance 0, and the library refuses it as it refuses a batch of one), smaller than it, and dividing it.
+ */
 export function ghostFits(ghost: number, batchSize: number): boolean {
-  return ghost > 0 && ghost < batchSize && batchSize % ghost === 0;
+  return ghost > 1 && ghost < batchSize && batchSize % ghost === 0;
 }
 
 export interface SweepPoint {
