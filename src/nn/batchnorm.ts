@@ -680,7 +680,7 @@ export abstract class BatchNormBase extends Module {
       return new Error(problem + `The layer is in eval mode but set to statistics '${this.statisticsMode}'. Fixes: give it at least 2 examples at a time, or set statistics to 'auto' (or 'running') to predict single examples with the running statistics.`);
     }
     return new Error(
-      problem + 'Fixes: drop the short last batch (DataLoader dropLast: true, the default for models with batch norm); call model.eval() to predict single examples with the running statistics; or train with a batch of at least 2.',
+      problem + 'Fixes: drop the short last batch (the Trainer does so for models with batch norm; a DataLoader built directly needs dropLast: true); call model.eval() to predict single examples with the running statistics; or train with a batch of at least 2.',
     );
   }
 
