@@ -51,7 +51,11 @@ test("recalibrate on a run trained on the user's own CSV uses that run's trainin
   const out = join(dir, 'precise');
   const r = run(['recalibrate', '--model', trained, '--out', out, '--batches', '20', '--batch', '30']);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /over 20 batches of 30 from the run's training data from .*machines\.csv \(720 samples\)/);
+  assert.match(r.stdout, /over 20 batches of 30 from the run's training data from .*machines\.csv \(720 samples\), in/);
+  // More batches than the data holds: the line says they are passes over the same samples.
+  const again = run(['recalibrate', '--model', trained, '--out', join(dir, 'passes'), '--batches', '60', '--batch', '30']);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /over 60 batches of 30 from .*\(720 samples\) \(2\.5 passes over its 24 batches, reshuffled each time\), in/);
   assert.match(r.stdout, /Test accuracy on the run's test split of .*machines\.csv \(180 samples: 0\.2 of each class, seed \d+\): [\d.]+% with the running averages/);
   const saved = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
   assert.ok(saved.preprocessing?.standardize, 'the recalibrated model still standardizes its input');

@@ -152,7 +152,8 @@ function progressBar(label: string): { update: (p: ExperimentProgress) => void; 
       },
     };
   }
-  let last = 0;
+  // The first line after 30 s: a run shorter than that prints only its result, not "0%".
+  let last = Date.now();
   return {
     update(p) {
       if (Date.now() - last < 30_000) return;

@@ -87,7 +87,10 @@ Examples:
       const config = join(dir, 'config.json');
       if (flags.out && existsSync(config)) copyFileSync(config, join(outDir, 'config.json'));
       const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-      console.log(`Recomputed the running statistics of ${result.layers.length} batch-norm layer${result.layers.length === 1 ? "" : "s"} over ${result.batches} batches of ${flags.batch} from ${trainingWhat}, in ${seconds.toFixed(1)} s.`);
+      // Past one pass the loader reshuffles the same samples: said, so that a small set is not read as many batches' worth.
+      const perPass = Math.floor(trainSet.count / flags.batch);
+      const passes = result.batches > perPass ? ` (${(result.batches / perPass).toFixed(result.batches % perPass === 0 ? 0 : 1)} passes over its ${perPass} batch${perPass === 1 ? '' : 'es'}, reshuffled each time)` : '';
+      console.log(`Recomputed the running statistics of ${result.layers.length} batch-norm layer${result.layers.length === 1 ? "" : "s"} over ${result.batches} batches of ${flags.batch} from ${trainingWhat}${passes}, in ${seconds.toFixed(1)} s.`);
       if (before && after) console.log(`Test accuracy on ${testWhat}: ${pct(before.accuracy)} with the running averages, ${pct(after.accuracy)} with population statistics (loss ${before.loss.toFixed(4)} → ${after.loss.toFixed(4)}).`);
       else console.log(`Test accuracy not measured: ${dir} is not a run directory, so its test data is unknown (bnlab evaluate --model ${outDir} --data PATH measures it).`);
       console.log(`Saved ${outDir}`);
