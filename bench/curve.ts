@@ -164,7 +164,8 @@ export function curveSpec(points: Point[]): VegaLiteSpec {
   };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, symbolStrokeColor: '#333' } },
+    // Legends on the right: above two side-by-side charts they would leave the figure's right side empty.
+    config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, orient: 'right' as const, symbolStrokeColor: '#333' } },
     title: { text: "Cost curve: the paper's MLP with batch norm (784-W-W-W-10, sigmoid), SGD training steps", subtitle: 'each side its best of one and two threads (bnlab: data-parallel with synchronized batch norm, or split products)', anchor: 'start' },
     hconcat: [strip(steps), strip(ratio)],
     resolve: { scale: { color: 'shared' } },
