@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CrossEntropyLoss, DataParallel, Rng, SGD, Tensor, buildSequential, createWasmKernels, initBackend, mlpLayers, registerBackend, setBackend, type Kernels, type Sequential, type WasmKernels } from '../src/index.js';
-import { xyChart, CHART_CONFIG, type Row, type VegaLiteSpec } from '../src/report/charts.js';
+import { xyChart, CHART_CONFIG_LEGENDS_BESIDE, type Row, type VegaLiteSpec } from '../src/report/charts.js';
 import { renderSvg } from '../src/report/render.js';
 import { svgToPng } from '../src/report/png.js';
 
@@ -164,8 +164,7 @@ export function curveSpec(points: Point[]): VegaLiteSpec {
   };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    // Legends on the right: above two side-by-side charts they would leave the figure's right side empty.
-    config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, orient: 'right' as const, symbolStrokeColor: '#333' } },
+    config: { ...CHART_CONFIG_LEGENDS_BESIDE, legend: { ...CHART_CONFIG_LEGENDS_BESIDE.legend, symbolStrokeColor: '#333' } },
     title: { text: "Cost curve: the paper's MLP with batch norm (784-W-W-W-10, sigmoid), SGD training steps", subtitle: 'each side its best of one and two threads (bnlab: data-parallel with synchronized batch norm, or split products)', anchor: 'start' },
     hconcat: [strip(steps), strip(ratio)],
     resolve: { scale: { color: 'shared' } },

@@ -86,6 +86,12 @@ export const CHART_CONFIG = {
 };
 
 /**
+ * The same, with the legends beside the plots: for figures of several plots side by side (a grid of
+ * contours, two charts in a row), where legends above would widen the figure by an empty margin.
+ */
+export const CHART_CONFIG_LEGENDS_BESIDE = { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, orient: 'right' as const } };
+
+/**
  * Tick values for a log axis over [min, max]: powers of ten, with 2 and 5 in between when the range is
  * at most two and a half decades (Vega's own log ticks label every 1..9 multiple, too crowded to read).
  */
@@ -334,6 +340,5 @@ export function contourGrid(o: ContourGridOptions): VegaLiteSpec {
   };
   // One grid whatever each panel's label widths: the layout counts only the plot areas (bounds: 'flush'),
   // and the spacing leaves room for the axes, the titles and the subtitles between them.
-  // The contour grid keeps its legends (a shade scale among them) beside the panels, where they fit.
-  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: { ...CHART_CONFIG, legend: { ...CHART_CONFIG.legend, orient: 'right' as const } }, concat: o.panels.map(panel), columns: o.columns, align: 'all', bounds: 'flush', spacing: { row: 78, column: 84 }, padding: { left: 70, top: 40, right: 10, bottom: 40 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG_LEGENDS_BESIDE, concat: o.panels.map(panel), columns: o.columns, align: 'all', bounds: 'flush', spacing: { row: 78, column: 84 }, padding: { left: 70, top: 40, right: 10, bottom: 40 }, resolve: { scale: { fill: 'shared', color: 'shared', shape: 'shared' } } };
 }

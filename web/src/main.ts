@@ -8,7 +8,7 @@ import { TWINS } from './worker/protocol.js';
 import { Engine, type LabData } from './engine.js';
 import { exportMetricsCsv, exportMetricsJson, downloadBytes, downloadText } from './export.js';
 import { PANELS } from './panels/index.js';
-import type { PanelContext } from './panels/types.js';
+import { writeText, type PanelContext } from './panels/types.js';
 import { DEFAULT_LR, PROP_LIST, parseHash, pendingReset, propByName, serializeHash, type LabState, type Prop } from './state.js';
 import { installTestHook } from './test-hook.js';
 
@@ -373,9 +373,7 @@ function frame(now: number): void {
     lastReading = now;
     for (const panel of PANELS) {
       const el = readings.get(panel.id)!;
-      const text = panel.reading(data);
-      // Written only when it changed: a rewrite with the same words is still a change to a live region.
-      if (el.textContent !== text) el.textContent = text;
+      writeText(el, panel.reading(data));
       // While the run plays the readings change several times a second: a screen reader hears the one
       // it stops at instead of an endless queue.
       if (el.getAttribute('aria-busy') !== String(data.playing)) el.setAttribute('aria-busy', String(data.playing));

@@ -364,12 +364,12 @@ function ticks(a: number, b: number, log?: boolean): number[] {
   return out;
 }
 
+const THOUSANDS = new Intl.NumberFormat('en'); // made once: toLocaleString builds a formatter per call
+
 /**
  * A tick's label: three significant digits at most, with thousands separators up to a million (15,000
  * steps, not "2e+4": rounding to one digit gave 15,000 and 20,000 the same label), exponents beyond.
  */
-const THOUSANDS = new Intl.NumberFormat('en'); // made once: toLocaleString builds a formatter per call
-
 export function tickLabel(v: number): string {
   if (v === 0) return '0';
   const r = Number(v.toPrecision(3));

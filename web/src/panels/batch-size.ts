@@ -9,7 +9,7 @@ import { TWINS, ghostFits, type ProbeRequest, type TwinId } from '../worker/prot
 import { LineChart, type Series } from '../charts/line-chart.js';
 import { probeSamples, type LabData } from '../engine.js';
 import type { LabState } from '../state.js';
-import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
+import { TWIN_STYLE, writeText, type Panel, type PanelContext } from './types.js';
 
 /** How often the noise curve and the accuracies are asked for: the schedule in panel-probes.ts takes them every 50 steps up to 100, every 250 up to 1,000, then every 1,000. */
 export const CURVE_EVERY = 50;
@@ -31,8 +31,7 @@ let appliedBatch = 0;
 /** The note beside the ghost-batch control: shown while the size cannot be used with the twins' batch size. */
 function renderGhostNote(): string | null {
   const problem = appliedBatch > 0 ? ghostProblem(context.state().ghostBatch, appliedBatch) : null;
-  // A status region: written when the note changes, not on every frame.
-  if (ghostNote.textContent !== (problem ?? '')) ghostNote.textContent = problem ?? '';
+  writeText(ghostNote, problem ?? '');
   ghostNote.hidden = problem === null;
   return problem;
 }

@@ -7,7 +7,7 @@ import { formatList } from '@bnlab/experiments/format.js';
 import { TWINS, sweepTail, type SweepPoint, type TwinId } from '../worker/protocol.js';
 import { LineChart, stepsUpTo, type Marker, type Series } from '../charts/line-chart.js';
 import type { LabData, RunSeries, SweepState } from '../engine.js';
-import { TWIN_STYLE, type Panel, type PanelContext } from './types.js';
+import { TWIN_STYLE, writeText, type Panel, type PanelContext } from './types.js';
 
 /** Rates of the sweep: 0.01 to 100, half a decade apart. */
 export const SWEEP_RATES = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100];
@@ -147,8 +147,7 @@ export const convergencePanel: Panel = {
     const diverged = TWINS.filter((t) => data.runs[t].diverged);
     divergenceNote.hidden = diverged.length === 0;
     const note = diverged.map((t) => `The network ${t === 'bn' ? 'with' : 'without'} batch norm was stopped: ${data.runs[t].diverged!.message}. Lower the learning rate and press Reset.`).join(' ');
-    // A status region: written once, not again with the same words on every frame.
-    if (divergenceNote.textContent !== note) divergenceNote.textContent = note;
+    writeText(divergenceNote, note);
 
     const sweep = data.sweep;
     sweepChart.hidden = !sweep;
@@ -167,11 +166,10 @@ export const convergencePanel: Panel = {
       const status = sweep.running
         ? `Sweeping: ${TWINS.map((t) => `${TWIN_STYLE[t].label} ${sweep.done[t]}/${sweep.rates.length}`).join(', ')}`
         : `Done: ${sweep.rates.length} rates, ${sweep.steps} steps each, fresh networks from the same seed; each point is the mean loss over the last ${sweepTail(sweep.steps)} steps; above the dotted line (half of ln 10 ≈ 2.3, a uniform guess) a rate did not learn; × at the top = diverged (upper row with batch norm, lower row without).`;
-      if (sweepStatus.textContent !== status) sweepStatus.textContent = status;
+      writeText(sweepStatus, status);
     } else {
       sweepChart.setData([]);
-      const idle = 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.';
-      if (sweepStatus.textContent !== idle) sweepStatus.textContent = idle;
+      writeText(sweepStatus, 'Trains fresh copies of both networks at each rate; the run above is paused meanwhile.');
     }
     sweepChart.draw();
   },

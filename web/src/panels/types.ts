@@ -12,6 +12,14 @@ export const TWIN_STYLE: Record<TwinId, { label: string; color: string; dash: nu
   nobn: { label: 'without', color: '#c2410c', dash: [7, 4] },
 };
 
+/**
+ * Set `el`'s text only when it differs: the readings and notes are live regions, where writing the same
+ * words again on every frame is still a change that a screen reader announces.
+ */
+export function writeText(el: HTMLElement, text: string): void {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 /** What a panel may do besides drawing: read and change the state, ask the engine for things. */
 export interface PanelContext {
   /** The current state (as in the URL; may differ from `data.applied` until a reset). */
