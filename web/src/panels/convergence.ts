@@ -7,6 +7,7 @@ import { formatList } from '@bnlab/experiments/format.js';
 import { TWINS, sweepTail, type SweepPoint, type TwinId } from '../worker/protocol.js';
 import { LineChart, stepsUpTo, type Marker, type Series } from '../charts/line-chart.js';
 import type { LabData, RunSeries, SweepState } from '../engine.js';
+import { LAB_EVAL_EVERY } from '../state.js';
 import { TWIN_STYLE, writeText, type Panel, type PanelContext } from './types.js';
 
 /** Rates of the sweep: 0.01 to 100, half a decade apart. */
@@ -217,7 +218,7 @@ function runReading(data: LabData): string {
   const { bn, nobn } = data.runs;
   const lr = data.applied.lr;
   if (nobn.diverged && !bn.diverged) {
-    return `At learning rate ${lr} the network without batch norm diverged at step ${nobn.diverged.step}, while the one with batch norm trains on (loss ${num(recentLoss(bn))}, test accuracy ${bn.test.length ? pct(bn.test[bn.test.length - 1].accuracy) : 'n/a'}).`;
+    return `At learning rate ${lr} the network without batch norm diverged at step ${nobn.diverged.step}, while the one with batch norm trains on (loss ${num(recentLoss(bn))}${bn.test.length ? `, test accuracy ${pct(bn.test[bn.test.length - 1].accuracy)}` : `; its test accuracy is first measured at step ${LAB_EVAL_EVERY}`}).${data.playing ? '' : ' Press Play to let it go on.'}`;
   }
   if (bn.diverged && nobn.diverged) return `At learning rate ${lr} both networks diverged (with batch norm at step ${bn.diverged.step}, without at step ${nobn.diverged.step}): lower the rate and reset.`;
   if (bn.diverged) return `At learning rate ${lr} the network with batch norm diverged at step ${bn.diverged.step} and the one without did not (loss ${num(recentLoss(nobn))}).`;
