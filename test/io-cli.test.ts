@@ -135,7 +135,7 @@ describe('bnlab train with model files and checkpoints', () => {
     writeFileSync(join(tmp, 'cut.png'), pngBytes(28, 28).subarray(0, 50));
     await fails(['predict', '--model', straight(), '--image', join(tmp, 'cut.png')], /cut\.png: truncated: /);
     await fails(['predict', '--model', straight(), '--image', join(tmp, 'none.png')], /none\.png: not found/);
-    await fails(['predict', '--model', join(tmp, 'nothing'), '--mnist-test', '0'], /'--model <dir>' argument .* is invalid\. Allowed choices are ioffe-mlp, .*, or a model directory/);
+    await fails(['predict', '--model', join(tmp, 'nothing'), '--mnist-test', '0'], /'--model <dir>' argument .* is invalid\. Allowed choices are ioffe-mlp, .*, or a model directory.*There is no ".*nothing" \(from .*\): check the path/);
   });
 
   test('export --onnx: onnxruntime gives the probabilities predict prints', async () => {

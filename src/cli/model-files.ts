@@ -29,7 +29,13 @@ export const TRAINED_MODEL_OPTION_HELP = `a model directory (model.json + model.
 export function modelArgument(value: string): string {
   if (presetNames().includes(value) || isShapedModel(value)) return value;
   if (isModelDir(value)) return resolve(value); // absolute, so a run's config.json still finds it from elsewhere
-  const hint = existsSync(value) ? ` "${value}" exists but holds no model.safetensors (a run directory gets one when training ends).` : '';
+  // A value that looks like a path is most likely a directory the user meant: say what is wrong with it.
+  const looksLikePath = /[/\\.~]/.test(value);
+  const hint = existsSync(value)
+    ? ` "${value}" exists but holds no model.safetensors (a run directory gets one when training ends).`
+    : looksLikePath
+      ? ` There is no "${value}" (from ${process.cwd()}): check the path (a run directory is the --out of bnlab train).`
+      : '';
   throw new InvalidArgumentError(`Allowed choices are ${presetNames().join(', ')}, ${SHAPED_MODELS.join(', ')}, or a model directory (model.json + model.safetensors).${hint}`);
 }
 
