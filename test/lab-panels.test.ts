@@ -20,9 +20,10 @@ import { bnlab } from './support/cli.js';
 import { separableCsv } from './support/own-data.js';
 import { advance, launch, openLab, serve, type WatchedPage } from './support/lab.js';
 import { driftStyle, nextHistRange } from '../web/src/panels/inside.js';
-import { divergenceMarkers, sweepOutcome } from '../web/src/panels/convergence.js';
+import { divergenceMarkers, runReading, sweepOutcome } from '../web/src/panels/convergence.js';
 import { ghostProblem } from '../web/src/panels/batch-size.js';
 import { addSample, type LabData, type ProbeSample } from '../web/src/engine.js';
+import { defaultState } from '../web/src/state.js';
 import { tickLabel } from '../web/src/charts/line-chart.js';
 import { FASHION_MNIST_CLASS_NAMES } from '../src/data/dataset.js';
 
@@ -226,6 +227,11 @@ describe('lab panels', () => {
     assert.equal(sweepOutcome({ finalLoss: 0.2, diverged: null }), 'trained');
     assert.equal(sweepOutcome({ finalLoss: 2.3, diverged: null }), 'did not learn');
     assert.equal(sweepOutcome({ finalLoss: NaN, diverged: { step: 3 } }), 'diverged');
+    // A run where batch norm trails: on batches of 2 the reading names the noisy statistics; on batches of 60 it does not guess.
+    const series = (loss: number, accuracy: number) => ({ trainLoss: Array(60).fill(loss), test: [{ step: 100, accuracy }], diverged: null });
+    const trailing = (batchSize: number) => ({ step: 7000, playing: false, applied: { ...defaultState(), batchSize }, runs: { bn: series(2.26, 0.224), nobn: series(1.6, 0.475) } }) as unknown as LabData;
+    assert.match(runReading(trailing(2)), /higher than without \(1\.6.*In batches of 2, each batch's mean and variance are too noisy/);
+    assert.doesNotMatch(runReading(trailing(60)), /too noisy/);
     assert.equal(ghostProblem(10, 60), null);
     assert.equal(ghostProblem(0, 60), null);
     assert.match(ghostProblem(7, 1000)!, /must divide the batch size 1000/);

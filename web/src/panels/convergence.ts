@@ -213,8 +213,11 @@ function sweepSummary(sweep: SweepState): string {
   return `with batch norm the network ${of('bn')}; without, it ${of('nobn')}`;
 }
 
+/** Below this batch size, a run where batch norm trails gets the likely reason in its reading. */
+const SMALL_BATCH = 16;
+
 /** The reading of the run itself: divergence, or how far each network got. */
-function runReading(data: LabData): string {
+export function runReading(data: LabData): string {
   const { bn, nobn } = data.runs;
   const lr = data.applied.lr;
   if (nobn.diverged && !bn.diverged) {
@@ -233,5 +236,8 @@ function runReading(data: LabData): string {
   const ratio = lb / la;
   // A ratio in the thousands says only that the other loss is blowing up: name that instead of the factor.
   const compare = ratio > 1000 ? `while the loss without it is blowing up (${num(lb)})` : ratio > 1.05 ? `${ratio.toFixed(1)}x lower than without (${num(lb)})` : ratio < 0.95 ? `higher than without (${num(lb)})` : `about the same as without (${num(lb)})`;
-  return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, ${ta && tb ? `with test accuracy ${pct(ta.accuracy)} against ${pct(tb.accuracy)}` : 'test accuracy comes every 100 steps'}${reach}.`;
+  const batch = data.applied.batchSize;
+  // Where batch norm trails on tiny batches, the cause is its statistics: say so rather than leave "BN is worse".
+  const why = ratio < 0.95 && batch < SMALL_BATCH ? ` In batches of ${batch}, each batch's mean and variance are too noisy to stand for the data's, and batch norm normalizes with them: Batch size and noise below shows how noisy.` : '';
+  return `After ${data.step} steps at learning rate ${lr}, the train loss with batch norm is ${num(la)}, ${compare}, ${ta && tb ? `with test accuracy ${pct(ta.accuracy)} against ${pct(tb.accuracy)}` : 'test accuracy comes every 100 steps'}${reach}.${why}`;
 }
