@@ -15,11 +15,12 @@
  *   fps              requestAnimationFrame rate of the isolated page while both twins train at full speed
  *   first_step_s     page open (data in the HTTP cache) to the first step done
  *   memory           each worker's wasm memory (size and bytes in use) and JS heap after a GC (DevTools
- *                    protocol), and the page's heap, at step 100 and at step 10,000
+ *                    protocol), the page's heap, and the tab's resident memory (its renderer process,
+ *                    shared buffers counted once), at step 100 and at step 10,000
  * A benchmark, not a test: nothing here fails. Needs the built lab (npm run lab:build) and Chromium.
  */
 import { Worker } from 'node:worker_threads';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -145,6 +146,25 @@ async function workerHeaps(page: Page): Promise<Record<string, { heap: number; a
   return out;
 }
 
+/**
+ * Resident memory of the largest Chromium renderer process: the lab's tab, with its workers and the
+ * buffers they share (which no worker's heap figure counts). Linux only (/proc); null elsewhere.
+ */
+function tabResidentBytes(): number | null {
+  if (process.platform !== 'linux') return null;
+  let largest = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=renderer')) continue;
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (rss) largest = Math.max(largest, Number(rss[1]) * 1024);
+    } catch {
+      // the process ended while being read
+    }
+  }
+  return largest || null;
+}
+
 async function measureLab(isolated: boolean): Promise<LabFigures> {
   const { chromium } = await import('playwright-core');
   const { url, close } = await serveLab({ dir: labDir, isolated });
@@ -211,6 +231,7 @@ async function measureLab(isolated: boolean): Promise<LabFigures> {
       workers: JSON.parse((await page.locator('#memory').getAttribute('data-bytes')) ?? '[]'),
       pageHeap: await page.evaluate(() => (performance as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? null),
       workerJs: await workerHeaps(page),
+      tab: tabResidentBytes(),
     });
     await page.locator('body').press('r');
     await page.waitForFunction(() => (globalThis as unknown as { bnlabLab: { snapshot(): { step: number } } }).bnlabLab.snapshot().step === 0);
@@ -280,13 +301,15 @@ async function main(): Promise<void> {
   console.log(`  Frames per second while training at full speed: ${f(lab2.fps ?? NaN)}`);
   console.log(`  First step after opening the page (data cached): ${lab2.firstStepSeconds?.toFixed(2)} s isolated, ${lab1.firstStepSeconds?.toFixed(2)} s one thread`);
   if (lab2.memory) {
-    const { start, end, steps } = lab2.memory as { start: { workers: { wasm: number; live: number | null }[]; workerJs: Record<string, { heap: number; arrayBuffers: number }>; pageHeap: number | null }; end: typeof start; steps: number };
+    const { start, end, steps } = lab2.memory as { start: { workers: { wasm: number; live: number | null }[]; workerJs: Record<string, { heap: number; arrayBuffers: number }>; pageHeap: number | null; tab: number | null }; end: typeof start; steps: number };
     start.workers.forEach((w, i) => console.log(`  Worker ${i + 1} wasm memory, step 100 → ${steps}: size ${mb(w.wasm)} → ${mb(end.workers[i]?.wasm)}, in use ${mb(w.live)} → ${mb(end.workers[i]?.live)}`));
     for (const [name, w] of Object.entries(start.workerJs)) {
       const e = end.workerJs[name];
-      console.log(`  Worker ${name} JS heap after a GC, step 100 → ${steps}: ${mb(w.heap)} → ${mb(e?.heap)}, ArrayBuffers ${mb(w.arrayBuffers)} → ${mb(e?.arrayBuffers)} (mostly the training set as float32, 188 MB)`);
+      console.log(`  Worker ${name} JS heap after a GC, step 100 → ${steps}: ${mb(w.heap)} → ${mb(e?.heap)}, ArrayBuffers of its own ${mb(w.arrayBuffers)} → ${mb(e?.arrayBuffers)}`);
     }
     console.log(`  Page JS heap, step 100 → ${steps}: ${mb(start.pageHeap)} → ${mb(end.pageHeap)}`);
+    // The workers share the data's bytes and one float32 copy of the images (188 + 31 MB for MNIST), counted here once.
+    console.log(`  The tab's renderer process (page, workers, shared buffers), resident, step 100 → ${steps}: ${mb(start.tab)} → ${mb(end.tab)}`);
   }
 }
 

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   DataLoader,
   IdxFormatError,
+  bytesToUnit,
   datasetFromIdx,
   encodeIdx,
   parseIdx,
@@ -237,6 +238,17 @@ describe('datasets', () => {
     assert.deepEqual([...ds.labels], [2, 0, 1]);
     assert.throws(() => datasetFromIdx(images, parseIdx(encodeIdx([2], [0, 1]), 'lbl'), 'tiny'), /3 images but label file has 2 labels/);
     assert.throws(() => datasetFromIdx(images, parseIdx(encodeIdx([3], [0, 3, 1]), 'lbl'), 'tiny', { numClasses: 3 }), /label 3 at index 1 is not < numClasses \(3\)/);
+  });
+
+  test('pixels converted once (into shared memory, as the lab\'s workers share them) are taken as they are', () => {
+    const shared = new Float32Array(new SharedArrayBuffer(4 * images.data.length));
+    assert.equal(bytesToUnit(images.data, shared), shared, 'converted into the array given');
+    const labels = parseIdx(encodeIdx([3], [2, 0, 1]), 'lbl');
+    const ds = datasetFromIdx(images, labels, 'tiny', { numClasses: 3, pixels: shared });
+    assert.equal(ds.images, shared, 'no copy');
+    assert.deepEqual([...ds.images], [...datasetFromIdx(images, labels, 'tiny', { numClasses: 3 }).images]);
+    assert.throws(() => datasetFromIdx(images, labels, 'tiny', { numClasses: 3, pixels: shared.subarray(1) }), /tiny: options\.pixels has 11 values for 12 image bytes; it must have one per byte/);
+    assert.throws(() => bytesToUnit(images.data, new Float32Array(3)), /bytesToUnit: 3 values for 12 bytes/);
   });
 
   test('subset and takeFirst are bounds-checked views', () => {

@@ -260,9 +260,11 @@ export class Engine {
     // Shared bytes go to every worker as they are; otherwise the last worker gets the buffers
     // themselves and the others copies, each moved rather than cloned again by postMessage.
     const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.trainImages instanceof SharedArrayBuffer;
+    // With shared memory the workers also share one float32 copy of the images, which the first converts.
+    const pixels = shared && missing.length > 1 ? { train: new SharedArrayBuffer(4 * bytes.trainImages.byteLength), test: new SharedArrayBuffer(4 * bytes.testImages.byteLength), state: new SharedArrayBuffer(8) } : undefined;
     missing.forEach((s, i) => {
       const own = shared || i === missing.length - 1;
-      const m = { dataset } as DataBytes;
+      const m = { dataset, ...(pixels ? { pixels } : {}) } as DataBytes;
       for (const f of files) m[f] = own ? bytes[f] : bytes[f].slice(0);
       this.send(s, { type: 'data', ...m }, shared ? [] : files.map((f) => m[f] as ArrayBuffer));
       s.datasets.add(dataset);

@@ -5,7 +5,7 @@
  */
 import { initBackend, getBackend } from '@bnlab/kernels/index.js';
 import { parseIdx } from '@bnlab/data/idx.js';
-import { datasetFromIdx, takeFirst, FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, type Dataset } from '@bnlab/data/dataset.js';
+import { bytesToUnit, datasetFromIdx, takeFirst, FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, type Dataset } from '@bnlab/data/dataset.js';
 import { Tensor } from '@bnlab/tensor/tensor.js';
 import { softmax } from '@bnlab/nn/loss.js';
 import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
@@ -46,9 +46,29 @@ function memory(): WorkerMemory {
 function loadData(d: DataBytes): void {
   const u8 = (b: ArrayBufferLike) => new Uint8Array(b);
   const classNames = d.dataset === 'fashion-mnist' ? FASHION_MNIST_CLASS_NAMES : MNIST_CLASS_NAMES;
-  const train = datasetFromIdx(parseIdx(u8(d.trainImages), `${d.dataset} train images`), parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames });
-  const test = datasetFromIdx(parseIdx(u8(d.testImages), `${d.dataset} test images`), parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames });
+  const trainImages = parseIdx(u8(d.trainImages), `${d.dataset} train images`);
+  const testImages = parseIdx(u8(d.testImages), `${d.dataset} test images`);
+  const state = d.pixels ? new Int32Array(d.pixels.state) : null;
+  const train = datasetFromIdx(trainImages, parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames, ...(state ? { pixels: sharedPixels(trainImages.data, d.pixels!.train, state, 0) } : {}) });
+  const test = datasetFromIdx(testImages, parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames, ...(state ? { pixels: sharedPixels(testImages.data, d.pixels!.test, state, 1) } : {}) });
   datasets.set(d.dataset, { train, test });
+}
+
+/**
+ * The images as floats in `buffer`, which every worker shares: converted here if this worker claims the
+ * set first (state[slot] 0 → 1 → 2), else waited for (a worker may block; the conversion takes well
+ * under a second).
+ */
+function sharedPixels(bytes: Uint8Array, buffer: SharedArrayBuffer, state: Int32Array, slot: number): Float32Array {
+  const pixels = new Float32Array(buffer, 0, bytes.length);
+  if (Atomics.compareExchange(state, slot, 0, 1) === 0) {
+    bytesToUnit(bytes, pixels);
+    Atomics.store(state, slot, 2);
+    Atomics.notify(state, slot);
+  } else {
+    while (Atomics.load(state, slot) !== 2) Atomics.wait(state, slot, 1, 1000);
+  }
+  return pixels;
 }
 
 /** Per-feature factors spanning a ratio of `ratio` (from 1/√ratio to √ratio, in a seeded order), or null for 1. */

@@ -87,6 +87,13 @@ export interface DataBytes {
   trainLabels: ArrayBufferLike;
   testImages: ArrayBufferLike;
   testLabels: ArrayBufferLike;
+  /**
+   * Cross-origin isolated: where the images go as float32 (4 bytes per image byte, the IDX header's
+   * included), shared by every worker, and an Int32 pair saying how far each conversion is (0 not
+   * started, 1 under way, 2 done). The first worker to claim a set converts it, the others wait for it:
+   * one copy of the 188 MB MNIST training set instead of one per worker.
+   */
+  pixels?: { train: SharedArrayBuffer; test: SharedArrayBuffer; state: SharedArrayBuffer };
 }
 
 /** Steps at the end of a swept run whose mean train loss is its `finalLoss`: the last tenth. */
