@@ -31,7 +31,7 @@ import {
   type ExperimentData,
   type ExperimentResult,
 } from '../src/experiments/index.js';
-import { featureScales } from '../src/experiments/data.js';
+import { featureScales, scaleFeatures, withScaledImages } from '../src/experiments/data.js';
 import { formatCount, formatNumber, formatPercent, formatRatio } from '../src/experiments/format.js';
 import { combineEffects, heldText, seedsReading, upgradeResult } from '../src/experiments/seeds.js';
 import { availableHiddenNorms } from '../src/experiments/models.js';
@@ -80,6 +80,20 @@ describe('helpers', () => {
     assert.ok(Math.abs(sorted[0] - 1e-3) < 1e-9 && Math.abs(sorted[783] - 1e3) < 1e-3);
     assert.deepEqual(featureScales(784, 1e-3, 1e3, 1), a);
     assert.notDeepEqual(featureScales(784, 1e-3, 1e3, 2), a);
+  });
+
+  test('rescaled features: written into memory given (the lab\'s workers share one copy), the dataset rebuilt around them', () => {
+    const ds = { name: 'tiny', images: Float32Array.from([1, 2, 3, 4, 5, 6]), labels: Uint8Array.from([0, 1, 0]), count: 3, sampleShape: [2], numClasses: 2 };
+    const scales = Float32Array.from([10, 0.5]);
+    const own = scaleFeatures(ds, scales);
+    assert.deepEqual([...own.images], [10, 1, 30, 2, 50, 3]);
+    const shared = new Float32Array(new SharedArrayBuffer(4 * 6));
+    const into = scaleFeatures(ds, scales, shared);
+    assert.equal(into.images, shared, 'written in place');
+    const rebuilt = withScaledImages(ds, shared);
+    assert.deepEqual({ ...rebuilt, images: [...rebuilt.images] }, { ...own, images: [...own.images] }, 'the same dataset as a fresh copy');
+    assert.throws(() => scaleFeatures(ds, scales, new Float32Array(4)), /scaleFeatures: 4 values to write for 6/);
+    assert.throws(() => withScaledImages(ds, new Float32Array(5)), /withScaledImages: 5 values for 6/);
   });
 
   test('settings: overrides are type-checked, a number stands for a one-element list', () => {

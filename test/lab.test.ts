@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { loadDataset } from '../src/data/node.js';
 import { takeFirst } from '../src/data/dataset.js';
+import { featureScales, scaleFeatures } from '../src/experiments/data.js';
 import { initBackend } from '../src/kernels/index.js';
 import { buildTwin, createRun, twinRunConfig, type TwinId } from '../src/runs/index.js';
 import { softmax } from '../src/nn/loss.js';
@@ -63,11 +64,19 @@ function checkClean(p: WatchedPage): void {
   assert.deepEqual(p.foreign, [], 'requests outside the origin');
 }
 
-/** The Node trainer on the lab's config: both twins from src/runs, `steps` steps, per-step losses and test accuracy. */
+/**
+ * The Node trainer on the lab's config: both twins from src/runs, `steps` steps, per-step losses and test
+ * accuracy. Input scales above 1 rescale the pixels as the lab's worker does (factors from 1/√r to √r, seeded).
+ */
 async function nodeTwins(state: LabState, steps: number) {
   const spec = twinSpec(state);
-  const trainSet = loadDataset(state.dataset, 'train');
-  const testSet = takeFirst(loadDataset(state.dataset, 'test'), LAB_TEST_IMAGES);
+  let trainSet = loadDataset(state.dataset, 'train');
+  let testSet = takeFirst(loadDataset(state.dataset, 'test'), LAB_TEST_IMAGES);
+  if (state.inputScale > 1) {
+    const scales = featureScales(784, 1 / Math.sqrt(state.inputScale), Math.sqrt(state.inputScale), state.seed);
+    trainSet = scaleFeatures(trainSet, scales);
+    testSet = scaleFeatures(testSet, scales);
+  }
   const out: Record<TwinId, { losses: number[]; accuracy: Map<number, number>; model: import('../src/nn/sequential.js').Sequential }> = {} as never;
   for (const twin of ['bn', 'nobn'] as const) {
     const { model, inputShape } = buildTwin(spec, twin);
@@ -108,6 +117,22 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     assert.deepEqual(snap.runs.bn.testAccuracy.map((t) => t.step), [100, 200]);
     // With batch norm the paper's network is well ahead after 200 steps at the same rate.
     assert.ok(snap.runs.bn.testAccuracy[1].accuracy > snap.runs.nobn.testAccuracy[1].accuracy + 0.3);
+    checkClean(p);
+  });
+
+  test('rescaled pixels (input scale): the two workers share one rescaled copy, and both losses equal the Node trainer’s', async () => {
+    const state: LabState = { ...defaultState(), inputScale: 100, inputBn: true, seed: 3 };
+    const p = await open(isolated.url + serializeHash(state));
+    assert.match(await p.page.locator('#env').innerText(), /2 workers/);
+    await advance(p.page, 60);
+    const snap = await snapshot(p.page);
+    const node = await nodeTwins(state, 60);
+    for (const twin of ['bn', 'nobn'] as const) {
+      const lab = snap.runs[twin].trainLoss;
+      assert.equal(lab.length, 60, `${twin}: one loss per step`);
+      const worst = Math.max(...lab.map((l, i) => Math.abs((l as number) - node[twin].losses[i])));
+      assert.ok(worst <= 1e-5, `${twin}: largest difference from the Node trainer ${worst}`);
+    }
     checkClean(p);
   });
 

@@ -40,14 +40,24 @@ export function featureScales(features: number, low: number, high: number, seed:
   return new Rng(seed).shuffle(scales);
 }
 
-/** A copy of `ds` with feature j of every sample multiplied by `scales[j]`. */
-export function scaleFeatures(ds: Dataset, scales: Float32Array): Dataset {
+/**
+ * A copy of `ds` with feature j of every sample multiplied by `scales[j]`, its values in `into` if
+ * given (one per value of `ds`; e.g. shared memory that several workers use).
+ */
+export function scaleFeatures(ds: Dataset, scales: Float32Array, into?: Float32Array): Dataset {
   const size = sampleSize(ds);
   if (scales.length !== size) throw new Error(`scaleFeatures: ${scales.length} factors for samples of ${size} values`);
-  const images = new Float32Array(ds.images.length);
+  if (into && into.length !== ds.images.length) throw new Error(`scaleFeatures: ${into.length} values to write for ${ds.images.length}`);
+  const images = into ?? new Float32Array(ds.images.length);
   for (let i = 0; i < ds.count; i++) {
     const o = i * size;
     for (let j = 0; j < size; j++) images[o + j] = ds.images[o + j] * scales[j];
   }
+  return withScaledImages(ds, images);
+}
+
+/** `ds` with its values replaced by `images`, which `scaleFeatures` wrote (e.g. another worker, in memory both share). */
+export function withScaledImages(ds: Dataset, images: Float32Array): Dataset {
+  if (images.length !== ds.images.length) throw new Error(`withScaledImages: ${images.length} values for ${ds.images.length}`);
   return { ...ds, images, sampleShape: [...ds.sampleShape], name: `${ds.name}-scaled` };
 }

@@ -6,7 +6,7 @@
 import { TWINS, type TwinId } from './worker/protocol.js';
 import { fetchDataset } from './data.js';
 import { LAB_TEST_IMAGES, twinSpec, type LabState } from './state.js';
-import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './worker/protocol.js';
+import type { ClassifyOutput, DataBytes, Divergence, FromWorker, ImportedModelInfo, ModelId, ProbeRequest, SharedPixels, SweepPoint, TestPoint, ToWorker, WorkerMemory } from './worker/protocol.js';
 import type { PanelProbeName, PanelProbeValues } from './worker/panel-probes.js';
 
 export interface ProbeSample {
@@ -244,6 +244,24 @@ export class Engine {
   }
 
   private fetching = new Map<string, Promise<DataBytes>>();
+  /** Bytes of each dataset's image files (IDX header included): a float32 copy needs 4 bytes for each. */
+  private readonly imageBytes = new Map<string, { train: number; test: number }>();
+  /** The shared rescaled images of the last reset with input scales, by dataset, scale and seed. */
+  private scaled: { key: string; pixels: SharedPixels } | null = null;
+
+  /** Empty shared memory for a float32 copy of a dataset's images, which the first worker to claim each set fills. */
+  private sharedPixels(dataset: string): SharedPixels {
+    const bytes = this.imageBytes.get(dataset)!;
+    return { train: new SharedArrayBuffer(4 * bytes.train), test: new SharedArrayBuffer(4 * bytes.test), state: new SharedArrayBuffer(8) };
+  }
+
+  /** With shared memory and several workers, where the images rescaled for `state` go (made once per dataset, scale and seed). */
+  private scaledPixels(state: LabState): SharedPixels | undefined {
+    if (state.inputScale <= 1 || this.slots.length < 2 || typeof SharedArrayBuffer === 'undefined' || !globalThis.crossOriginIsolated) return undefined;
+    const key = `${state.dataset}/${state.inputScale}/${state.seed}`;
+    if (this.scaled?.key !== key) this.scaled = { key, pixels: this.sharedPixels(state.dataset) };
+    return this.scaled.pixels;
+  }
 
   private fetchBytes(dataset: string): Promise<DataBytes> {
     return fetchDataset(dataset, (loaded, total) => this.onProgress(`Loading ${dataset}: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`, loaded / total));
@@ -261,7 +279,8 @@ export class Engine {
     // themselves and the others copies, each moved rather than cloned again by postMessage.
     const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.trainImages instanceof SharedArrayBuffer;
     // With shared memory the workers also share one float32 copy of the images, which the first converts.
-    const pixels = shared && missing.length > 1 ? { train: new SharedArrayBuffer(4 * bytes.trainImages.byteLength), test: new SharedArrayBuffer(4 * bytes.testImages.byteLength), state: new SharedArrayBuffer(8) } : undefined;
+    this.imageBytes.set(dataset, { train: bytes.trainImages.byteLength, test: bytes.testImages.byteLength });
+    const pixels = shared && missing.length > 1 ? this.sharedPixels(dataset) : undefined;
     missing.forEach((s, i) => {
       const own = shared || i === missing.length - 1;
       const m = { dataset, ...(pixels ? { pixels } : {}) } as DataBytes;
@@ -288,7 +307,8 @@ export class Engine {
     this.data.step = 0;
     this.rateWindow = [];
     const done = Promise.all(this.slots.flatMap((s) => s.twins.map((t) => this.expect(s, (m) => m.type === 'steps' && m.id === 0 && m.twin === t))));
-    for (const s of this.slots) this.send(s, { type: 'reset', spec: twinSpec(state), dataset: state.dataset, testImages: LAB_TEST_IMAGES, probes: this.probeRequests, inputScale: state.inputScale });
+    const scaledPixels = this.scaledPixels(state);
+    for (const s of this.slots) this.send(s, { type: 'reset', spec: twinSpec(state), dataset: state.dataset, testImages: LAB_TEST_IMAGES, probes: this.probeRequests, inputScale: state.inputScale, ...(scaledPixels ? { scaledPixels } : {}) });
     await done;
     this.data.version++;
   }

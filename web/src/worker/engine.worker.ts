@@ -16,9 +16,9 @@ import { layerSpec } from '@bnlab/nn/registry.js';
 import type { TwinId, TwinSpec } from '@bnlab/runs/index.js';
 import { PROBE_EXAMPLES } from './probes.js';
 import { batchOfOneInTraining } from '@bnlab/experiments/test-time.js';
-import { featureScales, scaleFeatures } from '@bnlab/experiments/data.js';
+import { featureScales, scaleFeatures, withScaledImages } from '@bnlab/experiments/data.js';
 import { Twin, type TwinData } from './twin.js';
-import { sweepTail, type ClassifyOutput, type DataBytes, type FromWorker, type ModelId, type ProbeRequest, type ProbeResult, type SweepPoint, type TestPoint, type ToWorker, type WorkerMemory } from './protocol.js';
+import { sweepTail, type ClassifyOutput, type DataBytes, type SharedPixels, type FromWorker, type ModelId, type ProbeRequest, type ProbeResult, type SweepPoint, type TestPoint, type ToWorker, type WorkerMemory } from './protocol.js';
 
 const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<ToWorker>) => void) | null; postMessage(m: FromWorker, transfer?: Transferable[]): void };
 
@@ -48,27 +48,29 @@ function loadData(d: DataBytes): void {
   const classNames = d.dataset === 'fashion-mnist' ? FASHION_MNIST_CLASS_NAMES : MNIST_CLASS_NAMES;
   const trainImages = parseIdx(u8(d.trainImages), `${d.dataset} train images`);
   const testImages = parseIdx(u8(d.testImages), `${d.dataset} test images`);
-  const state = d.pixels ? new Int32Array(d.pixels.state) : null;
-  const train = datasetFromIdx(trainImages, parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames, ...(state ? { pixels: sharedPixels(trainImages.data, d.pixels!.train, state, 0) } : {}) });
-  const test = datasetFromIdx(testImages, parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames, ...(state ? { pixels: sharedPixels(testImages.data, d.pixels!.test, state, 1) } : {}) });
+  const shared = d.pixels;
+  const train = datasetFromIdx(trainImages, parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'train', trainImages.data.length, (out) => bytesToUnit(trainImages.data, out)) } : {}) });
+  const test = datasetFromIdx(testImages, parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'test', testImages.data.length, (out) => bytesToUnit(testImages.data, out)) } : {}) });
   datasets.set(d.dataset, { train, test });
 }
 
 /**
- * The images as floats in `buffer`, which every worker shares: converted here if this worker claims the
- * set first (state[slot] 0 → 1 → 2), else waited for (a worker may block; the conversion takes well
- * under a second).
+ * `length` floats of `shared[set]`, memory every worker shares: filled here by `fill` if this worker
+ * claims the set first (its state goes 0 → 1 → 2), else waited for (a worker may block; filling takes
+ * well under a second).
  */
-function sharedPixels(bytes: Uint8Array, buffer: SharedArrayBuffer, state: Int32Array, slot: number): Float32Array {
-  const pixels = new Float32Array(buffer, 0, bytes.length);
+function sharedFloats(shared: SharedPixels, set: 'train' | 'test', length: number, fill: (out: Float32Array) => void): Float32Array {
+  const out = new Float32Array(shared[set], 0, length);
+  const state = new Int32Array(shared.state);
+  const slot = set === 'train' ? 0 : 1;
   if (Atomics.compareExchange(state, slot, 0, 1) === 0) {
-    bytesToUnit(bytes, pixels);
+    fill(out);
     Atomics.store(state, slot, 2);
     Atomics.notify(state, slot);
   } else {
     while (Atomics.load(state, slot) !== 2) Atomics.wait(state, slot, 1, 1000);
   }
-  return pixels;
+  return out;
 }
 
 /** Per-feature factors spanning a ratio of `ratio` (from 1/√ratio to √ratio, in a seeded order), or null for 1. */
@@ -78,14 +80,20 @@ function inputScales(ratio: number, seed: number, features: number): Float32Arra
 
 let scaled: { key: string; train: Dataset; test: Dataset } | null = null;
 
-function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1): TwinData {
+function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1, shared?: SharedPixels): TwinData {
   let d = datasets.get(dataset);
   if (!d) throw new Error(`dataset ${dataset} has not been sent to the worker`);
   const scales = inputScales(inputScale, seed, d.test.images.length / d.test.count);
   if (scales) {
     // The input-scale panel's MNIST with badly scaled features: the same images, each pixel multiplied by its own factor.
     const key = `${dataset}/${inputScale}/${seed}`;
-    if (scaled?.key !== key) scaled = { key, train: scaleFeatures(d.train, scales), test: scaleFeatures(d.test, scales) };
+    if (scaled?.key !== key) {
+      const { train, test } = d;
+      // With shared memory the workers share one rescaled copy (the first to claim each set writes it).
+      scaled = shared
+        ? { key, train: withScaledImages(train, sharedFloats(shared, 'train', train.images.length, (out) => scaleFeatures(train, scales, out))), test: withScaledImages(test, sharedFloats(shared, 'test', test.images.length, (out) => scaleFeatures(test, scales, out))) }
+        : { key, train: scaleFeatures(train, scales), test: scaleFeatures(test, scales) };
+    }
     d = scaled;
   }
   const testSet = takeFirst(d.test, Math.min(testImages, d.test.count));
@@ -95,11 +103,11 @@ function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1)
   return { trainSet: d.train, testSet, probeInput, probeLabels: d.test.labels.slice(0, n) };
 }
 
-async function reset(spec: TwinSpec, dataset: string, testImages: number, inputScale = 1): Promise<void> {
+async function reset(spec: TwinSpec, dataset: string, testImages: number, inputScale = 1, scaledPixels?: SharedPixels): Promise<void> {
   for (const t of twins.values()) t.close();
   twins = new Map();
   current = { spec, dataset, testImages, inputScale };
-  const data = twinData(dataset, testImages, inputScale, spec.seed);
+  const data = twinData(dataset, testImages, inputScale, spec.seed, scaledPixels);
   for (const id of owned) twins.set(id, await Twin.create(id, spec, data));
   post({ type: 'reset', twins: [...twins.values()].map((t) => ({ twin: t.id, layers: t.run.model.layers.map((l) => layerSpec(l)), parameters: t.run.model.parameters().reduce((n, p) => n + p.value.size, 0) })) });
   // Step 0: the probes of the initial weights. No test evaluation: the running statistics of the BN
@@ -186,7 +194,7 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case 'reset':
       probes = m.probes;
-      await reset(m.spec, m.dataset, m.testImages, m.inputScale ?? 1);
+      await reset(m.spec, m.dataset, m.testImages, m.inputScale ?? 1, m.scaledPixels);
       return;
     case 'step':
       step(m.id, m.steps);

@@ -93,7 +93,14 @@ export interface DataBytes {
    * started, 1 under way, 2 done). The first worker to claim a set converts it, the others wait for it:
    * one copy of the 188 MB MNIST training set instead of one per worker.
    */
-  pixels?: { train: SharedArrayBuffer; test: SharedArrayBuffer; state: SharedArrayBuffer };
+  pixels?: SharedPixels;
+}
+
+/** Float32 images in memory every worker shares, and how far each set's conversion is (DataBytes.pixels). */
+export interface SharedPixels {
+  train: SharedArrayBuffer;
+  test: SharedArrayBuffer;
+  state: SharedArrayBuffer;
 }
 
 /** Steps at the end of a swept run whose mean train loss is its `finalLoss`: the last tenth. */
@@ -143,7 +150,8 @@ export interface ImportedModelInfo {
 export type ToWorker =
   | { type: 'init'; twins: TwinId[]; threads: number }
   | ({ type: 'data' } & DataBytes)
-  | { type: 'reset'; spec: TwinSpec; dataset: string; testImages: number; probes: ProbeRequest[]; inputScale?: number }
+  /** `scaledPixels`: with input scales above 1 and shared memory, where the rescaled images go, shared as DataBytes.pixels. */
+  | { type: 'reset'; spec: TwinSpec; dataset: string; testImages: number; probes: ProbeRequest[]; inputScale?: number; scaledPixels?: SharedPixels }
   | { type: 'step'; id: number; steps: number }
   | { type: 'set'; lr: number }
   | { type: 'probes'; probes: ProbeRequest[] }
