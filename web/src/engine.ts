@@ -252,7 +252,7 @@ export class Engine {
   /** Empty shared memory for a float32 copy of a dataset's images, which the first worker to claim each set fills. */
   private sharedPixels(dataset: string): SharedPixels {
     const bytes = this.imageBytes.get(dataset)!;
-    return { train: new SharedArrayBuffer(4 * bytes.train), test: new SharedArrayBuffer(4 * bytes.test), state: new SharedArrayBuffer(8) };
+    return { train: new SharedArrayBuffer(4 * bytes.train), test: new SharedArrayBuffer(4 * bytes.test), state: new SharedArrayBuffer(16) };
   }
 
   /** With shared memory and several workers, where the images rescaled for `state` go (made once per dataset, scale and seed). */

@@ -5,7 +5,7 @@
  */
 import { initBackend, getBackend } from '@bnlab/kernels/index.js';
 import { parseIdx } from '@bnlab/data/idx.js';
-import { bytesToUnit, datasetFromIdx, takeFirst, FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, type Dataset } from '@bnlab/data/dataset.js';
+import { bytesToUnit, datasetFromIdx, subset, takeFirst, FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, type Dataset } from '@bnlab/data/dataset.js';
 import { Tensor } from '@bnlab/tensor/tensor.js';
 import { softmax } from '@bnlab/nn/loss.js';
 import { batchNormLayers } from '@bnlab/nn/batchnorm-modes.js';
@@ -49,27 +49,34 @@ function loadData(d: DataBytes): void {
   const trainImages = parseIdx(u8(d.trainImages), `${d.dataset} train images`);
   const testImages = parseIdx(u8(d.testImages), `${d.dataset} test images`);
   const shared = d.pixels;
-  const train = datasetFromIdx(trainImages, parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'train', trainImages.data.length, (out) => bytesToUnit(trainImages.data, out)) } : {}) });
-  const test = datasetFromIdx(testImages, parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'test', testImages.data.length, (out) => bytesToUnit(testImages.data, out)) } : {}) });
+  // Shared: the workers convert chunks of values (any boundary will do for bytes to floats).
+  const convert = (bytes: Uint8Array) => (out: Float32Array, from: number, to: number) => bytesToUnit(bytes.subarray(from, to), out.subarray(from, to));
+  const train = datasetFromIdx(trainImages, parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'train', trainImages.data.length, 1, convert(trainImages.data)) } : {}) });
+  const test = datasetFromIdx(testImages, parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'test', testImages.data.length, 1, convert(testImages.data)) } : {}) });
   datasets.set(d.dataset, { train, test });
 }
 
+/** Chunks a shared set is filled in: enough for the workers to share the work evenly. */
+const FILL_CHUNKS = 32;
+
 /**
- * `length` floats of `shared[set]`, memory every worker shares: filled here by `fill` if this worker
- * claims the set first (its state goes 0 → 1 → 2), else waited for (a worker may block; filling takes
- * well under a second).
+ * `length` floats of `shared[set]`, memory every worker shares, filled by all of them together: each
+ * claims chunks (whole runs of `unit` values: a sample, when the filler works sample by sample) and
+ * calls `fill(out, from, to)` on them until none is left, then waits until every chunk is done (a worker
+ * may block; filling takes well under a second). A set filled before returns at once.
  */
-function sharedFloats(shared: SharedPixels, set: 'train' | 'test', length: number, fill: (out: Float32Array) => void): Float32Array {
+function sharedFloats(shared: SharedPixels, set: 'train' | 'test', length: number, unit: number, fill: (out: Float32Array, from: number, to: number) => void): Float32Array {
   const out = new Float32Array(shared[set], 0, length);
   const state = new Int32Array(shared.state);
-  const slot = set === 'train' ? 0 : 1;
-  if (Atomics.compareExchange(state, slot, 0, 1) === 0) {
-    fill(out);
-    Atomics.store(state, slot, 2);
-    Atomics.notify(state, slot);
-  } else {
-    while (Atomics.load(state, slot) !== 2) Atomics.wait(state, slot, 1, 1000);
+  const next = set === 'train' ? 0 : 2;
+  const done = next + 1;
+  const units = length / unit;
+  const edge = (c: number) => Math.floor((c * units) / FILL_CHUNKS) * unit;
+  for (let c = Atomics.add(state, next, 1); c < FILL_CHUNKS; c = Atomics.add(state, next, 1)) {
+    fill(out, edge(c), edge(c + 1));
+    if (Atomics.add(state, done, 1) + 1 === FILL_CHUNKS) Atomics.notify(state, done);
   }
+  for (let seen = Atomics.load(state, done); seen < FILL_CHUNKS; seen = Atomics.load(state, done)) Atomics.wait(state, done, seen, 1000);
   return out;
 }
 
@@ -79,6 +86,12 @@ function inputScales(ratio: number, seed: number, features: number): Float32Arra
 }
 
 let scaled: { key: string; train: Dataset; test: Dataset } | null = null;
+
+/** A filler for sharedFloats: samples [from, to) of `ds` (in values) rescaled into `out`. */
+function rescale(ds: Dataset, scales: Float32Array): (out: Float32Array, from: number, to: number) => void {
+  const size = scales.length;
+  return (out, from, to) => scaleFeatures(subset(ds, from / size, (to - from) / size), scales, out.subarray(from, to));
+}
 
 function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1, shared?: SharedPixels): TwinData {
   let d = datasets.get(dataset);
@@ -91,7 +104,7 @@ function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1,
       const { train, test } = d;
       // With shared memory the workers share one rescaled copy (the first to claim each set writes it).
       scaled = shared
-        ? { key, train: withScaledImages(train, sharedFloats(shared, 'train', train.images.length, (out) => scaleFeatures(train, scales, out))), test: withScaledImages(test, sharedFloats(shared, 'test', test.images.length, (out) => scaleFeatures(test, scales, out))) }
+        ? { key, train: withScaledImages(train, sharedFloats(shared, 'train', train.images.length, scales.length, rescale(train, scales))), test: withScaledImages(test, sharedFloats(shared, 'test', test.images.length, scales.length, rescale(test, scales))) }
         : { key, train: scaleFeatures(train, scales), test: scaleFeatures(test, scales) };
     }
     d = scaled;

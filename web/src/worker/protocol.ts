@@ -89,9 +89,9 @@ export interface DataBytes {
   testLabels: ArrayBufferLike;
   /**
    * Cross-origin isolated: where the images go as float32 (4 bytes per image byte, the IDX header's
-   * included), shared by every worker, and an Int32 pair saying how far each conversion is (0 not
-   * started, 1 under way, 2 done). The first worker to claim a set converts it, the others wait for it:
-   * one copy of the 188 MB MNIST training set instead of one per worker.
+   * included), shared by every worker: one copy of the 188 MB MNIST training set instead of one per
+   * worker. The workers convert it together, claiming chunks (`state`: for each set, Int32s for the next
+   * chunk to claim and the chunks done).
    */
   pixels?: SharedPixels;
 }
