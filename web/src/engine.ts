@@ -249,7 +249,7 @@ export class Engine {
   /** The shared rescaled images of the last reset with input scales, by dataset, scale and seed. */
   private scaled: { key: string; pixels: SharedPixels } | null = null;
 
-  /** Empty shared memory for a float32 copy of a dataset's images, which the first worker to claim each set fills. */
+  /** Empty shared memory for a float32 copy of a dataset's images, which the workers fill together. */
   private sharedPixels(dataset: string): SharedPixels {
     const bytes = this.imageBytes.get(dataset)!;
     return { train: new SharedArrayBuffer(4 * bytes.train), test: new SharedArrayBuffer(4 * bytes.test), state: new SharedArrayBuffer(16) };
@@ -278,7 +278,7 @@ export class Engine {
     // Shared bytes go to every worker as they are; otherwise the last worker gets the buffers
     // themselves and the others copies, each moved rather than cloned again by postMessage.
     const shared = typeof SharedArrayBuffer !== 'undefined' && bytes.trainImages instanceof SharedArrayBuffer;
-    // With shared memory the workers also share one float32 copy of the images, which the first converts.
+    // With shared memory the workers also share one float32 copy of the images, which they convert together.
     this.imageBytes.set(dataset, { train: bytes.trainImages.byteLength, test: bytes.testImages.byteLength });
     const pixels = shared && missing.length > 1 ? this.sharedPixels(dataset) : undefined;
     missing.forEach((s, i) => {

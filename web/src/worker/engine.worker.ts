@@ -102,7 +102,7 @@ function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1,
     const key = `${dataset}/${inputScale}/${seed}`;
     if (scaled?.key !== key) {
       const { train, test } = d;
-      // With shared memory the workers share one rescaled copy (the first to claim each set writes it).
+      // With shared memory the workers share one rescaled copy, which they write together.
       scaled = shared
         ? { key, train: withScaledImages(train, sharedFloats(shared, 'train', train.images.length, scales.length, rescale(train, scales))), test: withScaledImages(test, sharedFloats(shared, 'test', test.images.length, scales.length, rescale(test, scales))) }
         : { key, train: scaleFeatures(train, scales), test: scaleFeatures(test, scales) };
