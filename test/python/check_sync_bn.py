@@ -51,5 +51,5 @@ if rank == 0:
         "running": max(float((a.float() - b.float()).abs().max()) for a, b in zip(synced.module.buffers(), reference.buffers())),
     }
     print(json.dumps(result))
-dist.barrier()
-dist.destroy_process_group()
+sys.stdout.flush()
+train_ddp.shut_down(rank)
