@@ -130,11 +130,11 @@ def find_data_dir():
 
 
 def shut_down(rank, wait_s=60):
-    """Leave the process group once every process is done.
+    """Leave the process group once every process is done (the barrier: rank 0 may still be evaluating).
 
-    destroy_process_group() now and then never returns (pytorch/pytorch#75097, open): by this point the
-    results are written, so a watchdog ends a process stuck here after wait_s seconds with success,
-    printing where each of its threads was, instead of leaving torchrun waiting for ever.
+    destroy_process_group() now and then never returns (pytorch/pytorch#75097, open): by then every
+    process has written its results, so a watchdog ends a process stuck in it after wait_s seconds with
+    success, printing where each of its threads was, instead of leaving torchrun waiting for ever.
     """
     def stuck():
         print(f"rank {rank}: the process group did not shut down within {wait_s} s (pytorch/pytorch#75097); "
@@ -143,10 +143,10 @@ def shut_down(rank, wait_s=60):
         sys.stdout.flush()
         os._exit(0)
 
+    dist.barrier()
     watchdog = threading.Timer(wait_s, stuck)
     watchdog.daemon = True
     watchdog.start()
-    dist.barrier()
     dist.destroy_process_group()
     watchdog.cancel()
 
