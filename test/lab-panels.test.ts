@@ -403,6 +403,9 @@ describe('lab panels', () => {
       assert.match(layer1, /^The input of unit 0 in hidden layer 1 has a population mean of (-?\d\.\de[-+]\d+), 0 by construction \(batch norm on the input/);
       assert.ok(Math.abs(Number(/population mean of (\S+),/.exec(layer1)![1])) < 1e-3, layer1);
       assert.match(layer1, /Choose hidden layer 2/);
+      // Batch size and noise, hidden layer 1 behind batch norm on the input: the batch's mean is pinned, and the reading says by what.
+      await scaled.page.waitForFunction(() => /pins the whole batch’s mean/.test(document.querySelector('#panel-batch-size .reading')?.textContent ?? '')).catch(() => {});
+      assert.match(await reading(scaled.page, 'batch-size'), /hidden layer 1 jitters \S+ from step to step, well below σ\/√B = .* \(the batch norm on the input pins the whole batch’s mean\)/);
       assert.deepEqual(scaled.errors, []);
     } finally {
       await scaled.page.context().close();

@@ -97,7 +97,7 @@ export const batchSizePanel: Panel = {
     const note = document.createElement('p');
     note.className = 'caption';
     note.textContent =
-      'The unit is a hidden unit’s input to its batch norm (its Linear output), on the batch each step trained on. Step-to-step noise is √(mean of (m_t − m_{t−1})²/2) over the last 100 measurements (every step with batch norm, every 4th step without), which leaves out the slow drift of the weights; σ/√B uses the unit’s spread within those batches. A ghost-batch size V splits each batch into sub-batches: the spread of their means is the noise σ/√V a ghost batch norm would use. Behind another batch norm (hidden layer 2 and up) the whole batch’s mean is pinned, because the layer below normalized that very batch.';
+      'The unit is a hidden unit’s input to its batch norm (its Linear output), on the batch each step trained on. Step-to-step noise is √(mean of (m_t − m_{t−1})²/2) over the last 100 measurements (every step with batch norm, every 4th step without), which leaves out the slow drift of the weights; σ/√B uses the unit’s spread within those batches. A ghost-batch size V splits each batch into sub-batches: the spread of their means is the noise σ/√V a ghost batch norm would use. Behind another batch norm (hidden layer 2 and up, or layer 1 with batch norm on the input) the whole batch’s mean is pinned, because the layer below normalized that very batch.';
     el.append(note);
   },
 
@@ -151,7 +151,7 @@ export const batchSizePanel: Panel = {
     const law = `batch means spread ${f3(small.measured)} std at B = ${small.batchSize} and ${f3(large.measured)} at B = ${large.batchSize}, against 1/√B's ${f3(small.predicted)} and ${f3(large.predicted)}`;
     const noise = ratio > 0.7 && ratio < 1.4
       ? `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, close to σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}`
-      : `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, ${ratio < 1 ? 'well below' : 'well above'} σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}${ratio < 1 && layer > 1 ? ' (the batch norm below pins the whole batch’s mean)' : ''}`;
+      : `the unit's batch mean in hidden layer ${layer} jitters ${f3(e.measured)} from step to step, ${ratio < 1 ? 'well below' : 'well above'} σ/√B = ${f3(e.predicted)} at batch ${e.batchSize}${ratio < 1 && (layer > 1 || data.applied.inputBn) ? ` (the batch norm ${layer > 1 ? 'below' : 'on the input'} pins the whole batch’s mean)` : ''}`;
     const gap = cb.train !== null && cb.test !== null && cn.train !== null && cn.test !== null ? `; train minus test accuracy is ${pct(cb.train - cb.test)} with batch norm and ${pct(cn.train - cn.test)} without (on the first 500 training and 500 test images)` : '';
     return `With batch norm, ${noise}; ${law}${gap}.`;
   },
