@@ -248,6 +248,8 @@ describe('the lab in Chromium', { timeout: 300_000 }, () => {
     await page.waitForFunction(() => document.getElementById('step-count')!.textContent === 'step 2');
     await page.locator('body').press('ArrowRight');
     await page.waitForFunction(() => document.getElementById('step-count')!.textContent === 'step 3');
+    // The count is the further of the two networks; each reports from its own worker, so wait for both.
+    await page.waitForFunction(() => Object.values((globalThis as any).bnlabLab.snapshot().runs).every((r: any) => r.trainLoss.length === 3));
     const first3 = (await snapshot(page)).runs;
     await page.locator('#play').click();
     await page.waitForFunction(() => (globalThis as any).bnlabLab.snapshot().step > 20);
