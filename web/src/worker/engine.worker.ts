@@ -44,16 +44,15 @@ function memory(): WorkerMemory {
 }
 
 function loadData(d: DataBytes): void {
-  const u8 = (b: ArrayBufferLike) => new Uint8Array(b);
   const classNames = d.dataset === 'fashion-mnist' ? FASHION_MNIST_CLASS_NAMES : MNIST_CLASS_NAMES;
-  const trainImages = parseIdx(u8(d.trainImages), `${d.dataset} train images`);
-  const testImages = parseIdx(u8(d.testImages), `${d.dataset} test images`);
-  const shared = d.pixels;
-  // Shared: the workers convert chunks of values (any boundary will do for bytes to floats).
-  const convert = (bytes: Uint8Array) => (out: Float32Array, from: number, to: number) => bytesToUnit(bytes.subarray(from, to), out.subarray(from, to));
-  const train = datasetFromIdx(trainImages, parseIdx(u8(d.trainLabels), `${d.dataset} train labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'train', trainImages.data.length, 1, convert(trainImages.data)) } : {}) });
-  const test = datasetFromIdx(testImages, parseIdx(u8(d.testLabels), `${d.dataset} test labels`), d.dataset, { classNames, ...(shared ? { pixels: sharedFloats(shared, 'test', testImages.data.length, 1, convert(testImages.data)) } : {}) });
-  datasets.set(d.dataset, { train, test });
+  const load = (set: 'train' | 'test', images: ArrayBufferLike, labels: ArrayBufferLike): Dataset => {
+    const idx = parseIdx(new Uint8Array(images), `${d.dataset} ${set} images`);
+    // Shared: the workers convert chunks of values together (any boundary will do for bytes to floats).
+    const convert = (out: Float32Array, from: number, to: number) => bytesToUnit(idx.data.subarray(from, to), out.subarray(from, to));
+    const pixels = d.pixels ? sharedFloats(d.pixels, set, idx.data.length, 1, convert) : undefined;
+    return datasetFromIdx(idx, parseIdx(new Uint8Array(labels), `${d.dataset} ${set} labels`), d.dataset, { classNames, ...(pixels ? { pixels } : {}) });
+  };
+  datasets.set(d.dataset, { train: load('train', d.trainImages, d.trainLabels), test: load('test', d.testImages, d.testLabels) });
 }
 
 /** Chunks a shared set is filled in: enough for the workers to share the work evenly. */
@@ -101,11 +100,10 @@ function twinData(dataset: string, testImages: number, inputScale = 1, seed = 1,
     // The input-scale panel's MNIST with badly scaled features: the same images, each pixel multiplied by its own factor.
     const key = `${dataset}/${inputScale}/${seed}`;
     if (scaled?.key !== key) {
-      const { train, test } = d;
       // With shared memory the workers share one rescaled copy, which they write together.
-      scaled = shared
-        ? { key, train: withScaledImages(train, sharedFloats(shared, 'train', train.images.length, scales.length, rescale(train, scales))), test: withScaledImages(test, sharedFloats(shared, 'test', test.images.length, scales.length, rescale(test, scales))) }
-        : { key, train: scaleFeatures(train, scales), test: scaleFeatures(test, scales) };
+      const rescaled = (set: 'train' | 'test', ds: Dataset) =>
+        shared ? withScaledImages(ds, sharedFloats(shared, set, ds.images.length, scales.length, rescale(ds, scales))) : scaleFeatures(ds, scales);
+      scaled = { key, train: rescaled('train', d.train), test: rescaled('test', d.test) };
     }
     d = scaled;
   }
